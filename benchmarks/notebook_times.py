@@ -1,0 +1,145 @@
+"""Execute every course notebook and record its wall time and peak memory.
+
+    python benchmarks/notebook_times.py                      # all notebooks, default device
+    COURSE_DEVICE=cuda python benchmarks/notebook_times.py   # the same on a GPU
+    python benchmarks/notebook_times.py notebooks/01_rnn.ipynb --threads 2
+
+Results are merged into benchmarks/results/notebook_times.csv (one row per notebook and
+device, the newest run winning) and rendered as notebook_times.md. This is a benchmark,
+not a test: it reports notebooks over the budget, and never fails because of time.
+
+Budget: each notebook at most 90 s on 2 CPU cores; the whole course at most 10 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import torch
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "benchmarks" / "results"
+NOTEBOOK_BUDGET_S = 90.0
+COURSE_BUDGET_S = 600.0
+FIELDS = ["notebook", "device", "wall_s", "peak_rss_mib", "cuda_peak_mib", "status", "threads", "machine", "date"]
+
+# Appended to a copy of the notebook: the kernel reports its own peak memory.
+PROBE = """
+import resource as _r, sys as _s
+_cuda = 0.0
+if "torch" in _s.modules and _s.modules["torch"].cuda.is_available():
+    _cuda = _s.modules["torch"].cuda.max_memory_allocated() / 2**20
+print("__PEAK__", _r.getrusage(_r.RUSAGE_SELF).ru_maxrss / 1024, _cuda)
+"""
+
+
+def run_notebook(path: Path, timeout: int) -> dict:
+    """Execute one notebook in a fresh kernel; return its timing and memory row."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(PROBE))
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    start = time.perf_counter()
+    status = "ok"
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        status = "error: " + str(err).strip().splitlines()[-1][:120]
+    except TimeoutError:
+        status = f"timeout after {timeout} s"
+    wall = time.perf_counter() - start
+    rss = cuda = float("nan")
+    for output in nb.cells[-1].get("outputs", []):
+        for line in output.get("text", "").splitlines():
+            if line.startswith("__PEAK__"):
+                rss, cuda = (float(v) for v in line.split()[1:])
+    return {"notebook": path.name, "wall_s": f"{wall:.1f}", "peak_rss_mib": f"{rss:.0f}",
+            "cuda_peak_mib": f"{cuda:.0f}", "status": status}
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def merge(rows: list[dict], csv_path: Path) -> list[dict]:
+    """Replace rows with the same (notebook, device); keep the others."""
+    old = []
+    if csv_path.exists():
+        with open(csv_path, newline="") as f:
+            old = list(csv.DictReader(f))
+    keys = {(r["notebook"], r["device"]) for r in rows}
+    merged = [r for r in old if (r["notebook"], r["device"]) not in keys] + rows
+    return sorted(merged, key=lambda r: (r["device"], r["notebook"]))
+
+
+def to_markdown(rows: list[dict]) -> str:
+    lines = [
+        "# Notebook run times",
+        "",
+        f"Written by `benchmarks/notebook_times.py`. Budget: {NOTEBOOK_BUDGET_S:.0f} s per notebook on "
+        f"2 CPU cores, {COURSE_BUDGET_S / 60:.0f} minutes for the whole course. Wall time includes "
+        "starting the kernel; peak RSS is the kernel process's.",
+        "",
+        "| notebook | device | wall (s) | peak RSS (MiB) | peak CUDA (MiB) | status | threads | machine | date |",
+        "| --- | --- | ---: | ---: | ---: | --- | ---: | --- | --- |",
+    ]
+    for r in rows:
+        flag = " (over budget)" if r["device"] == "cpu" and float(r["wall_s"]) > NOTEBOOK_BUDGET_S else ""
+        lines.append(f"| {r['notebook']} | {r['device']} | {r['wall_s']}{flag} | {r['peak_rss_mib']} | "
+                     f"{r['cuda_peak_mib']} | {r['status']} | {r['threads']} | {r['machine']} | {r['date']} |")
+    lines.append("")
+    for device in sorted({r["device"] for r in rows}):
+        total = sum(float(r["wall_s"]) for r in rows if r["device"] == device)
+        verdict = "within" if total <= COURSE_BUDGET_S else "OVER"
+        lines.append(f"- Whole course on {device}: {total:.0f} s ({verdict} the {COURSE_BUDGET_S:.0f} s budget).")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("notebooks", nargs="*", type=Path, help="default: every notebooks/*.ipynb")
+    parser.add_argument("--threads", type=int, help="limit torch/BLAS threads in the kernel (e.g. 2)")
+    parser.add_argument("--timeout", type=int, default=600, help="per-cell timeout in seconds")
+    parser.add_argument("--results", type=Path, default=RESULTS / "notebook_times.csv")
+    args = parser.parse_args(argv)
+
+    from course_utils import get_device
+
+    device = get_device().type  # fails clearly if COURSE_DEVICE asks for a missing device
+    os.environ["COURSE_DEVICE"] = device  # the kernels inherit it
+    os.environ.setdefault("MPLBACKEND", "Agg")
+    if args.threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(args.threads)
+    threads = str(args.threads or torch.get_num_threads())
+    paths = args.notebooks or sorted((REPO / "notebooks").glob("*.ipynb"))
+    rows = []
+    for path in paths:
+        print(f"{path.name} on {device} ...", end=" ", flush=True)
+        row = run_notebook(path.resolve(), args.timeout)
+        row.update(device=device, threads=threads, machine=machine(), date=dt.date.today().isoformat())
+        print(f"{row['wall_s']} s, {row['peak_rss_mib']} MiB, {row['status']}", flush=True)
+        rows.append(row)
+    merged = merge(rows, args.results)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.results, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows(merged)
+    args.results.with_suffix(".md").write_text(to_markdown(merged))
+    print(f"wrote {args.results} and {args.results.with_suffix('.md')}")
+    return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""Checks that tell a learner what is wrong, not just that something is.
+
+Visible test cells in the notebooks call these. Each check compares concrete values
+(numpy arrays or torch tensors, moved to the CPU) with a tolerance that depends on the
+dtype and device, verifies types first, and raises :class:`CheckFailed` with a message
+naming the shape, dtype, or the part and index that is off, and by how much.
+
+An object whose ``__eq__`` always says True does not pass: nothing here uses ``==`` on
+the learner's value; values are converted to numeric arrays and compared element-wise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+ArrayLike = Any  # np.ndarray | torch.Tensor
+
+
+class CheckFailed(AssertionError):
+    """Raised by a check; the message says what is wrong."""
+
+
+# (rtol, atol) by dtype, for values computed the same way on the same device.
+_TOLERANCES = {
+    np.dtype("float64"): (1e-7, 1e-9),
+    np.dtype("float32"): (1e-5, 1e-6),
+    np.dtype("float16"): (1e-2, 1e-3),
+}
+_BFLOAT16 = (2e-2, 1e-2)
+
+
+def tolerance(dtype: np.dtype | torch.dtype, device: str | torch.device = "cpu") -> tuple[float, float]:
+    """``(rtol, atol)`` for comparing a result of this dtype, computed on this device.
+
+    GPU kernels sum in different orders (and may use TF32), so they get ten times looser
+    tolerances than the CPU; half precision is looser still.
+    """
+    if dtype == torch.bfloat16:
+        rtol, atol = _BFLOAT16
+    else:
+        np_dtype = torch.empty(0, dtype=dtype).numpy().dtype if isinstance(dtype, torch.dtype) else np.dtype(dtype)
+        rtol, atol = _TOLERANCES.get(np_dtype, (0.0, 0.0))  # ints and bools: exact
+    if torch.device(device).type != "cpu":
+        rtol, atol = rtol * 10, atol * 10
+    return rtol, atol
+
+
+def _as_numpy(name: str, value: ArrayLike) -> tuple[np.ndarray, str]:
+    """Convert an array or tensor to numpy; reject anything else, saying what it was."""
+    if isinstance(value, torch.Tensor):
+        device = value.device.type
+        value = value.detach()
+        if value.dtype == torch.bfloat16:
+            value = value.float()
+        return value.cpu().numpy(), device
+    if isinstance(value, np.ndarray) and type(value) is np.ndarray:
+        return value, "cpu"
+    if isinstance(value, (np.generic, float, int)) and not isinstance(value, bool):
+        return np.asarray(value), "cpu"
+    raise CheckFailed(
+        f"{name} should be a numpy array or a torch tensor, but it is a {type(value).__name__}."
+        + (" Did you forget a `return`?" if value is None else "")
+    )
+
+
+def check_type(name: str, value: Any, expected: type | tuple[type, ...]) -> None:
+    """Fail unless ``value`` is an instance of ``expected``."""
+    if not isinstance(value, expected):
+        names = expected.__name__ if isinstance(expected, type) else " or ".join(t.__name__ for t in expected)
+        raise CheckFailed(f"{name} should be a {names}, but it is a {type(value).__name__}.")
+
+
+def check_shape(name: str, value: ArrayLike, expected: Sequence[int]) -> None:
+    """Fail unless ``value`` (array or tensor) has exactly the shape ``expected``."""
+    got, _ = _as_numpy(name, value)
+    if tuple(got.shape) != tuple(expected):
+        raise CheckFailed(
+            f"{name} has shape {tuple(got.shape)}, expected {tuple(expected)}."
+            + _shape_hint(tuple(got.shape), tuple(expected))
+        )
+
+
+def _shape_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+    if sorted(got) == sorted(expected):
+        return " The sizes are right but in another order: is something transposed?"
+    if len(got) != len(expected):
+        return f" It has {len(got)} dimensions instead of {len(expected)}: a missing or extra batch or time axis?"
+    return ""
+
+
+def check_close(
+    name: str,
+    got: ArrayLike,
+    expected: ArrayLike,
+    *,
+    rtol: float | None = None,
+    atol: float | None = None,
+    parts: Mapping[str, slice] | None = None,
+    axis: int = -1,
+    quiet: bool = False,
+) -> float:
+    """Check an array against a reference, element by element.
+
+    Args:
+        name: what the learner calls the value (``"h_next"``), used in messages.
+        got, expected: numpy arrays or torch tensors (any device).
+        rtol, atol: override the dtype's default tolerance (see :func:`tolerance`).
+        parts: optional ``{label: slice}`` along ``axis``, e.g. an LSTM's four gates, so a
+            failure names the part that is off.
+        quiet: do not print the success line.
+
+    Returns:
+        The largest absolute difference.
+    """
+    got_np, device = _as_numpy(name, got)
+    exp_np, _ = _as_numpy(f"the reference for {name}", expected)
+    if got_np.dtype.kind not in "fiucb":
+        raise CheckFailed(f"{name} holds {got_np.dtype} values, expected numbers ({exp_np.dtype}).")
+    if got_np.dtype.kind != exp_np.dtype.kind or (exp_np.dtype.kind == "f" and got_np.dtype != exp_np.dtype):
+        raise CheckFailed(f"{name} has dtype {got_np.dtype}, expected {exp_np.dtype}.")
+    check_shape(name, got_np, exp_np.shape)
+    d_rtol, d_atol = tolerance(exp_np.dtype, device)
+    rtol = d_rtol if rtol is None else rtol
+    atol = d_atol if atol is None else atol
+    if np.isnan(got_np).any() if got_np.dtype.kind == "f" else False:
+        where = tuple(int(i) for i in np.argwhere(np.isnan(got_np))[0])
+        raise CheckFailed(f"{name} contains NaN (first at index {where}).")
+    g, e = got_np.astype(np.float64), exp_np.astype(np.float64)
+    diff = np.abs(g - e)
+    bad = diff > atol + rtol * np.abs(e)
+    max_diff = float(diff.max()) if diff.size else 0.0
+    if bad.any():
+        idx = tuple(int(i) for i in np.unravel_index(np.argmax(np.where(bad, diff, -1)), diff.shape))
+        message = (
+            f"{name} is off: {int(bad.sum())} of {bad.size} values differ; the largest "
+            f"difference is {max_diff:.3g} at index {idx} (got {g[idx]:.6g}, expected {e[idx]:.6g}); "
+            f"tolerance is atol={atol:g} + rtol={rtol:g} x |expected|."
+        )
+        if parts:
+            positions = np.arange(bad.shape[axis])
+            off = [label for label, sl in parts.items() if np.take(bad, positions[sl], axis=axis).any()]
+            ok = [label for label in parts if label not in off]
+            message += f" Parts that are off: {', '.join(off)}." + (f" Correct: {', '.join(ok)}." if ok else "")
+        raise CheckFailed(message)
+    if not quiet:
+        print(f"OK {name}: shape {tuple(got_np.shape)}, max |difference| = {max_diff:.2e}")
+    return max_diff
+
+
+def check_scalar(name: str, got: Any, expected: float, *, rtol: float = 1e-6, atol: float = 1e-9) -> None:
+    """Check a single number (a Python, numpy or 0-d torch scalar)."""
+    if isinstance(got, torch.Tensor):
+        if got.numel() != 1:
+            raise CheckFailed(f"{name} should be a single number, but it has shape {tuple(got.shape)}.")
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, (int, float, np.integer, np.floating)):
+        raise CheckFailed(f"{name} should be a number, but it is a {type(got).__name__}.")
+    got = float(got)
+    if not abs(got - expected) <= atol + rtol * abs(expected):
+        raise CheckFailed(f"{name} is {got:.6g}, expected {expected:.6g} (difference {abs(got - expected):.3g}).")
+    print(f"OK {name} = {got:.6g}")

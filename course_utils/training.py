@@ -1,0 +1,153 @@
+"""A small training loop, shared by every notebook that trains a PyTorch model.
+
+Read it once: it is the loop you would write by hand (forward, loss, backward,
+optional gradient clipping, step), plus a tqdm progress bar and a loss history.
+
+The one convention: ``loss_fn(model, batch)`` returns the loss of one batch. That keeps
+the loop the same for a classifier (``criterion(model(x), y)``), a language model and a
+seq2seq model with teacher forcing; :func:`supervised` builds the common case.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from .device import get_device
+
+Batch = Any
+LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
+
+
+@dataclass
+class History:
+    """What :func:`fit` records: one entry per optimiser step or per epoch."""
+
+    losses: list[float] = field(default_factory=list)  # per step
+    grad_norms: list[float] = field(default_factory=list)  # per step, before clipping
+    val_losses: list[float] = field(default_factory=list)  # per epoch, if val data given
+    seconds: float = 0.0  # wall time of the whole fit
+
+    @property
+    def final_loss(self) -> float:
+        """Mean training loss over the last 10 % of steps (a less noisy 'final' value)."""
+        if not self.losses:
+            raise ValueError("no training step was recorded")
+        tail = self.losses[-max(1, len(self.losses) // 10) :]
+        return sum(tail) / len(tail)
+
+
+def supervised(criterion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> LossFn:
+    """The usual ``loss_fn``: batches are ``(x, y)`` and the loss is ``criterion(model(x), y)``."""
+
+    def loss_fn(model: torch.nn.Module, batch: Batch) -> torch.Tensor:
+        x, y = batch
+        return criterion(model(x), y)
+
+    return loss_fn
+
+
+def to_device(batch: Batch, device: torch.device) -> Batch:
+    """Move every tensor in a (nested) tuple, list or dict to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def _epoch_batches(data: Iterable[Batch] | Callable[[int], Iterable[Batch]], epoch: int):
+    # A callable makes fresh batches each epoch (e.g. a generator of synthetic tasks).
+    return data(epoch) if callable(data) else data
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    data: Iterable[Batch],
+    loss_fn: LossFn,
+    device: torch.device | None = None,
+) -> float:
+    """Mean loss over ``data`` in eval mode, without gradients; restores the previous mode."""
+    device = device or get_device()
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    for batch in data:
+        total += loss_fn(model, to_device(batch, device)).item()
+        count += 1
+    model.train(was_training)
+    if count == 0:
+        raise ValueError("evaluate() got no batches")
+    return total / count
+
+
+def fit(
+    model: torch.nn.Module,
+    train_data: Iterable[Batch] | Callable[[int], Iterable[Batch]],
+    loss_fn: LossFn,
+    optimizer: torch.optim.Optimizer,
+    *,
+    epochs: int = 1,
+    val_data: Iterable[Batch] | None = None,
+    clip_grad_norm: float | None = None,
+    device: torch.device | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> History:
+    """Train ``model`` in place and return its :class:`History`.
+
+    Args:
+        model: already on ``device`` (``fit`` moves the batches, not the model).
+        train_data: an iterable of batches, re-read every epoch, or ``epoch -> iterable``.
+        loss_fn: ``loss_fn(model, batch) -> scalar loss``; see :func:`supervised`.
+        optimizer: any ``torch.optim`` optimiser over the model's parameters.
+        epochs: passes over ``train_data``.
+        val_data: if given, the mean loss on it is recorded after every epoch.
+        clip_grad_norm: if given, rescale gradients so their global L2 norm is at most this.
+        device: where batches go; default :func:`course_utils.get_device`.
+        progress: show a tqdm progress bar.
+    """
+    if epochs < 1:
+        raise ValueError(f"epochs must be >= 1, got {epochs}")
+    device = device or get_device()
+    history = History()
+    t0 = time.perf_counter()
+    try:
+        total = epochs * len(train_data)  # type: ignore[arg-type]
+    except TypeError:
+        total = None  # a generator or callable: length unknown
+    bar = tqdm(total=total, desc=desc, disable=not progress, leave=True)
+    model.train()
+    for epoch in range(epochs):
+        for batch in _epoch_batches(train_data, epoch):
+            loss = loss_fn(model, to_device(batch, device))
+            if not torch.isfinite(loss):
+                bar.close()
+                raise FloatingPointError(
+                    f"loss became {loss.item()} at step {len(history.losses)} (epoch {epoch}); "
+                    "try a smaller learning rate or gradient clipping."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            max_norm = clip_grad_norm if clip_grad_norm is not None else math.inf
+            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+            optimizer.step()
+            history.losses.append(loss.item())
+            history.grad_norms.append(norm.item())
+            bar.update(1)
+            bar.set_postfix(epoch=epoch, loss=f"{history.losses[-1]:.4f}")
+        if val_data is not None:
+            history.val_losses.append(evaluate(model, val_data, loss_fn, device))
+            bar.set_postfix(epoch=epoch, val_loss=f"{history.val_losses[-1]:.4f}")
+    bar.close()
+    history.seconds = time.perf_counter() - t0
+    return history

@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+import torch
+
+from course_utils import CheckFailed, check_close, check_scalar, check_shape, check_type, tolerance
+
+
+class AlwaysEqual:
+    """A submission's trick: equal to everything."""
+
+    def __eq__(self, other):
+        return True
+
+    __hash__ = None
+
+
+class SneakyArray(np.ndarray):
+    def __eq__(self, other):
+        return np.ones(self.shape, dtype=bool)
+
+
+def test_passes_and_reports_max_difference(capsys):
+    x = np.linspace(0, 1, 6).reshape(2, 3)
+    assert check_close("x", x + 1e-12, x) < 1e-11
+    assert "OK x: shape (2, 3)" in capsys.readouterr().out
+
+
+def test_torch_and_numpy_mix():
+    t = torch.arange(4.0)
+    check_close("t", t, t.numpy().copy(), quiet=True)
+
+
+def test_value_error_names_index_and_size():
+    expected = np.zeros((2, 3))
+    got = expected.copy()
+    got[1, 2] = 0.5
+    with pytest.raises(CheckFailed, match=r"1 of 6 values differ.*0\.5 at index \(1, 2\)"):
+        check_close("h", got, expected)
+
+
+def test_parts_name_the_gate_that_is_off():
+    expected = np.zeros((2, 8), dtype=np.float32)
+    got = expected.copy()
+    got[:, 4:6] = 1.0  # the third of four gates
+    gates = {"i": slice(0, 2), "f": slice(2, 4), "g": slice(4, 6), "o": slice(6, 8)}
+    with pytest.raises(CheckFailed, match=r"Parts that are off: g\. Correct: i, f, o\."):
+        check_close("gates", got, expected, parts=gates)
+
+
+def test_shape_error_hints_transpose():
+    with pytest.raises(CheckFailed, match=r"shape \(3, 2\), expected \(2, 3\).*transposed"):
+        check_close("W", np.zeros((3, 2)), np.zeros((2, 3)))
+
+
+def test_shape_error_hints_missing_axis():
+    with pytest.raises(CheckFailed, match="2 dimensions instead of 3"):
+        check_shape("x", np.zeros((4, 5)), (1, 4, 5))
+
+
+def test_dtype_mismatch():
+    with pytest.raises(CheckFailed, match="dtype float32, expected float64"):
+        check_close("y", np.zeros(3, dtype=np.float32), np.zeros(3))
+
+
+@pytest.mark.parametrize("bad", [AlwaysEqual(), None, [0.0, 0.0], "0"])
+def test_non_arrays_do_not_pass(bad):
+    with pytest.raises(CheckFailed, match="should be a numpy array or a torch tensor"):
+        check_close("out", bad, np.zeros(2))
+
+
+def test_none_suggests_missing_return():
+    with pytest.raises(CheckFailed, match="forget a `return`"):
+        check_close("out", None, np.zeros(2))
+
+
+def test_ndarray_subclass_with_lying_eq_does_not_pass():
+    sneaky = np.full(3, 7.0).view(SneakyArray)
+    with pytest.raises(CheckFailed):
+        check_close("out", sneaky, np.zeros(3))
+
+
+def test_nan_is_reported():
+    with pytest.raises(CheckFailed, match=r"NaN \(first at index \(1,\)\)"):
+        check_close("p", np.array([0.0, np.nan]), np.zeros(2))
+
+
+def test_tolerance_depends_on_dtype_and_device():
+    assert tolerance(np.float64) == (1e-7, 1e-9)
+    assert tolerance(torch.float32) == (1e-5, 1e-6)
+    assert tolerance(torch.float32, "cuda") == pytest.approx((1e-4, 1e-5))
+    assert tolerance(torch.int64) == (0.0, 0.0)
+    assert tolerance(torch.bfloat16)[0] > tolerance(torch.float16)[0]
+
+
+def test_float32_tolerance_rejects_a_real_error():
+    a = torch.ones(4)
+    with pytest.raises(CheckFailed):
+        check_close("a", a + 1e-3, a)
+
+
+def test_check_scalar():
+    check_scalar("loss", torch.tensor(0.5), 0.5)
+    with pytest.raises(CheckFailed, match="is 0.6, expected 0.5"):
+        check_scalar("loss", 0.6, 0.5)
+    with pytest.raises(CheckFailed, match="should be a number"):
+        check_scalar("loss", AlwaysEqual(), 0.5)
+    with pytest.raises(CheckFailed, match="single number"):
+        check_scalar("loss", torch.ones(2), 1.0)
+
+
+def test_check_type():
+    check_type("n", 3, int)
+    with pytest.raises(CheckFailed, match="should be a int or float, but it is a str"):
+        check_type("n", "3", (int, float))

@@ -1,0 +1,99 @@
+import math
+
+import pytest
+import torch
+
+from course_utils import History, evaluate, fit, seed_everything, supervised
+from course_utils.training import to_device
+
+CPU = torch.device("cpu")
+
+
+def linear_data(n=256, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 3, generator=g)
+    y = x @ torch.tensor([[1.0], [-2.0], [0.5]]) + 0.3
+    return list(zip(x.split(32), y.split(32), strict=True))
+
+
+def test_fit_learns_linear_regression():
+    seed_everything(0)
+    model = torch.nn.Linear(3, 1)
+    data = linear_data()
+    loss_fn = supervised(torch.nn.functional.mse_loss)
+    before = evaluate(model, data, loss_fn, CPU)
+    hist = fit(model, data, loss_fn, torch.optim.Adam(model.parameters(), lr=0.1), epochs=30,
+               device=CPU, progress=False, val_data=data)
+    assert len(hist.losses) == 30 * len(data)
+    assert len(hist.val_losses) == 30
+    assert hist.val_losses[-1] < 1e-3 < before
+    assert torch.allclose(model.weight, torch.tensor([[1.0, -2.0, 0.5]]), atol=0.02)
+    assert hist.seconds > 0
+
+
+def test_clipping_bounds_the_update():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    data = [(torch.ones(1, 1), torch.full((1, 1), 1000.0))]
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    hist = fit(model, data, supervised(torch.nn.functional.mse_loss), opt, clip_grad_norm=0.5,
+               device=CPU, progress=False)
+    assert hist.grad_norms[0] == pytest.approx(2000.0)  # recorded before clipping
+    assert model.weight.item() == pytest.approx(0.5)  # the step used the clipped gradient
+
+
+def test_callable_data_gives_fresh_batches_each_epoch():
+    seen = []
+
+    def batches(epoch):
+        seen.append(epoch)
+        return linear_data(64, seed=epoch)
+
+    model = torch.nn.Linear(3, 1)
+    fit(model, batches, supervised(torch.nn.functional.mse_loss),
+        torch.optim.SGD(model.parameters(), lr=0.01), epochs=3, device=CPU, progress=False)
+    assert seen == [0, 1, 2]
+
+
+def test_diverging_loss_is_reported():
+    model = torch.nn.Linear(1, 1)
+    data = [(torch.ones(1, 1), torch.tensor([[math.nan]]))]
+    with pytest.raises(FloatingPointError, match="loss became nan at step 0"):
+        fit(model, data, supervised(torch.nn.functional.mse_loss),
+            torch.optim.SGD(model.parameters(), lr=0.1), device=CPU, progress=False)
+
+
+def test_evaluate_uses_eval_mode_and_restores_it():
+    modes = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x):
+            modes.append(self.training)
+            return x
+
+    probe = Probe().train()
+    evaluate(probe, [(torch.zeros(1), torch.zeros(1))], supervised(torch.nn.functional.mse_loss), CPU)
+    assert modes == [False] and probe.training
+
+
+def test_evaluate_without_batches_is_an_error():
+    with pytest.raises(ValueError, match="no batches"):
+        evaluate(torch.nn.Linear(1, 1), [], supervised(torch.nn.functional.mse_loss), CPU)
+
+
+def test_epochs_must_be_positive():
+    with pytest.raises(ValueError, match="epochs"):
+        fit(torch.nn.Linear(1, 1), [], supervised(torch.nn.functional.mse_loss),
+            torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1), epochs=0, progress=False)
+
+
+def test_to_device_walks_nested_batches():
+    batch = {"x": torch.zeros(2), "pair": (torch.ones(1), [torch.ones(1)]), "n": 3}
+    moved = to_device(batch, CPU)
+    assert moved["n"] == 3 and isinstance(moved["pair"], tuple) and isinstance(moved["pair"][1], list)
+
+
+def test_final_loss_averages_the_tail():
+    assert History(losses=[10.0] * 90 + [1.0] * 10).final_loss == 1.0
+    with pytest.raises(ValueError):
+        _ = History().final_loss
