@@ -31,14 +31,14 @@
 # | --- | --- | --- |
 # | 00_setup | environment, exercises, the training loop | `device`, `seed`, `checks`, `training`, `plotting`, `data` |
 # | 01_rnn | the recurrent connection, unfolding through time | `rnn` |
-# | 02_bptt | backpropagation through time, vanishing and exploding gradients | `bptt` |
-# | 03_lstm | the LSTM cell and long-range memory | `lstm` |
+# | 02_bptt | backpropagation through time, vanishing and exploding gradients | `bptt`, `char_rnn` |
+# | 03_lstm | the LSTM cell and long-range memory | `lstm`, `long_range` |
 # | 04_gru | the GRU cell, RNN vs LSTM vs GRU | `gru` |
-# | 05_output_types | generation, classification, tagging, seq2seq, forecasting | `output_types` |
-# | 06_attention | attention in encoder-decoder models | `attention` |
+# | 05a-05d | classification, generation, tagging and seq2seq, forecasting | `output_types`, `names`, `forecasting` |
+# | 06_attention | attention in encoder-decoder models | `attention`, `dates` |
 # | 07_self_attention | self-attention and multi-head attention | `self_attention` |
 # | 08_transformers | the transformer and a tiny GPT | `transformer` |
-# | 09_modern_rnns | echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `modern_rnns` |
+# | 09_modern_rnns | echo state networks, IndRNN, minGRU/minLSTM and parallel scans (being written) | `modern_rnns` |
 #
 # Each notebook follows the same path: objectives, the math, an implementation from
 # scratch, a check against PyTorch's own layer, plots, an experiment on real data, graded
@@ -141,7 +141,8 @@ assert torch.equal(first, second), "the same seed should give the same numbers o
 # make your function correct in general, not just on the visible example.
 #
 # The cells follow the conventions of [nbgrader](https://nbgrader.readthedocs.io), so an
-# instructor can use nbgrader or the course's own grader (`python -m course_utils.grading`).
+# instructor can use nbgrader or the course's own grader (`python -m course_utils.grading`;
+# see the README's section for instructors).
 #
 # ### Exercise 0 (1 point): a numerically stable softmax
 #

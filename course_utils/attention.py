@@ -1,0 +1,216 @@
+"""Attention in an encoder-decoder: additive (Bahdanau) and dot-product (Luong) scoring.
+
+At decoder step t the query is the decoder state ``s`` (B, Hq); the keys and values are the
+encoder states ``h_j`` (B, S, Hk). A score per source position, a softmax over the valid
+(non-padding) positions, and a weighted sum give the context vector:
+
+    e_j = v^T tanh(W_q s + W_k h_j)          additive (Bahdanau et al., 2015)
+    e_j = s^T W h_j                           multiplicative, Luong et al.'s "general" score
+    a = softmax(e) over j with mask_j = True,  c = sum_j a_j h_j
+
+The model :class:`Seq2Seq` uses either scoring, or none (then the context is the encoder's
+final state at every step: the fixed-size bottleneck of notebook 05).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+
+def _check_shape(name: str, tensor: torch.Tensor, expected: tuple[int | None, ...]) -> None:
+    """Raise ValueError naming ``name`` unless ``tensor`` matches ``expected`` (None = any size)."""
+    got = tuple(tensor.shape)
+    if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected, strict=False)):
+        shown = tuple("*" if e is None else e for e in expected)
+        raise ValueError(f"{name} has shape {got}, expected {shown}")
+
+
+def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Softmax over the last axis, giving exactly zero weight where ``mask`` is False.
+
+    ``scores`` (B, S), ``mask`` (B, S) of bools (True = a real position) or None.
+    """
+    if mask is not None:
+        _check_shape("mask", mask, tuple(scores.shape))
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1)
+
+
+def additive_attention(
+    query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None,
+    W_q: torch.Tensor, W_k: torch.Tensor, v: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bahdanau attention for a batch: the context ``(B, Hk)`` and the weights ``(B, S)``.
+
+    query (B, Hq), keys (B, S, Hk) (also the values), mask (B, S) or None,
+    W_q (A, Hq), W_k (A, Hk), v (A,).
+    """
+    B, S, Hk = keys.shape
+    A = v.shape[0]
+    _check_shape("query", query, (B, W_q.shape[1]))
+    _check_shape("W_q", W_q, (A, None))
+    _check_shape("W_k", W_k, (A, Hk))
+    hidden = torch.tanh((query @ W_q.T)[:, None, :] + keys @ W_k.T)  # (B, S, A)
+    scores = hidden @ v  # (B, S)
+    weights = masked_softmax(scores, mask)  # (B, S)
+    context = (weights[:, :, None] * keys).sum(dim=1)  # (B, Hk)
+    return context, weights
+
+
+def additive_attention_loop(
+    query: np.ndarray, keys: np.ndarray, length: int, W_q: np.ndarray, W_k: np.ndarray, v: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The lecture's loop version for ONE sequence, corrected: the same numbers, slowly.
+
+    query (Hq,), keys (S, Hk) of which the first ``length`` are real, W_q (A, Hq), W_k (A, Hk),
+    v (A,). Returns context (Hk,) and weights (S,), zero at padding. Unlike the seed's
+    version it skips padding, subtracts the max before ``exp`` (no overflow), and returns
+    1-d arrays instead of a list of (1,) arrays.
+    """
+    scores = np.full(len(keys), -np.inf)
+    for j in range(length):
+        scores[j] = v @ np.tanh(W_q @ query + W_k @ keys[j])
+    weights = np.exp(scores - scores[:length].max())
+    weights /= weights.sum()
+    context = np.zeros(keys.shape[1])
+    for j in range(length):
+        context += weights[j] * keys[j]
+    return context, weights
+
+
+def dot_attention(
+    query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor | None, W: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Luong attention: scores ``s^T W h_j`` (or ``s^T h_j`` if W is None); context and weights.
+
+    query (B, Hq), keys (B, S, Hk), W (Hq, Hk) or None (then Hq must equal Hk).
+    """
+    B, S, Hk = keys.shape
+    if W is not None:
+        _check_shape("W", W, (query.shape[-1], Hk))
+        query = query @ W  # (B, Hk)
+    _check_shape("query", query, (B, Hk))
+    scores = (keys @ query[:, :, None])[:, :, 0]  # (B, S)
+    weights = masked_softmax(scores, mask)
+    context = (weights[:, :, None] * keys).sum(dim=1)  # (B, Hk)
+    return context, weights
+
+
+class AdditiveAttention(nn.Module):
+    """:func:`additive_attention` with learned ``W_q``, ``W_k``, ``v``."""
+
+    def __init__(self, query_size: int, key_size: int, attn_size: int):
+        super().__init__()
+        self.W_q = nn.Parameter(torch.randn(attn_size, query_size) / query_size**0.5)
+        self.W_k = nn.Parameter(torch.randn(attn_size, key_size) / key_size**0.5)
+        self.v = nn.Parameter(torch.randn(attn_size) / attn_size**0.5)
+
+    def forward(self, query, keys, mask):
+        return additive_attention(query, keys, mask, self.W_q, self.W_k, self.v)
+
+
+class DotAttention(nn.Module):
+    """:func:`dot_attention` with a learned ``W`` (Luong's "general" score)."""
+
+    def __init__(self, query_size: int, key_size: int):
+        super().__init__()
+        self.W = nn.Parameter(torch.randn(query_size, key_size) / (query_size * key_size) ** 0.25)
+
+    def forward(self, query, keys, mask):
+        return dot_attention(query, keys, mask, self.W)
+
+
+class Seq2Seq(nn.Module):
+    """A GRU encoder-decoder, with attention (``"additive"``, ``"dot"``) or without (``None``).
+
+    Encoder: embedding and a bidirectional GRU over the padded source (packed, so padding
+    never enters a state). Decoder step t (Bahdanau's order):
+        c_t = attention(s_{t-1}, h)             or the encoder's final states, if no attention
+        s_t = GRUCell([embed(y_{t-1}); c_t], s_{t-1})
+        logits_t = Linear([s_t; c_t])
+    """
+
+    def __init__(self, src_vocab: int, tgt_vocab: int, embed: int = 32, hidden: int = 64,
+                 attention: str | None = "additive"):
+        super().__init__()
+        if attention not in ("additive", "dot", None):
+            raise ValueError(f"attention must be 'additive', 'dot' or None, got {attention!r}")
+        self.src_embed = nn.Embedding(src_vocab, embed, padding_idx=0)
+        self.encoder = nn.GRU(embed, hidden, batch_first=True, bidirectional=True)
+        self.bridge = nn.Linear(2 * hidden, hidden)  # final encoder states -> s_0
+        self.tgt_embed = nn.Embedding(tgt_vocab, embed)
+        self.cell = nn.GRUCell(embed + 2 * hidden, hidden)
+        self.out = nn.Linear(hidden + 2 * hidden, tgt_vocab)
+        self.attention_kind = attention
+        if attention == "additive":
+            self.attention = AdditiveAttention(hidden, 2 * hidden, hidden)
+        elif attention == "dot":
+            self.attention = DotAttention(hidden, 2 * hidden)
+        else:
+            self.attention = None
+
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor):
+        """Encoder states (B, S, 2H), their mask (B, S), the summary (B, 2H) and s_0 (B, H)."""
+        _check_shape("src", src, (None, None))
+        _check_shape("lengths", lengths, (src.shape[0],))
+        packed = pack_padded_sequence(self.src_embed(src), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        out, h_n = self.encoder(packed)  # h_n (2, B, H): last forward and last backward state
+        states, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, 2H)
+        mask = torch.arange(src.shape[1], device=src.device)[None, :] < lengths.to(src.device)[:, None]
+        summary = torch.cat([h_n[0], h_n[1]], dim=-1)  # (B, 2H)
+        return states, mask, summary, torch.tanh(self.bridge(summary))
+
+    def step(self, y_prev, s, states, mask, summary):
+        """One decoder step: logits (B, V), new state (B, H), weights (B, S) or None."""
+        if self.attention is None:
+            context, weights = summary, None
+        else:
+            context, weights = self.attention(s, states, mask)
+        s = self.cell(torch.cat([self.tgt_embed(y_prev), context], dim=-1), s)
+        return self.out(torch.cat([s, context], dim=-1)), s, weights
+
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor):
+        """Teacher forcing: logits (B, T, V) for the target inputs ``tgt_in`` (B, T)."""
+        states, mask, summary, s = self.encode(src, lengths)
+        logits = []
+        for t in range(tgt_in.shape[1]):
+            step_logits, s, _ = self.step(tgt_in[:, t], s, states, mask, summary)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)
+
+    @torch.no_grad()
+    def greedy(self, src: torch.Tensor, lengths: torch.Tensor, steps: int, bos: int = 0):
+        """Greedy decoding: token ids (B, steps) and attention weights (B, steps, S) (or None)."""
+        states, mask, summary, s = self.encode(src, lengths)
+        y = torch.full((src.shape[0],), bos, dtype=torch.long, device=src.device)
+        tokens, weights = [], []
+        for _ in range(steps):
+            logits, s, w = self.step(y, s, states, mask, summary)
+            y = logits.argmax(dim=-1)
+            tokens.append(y)
+            weights.append(w)
+        attn = None if self.attention is None else torch.stack(weights, dim=1)
+        return torch.stack(tokens, dim=1), attn
+
+
+def teacher_forcing_loss(model: Seq2Seq, batch, bos: int = 0) -> torch.Tensor:
+    """Cross-entropy of a batch ``(src, lengths, tgt)``; the decoder reads ``[bos, tgt[:-1]]``."""
+    src, lengths, tgt = batch
+    tgt_in = torch.cat([torch.full_like(tgt[:, :1], bos), tgt[:, :-1]], dim=1)  # (B, T)
+    logits = model(src, lengths, tgt_in)  # (B, T, V)
+    return nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten())
+
+
+@torch.no_grad()
+def exact_match(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, tgt: torch.Tensor,
+                batch_size: int = 2048) -> torch.Tensor:
+    """Per example: is the greedy output equal to ``tgt`` in every position? (N,) bools."""
+    model.eval()
+    hits = []
+    for i in range(0, len(src), batch_size):
+        pred, _ = model.greedy(src[i : i + batch_size], lengths[i : i + batch_size], tgt.shape[1])
+        hits.append((pred == tgt[i : i + batch_size]).all(dim=1))
+    return torch.cat(hits)

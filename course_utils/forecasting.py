@@ -1,0 +1,105 @@
+"""One-step-ahead forecasting of a yearly series (notebook 05d): windows, baselines, an RNN.
+
+The rules that keep a forecast honest live here as code: windows never mix the future
+into the past, the scaler and the autoregression are fitted on the training years only,
+and every model is compared with the naive baselines (persistence, the training mean).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+def windows(series: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``X[i] = series[i : i + p]`` (N, p) and targets ``y[i] = series[i + p]`` (N,)."""
+    series = np.asarray(series, dtype=np.float64)
+    if series.ndim != 1:
+        raise ValueError(f"series should have shape (T,), got shape {series.shape}")
+    if not 1 <= p < len(series):
+        raise ValueError(f"p must be in 1..{len(series) - 1}, got {p}")
+    X = np.lib.stride_tricks.sliding_window_view(series[:-1], p)  # (T - p, p)
+    return X.copy(), series[p:].copy()
+
+
+def windows_for_years(series: np.ndarray, years: np.ndarray, p: int, first: int, last: int
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The windows whose **target** year lies in ``[first, last]``: ``(X (N, p), y (N,), target_years (N,))``.
+
+    Inputs may reach back before ``first`` (a forecast for 1921 uses 1920, 1919, ...): that
+    is the past, known at forecast time. Targets never leave the range.
+    """
+    if np.shape(series) != np.shape(years):
+        raise ValueError(f"series and years should have the same shape (T,), got {np.shape(series)} "
+                         f"and {np.shape(years)}")
+    X, y = windows(series, p)
+    target_years = np.asarray(years)[p:]
+    keep = (target_years >= first) & (target_years <= last)
+    return X[keep], y[keep], target_years[keep]
+
+
+@dataclass(frozen=True)
+class Standardizer:
+    """``(x - mean) / std`` with the mean and standard deviation of the training data only."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, train: np.ndarray) -> Standardizer:
+        train = np.asarray(train, dtype=np.float64)
+        if train.size < 2:
+            raise ValueError("need at least two training values to fit a Standardizer")
+        return cls(float(train.mean()), float(train.std()))
+
+    def transform(self, x):
+        return (x - self.mean) / self.std
+
+    def inverse(self, z):
+        return z * self.std + self.mean
+
+
+def fit_ar(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares AR coefficients ``[w_1 .. w_p, b]`` (p + 1,) for ``y ≈ X @ w + b``."""
+    X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"X should have shape (N, p) and y shape (N,), got {X.shape} and {y.shape}")
+    design = np.hstack([X, np.ones((len(X), 1))])  # (N, p + 1)
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return coef
+
+
+def ar_predict(coef: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """One-step AR forecasts ``X @ w + b`` (N,) for windows X (N, p)."""
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != len(coef) - 1:
+        raise ValueError(f"X should have shape (N, {len(coef) - 1}), got shape {X.shape}")
+    return X @ coef[:-1] + coef[-1]
+
+
+def rmse(pred: np.ndarray, target: np.ndarray) -> float:
+    """Root mean squared error of two same-shaped arrays."""
+    pred, target = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred has shape {pred.shape}, target has shape {target.shape}")
+    return float(np.sqrt(np.mean((pred - target) ** 2)))
+
+
+class RNNForecaster(nn.Module):
+    """Many-to-one regression: read a window (B, p) of past values, predict the next (B,)."""
+
+    def __init__(self, hidden: int, *, cell: str = "lstm", num_layers: int = 1) -> None:
+        super().__init__()
+        self.rnn = CELLS[cell](1, hidden, num_layers=num_layers, batch_first=True)
+        self.out = nn.Linear(hidden, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 2:
+            raise ValueError(f"x should have shape (B, p), got shape {tuple(x.shape)}")
+        outputs, _ = self.rnn(x.unsqueeze(-1))  # (B, p, H)
+        return self.out(outputs[:, -1]).squeeze(-1)  # (B,)

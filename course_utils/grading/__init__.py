@@ -1,0 +1,11 @@
+"""Exercises and autograding in nbgrader's format.
+
+- :mod:`.cells`: which cells are solutions and tests; the markers.
+- :mod:`.release`: student versions of the notebooks.
+- :mod:`.grade`: grade one submission against its source notebook.
+- :mod:`.executor`: run cells with time and memory limits, surviving a dead kernel.
+- :mod:`.runner`: grade a folder of submissions, in parallel.
+- :mod:`.gradebook`: the gradebook and feedback files.
+
+Command line: ``python -m course_utils.grading release|grade``.
+"""

@@ -1,0 +1,173 @@
+"""Run a notebook's cells for grading: time limits, a memory cap, capped output, restarts.
+
+:func:`run_cells` executes cells one at a time in a fresh sandboxed kernel and returns
+one :class:`CellResult` per cell. When a cell times out or kills the kernel, the kernel
+is restarted, the cells that had succeeded before it are run again to rebuild the state,
+and grading goes on: only that cell fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbformat import NotebookNode
+
+KERNEL_NAME = "course-grader"
+
+
+@dataclass
+class Limits:
+    cell_timeout: int = 300  # seconds per cell
+    notebook_timeout: int = 900  # seconds for the whole notebook, restarts included
+    memory_mb: int = 4096  # address-space cap of the kernel
+    max_output_kb: int = 64  # output kept per cell; the rest is dropped as it streams
+    threads: int = 0  # BLAS/OpenMP threads per kernel; 0: the cores shared among the jobs
+
+
+@dataclass
+class CellResult:
+    status: str  # "ok", "error", "timeout", "kernel died", "not run"
+    message: str = ""
+
+
+class CappedClient(NotebookClient):
+    """A NotebookClient that stops storing a cell's output past ``max_output_bytes``."""
+
+    max_output_bytes = 64 * 1024
+    output_bytes = 0  # of the cell now running; reset by _Run._execute
+
+    def output(self, outs, msg, display_id, cell_index):  # noqa: D102 (nbclient hook)
+        if self.output_bytes > self.max_output_bytes:
+            return None  # dropped as it streams: memory stays bounded
+        self.output_bytes += len(json.dumps(msg["content"]))
+        if self.output_bytes > self.max_output_bytes:
+            outs.append(nbformat.v4.new_output("stream", name="stdout", text="\n[output truncated by the grader]\n"))
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def write_kernelspec(root: Path, memory_mb: int) -> Path:
+    """A kernelspec that starts :mod:`sandbox_kernel` with the memory cap; returns its dir."""
+    spec_dir = root / "kernels" / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "course_utils.grading.sandbox_kernel", "--memory-mb", str(memory_mb),
+            "-f", "{connection_file}"]
+    spec = {"argv": argv, "display_name": "course grader", "language": "python"}
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return root
+
+
+def _error_message(cell: NotebookNode) -> str:
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "error":
+            return f"{out.get('ename', 'Error')}: {out.get('evalue', '')}".strip()
+    return ""
+
+
+def run_cells(cells: list[NotebookNode], limits: Limits, replay: list[bool] | None = None,
+              workdir: Path | None = None) -> list[CellResult]:
+    """Execute ``cells`` in order in a sandboxed kernel; one result per cell.
+
+    ``replay[i]`` says whether cell ``i`` is run again to rebuild the kernel's state after
+    a restart (default: every cell that succeeded; the grader passes False for test cells).
+    """
+    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
+        tmp_path = Path(tmp)
+        jupyter_path = write_kernelspec(tmp_path / "jupyter", limits.memory_mb)
+        os.environ["JUPYTER_PATH"] = str(jupyter_path)  # only this worker process uses it
+        os.environ.setdefault("MPLBACKEND", "Agg")
+        if limits.threads > 0:  # kernels running side by side must not fight over the cores
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                os.environ[var] = str(limits.threads)
+        cwd = workdir or (tmp_path / "work")
+        cwd.mkdir(parents=True, exist_ok=True)
+        return _Run(cells, limits, cwd, replay or [True] * len(cells)).run()
+
+
+class _Run:
+    def __init__(self, cells: list[NotebookNode], limits: Limits, cwd: Path, replay: list[bool]):
+        self.cells, self.limits, self.cwd, self.replay = cells, limits, cwd, replay
+        self.results = [CellResult("not run") for _ in cells]
+        self.deadline = time.monotonic() + limits.notebook_timeout
+        self.client: CappedClient | None = None
+
+    def run(self) -> list[CellResult]:
+        try:
+            self._start()
+            for index, cell in enumerate(self.cells):
+                if cell.cell_type != "code":
+                    self.results[index] = CellResult("ok")
+                    continue
+                if time.monotonic() > self.deadline:
+                    self._not_run_from(index)
+                    break
+                self.results[index] = self._execute(index, cell)
+                if self.results[index].status in ("timeout", "kernel died") and not self._restart(index):
+                    self._not_run_from(index + 1)
+                    break
+        finally:
+            self._stop()
+        return self.results
+
+    def _not_run_from(self, start: int) -> None:
+        for i in range(start, len(self.cells)):
+            if self.cells[i].cell_type == "code" and self.results[i].status == "not run":
+                self.results[i] = CellResult(
+                    "not run", f"not run: the notebook exceeded its {self.limits.notebook_timeout} s limit")
+
+    def _start(self) -> None:
+        nb = nbformat.v4.new_notebook(cells=[])
+        self.client = CappedClient(nb, timeout=self.limits.cell_timeout, kernel_name=KERNEL_NAME,
+                                   allow_errors=True, interrupt_on_timeout=False, startup_timeout=120)
+        self.client.max_output_bytes = self.limits.max_output_kb * 1024
+        self.client.km = self.client.create_kernel_manager()
+        self.client.start_new_kernel(cwd=str(self.cwd))
+        self.client.start_new_kernel_client()
+
+    def _stop(self) -> None:
+        if self.client is not None and self.client.km is not None:
+            try:
+                self.client._cleanup_kernel()
+            except Exception:  # a dead kernel may fail to shut down cleanly; nothing to save
+                pass
+        self.client = None
+
+    def _execute(self, index: int, cell: NotebookNode) -> CellResult:
+        assert self.client is not None
+        remaining = self.deadline - time.monotonic()
+        self.client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
+        work = nbformat.from_dict(dict(cell))
+        self.client.nb.cells = [work]
+        self.client.output_bytes = 0
+        try:
+            self.client.execute_cell(work, 0)
+        except CellTimeoutError:
+            return CellResult("timeout", f"the cell ran longer than {self.client.timeout} s and was stopped")
+        except DeadKernelError:
+            return CellResult("kernel died", "the kernel died while running this cell "
+                              "(os._exit, a crash, or too much memory); it was restarted")
+        message = _error_message(work)
+        return CellResult("error", message) if message else CellResult("ok")
+
+    def _restart(self, failed: int) -> bool:
+        """Fresh kernel; replay the cells that succeeded before ``failed``. False if out of time."""
+        self._stop()
+        if time.monotonic() > self.deadline:
+            return False
+        self._start()
+        for i in range(failed):
+            if self.results[i].status == "ok" and self.cells[i].cell_type == "code" and self.replay[i]:
+                if time.monotonic() > self.deadline:
+                    return False
+                if self._execute(i, self.cells[i]).status in ("timeout", "kernel died"):
+                    return False
+        return True

@@ -1,0 +1,167 @@
+"""Grade one submitted notebook against its source notebook.
+
+What runs is built from the *source*: every locked and test cell comes from it (hidden
+tests included, plus an instructor's extra tests), so an edited or deleted test cell
+changes nothing but a note in the gradebook. The learner's solution cells are matched by
+``grade_id``, and cells the learner added are kept after the cell they followed.
+
+Run as a module, it grades one job in its own process (the orchestrator's worker)::
+
+    python -m course_utils.grading.grade JOB.json RESULT.json
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from .cells import grade_id, is_grade, is_locked, is_solution, points
+from .executor import CellResult, Limits, run_cells
+from .release import student_version
+
+
+@dataclass
+class Row:
+    """One line of the gradebook."""
+
+    student: str
+    notebook: str
+    exercise: str
+    points: float
+    max_points: float
+    status: str  # passed, failed, timeout, kernel died, not run, not graded, tampered, error
+    message: str = ""
+
+
+class SubmissionError(ValueError):
+    """The submitted file is not a notebook we can grade; the message says why."""
+
+
+def read_submission(path: Path) -> NotebookNode:
+    """Parse and validate a submitted notebook, or raise SubmissionError with a clear reason."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        raw = json.loads(text)
+    except UnicodeDecodeError:
+        raise SubmissionError("the file is not text (is it really a .ipynb notebook?)") from None
+    except json.JSONDecodeError as err:
+        raise SubmissionError(f"the file is not valid JSON ({err.msg} at line {err.lineno}, column {err.colno}); "
+                              "it may be truncated or edited by hand") from None
+    if not isinstance(raw, dict) or "cells" not in raw:
+        raise SubmissionError("the notebook has no list of cells")
+    if raw.get("nbformat") != 4:
+        raise SubmissionError(f"nbformat {raw.get('nbformat')!r} is not supported; open and save it in JupyterLab "
+                              "to convert it to nbformat 4")
+    try:
+        nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except nbformat.ValidationError as err:
+        raise SubmissionError(f"the notebook is malformed: {err.message}") from None
+    return nb
+
+
+def exercises(source: NotebookNode) -> list[tuple[str, float]]:
+    """(grade_id, points) of every test cell, in notebook order."""
+    return [(grade_id(c), points(c)) for c in source.cells if is_grade(c)]
+
+
+def plan(source: NotebookNode, submission: NotebookNode, extra_tests: dict[str, str]):
+    """The cells to run; (index, grade_id, points) of each test; indexes of solution cells; notes."""
+    released = {grade_id(c): c for c in student_version(source).cells if grade_id(c)}
+    source_ids = {c.get("id") for c in source.cells if c.get("id")}
+    source_gids = {grade_id(c) for c in source.cells if grade_id(c)}
+    by_gid = {grade_id(c): c for c in submission.cells if grade_id(c)}
+
+    # Cells the learner added, keyed by the source cell they follow (None: before any).
+    added: dict[str | None, list[NotebookNode]] = {}
+    anchor = None
+    for cell in submission.cells:
+        if cell.get("id") in source_ids or grade_id(cell) in source_gids:
+            anchor = grade_id(cell) if grade_id(cell) in source_gids else cell.get("id")
+        elif cell.cell_type == "code" and not is_locked(cell):
+            added.setdefault(anchor, []).append(nbformat.v4.new_code_cell(cell.source))
+
+    cells, tests, solutions, notes = list(added.get(None, [])), [], [], []
+    for cell in source.cells:
+        gid = grade_id(cell)
+        if is_solution(cell):
+            mine = by_gid.get(gid)
+            if mine is None:
+                notes.append(f"solution cell '{gid}' is missing from the submission; the empty stub was run")
+                mine = released[gid]
+            solutions.append(len(cells))
+            cells.append(nbformat.v4.new_code_cell(mine.source) if cell.cell_type == "code" else cell)
+        else:
+            if is_locked(cell) or is_grade(cell):
+                mine = by_gid.get(gid)
+                if mine is None:
+                    notes.append(f"locked cell '{gid}' was deleted; it was restored from the source")
+                elif mine.source.strip() not in (released[gid].source.strip(), cell.source.strip()):
+                    notes.append(f"locked cell '{gid}' was edited; the original was run")
+            run = nbformat.v4.new_code_cell(cell.source) if cell.cell_type == "code" else cell
+            if is_grade(cell):
+                if gid in extra_tests:
+                    run.source += "\n\n# extra tests from the instructor\n" + extra_tests[gid]
+                tests.append((len(cells), gid, points(cell)))
+            cells.append(run)
+        key = gid if gid in source_gids else cell.get("id")
+        cells.extend(added.get(key, []))
+    return cells, tests, solutions, notes
+
+
+def describe_failure(result: CellResult) -> str:
+    if "NotImplementedError" in result.message:
+        return "not attempted: the solution still raises NotImplementedError"
+    return result.message or result.status
+
+
+def grade_submission(student: str, submission_path: Path, source_path: Path, limits: Limits,
+                     extra_tests: dict[str, str] | None = None) -> list[Row]:
+    """Every gradebook row for one submission. Never raises for a bad submission."""
+    source = nbformat.read(source_path, as_version=4)
+    name = source_path.name
+    expected = exercises(source)
+    try:
+        submission = read_submission(submission_path)
+    except SubmissionError as err:
+        return [Row(student, name, "notebook", 0, 0, "error", f"{submission_path.name}: {err}")] + [
+            Row(student, name, gid, 0, pts, "not graded", "the submission could not be read") for gid, pts in expected]
+    cells, tests, solutions, notes = plan(source, submission, extra_tests or {})
+    test_rows = {index for index, _, _ in tests}
+    results = run_cells(cells, limits, replay=[i not in test_rows for i in range(len(cells))])
+    rows = []
+    for index, gid, pts in tests:
+        result = results[index]
+        answer = max((i for i in solutions if i < index), default=None)
+        if result.status != "ok" and answer is not None and results[answer].status in ("timeout", "kernel died"):
+            result = CellResult(results[answer].status, "your solution cell: " + results[answer].message)
+        if result.status == "ok":
+            rows.append(Row(student, name, gid, pts, pts, "passed"))
+        else:
+            status = "failed" if result.status == "error" else result.status
+            rows.append(Row(student, name, gid, 0, pts, status, describe_failure(result)))
+    others = [i for i in range(len(cells)) if i not in test_rows and i not in solutions
+              and results[i].status not in ("ok", "not run")]
+    if others:
+        first = results[others[0]]
+        rows.append(Row(student, name, "notebook", 0, 0, "cell errors",
+                        f"{len(others)} ungraded cell(s) failed; the first: {first.message or first.status}"))
+    rows += [Row(student, name, "integrity", 0, 0, "tampered", note) for note in notes if "locked" in note]
+    rows += [Row(student, name, "integrity", 0, 0, "missing", note) for note in notes if "solution" in note]
+    return rows
+
+
+def main(job_path: str, result_path: str) -> None:
+    job = json.loads(Path(job_path).read_text())
+    rows = grade_submission(job["student"], Path(job["submission"]), Path(job["source"]),
+                            Limits(**job["limits"]), job.get("extra_tests") or {})
+    Path(result_path).write_text(json.dumps([asdict(r) for r in rows]))
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

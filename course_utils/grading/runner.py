@@ -1,0 +1,88 @@
+"""Grade a folder of submissions, each in its own worker process, optionally in parallel.
+
+Layouts accepted under SUBMISSIONS_DIR:
+  - ``<student>.ipynb`` — one homework per student (give ``--source``);
+  - ``<student>/<notebook>.ipynb`` — the source is ``--source`` or ``notebooks/<notebook>.ipynb``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import nbformat
+from tqdm.auto import tqdm
+
+from .executor import Limits
+from .grade import Row, exercises
+from .release import SOURCE_DIR
+
+
+def find_jobs(submissions: Path, source: Path | None) -> list[tuple[str, Path, Path | None]]:
+    """(student, submission, source or None) for every notebook under ``submissions``."""
+    jobs = []
+    for path in sorted(submissions.rglob("*.ipynb")):
+        if ".ipynb_checkpoints" in path.parts:
+            continue
+        nested = path.parent != submissions
+        student = path.relative_to(submissions).parts[0] if nested else path.stem
+        src = source or (SOURCE_DIR / path.name if nested else None)
+        jobs.append((student, path, src if src is not None and src.exists() else None))
+    return jobs
+
+
+def load_extra_tests(folder: Path | None, source: Path) -> dict[str, str]:
+    """Instructor's extra hidden tests: ``folder/<grade_id>.py`` or ``folder/<notebook stem>/<grade_id>.py``."""
+    if folder is None:
+        return {}
+    found = {p.stem: p.read_text() for p in folder.glob("*.py")}
+    found.update({p.stem: p.read_text() for p in (folder / source.stem).glob("*.py")})
+    return found
+
+
+def _grade_in_worker(student: str, submission: Path, source: Path | None, limits: Limits,
+                     extra_tests: Path | None) -> list[Row]:
+    if source is None:
+        return [Row(student, submission.name, "notebook", 0, 0, "error",
+                    f"no source notebook for {submission.name}: pass --source or name it after a course notebook")]
+    with tempfile.TemporaryDirectory(prefix="gradejob-") as tmp:
+        job, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
+        job.write_text(json.dumps({"student": student, "submission": str(submission.resolve()),
+                                   "source": str(source.resolve()), "limits": asdict(limits),
+                                   "extra_tests": load_extra_tests(extra_tests, source)}))
+        hard_limit = limits.notebook_timeout + 3 * 60  # the worker enforces the real limit itself
+        try:
+            proc = subprocess.run([sys.executable, "-m", "course_utils.grading.grade", str(job), str(result)],
+                                  capture_output=True, text=True, timeout=hard_limit)
+        except subprocess.TimeoutExpired:
+            proc = None
+        if proc is not None and proc.returncode == 0 and result.exists():
+            return [Row(**r) for r in json.loads(result.read_text())]
+        reason = "the grading process was stopped after the time limit" if proc is None else (
+            f"the grading process failed: {(proc.stderr or '').strip().splitlines()[-1:] or proc.returncode}")
+    nb = nbformat.read(source, as_version=4)
+    return [Row(student, source.name, "notebook", 0, 0, "error", reason)] + [
+        Row(student, source.name, gid, 0, pts, "not graded", reason) for gid, pts in exercises(nb)]
+
+
+def grade_all(submissions: Path, source: Path | None = None, limits: Limits | None = None, jobs: int = 1,
+              extra_tests: Path | None = None, progress: bool = True) -> list[Row]:
+    """Grade every submission; rows sorted by student, notebook and exercise order."""
+    if not submissions.is_dir():
+        raise FileNotFoundError(f"{submissions} is not a folder of submissions")
+    limits = limits or Limits()
+    if limits.threads <= 0:  # share the cores: oversubscribed BLAS threads slow small models 10x or more
+        limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    work = find_jobs(submissions, source)
+    rows: list[Row] = []
+    with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = [pool.submit(_grade_in_worker, s, p, src, limits, extra_tests) for s, p, src in work]
+        for future in tqdm(futures, desc="grading", unit="notebook", disable=not progress):
+            rows.extend(future.result())
+    return rows  # futures are read in submission order, so the order does not depend on --jobs

@@ -1,0 +1,205 @@
+"""The GRU cell, from scratch in numpy and in PyTorch, in the convention of ``torch.nn.GRU``.
+
+The course's convention is PyTorch's (the cuDNN variant of the GRU)::
+
+    r = sigmoid(x @ W_xr.T + b_xr + h_prev @ W_hr.T + b_hr)        reset gate   (B, H)
+    z = sigmoid(x @ W_xz.T + b_xz + h_prev @ W_hz.T + b_hz)        update gate  (B, H)
+    n = tanh(x @ W_xn.T + b_xn + r * (h_prev @ W_hn.T + b_hn))     candidate    (B, H)
+    h = (1 - z) * n + z * h_prev                                   new state    (B, H)
+
+The blocks are stacked in rows in the order r, z, n: ``W_x`` (3H, I) is ``weight_ih_l0``,
+``W_h`` (3H, H) is ``weight_hh_l0``, ``b_x`` and ``b_h`` (3H,) are ``bias_ih_l0`` and
+``bias_hh_l0``. Unlike the LSTM, the two biases cannot be merged: ``b_hn`` sits inside
+``r * (...)``.
+
+Two variations exist in the literature, both available here:
+
+- ``z_weights="candidate"``: ``h = (1 - z) * h_prev + z * n`` (Chung et al. 2014, and
+  several of the course's slides). Replacing z by 1 - z, i.e. negating the z rows of
+  ``W_x``, ``W_h``, ``b_x`` and ``b_h``, turns one into the other exactly.
+- ``reset_after=False``: ``n = tanh(x @ W_xn.T + b_xn + (r * h_prev) @ W_hn.T + b_hn)``,
+  the reset gate applied *before* the recurrent matmul (Cho et al. 2014). This is a
+  different function, not a relabelling.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from .lstm import check_shape_arg, gate_slices, gated_param_count, sigmoid, weights_from_torch
+
+GATES = ("r", "z", "n")  # torch.nn.GRU's row blocks, in order
+ZWeights = Literal["h_prev", "candidate"]
+
+
+def gru_param_count(input_size: int, hidden_size: int, n_biases: int = 1) -> int:
+    """Parameters of one GRU layer: ``3 * ((I + H) * H + n_biases * H)``; ``torch.nn.GRU`` has ``n_biases=2``."""
+    return gated_param_count(3, input_size, hidden_size, n_biases)
+
+
+def _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h) -> int:
+    check_shape_arg("x", x, (None, None))
+    check_shape_arg("W_h", W_h, (None, None))
+    hidden = W_h.shape[1]
+    check_shape_arg("W_h", W_h, (3 * hidden, hidden))
+    check_shape_arg("W_x", W_x, (3 * hidden, x.shape[1]))
+    check_shape_arg("b_x", b_x, (3 * hidden,))
+    check_shape_arg("b_h", b_h, (3 * hidden,))
+    check_shape_arg("h_prev", h_prev, (x.shape[0], hidden))
+    return hidden
+
+
+def _check_options(z_weights: str, reset_after: bool) -> None:
+    if z_weights not in ("h_prev", "candidate"):
+        raise ValueError(f"z_weights must be 'h_prev' or 'candidate', got {z_weights!r}")
+    if not isinstance(reset_after, bool):
+        raise ValueError(f"reset_after must be True or False, got {reset_after!r}")
+
+
+def gru_cell_numpy(
+    x: np.ndarray,
+    h_prev: np.ndarray,
+    W_x: np.ndarray,
+    W_h: np.ndarray,
+    b_x: np.ndarray,
+    b_h: np.ndarray,
+    *,
+    z_weights: ZWeights = "h_prev",
+    reset_after: bool = True,
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """One GRU step in numpy, for a batch.
+
+    Args:
+        x: ``(B, I)``; h_prev: ``(B, H)``; W_x: ``(3H, I)``; W_h: ``(3H, H)``; b_x, b_h: ``(3H,)``.
+        z_weights: which term z multiplies: ``"h_prev"`` (PyTorch, the course) or ``"candidate"``.
+        reset_after: apply r after the recurrent matmul (PyTorch, cuDNN) or before it (Cho et al.).
+
+    Returns:
+        ``(h, gates)``: h ``(B, H)`` and ``{"r", "z", "n": (B, H)}``.
+    """
+    _check_options(z_weights, reset_after)
+    hidden = _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h)
+    s = gate_slices(hidden, GATES)
+    a_x = x @ W_x.T + b_x  # (B, 3H) input part of every block
+    r = sigmoid(a_x[:, s["r"]] + h_prev @ W_h[s["r"]].T + b_h[s["r"]])  # (B, H)
+    z = sigmoid(a_x[:, s["z"]] + h_prev @ W_h[s["z"]].T + b_h[s["z"]])  # (B, H)
+    if reset_after:
+        n = np.tanh(a_x[:, s["n"]] + r * (h_prev @ W_h[s["n"]].T + b_h[s["n"]]))
+    else:
+        n = np.tanh(a_x[:, s["n"]] + (r * h_prev) @ W_h[s["n"]].T + b_h[s["n"]])
+    h = (1 - z) * n + z * h_prev if z_weights == "h_prev" else (1 - z) * h_prev + z * n  # (B, H)
+    return h, {"r": r, "z": z, "n": n}
+
+
+def gru_cell_torch(
+    x: torch.Tensor,
+    h_prev: torch.Tensor,
+    W_x: torch.Tensor,
+    W_h: torch.Tensor,
+    b_x: torch.Tensor,
+    b_h: torch.Tensor,
+    *,
+    z_weights: ZWeights = "h_prev",
+    reset_after: bool = True,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """The same step as :func:`gru_cell_numpy`, in PyTorch (differentiable, any device)."""
+    _check_options(z_weights, reset_after)
+    _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h)
+    W_hr, W_hz, W_hn = W_h.chunk(3, dim=0)  # each (H, H)
+    b_hr, b_hz, b_hn = b_h.chunk(3)
+    a_xr, a_xz, a_xn = (x @ W_x.T + b_x).chunk(3, dim=1)  # each (B, H)
+    r = torch.sigmoid(a_xr + h_prev @ W_hr.T + b_hr)
+    z = torch.sigmoid(a_xz + h_prev @ W_hz.T + b_hz)
+    if reset_after:
+        n = torch.tanh(a_xn + r * (h_prev @ W_hn.T + b_hn))
+    else:
+        n = torch.tanh(a_xn + (r * h_prev) @ W_hn.T + b_hn)
+    h = (1 - z) * n + z * h_prev if z_weights == "h_prev" else (1 - z) * h_prev + z * n
+    return h, {"r": r, "z": z, "n": n}
+
+
+def flip_update_gate(W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_h: np.ndarray):
+    """Weights for the other z convention: negate the z rows, so that ``z' = sigmoid(-a_z) = 1 - z``.
+
+    Returns new arrays ``(W_x, W_h, b_x, b_h)``; works for numpy arrays and tensors alike.
+    """
+    hidden = W_h.shape[1]
+    rows = gate_slices(hidden, GATES)["z"]
+    flipped = []
+    for w in (W_x, W_h, b_x, b_h):
+        w = w.copy() if isinstance(w, np.ndarray) else w.clone()
+        w[rows] = -w[rows]
+        flipped.append(w)
+    return tuple(flipped)
+
+
+def gru_weights_from_torch(gru: nn.GRU | nn.GRUCell) -> dict[str, np.ndarray]:
+    """``{"W_x", "W_h", "b_x", "b_h"}`` as numpy arrays from a one-layer ``nn.GRU`` (or ``nn.GRUCell``)."""
+    return {k: v.cpu().numpy().copy() for k, v in weights_from_torch(gru, 3).items()}
+
+
+class GRUCell(nn.Module):
+    """A GRU cell with ``W_x (3H, I)``, ``W_h (3H, H)``, ``b_x``, ``b_h (3H,)``; initialised like ``nn.GRUCell``."""
+
+    def __init__(
+        self, input_size: int, hidden_size: int, *, z_weights: ZWeights = "h_prev", reset_after: bool = True
+    ) -> None:
+        super().__init__()
+        if input_size < 1 or hidden_size < 1:
+            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}")
+        _check_options(z_weights, reset_after)
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.z_weights, self.reset_after = z_weights, reset_after
+        k = hidden_size**-0.5
+        self.W_x = nn.Parameter(torch.empty(3 * hidden_size, input_size).uniform_(-k, k))
+        self.W_h = nn.Parameter(torch.empty(3 * hidden_size, hidden_size).uniform_(-k, k))
+        self.b_x = nn.Parameter(torch.empty(3 * hidden_size).uniform_(-k, k))
+        self.b_h = nn.Parameter(torch.empty(3 * hidden_size).uniform_(-k, k))
+
+    def step(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """One step: ``(h, gates)``; ``h_prev`` defaults to zeros."""
+        check_shape_arg("x", x, (None, self.input_size))
+        if h_prev is None:
+            h_prev = x.new_zeros(x.shape[0], self.hidden_size)
+        return gru_cell_torch(
+            x, h_prev, self.W_x, self.W_h, self.b_x, self.b_h, z_weights=self.z_weights, reset_after=self.reset_after
+        )
+
+    def forward(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
+        """``h`` after one step, like ``torch.nn.GRUCell``."""
+        return self.step(x, h_prev)[0]
+
+
+class GRU(nn.Module):
+    """A :class:`GRUCell` unrolled over a time-major sequence ``(T, B, I)``, like ``torch.nn.GRU``."""
+
+    def __init__(self, input_size: int, hidden_size: int, **cell_options) -> None:
+        super().__init__()
+        self.cell = GRUCell(input_size, hidden_size, **cell_options)
+
+    def forward(self, xs: torch.Tensor, h: torch.Tensor | None = None, *, return_gates: bool = False):
+        """Returns ``(outputs (T, B, H), h_T (B, H))``, plus ``{gate: (T, B, H)}`` if ``return_gates``."""
+        check_shape_arg("xs", xs, (None, None, self.cell.input_size))
+        outputs, gates = [], {k: [] for k in GATES}
+        for x in xs:  # x: (B, I)
+            h, step_gates = self.cell.step(x, h)
+            outputs.append(h)
+            for k in GATES:
+                gates[k].append(step_gates[k])
+        if return_gates:
+            return torch.stack(outputs), h, {k: torch.stack(v) for k, v in gates.items()}
+        return torch.stack(outputs), h
+
+    @classmethod
+    def from_torch(cls, gru: nn.GRU) -> GRU:
+        """A copy of a one-layer ``nn.GRU``, on its device and in its dtype."""
+        w = weights_from_torch(gru, 3)
+        model = cls(gru.input_size, gru.hidden_size).to(device=w["W_x"].device, dtype=w["W_x"].dtype)
+        with torch.no_grad():
+            for name, value in w.items():
+                getattr(model.cell, name).copy_(value)
+        return model

@@ -1,0 +1,422 @@
+"""The kinds of sequence outputs (notebook 05): padding and masks, models, sampling.
+
+One recurrent layer, five wirings:
+
+- one-to-one: :class:`BagOfCharsMLP`, a feed-forward net on a fixed-size vector;
+- many-to-one: :class:`SequenceClassifier`, the last hidden state of a packed batch;
+- one-to-many: :class:`ConditionalCharLM`, a class sets the initial state, then characters
+  are sampled one at a time (:func:`temperature_softmax`, :func:`sample_next`);
+- many-to-many, aligned: :class:`Tagger`, one output per input step, optionally bidirectional;
+- many-to-many, unaligned: :class:`Seq2Seq`, an encoder squeezes the input into one vector
+  and a decoder unrolls it, with teacher forcing or scheduled sampling.
+
+Shapes use ``B`` batch, ``T`` time, ``E`` embedding, ``H`` hidden, ``V`` vocabulary,
+``C`` classes. Batches are batch-first: ``(B, T)`` token ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+
+
+def _check_dims(name: str, x: torch.Tensor, ndim: int, expected: str) -> None:
+    if x.dim() != ndim:
+        raise ValueError(f"{name} should have shape {expected}, got shape {tuple(x.shape)}")
+
+
+# ---------------------------------------------------------------- padding and masks
+
+
+def pad_batch(seqs: Sequence[Sequence[int] | np.ndarray], pad_value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad id sequences to a common length.
+
+    Returns:
+        ``(padded, lengths)``: int64 tensors of shapes ``(B, T_max)`` and ``(B,)``.
+    """
+    if len(seqs) == 0:
+        raise ValueError("pad_batch got no sequences")
+    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
+    if lengths.min() < 1:
+        raise ValueError("pad_batch got an empty sequence; every sequence needs at least one step")
+    padded = torch.full((len(seqs), int(lengths.max())), pad_value, dtype=torch.long)
+    for b, s in enumerate(seqs):
+        padded[b, : len(s)] = torch.as_tensor(np.asarray(s), dtype=torch.long)
+    return padded, lengths
+
+
+def length_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
+    """``mask[b, t]`` is True where step ``t`` is inside sequence ``b``: shape ``(B, T)``."""
+    _check_dims("lengths", lengths, 1, "(B,)")
+    max_len = int(lengths.max()) if max_len is None else max_len
+    steps = torch.arange(max_len, device=lengths.device)  # (T,)
+    return steps[None, :] < lengths[:, None]  # (B, T)
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` (B, T, H) over the valid steps of ``mask`` (B, T): shape ``(B, H)``."""
+    _check_dims("x", x, 3, "(B, T, H)")
+    if mask.shape != x.shape[:2]:
+        raise ValueError(f"mask should have shape {tuple(x.shape[:2])}, got shape {tuple(mask.shape)}")
+    weights = mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
+    return (x * weights).sum(1) / weights.sum(1).clamp_min(1)
+
+
+def last_valid(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """The output at each sequence's last real step, ``outputs[b, lengths[b] - 1]``: ``(B, H)``."""
+    _check_dims("outputs", outputs, 3, "(B, T, H)")
+    if lengths.shape != outputs.shape[:1]:
+        raise ValueError(f"lengths should have shape ({outputs.shape[0]},), got shape {tuple(lengths.shape)}")
+    index = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[2])  # (B, 1, H)
+    return outputs.gather(1, index).squeeze(1)
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each sequence within its own length; padding stays at the end.
+
+    ``x`` is ``(B, T, ...)``; ``[a, b, c, pad]`` with length 3 becomes ``[c, b, a, pad]``.
+    """
+    if x.dim() < 2 or lengths.shape != x.shape[:1]:
+        raise ValueError(f"x should have shape (B, T, ...) with B = len(lengths); got shapes "
+                         f"{tuple(x.shape)} and {tuple(lengths.shape)}")
+    T = x.shape[1]
+    steps = torch.arange(T, device=x.device)[None, :]  # (1, T)
+    lengths = lengths.to(x.device)[:, None]  # (B, 1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)  # (B, T)
+    index = index.view(*index.shape, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(1, index)
+
+
+# ---------------------------------------------------------------- wiring layers by hand
+
+
+def bidirectional_rnn(
+    forward_rnn: nn.RNNBase, backward_rnn: nn.RNNBase, x: torch.Tensor, lengths: torch.Tensor | None = None
+) -> torch.Tensor:
+    """A bidirectional layer from two unidirectional batch-first ones: ``(B, T, 2H)``.
+
+    The backward layer reads each sequence reversed (within its length); its outputs are
+    reversed back so that step ``t`` holds ``[h_fwd_t ; h_bwd_t]``, as in ``torch.nn.RNN``.
+    Padded steps of the forward half are computed but meaningless; mask them downstream.
+    """
+    _check_dims("x", x, 3, "(B, T, I)")
+    if lengths is None:
+        lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
+    out_f, _ = forward_rnn(x)  # (B, T, H)
+    out_b, _ = backward_rnn(reverse_padded(x, lengths))  # (B, T, H), in reversed time
+    return torch.cat([out_f, reverse_padded(out_b, lengths)], dim=-1)
+
+
+def stacked_rnn(layers: Sequence[nn.RNNBase], x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Run single-layer batch-first RNNs one on top of the other.
+
+    Returns ``(outputs of the top layer (B, T, H), final states of every layer (L, B, H))``,
+    what ``torch.nn.RNN(num_layers=L)`` returns (without dropout between layers); for
+    LSTMs the final states are the ``h_n``, without the cell states.
+    """
+    _check_dims("x", x, 3, "(B, T, I)")
+    finals = []
+    for layer in layers:
+        x, h = layer(x)  # (B, T, H), (1, B, H) or an LSTM's (h_n, c_n)
+        h = h[0] if isinstance(h, tuple) else h
+        finals.append(h[0])
+    return x, torch.stack(finals)
+
+
+# ---------------------------------------------------------------- sampling
+
+
+def temperature_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``softmax(logits / temperature)`` over the last axis, computed stably."""
+    if not temperature > 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    scaled = logits / temperature
+    scaled = scaled - scaled.max(dim=-1, keepdim=True).values
+    e = scaled.exp()
+    return e / e.sum(dim=-1, keepdim=True)
+
+
+def sample_next(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One id per row of ``logits`` (B, V), drawn from ``softmax(logits / temperature)``: ``(B,)``."""
+    _check_dims("logits", logits, 2, "(B, V)")
+    probs = temperature_softmax(logits.float(), temperature)
+    if generator is not None:  # draw on the generator's device, so a CPU seed works for GPU logits
+        probs = probs.to(generator.device)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1).to(logits.device)
+
+
+# ---------------------------------------------------------------- models
+
+
+def _final_hidden(h: torch.Tensor | tuple[torch.Tensor, torch.Tensor], bidirectional: bool) -> torch.Tensor:
+    """The top layer's final state(s) from ``h_n`` (L * D, B, H): ``(B, D * H)``."""
+    if isinstance(h, tuple):  # LSTM: (h_n, c_n)
+        h = h[0]
+    if bidirectional:
+        return torch.cat([h[-2], h[-1]], dim=-1)
+    return h[-1]
+
+
+class BagOfCharsMLP(nn.Module):
+    """One-to-one: the character counts of a name (order thrown away) -> class logits."""
+
+    def __init__(self, vocab_size: int, hidden: int, num_classes: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.net = nn.Sequential(nn.Linear(vocab_size, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+
+    def features(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Normalised character counts of each padded sequence: ``(B, V)``."""
+        mask = length_mask(lengths.to(x.device), x.shape[1])  # (B, T)
+        one_hot = nn.functional.one_hot(x, self.vocab_size).float()  # (B, T, V)
+        return masked_mean(one_hot, mask)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        _check_dims("x", x, 2, "(B, T)")
+        return self.net(self.features(x, lengths))  # (B, C)
+
+
+class SequenceClassifier(nn.Module):
+    """Many-to-one: embed, run a (packed) RNN, classify its final hidden state."""
+
+    def __init__(self, vocab_size: int, embed: int, hidden: int, num_classes: int, *, cell: str = "gru",
+                 num_layers: int = 1, bidirectional: bool = False) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.rnn = CELLS[cell](embed, hidden, num_layers=num_layers, batch_first=True, bidirectional=bidirectional)
+        self.out = nn.Linear(hidden * (2 if bidirectional else 1), num_classes)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        _check_dims("x", x, 2, "(B, T)")
+        packed = pack_padded_sequence(self.embed(x), lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.rnn(packed)  # h_n: (L * D, B, H), each sequence's state at its own last step
+        return self.out(_final_hidden(h, self.rnn.bidirectional))  # (B, C)
+
+
+class ConditionalCharLM(nn.Module):
+    """One-to-many: a class (e.g. a language) sets the initial state; a GRU spells a name.
+
+    Token 0 marks both the start and the end of a name (``bos = eos = 0``). Inputs are
+    ``[0, c_1, ..., c_n]`` and targets ``[c_1, ..., c_n, 0]``.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, embed: int, hidden: int) -> None:
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.start = nn.Embedding(num_classes, hidden)  # class -> h_0
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.rnn = nn.GRU(embed, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def initial_state(self, cond: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.start(cond)).unsqueeze(0)  # (1, B, H)
+
+    def forward(self, cond: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
+        """Logits for every next character under teacher forcing: ``(B, T, V)``."""
+        _check_dims("inputs", inputs, 2, "(B, T)")
+        if cond.shape != inputs.shape[:1]:
+            raise ValueError(f"cond should have shape ({inputs.shape[0]},), got shape {tuple(cond.shape)}")
+        outputs, _ = self.rnn(self.embed(inputs), self.initial_state(cond))
+        return self.out(outputs)
+
+    @torch.no_grad()
+    def sample(self, cond: torch.Tensor, temperature: float = 1.0, max_len: int = 20,
+               generator: torch.Generator | None = None) -> list[list[int]]:
+        """Spell one sequence per entry of ``cond`` (B,), stopping at token 0 or ``max_len``."""
+        h = self.initial_state(cond)  # (1, B, H)
+        token = torch.zeros(len(cond), 1, dtype=torch.long, device=cond.device)  # (B, 1): start
+        out = torch.zeros(len(cond), max_len, dtype=torch.long)
+        for t in range(max_len):
+            o, h = self.rnn(self.embed(token), h)  # (B, 1, H)
+            token = sample_next(self.out(o[:, 0]), temperature, generator).unsqueeze(1)  # (B, 1)
+            out[:, t] = token[:, 0].cpu()
+        seqs = []
+        for row in out.tolist():
+            seqs.append(row[: row.index(0)] if 0 in row else row)
+        return seqs
+
+
+class Tagger(nn.Module):
+    """Many-to-many, aligned: one tag per input step, from a uni- or bidirectional RNN."""
+
+    def __init__(self, vocab_size: int, embed: int, hidden: int, num_tags: int, *, cell: str = "gru",
+                 bidirectional: bool = False) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed)
+        self.rnn = CELLS[cell](embed, hidden, batch_first=True, bidirectional=bidirectional)
+        self.out = nn.Linear(hidden * (2 if bidirectional else 1), num_tags)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _check_dims("x", x, 2, "(B, T)")
+        outputs, _ = self.rnn(self.embed(x))  # (B, T, D * H)
+        return self.out(outputs)  # (B, T, K)
+
+
+# ---------------------------------------------------------------- seq2seq
+
+PAD, BOS, EOS = 0, 1, 2  # special ids of the seq2seq vocabulary
+
+
+def shift_right(targets: torch.Tensor, bos: int = BOS) -> torch.Tensor:
+    """Decoder inputs under teacher forcing: ``[bos, y_1, ..., y_{T-1}]`` for targets (B, T)."""
+    _check_dims("targets", targets, 2, "(B, T)")
+    start = torch.full_like(targets[:, :1], bos)
+    return torch.cat([start, targets[:, :-1]], dim=1)
+
+
+def linear_schedule(step: int, total: int, start: float = 1.0, end: float = 0.0) -> float:
+    """Teacher-forcing probability at ``step`` of ``total``: from ``start`` down to ``end``."""
+    if total < 1:
+        raise ValueError(f"total must be >= 1, got {total}")
+    frac = min(max(step / total, 0.0), 1.0)
+    return start + (end - start) * frac
+
+
+class Seq2Seq(nn.Module):
+    """Many-to-many, unaligned: GRU encoder -> one vector -> GRU decoder, no attention."""
+
+    def __init__(self, vocab_size: int, embed: int, hidden: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, embed, padding_idx=PAD)  # shared by both sides
+        self.encoder = nn.GRU(embed, hidden, batch_first=True)
+        self.decoder = nn.GRU(embed, hidden, batch_first=True)
+        self.out = nn.Linear(hidden, vocab_size)
+
+    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> torch.Tensor:
+        """The whole input in one vector, the encoder's final state: ``(1, B, H)``."""
+        _check_dims("src", src, 2, "(B, T_src)")
+        packed = pack_padded_sequence(self.embed(src), src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h = self.encoder(packed)
+        return h
+
+    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, targets: torch.Tensor,
+                teacher_forcing: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Logits ``(B, T_tgt, V)`` for ``targets`` (B, T_tgt).
+
+        With probability ``teacher_forcing`` (drawn per example and step) the decoder reads
+        the true previous token; otherwise its own previous guess (scheduled sampling).
+        ``teacher_forcing=1`` runs the decoder over the whole shifted target in one call.
+        """
+        _check_dims("targets", targets, 2, "(B, T_tgt)")
+        h = self.encode(src, src_lengths)
+        inputs = shift_right(targets)  # (B, T_tgt)
+        if teacher_forcing >= 1.0:
+            outputs, _ = self.decoder(self.embed(inputs), h)
+            return self.out(outputs)
+        logits = []
+        token = inputs[:, :1]  # (B, 1): BOS
+        for t in range(targets.shape[1]):
+            o, h = self.decoder(self.embed(token), h)
+            step_logits = self.out(o)  # (B, 1, V)
+            logits.append(step_logits)
+            if t + 1 < targets.shape[1]:
+                coin = torch.rand(len(src), 1, generator=generator).to(src.device) < teacher_forcing
+                token = torch.where(coin, inputs[:, t + 1 : t + 2], step_logits.argmax(-1))
+        return torch.cat(logits, dim=1)
+
+    @torch.no_grad()
+    def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+        """The most likely token at every step, fed back in: ``(B, max_len)`` ids."""
+        h = self.encode(src, src_lengths)
+        token = torch.full((len(src), 1), BOS, dtype=torch.long, device=src.device)
+        out = []
+        for _ in range(max_len):
+            o, h = self.decoder(self.embed(token), h)
+            token = self.out(o).argmax(-1)  # (B, 1)
+            out.append(token)
+        return torch.cat(out, dim=1)
+
+
+def exact_match(pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Per sequence: did ``pred`` reproduce ``targets`` (B, T) up to and including EOS? ``(B,)`` bool.
+
+    Target positions holding ``PAD`` are ignored; ``pred`` may be longer than ``targets``.
+    """
+    _check_dims("targets", targets, 2, "(B, T)")
+    if pred.shape[0] != targets.shape[0] or pred.shape[1] < targets.shape[1]:
+        raise ValueError(f"pred should have shape ({targets.shape[0]}, >= {targets.shape[1]}), "
+                         f"got shape {tuple(pred.shape)}")
+    pred = pred[:, : targets.shape[1]]
+    ok = (pred == targets) | (targets == PAD)
+    return ok.all(dim=1)
+
+
+# ---------------------------------------------------------------- text tasks
+
+
+def letters_only(text: str) -> str:
+    """Lower-case ``text`` and keep the letters a-z, every other run of characters becoming one space."""
+    out, space = [], True
+    for ch in text.lower():
+        if "a" <= ch <= "z":
+            out.append(ch)
+            space = False
+        elif not space:
+            out.append(" ")
+            space = True
+    return "".join(out).strip()
+
+
+def segmentation_data(text: str, chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """Word segmentation as tagging: letters with the spaces removed, and their tags.
+
+    ``tags[i] = 1`` if letter ``i`` ends a word (a space followed it), else 0. Returns
+    ``(letters, tags)``, both int64 of shape ``(N, chunk)``: ids 0..25 for a..z, the text
+    cut into consecutive chunks (the remainder is dropped).
+    """
+    words = letters_only(text).split()
+    letters = np.frombuffer("".join(words).encode("ascii"), dtype=np.uint8).astype(np.int64) - ord("a")
+    tags = np.zeros(len(letters), dtype=np.int64)
+    tags[np.cumsum([len(w) for w in words]) - 1] = 1
+    n = len(letters) // chunk
+    return letters[: n * chunk].reshape(n, chunk), tags[: n * chunk].reshape(n, chunk)
+
+
+def reversal_pairs(text: str, n: int, min_len: int, max_len: int, rng: np.random.Generator) -> list[tuple[str, str]]:
+    """``n`` random snippets of ``text`` with length in ``[min_len, max_len]``, each with its reverse."""
+    if not 1 <= min_len <= max_len < len(text):
+        raise ValueError(f"need 1 <= min_len <= max_len < len(text), got {min_len}, {max_len}, {len(text)}")
+    lengths = rng.integers(min_len, max_len + 1, size=n)
+    starts = rng.integers(0, len(text) - lengths)
+    return [(text[s : s + k], text[s : s + k][::-1]) for s, k in zip(starts, lengths, strict=True)]
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
+    """``cm[i, j]`` counts examples of true class ``i`` predicted as ``j``: int64 ``(C, C)``."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.shape != y_pred.shape or y_true.ndim != 1:
+        raise ValueError(f"y_true and y_pred should both have shape (N,), got {y_true.shape} and {y_pred.shape}")
+    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    return cm
+
+
+def plot_confusion(cm: np.ndarray, classes: Sequence[str], ax=None, title: str | None = None):
+    """Row-normalised confusion matrix (each row: where the examples of one class went)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.5))
+    rates = cm / cm.sum(axis=1, keepdims=True).clip(min=1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if cm[i, j]:
+                ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
+    return ax

@@ -1,0 +1,320 @@
+"""The vanilla (Elman) RNN, in numpy and in PyTorch, batched and sequence-first.
+
+The recurrence, for time steps t = 0, 1, ..., T-1 and an initial state h_{-1}::
+
+    h_t = tanh(W_xh x_t + W_hh h_{t-1} + b_h)      # the hidden state
+    o_t = W_hy h_t + b_y                           # the output logits (g(o_t) is applied by the loss)
+
+Conventions (the same as ``torch.nn.RNN`` with its default ``batch_first=False``):
+
+- a sequence ``x`` has shape ``(T, B, input_size)``: time first, then the batch;
+- a state ``h`` has shape ``(B, hidden_size)``; hidden states over time ``(T, B, hidden_size)``;
+- weights are stored output-by-input, as in ``torch.nn``: ``W_xh (H, I)``, ``W_hh (H, H)``,
+  ``b_h (H,)``, ``W_hy (O, H)``, ``b_y (O,)``. With a batch of row vectors the cell is
+  ``h_t = tanh(x_t @ W_xh.T + h_prev @ W_hh.T + b_h)``.
+- The initial state is called ``h_init`` here (PyTorch calls it ``h_0``; in the course's
+  notation, which numbers inputs from 0 as the lecture does, it is h_{-1}).
+
+``torch.nn.RNN`` has two bias vectors, ``bias_ih_l0`` and ``bias_hh_l0``, that are simply
+added: our single ``b_h`` equals their sum (see :func:`params_from_torch`).
+
+Main entry points:
+
+- numpy: :func:`init_rnn_params`, :func:`rnn_cell_forward`, :func:`rnn_forward`, :func:`rnn_output`;
+- PyTorch: :class:`RNN` (a from-scratch ``torch.nn.RNN`` look-alike), :class:`CharRNN`
+  (one-hot characters in, logits out);
+- :func:`params_from_torch` copies a ``torch.nn.RNN``'s weights into numpy arrays;
+- :func:`check_rnn_cell` and :func:`check_rnn_forward` test a learner's implementation and
+  name the usual mistakes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checks import CheckFailed, check_close, check_shape
+
+Params = dict[str, np.ndarray]  # keys "W_xh", "W_hh", "b_h", "W_hy", "b_y"
+PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
+
+
+# ----------------------------------------------------------------------------- shapes
+
+
+def require_shape(name: str, value: np.ndarray | torch.Tensor, expected: Sequence[int | str], hint: str = "") -> None:
+    """Raise ``ValueError`` unless ``value.shape`` matches ``expected``.
+
+    ``expected`` mixes ints (must match) and names such as ``"B"`` (any size, shown in the message).
+    """
+    shape = tuple(getattr(value, "shape", ()))
+    ok = len(shape) == len(expected) and all(
+        isinstance(e, str) or int(s) == e for s, e in zip(shape, expected, strict=True)
+    )
+    if not ok:
+        want = "(" + ", ".join(str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
+        raise ValueError(f"{name} has shape {shape}, expected {want}." + (f" {hint}" if hint else ""))
+
+
+def _cell_shapes(x_t: np.ndarray, h_prev: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray) -> None:
+    require_shape("W_xh", W_xh, ("hidden_size", "input_size"))
+    H, n_in = W_xh.shape
+    require_shape("W_hh", W_hh, (H, H))
+    require_shape("b_h", b_h, (H,))
+    batch_hint = "Inputs are batched: add a batch axis, e.g. x_t[None]." if np.ndim(x_t) == 1 else ""
+    require_shape("x_t", x_t, ("B", n_in), batch_hint)
+    require_shape("h_prev", h_prev, (x_t.shape[0], H))
+
+
+# ----------------------------------------------------------------------------- numpy
+
+
+def init_rnn_params(
+    input_size: int,
+    hidden_size: int,
+    output_size: int,
+    rng: np.random.Generator,
+    dtype: type = np.float64,
+) -> Params:
+    """Random parameters, uniform in ``[-1/sqrt(H), 1/sqrt(H)]`` like ``torch.nn.RNN``; biases zero."""
+    k = 1.0 / np.sqrt(hidden_size)
+
+    def uniform(*shape: int) -> np.ndarray:
+        return rng.uniform(-k, k, size=shape).astype(dtype)
+
+    return {
+        "W_xh": uniform(hidden_size, input_size),  # (H, I)
+        "W_hh": uniform(hidden_size, hidden_size),  # (H, H)
+        "b_h": np.zeros(hidden_size, dtype=dtype),  # (H,)
+        "W_hy": uniform(output_size, hidden_size),  # (O, H)
+        "b_y": np.zeros(output_size, dtype=dtype),  # (O,)
+    }
+
+
+def rnn_cell_forward(
+    x_t: np.ndarray, h_prev: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray
+) -> np.ndarray:
+    """One step: ``h_t = tanh(x_t W_xh^T + h_prev W_hh^T + b_h)``.
+
+    Args:
+        x_t: inputs at this step, ``(B, I)``.
+        h_prev: the previous hidden state, ``(B, H)``.
+        W_xh ``(H, I)``, W_hh ``(H, H)``, b_h ``(H,)``.
+
+    Returns:
+        h_t, ``(B, H)``.
+    """
+    _cell_shapes(x_t, h_prev, W_xh, W_hh, b_h)
+    return np.tanh(x_t @ W_xh.T + h_prev @ W_hh.T + b_h)  # (B, H)
+
+
+def rnn_forward(
+    x: np.ndarray, h_init: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray
+) -> np.ndarray:
+    """Run the cell over a sequence: the same weights at every step.
+
+    Args:
+        x: the input sequence, ``(T, B, I)``.
+        h_init: the state before the first step, ``(B, H)`` (zeros for a fresh sequence).
+
+    Returns:
+        hs, every hidden state ``h_0 .. h_{T-1}``, ``(T, B, H)``; ``hs[-1]`` is the final state.
+    """
+    require_shape("W_xh", W_xh, ("hidden_size", "input_size"))
+    H, n_in = W_xh.shape
+    require_shape("x", x, ("T", "B", n_in), "Sequences are (T, B, input_size): time first, then the batch.")
+    require_shape("h_init", h_init, (x.shape[1], H))
+    require_shape("W_hh", W_hh, (H, H))
+    require_shape("b_h", b_h, (H,))
+    # The same as calling rnn_cell_forward at every step, but the input term does not depend
+    # on h, so it is computed for all steps in one matrix product, outside the loop.
+    x_proj = x @ W_xh.T + b_h  # (T, B, H)
+    hs = np.empty_like(x_proj)  # (T, B, H)
+    h = h_init
+    for t in range(x.shape[0]):
+        h = np.tanh(x_proj[t] + h @ W_hh.T)  # (B, H)
+        hs[t] = h
+    return hs
+
+
+def rnn_output(hs: np.ndarray, W_hy: np.ndarray, b_y: np.ndarray) -> np.ndarray:
+    """Output logits ``o_t = W_hy h_t + b_y`` for every step: ``(..., H) -> (..., O)``."""
+    require_shape("W_hy", W_hy, ("output_size", "hidden_size"))
+    n_out, H = W_hy.shape
+    require_shape("b_y", b_y, (n_out,))
+    if hs.shape[-1:] != (H,):
+        raise ValueError(f"hs has shape {hs.shape}, expected (..., {H}) to match W_hy {W_hy.shape}.")
+    return hs @ W_hy.T + b_y
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax over the last axis."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def one_hot(ids: np.ndarray, size: int, dtype: type = np.float64) -> np.ndarray:
+    """``(...,)`` integer ids -> ``(..., size)`` one-hot vectors."""
+    ids = np.asarray(ids)
+    if ids.size and (ids.min() < 0 or ids.max() >= size):
+        raise ValueError(f"ids must lie in 0..{size - 1}, got {ids.min()}..{ids.max()}")
+    return np.eye(size, dtype=dtype)[ids]
+
+
+def _require_simple_rnn(rnn: nn.RNN) -> None:
+    if rnn.num_layers != 1 or rnn.bidirectional or rnn.nonlinearity != "tanh" or rnn.batch_first:
+        raise ValueError("expected a one-layer, unidirectional, tanh, sequence-first torch.nn.RNN")
+
+
+def params_from_torch(rnn: nn.RNN, dtype: type = np.float64) -> Params:
+    """Copy a one-layer tanh ``torch.nn.RNN``'s weights into numpy (``b_h = b_ih + b_hh``).
+
+    The output layer is not part of ``nn.RNN``: the returned dict has only W_xh, W_hh and b_h.
+    """
+    _require_simple_rnn(rnn)
+
+    def arr(t: torch.Tensor) -> np.ndarray:
+        return t.detach().cpu().numpy().astype(dtype)
+
+    b_h = arr(rnn.bias_ih_l0) + arr(rnn.bias_hh_l0) if rnn.bias else np.zeros(rnn.hidden_size, dtype=dtype)
+    return {"W_xh": arr(rnn.weight_ih_l0), "W_hh": arr(rnn.weight_hh_l0), "b_h": b_h}
+
+
+# ----------------------------------------------------------------------------- PyTorch
+
+
+class RNN(nn.Module):
+    """A one-layer tanh RNN written out step by step; same call as ``torch.nn.RNN``.
+
+    ``forward(x, h_0=None)`` takes ``x (T, B, I)`` and ``h_0 (1, B, H)`` (zeros if omitted) and
+    returns ``(out (T, B, H), h_n (1, B, H))`` exactly as ``nn.RNN`` does, so either can be used
+    inside a model. Parameters: ``W_xh (H, I)``, ``W_hh (H, H)``, ``b_h (H,)``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int):
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        k = 1.0 / hidden_size**0.5  # nn.RNN's initialisation
+        self.W_xh = nn.Parameter(torch.empty(hidden_size, input_size).uniform_(-k, k))
+        self.W_hh = nn.Parameter(torch.empty(hidden_size, hidden_size).uniform_(-k, k))
+        self.b_h = nn.Parameter(torch.zeros(hidden_size))
+
+    @classmethod
+    def from_torch(cls, rnn: nn.RNN) -> RNN:
+        """A copy of a one-layer tanh ``nn.RNN``'s weights (its two biases summed into ``b_h``)."""
+        _require_simple_rnn(rnn)
+        model = cls(rnn.input_size, rnn.hidden_size).to(device=rnn.weight_ih_l0.device, dtype=rnn.weight_ih_l0.dtype)
+        with torch.no_grad():
+            model.W_xh.copy_(rnn.weight_ih_l0)
+            model.W_hh.copy_(rnn.weight_hh_l0)
+            model.b_h.copy_(rnn.bias_ih_l0 + rnn.bias_hh_l0 if rnn.bias else torch.zeros_like(model.b_h))
+        return model
+
+    def forward(self, x: torch.Tensor, h_0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        require_shape("x", x, ("T", "B", self.input_size), "Sequences are (T, B, input_size): time first.")
+        T, B, _ = x.shape
+        if h_0 is None:
+            h_0 = x.new_zeros(1, B, self.hidden_size)
+        require_shape("h_0", h_0, (1, B, self.hidden_size))
+        x_proj = x @ self.W_xh.T + self.b_h  # (T, B, H): the input part of every step at once
+        h = h_0[0]  # (B, H)
+        outputs = []
+        for t in range(T):
+            h = torch.tanh(x_proj[t] + h @ self.W_hh.T)  # (B, H)
+            outputs.append(h)
+        out = torch.stack(outputs)  # (T, B, H)
+        return out, h.unsqueeze(0)
+
+
+class CharRNN(nn.Module):
+    """Character model: one-hot ids -> RNN -> logits over the vocabulary at every step.
+
+    ``forward(ids (T, B) long, h_0=None) -> (logits (T, B, V), h_n (1, B, H))``. The
+    recurrent layer is the from-scratch :class:`RNN`, or ``torch.nn.RNN`` with
+    ``use_torch_rnn=True`` (faster: one fused kernel).
+    """
+
+    def __init__(self, vocab_size: int, hidden_size: int, use_torch_rnn: bool = False):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.rnn = nn.RNN(vocab_size, hidden_size) if use_torch_rnn else RNN(vocab_size, hidden_size)
+        self.head = nn.Linear(hidden_size, vocab_size)  # W_hy (V, H), b_y (V,)
+
+    def forward(self, ids: torch.Tensor, h_0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        require_shape("ids", ids, ("T", "B"))
+        x = nn.functional.one_hot(ids, self.vocab_size).to(self.head.weight.dtype)  # (T, B, V)
+        out, h_n = self.rnn(x, h_0)  # (T, B, H), (1, B, H)
+        return self.head(out), h_n
+
+
+# ----------------------------------------------------------------------------- exercise checks
+
+
+def _cell_case(rng: np.random.Generator, B: int = 3, n_in: int = 4, H: int = 5) -> tuple[np.ndarray, ...]:
+    return (
+        rng.normal(size=(B, n_in)),
+        rng.normal(size=(B, H)) * 0.5,
+        rng.normal(size=(H, n_in)) * 0.5,
+        rng.normal(size=(H, H)) * 0.5,
+        rng.normal(size=H) * 0.5,
+    )
+
+
+def _mistake(name: str, got: np.ndarray, expected: np.ndarray, candidates: dict[str, np.ndarray]) -> None:
+    """Name the first candidate mistake that ``got`` matches (when it does not match ``expected``)."""
+    got = np.asarray(got, dtype=np.float64)
+    if np.allclose(got, expected, rtol=1e-6, atol=1e-9):
+        return
+    for hint, value in candidates.items():
+        if value.shape == got.shape and np.allclose(got, value, rtol=1e-6, atol=1e-9):
+            raise CheckFailed(f"{name} is off: it matches what you get when you {hint}.")
+
+
+def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> float:
+    """Test ``fn(x_t, h_prev, W_xh, W_hh, b_h) -> h_t`` against :func:`rnn_cell_forward`.
+
+    Fails with a message that names the shape that is wrong, or the usual mistake that the
+    values match (no tanh, no bias, a transposed W_hh, h_prev ignored, ...). Returns the
+    largest absolute difference.
+    """
+    x_t, h_prev, W_xh, W_hh, b_h = _cell_case(np.random.default_rng(seed))
+    got = fn(x_t, h_prev, W_xh, W_hh, b_h)
+    expected = rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h)
+    check_shape("h_t", got, expected.shape)
+    got_np = got.detach().cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
+    a_x, a_h = x_t @ W_xh.T, h_prev @ W_hh.T
+    _mistake("h_t", got_np, expected, {
+        "forget the tanh (h_t is the pre-activation)": a_x + a_h + b_h,
+        "leave out the bias b_h": np.tanh(a_x + a_h),
+        "use W_hh.T instead of W_hh (h_prev @ W_hh instead of h_prev @ W_hh.T)": np.tanh(a_x + h_prev @ W_hh + b_h),
+        "ignore h_prev (no recurrent term)": np.tanh(a_x + b_h),
+        "ignore x_t (no input term)": np.tanh(a_h + b_h),
+        "use a sigmoid instead of tanh": 1 / (1 + np.exp(-(a_x + a_h + b_h))),
+    })
+    return check_close("h_t", got, expected)
+
+
+def check_rnn_forward(fn: Callable[..., np.ndarray], seed: int = 0, T: int = 4) -> float:
+    """Test ``fn(x, h_init, W_xh, W_hh, b_h) -> hs (T, B, H)`` against :func:`rnn_forward`."""
+    rng = np.random.default_rng(seed)
+    x_t, h_init, W_xh, W_hh, b_h = _cell_case(rng)
+    x = rng.normal(size=(T, *x_t.shape))  # (T, B, I)
+    got = fn(x, h_init, W_xh, W_hh, b_h)
+    expected = rnn_forward(x, h_init, W_xh, W_hh, b_h)
+    shape = tuple(getattr(got, "shape", ()))
+    B, H = h_init.shape
+    if shape == (T + 1, B, H):
+        raise CheckFailed(f"hs has shape {shape}, expected {(T, B, H)}: return h_0..h_{{T-1}}, without h_init.")
+    if shape == (B, H):
+        raise CheckFailed(f"hs has shape {shape}, expected {(T, B, H)}: return every hidden state, not only the last.")
+    check_shape("hs", got, expected.shape)
+    got_np = got.detach().cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
+    stale = np.stack([rnn_cell_forward(x[t], h_init, W_xh, W_hh, b_h) for t in range(T)])
+    _mistake("hs", got_np, expected, {"feed h_init to every step instead of the previous hidden state": stale})
+    if np.allclose(got_np[0], expected[0]) and not np.allclose(got_np, expected):
+        bad = int(np.argmax([not np.allclose(got_np[t], expected[t]) for t in range(T)]))
+        raise CheckFailed(f"hs[0] is right but hs[{bad}] is off: is h carried from one step to the next?")
+    return check_close("hs", got, expected)

@@ -1,0 +1,104 @@
+"""Self-attention and multi-head attention from scratch.
+
+For a sequence X (B, T, D): Q = X W_Q, K = X W_K, V = X W_V and
+
+    Attention(Q, K, V) = softmax(Q K^T / sqrt(d_k) + M) V
+
+where M is 0 where a query may look and -inf where it may not (causal or padding mask).
+Multi-head attention splits D into h heads of d_k = D / h, attends in each, concatenates
+the heads and projects with W_O. :class:`MultiHeadAttention` stores its weights like
+``torch.nn.MultiheadAttention`` (one ``in_proj`` of shape (3D, D), ``out_proj``) so the two
+can be compared weight for weight.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax(q k^T / sqrt(d_k)) v, the output ``(..., Tq, d_v)`` and the weights ``(..., Tq, Tk)``.
+
+    q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v); ``mask`` (broadcastable to
+    (..., Tq, Tk)) of bools, True where a query may attend. A query row with no allowed key
+    gets zero weights (instead of NaN).
+    """
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"k has shape {tuple(k.shape)}, expected last size d_k = {q.shape[-1]} as in q")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"v has shape {tuple(v.shape)}, expected {k.shape[-2]} positions as in k")
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    if mask is not None:
+        weights = weights.nan_to_num(0.0)  # fully masked rows: softmax of all -inf is NaN
+    return weights @ v, weights
+
+
+def causal_mask(T: int, device: torch.device | None = None) -> torch.Tensor:
+    """(T, T) bools, True on and below the diagonal: position t sees positions 0..t."""
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def padding_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
+    """(B, 1, T) bools, True at real keys: broadcasts over queries (and, unsqueezed, heads)."""
+    if lengths.dim() != 1:
+        raise ValueError(f"lengths has shape {tuple(lengths.shape)}, expected (B,)")
+    return (torch.arange(T, device=lengths.device)[None, :] < lengths[:, None])[:, None, :]
+
+
+def split_heads(x: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """(B, T, D) -> (B, h, T, D / h): head i takes features i*d_k .. (i+1)*d_k - 1."""
+    if x.dim() != 3 or x.shape[-1] % n_heads:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, D) with D divisible by {n_heads}")
+    B, T, D = x.shape
+    return x.view(B, T, n_heads, D // n_heads).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, h, T, d_k) -> (B, T, h * d_k), the inverse of :func:`split_heads`."""
+    if x.dim() != 4:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, h, T, d_k)")
+    B, h, T, d_k = x.shape
+    return x.transpose(1, 2).reshape(B, T, h * d_k)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with ``torch.nn.MultiheadAttention``'s parameter layout.
+
+    ``in_proj_weight`` (3D, D) stacks W_Q^T, W_K^T, W_V^T (PyTorch's Linear stores W^T),
+    ``out_proj`` is W_O. ``forward(x, mask)`` is self-attention; pass ``kv`` for cross-attention.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, bias: bool = True):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model = {d_model} is not divisible by n_heads = {n_heads}")
+        self.n_heads = n_heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d_model, d_model))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * d_model)) if bias else None
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                kv: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output (B, T, D) and per-head weights (B, h, T, Tk). ``mask``: True = may attend."""
+        D = self.in_proj_weight.shape[1]
+        if x.dim() != 3 or x.shape[-1] != D:
+            raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, {D})")
+        kv = x if kv is None else kv
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)  # each (D, D)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None,) * 3
+        q = split_heads(nn.functional.linear(x, w_q, b_q), self.n_heads)  # (B, h, T, d_k)
+        k = split_heads(nn.functional.linear(kv, w_k, b_k), self.n_heads)  # (B, h, Tk, d_k)
+        v = split_heads(nn.functional.linear(kv, w_v, b_v), self.n_heads)  # (B, h, Tk, d_k)
+        if mask is not None and mask.dim() == 3:
+            mask = mask[:, None]  # (B, 1, Tq, Tk): the same mask for every head
+        out, weights = scaled_dot_product_attention(q, k, v, mask)
+        return self.out_proj(merge_heads(out)), weights

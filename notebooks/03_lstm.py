@@ -1,0 +1,593 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 03 · LSTM: a memory cell with gates
+#
+# **Objectives.** By the end of this notebook you will
+# 1. know the LSTM's cell state and its forget, input and output gates and candidate, with
+#    every symbol of the equations matched to a name in the code,
+# 2. have an LSTM cell in numpy and in PyTorch (`course_utils.lstm`) that computes exactly
+#    what `torch.nn.LSTM` computes, and know PyTorch's `i, f, g, o` weight layout,
+# 3. count an LSTM's parameters two ways and explain why PyTorch reports more,
+# 4. know the peephole variant,
+# 5. see *why* the cell state helps: gradients that survive long time lags, and a task —
+#    the adding problem — that an LSTM learns and a plain RNN does not,
+# 6. look at the gates at work, on the adding problem and on real text.
+#
+# It builds on **02 · BPTT**, where the gradient of a plain RNN shrank (or blew up) by a
+# factor per step. It runs in well under a minute on a laptop CPU.
+
+# %%
+import copy
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from course_utils import check_close, describe_device, evaluate, fit, get_device, seed_everything, supervised, tolerance
+from course_utils.long_range import (
+    BASELINE_MSE,
+    SequenceToOne,
+    adding_batches,
+    adding_problem,
+    count_parameters,
+    gradient_by_lag,
+)
+from course_utils.lstm import (
+    GATES,
+    LSTM,
+    CharLM,
+    LSTMCell,
+    char_accuracy,
+    char_lm_batches,
+    char_lm_loss,
+    gate_slices,
+    lstm_cell_numpy,
+    lstm_forward_numpy,
+    lstm_param_count,
+    lstm_weights_from_torch,
+)
+from course_utils.text import CharVocab, load_corpus
+
+# The models here are tiny: each time step is a few small matrix products, done one step
+# after the other. Spreading such small products over several CPU threads costs more in
+# synchronisation than it saves (on a busy 2-core machine, many times more), so we use one.
+torch.set_num_threads(1)
+device = get_device()
+print("Running on:", describe_device(device))
+notebook_start = time.perf_counter()
+
+# %% [markdown]
+# ## 1. The idea: a state that is *added to*, not rewritten
+#
+# A plain RNN rewrites its whole state every step, $h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b)$,
+# so the gradient from step $t$ back to step $t-k$ is a product of $k$ Jacobians
+# $\operatorname{diag}(1 - h^2)\,W_{hh}$, which shrinks or grows geometrically (notebook 02).
+#
+# The LSTM (Hochreiter & Schmidhuber 1997; the forget gate is from Gers, Schmidhuber &
+# Cummins 2000) adds a second state, the **cell state** $c_t$, updated by *gated addition*:
+#
+# $$
+# \begin{aligned}
+# i_t &= \sigma(W_{xi} x_t + W_{hi} h_{t-1} + b_i) && \text{input gate: how much to write}\\
+# f_t &= \sigma(W_{xf} x_t + W_{hf} h_{t-1} + b_f) && \text{forget gate: how much to keep}\\
+# g_t &= \tanh(W_{xg} x_t + W_{hg} h_{t-1} + b_g) && \text{candidate } \tilde C_t\text{: what to write}\\
+# o_t &= \sigma(W_{xo} x_t + W_{ho} h_{t-1} + b_o) && \text{output gate: how much to show}\\
+# c_t &= f_t \odot c_{t-1} + i_t \odot g_t && \text{cell state}\\
+# h_t &= o_t \odot \tanh(c_t) && \text{hidden state (the output)}
+# \end{aligned}
+# $$
+#
+# Along the cell state, $\partial c_t / \partial c_{t-1} = \operatorname{diag}(f_t)$ (plus
+# paths through $h$): no weight matrix, no squashing. If the forget gate stays near 1, the
+# memory — and its gradient — survives many steps. We check this Jacobian in section 6.
+#
+# **Notation.** The lecture slides write each gate as one matrix acting on the
+# concatenation, $f_t = \sigma(W_f\,[h_{t-1}, x_t] + b_f)$; that $W_f$ is just $[W_{hf} \mid W_{xf}]$
+# side by side. They call the candidate $\tilde C_t$ in one table and $g_t$ in another; the
+# code uses `g`, as PyTorch does. Here is every symbol with its name in `course_utils.lstm`
+# (rows of the stacked weights, hidden size $H$):
+#
+# | math | code | shape | rows of the stack |
+# | --- | --- | --- | --- |
+# | $x_t$, $h_{t-1}$, $c_{t-1}$ | `x`, `h_prev`, `c_prev` | (B, I), (B, H), (B, H) | |
+# | $i_t, f_t, g_t, o_t$ | `i`, `f`, `g`, `o` | (B, H) each | |
+# | $W_{xi}, W_{xf}, W_{xg}, W_{xo}$ | `W_x` = PyTorch's `weight_ih_l0` | (4H, I) | `0:H`, `H:2H`, `2H:3H`, `3H:4H` |
+# | $W_{hi}, W_{hf}, W_{hg}, W_{ho}$ | `W_h` = `weight_hh_l0` | (4H, H) | same |
+# | $b_i, b_f, b_g, b_o$ | `b` = `bias_ih_l0 + bias_hh_l0` | (4H,) | same |
+# | $c_t$, $h_t$ | `c`, `h` | (B, H) | |
+#
+# Inputs are batched as rows, so $W_{xf} x_t$ becomes `x @ W_x[H:2H].T`. All four blocks are
+# computed with one matrix product each for `x` and `h_prev`, then split.
+
+# %% [markdown]
+# ## 2. The cell from scratch, checked against `torch.nn.LSTM`
+#
+# `torch.nn.LSTM` stores the four blocks stacked in the order **i, f, g, o**:
+
+# %%
+seed_everything(0)
+n_in, H, B, T = 4, 5, 3, 6  # n_in is the input size I
+reference = torch.nn.LSTM(n_in, H).double().to(device)  # float64: the comparison tests the maths, not rounding
+for name, p in reference.named_parameters():
+    print(f"{name:14s} {tuple(p.shape)}")
+print("row blocks of weight_ih_l0:", {k: (s.start, s.stop) for k, s in gate_slices(H).items()})
+
+# %% [markdown]
+# We copy its weights into numpy (`lstm_weights_from_torch` adds the two bias vectors,
+# section 3 says why) and run our numpy cell over a sequence, step by step, with
+# `lstm_forward_numpy`. The input is time-major, `(T, B, I)`, PyTorch's default layout.
+
+# %%
+xs = torch.randn(T, B, n_in, dtype=torch.float64)  # (T, B, n_in)
+weights = lstm_weights_from_torch(reference)  # {"W_x": (4H, n_in), "W_h": (4H, H), "b": (4H,)}
+zeros = np.zeros((B, H))
+hs_numpy, (h_numpy, c_numpy) = lstm_forward_numpy(xs.numpy(), zeros, zeros, **weights)  # (T, B, H)
+
+with torch.no_grad():
+    hs_torch, (h_torch, c_torch) = reference(xs.to(device))  # (T, B, H); state (1, B, H)
+rtol, atol = tolerance(torch.float64, device)
+check_close("numpy LSTM outputs vs torch.nn.LSTM", hs_torch, torch.from_numpy(hs_numpy), rtol=rtol, atol=atol)
+check_close("numpy final cell state vs torch.nn.LSTM", c_torch[0], torch.from_numpy(c_numpy), rtol=rtol, atol=atol)
+
+# %% [markdown]
+# The PyTorch version, `course_utils.lstm.LSTM`, runs `LSTMCell` in a Python loop (slow, but
+# every step is visible and it can return the gates). `LSTM.from_torch` copies the weights.
+# We also compare all four gates of one step with the numpy cell, naming each gate, so a
+# wrong block would show up by name:
+
+# %%
+ours = LSTM.from_torch(reference)
+with torch.no_grad():
+    hs_ours, (h_ours, c_ours), gates_ours = ours(xs.to(device), return_gates=True)
+check_close("course LSTM outputs vs torch.nn.LSTM", hs_ours, hs_torch, rtol=rtol, atol=atol)
+
+_, _, gates_numpy = lstm_cell_numpy(xs[0].numpy(), zeros, zeros, **weights)  # step t = 0
+stacked_numpy = np.concatenate([gates_numpy[k] for k in GATES], axis=1)  # (B, 4H), blocks i, f, g, o
+stacked_ours = torch.cat([gates_ours[k][0] for k in GATES], dim=1)  # (B, 4H)
+check_close("gates at t=0, torch vs numpy", stacked_ours, torch.from_numpy(stacked_numpy),
+            rtol=rtol, atol=atol, parts=gate_slices(H))
+
+# %% [markdown]
+# The layout matters. Read the blocks in another order — say `i, f, o, g`, swapping the
+# last two — and the cell is a different function:
+
+# %%
+s = gate_slices(H)
+order = np.r_[s["i"], s["f"], s["o"], s["g"]]  # row indices in the wrong order
+swapped = {"W_x": weights["W_x"][order], "W_h": weights["W_h"][order], "b": weights["b"][order]}
+hs_swapped, _ = lstm_forward_numpy(xs.numpy(), zeros, zeros, **swapped)
+print(f"max |difference| with g and o swapped: {np.abs(hs_swapped - hs_numpy).max():.3f}")
+assert np.abs(hs_swapped - hs_numpy).max() > 1e-2
+
+# %% [markdown]
+# ## 3. Counting parameters
+#
+# Each of the four blocks has a weight matrix for the input ($H \times I$), one for the
+# previous hidden state ($H \times H$) and a bias ($H$). The lecture notes' count is
+#
+# $$N = 4\,\big((I + H)\,H + H\big),$$
+#
+# which for their example $I = 100$, $H = 50$ is computed below. `torch.nn.LSTM(100, 50)`
+# reports more:
+
+# %%
+seed_everything(0)
+example = torch.nn.LSTM(100, 50)
+textbook = lstm_param_count(100, 50, n_biases=1)
+pytorch = count_parameters(example)
+print(f"textbook 4*((I+H)*H + H)   = {textbook:,}")
+print(f"torch.nn.LSTM(100, 50)     = {pytorch:,}   (= 4*((I+H)*H + 2H) = {lstm_param_count(100, 50, n_biases=2):,})")
+print(f"course_utils LSTMCell      = {count_parameters(LSTMCell(100, 50)):,}")
+print(f"difference                 = {pytorch - textbook} = 4H: one extra bias vector per block")
+assert pytorch == lstm_param_count(100, 50, n_biases=2) and pytorch - textbook == 4 * 50
+
+# %% [markdown]
+# PyTorch (following cuDNN) keeps two biases, `bias_ih` (added to $W_x x$) and `bias_hh`
+# (added to $W_h h$). Inside an LSTM they are only ever *added*, so only their sum matters:
+# the 200 extra numbers are redundant. Check it: move $\delta$ from one bias to the other and
+# the output does not change.
+
+# %%
+x100 = torch.randn(7, 2, 100)  # (T, B, I)
+with torch.no_grad():
+    before, _ = example(x100)
+    delta = torch.randn(4 * 50)
+    example.bias_ih_l0 += delta
+    example.bias_hh_l0 -= delta
+    after, _ = example(x100)
+print(f"max |output change| after moving a random delta between the biases: {(after - before).abs().max():.1e}")
+assert torch.allclose(after, before, atol=1e-5)
+
+# %% [markdown]
+# (The same is *not* true of PyTorch's GRU, notebook 04.) So both counts are right: the
+# textbook counts the parameters the function needs, PyTorch counts what it stores.
+
+# %% [markdown]
+# ## 4. A variant: the peephole LSTM
+#
+# In the LSTM above the gates see $x_t$ and $h_{t-1}$, but not the cell state itself —
+# $h_{t-1}$ is only a squashed, output-gated view of it. Gers & Schmidhuber (2000) added
+# **peephole connections**: diagonal weights $p_i, p_f, p_o$ (one number per unit) from the cell
+# state to the gates,
+#
+# $$
+# i_t = \sigma(\dots + p_i \odot c_{t-1}),\qquad
+# f_t = \sigma(\dots + p_f \odot c_{t-1}),\qquad
+# o_t = \sigma(\dots + p_o \odot c_t),
+# $$
+#
+# the output gate looking at the *new* cell state. That is $3H$ more parameters. PyTorch has
+# no peephole LSTM, so we check our PyTorch cell against the numpy one, with random
+# peephole weights, and check that zero peepholes give back `torch.nn.LSTMCell`:
+
+# %%
+seed_everything(1)
+cell = LSTMCell(n_in, H, peephole=True).double().to(device)
+with torch.no_grad():
+    cell.peephole.normal_()  # (3, H): rows p_i, p_f, p_o
+x, h_prev, c_prev = (torch.randn(B, n, dtype=torch.float64) for n in (n_in, H, H))
+with torch.no_grad():
+    h_peep, c_peep = cell(x.to(device), (h_prev.to(device), c_prev.to(device)))
+w = {k: getattr(cell, k).detach().cpu().numpy() for k in ("W_x", "W_h", "b", "peephole")}
+h_ref, c_ref, _ = lstm_cell_numpy(x.numpy(), h_prev.numpy(), c_prev.numpy(), **w)
+check_close("peephole cell h, torch vs numpy", h_peep, torch.from_numpy(h_ref), rtol=rtol, atol=atol)
+
+plain = torch.nn.LSTMCell(n_in, H).double().to(device)
+with torch.no_grad():
+    cell.W_x.copy_(plain.weight_ih)
+    cell.W_h.copy_(plain.weight_hh)
+    cell.b.copy_(plain.bias_ih + plain.bias_hh)
+    cell.peephole.zero_()
+    state = (h_prev.to(device), c_prev.to(device))
+    check_close("peephole cell with p = 0 vs torch.nn.LSTMCell", cell(x.to(device), state)[0],
+                plain(x.to(device), state)[0], rtol=rtol, atol=atol)
+n_plain, n_peep = count_parameters(LSTMCell(n_in, H)), count_parameters(LSTMCell(n_in, H, peephole=True))
+print(f"parameters (one bias per block): plain {n_plain}, peephole {n_peep} = plain + 3H = {n_plain} + {3 * H}")
+assert n_peep == n_plain + 3 * H
+
+# %% [markdown]
+# ## 5. A long-range task: the adding problem
+#
+# Each sequence has $T$ steps with two inputs: a value $u_t \sim U[0, 1]$ and a marker that is
+# 1 at exactly two steps, one in each half of the sequence. The target is the sum of the two
+# marked values. The model reads the whole sequence and answers at the end, so it must hold
+# the first value for at least $T/2$ steps while ignoring everything unmarked.
+#
+# The trivial answer is the constant 1 (the mean of $u_1 + u_2$); its MSE is
+# $\operatorname{Var}(u_1 + u_2) = 2 \cdot \tfrac{1}{12} = \tfrac16$. A model that has not
+# learned to remember sits at that baseline.
+
+# %%
+T_ADD, HIDDEN, STEPS, BATCH, LR = 50, 32, 800, 64, 1e-2
+x_test, y_test = adding_problem(2000, T_ADD, seed=12345)
+print("one sequence: values", x_test[0, :6, 0].numpy().round(2), "... markers at", x_test[0, :, 1].nonzero().flatten().tolist(),
+      "target", round(y_test[0].item(), 3))
+baseline = torch.mean((y_test - 1.0) ** 2).item()
+print(f"test MSE of always answering 1: {baseline:.4f} (theory 1/6 = {BASELINE_MSE:.4f})")
+
+# %% [markdown]
+# We train a plain tanh RNN (`torch.nn.RNN`, as in notebook 02) and an LSTM, both with
+# $H$ = 32 units, the same fresh batches (one pass over `STEPS` batches of 64 new
+# sequences), Adam and gradient clipping. The only LSTM-specific choice: its forget-gate bias
+# starts at 1 rather than near 0 (`set_forget_bias`), so $f \approx \sigma(1)$ from the
+# start (printed below) — a standard trick (Jozefowicz et al. 2015) that makes the LSTM
+# learn this task reliably within our small budget.
+
+# %%
+mse = supervised(torch.nn.functional.mse_loss)
+train_batches = adding_batches(STEPS, BATCH, T_ADD, seed=1)
+adding_models, initial_models, adding_histories, adding_test = {}, {}, {}, {}
+for kind in ("RNN", "LSTM"):
+    seed_everything(0)
+    model = SequenceToOne(kind, input_size=2, hidden_size=HIDDEN, forget_bias=1.0).to(device)
+    adding_models[kind] = model
+    initial_models[kind] = copy.deepcopy(model)  # kept untrained, for section 6
+    if kind == "LSTM":
+        f_start = torch.sigmoid(model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0)[gate_slices(HIDDEN)["f"]]
+        print(f"LSTM forget gate for zero input and state: sigmoid(b_f) = {f_start[0]:.2f} in every unit")
+    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
+    adding_histories[kind] = fit(model, train_batches, mse, optimizer, clip_grad_norm=1.0, desc=kind)
+    adding_test[kind] = evaluate(model, [(x_test, y_test)], mse)
+    print(f"{kind}: test MSE {adding_test[kind]:.4f}  (baseline {baseline:.4f}), {adding_histories[kind].seconds:.1f} s")
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.5), sharey=True)
+for ax, kind in zip(axes, ("RNN", "LSTM"), strict=True):
+    ax.plot(adding_histories[kind].losses, alpha=0.4, label="train (per batch)")
+    ax.axhline(baseline, color="k", ls="--", label="baseline: answer 1")
+    ax.axhline(adding_test[kind], color="C3", label=f"test MSE {adding_test[kind]:.3f}")
+    ax.set_yscale("log")
+    ax.set_title(f"{kind}, adding problem T={T_ADD}")
+    ax.set_xlabel("optimiser step")
+    ax.legend()
+axes[0].set_ylabel("MSE")
+plt.show()
+print(f"The LSTM's test MSE is {adding_test['LSTM']:.4f}, {baseline / adding_test['LSTM']:.0f} times below the baseline; "
+      f"the RNN's is {adding_test['RNN']:.4f}, {adding_test['RNN'] / baseline:.0%} of the baseline.")
+assert adding_test["LSTM"] < 0.05 * baseline, "the LSTM should solve the adding problem"
+assert adding_test["RNN"] > 0.6 * baseline, "the plain RNN should stay near the baseline"
+
+# %% [markdown]
+# The RNN's loss drops to the baseline quickly — it learns to answer about 1 — and stays
+# there: no gradient signal from the first marker reaches it. The LSTM also sits on the
+# plateau for a while, then finds the solution.
+#
+# ## 6. Why it helps: gradients across time lags
+#
+# First the claim of section 1, checked with autograd: with $x_t$ and $h_{t-1}$ fixed, the
+# Jacobian of $c_t$ with respect to $c_{t-1}$ is exactly $\operatorname{diag}(f_t)$.
+
+# %%
+seed_everything(2)
+cell = LSTMCell(n_in, H).double()
+x, h_prev, c_prev = (torch.randn(1, n, dtype=torch.float64) for n in (n_in, H, H))
+jacobian = torch.autograd.functional.jacobian(lambda c: cell(x, (h_prev, c))[1], c_prev)[0, :, 0, :]  # (H, H)
+f_gate = cell.step(x, (h_prev, c_prev))[2]["f"][0]  # (H,)
+check_close("dc_t/dc_{t-1} vs diag(f_t)", jacobian, torch.diag(f_gate).detach())
+
+# %% [markdown]
+# Now the whole model. `gradient_by_lag` measures $\lVert \partial \hat y / \partial x_t \rVert$,
+# how much the prediction at the end moves with the input $k = T-1-t$ steps earlier
+# (averaged over 256 test sequences), for both models before and after training:
+
+# %%
+probe = x_test[:256].to(device)
+lags = {
+    "RNN, at initialisation": gradient_by_lag(initial_models["RNN"], probe),
+    "RNN, trained": gradient_by_lag(adding_models["RNN"], probe),
+    "LSTM, at initialisation": gradient_by_lag(initial_models["LSTM"], probe),
+    "LSTM, trained": gradient_by_lag(adding_models["LSTM"], probe),
+}
+fig, ax = plt.subplots(figsize=(7, 3.5))
+for (label, norms), style in zip(lags.items(), ("C0:", "C0-", "C1:", "C1-"), strict=True):
+    ax.semilogy(norms.numpy(), style, label=label)
+ax.set_xlabel("lag k (steps before the end)")
+ax.set_ylabel(r"$\|\partial \hat y / \partial x_{T-1-k}\|$")
+ax.legend()
+plt.show()
+for label, norms in lags.items():
+    print(f"{label:24s} lag 0: {norms[0]:.1e}   lag {T_ADD - 1}: {norms[-1]:.1e}   ratio {norms[-1] / norms[0]:.1e}")
+assert lags["LSTM, trained"][-1] / lags["LSTM, trained"][0] > 100 * lags["RNN, trained"][-1] / lags["RNN, trained"][0]
+
+# %% [markdown]
+# Read the ratios, not the absolute values. The RNN's sensitivity to the first
+# inputs is many orders of magnitude below its sensitivity to the last one: the gradient
+# that should teach it to remember the first marker vanishes, exactly the problem of
+# notebook 02, before and after training. The trained LSTM's curve is nearly flat — it
+# keeps a gradient alive over the whole sequence. Note the LSTM at initialisation: it decays
+# too. Gates do not make
+# gradients survive by themselves; they make it *possible* to learn a forget gate near 1
+# where memory is needed, and then the gradient survives.
+#
+# ## 7. The gates at work
+#
+# ### On the adding problem
+#
+# We copy the trained `torch.nn.LSTM` into our loop version (which returns the gates) and
+# run it on one test sequence. The model is batch-first, ours time-major, hence the transpose.
+
+# %%
+lstm_loop = LSTM.from_torch(adding_models["LSTM"].rnn)
+with torch.no_grad():
+    _, _, gates = lstm_loop(x_test[:500].transpose(0, 1).to(device), return_gates=True)  # each (T, 500, H)
+gates = {k: v.cpu() for k, v in gates.items()}
+markers = x_test[:500, :, 1].T.bool()  # (T, 500)
+fig, axes = plt.subplots(3, 1, figsize=(10, 6), sharex=True)
+axes[0].bar(range(T_ADD), x_test[0, :, 0], color=np.where(markers[:, 0], "C3", "0.7"))
+axes[0].set_ylabel("value u_t\n(red: marked)")
+for ax, k in zip(axes[1:], ("i", "f"), strict=True):
+    im = ax.imshow(gates[k][:, 0].T, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_ylabel(f"gate {k}\n(unit)")
+fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
+axes[-1].set_xlabel("time step t")
+plt.show()
+i_on = gates["i"][markers].mean(0)  # (H,) mean input gate of each unit at marked steps
+i_off = gates["i"][~markers].mean(0)  # (H,) ... and at the other steps
+unit = int((i_on - i_off).argmax())
+print(f"unit {unit}: input gate {i_on[unit]:.2f} at marked steps, {i_off[unit]:.2f} at the others")
+f_mean = gates["f"].mean(dim=(0, 1))  # (H,) mean forget gate of each unit
+print(f"units with mean forget gate above 0.9: {int((f_mean > 0.9).sum())} of {HIDDEN}; "
+      f"forget gate of unit {unit}: {f_mean[unit]:.2f}")
+assert i_on[unit] - i_off[unit] > 0.3, "some unit should open its input gate at the marked steps"
+
+# %% [markdown]
+# Over 500 test sequences, the printed unit opens its input gate at the marked steps and
+# much less elsewhere: it writes when there is something to write. In the heatmaps, look
+# for rows of the input gate that light up only at the red bars, and for forget-gate rows
+# that stay close to 1 (yellow) all along: memory that is kept. The printed count says how
+# many units keep their memory on average; the others do other work (or none).
+#
+# ### On real text
+#
+# The adding problem was designed to need memory. On real data the gates are less tidy. We
+# train a small character-level LSTM language model on the course's corpus (Python's own
+# help texts, `course_utils.text.load_corpus`) for a few hundred steps, then look at its
+# gates on a line of held-out text.
+
+# %%
+text = load_corpus()
+vocab = CharVocab.from_text(text)
+ids = vocab.encode(text)
+split = int(0.9 * len(ids))
+print(f"{len(text):,} characters, {vocab.size} distinct; train {split:,}, validation {len(ids) - split:,}")
+char_train = char_lm_batches(ids[:split], n_batches=300, batch_size=32, seq_len=64, seed=0)
+char_val = char_lm_batches(ids[split:], n_batches=20, batch_size=32, seq_len=64, seed=1)
+counts = np.bincount(ids[:split], minlength=vocab.size) + 1
+unigram = -np.mean(np.log(counts / counts.sum())[ids[split:]])  # nats per character
+
+seed_everything(0)
+char_model = CharLM("LSTM", vocab.size, embed_size=32, hidden_size=128).to(device)
+char_history = fit(char_model, char_train, char_lm_loss, torch.optim.Adam(char_model.parameters(), lr=1e-2),
+                   clip_grad_norm=1.0, desc="char LSTM")
+char_val_loss = evaluate(char_model, char_val, char_lm_loss)
+print(f"validation loss {char_val_loss:.3f} nats/char (unigram frequencies: {unigram:.3f}); "
+      f"next-character accuracy {char_accuracy(char_model, char_val):.1%}; {char_history.seconds:.1f} s")
+assert char_val_loss < unigram - 1.0
+
+# %%
+held_out_lines = [line for line in text[split:].split("\n") if 50 < len(line) < 90 and line[0].isupper()]
+snippet = next((line for line in held_out_lines if '"' in line), held_out_lines[0])
+print(repr(snippet))
+loop = LSTM.from_torch(char_model.rnn)
+with torch.no_grad():
+    emb = char_model.embed(torch.from_numpy(vocab.encode(snippet)).to(device))[:, None]  # (L, 1, E)
+    _, _, text_gates = loop(emb, return_gates=True)  # each (L, 1, H)
+units = slice(0, 24)
+fig, axes = plt.subplots(3, 1, figsize=(12, 7), sharex=True)
+for ax, k in zip(axes, ("i", "f", "o"), strict=True):
+    im = ax.imshow(text_gates[k][:, 0, units].cpu().T, aspect="auto", cmap="viridis", vmin=0, vmax=1)
+    ax.set_ylabel(f"gate {k}\n(unit)")
+axes[-1].set_xticks(range(len(snippet)), [c if c != " " else "␣" for c in snippet], fontsize=7)
+fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.6)
+plt.show()
+with torch.no_grad():
+    _, _, all_gates = loop(char_model.embed(char_val[0][0].to(device)).transpose(0, 1), return_gates=True)
+for k in ("i", "f", "o"):
+    v = all_gates[k]
+    print(f"gate {k}: mean {v.mean():.2f}; below 0.1: {(v < 0.1).float().mean():.0%}, above 0.9: {(v > 0.9).float().mean():.0%}")
+
+# %% [markdown]
+# Each row of a heatmap is one unit, each column one character of the held-out line. Some
+# units switch at spaces or punctuation, others stay open or shut for the whole line; the
+# printed shares (over a validation batch) show how many gate values are close to 0 or 1 —
+# the gates act as soft switches, not as fixed mixing weights.
+
+# %% [markdown]
+# ## 8. Exercises
+#
+# ### Exercise 1 (2 points): the LSTM cell forward
+#
+# Implement one LSTM step for a batch in numpy, with the weights in PyTorch's layout
+# (rows `i, f, g, o`, see section 1). Return `(h, c)`, both of shape `(B, H)`. You may use
+# `course_utils.lstm.sigmoid` or write $\sigma(a) = 1/(1+e^{-a})$ yourself.
+
+# %% nbgrader={"grade": false, "grade_id": "lstm_cell_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
+    """One LSTM step. x: (B, I); h_prev, c_prev: (B, H); W_x: (4H, I); W_h: (4H, H); b: (4H,).
+
+    Returns (h, c), each (B, H).
+    """
+    ### BEGIN SOLUTION
+    H = h_prev.shape[1]
+    a = x @ W_x.T + h_prev @ W_h.T + b  # (B, 4H)
+    i = 1 / (1 + np.exp(-a[:, :H]))
+    f = 1 / (1 + np.exp(-a[:, H:2 * H]))
+    g = np.tanh(a[:, 2 * H:3 * H])
+    o = 1 / (1 + np.exp(-a[:, 3 * H:]))
+    c = f * c_prev + i * g
+    h = o * np.tanh(c)
+    return h, c
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "lstm_cell_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils import check_shape, check_type
+
+rng = np.random.default_rng(0)
+Bx, Ix, Hx = 3, 4, 5
+args = (rng.normal(size=(Bx, Ix)), rng.normal(size=(Bx, Hx)), rng.normal(size=(Bx, Hx)),
+        rng.normal(size=(4 * Hx, Ix)), rng.normal(size=(4 * Hx, Hx)), rng.normal(size=4 * Hx))
+result = lstm_cell_forward(*args)
+check_type("the result", result, tuple)
+h_got, c_got = result
+check_shape("h", h_got, (Bx, Hx))
+check_shape("c", c_got, (Bx, Hx))
+h_exp, c_exp, _ = lstm_cell_numpy(*args)
+check_close("c (the new cell state)", c_got, c_exp)
+check_close("h (the new hidden state)", h_got, h_exp)
+### BEGIN HIDDEN TESTS
+torch_cell = torch.nn.LSTMCell(7, 2).double()
+xt, ht, ct = torch.randn(1, 7, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64)
+with torch.no_grad():
+    h_t, c_t = torch_cell(xt, (ht, ct))
+wt = lstm_weights_from_torch(torch_cell)
+h_got, c_got = lstm_cell_forward(xt.numpy(), ht.numpy(), ct.numpy(), wt["W_x"], wt["W_h"], wt["b"])
+check_close("c vs torch.nn.LSTMCell (batch 1)", c_got, c_t.numpy())
+check_close("h vs torch.nn.LSTMCell (batch 1)", h_got, h_t.numpy())
+big = (rng.normal(size=(6, 3)), rng.normal(size=(6, 4)), rng.normal(size=(6, 4)),
+       5 * rng.normal(size=(16, 3)), 5 * rng.normal(size=(16, 4)), rng.normal(size=16))
+h_exp, c_exp, _ = lstm_cell_numpy(*big)
+h_got, c_got = lstm_cell_forward(*big)
+check_close("c with large pre-activations", c_got, c_exp)
+check_close("h with large pre-activations", h_got, h_exp)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 2 (1 point): what the gates do
+#
+# Gates are soft switches. Give gate values `(i, f, o)`, each between 0 and 1, that make
+# one step of the cell (section 1's equations) do the following, whatever the candidate
+# `g` and the previous cell state `c_prev` are:
+#
+# - `"hold"`: keep the memory exactly, $c_t = c_{t-1}$, and output nothing, $h_t = 0$;
+# - `"replace"`: forget the old memory and store the candidate, $c_t = g_t$, and show it, $h_t = \tanh(c_t)$;
+# - `"reveal"`: keep the memory exactly and show it, $h_t = \tanh(c_{t-1})$.
+#
+# (A sigmoid never reaches exactly 0 or 1, so a trained cell only approximates these; the
+# check allows that.)
+
+# %% nbgrader={"grade": false, "grade_id": "gate_values", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def gate_values(goal: str) -> tuple[float, float, float]:
+    """Gate values (i, f, o) that make one LSTM step do `goal` ("hold", "replace" or "reveal")."""
+    ### BEGIN SOLUTION
+    return {"hold": (0.0, 1.0, 0.0), "replace": (1.0, 0.0, 1.0), "reveal": (0.0, 1.0, 1.0)}[goal]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "gate_values_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils import CheckFailed, check_type
+
+
+def check_goal(goal, c_expected, h_expected, c_prev, g):
+    values = gate_values(goal)
+    check_type(f"gate_values({goal!r})", values, tuple)
+    if len(values) != 3 or not all(0.0 <= float(v) <= 1.0 for v in values):
+        raise CheckFailed(f"gate_values({goal!r}) should be three numbers in [0, 1], got {values}")
+    i, f, o = (float(v) for v in values)
+    c = f * c_prev + i * g
+    h = o * np.tanh(c)
+    check_close(f"c_t for {goal!r}", c, c_expected, atol=0.01, rtol=0.0)
+    check_close(f"h_t for {goal!r}", h, h_expected, atol=0.01, rtol=0.0)
+
+
+rng = np.random.default_rng(1)
+c_prev, g = rng.normal(size=5), np.tanh(rng.normal(size=5))
+check_goal("hold", c_prev, np.zeros(5), c_prev, g)
+check_goal("replace", g, np.tanh(g), c_prev, g)
+### BEGIN HIDDEN TESTS
+check_goal("reveal", c_prev, np.tanh(c_prev), c_prev, g)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Summary
+#
+# - The LSTM adds a **cell state** updated by gated addition, $c_t = f_t \odot c_{t-1} + i_t \odot g_t$;
+#   the **output gate** decides how much of $\tanh(c_t)$ becomes $h_t$.
+# - `torch.nn.LSTM` stacks the four blocks in the order **i, f, g, o**; our numpy and PyTorch
+#   cells match it to float64 rounding once the weights are copied.
+# - Parameter counts: $4((I+H)H + H)$ counts one bias per block; PyTorch stores two
+#   (`bias_ih`, `bias_hh`), $4H$ more, and only their sum matters.
+# - Peephole connections let the gates see the cell state, for $3H$ more parameters.
+# - Along the cell state the Jacobian is $\operatorname{diag}(f_t)$; a trained LSTM keeps
+#   gradients alive over the whole sequence where a plain RNN's vanish, and so it solves the
+#   adding problem that keeps the RNN at the baseline.
+#
+# Next: **04 · GRU**, a lighter gated cell, and RNN vs LSTM vs GRU side by side.
+
+# %%
+print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s (after imports) on {describe_device(device)}")

@@ -1,0 +1,372 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 04 · GRU: a lighter gated cell, and RNN vs LSTM vs GRU
+#
+# **Objectives.** By the end of this notebook you will
+# 1. know the GRU's reset and update gates and its candidate state, with every symbol
+#    matched to a name in the code,
+# 2. know the two conventions for the update gate found in the literature (and in the
+#    lecture slides), why they are the same model up to relabelling $z \to 1 - z$, and
+#    PyTorch's reset-after-the-matmul form, which is a genuinely different model,
+# 3. have a GRU cell in numpy and in PyTorch (`course_utils.gru`) that computes exactly what
+#    `torch.nn.GRU` computes,
+# 4. count a GRU's parameters two ways,
+# 5. compare a plain RNN, an LSTM and a GRU on a long-range task and on real text: loss,
+#    accuracy, parameters and time.
+#
+# It builds on **03 · LSTM** and runs in about a minute on a laptop CPU.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from course_utils import check_close, describe_device, evaluate, fit, get_device, seed_everything, supervised, tolerance
+from course_utils.gru import (
+    GATES,
+    GRU,
+    GRUCell,
+    flip_update_gate,
+    gru_cell_numpy,
+    gru_param_count,
+    gru_weights_from_torch,
+)
+from course_utils.long_range import SequenceToOne, adding_batches, adding_problem, count_parameters
+from course_utils.lstm import CharLM, char_accuracy, char_lm_batches, char_lm_loss, gate_slices, lstm_param_count
+from course_utils.plotting import smooth
+from course_utils.text import CharVocab, load_corpus
+
+# Tiny recurrent models do a few small matrix products per time step; spreading those over
+# several CPU threads costs more than it saves, so we use one (see notebook 03).
+torch.set_num_threads(1)
+device = get_device()
+print("Running on:", describe_device(device))
+notebook_start = time.perf_counter()
+
+# %% [markdown]
+# ## 1. The GRU and its conventions
+#
+# The gated recurrent unit (Cho et al. 2014) keeps the LSTM's idea — a gated, additive
+# update of the state — with one state instead of two and three blocks instead of four. The
+# course uses **PyTorch's convention**, that of `torch.nn.GRU`:
+#
+# $$
+# \begin{aligned}
+# r_t &= \sigma(W_{xr} x_t + b_{xr} + W_{hr} h_{t-1} + b_{hr}) && \text{reset gate}\\
+# z_t &= \sigma(W_{xz} x_t + b_{xz} + W_{hz} h_{t-1} + b_{hz}) && \text{update gate}\\
+# n_t &= \tanh\big(W_{xn} x_t + b_{xn} + r_t \odot (W_{hn} h_{t-1} + b_{hn})\big) && \text{candidate } \tilde h_t\\
+# h_t &= (1 - z_t) \odot n_t + z_t \odot h_{t-1} && \text{new state}
+# \end{aligned}
+# $$
+#
+# $z_t$ near 1 keeps the old state (like an LSTM's forget gate near 1 with its input gate
+# near 0); $z_t$ near 0 replaces it by the candidate. $r_t$ near 0 lets the candidate ignore
+# the past.
+#
+# | math | code (`course_utils.gru`) | shape | rows of the stack |
+# | --- | --- | --- | --- |
+# | $x_t$, $h_{t-1}$ | `x`, `h_prev` | (B, I), (B, H) | |
+# | $r_t, z_t, n_t$ | `r`, `z`, `n` | (B, H) each | |
+# | $W_{xr}, W_{xz}, W_{xn}$ | `W_x` = `weight_ih_l0` | (3H, I) | `0:H`, `H:2H`, `2H:3H` |
+# | $W_{hr}, W_{hz}, W_{hn}$ | `W_h` = `weight_hh_l0` | (3H, H) | same |
+# | $b_{x\cdot}$, $b_{h\cdot}$ | `b_x` = `bias_ih_l0`, `b_h` = `bias_hh_l0` | (3H,) each | same |
+#
+# **Two conventions for $z$.** The lecture slides (and Chung et al. 2014) write
+# $h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t$ — there $z$ is the share of the *new*
+# candidate; other slides, the notes' table, Cho et al. 2014 and PyTorch write
+# $h_t = z_t \odot h_{t-1} + (1 - z_t) \odot \tilde h_t$ — $z$ is the share of the *old* state.
+# Since $1 - \sigma(a) = \sigma(-a)$, the two are one model with $z$ relabelled: negate the
+# $z$ rows of the weights and biases and one convention computes exactly what the other did.
+#
+# **Where the reset gate goes.** Cho et al. (2014) reset *before* the recurrent matrix
+# product, $\tilde h_t = \tanh(W_{xn} x_t + W_{hn}(r_t \odot h_{t-1}) + b_n)$, as in the
+# slides. PyTorch (following cuDNN) resets *after* it, $r_t \odot (W_{hn} h_{t-1} + b_{hn})$.
+# That lets all three recurrent products $W_h h_{t-1}$ be done as one matrix product before
+# $r_t$ is known. It is a different function, not a relabelling. We check both statements:
+
+# %%
+seed_everything(0)
+n_in, H, B = 4, 5, 3  # n_in is the input size I
+reference = torch.nn.GRU(n_in, H).double()
+w = gru_weights_from_torch(reference)  # {"W_x": (3H, I), "W_h": (3H, H), "b_x": (3H,), "b_h": (3H,)}
+x, h_prev = np.random.default_rng(0).normal(size=(B, n_in)), np.random.default_rng(1).normal(size=(B, H))
+
+h_course, gates = gru_cell_numpy(x, h_prev, **w)  # PyTorch's convention
+W_x2, W_h2, b_x2, b_h2 = flip_update_gate(w["W_x"], w["W_h"], w["b_x"], w["b_h"])  # z rows negated
+h_slides, gates_slides = gru_cell_numpy(x, h_prev, W_x2, W_h2, b_x2, b_h2, z_weights="candidate")
+check_close("h, slides' convention with z rows negated vs PyTorch's", h_slides, h_course)
+check_close("z' vs 1 - z", gates_slides["z"], 1 - gates["z"])
+
+h_before, _ = gru_cell_numpy(x, h_prev, **w, reset_after=False)
+print(f"reset before vs after the matmul, same weights: max |difference| = {np.abs(h_before - h_course).max():.3f}")
+assert np.abs(h_before - h_course).max() > 1e-3
+
+# %% [markdown]
+# ## 2. The cell from scratch, checked against `torch.nn.GRU`
+#
+# `gru_cell_numpy` (used above) and `gru_cell_torch` compute one step; `course_utils.gru.GRU`
+# runs the PyTorch cell over a time-major sequence `(T, B, I)` and can return the gates.
+# Both are compared with `torch.nn.GRU` after copying its weights, in float64 so that the
+# check tests the maths rather than rounding; the gates of the first step are compared by
+# name.
+
+# %%
+T = 6
+reference = reference.to(device)
+xs = torch.randn(T, B, n_in, dtype=torch.float64)  # (T, B, I)
+with torch.no_grad():
+    hs_torch, h_T = reference(xs.to(device))  # (T, B, H), (1, B, H)
+    ours = GRU.from_torch(reference)
+    hs_ours, h_ours, gates_ours = ours(xs.to(device), return_gates=True)
+rtol, atol = tolerance(torch.float64, device)
+check_close("course GRU outputs vs torch.nn.GRU", hs_ours, hs_torch, rtol=rtol, atol=atol)
+
+h = np.zeros((B, H))
+for t in range(T):
+    h, step_gates = gru_cell_numpy(xs[t].numpy(), h, **w)
+    if t == 0:
+        first_gates = step_gates
+check_close("numpy GRU final state vs torch.nn.GRU", h_T[0], torch.from_numpy(h), rtol=rtol, atol=atol)
+stacked_ours = torch.cat([gates_ours[k][0] for k in GATES], dim=1)  # (B, 3H), blocks r, z, n
+stacked_numpy = np.concatenate([first_gates[k] for k in GATES], axis=1)
+check_close("gates at t=0, torch vs numpy", stacked_ours, torch.from_numpy(stacked_numpy),
+            rtol=rtol, atol=atol, parts=gate_slices(H, GATES))
+
+# %% [markdown]
+# ## 3. Counting parameters
+#
+# Three blocks instead of the LSTM's four: the lecture notes' count is
+# $N = 3\,((I + H)\,H + H)$, for their example $I = 100$, $H = 50$:
+
+# %%
+seed_everything(0)
+example = torch.nn.GRU(100, 50)
+textbook, pytorch = gru_param_count(100, 50), count_parameters(example)
+print(f"textbook 3*((I+H)*H + H)  = {textbook:,}")
+print(f"torch.nn.GRU(100, 50)     = {pytorch:,}   (= 3*((I+H)*H + 2H) = {gru_param_count(100, 50, n_biases=2):,})")
+print(f"course_utils GRUCell      = {count_parameters(GRUCell(100, 50)):,}   (it stores both biases, like PyTorch)")
+print(f"LSTM, for comparison      = {lstm_param_count(100, 50):,} textbook, "
+      f"{lstm_param_count(100, 50, n_biases=2):,} in PyTorch")
+assert pytorch == gru_param_count(100, 50, n_biases=2) == count_parameters(GRUCell(100, 50))
+
+# %% [markdown]
+# As for the LSTM, PyTorch stores two bias vectors. For $r$ and $z$ only their sum matters,
+# but $b_{hn}$ sits *inside* $r_t \odot (\dots)$, so it is not redundant: moving $\delta$ between
+# the two biases leaves the output unchanged for the $r$ and $z$ blocks and changes it for the
+# $n$ block. The function really has $3((I+H)H + H) + H$ free parameters.
+
+# %%
+x100 = torch.randn(7, 2, 100)  # (T, B, I)
+blocks = gate_slices(50, GATES)
+with torch.no_grad():
+    before, _ = example(x100)
+    for k in GATES:
+        delta = torch.zeros(150)
+        delta[blocks[k]] = torch.randn(50)
+        example.bias_ih_l0 += delta
+        example.bias_hh_l0 -= delta
+        after, _ = example(x100)
+        example.bias_ih_l0 -= delta
+        example.bias_hh_l0 += delta
+        change = (after - before).abs().max().item()
+        print(f"moving a random delta between the biases of block {k}: max |output change| = {change:.1e}")
+        assert (change < 1e-5) == (k != "n")
+print(f"free parameters of the function: {textbook:,} + H = {textbook + 50:,}")
+
+# %% [markdown]
+# ## 4. RNN vs LSTM vs GRU
+#
+# Same hidden size, same data, same optimiser, two tasks:
+#
+# - **the adding problem** of notebook 03, $T = 50$: the sum of two marked values, one in each
+#   half of the sequence. MSE on 2000 test sequences (the trivial answer 1 scores about 1/6),
+#   and "accuracy" = the share of test sequences answered to within 0.04;
+# - **next-character prediction** on the course corpus (Python's help texts): validation
+#   cross-entropy in nats per character and top-1 accuracy.
+#
+# Each model sees every training batch once (one epoch); the time is the wall time of that
+# epoch on this machine, so compare times within one run, not across machines.
+
+# %%
+KINDS = ("RNN", "LSTM", "GRU")
+T_ADD, HIDDEN_ADD, STEPS, LR = 50, 32, 800, 1e-2
+add_train = adding_batches(STEPS, 64, T_ADD, seed=1)
+x_test, y_test = adding_problem(2000, T_ADD, seed=12345)
+mse = supervised(torch.nn.functional.mse_loss)
+
+
+@torch.no_grad()
+def within(model, x, y, tol=0.04):
+    """Share of sequences whose prediction is within tol of the target."""
+    model.eval()
+    return ((model(x.to(device)).cpu() - y).abs() < tol).float().mean().item()
+
+
+results, add_histories = [], {}
+baseline_mse = torch.mean((y_test - 1) ** 2).item()
+baseline_acc = ((1 - y_test).abs() < 0.04).float().mean().item()
+for kind in KINDS:
+    seed_everything(0)
+    model = SequenceToOne(kind, 2, HIDDEN_ADD, forget_bias=1.0).to(device)
+    hist = fit(model, add_train, mse, torch.optim.Adam(model.parameters(), lr=LR), clip_grad_norm=1.0, desc=kind)
+    add_histories[kind] = hist
+    results.append(dict(task="adding T=50", model=kind, params=count_parameters(model),
+                        loss=evaluate(model, [(x_test, y_test)], mse), acc=within(model, x_test, y_test),
+                        seconds=hist.seconds))
+print(f"baseline (answer 1): MSE {baseline_mse:.4f}, accuracy {baseline_acc:.1%}")
+
+# %%
+text = load_corpus()
+vocab = CharVocab.from_text(text)
+ids = vocab.encode(text)
+split = int(0.9 * len(ids))
+char_train = char_lm_batches(ids[:split], n_batches=200, batch_size=32, seq_len=64, seed=0)
+char_val = char_lm_batches(ids[split:], n_batches=20, batch_size=32, seq_len=64, seed=1)
+print(f"corpus: {len(text):,} characters, {vocab.size} distinct")
+
+char_histories = {}
+for kind in KINDS:
+    seed_everything(0)
+    model = CharLM(kind, vocab.size, embed_size=32, hidden_size=128).to(device)
+    hist = fit(model, char_train, char_lm_loss, torch.optim.Adam(model.parameters(), lr=1e-2),
+               clip_grad_norm=1.0, desc=kind)
+    char_histories[kind] = hist
+    results.append(dict(task="next character", model=kind, params=count_parameters(model),
+                        loss=evaluate(model, char_val, char_lm_loss), acc=char_accuracy(model, char_val),
+                        seconds=hist.seconds))
+
+# %%
+print(f"{'task':15s} {'model':5s} {'params':>8s} {'test/val loss':>13s} {'accuracy':>9s} {'s/epoch':>8s}")
+for r in results:
+    print(f"{r['task']:15s} {r['model']:5s} {r['params']:8,d} {r['loss']:13.4f} {r['acc']:9.1%} {r['seconds']:8.1f}")
+
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
+for kind in KINDS:
+    axes[0].plot(smooth(add_histories[kind].losses, 20), label=kind)
+    axes[1].plot(smooth(char_histories[kind].losses, 10), label=kind)
+axes[0].axhline(baseline_mse, color="k", ls="--", label="baseline: answer 1")
+axes[0].set(yscale="log", title=f"adding problem, T={T_ADD} (train MSE, smoothed)", xlabel="optimiser step", ylabel="MSE")
+axes[1].set(title="next character (train loss, smoothed)", xlabel="optimiser step", ylabel="nats per character")
+for ax in axes:
+    ax.legend()
+    ax.grid(alpha=0.3)
+plt.show()
+
+by = {(r["task"], r["model"]): r for r in results}
+add = {k: by[("adding T=50", k)] for k in KINDS}
+char = {k: by[("next character", k)] for k in KINDS}
+assert add["RNN"]["loss"] > 0.6 * baseline_mse, "the plain RNN should stay near the baseline"
+assert add["LSTM"]["loss"] < 0.05 * baseline_mse and add["GRU"]["loss"] < 0.05 * baseline_mse
+print(f"Adding problem: the RNN stays at {add['RNN']['loss'] / baseline_mse:.0%} of the baseline MSE; "
+      f"LSTM and GRU reach {add['LSTM']['loss']:.4f} and {add['GRU']['loss']:.4f}.")
+print(f"Next character: validation loss RNN {char['RNN']['loss']:.3f}, LSTM {char['LSTM']['loss']:.3f}, "
+      f"GRU {char['GRU']['loss']:.3f} nats/char; the gated models have "
+      f"{char['LSTM']['params'] / char['RNN']['params']:.1f}x (LSTM) and {char['GRU']['params'] / char['RNN']['params']:.1f}x "
+      f"(GRU) the RNN's parameters.")
+
+# %% [markdown]
+# How to read the table:
+#
+# - On the **adding problem** the difference is qualitative: the plain RNN cannot carry the
+#   first value across the sequence and stays near the baseline, while both gated cells
+#   solve it (compare the printed MSEs with the baseline). With only a few hundred steps,
+#   *when* each gated model leaves the plateau varies with the seed; what does not vary is
+#   that the RNN does not.
+# - On **next-character prediction** most of what matters is a few characters back, which a
+#   plain RNN can use too: the gap is much smaller (compare the printed validation losses).
+# - **Parameters**: per layer the LSTM has 4 blocks, the GRU 3 and the RNN 1 (the embedding
+#   and read-out are the same for all three, so the ratios in the table are below 4 and 3).
+# - **Time**: on a CPU each model is a loop over time steps of small matrix products, so the
+#   time depends on PyTorch's kernels as much as on the parameter count; read the printed
+#   seconds of this run rather than expecting "fewer parameters, faster".
+#
+# The lecture script says GRUs are "faster to train" than LSTMs: per step they do 3/4 of the
+# multiply-adds, but whether that shows up in wall time depends on the implementation — check
+# the table.
+
+# %% [markdown]
+# ## 5. Exercise
+#
+# ### Exercise 1 (2 points): the GRU cell forward
+#
+# Implement one GRU step for a batch in numpy, in the course's (PyTorch's) convention of
+# section 1: rows `r, z, n` in the stacked weights, the reset gate applied **after** the
+# recurrent product (including its bias $b_{hn}$), and $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$.
+
+# %% nbgrader={"grade": false, "grade_id": "gru_cell_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
+    """One GRU step. x: (B, I); h_prev: (B, H); W_x: (3H, I); W_h: (3H, H); b_x, b_h: (3H,).
+
+    Returns h, shape (B, H).
+    """
+    ### BEGIN SOLUTION
+    H = h_prev.shape[1]
+    a_x = x @ W_x.T + b_x  # (B, 3H)
+    a_h = h_prev @ W_h.T + b_h  # (B, 3H)
+    r = 1 / (1 + np.exp(-(a_x[:, :H] + a_h[:, :H])))
+    z = 1 / (1 + np.exp(-(a_x[:, H:2 * H] + a_h[:, H:2 * H])))
+    n = np.tanh(a_x[:, 2 * H:] + r * a_h[:, 2 * H:])
+    return (1 - z) * n + z * h_prev
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "gru_cell_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils import check_shape
+
+rng = np.random.default_rng(0)
+Bx, Ix, Hx = 3, 4, 5
+args = (rng.normal(size=(Bx, Ix)), rng.normal(size=(Bx, Hx)), rng.normal(size=(3 * Hx, Ix)),
+        rng.normal(size=(3 * Hx, Hx)), rng.normal(size=3 * Hx), rng.normal(size=3 * Hx))
+h_got = gru_cell_forward(*args)
+check_shape("h", h_got, (Bx, Hx))
+h_exp, _ = gru_cell_numpy(*args)
+check_close("h (the new hidden state)", h_got, h_exp)
+### BEGIN HIDDEN TESTS
+torch_cell = torch.nn.GRUCell(6, 2).double()
+xt, ht = torch.randn(1, 6, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64)
+with torch.no_grad():
+    h_t = torch_cell(xt, ht)
+wt = gru_weights_from_torch(torch_cell)
+check_close("h vs torch.nn.GRUCell (batch 1)", gru_cell_forward(xt.numpy(), ht.numpy(), **wt), h_t.numpy())
+big = (rng.normal(size=(7, 3)), rng.normal(size=(7, 4)), 5 * rng.normal(size=(12, 3)),
+       5 * rng.normal(size=(12, 4)), rng.normal(size=12), 3 * rng.normal(size=12))
+check_close("h with large pre-activations and biases", gru_cell_forward(*big), gru_cell_numpy(*big)[0])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# If your check fails only slightly differently from the reference, look at the two places
+# where conventions differ (section 1): which term $z$ multiplies, and whether $r$
+# multiplies $W_{hn} h_{t-1} + b_{hn}$ or only $h_{t-1}$.
+#
+# ## Summary
+#
+# - The GRU has a reset gate $r$, an update gate $z$ and a candidate $n$ ($\tilde h$), and one
+#   state: $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$ in the course's (PyTorch's) convention.
+# - The other convention, $h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t$, is the same model
+#   with $z \to 1 - z$ (negate the $z$ weights); resetting before or after the recurrent
+#   product gives different models, and PyTorch resets after it.
+# - Parameters: $3((I+H)H + H)$ in the textbook count; PyTorch stores $3H$ more, of which $H$
+#   ($b_{hn}$) are genuinely free.
+# - On the adding problem both gated cells learn what the plain RNN cannot; on next-character
+#   prediction the three are closer; parameter counts and times are in the table above.
+#
+# Next: **05 · output types**: generation, classification, tagging, seq2seq and forecasting.
+
+# %%
+print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s (after imports) on {describe_device(device)}")

@@ -1,0 +1,363 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05d · Output types IV: forecasting a real time series
+#
+# Forecasting is many-to-one regression: a window of past values in, the next value out.
+# It is also where it is easiest to fool yourself — a model that looks good on a plot can
+# be worse than "same as last year". This notebook forecasts the yearly **sunspot number**
+# one year ahead and compares an RNN and an LSTM with honest baselines.
+#
+# **Objectives.** By the end of this notebook you will
+# 1. split a series **by time** into training, validation and test years, and fit the
+#    scaling on the training years only;
+# 2. measure the naive baselines (persistence, the training mean) and a linear
+#    autoregression, and reproduce published reference numbers;
+# 3. train an RNN and an LSTM, early-stopped on the validation years, over several seeds,
+#    and report what they achieve — even when a linear model wins;
+# 4. see why a course should not promise stock-price prediction.
+
+# %%
+import time
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+from course_utils import check_close, describe_device, get_device, seed_everything
+from course_utils.data import load_sunspots
+from course_utils.forecasting import (
+    RNNForecaster,
+    Standardizer,
+    ar_predict,
+    fit_ar,
+    rmse,
+    windows,
+    windows_for_years,
+)
+
+device = get_device()
+print("Running on:", describe_device(device))
+start_time = time.perf_counter()
+
+# %% [markdown]
+# ## 1. The data and the split
+#
+# Yearly mean sunspot numbers 1700-2008 (`data/sunspots.csv`, a copy of the data set that
+# ships with statsmodels; public domain). The series has a cycle of roughly 11 years whose
+# peaks vary a lot in height.
+#
+# The split is **by time**, never at random: a forecast may only use the past.
+# - training: target years 1700-1900 (the networks) or 1700-1920 (the reference baselines),
+# - validation: 1901-1920, for early stopping and choices,
+# - test: 1921-1987, touched once at the end (the period of the reference numbers below).
+
+# %%
+years, sunspots = load_sunspots()
+train_end, val_end, test_start, test_end = 1900, 1920, 1921, 1987
+print(f"{len(years)} years, {years[0]}-{years[-1]}")
+fig, ax = plt.subplots(figsize=(9, 2.8))
+ax.plot(years, sunspots, color="k", lw=1)
+ax.axvspan(years[0], train_end, alpha=0.12, color="C0", label="train")
+ax.axvspan(train_end, val_end, alpha=0.2, color="C1", label="validation")
+ax.axvspan(val_end, test_end, alpha=0.12, color="C2", label="test")
+ax.set_ylabel("sunspot number")
+ax.legend(loc="upper left")
+plt.show()
+
+# %% [markdown]
+# ## 2. Windows
+#
+# A one-step forecaster with a window of $p$ years learns
+# $\hat{y}_t = f(y_{t-p}, \dots, y_{t-1})$. The data set is every window of the series
+# with the value that follows it.
+#
+# ### Exercise 1 (1 point): sliding windows
+#
+# Write `my_windows(series, p)`: for a 1-d numpy array of length $T$, return `X` of shape
+# `(T - p, p)` with `X[i] = series[i : i + p]` and `y` of shape `(T - p,)` with
+# `y[i] = series[i + p]`.
+
+# %% nbgrader={"grade": false, "grade_id": "windows", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_windows(series: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(X (T-p, p), y (T-p,)) with X[i] = series[i:i+p], y[i] = series[i+p]."""
+    ### BEGIN SOLUTION
+    X = np.stack([series[i : i + p] for i in range(len(series) - p)])
+    y = series[p:].copy()
+    return X, y
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "windows_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+s = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+X, y = my_windows(s, 2)
+check_close("X of my_windows([1, 2, 3, 4, 5], 2)", X, np.array([[1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]))
+check_close("y of my_windows([1, 2, 3, 4, 5], 2)", y, np.array([3.0, 4.0, 5.0]))
+### BEGIN HIDDEN TESTS
+X, y = my_windows(sunspots, 9)
+X_ref, y_ref = windows(sunspots, 9)
+check_close("windows of the sunspots, p = 9", X, X_ref)
+check_close("targets of the sunspots, p = 9", y, y_ref)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 3. Baselines first
+#
+# - **persistence**: $\hat{y}_t = y_{t-1}$ ("same as last year");
+# - **training mean**: $\hat{y}_t = \bar{y}_{\text{train}}$;
+# - **AR(p)**, a linear autoregression $\hat{y}_t = \sum_{k=1}^{p} w_k\, y_{t-k} + b$,
+#   fitted by least squares on the training years, coefficients then frozen.
+#
+# The error measure is the root mean squared error, in sunspot numbers:
+# $\mathrm{RMSE} = \sqrt{\tfrac{1}{N}\sum_t (\hat{y}_t - y_t)^2}$.
+#
+# ### Exercise 2 (1 point): fit an autoregression
+#
+# Write `my_fit_ar(X, y)`: the least-squares coefficients `[w_1, ..., w_p, b]` (shape
+# `(p + 1,)`, intercept last) of `y ≈ X @ w + b`. Append a column of ones to `X` and use
+# `np.linalg.lstsq`.
+
+# %% nbgrader={"grade": false, "grade_id": "fit_ar", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_fit_ar(X: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Least-squares [w_1, ..., w_p, b] for y ≈ X @ w + b."""
+    ### BEGIN SOLUTION
+    design = np.hstack([X, np.ones((len(X), 1))])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    return coef
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "fit_ar_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+X_toy = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [2.0, 1.0]])
+y_toy = X_toy @ np.array([2.0, -1.0]) + 0.5  # exactly linear: the fit must recover it
+check_close("my_fit_ar on an exact linear toy", my_fit_ar(X_toy, y_toy), np.array([2.0, -1.0, 0.5]), atol=1e-9)
+### BEGIN HIDDEN TESTS
+X9, y9, _ = windows_for_years(sunspots, years, 9, 1700, 1920)
+check_close("AR(9) on the sunspots", my_fit_ar(X9, y9), fit_ar(X9, y9), rtol=1e-6, atol=1e-8)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The reference figures for this split (`shared/DATA_OPTIONS.md`: AR and the mean fitted on
+# 1700-1920, tested one step ahead on 1921-1987) are persistence 30.3, training mean 53.9,
+# AR(2) 20.3 and AR(9) 17.5. We reproduce them, and check the least-squares AR(9) against
+# a solution computed a second, independent way (the normal equations, in float64).
+
+# %%
+results = {}
+X9_train, y9_train, _ = windows_for_years(sunspots, years, 9, years[0], val_end)
+X9_test, y9_test, test_years = windows_for_years(sunspots, years, 9, test_start, test_end)
+results["persistence"] = rmse(X9_test[:, -1], y9_test)
+results["training mean (1700-1920)"] = rmse(np.full_like(y9_test, sunspots[years <= val_end].mean()), y9_test)
+ar_coefs = {}
+for p in (2, 9):
+    Xp, yp, _ = windows_for_years(sunspots, years, p, years[0], val_end)
+    Xp_test, yp_test, _ = windows_for_years(sunspots, years, p, test_start, test_end)
+    ar_coefs[p] = fit_ar(Xp, yp)
+    results[f"AR({p}), fitted 1700-1920"] = rmse(ar_predict(ar_coefs[p], Xp_test), yp_test)
+
+design = np.hstack([X9_train, np.ones((len(X9_train), 1))])
+normal_eq = np.linalg.solve(design.T @ design, design.T @ y9_train)
+check_close("AR(9): lstsq vs normal equations", ar_coefs[9], normal_eq, rtol=1e-6, atol=1e-8)
+reference = {"persistence": 30.3, "training mean (1700-1920)": 53.9, "AR(2), fitted 1700-1920": 20.3,
+             "AR(9), fitted 1700-1920": 17.5}
+for name, ref in reference.items():
+    print(f"{name:28s} test RMSE {results[name]:5.1f} (reference {ref})")
+    assert abs(results[name] - ref) < 0.05, f"{name} does not reproduce the reference"
+
+# %% [markdown]
+# ## 4. An RNN and an LSTM
+#
+# The networks read a window of $p = 20$ years (about two cycles) as a sequence of 20
+# scalars and map the last hidden state to the forecast — the many-to-one wiring of 05a
+# with a regression head. Inputs and targets are standardised,
+# $z = (y - \mu)/\sigma$, with $\mu, \sigma$ of the **training years only**: using the
+# whole series (as the seeds' `MinMaxScaler().fit_transform(all data)` does) leaks the
+# future's range into training.
+#
+# Training uses years up to 1900; the 20 validation years choose the epoch to keep
+# (early stopping). The set is small (a few hundred windows), so each epoch is one
+# full-batch step, and a single seed can be lucky: we train five seeds per model and
+# report the mean and the spread.
+
+# %%
+p = 20
+scaler = Standardizer.fit(sunspots[years <= train_end])
+z = scaler.transform(sunspots)
+Xz_train, yz_train, _ = windows_for_years(z, years, p, years[0], train_end)
+Xz_val, yz_val, _ = windows_for_years(z, years, p, train_end + 1, val_end)
+Xz_test, yz_test, _ = windows_for_years(z, years, p, test_start, test_end)
+print(f"scaler fitted on 1700-{train_end}: mean {scaler.mean:.1f}, std {scaler.std:.1f}")
+print(f"windows: train {len(Xz_train)}, validation {len(Xz_val)}, test {len(Xz_test)}")
+
+
+def as_tensor(a):
+    return torch.tensor(a, dtype=torch.float32, device=device)
+
+
+def train_forecaster(cell, seed, epochs=300, lr=1e-2):
+    """Full-batch Adam; keep the weights of the epoch with the lowest validation RMSE."""
+    seed_everything(seed)
+    model = RNNForecaster(32, cell=cell).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    x_train, y_train, x_val = as_tensor(Xz_train), as_tensor(yz_train), as_tensor(Xz_val)
+    best, best_state, curve = np.inf, None, []
+    for _ in range(epochs):
+        model.train()
+        loss = torch.nn.functional.mse_loss(model(x_train), y_train)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            val_rmse = rmse(scaler.inverse(model(x_val).cpu().numpy()), scaler.inverse(yz_val))
+        curve.append(val_rmse)
+        if val_rmse < best:
+            best, best_state = val_rmse, {k: v.clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, curve
+
+
+def test_forecast(model):
+    with torch.no_grad():
+        return scaler.inverse(model(as_tensor(Xz_test)).cpu().numpy())
+
+
+seeds = range(5)
+nets, curves, net_rmse = {}, {}, {}
+for cell in ("rnn", "lstm"):
+    runs = [train_forecaster(cell, seed) for seed in seeds]
+    nets[cell] = runs[0][0]
+    curves[cell] = runs[0][1]
+    net_rmse[cell] = np.array([rmse(test_forecast(model), scaler.inverse(yz_test)) for model, _ in runs])
+
+fig, ax = plt.subplots(figsize=(6, 3))
+for cell, curve in curves.items():
+    ax.plot(curve, label=f"{cell.upper()} (seed 0)")
+ax.set_xlabel("epoch (one full-batch step)")
+ax.set_ylabel("validation RMSE")
+ax.set_ylim(0, 60)
+ax.legend()
+ax.grid(alpha=0.3)
+plt.show()
+
+# %% [markdown]
+# For a fair comparison, the same AR(9) refitted on the networks' own training years
+# (1700-1900) is added to the table. Every row is one-step-ahead RMSE on 1921-1987:
+
+# %%
+X9_own, y9_own, _ = windows_for_years(sunspots, years, 9, years[0], train_end)
+ar9_own = fit_ar(X9_own, y9_own)
+results["AR(9), fitted 1700-1900"] = rmse(ar_predict(ar9_own, X9_test), y9_test)
+for cell in ("rnn", "lstm"):
+    results[f"{cell.upper()} (p = 20, H = 32), 1700-1900"] = net_rmse[cell].mean()
+
+print(f"{'model':36s} {'test RMSE':>9s}")
+for name, value in results.items():
+    spread = ""
+    for cell in ("rnn", "lstm"):
+        if name.startswith(cell.upper() + " "):
+            spread = f"  ± {net_rmse[cell].std():.1f} over {len(seeds)} seeds (min {net_rmse[cell].min():.1f})"
+    print(f"{name:36s} {value:9.1f}{spread}")
+
+best_net = min(("rnn", "lstm"), key=lambda c: net_rmse[c].mean())
+ar9 = results["AR(9), fitted 1700-1920"]
+print(f"\nThe best network ({best_net.upper()}) averages {net_rmse[best_net].mean():.1f}: "
+      f"{'better' if net_rmse[best_net].mean() < ar9 else 'worse'} than AR(9) ({ar9:.1f}) "
+      f"and {'better' if net_rmse[best_net].mean() < results['persistence'] else 'worse'} than persistence "
+      f"({results['persistence']:.1f}).")
+assert net_rmse[best_net].mean() < results["persistence"], "a trained network should beat persistence"
+
+# %% [markdown]
+# Read the table, not the hopes: with fewer than two hundred training windows (printed
+# above) the networks beat the naive baselines, and whether they beat a **ten-parameter
+# linear model** is what the printout says — with a spread over seeds (the ± column) that
+# matters as much as the mean. Small,
+# smooth, almost linear series are the home ground of classical models; recurrent networks
+# pay off with more data, many related series, or strong non-linearity.
+#
+# The forecasts on the test years:
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 3.2))
+ax.plot(test_years, y9_test, "k-", lw=2, label="observed")
+ax.plot(test_years, X9_test[:, -1], ":", label=f"persistence ({results['persistence']:.1f})")
+ax.plot(test_years, ar_predict(ar_coefs[9], X9_test), "--", label=f"AR(9) ({ar9:.1f})")
+lstm_pred = test_forecast(nets["lstm"])
+ax.plot(test_years, lstm_pred, "-", label=f"LSTM, seed 0 ({rmse(lstm_pred, y9_test):.1f})")
+ax.set_xlabel("year")
+ax.set_ylabel("sunspot number")
+ax.set_title("one-step-ahead forecasts, test years (RMSE in brackets)")
+ax.legend(fontsize=8)
+plt.show()
+
+# %% [markdown]
+# Persistence is the observed curve shifted one year right. A model that has learnt little
+# looks similar — *lagging* the truth — and the eye mistakes that for a good fit; the RMSE
+# table does not.
+#
+# ## 5. Why not stock prices?
+#
+# The seeds (001) end their time-series section with a "stock price predictor": it fits its
+# scaler on all the data, calls methods that do not exist, and scores itself with
+# "accuracy = 100 % − MAPE". A course should not promise this, for reasons we can show:
+#
+# - In a liquid market, predictable price moves get traded away: to a good approximation
+#   tomorrow's price is today's plus an unpredictable change (a random walk). Then
+#   persistence is the best forecast there is, and any model can at most match it.
+# - A price is a large, slowly moving number, so even persistence gets a tiny percentage
+#   error. "100 % − MAPE" then reports a near-perfect "accuracy" for a forecast that knows
+#   nothing.
+#
+# A simulated random walk (daily returns with 1 % volatility) makes the point in numbers:
+
+# %%
+rng = np.random.default_rng(0)
+prices = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, size=2000)))  # a random-walk price
+X_p, y_p = windows(prices, 9)
+half = len(y_p) // 2
+coef_p = fit_ar(X_p[:half], y_p[:half])
+pred_ar, pred_persist = ar_predict(coef_p, X_p[half:]), X_p[half:, -1]
+truth = y_p[half:]
+mape = np.mean(np.abs(pred_persist - truth) / truth) * 100
+up_right = np.mean(np.sign(pred_ar - X_p[half:, -1]) == np.sign(truth - X_p[half:, -1]))
+print(f"persistence: RMSE {rmse(pred_persist, truth):.3f}, seed-style 'accuracy' {100 - mape:.1f} %")
+print(f"AR(9) trained on the first half: RMSE {rmse(pred_ar, truth):.3f}")
+print(f"AR(9) gets the direction of the next move right {up_right:.1%} of the time (a coin: 50 %)")
+
+# %% [markdown]
+# A near-perfect "accuracy" for a forecast that knows nothing, no gain over persistence, and
+# a coin flip on the direction: on prices, the honest result of the methods in this course is
+# "no better than naive". Forecast things with structure — physical cycles, seasons,
+# demand — and always print the naive baselines next to your model.
+#
+# ## Summary
+#
+# - Split time series **by time**; fit scalers and models on the training years only;
+#   choose epochs on a validation period; look at the test period once.
+# - Always report **persistence** and the **training mean**; a linear **AR(p)** is the
+#   baseline a network must beat, and on small smooth series it is hard to beat.
+# - Report the spread over seeds, not the best seed.
+# - A good-looking forecast plot can be persistence in disguise; RMSE tables against
+#   baselines are the evidence. Stock prices are close to a random walk: do not promise to
+#   predict them.
+#
+# This closes the output types. Next: **06 · attention**, which removes the seq2seq
+# bottleneck of 05c.
+
+# %%
+print(f"notebook ran in {time.perf_counter() - start_time:.0f} s")

@@ -1,0 +1,218 @@
+"""course_utils.bptt and course_utils.char_rnn: backward vs autograd and finite differences, clipping, shapes."""
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.bptt import (
+    clip_grad_norm,
+    clip_grad_value,
+    cross_entropy_loss,
+    global_norm,
+    hidden_grad_norms,
+    mse_loss,
+    numerical_gradient,
+    relative_error,
+    rnn_backward,
+    rnn_cell_backward,
+    rnn_loss_and_grads,
+    scaled_orthogonal,
+)
+from course_utils.char_rnn import adagrad_step, char_rnn_loss, sample_chars, stream_batches
+from course_utils.rnn import PARAM_NAMES, init_rnn_params, rnn_forward
+
+
+def _problem(seed=0, T=5, B=3, n_in=4, H=6, n_out=3):
+    rng = np.random.default_rng(seed)
+    params = init_rnn_params(n_in, H, n_out, rng)
+    params["b_h"] += rng.normal(size=H) * 0.2
+    params["b_y"] += rng.normal(size=n_out) * 0.2
+    x, h_init = rng.normal(size=(T, B, n_in)), rng.normal(size=(B, H)) * 0.5
+    targets = {"cross_entropy": rng.integers(0, n_out, (T, B)), "mse": rng.normal(size=(T, B, n_out))}
+    return params, x, h_init, targets
+
+
+def _torch_loss(params, x, h_init, target, loss):
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    h0 = torch.tensor(h_init, requires_grad=True)
+    h, total, B = h0, 0.0, x.shape[1]
+    for t in range(x.shape[0]):
+        h = torch.tanh(torch.from_numpy(x[t]) @ tp["W_xh"].T + h @ tp["W_hh"].T + tp["b_h"])
+        o = h @ tp["W_hy"].T + tp["b_y"]
+        if loss == "cross_entropy":
+            total = total + torch.nn.functional.cross_entropy(o, torch.from_numpy(target[t]), reduction="sum") / B
+        else:
+            total = total + 0.5 * ((o - torch.from_numpy(target[t])) ** 2).sum() / B
+    total.backward()
+    return total.item(), {k: v.grad.numpy() for k, v in tp.items()} | {"h_init": h0.grad.numpy()}
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_loss_and_grads_match_autograd(loss):
+    params, x, h_init, targets = _problem()
+    value, grads, hs = rnn_loss_and_grads(params, x, h_init, targets[loss], loss=loss)
+    ref_value, ref_grads = _torch_loss(params, x, h_init, targets[loss], loss)
+    assert abs(value - ref_value) < 1e-12
+    for name in (*PARAM_NAMES, "h_init"):
+        assert relative_error(grads[name], ref_grads[name]) < 1e-12, name
+    assert hs.shape == (5, 3, 6)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse"])
+def test_loss_and_grads_match_finite_differences(loss):
+    params, x, h_init, targets = _problem(seed=1, T=4)
+    _, grads, _ = rnn_loss_and_grads(params, x, h_init, targets[loss], loss=loss)
+    for name in PARAM_NAMES:
+        numeric = numerical_gradient(lambda: rnn_loss_and_grads(params, x, h_init, targets[loss], loss)[0],
+                                     params[name])
+        assert relative_error(grads[name], numeric) < 1e-7, name
+
+
+def test_cell_backward_matches_autograd():
+    rng = np.random.default_rng(2)
+    x_t, h_prev = rng.normal(size=(3, 4)), rng.normal(size=(3, 5))
+    W_xh, W_hh, b_h = rng.normal(size=(5, 4)), rng.normal(size=(5, 5)), rng.normal(size=5)
+    dh = rng.normal(size=(3, 5))
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in dict(x_t=x_t, h_prev=h_prev, W_xh=W_xh, W_hh=W_hh,
+                                                                   b_h=b_h).items()}
+    h_t = torch.tanh(t["x_t"] @ t["W_xh"].T + t["h_prev"] @ t["W_hh"].T + t["b_h"])
+    (h_t * torch.from_numpy(dh)).sum().backward()
+    grads = rnn_cell_backward(dh, h_t.detach().numpy(), x_t, h_prev, W_xh, W_hh)
+    for name in t:
+        np.testing.assert_allclose(grads[name], t[name].grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_rnn_backward_is_the_cell_backward_in_a_loop():
+    params, x, h_init, _ = _problem(seed=3)
+    hs = rnn_forward(x, h_init, params["W_xh"], params["W_hh"], params["b_h"])
+    dhs = np.random.default_rng(0).normal(size=hs.shape)
+    grads = rnn_backward(dhs, x, h_init, hs, params["W_xh"], params["W_hh"])
+    total = {k: 0.0 for k in ("W_xh", "W_hh", "b_h")}
+    dh_next = np.zeros_like(h_init)
+    for t in reversed(range(len(x))):
+        h_prev = h_init if t == 0 else hs[t - 1]
+        g = rnn_cell_backward(dhs[t] + dh_next, hs[t], x[t], h_prev, params["W_xh"], params["W_hh"])
+        for k in total:
+            total[k] = total[k] + g[k]
+        np.testing.assert_allclose(grads["x"][t], g["x_t"], rtol=1e-12, atol=1e-14)
+        dh_next = g["h_prev"]
+    for k in total:
+        np.testing.assert_allclose(grads[k], total[k], rtol=1e-12)
+    np.testing.assert_allclose(grads["h_init"], dh_next, rtol=1e-12)
+
+
+def test_losses_hand_computed():
+    logits = np.zeros((1, 2, 4))  # uniform: loss log 4 per position
+    value, dlogits = cross_entropy_loss(logits, np.array([[0, 3]]))
+    assert value == pytest.approx(2 * np.log(4) / 2)
+    np.testing.assert_allclose(dlogits[0, 0], np.array([-0.75, 0.25, 0.25, 0.25]) / 2)
+    value, dy = mse_loss(np.array([[[3.0]], [[1.0]]]), np.array([[[1.0]], [[1.0]]]))
+    assert value == pytest.approx(2.0) and dy[0, 0, 0] == pytest.approx(2.0)
+
+
+def test_clip_grad_norm_matches_torch():
+    rng = np.random.default_rng(0)
+    grads = {"a": rng.normal(size=(3, 4)) * 5, "b": rng.normal(size=7)}
+    for max_norm in (0.5, 1e6):
+        clipped, norm = clip_grad_norm(grads, max_norm)
+        tensors = [torch.zeros(g.shape, dtype=torch.float64) for g in grads.values()]
+        for t, g in zip(tensors, grads.values(), strict=True):
+            t.grad = torch.tensor(g)
+        ref_norm = torch.nn.utils.clip_grad_norm_(tensors, max_norm).item()
+        assert norm == pytest.approx(ref_norm, rel=1e-12)
+        for t, c in zip(tensors, clipped.values(), strict=True):
+            np.testing.assert_allclose(c, t.grad.numpy(), rtol=1e-12)
+    assert global_norm(clip_grad_norm(grads, 0.5)[0]) == pytest.approx(0.5, rel=1e-5)
+    assert global_norm(grads) == pytest.approx(np.sqrt(sum((g**2).sum() for g in grads.values())))
+
+
+def test_clip_grad_value_matches_torch_and_validates():
+    g = {"a": np.array([-3.0, 0.5, 2.0])}
+    np.testing.assert_array_equal(clip_grad_value(g, 1.0)["a"], [-1.0, 0.5, 1.0])
+    t = torch.zeros(3, dtype=torch.float64)
+    t.grad = torch.tensor(g["a"])
+    torch.nn.utils.clip_grad_value_([t], 1.0)
+    np.testing.assert_array_equal(clip_grad_value(g, 1.0)["a"], t.grad.numpy())
+    with pytest.raises(ValueError, match="clip_value"):
+        clip_grad_value(g, 0)
+    with pytest.raises(ValueError, match="max_norm"):
+        clip_grad_norm(g, -1)
+
+
+def test_hidden_grad_norms_linear_is_rho_to_the_lag():
+    rng = np.random.default_rng(0)
+    H = 8
+    for radius in (0.5, 1.0, 2.0):
+        W_hh = scaled_orthogonal(H, radius, rng)
+        np.testing.assert_allclose(np.abs(np.linalg.eigvals(W_hh)), radius, rtol=1e-10)
+        dh = np.eye(H)[:2]
+        norms = hidden_grad_norms(rng.normal(size=(6, 2, 3)), np.zeros((2, H)), rng.normal(size=(H, 3)), W_hh,
+                                  np.zeros(H), dh, linear=True)
+        np.testing.assert_allclose(norms, radius ** np.arange(7), rtol=1e-10)
+
+
+def test_hidden_grad_norms_tanh_matches_autograd():
+    rng = np.random.default_rng(1)
+    x, W_xh, W_hh = rng.normal(size=(5, 2, 3)), rng.normal(size=(4, 3)), rng.normal(size=(4, 4))
+    dh = rng.normal(size=(2, 4))
+    norms = hidden_grad_norms(x, np.zeros((2, 4)), W_xh, W_hh, np.zeros(4), dh)
+    h = torch.zeros(2, 4, dtype=torch.float64, requires_grad=True)
+    states = [h]
+    for t in range(5):
+        h = torch.tanh(torch.from_numpy(x[t]) @ torch.from_numpy(W_xh).T + h @ torch.from_numpy(W_hh).T)
+        h.retain_grad()
+        states.append(h)
+    (h * torch.from_numpy(dh)).sum().backward()
+    expected = [states[5 - j].grad.norm(dim=-1).mean().item() for j in range(6)]
+    np.testing.assert_allclose(norms, expected, rtol=1e-10)
+
+
+def test_numerical_gradient_and_relative_error():
+    w = np.array([1.0, 2.0])
+    np.testing.assert_allclose(numerical_gradient(lambda: float((w**3).sum()), w), [3.0, 12.0], rtol=1e-9)
+    assert relative_error(np.zeros(2), np.zeros(2)) == 0.0
+    assert relative_error(np.array([1.0, 0.0]), np.array([0.0, 1.0])) == pytest.approx(np.sqrt(2))
+    with pytest.raises(ValueError, match="float64"):
+        numerical_gradient(lambda: 0.0, np.zeros(2, np.float32))
+
+
+def test_shape_errors():
+    params, x, h_init, targets = _problem()
+    with pytest.raises(ValueError, match="targets has shape"):
+        cross_entropy_loss(np.zeros((2, 3, 4)), np.zeros((3, 2), dtype=int))
+    with pytest.raises(ValueError, match="dh_t has shape"):
+        rnn_cell_backward(np.zeros((3, 5)), np.zeros((3, 6)), x[0], h_init, params["W_xh"], params["W_hh"])
+    with pytest.raises(ValueError, match="dhs has shape"):
+        hs = rnn_forward(x, h_init, params["W_xh"], params["W_hh"], params["b_h"])
+        rnn_backward(hs[:-1], x, h_init, hs, params["W_xh"], params["W_hh"])
+    with pytest.raises(ValueError, match="loss must be"):
+        rnn_loss_and_grads(params, x, h_init, targets["mse"], loss="l1")
+
+
+def test_stream_batches_are_contiguous():
+    ids = np.arange(101)
+    inputs, targets = stream_batches(ids, batch_size=2, seq_len=5)
+    assert inputs.shape == targets.shape == (10, 5, 2)
+    np.testing.assert_array_equal(targets, inputs + 1)
+    np.testing.assert_array_equal(inputs[1, 0], inputs[0, -1] + 1)  # chunk i+1 continues chunk i
+    np.testing.assert_array_equal(inputs[0, 0], [0, 50])
+    with pytest.raises(ValueError, match="too few"):
+        stream_batches(ids[:5], batch_size=2, seq_len=5)
+
+
+def test_adagrad_sampling_and_loss():
+    rng = np.random.default_rng(0)
+    params = {"w": np.array([1.0, -1.0])}
+    memory = {}
+    adagrad_step(params, {"w": np.array([2.0, 0.0])}, memory, lr=0.1)
+    np.testing.assert_allclose(params["w"], [0.9, -1.0], rtol=1e-7)
+    np.testing.assert_allclose(memory["w"], [4.0, 0.0])
+    p = init_rnn_params(5, 8, 5, rng)
+    p["b_y"][:] = [0, 0, 50, 0, 0]  # the output is almost surely id 2
+    assert (sample_chars(p, np.array([0, 1]), 10, rng) == 2).all()
+    inputs, targets = stream_batches(rng.integers(0, 5, 200), 2, 10)
+    p["b_y"][:] = 0
+    p["W_hy"][:] = 0  # uniform predictions: loss log 5 per character
+    assert char_rnn_loss(p, inputs, targets, 5) == pytest.approx(np.log(5))
+    with pytest.raises(ValueError, match="temperature"):
+        sample_chars(p, np.array([0]), 3, rng, temperature=0)

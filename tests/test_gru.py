@@ -1,0 +1,156 @@
+import numpy as np
+import pytest
+import torch
+
+from course_utils.gru import (
+    GRU,
+    GRUCell,
+    flip_update_gate,
+    gru_cell_numpy,
+    gru_cell_torch,
+    gru_param_count,
+    gru_weights_from_torch,
+)
+from course_utils.lstm import sigmoid
+
+
+def reference_gru(input_size=3, hidden_size=4, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.GRU(input_size, hidden_size).double()
+
+
+def random_step(seed=0, B=2, n_in=3, H=4):
+    rng = np.random.default_rng(seed)
+    return dict(x=rng.normal(size=(B, n_in)), h_prev=rng.normal(size=(B, H)), W_x=rng.normal(size=(3 * H, n_in)),
+                W_h=rng.normal(size=(3 * H, H)), b_x=rng.normal(size=3 * H), b_h=rng.normal(size=3 * H))
+
+
+def test_param_counts():
+    assert gru_param_count(100, 50) == 22_650
+    assert gru_param_count(100, 50, n_biases=2) == 22_800
+    assert gru_param_count(100, 50, n_biases=2) == sum(p.numel() for p in torch.nn.GRU(100, 50).parameters())
+    assert sum(p.numel() for p in GRUCell(100, 50).parameters()) == 22_800
+
+
+def test_numpy_sequence_matches_torch_gru():
+    ref = reference_gru()
+    xs = torch.randn(6, 2, 3, dtype=torch.float64)
+    h0 = torch.randn(1, 2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        out, hT = ref(xs, h0)
+    w = gru_weights_from_torch(ref)
+    h = h0[0].numpy()
+    for t in range(6):
+        h, _ = gru_cell_numpy(xs[t].numpy(), h, **w)
+        np.testing.assert_allclose(h, out[t].numpy(), atol=1e-12)
+    np.testing.assert_allclose(h, hT[0].numpy(), atol=1e-12)
+
+
+def test_hand_computed_step():
+    # H = I = 1, zero weights: r = sigmoid(b_xr + b_hr), z = sigmoid(b_xz + b_hz), n = tanh(b_xn + r * b_hn).
+    zeros = np.zeros((3, 1))
+    b_x, b_h = np.array([0.0, 0.0, 0.2]), np.array([0.0, np.log(3.0), 0.4])  # r = 0.5, z = 0.75
+    h, gates = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_h)
+    n = np.tanh(0.2 + 0.5 * 0.4)
+    assert gates["z"][0, 0] == pytest.approx(0.75)
+    assert h[0, 0] == pytest.approx(0.25 * n + 0.75 * 2.0)
+    h_before, _ = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_h, reset_after=False)
+    assert h_before[0, 0] == pytest.approx(0.25 * np.tanh(0.2 + 0.4) + 0.75 * 2.0)  # b_hn outside r
+    h_cand, _ = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_h, z_weights="candidate")
+    assert h_cand[0, 0] == pytest.approx(0.25 * 2.0 + 0.75 * n)
+
+
+def test_reset_before_matches_cho_formula():
+    step = random_step(1)
+    h, gates = gru_cell_numpy(**step, reset_after=False)
+    H = 4
+    W_xn, W_hn = step["W_x"][2 * H:], step["W_h"][2 * H:]
+    n = np.tanh(step["x"] @ W_xn.T + step["b_x"][2 * H:] + (gates["r"] * step["h_prev"]) @ W_hn.T + step["b_h"][2 * H:])
+    np.testing.assert_allclose(gates["n"], n, atol=1e-12)
+    assert not np.allclose(h, gru_cell_numpy(**step)[0])
+
+
+def test_flipped_update_gate_is_the_same_model():
+    step = random_step(2)
+    h, gates = gru_cell_numpy(**step)
+    W_x, W_h, b_x, b_h = flip_update_gate(step["W_x"], step["W_h"], step["b_x"], step["b_h"])
+    h2, gates2 = gru_cell_numpy(step["x"], step["h_prev"], W_x, W_h, b_x, b_h, z_weights="candidate")
+    np.testing.assert_allclose(h2, h, atol=1e-12)
+    np.testing.assert_allclose(gates2["z"], 1 - gates["z"], atol=1e-12)
+    np.testing.assert_allclose(gates2["r"], gates["r"])
+    assert np.array_equal(step["W_x"], random_step(2)["W_x"])  # the inputs were not modified
+    tensors = flip_update_gate(*(torch.from_numpy(step[k]) for k in ("W_x", "W_h", "b_x", "b_h")))
+    np.testing.assert_array_equal(tensors[0].numpy(), W_x)
+
+
+def test_torch_cell_matches_numpy_in_every_convention():
+    step = random_step(3)
+    for z_weights in ("h_prev", "candidate"):
+        for reset_after in (True, False):
+            h_n, g_n = gru_cell_numpy(**step, z_weights=z_weights, reset_after=reset_after)
+            h_t, g_t = gru_cell_torch(**{k: torch.from_numpy(v) for k, v in step.items()},
+                                      z_weights=z_weights, reset_after=reset_after)
+            np.testing.assert_allclose(h_t.numpy(), h_n, atol=1e-12)
+            np.testing.assert_allclose(g_t["r"].numpy(), sigmoid(
+                step["x"] @ step["W_x"][:4].T + step["b_x"][:4] + step["h_prev"] @ step["W_h"][:4].T + step["b_h"][:4]))
+
+
+def test_gru_module_copies_torch_with_gradients():
+    ref = reference_gru(seed=4)
+    ours = GRU.from_torch(ref)
+    xs = torch.randn(5, 3, 3, dtype=torch.float64)
+    out, hT = ref(xs)
+    out2, h2, gates = ours(xs, return_gates=True)
+    torch.testing.assert_close(out2, out)
+    torch.testing.assert_close(h2, hT[0])
+    assert gates["n"].shape == (5, 3, 4)
+    out.sum().backward()
+    out2.sum().backward()
+    torch.testing.assert_close(ours.cell.W_h.grad, ref.weight_hh_l0.grad)
+    torch.testing.assert_close(ours.cell.b_h.grad, ref.bias_hh_l0.grad)
+
+
+def test_gru_cell_matches_nn_grucell():
+    torch.manual_seed(5)
+    ref = torch.nn.GRUCell(3, 4).double()
+    ours = GRUCell(3, 4).double()
+    with torch.no_grad():
+        ours.W_x.copy_(ref.weight_ih)
+        ours.W_h.copy_(ref.weight_hh)
+        ours.b_x.copy_(ref.bias_ih)
+        ours.b_h.copy_(ref.bias_hh)
+    x = torch.randn(2, 3, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), ref(x))  # default state: zeros
+    np.testing.assert_allclose(gru_weights_from_torch(ref)["b_h"], ref.bias_hh.detach().numpy())
+
+
+@pytest.mark.parametrize(
+    ("override", "name"),
+    [
+        (dict(x=np.zeros(3)), "x"),
+        (dict(h_prev=np.zeros((2, 5))), "h_prev"),
+        (dict(W_x=np.zeros((12, 2))), "W_x"),
+        (dict(W_h=np.zeros((16, 4))), "W_h"),
+        (dict(b_x=np.zeros(11)), "b_x"),
+        (dict(b_h=np.zeros((12, 1))), "b_h"),
+    ],
+)
+def test_shape_errors_name_the_argument(override, name):
+    step = {**random_step(), **override}
+    with pytest.raises(ValueError, match=rf"^{name} has shape .*expected"):
+        gru_cell_numpy(**step)
+    with pytest.raises(ValueError, match=rf"^{name} has shape"):
+        gru_cell_torch(**{k: torch.from_numpy(np.asarray(v)) for k, v in step.items()})
+
+
+def test_option_and_module_errors():
+    with pytest.raises(ValueError, match="z_weights"):
+        gru_cell_numpy(**random_step(), z_weights="old")
+    with pytest.raises(ValueError, match="reset_after"):
+        GRUCell(3, 4, reset_after="yes")
+    with pytest.raises(ValueError, match=r"xs has shape \(4, 3\)"):
+        GRU(3, 4)(torch.zeros(4, 3))
+    with pytest.raises(ValueError, match="input_size"):
+        GRUCell(3, 0)
+    with pytest.raises(ValueError, match="stacked blocks"):
+        gru_weights_from_torch(torch.nn.LSTM(3, 4))

@@ -1,0 +1,85 @@
+import pytest
+import torch
+
+from course_utils.long_range import (
+    BASELINE_MSE,
+    SequenceToOne,
+    adding_batches,
+    adding_problem,
+    count_parameters,
+    gradient_by_lag,
+)
+
+
+def test_adding_problem_structure():
+    x, y = adding_problem(500, 20, seed=0)
+    assert x.shape == (500, 20, 2) and y.shape == (500, 1)
+    markers = x[..., 1]
+    assert torch.equal(markers.sum(1), torch.full((500,), 2.0))
+    assert torch.equal(markers[:, :10].sum(1), torch.ones(500))  # one marker in each half
+    assert ((x[..., 0] >= 0) & (x[..., 0] < 1)).all()
+    torch.testing.assert_close(y[:, 0], (x[..., 0] * markers).sum(1))
+
+
+def test_adding_problem_hand_case_and_seeding():
+    x, y = adding_problem(1, 2, seed=3)  # length 2: the markers must be steps 0 and 1
+    assert x[0, :, 1].tolist() == [1.0, 1.0]
+    assert y.item() == pytest.approx(x[0, :, 0].sum().item())
+    a, b = adding_problem(4, 10, seed=7), adding_problem(4, 10, seed=7)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[0], adding_problem(4, 10, seed=8)[0])
+
+
+def test_baseline_mse_is_variance_of_the_target():
+    assert BASELINE_MSE == pytest.approx(1 / 6)
+    _, y = adding_problem(200_000, 4, seed=1)
+    assert torch.mean((y - 1) ** 2).item() == pytest.approx(BASELINE_MSE, abs=0.003)
+
+
+def test_adding_batches_and_errors():
+    batches = adding_batches(3, 5, 8, seed=0)
+    assert len(batches) == 3 and batches[0][0].shape == (5, 8, 2) and batches[0][1].shape == (5, 1)
+    with pytest.raises(ValueError, match="n must be"):
+        adding_problem(0, 10)
+    with pytest.raises(ValueError, match="length"):
+        adding_problem(3, 1)
+    with pytest.raises(ValueError, match="n_batches"):
+        adding_batches(0, 5, 8)
+
+
+@pytest.mark.parametrize(("kind", "per_block"), [("RNN", 1), ("LSTM", 4), ("GRU", 3)])
+def test_sequence_to_one_shapes_and_parameter_count(kind, per_block):
+    model = SequenceToOne(kind, 2, 8, out_features=3)
+    assert model(torch.zeros(4, 6, 2)).shape == (4, 3)
+    assert count_parameters(model) == per_block * (2 * 8 + 8 * 8 + 2 * 8) + 8 * 3 + 3
+    with pytest.raises(ValueError, match=r"x has shape \(4, 6\), expected \(B, T, 2\)"):
+        model(torch.zeros(4, 6))
+    with pytest.raises(ValueError, match="kind"):
+        SequenceToOne("LSTMX", 2, 8)
+
+
+def test_lstm_forget_bias_is_set():
+    model = SequenceToOne("LSTM", 2, 4, forget_bias=1.0)
+    b = model.rnn.bias_ih_l0 + model.rnn.bias_hh_l0
+    torch.testing.assert_close(b[4:8], torch.ones(4))
+    keep = SequenceToOne("LSTM", 2, 4, forget_bias=None)
+    assert not torch.allclose((keep.rnn.bias_ih_l0 + keep.rnn.bias_hh_l0)[4:8], torch.ones(4))
+
+
+def test_gradient_by_lag_matches_a_hand_computed_linear_rnn():
+    # A linear RNN h_t = a * h_{t-1} + x_t read out as y = h_T: dy/dx_t = a^(T-1-t).
+    model = SequenceToOne("RNN", 1, 1)
+    model.rnn = torch.nn.RNN(1, 1, nonlinearity="relu", batch_first=True)  # relu of positive values: linear
+    with torch.no_grad():
+        model.rnn.weight_ih_l0.fill_(1.0)
+        model.rnn.weight_hh_l0.fill_(0.5)
+        model.rnn.bias_ih_l0.zero_()
+        model.rnn.bias_hh_l0.zero_()
+        model.head.weight.fill_(1.0)
+        model.head.bias.zero_()
+    x = torch.ones(3, 5, 1)
+    norms = gradient_by_lag(model, x)
+    torch.testing.assert_close(norms, 0.5 ** torch.arange(5.0))
+    assert model.training
+    with pytest.raises(ValueError, match="x has shape"):
+        gradient_by_lag(model, torch.ones(5, 1))

@@ -1,0 +1,240 @@
+import numpy as np
+import pytest
+import torch
+
+from course_utils.lstm import (
+    LSTM,
+    CharLM,
+    LSTMCell,
+    char_accuracy,
+    char_lm_batches,
+    char_lm_loss,
+    check_shape_arg,
+    gate_slices,
+    gated_param_count,
+    lstm_cell_numpy,
+    lstm_cell_torch,
+    lstm_forward_numpy,
+    lstm_param_count,
+    lstm_weights_from_torch,
+    recurrent_layer,
+    set_forget_bias,
+    sigmoid,
+    weights_from_torch,
+)
+
+CPU = torch.device("cpu")
+
+
+def reference_lstm(input_size=3, hidden_size=4, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.LSTM(input_size, hidden_size).double()
+
+
+def test_gate_slices_follow_pytorch_order():
+    s = gate_slices(3)
+    assert list(s) == ["i", "f", "g", "o"]
+    assert [(v.start, v.stop) for v in s.values()] == [(0, 3), (3, 6), (6, 9), (9, 12)]
+
+
+def test_param_counts_match_the_lecture_example_and_pytorch():
+    assert lstm_param_count(100, 50) == 30_200
+    assert lstm_param_count(100, 50, n_biases=2) == 30_400
+    assert lstm_param_count(100, 50, n_biases=2) == sum(p.numel() for p in torch.nn.LSTM(100, 50).parameters())
+    assert sum(p.numel() for p in LSTMCell(100, 50).parameters()) == 30_200
+    assert sum(p.numel() for p in LSTMCell(100, 50, peephole=True).parameters()) == 30_200 + 150
+    with pytest.raises(ValueError, match="n_biases"):
+        gated_param_count(4, 10, 5, n_biases=3)
+
+
+def test_sigmoid_is_stable_and_correct():
+    a = np.array([-1000.0, -2.0, 0.0, 3.0, 1000.0])
+    with np.errstate(over="raise"):
+        got = sigmoid(a)
+    np.testing.assert_allclose(got, torch.sigmoid(torch.from_numpy(a)).numpy(), rtol=1e-12, atol=0)
+
+
+def test_numpy_sequence_matches_torch_lstm():
+    ref = reference_lstm()
+    xs = torch.randn(6, 2, 3, dtype=torch.float64)
+    h0, c0 = torch.randn(1, 2, 4, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        out, (hT, cT) = ref(xs, (h0, c0))
+    hs, (h, c) = lstm_forward_numpy(xs.numpy(), h0[0].numpy(), c0[0].numpy(), **lstm_weights_from_torch(ref))
+    np.testing.assert_allclose(hs, out.numpy(), atol=1e-12)
+    np.testing.assert_allclose(c, cT[0].numpy(), atol=1e-12)
+
+
+def test_hand_computed_step():
+    # H = 1, I = 1, weights zero: every gate is sigmoid(bias), g = tanh(bias).
+    W_x, W_h = np.zeros((4, 1)), np.zeros((4, 1))
+    b = np.array([0.0, np.log(3.0), 0.5, 0.0])  # i = 0.5, f = 0.75, g = tanh(0.5), o = 0.5
+    h, c, gates = lstm_cell_numpy(np.ones((1, 1)), np.zeros((1, 1)), np.full((1, 1), 2.0), W_x, W_h, b)
+    assert gates["f"][0, 0] == pytest.approx(0.75)
+    assert c[0, 0] == pytest.approx(0.75 * 2.0 + 0.5 * np.tanh(0.5))
+    assert h[0, 0] == pytest.approx(0.5 * np.tanh(c[0, 0]))
+
+
+def test_torch_cell_matches_numpy_and_nn_lstmcell():
+    torch.manual_seed(1)
+    ref = torch.nn.LSTMCell(3, 4).double()
+    x, h, c = torch.randn(5, 3).double(), torch.randn(5, 4).double(), torch.randn(5, 4).double()
+    w = lstm_weights_from_torch(ref)
+    with torch.no_grad():
+        h_ref, c_ref = ref(x, (h, c))
+        h_t, c_t, gates_t = lstm_cell_torch(x, h, c, *(torch.from_numpy(w[k]) for k in ("W_x", "W_h", "b")))
+    h_n, c_n, gates_n = lstm_cell_numpy(x.numpy(), h.numpy(), c.numpy(), **w)
+    torch.testing.assert_close(h_t, h_ref)
+    torch.testing.assert_close(c_t, c_ref)
+    np.testing.assert_allclose(h_n, h_ref.numpy(), atol=1e-12)
+    for k in "ifgo":
+        np.testing.assert_allclose(gates_t[k].numpy(), gates_n[k], atol=1e-12)
+
+
+def test_lstm_module_copies_torch_and_returns_gates():
+    ref = reference_lstm(seed=2)
+    ours = LSTM.from_torch(ref)
+    xs = torch.randn(7, 3, 3, dtype=torch.float64)
+    with torch.no_grad():
+        out, (hT, cT) = ref(xs)
+        out2, (h2, c2), gates = ours(xs, return_gates=True)
+    torch.testing.assert_close(out2, out)
+    torch.testing.assert_close(c2, cT[0])
+    assert set(gates) == set("ifgo") and gates["f"].shape == (7, 3, 4)
+    assert ((gates["i"] > 0) & (gates["i"] < 1)).all()
+
+
+def test_lstm_module_gradients_match_torch():
+    ref = reference_lstm(seed=3)
+    ours = LSTM.from_torch(ref)
+    xs = torch.randn(5, 2, 3, dtype=torch.float64)
+    ref(xs)[0].sum().backward()
+    ours(xs)[0].sum().backward()
+    torch.testing.assert_close(ours.cell.W_h.grad, ref.weight_hh_l0.grad)
+    torch.testing.assert_close(ours.cell.b.grad, ref.bias_ih_l0.grad)
+
+
+def test_peephole_cell_matches_numpy_and_reduces_to_plain_lstm():
+    torch.manual_seed(4)
+    cell = LSTMCell(3, 4, peephole=True).double()
+    x, h, c = torch.randn(2, 3).double(), torch.randn(2, 4).double(), torch.randn(2, 4).double()
+    with torch.no_grad():
+        plain_h, plain_c = cell(x, (h, c))  # peepholes start at zero
+        w = {k: getattr(cell, k).numpy() for k in ("W_x", "W_h", "b")}
+        ref_h, _, _ = lstm_cell_numpy(x.numpy(), h.numpy(), c.numpy(), **w)
+        np.testing.assert_allclose(plain_h.numpy(), ref_h, atol=1e-12)
+        cell.peephole.normal_()
+        peep_h, peep_c = cell(x, (h, c))
+    ref_h, ref_c, _ = lstm_cell_numpy(x.numpy(), h.numpy(), c.numpy(), **w, peephole=cell.peephole.detach().numpy())
+    np.testing.assert_allclose(peep_h.numpy(), ref_h, atol=1e-12)
+    np.testing.assert_allclose(peep_c.numpy(), ref_c, atol=1e-12)
+    assert not np.allclose(peep_h.numpy(), plain_h.numpy())
+    # o peeks at the new cell state: a hand check of one unit.
+    a = x.numpy() @ w["W_x"].T + h.numpy() @ w["W_h"].T + w["b"]
+    o0 = sigmoid(a[0, 12] + cell.peephole[2, 0].item() * ref_c[0, 0])
+    assert ref_h[0, 0] == pytest.approx(o0 * np.tanh(ref_c[0, 0]))
+
+
+def test_cell_state_jacobian_is_diag_forget_gate():
+    torch.manual_seed(5)
+    cell = LSTMCell(2, 3).double()
+    x, h, c = torch.randn(1, 2).double(), torch.randn(1, 3).double(), torch.randn(1, 3).double()
+    jac = torch.autograd.functional.jacobian(lambda cc: cell(x, (h, cc))[1], c)[0, :, 0, :]
+    torch.testing.assert_close(jac, torch.diag(cell.step(x, (h, c))[2]["f"][0]).detach())
+
+
+def test_two_biases_are_redundant_in_lstm():
+    ref = reference_lstm(seed=6)
+    xs = torch.randn(4, 2, 3, dtype=torch.float64)
+    with torch.no_grad():
+        before = ref(xs)[0]
+        d = torch.randn(16, dtype=torch.float64)
+        ref.bias_ih_l0 += d
+        ref.bias_hh_l0 -= d
+        torch.testing.assert_close(ref(xs)[0], before)
+
+
+def test_set_forget_bias_and_recurrent_layer():
+    layer = recurrent_layer("LSTM", 2, 3, forget_bias=1.0)
+    f = gate_slices(3)["f"]
+    torch.testing.assert_close(layer.bias_ih_l0[f] + layer.bias_hh_l0[f], torch.ones(3))
+    set_forget_bias(layer, 2.5)
+    torch.testing.assert_close(layer.bias_ih_l0[f] + layer.bias_hh_l0[f], torch.full((3,), 2.5))
+    assert layer.batch_first
+    assert isinstance(recurrent_layer("GRU", 2, 3), torch.nn.GRU)
+    with pytest.raises(ValueError, match="kind"):
+        recurrent_layer("Transformer", 2, 3)
+
+
+def test_weights_from_torch_rejects_unsupported_layers():
+    with pytest.raises(ValueError, match="one-layer"):
+        weights_from_torch(torch.nn.LSTM(2, 3, num_layers=2))
+    with pytest.raises(ValueError, match="stacked blocks"):
+        weights_from_torch(torch.nn.GRU(2, 3), n_blocks=4)
+    w = lstm_weights_from_torch(torch.nn.LSTM(2, 3, bias=False))
+    assert not w["b"].any()
+
+
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (dict(x=np.zeros((2, 3, 1))), "x"),
+        (dict(h_prev=np.zeros((3, 4))), "h_prev"),
+        (dict(c_prev=np.zeros((2, 5))), "c_prev"),
+        (dict(W_x=np.zeros((16, 2))), "W_x"),
+        (dict(W_h=np.zeros((12, 4))), "W_h"),
+        (dict(b=np.zeros(15)), "b"),
+        (dict(peephole=np.zeros((4, 4))), "peephole"),
+    ],
+)
+def test_shape_errors_name_the_argument(args, name):
+    good = dict(x=np.zeros((2, 3)), h_prev=np.zeros((2, 4)), c_prev=np.zeros((2, 4)),
+                W_x=np.zeros((16, 3)), W_h=np.zeros((16, 4)), b=np.zeros(16))
+    with pytest.raises(ValueError, match=rf"^{name} has shape .*expected"):
+        lstm_cell_numpy(**{**good, **args})
+    torch_args = {k: torch.from_numpy(v) for k, v in {**good, **args}.items()}
+    with pytest.raises(ValueError, match=rf"^{name} has shape"):
+        lstm_cell_torch(**torch_args)
+
+
+def test_module_shape_errors():
+    with pytest.raises(ValueError, match=r"xs has shape \(5, 2\), expected \(\*, \*, 3\)"):
+        LSTM(3, 4)(torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="x has shape"):
+        LSTMCell(3, 4)(torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="ids has shape"):
+        CharLM("LSTM", 10, 4, 8)(torch.zeros(3, dtype=torch.long))
+    with pytest.raises(ValueError, match="input_size"):
+        LSTMCell(0, 4)
+    with pytest.raises(ValueError, match="expected"):
+        check_shape_arg("v", np.zeros(3), (None, 3))
+
+
+def test_char_lm_batches_shift_targets_by_one():
+    ids = np.arange(100)
+    batches = char_lm_batches(ids, n_batches=3, batch_size=4, seq_len=10, seed=0)
+    assert len(batches) == 3
+    x, y = batches[0]
+    assert x.shape == y.shape == (4, 10)
+    torch.testing.assert_close(y, x + 1)  # ids are consecutive, so the next id is id + 1
+    with pytest.raises(ValueError, match="too few"):
+        char_lm_batches(np.arange(5), 1, 1, seq_len=10)
+    with pytest.raises(ValueError, match="ids has shape"):
+        char_lm_batches(np.zeros((3, 30), dtype=int), 1, 1, seq_len=4)
+
+
+def test_char_lm_learns_a_deterministic_sequence():
+    torch.manual_seed(0)
+    ids = np.tile(np.arange(5), 60)  # 0 1 2 3 4 0 1 ...: the next character is always determined
+    batches = char_lm_batches(ids, 40, 8, 12, seed=0)
+    model = CharLM("LSTM", 5, 8, 16)
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    first = char_lm_loss(model, batches[0]).item()
+    for batch in batches:
+        opt.zero_grad()
+        char_lm_loss(model, batch).backward()
+        opt.step()
+    assert first == pytest.approx(np.log(5), abs=0.3)  # untrained: about uniform over 5 symbols
+    assert char_lm_loss(model, batches[0]).item() < 0.1
+    assert char_accuracy(model, batches[:5]) == 1.0
+    assert model.training  # char_accuracy restores the mode

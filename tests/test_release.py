@@ -1,0 +1,34 @@
+"""The committed student versions are exactly what `release` writes from notebooks/."""
+
+import nbformat
+
+from course_utils.grading.cells import grade_id, is_grade, is_solution
+from course_utils.grading.release import release
+
+
+def test_student_versions_are_up_to_date(repo, tmp_path):
+    release(repo / "notebooks", tmp_path)
+    fresh = {p.name: p.read_text() for p in tmp_path.glob("*.ipynb")}
+    committed = {p.name: p.read_text() for p in (repo / "student").glob("*.ipynb")}
+    assert sorted(committed) == sorted(fresh), "run `python -m course_utils.grading release`"
+    stale = [name for name in fresh if fresh[name] != committed[name]]
+    assert not stale, f"student/ is stale for {stale}: run `python -m course_utils.grading release`"
+
+
+def test_student_versions_hold_no_solutions(repo):
+    for path in sorted((repo / "student").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        text = path.read_text()
+        assert "BEGIN SOLUTION" not in text and "BEGIN HIDDEN TESTS" not in text, path.name
+        for cell in nb.cells:
+            if is_solution(cell) and cell.cell_type == "code":
+                assert "raise NotImplementedError()" in cell.source, f"{path.name} {grade_id(cell)}"
+            assert cell.cell_type != "code" or not cell.outputs
+
+
+def test_every_exercise_has_points(repo):
+    for path in sorted((repo / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        solutions = [c for c in nb.cells if is_solution(c)]
+        tests = [c for c in nb.cells if is_grade(c)]
+        assert len(tests) >= len([c for c in solutions if c.cell_type == "code"]), path.name
