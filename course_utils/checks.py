@@ -102,7 +102,7 @@ def check_close(
     parts: Mapping[str, slice] | None = None,
     axis: int = -1,
     quiet: bool = False,
-) -> float:
+) -> None:
     """Check an array against a reference, element by element.
 
     Args:
@@ -113,8 +113,8 @@ def check_close(
             failure names the part that is off.
         quiet: do not print the success line.
 
-    Returns:
-        The largest absolute difference.
+    Returns nothing on purpose: nbgrader reads a number shown by the last line of a graded
+    test cell as partial credit, so a check that returned its difference would score 0.
     """
     got_np, device = _as_numpy(name, got)
     exp_np, _ = _as_numpy(f"the reference for {name}", expected)
@@ -148,7 +148,6 @@ def check_close(
         raise CheckFailed(message)
     if not quiet:
         print(f"OK {name}: shape {tuple(got_np.shape)}, max |difference| = {max_diff:.2e}")
-    return max_diff
 
 
 def check_scalar(name: str, got: Any, expected: float, *, rtol: float = 1e-6, atol: float = 1e-9) -> None:

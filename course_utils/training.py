@@ -11,15 +11,18 @@ seq2seq model with teacher forcing; :func:`supervised` builds the common case.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm import std as text_tqdm
 from tqdm.auto import tqdm
 
 from .device import get_device
+from .widgets import widgets_enabled
 
 Batch = Any
 LossFn = Callable[[torch.nn.Module, Batch], torch.Tensor]
@@ -67,6 +70,18 @@ def to_device(batch: Batch, device: torch.device) -> Batch:
 def _epoch_batches(data: Iterable[Batch] | Callable[[int], Iterable[Batch]], epoch: int):
     # A callable makes fresh batches each epoch (e.g. a generator of synthetic tasks).
     return data(epoch) if callable(data) else data
+
+
+def progress_bar(**kwargs: Any) -> tqdm:
+    """tqdm's bar: a widget in a notebook, text elsewhere and where widgets are off.
+
+    With ``COURSE_WIDGETS=0`` (tests, the website build) the bar is text on stdout, so a saved
+    notebook keeps the bar's last state (``100%|...| 400/400``) rather than a widget view
+    that a static page cannot draw.
+    """
+    if widgets_enabled():
+        return tqdm(**kwargs)
+    return text_tqdm.tqdm(file=sys.stdout, **kwargs)
 
 
 @torch.no_grad()
@@ -125,7 +140,7 @@ def fit(
         total = epochs * len(train_data)  # type: ignore[arg-type]
     except TypeError:
         total = None  # a generator or callable: length unknown
-    bar = tqdm(total=total, desc=desc, disable=not progress, leave=True)
+    bar = progress_bar(total=total, desc=desc, disable=not progress, leave=True)
     model.train()
     for epoch in range(epochs):
         for batch in _epoch_batches(train_data, epoch):

@@ -15,7 +15,8 @@ import nbformat
 import pytest
 
 from course_utils.grading.cells import NotebookFormatError, remove_hidden_tests, replace_solution
-from course_utils.grading.executor import Limits
+from course_utils.grading.executor import CellResult, Limits
+from course_utils.grading.grade import credit
 from course_utils.grading.gradebook import summary, write_gradebook
 from course_utils.grading.release import render, student_version
 from course_utils.grading.runner import grade_all
@@ -41,6 +42,7 @@ EXPECTED = {
     "print_flood": (6, {}),
     "always_equal": (3, {"square_test": "failed"}),
     "own_helper_cell": (6, {}),
+    "warns": (3, {"square_test": "failed"}),
     "truncated_json": (0, {"add_one_test": "not graded", "square_test": "not graded", "mean_test": "not graded"}),
     "wrong_nbformat": (0, {"add_one_test": "not graded", "square_test": "not graded", "mean_test": "not graded"}),
     "no_cells": (0, {"add_one_test": "not graded", "square_test": "not graded", "mean_test": "not graded"}),
@@ -95,6 +97,8 @@ def test_messages_say_what_is_wrong(rows):
     assert "not valid JSON" in message(rows, "truncated_json", "notebook")
     assert "nbformat 3 is not supported" in message(rows, "wrong_nbformat", "notebook")
     assert "no list of cells" in message(rows, "no_cells", "notebook")
+    assert "stderr" in message(rows, "warns", "square_test") and "squaring may overflow" in message(
+        rows, "warns", "square_test")
 
 
 def test_tampering_is_reported_not_scored(rows):
@@ -146,6 +150,32 @@ def test_extra_hidden_tests_from_the_instructor(tmp_path):
     assert mean["loops"].status == "failed"  # sum over rows of a matrix is not the mean of all entries
 
 
+def test_partial_credit_shown_by_a_test_cell(tmp_path):
+    # nbgrader's rule: a number on a test cell's last line is the points it earns
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    (subs / "full.ipynb").write_text((FIXTURES / "submissions" / "full.ipynb").read_text())
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "square_test.py").write_text("1.5\n")
+    (extra / "mean_test.py").write_text("'not a number'\n")
+    rows = grade_all(subs, SOURCE, LIMITS, jobs=1, extra_tests=extra, progress=False)
+    got = {r.exercise: (r.points, r.max_points, r.status) for r in rows}
+    assert got["square_test"] == (1.5, 3, "partial")
+    assert got["mean_test"] == (1, 1, "passed")
+    assert got["add_one_test"] == (2, 2, "passed")
+
+
+def test_credit_follows_nbgrader():
+    assert credit(CellResult("ok"), 3) == (3, "passed", "")
+    assert credit(CellResult("ok", value="3"), 3)[:2] == (3, "passed")
+    assert credit(CellResult("ok", value="0.0"), 3)[:2] == (0, "partial")
+    assert credit(CellResult("ok", value="-2"), 3)[:2] == (3, "passed")  # nbgrader: full marks, with a warning
+    assert credit(CellResult("ok", value="7"), 3)[:2] == (0, "error")
+    points, status, message = credit(CellResult("ok", stderr="UserWarning: careful\n  warnings.warn"), 3)
+    assert (points, status) == (0, "failed") and "UserWarning: careful" in message
+
+
 def test_submission_without_a_source(tmp_path):
     (tmp_path / "alice.ipynb").write_text((FIXTURES / "submissions" / "full.ipynb").read_text())
     rows = grade_all(tmp_path, None, LIMITS, progress=False)
@@ -186,4 +216,11 @@ def test_duplicate_grade_ids_are_an_error():
     nb = make_fixtures.homework()
     nb.cells[4].metadata["nbgrader"]["grade_id"] = "add_one"
     with pytest.raises(NotebookFormatError, match="grade_id 'add_one' already used"):
+        student_version(nb)
+
+
+def test_solution_markers_outside_solution_cells_are_an_error():
+    nb = make_fixtures.homework()
+    nb.cells[0].source = "Write your code between `### BEGIN SOLUTION` and `### END SOLUTION`."
+    with pytest.raises(NotebookFormatError, match="solution markers outside a solution cell"):
         student_version(nb)

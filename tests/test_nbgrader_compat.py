@@ -1,5 +1,6 @@
 """Real nbgrader (a test-only extra) accepts a course notebook and gives its solution full marks."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -13,9 +14,12 @@ NOTEBOOK = "00_setup.ipynb"
 
 
 def nbgrader(root: Path, *args: str) -> None:
-    exe = Path(sys.executable).parent / "nbgrader"
-    result = subprocess.run([str(exe), *args], cwd=root, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    bin_dir = Path(sys.executable).parent  # nbgrader runs `alembic` from PATH
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    result = subprocess.run([str(bin_dir / "nbgrader"), *args], cwd=root, env=env, capture_output=True, text=True,
+                            timeout=600)
+    output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"nbgrader {' '.join(args)} failed:\n{output}"
 
 
 def test_generate_assignment_and_autograde(repo, tmp_path):

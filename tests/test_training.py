@@ -97,3 +97,24 @@ def test_final_loss_averages_the_tail():
     assert History(losses=[10.0] * 90 + [1.0] * 10).final_loss == 1.0
     with pytest.raises(ValueError):
         _ = History().final_loss
+
+
+def test_without_widgets_the_bar_is_text_on_stdout(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_WIDGETS", "0")
+    model = torch.nn.Linear(3, 1)
+    fit(model, linear_data(64), supervised(torch.nn.functional.mse_loss),
+        torch.optim.SGD(model.parameters(), lr=0.01), epochs=2, device=CPU, desc="demo")
+    out = capsys.readouterr()
+    assert "demo: 100%" in out.out and "4/4" in out.out  # 2 epochs x 2 batches, last state kept
+    assert "demo" not in out.err
+
+
+def test_evaluate_builds_no_graph():
+    grad_modes = []
+
+    def loss_fn(model, batch):
+        grad_modes.append(torch.is_grad_enabled())
+        return supervised(torch.nn.functional.mse_loss)(model, batch)
+
+    evaluate(torch.nn.Linear(3, 1), linear_data(64), loss_fn, CPU)
+    assert grad_modes == [False, False]

@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .cells import NotebookFormatError
 from .executor import Limits
 from .gradebook import summary, write_gradebook
 from .release import SOURCE_DIR, STUDENT_DIR, release
@@ -38,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     if args.command == "release":
-        for path in release(args.source_dir, args.out):
+        try:
+            written = release(args.source_dir, args.out)
+        except NotebookFormatError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}")
         return 0
     limits = Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb, args.max_output_kb, args.threads)

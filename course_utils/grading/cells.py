@@ -106,6 +106,9 @@ def check_exercises(nb: NotebookNode, name: str) -> None:
             seen[gid] = index
             if nbgrader_meta(cell).get("schema_version", 3) != 3:
                 raise NotebookFormatError(f"{where}: nbgrader schema_version must be 3")
+        if not is_solution(cell) and ("BEGIN SOLUTION" in cell.source or "END SOLUTION" in cell.source):
+            raise NotebookFormatError(f"{where}: solution markers outside a solution cell (nbgrader rejects "
+                                      "them even in prose; reword the text)")
         _blocks(cell.source, BEGIN_SOLUTION, END_SOLUTION, where)
         _blocks(cell.source, BEGIN_HIDDEN, END_HIDDEN, where)
         if is_grade(cell) and points(cell) <= 0:

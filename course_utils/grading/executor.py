@@ -37,6 +37,8 @@ class Limits:
 class CellResult:
     status: str  # "ok", "error", "timeout", "kernel died", "not run"
     message: str = ""
+    stderr: str = ""  # what the cell wrote to stderr (warnings included)
+    value: str | None = None  # text/plain of the value its last line showed, if any
 
 
 class CappedClient(NotebookClient):
@@ -156,7 +158,14 @@ class _Run:
             return CellResult("kernel died", "the kernel died while running this cell "
                               "(os._exit, a crash, or too much memory); it was restarted")
         message = _error_message(work)
-        return CellResult("error", message) if message else CellResult("ok")
+        if message:
+            return CellResult("error", message)
+        outputs = work.get("outputs", [])
+        stderr = "".join(o.get("text", "") for o in outputs
+                         if o.get("output_type") == "stream" and o.get("name") == "stderr")
+        values = [o["data"].get("text/plain") for o in outputs if o.get("output_type") == "execute_result"]
+        value = "".join(values[0]) if values and values[0] is not None else None
+        return CellResult("ok", stderr=stderr, value=value)
 
     def _restart(self, failed: int) -> bool:
         """Fresh kernel; replay the cells that succeeded before ``failed``. False if out of time."""

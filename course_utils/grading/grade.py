@@ -34,7 +34,7 @@ class Row:
     exercise: str
     points: float
     max_points: float
-    status: str  # passed, failed, timeout, kernel died, not run, not graded, tampered, error
+    status: str  # passed, partial, failed, timeout, kernel died, not run, not graded, tampered, error
     message: str = ""
 
 
@@ -114,6 +114,27 @@ def plan(source: NotebookNode, submission: NotebookNode, extra_tests: dict[str, 
     return cells, tests, solutions, notes
 
 
+def credit(result: CellResult, max_points: float) -> tuple[float, str, str]:
+    """(points, status, message) for a test cell that ran without an error, by nbgrader's rules.
+
+    nbgrader gives no credit to a test cell that wrote to stderr, and reads a number shown by
+    its last line as partial credit (between 0 and the cell's points); anything else earns
+    full marks. The course grader scores the same way, so both tools agree.
+    """
+    if result.stderr.strip():
+        first = result.stderr.strip().splitlines()[0]
+        return 0, "failed", f"the test cell wrote to stderr (nbgrader gives no credit for that): {first}"
+    try:
+        value = float(result.value) if result.value is not None else None
+    except ValueError:
+        value = None
+    if value is None or value < 0:
+        return max_points, "passed", ""
+    if value > max_points:
+        return 0, "error", f"the test cell showed {value:g}, more than its {max_points:g} points"
+    return value, "passed" if value == max_points else "partial", f"partial credit shown by the test cell: {value:g}"
+
+
 def describe_failure(result: CellResult) -> str:
     if "NotImplementedError" in result.message:
         return "not attempted: the solution still raises NotImplementedError"
@@ -141,7 +162,8 @@ def grade_submission(student: str, submission_path: Path, source_path: Path, lim
         if result.status != "ok" and answer is not None and results[answer].status in ("timeout", "kernel died"):
             result = CellResult(results[answer].status, "your solution cell: " + results[answer].message)
         if result.status == "ok":
-            rows.append(Row(student, name, gid, pts, pts, "passed"))
+            got, status, message = credit(result, pts)
+            rows.append(Row(student, name, gid, got, pts, status, message))
         else:
             status = "failed" if result.status == "error" else result.status
             rows.append(Row(student, name, gid, 0, pts, status, describe_failure(result)))
