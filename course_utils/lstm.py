@@ -250,6 +250,38 @@ class LSTM(nn.Module):
         ``state`` and ``h_T, c_T`` are ``(B, H)`` (``torch.nn.LSTM`` adds a leading layer axis).
         """
         check_shape_arg("xs", xs, (None, None, self.cell.input_size))
+        if self.cell.peephole is not None:
+            return self._forward_stepwise(xs, state, return_gates)
+        cell = self.cell
+        T, B, _ = xs.shape
+        if state is None:
+            zeros = xs.new_zeros(B, cell.hidden_size)
+            state = (zeros, zeros)
+        h, c = state
+        check_shape_arg("h", h, (B, cell.hidden_size))
+        check_shape_arg("c", c, (B, cell.hidden_size))
+        # The same arithmetic as LSTMCell.step, faster: the input part of all T steps in one
+        # matmul before the loop, then per step one addmm and fused activations.
+        x_proj = torch.addmm(cell.b, xs.reshape(T * B, -1), cell.W_x.T).view(T, B, -1)  # (T, B, 4H)
+        W_h_T = cell.W_h.T  # (H, 4H)
+        H = cell.hidden_size
+        outputs, gates = [], []
+        for x_t in x_proj.unbind(0):  # (B, 4H); unbind, not x_proj[t]: cheaper backward
+            a = torch.addmm(x_t, h, W_h_T)  # (B, 4H)
+            i, f, _, o = torch.sigmoid(a).chunk(4, dim=1)  # one sigmoid for all gates; g's part unused
+            g = torch.tanh(a[:, 2 * H : 3 * H])  # (B, H)
+            c = torch.addcmul(f * c, i, g)  # f * c + i * g
+            h = o * torch.tanh(c)
+            outputs.append(h)
+            if return_gates:
+                gates.append((i, f, g, o))
+        result = (torch.stack(outputs), (h, c))  # (T, B, H)
+        if return_gates:
+            return (*result, {k: torch.stack([step[n] for step in gates]) for n, k in enumerate(GATES)})
+        return result
+
+    def _forward_stepwise(self, xs: torch.Tensor, state, return_gates: bool):
+        """The plain loop over :meth:`LSTMCell.step` (used for the peephole LSTM)."""
         outputs, gates = [], {k: [] for k in GATES}
         for x in xs:  # x: (B, I)
             h, c, step_gates = self.cell.step(x, state)

@@ -221,9 +221,10 @@ class RNN(nn.Module):
         require_shape("h_0", h_0, (1, B, self.hidden_size))
         x_proj = x @ self.W_xh.T + self.b_h  # (T, B, H): the input part of every step at once
         h = h_0[0]  # (B, H)
+        W_hh_T = self.W_hh.T
         outputs = []
-        for t in range(T):
-            h = torch.tanh(x_proj[t] + h @ self.W_hh.T)  # (B, H)
+        for x_t in x_proj.unbind(0):  # (B, H); unbind, not x_proj[t], whose backward grows with T^2
+            h = torch.tanh(torch.addmm(x_t, h, W_hh_T))  # (B, H)
             outputs.append(h)
         out = torch.stack(outputs)  # (T, B, H)
         return out, h.unsqueeze(0)
@@ -273,7 +274,7 @@ def _mistake(name: str, got: np.ndarray, expected: np.ndarray, candidates: dict[
             raise CheckFailed(f"{name} is off: it matches what you get when you {hint}.")
 
 
-def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> float:
+def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> None:
     """Test ``fn(x_t, h_prev, W_xh, W_hh, b_h) -> h_t`` against :func:`rnn_cell_forward`.
 
     Fails with a message that names the shape that is wrong, or the usual mistake that the
@@ -294,10 +295,10 @@ def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> float:
         "ignore x_t (no input term)": np.tanh(a_h + b_h),
         "use a sigmoid instead of tanh": 1 / (1 + np.exp(-(a_x + a_h + b_h))),
     })
-    return check_close("h_t", got, expected)
+    check_close("h_t", got, expected)
 
 
-def check_rnn_forward(fn: Callable[..., np.ndarray], seed: int = 0, T: int = 4) -> float:
+def check_rnn_forward(fn: Callable[..., np.ndarray], seed: int = 0, T: int = 4) -> None:
     """Test ``fn(x, h_init, W_xh, W_hh, b_h) -> hs (T, B, H)`` against :func:`rnn_forward`."""
     rng = np.random.default_rng(seed)
     x_t, h_init, W_xh, W_hh, b_h = _cell_case(rng)
@@ -317,4 +318,4 @@ def check_rnn_forward(fn: Callable[..., np.ndarray], seed: int = 0, T: int = 4) 
     if np.allclose(got_np[0], expected[0]) and not np.allclose(got_np, expected):
         bad = int(np.argmax([not np.allclose(got_np[t], expected[t]) for t in range(T)]))
         raise CheckFailed(f"hs[0] is right but hs[{bad}] is off: is h carried from one step to the next?")
-    return check_close("hs", got, expected)
+    check_close("hs", got, expected)

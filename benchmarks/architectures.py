@@ -1,0 +1,297 @@
+"""Measure the course's sequence layers against their torch.nn counterparts (notebook 09_modern_rnns).
+
+    python benchmarks/architectures.py                           # CPU (or COURSE_DEVICE), default lengths
+    python benchmarks/architectures.py --lengths 64 512 --reps 3 --threads 2 --out /tmp/arch
+    COURSE_DEVICE=cuda python benchmarks/architectures.py        # the same on a GPU
+    python benchmarks/architectures.py --quick --out /tmp/arch   # tiny sizes, a smoke test
+
+For every layer (vanilla RNN, LSTM, GRU: the course's and torch.nn's; minGRU and minLSTM run
+by the sequential loop, the log-space scan and the chunked scan; a transformer layer: the
+course's pre-LayerNorm block and ``nn.TransformerEncoderLayer``) and every sequence length T:
+
+- parameters: counted on the module, and from the formula (both are reported; they must agree);
+- forward time (``torch.no_grad``) and forward+backward time (``out.sum().backward()``) per batch:
+  one warm-up call, then ``--reps`` repetitions interleaved across layers, median reported;
+- the ratio of that median to the torch.nn counterpart's (RNN -> nn.RNN, LSTM and minLSTM ->
+  nn.LSTM, GRU and minGRU -> nn.GRU, transformer block -> nn.TransformerEncoderLayer);
+- peak memory of one forward+backward. On CUDA: ``torch.cuda.max_memory_allocated`` above
+  what was allocated before. On the CPU: a fresh subprocess per layer and length builds the
+  layer and the input, reads its resident set size (``/proc/self/status``), runs one
+  forward+backward, and reports the peak resident set (``VmHWM``, reset just before) minus
+  that: the growth of the resident set, which includes allocator slack (Linux only). ``--memory
+  off`` skips it.
+
+Input: batch 32 (``--batch``), input size = hidden size = 128 (``--hidden``), float32. Results go
+to ``OUT/architectures.csv`` and ``OUT/architectures.md`` (default ``benchmarks/results``).
+Attention needs a (B, heads, T, T) score tensor: transformer rows above ``--max-attention-len``
+are skipped and marked as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from course_utils.device import get_device  # noqa: E402
+from course_utils.gru import GRU  # noqa: E402
+from course_utils.lstm import LSTM  # noqa: E402
+from course_utils.min_rnns import MinGRU, MinLSTM  # noqa: E402
+from course_utils.rnn import RNN  # noqa: E402
+from course_utils.self_attention import causal_mask  # noqa: E402
+from course_utils.transformer import Block  # noqa: E402
+
+FIELDS = ["model", "T", "batch", "hidden", "params", "params_formula", "formula", "forward_ms", "fwd_bwd_ms",
+          "ratio_fwd_bwd", "reference", "peak_mib", "device", "threads", "reps", "machine", "date"]
+N_HEADS = 4
+
+
+@dataclass
+class Spec:
+    """A layer to time: how to build it, call it, count its parameters, and what to compare it with."""
+
+    name: str
+    build: Callable[[int], nn.Module]  # hidden size -> module
+    call: Callable[[nn.Module, torch.Tensor], torch.Tensor]  # (module, x (T, B, H)) -> output tensor
+    formula: str
+    count: Callable[[int], int]  # hidden size (= input size) -> parameters
+    reference: str  # name of the torch.nn counterpart ("" for itself)
+    attention: bool = False
+
+
+def _first(out):
+    return out[0] if isinstance(out, tuple) else out
+
+
+def _block_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    x_bf = x.transpose(0, 1)  # (B, T, D)
+    return model(x_bf, causal_mask(x_bf.shape[1], x.device))
+
+
+def _torch_block_call(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    T = x.shape[0]
+    mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)  # torch: True = may NOT attend
+    return model(x.transpose(0, 1), src_mask=mask, is_causal=True)
+
+
+def specs() -> list[Spec]:
+    """Every layer of the benchmark, with its parameter formula (input size I = hidden size H)."""
+
+    def plain(model, x):
+        return _first(model(x))
+
+    def method(name):
+        return lambda model, x: model(x, method=name)[0]
+
+    out = [
+        Spec("RNN (torch.nn)", lambda h: nn.RNN(h, h), plain, "(I+H)H + 2H", lambda h: 2 * h * h + 2 * h, ""),
+        Spec("RNN (course)", lambda h: RNN(h, h), plain, "(I+H)H + H", lambda h: 2 * h * h + h, "RNN (torch.nn)"),
+        Spec("LSTM (torch.nn)", lambda h: nn.LSTM(h, h), plain, "4((I+H)H + 2H)", lambda h: 4 * (2 * h * h + 2 * h),
+             ""),
+        Spec("LSTM (course)", lambda h: LSTM(h, h), plain, "4((I+H)H + H)", lambda h: 4 * (2 * h * h + h),
+             "LSTM (torch.nn)"),
+        Spec("GRU (torch.nn)", lambda h: nn.GRU(h, h), plain, "3((I+H)H + 2H)", lambda h: 3 * (2 * h * h + 2 * h), ""),
+        Spec("GRU (course)", lambda h: GRU(h, h), plain, "3((I+H)H + 2H)", lambda h: 3 * (2 * h * h + 2 * h),
+             "GRU (torch.nn)"),
+    ]
+    for cls, ref, blocks in ((MinGRU, "GRU (torch.nn)", 2), (MinLSTM, "LSTM (torch.nn)", 3)):
+        for m in ("loop", "log", "chunked"):
+            out.append(Spec(f"{cls.__name__.replace('Min', 'min')} ({m})", lambda h, cls=cls: cls(h, h), method(m),
+                            f"{blocks}(IH + H)", lambda h, b=blocks: b * (h * h + h), ref))
+    ffn = "12D^2 + 13D"  # attention 4D^2 + 4D, MLP 8D^2 + 5D, two LayerNorms 4D
+    out += [
+        Spec("transformer layer (torch.nn)",
+             lambda h: nn.TransformerEncoderLayer(h, N_HEADS, 4 * h, dropout=0.0, activation="gelu",
+                                                  batch_first=True, norm_first=True),
+             _torch_block_call, ffn, lambda h: 12 * h * h + 13 * h, "", attention=True),
+        Spec("transformer layer (course)", lambda h: Block(h, N_HEADS), _block_call, ffn,
+             lambda h: 12 * h * h + 13 * h, "transformer layer (torch.nn)", attention=True),
+    ]
+    return out
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_once(model: nn.Module, spec: Spec, x: torch.Tensor, backward: bool) -> float:
+    """Seconds for one forward (no_grad) or one forward+backward of ``model`` on ``x``."""
+    _sync(x.device)
+    start = time.perf_counter()
+    if backward:
+        spec.call(model, x).sum().backward()
+    else:
+        with torch.no_grad():
+            spec.call(model, x)
+    _sync(x.device)
+    return time.perf_counter() - start
+
+
+def build(spec: Spec, hidden: int, device: torch.device, T: int, batch: int, seed: int = 0):
+    torch.manual_seed(seed)
+    model = spec.build(hidden).to(device)
+    x = torch.randn(T, batch, hidden, device=device)  # (T, B, H)
+    return model, x
+
+
+def _status_kib(key: str) -> int:
+    """A ``/proc/self/status`` field in KiB: ``VmRSS`` (resident now) or ``VmHWM`` (its peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    raise KeyError(key)
+
+
+def peak_memory_child(name: str, T: int, batch: int, hidden: int, threads: int) -> float:
+    """Run in a fresh process: resident-set growth (MiB) of one forward+backward of ``name``.
+
+    The peak is ``VmHWM``, reset to the current size by writing 5 to ``/proc/self/clear_refs``
+    (Linux). Not ``getrusage().ru_maxrss``: after fork and exec it still reports the parent's peak.
+    """
+    torch.set_num_threads(threads)
+    spec = next(s for s in specs() if s.name == name)
+    model, x = build(spec, hidden, torch.device("cpu"), T, batch)
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_kib("VmRSS")
+    spec.call(model, x).sum().backward()
+    return max(_status_kib("VmHWM") - before, 0) / 1024
+
+
+def peak_memory(spec: Spec, T: int, batch: int, hidden: int, device: torch.device, threads: int) -> float:
+    """Peak memory (MiB) of one forward+backward: CUDA allocator statistics, or a CPU subprocess."""
+    if device.type == "cuda":
+        model, x = build(spec, hidden, device, T, batch)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        spec.call(model, x).sum().backward()
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - before) / 2**20
+    args = json.dumps([spec.name, T, batch, hidden, threads])
+    code = ("import json, benchmarks.architectures as a; "
+            f"print(a.peak_memory_child(*json.loads({args!r})))")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
+    return float(result.stdout.strip().splitlines()[-1])
+
+
+def run(lengths: list[int], reps: int, batch: int, hidden: int, threads: int, memory: bool, max_attention_len: int,
+        device: torch.device) -> list[dict]:
+    """Time every layer at every length; returns one row per (layer, length)."""
+    torch.set_num_threads(threads)
+    all_specs = specs()
+    rows = []
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+    if device.type == "cuda":
+        machine += f", {torch.cuda.get_device_name(device)}"
+    for T in lengths:
+        active = [s for s in all_specs if not (s.attention and T > max_attention_len)]
+        built = {s.name: build(s, hidden, device, T, batch) for s in active}
+        times = {s.name: {"fwd": [], "bwd": []} for s in active}
+        for rep in range(reps + 1):  # rep 0 is the warm-up
+            for s in active:  # interleaved: every layer once per repetition
+                model, x = built[s.name]
+                for key, backward in (("fwd", False), ("bwd", True)):
+                    seconds = time_once(model, s, x, backward)
+                    model.zero_grad(set_to_none=True)
+                    if rep:
+                        times[s.name][key].append(seconds)
+        for s in all_specs:
+            row = {"model": s.name, "T": T, "batch": batch, "hidden": hidden, "formula": s.formula,
+                   "params_formula": s.count(hidden), "reference": s.reference, "device": device.type,
+                   "threads": threads, "reps": reps, "machine": machine, "date": dt.date.today().isoformat()}
+            row["params"] = sum(p.numel() for p in s.build(hidden).parameters())
+            if s.name not in times:
+                row.update(forward_ms="skipped", fwd_bwd_ms="skipped", ratio_fwd_bwd="", peak_mib="skipped")
+                rows.append(row)
+                continue
+            row["forward_ms"] = 1e3 * statistics.median(times[s.name]["fwd"])
+            row["fwd_bwd_ms"] = 1e3 * statistics.median(times[s.name]["bwd"])
+            row["peak_mib"] = peak_memory(s, T, batch, hidden, device, threads) if memory else "not measured"
+            rows.append(row)
+        by_name = {r["model"]: r for r in rows if r["T"] == T}
+        for r in by_name.values():
+            ref = by_name.get(r["reference"]) if r["reference"] else r
+            if ref is not None and isinstance(r["fwd_bwd_ms"], float) and isinstance(ref["fwd_bwd_ms"], float):
+                r["ratio_fwd_bwd"] = r["fwd_bwd_ms"] / ref["fwd_bwd_ms"]
+        print(f"T = {T}: done", file=sys.stderr)
+    return rows
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def write(rows: list[dict], out: Path) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out / "architectures.csv", out / "architectures.md"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        writer.writeheader()
+        writer.writerows({k: _fmt(v) for k, v in r.items()} for r in rows)
+    first = rows[0]
+    lines = [
+        "# Sequence layers: parameters, time and memory",
+        "",
+        f"Written by `benchmarks/architectures.py`. Batch {first['batch']}, input size = hidden size = "
+        f"{first['hidden']}, float32, device {first['device']} ({first['machine']}), {first['threads']} threads, "
+        f"median of {first['reps']} interleaved repetitions after a warm-up, {first['date']}. "
+        "Ratio: forward+backward time over the torch.nn counterpart's (in brackets). Peak memory: CUDA allocator "
+        "peak, or on the CPU the growth of a fresh process's resident set during one forward+backward.",
+        "",
+        "| model | T | params (formula) | forward ms | fwd+bwd ms | ratio | peak MiB |",
+        "| --- | ---: | --- | ---: | ---: | --- | ---: |",
+    ]
+    for r in rows:
+        params = f"{r['params']:,} ({r['formula']} = {r['params_formula']:,})"
+        ratio = f"{_fmt(r['ratio_fwd_bwd'])} ({r['reference'] or 'itself'})" if r["ratio_fwd_bwd"] != "" else ""
+        lines.append(f"| {r['model']} | {r['T']} | {params} | {_fmt(r['forward_ms'])} | {_fmt(r['fwd_bwd_ms'])} | "
+                     f"{ratio} | {_fmt(r['peak_mib'])} |")
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--lengths", type=int, nargs="+", default=[64, 100, 512, 4096])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--hidden", type=int, default=128)
+    parser.add_argument("--memory", choices=("on", "off"), default="on")
+    parser.add_argument("--max-attention-len", type=int, default=1024)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition, no memory: a smoke test")
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.lengths, args.reps, args.batch, args.hidden, args.memory = [8, 20], 1, 2, 8, "off"
+    device = get_device()
+    rows = run(args.lengths, args.reps, args.batch, args.hidden, args.threads, args.memory == "on",
+               args.max_attention_len, device)
+    for path in write(rows, args.out):
+        print("wrote", path)
+
+
+if __name__ == "__main__":
+    main()

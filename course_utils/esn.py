@@ -1,0 +1,140 @@
+"""Echo state networks (Jaeger 2001) and the Mackey-Glass series they are classically tested on; notebook 09.
+
+An echo state network keeps a large random recurrent layer, the *reservoir*, fixed::
+
+    r_t = tanh(W_in u_t + W r_{t-1} + b)        (N,) reservoir state, W (N, N) never trained
+    y_t = W_out [1; r_t]                         only W_out is fitted, by ridge regression
+
+``W`` is scaled to a chosen spectral radius (largest ``|eigenvalue|``), below 1 in practice,
+so that the state forgets its initial condition (the "echo state property").
+
+Mackey-Glass (Mackey & Glass 1977), the delay differential equation::
+
+    dx/dt = beta * x(t - tau) / (1 + x(t - tau)^n) - gamma * x(t)
+
+with beta = 0.2, gamma = 0.1, n = 10 and tau = 17 (chaotic). :func:`mackey_glass` integrates
+it deterministically: classical Runge-Kutta 4 with a fixed step ``dt``, the delayed value at
+the half steps taken as the mean of its two neighbouring grid values (linear interpolation),
+constant history ``x = x0`` for ``t <= 0``, then a transient discarded and every
+``round(sample_every / dt)``-th grid value kept.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def mackey_glass(
+    n: int,
+    *,
+    tau: float = 17.0,
+    beta: float = 0.2,
+    gamma: float = 0.1,
+    power: float = 10.0,
+    x0: float = 1.2,
+    dt: float = 0.1,
+    sample_every: float = 1.0,
+    discard: int = 500,
+) -> np.ndarray:
+    """``n`` samples of the Mackey-Glass series, ``sample_every`` time units apart, after ``discard`` samples.
+
+    Returns a float64 array ``(n,)``. Deterministic: the same arguments give the same numbers.
+    """
+    if n < 1 or discard < 0:
+        raise ValueError(f"need n >= 1 and discard >= 0, got n={n}, discard={discard}")
+    delay = int(round(tau / dt))
+    stride = int(round(sample_every / dt))
+    if abs(delay * dt - tau) > 1e-9 or abs(stride * dt - sample_every) > 1e-9 or delay < 1:
+        raise ValueError(f"tau={tau} and sample_every={sample_every} must be multiples of dt={dt}")
+    steps = (n + discard) * stride
+    x = np.empty(delay + steps + 1)
+    x[: delay + 1] = x0  # history on [-tau, 0]
+
+    def f(x_t: float, x_lag: float) -> float:
+        return beta * x_lag / (1.0 + x_lag**power) - gamma * x_t
+
+    for k in range(delay, delay + steps):  # x[k] is x(t), x[k - delay] is x(t - tau)
+        lag0, lag1 = x[k - delay], x[k - delay + 1]
+        lag_half = 0.5 * (lag0 + lag1)
+        k1 = f(x[k], lag0)
+        k2 = f(x[k] + 0.5 * dt * k1, lag_half)
+        k3 = f(x[k] + 0.5 * dt * k2, lag_half)
+        k4 = f(x[k] + dt * k3, lag1)
+        x[k + 1] = x[k] + dt / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+    samples = x[delay + stride :: stride]  # x(sample_every), x(2 sample_every), ...
+    return samples[discard : discard + n].copy()
+
+
+def spectral_radius(W: np.ndarray) -> float:
+    """Largest absolute eigenvalue of a square matrix."""
+    if W.ndim != 2 or W.shape[0] != W.shape[1]:
+        raise ValueError(f"W has shape {W.shape}, expected (N, N)")
+    return float(np.max(np.abs(np.linalg.eigvals(W))))
+
+
+def make_reservoir(
+    n_reservoir: int,
+    n_inputs: int = 1,
+    *,
+    spectral_radius_target: float = 0.9,
+    density: float = 0.1,
+    input_scale: float = 0.5,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
+    """A random sparse reservoir scaled to ``spectral_radius_target``.
+
+    Returns ``{"W": (N, N), "W_in": (N, n_inputs), "b": (N,)}``: ``W`` has a ``density`` share of
+    normal entries, then is multiplied by ``target / spectral_radius(W)``; ``W_in`` and ``b`` are
+    uniform in ``±input_scale``.
+    """
+    if n_reservoir < 1 or n_inputs < 1 or not 0 < density <= 1 or spectral_radius_target <= 0:
+        raise ValueError("need n_reservoir, n_inputs >= 1, 0 < density <= 1 and spectral_radius_target > 0")
+    rng = np.random.default_rng(seed)
+    W = rng.normal(size=(n_reservoir, n_reservoir)) * (rng.random((n_reservoir, n_reservoir)) < density)
+    W *= spectral_radius_target / spectral_radius(W)
+    W_in = rng.uniform(-input_scale, input_scale, size=(n_reservoir, n_inputs))
+    b = rng.uniform(-input_scale, input_scale, size=n_reservoir)
+    return {"W": W, "W_in": W_in, "b": b}
+
+
+def run_reservoir(reservoir: dict[str, np.ndarray], u: np.ndarray, r0: np.ndarray | None = None) -> np.ndarray:
+    """States ``r_t = tanh(W_in u_t + W r_{t-1} + b)`` for inputs ``u`` ``(T, n_inputs)``; returns ``(T, N)``."""
+    W, W_in, b = reservoir["W"], reservoir["W_in"], reservoir["b"]
+    if u.ndim != 2 or u.shape[1] != W_in.shape[1]:
+        raise ValueError(f"u has shape {u.shape}, expected (T, {W_in.shape[1]})")
+    r = np.zeros(W.shape[0]) if r0 is None else r0
+    drive = u @ W_in.T + b  # (T, N): the input part of every step at once
+    states = np.empty((len(u), W.shape[0]))
+    for t in range(len(u)):
+        r = np.tanh(drive[t] + W @ r)
+        states[t] = r
+    return states
+
+
+def with_bias(states: np.ndarray) -> np.ndarray:
+    """``[1, r_t]`` rows: ``(T, N) -> (T, N + 1)``."""
+    return np.hstack([np.ones((len(states), 1)), states])
+
+
+def ridge_readout(states: np.ndarray, targets: np.ndarray, alpha: float = 1e-6) -> np.ndarray:
+    """``W_out`` minimising ``||X W_out^T - Y||^2 + alpha ||W_out||^2``, with ``X = [1, states]`` (bias not penalised).
+
+    Args:
+        states: ``(T, N)`` reservoir states; targets: ``(T, n_out)``.
+
+    Returns:
+        ``W_out`` of shape ``(n_out, N + 1)``, solving ``(X^T X + alpha I') W_out^T = X^T Y``.
+    """
+    if states.ndim != 2 or targets.ndim != 2 or len(states) != len(targets):
+        raise ValueError(f"states has shape {states.shape} and targets {targets.shape}, expected (T, N) and (T, n_out)")
+    X = with_bias(states)  # (T, N + 1)
+    penalty = alpha * np.eye(X.shape[1])
+    penalty[0, 0] = 0.0  # do not shrink the bias
+    return np.linalg.solve(X.T @ X + penalty, X.T @ targets).T  # (n_out, N + 1)
+
+
+def nrmse(prediction: np.ndarray, target: np.ndarray) -> float:
+    """Root mean squared error divided by the target's standard deviation (1 = predicting the mean)."""
+    if prediction.shape != target.shape:
+        raise ValueError(f"prediction has shape {prediction.shape}, expected {target.shape}")
+    return float(np.sqrt(np.mean((prediction - target) ** 2)) / np.std(target))

@@ -1,0 +1,186 @@
+"""minGRU, minLSTM (Feng et al. 2024, "Were RNNs All We Needed?") and IndRNN (Li et al. 2018); notebook 09.
+
+minGRU and minLSTM drop ``h_{t-1}`` from the gates and the candidate, so each becomes the
+linear recurrence ``h_t = a_t * h_{t-1} + b_t`` of :mod:`course_utils.scan`::
+
+    minGRU:  z_t = sigmoid(Linear_z(x_t)),  h~_t = Linear_h(x_t)
+             h_t = (1 - z_t) * h_{t-1} + z_t * h~_t                 a = 1 - z,  b = z * h~
+    minLSTM: f_t = sigmoid(Linear_f(x_t)),  i_t = sigmoid(Linear_i(x_t)),  h~_t = Linear_h(x_t)
+             f'_t = f_t / (f_t + i_t),  i'_t = i_t / (f_t + i_t)
+             h_t = f'_t * h_{t-1} + i'_t * h~_t                      a = f',     b = i' * h~
+
+Two variants, as in the paper:
+
+- ``candidate="linear"``: ``h~`` as above (the paper's sequential mode).
+- ``candidate="g"``: ``h~ = g(Linear_h(x_t))`` with ``g(x) = x + 0.5 if x >= 0 else sigmoid(x)``
+  (positive, continuous), and a positive ``h0``: the paper's log-space version, which can run
+  through the log-space scan. All three scans compute the same numbers for it.
+
+:class:`IndRNN`: ``h_t = relu(W x_t + u * h_{t-1} + b)``, ``u`` a vector (one recurrent weight
+per unit), so ``dh_t/dh_{t-1}`` is diagonal: ``u * relu'(.)``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .scan import scan_chunked, scan_log, scan_loop
+
+Candidate = Literal["linear", "g"]
+Method = Literal["loop", "log", "chunked"]
+METHODS = ("loop", "log", "chunked")
+
+
+def g(x: torch.Tensor) -> torch.Tensor:
+    """The paper's positive activation: ``x + 0.5`` for ``x >= 0``, ``sigmoid(x)`` below (continuous at 0)."""
+    return torch.where(x >= 0, x + 0.5, torch.sigmoid(x))
+
+
+def log_g(x: torch.Tensor) -> torch.Tensor:
+    """``log(g(x))`` computed stably: ``log(relu(x) + 0.5)`` for ``x >= 0``, ``-softplus(-x)`` below."""
+    return torch.where(x >= 0, torch.log(F.relu(x) + 0.5), -F.softplus(-x))
+
+
+def _check_x(x: torch.Tensor, input_size: int) -> tuple[int, int]:
+    if x.dim() != 3 or x.shape[-1] != input_size:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected (T, B, {input_size})")
+    return x.shape[0], x.shape[1]
+
+
+def _check_options(candidate: str, method: str) -> None:
+    if candidate not in ("linear", "g"):
+        raise ValueError(f"candidate must be 'linear' or 'g', got {candidate!r}")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if method == "log" and candidate != "g":
+        raise ValueError("method='log' needs positive inputs: use candidate='g' (the paper's log-space variant)")
+
+
+class _MinRNN(nn.Module):
+    """Shared code: ``forward(x (T, B, I), h0 (B, H) | None, method=...) -> (h (T, B, H), h_T (B, H))``."""
+
+    n_blocks = 0  # number of Linear(I, H) maps: 2 for minGRU, 3 for minLSTM
+
+    def __init__(self, input_size: int, hidden_size: int, *, candidate: Candidate = "g", chunk: int = 32) -> None:
+        super().__init__()
+        if input_size < 1 or hidden_size < 1:
+            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}")
+        _check_options(candidate, "loop")
+        self.input_size, self.hidden_size, self.candidate, self.chunk = input_size, hidden_size, candidate, chunk
+        self.linear = nn.Linear(input_size, self.n_blocks * hidden_size)  # all blocks in one matmul
+
+    def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """The default ``h0``: zeros for ``candidate='linear'``, ``g(0) = 0.5`` for ``'g'`` (must be positive)."""
+        return like.new_full((batch, self.hidden_size), 0.0 if self.candidate == "linear" else 0.5)
+
+    def forward(
+        self, x: torch.Tensor, h0: torch.Tensor | None = None, *, method: Method = "loop"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        T, B = _check_x(x, self.input_size)
+        _check_options(self.candidate, method)
+        if h0 is None:
+            h0 = self.initial_state(B, x)
+        elif tuple(h0.shape) != (B, self.hidden_size):
+            raise ValueError(f"h0 has shape {tuple(h0.shape)}, expected ({B}, {self.hidden_size})")
+        if method == "log":
+            h = scan_log(*self.recurrence(x, log=True), torch.log(h0))
+        elif method == "chunked":
+            h = scan_chunked(*self.recurrence(x), h0, chunk=self.chunk)
+        else:
+            h = scan_loop(*self.recurrence(x), h0)
+        return h, h[-1]
+
+    def recurrence(self, x: torch.Tensor, log: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(a, b)`` of ``h_t = a_t h_{t-1} + b_t``, each ``(T, B, H)``; ``(log a, log b)`` if ``log``."""
+        raise NotImplementedError
+
+
+class MinGRU(_MinRNN):
+    """minGRU: ``z = sigmoid(Linear_z(x))``, ``h~ = Linear_h(x)`` (or ``g(.)``), ``h = (1 - z) h_prev + z h~``.
+
+    Parameters: ``2 * (I * H + H)`` (one ``Linear(I, 2H)`` holding the z and h~ blocks).
+    """
+
+    n_blocks = 2
+
+    def recurrence(self, x: torch.Tensor, log: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        k, pre_h = self.linear(x).chunk(2, dim=-1)  # each (T, B, H)
+        if log:  # the paper's log-space form: log(1 - z) = -softplus(k), log z = -softplus(-k)
+            return -F.softplus(k), -F.softplus(-k) + log_g(pre_h)
+        z = torch.sigmoid(k)
+        h_tilde = pre_h if self.candidate == "linear" else g(pre_h)
+        return 1 - z, z * h_tilde
+
+
+class MinLSTM(_MinRNN):
+    """minLSTM: ``f, i = sigmoid(Linear(x))``, normalised ``f' = f / (f + i)``, ``i' = i / (f + i)``.
+
+    ``h = f' h_prev + i' h~``. Parameters: ``3 * (I * H + H)``.
+    """
+
+    n_blocks = 3
+
+    def recurrence(self, x: torch.Tensor, log: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        k_f, k_i, pre_h = self.linear(x).chunk(3, dim=-1)  # each (T, B, H)
+        if log:  # the paper's log-space form, with diff = log i - log f
+            diff = F.softplus(-k_f) - F.softplus(-k_i)
+            return -F.softplus(diff), -F.softplus(-diff) + log_g(pre_h)  # log f', log i' + log h~
+        f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+        h_tilde = pre_h if self.candidate == "linear" else g(pre_h)
+        return f / (f + i), i / (f + i) * h_tilde
+
+
+def min_rnn_param_count(kind: str, input_size: int, hidden_size: int) -> int:
+    """``2 (I H + H)`` for ``"minGRU"``, ``3 (I H + H)`` for ``"minLSTM"``."""
+    blocks = {"minGRU": 2, "minLSTM": 3}
+    if kind not in blocks:
+        raise ValueError(f"kind must be 'minGRU' or 'minLSTM', got {kind!r}")
+    return blocks[kind] * (input_size * hidden_size + hidden_size)
+
+
+class IndRNN(nn.Module):
+    """``h_t = relu(x_t @ W.T + u * h_{t-1} + b)`` with a recurrent *vector* ``u`` (H,); ``x`` is ``(T, B, I)``.
+
+    ``u`` starts uniform in ``[0, 1]`` unless ``u_init`` is given. Parameters: ``I * H + 2 H``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, *, u_init: float | None = None) -> None:
+        super().__init__()
+        self.input_size, self.hidden_size = input_size, hidden_size
+        self.input = nn.Linear(input_size, hidden_size)  # W (H, I), b (H,)
+        u = torch.rand(hidden_size) if u_init is None else torch.full((hidden_size,), float(u_init))
+        self.u = nn.Parameter(u)
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        T, B = _check_x(x, self.input_size)
+        h = x.new_zeros(B, self.hidden_size) if h0 is None else h0  # (B, H)
+        if tuple(h.shape) != (B, self.hidden_size):
+            raise ValueError(f"h0 has shape {tuple(h.shape)}, expected ({B}, {self.hidden_size})")
+        hs = []
+        for wx_t in self.input(x).unbind(0):  # (B, H): the input part of every step, in one matmul
+            h = torch.relu(wx_t + self.u * h)
+            hs.append(h)
+        out = torch.stack(hs)  # (T, B, H)
+        return out, h
+
+
+class LastStep(nn.Module):
+    """A recurrent layer with the course's call ``layer(x (T, B, I)) -> (outputs (T, B, H), ...)``, read out
+    at the last step by a linear map: ``forward(x (B, T, I)) -> (B, out_features)``, like
+    :class:`course_utils.long_range.SequenceToOne`. ``kwargs`` go to the layer's call (e.g. ``method``).
+    """
+
+    def __init__(self, layer: nn.Module, hidden_size: int, out_features: int = 1, **kwargs) -> None:
+        super().__init__()
+        self.layer, self.kwargs = layer, kwargs
+        self.head = nn.Linear(hidden_size, out_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3:
+            raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, I)")
+        outputs = self.layer(x.transpose(0, 1), **self.kwargs)[0]  # (T, B, H)
+        return self.head(outputs[-1])  # (B, out_features)

@@ -1,0 +1,143 @@
+"""minGRU, minLSTM (Feng et al. 2024) and IndRNN: hand cases, the three scans agree, gradients, shapes."""
+
+import pytest
+import torch
+
+from course_utils.min_rnns import METHODS, IndRNN, LastStep, MinGRU, MinLSTM, g, log_g, min_rnn_param_count
+
+
+def test_g_and_log_g():
+    x = torch.tensor([-30.0, -2.0, 0.0, 1.5, 40.0], dtype=torch.float64)
+    torch.testing.assert_close(g(x), torch.tensor([torch.sigmoid(torch.tensor(-30.0)).item(),
+                                                    1 / (1 + torch.e**2), 0.5, 2.0, 40.5], dtype=torch.float64))
+    torch.testing.assert_close(log_g(x), torch.log(g(x)))
+    assert torch.isfinite(log_g(torch.tensor([-200.0]))).all()  # no log(0)
+
+
+def set_weights(model, rows):
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.tensor(rows)[:, :1])
+        model.linear.bias.copy_(torch.tensor(rows)[:, 1])
+
+
+def test_min_gru_hand_case():
+    # H = I = 1: k = 0 -> z = 0.5; candidate pre-activation 2x + 1
+    model = MinGRU(1, 1, candidate="linear")
+    set_weights(model, [[0.0, 0.0], [2.0, 1.0]])
+    x = torch.tensor([1.0, -1.0]).view(2, 1, 1)
+    h, h_T = model(x, torch.tensor([[4.0]]))
+    # h1 = 0.5*4 + 0.5*3 = 3.5; h2 = 0.5*3.5 + 0.5*(-1) = 1.25
+    torch.testing.assert_close(h.flatten(), torch.tensor([3.5, 1.25]))
+    torch.testing.assert_close(h_T, torch.tensor([[1.25]]))
+    model_g = MinGRU(1, 1, candidate="g")
+    set_weights(model_g, [[0.0, 0.0], [2.0, 1.0]])
+    h = model_g(x, torch.tensor([[4.0]]))[0]
+    # g(3) = 3.5, g(-1) = sigmoid(-1)
+    h1 = 0.5 * 4 + 0.5 * 3.5
+    h2 = 0.5 * h1 + 0.5 * torch.sigmoid(torch.tensor(-1.0)).item()
+    torch.testing.assert_close(h.flatten(), torch.tensor([h1, h2]))
+
+
+def test_min_lstm_hand_case():
+    # f = sigmoid(ln 3) = 0.75, i = sigmoid(0) = 0.5 -> f' = 0.6, i' = 0.4; candidate x
+    model = MinLSTM(1, 1, candidate="linear")
+    set_weights(model, [[0.0, torch.log(torch.tensor(3.0)).item()], [0.0, 0.0], [1.0, 0.0]])
+    x = torch.tensor([2.0, -1.0]).view(2, 1, 1)
+    h = model(x, torch.tensor([[1.0]]))[0]
+    # h1 = 0.6*1 + 0.4*2 = 1.4; h2 = 0.6*1.4 - 0.4 = 0.44
+    torch.testing.assert_close(h.flatten(), torch.tensor([1.4, 0.44]))
+
+
+def test_gates_ignore_the_previous_state():
+    torch.manual_seed(0)
+    model = MinGRU(3, 5, candidate="linear")
+    x = torch.randn(6, 2, 3)
+    a, b = model.recurrence(x)
+    h0 = torch.randn(2, 5)
+    h = model(x, h0)[0]
+    expected, state = [], h0
+    for t in range(6):  # a and b come from x alone; h enters only through a * h
+        state = a[t] * state + b[t]
+        expected.append(state)
+    torch.testing.assert_close(h, torch.stack(expected))
+
+
+@pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
+@pytest.mark.parametrize("dtype, rtol", [(torch.float32, 1e-5), (torch.float64, 1e-12)])
+def test_three_methods_agree(cls, dtype, rtol):
+    torch.manual_seed(0)
+    model = cls(3, 8, candidate="g").to(dtype)
+    x = torch.randn(64, 4, 3, dtype=dtype)
+    reference = model(x, method="loop")[0]
+    assert (reference > 0).all()
+    for method in METHODS:
+        torch.testing.assert_close(model(x, method=method)[0], reference, rtol=rtol, atol=0.0)
+
+
+@pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
+def test_gradients_agree_across_methods(cls):
+    torch.manual_seed(1)
+    model = cls(2, 4).double()
+    x = torch.randn(40, 3, 2, dtype=torch.float64)
+    grads = {}
+    for method in METHODS:
+        model.zero_grad()
+        model(x, method=method)[0].pow(2).sum().backward()
+        grads[method] = model.linear.weight.grad.clone()
+    torch.testing.assert_close(grads["log"], grads["loop"], rtol=1e-9, atol=1e-12)
+    torch.testing.assert_close(grads["chunked"], grads["loop"], rtol=1e-9, atol=1e-12)
+
+
+def test_min_lstm_normalised_gates_sum_to_one():
+    torch.manual_seed(2)
+    model = MinLSTM(3, 4, candidate="linear")
+    x = torch.randn(5, 2, 3)
+    k_f, k_i, _ = model.linear(x).chunk(3, dim=-1)
+    f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+    a, _ = model.recurrence(x)
+    torch.testing.assert_close(a, f / (f + i))
+    torch.testing.assert_close(a + i / (f + i), torch.ones_like(a))
+    log_a, _ = model.recurrence(x, log=True)  # the log-space form gives the same a
+    torch.testing.assert_close(log_a.exp(), a)
+
+
+def test_param_counts():
+    assert sum(p.numel() for p in MinGRU(7, 5).parameters()) == min_rnn_param_count("minGRU", 7, 5) == 2 * (35 + 5)
+    assert sum(p.numel() for p in MinLSTM(7, 5).parameters()) == min_rnn_param_count("minLSTM", 7, 5) == 3 * (35 + 5)
+    with pytest.raises(ValueError, match="kind"):
+        min_rnn_param_count("GRU", 7, 5)
+
+
+def test_indrnn_hand_case_and_diagonal_jacobian():
+    model = IndRNN(1, 2, u_init=0.5)
+    with torch.no_grad():
+        model.input.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+        model.input.bias.zero_()
+    x = torch.tensor([2.0, 1.0]).view(2, 1, 1)
+    h, _ = model(x)
+    # unit 0: relu(2) = 2, relu(1 + 0.5*2) = 2; unit 1: relu(-2) = 0, relu(-1 + 0) = 0
+    torch.testing.assert_close(h[:, 0], torch.tensor([[2.0, 0.0], [2.0, 0.0]]))
+    h_prev = torch.tensor([[0.3, 0.7]])
+    jac = torch.autograd.functional.jacobian(lambda s: model(x[:1] + 1.0, s)[1], h_prev)[0, :, 0, :]
+    torch.testing.assert_close(jac, torch.diag(torch.tensor([0.5, 0.0])))  # u * relu'(.), unit 1 inactive
+
+
+def test_options_and_shape_errors():
+    with pytest.raises(ValueError, match="candidate='g'"):
+        MinGRU(2, 3, candidate="linear")(torch.randn(4, 1, 2), method="log")
+    with pytest.raises(ValueError, match="method must be"):
+        MinGRU(2, 3)(torch.randn(4, 1, 2), method="fast")
+    with pytest.raises(ValueError, match=r"x has shape \(4, 1, 5\), expected \(T, B, 2\)"):
+        MinLSTM(2, 3)(torch.randn(4, 1, 5))
+    with pytest.raises(ValueError, match=r"h0 has shape \(2, 3\), expected \(1, 3\)"):
+        MinGRU(2, 3)(torch.randn(4, 1, 2), torch.ones(2, 3))
+    with pytest.raises(ValueError, match=r"x has shape \(4, 2\), expected \(B, T, I\)"):
+        LastStep(MinGRU(2, 3), 3)(torch.randn(4, 2))
+
+
+def test_last_step_reads_the_final_state():
+    torch.manual_seed(3)
+    layer = MinGRU(2, 3)
+    model = LastStep(layer, 3, method="chunked")
+    x = torch.randn(5, 7, 2)  # (B, T, I)
+    torch.testing.assert_close(model(x), model.head(layer(x.transpose(0, 1))[1]))
