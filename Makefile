@@ -1,6 +1,7 @@
 # The two commands of the README, and a few for contributors.
 #   make lab    set up, then open the course in JupyterLab
 #   make test   set up, then run every test and every notebook
+#   make site   set up, then build the course website into _site/ (runs every notebook)
 # Both create .venv (or reuse it while pyproject.toml is unchanged) with pinned packages.
 
 PYTHON ?= python3
@@ -9,7 +10,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 
-.PHONY: setup lab test lint sync benchmark clean
+.PHONY: setup lab test browser site lint sync benchmark clean
 
 setup: $(STAMP)
 
@@ -20,20 +21,40 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "Environment ready in $(VENV)."
 
-# --allow-root only where you are root (containers, some cloud machines).
+# The file browser starts at the repository root (notebooks/ and student/ both in view);
+# 00_setup opens first. --allow-root only where you are root (containers, some cloud machines).
+# LAB_FLAGS: extra options for JupyterLab (the browser test passes --no-browser and a token).
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.port=$(PORT) $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_setup.ipynb
+	$(BIN)/jupyter lab --ServerApp.port=$(PORT) --ServerApp.root_dir="$(CURDIR)" \
+		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS) notebooks/00_setup.ipynb
 
 # CPU pass over every notebook (nbval), unit tests, and a GPU pass where one exists
 # (tests/test_notebooks_gpu.py; reported as skipped with its reason where there is none).
-test: setup
-	COURSE_DEVICE=cpu MPLBACKEND=Agg $(BIN)/python -m pytest
+# Widgets are off in tests: the notebooks draw their static figures instead of sliders.
+test: setup browser
+	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest
+
+# Debian's Chromium for the browser tests, installed where we may (root); else they are skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing Chromium for the browser tests (apt-get)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "Chromium is missing: the browser tests will be skipped (sudo apt-get install chromium)."; \
+	  fi; }
+
+site: setup
+	$(BIN)/python -m course_utils.website
 
 lint: setup
 	$(BIN)/ruff check course_utils tests benchmarks notebooks/*.py
 
-# After editing a notebook: update its pair (.ipynb <-> .py) and strip outputs.
+# After editing a notebook: update its pair (.ipynb <-> .py), write the Colab set-up cell
+# (course_utils/colab.py) into any notebook that lacks the current one, and strip outputs.
 sync: setup
+	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/python -m course_utils.colab
 	$(BIN)/jupytext --sync notebooks/*.py
 	$(BIN)/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/*.ipynb
 
@@ -41,4 +62,4 @@ benchmark: setup
 	$(BIN)/python benchmarks/notebook_times.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache _site test-artifacts

@@ -24,6 +24,22 @@
 #
 # It runs in a few seconds on a laptop CPU.
 
+# %%
+# Colab set-up: on Google Colab, fetch the course and its data (once, ~20 s). Elsewhere: nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    COURSE_URL = "https://github.com/seqmodels-course/sequence-models"
+    COURSE_DIR = "/content/seqmodels"
+    if not os.path.isdir(COURSE_DIR):
+        subprocess.run(["git", "clone", "--depth=1", COURSE_URL, COURSE_DIR], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "faker==40.63.0"], check=True)
+    if COURSE_DIR not in sys.path:
+        sys.path.insert(0, COURSE_DIR)
+
 # %% [markdown]
 # ## How the course is organised
 #
@@ -38,7 +54,7 @@
 # | 06_attention | attention in encoder-decoder models | `attention`, `dates` |
 # | 07_self_attention | self-attention and multi-head attention | `self_attention` |
 # | 08_transformers | the transformer and a tiny GPT | `transformer` |
-# | 09_modern_rnns | echo state networks, IndRNN, minGRU/minLSTM and parallel scans (being written) | `modern_rnns` |
+# | 09_modern_rnns | echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `esn`, `min_rnns`, `scan` |
 #
 # Each notebook follows the same path: objectives, the math, an implementation from
 # scratch, a check against PyTorch's own layer, plots, an experiment on real data, graded
@@ -79,7 +95,7 @@ mismatches = []
 for name, pinned in pins.items():
     installed = version(name)
     same = installed.split("+")[0] == pinned  # torch's CPU build is '2.13.0+cpu'
-    print(f"  {name:12s} {installed:14s} {'ok' if same else 'pinned ' + pinned}")
+    print(f"  {name:24s} {installed:14s} {'ok' if same else 'pinned ' + pinned}")
     if not same:
         mismatches.append(name)
 print("All pinned versions match." if not mismatches else f"WARNING: versions differ for {mismatches}")
@@ -114,7 +130,7 @@ reference = (a.double() @ b.double()).float()  # (256, 64), float64 on the CPU, 
 rtol, atol = tolerance(torch.float32, device)
 # Each entry sums 128 products, so its float32 rounding error is about sqrt(128) times one
 # rounding: we widen atol by that factor.
-max_diff = check_close("a @ b", on_device, reference, rtol=rtol, atol=atol * 128**0.5 * 10)
+check_close("a @ b", on_device, reference, rtol=rtol, atol=atol * 128**0.5 * 10)
 
 # %% [markdown]
 # ## 3. Reproducible runs
@@ -133,7 +149,8 @@ assert torch.equal(first, second), "the same seed should give the same numbers o
 # %% [markdown]
 # ## 4. How exercises work
 #
-# Exercises are cells with a `### BEGIN SOLUTION` / `### END SOLUTION` block. In the
+# Exercises are cells with a solution block between two marker comments (their exact form
+# is in `CONTRIBUTING.md`). In the
 # *student* notebooks (folder `student/`) that block is replaced by
 # `raise NotImplementedError()`: write your code there. The cell after it is a **check**:
 # run it, and it tells you what is wrong — a shape, a dtype, which values are off and by
@@ -248,7 +265,7 @@ assert fit_mse < naive_mse
 #   request is an error.
 # - `seed_everything()` makes CPU runs repeatable; checks compare with tolerances per dtype
 #   and device.
-# - Exercises live between `### BEGIN SOLUTION` and `### END SOLUTION`; the check cell after
+# - Exercises live between two solution markers; the check cell after
 #   each one explains what is wrong.
 # - `fit()` trains any model with a progress bar and returns its loss history;
 #   `plot_losses()` draws it.

@@ -28,6 +28,22 @@
 # and `course_utils/char_rnn.py` (batching, Adagrad, sampling) on top of `course_utils/rnn.py`.
 
 # %%
+# Colab set-up: on Google Colab, fetch the course and its data (once, ~20 s). Elsewhere: nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    COURSE_URL = "https://github.com/seqmodels-course/sequence-models"
+    COURSE_DIR = "/content/seqmodels"
+    if not os.path.isdir(COURSE_DIR):
+        subprocess.run(["git", "clone", "--depth=1", COURSE_URL, COURSE_DIR], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "faker==40.63.0"], check=True)
+    if COURSE_DIR not in sys.path:
+        sys.path.insert(0, COURSE_DIR)
+
+# %%
 import time
 
 import matplotlib.pyplot as plt
@@ -320,6 +336,39 @@ for radius in radii:
     lin, nonlin = flow[radius, True][50], flow[radius, False][50]
     print(f"rho = {radius}: at lag 50, linear {lin:.3g} (rho^50 = {radius ** 50:.3g}), tanh {nonlin:.3g}")
     assert np.isclose(lin, radius**50, rtol=1e-6)
+
+# %% [markdown]
+# **Try it.** Move the slider to set the spectral radius $\rho$ of $W_{hh} = \rho\,Q$ (one fixed
+# orthogonal $Q$; same inputs and unit gradient as above) and watch where each curve ends after
+# $T = 60$ steps. The black dashed line is $\rho^k$. (Where widgets are off, e.g. on the course
+# website, you see the figure for $\rho = 1.3$ instead.)
+
+# %%
+from course_utils.widgets import slider_plot
+
+flow_Q = scaled_orthogonal(H, 1.0, np.random.default_rng(1))  # fixed: the slider changes the scale only
+flow_inputs = (x * 0.1, np.zeros((B, H)), W_xh)
+flow_dh_last = dh_last.copy()
+
+
+def plot_gradient_flow(radius: float) -> None:
+    """||dL/dh|| against the time lag for W_hh = radius * Q, with and without the tanh."""
+    lags = np.arange(len(flow_inputs[0]) + 1)  # 0 .. T
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for linear, label, lw in [(True, "linear RNN (no tanh)", 4), (False, "tanh RNN", 1.5)]:
+        norms = hidden_grad_norms(*flow_inputs, radius * flow_Q, np.zeros(len(flow_Q)), flow_dh_last, linear=linear)
+        ax.semilogy(lags, norms, lw=lw, alpha=0.7, label=f"{label}: {norms[-1]:.2g} at lag {lags[-1]}")
+    ax.semilogy(lags, radius ** lags.astype(float), "--", color="black", lw=1, label=r"$\rho^k$")
+    ax.set_ylim(1e-14, 1e10)  # fixed, so that moving the slider moves the curves, not the axis
+    ax.set_title(rf"$W_{{hh}} = {radius:.2f}\,Q$")
+    ax.set_xlabel("time lag k (steps back from the loss)")
+    ax.set_ylabel(r"$\|\partial L / \partial h_{T-1-k}\|$")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="lower left", fontsize=8)
+    plt.show()
+
+
+flow_widget = slider_plot(plot_gradient_flow, static=[{"radius": 1.3}], radius=(0.6, 1.4, 0.05, 1.0))
 
 # %% [markdown]
 # Without the tanh the curves are exactly $\rho^k$: $\rho < 1$ vanishes, $\rho = 1$ keeps the

@@ -31,6 +31,22 @@
 # evaluate a seq2seq model on held-out data; see the fixed-size bottleneck in numbers.
 
 # %%
+# Colab set-up: on Google Colab, fetch the course and its data (once, ~20 s). Elsewhere: nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    COURSE_URL = "https://github.com/seqmodels-course/sequence-models"
+    COURSE_DIR = "/content/seqmodels"
+    if not os.path.isdir(COURSE_DIR):
+        subprocess.run(["git", "clone", "--depth=1", COURSE_URL, COURSE_DIR], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "faker==40.63.0"], check=True)
+    if COURSE_DIR not in sys.path:
+        sys.path.insert(0, COURSE_DIR)
+
+# %%
 import time
 
 import matplotlib.pyplot as plt

@@ -28,6 +28,22 @@
 # The helpers live in `course_utils/self_attention.py`.
 
 # %%
+# Colab set-up: on Google Colab, fetch the course and its data (once, ~20 s). Elsewhere: nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    COURSE_URL = "https://github.com/seqmodels-course/sequence-models"
+    COURSE_DIR = "/content/seqmodels"
+    if not os.path.isdir(COURSE_DIR):
+        subprocess.run(["git", "clone", "--depth=1", COURSE_URL, COURSE_DIR], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "faker==40.63.0"], check=True)
+    if COURSE_DIR not in sys.path:
+        sys.path.insert(0, COURSE_DIR)
+
+# %%
 import math
 
 import matplotlib.pyplot as plt
@@ -86,7 +102,7 @@ print("row sums:", A.sum(-1).numpy().round(6))
 ours, weights = scaled_dot_product_attention(Q, K, V)
 check_close("hand-written vs course_utils", ours, out)
 reference = F.scaled_dot_product_attention(Q[None], K[None], V[None])[0]
-max_diff = check_close("course_utils vs F.scaled_dot_product_attention", ours, reference)
+check_close("course_utils vs F.scaled_dot_product_attention", ours, reference)
 
 # %% [markdown]
 # ## 2. Why divide by $\sqrt{d_k}$?

@@ -1,14 +1,23 @@
-"""Smoke test: JupyterLab starts on a loopback port and lists the course notebooks."""
+"""The learner's main path: `make lab` starts JupyterLab, a notebook opens and its cells run.
+
+JupyterLab is started the way the README's first command does (`make lab`), on a loopback
+port with a token and without opening a browser, then driven in headless Chromium.
+"""
 
 import json
 import os
 import secrets
+import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
+
+import pytest
+from pages import PageProblems
+
+NOTEBOOK = "notebooks/00_setup.ipynb"
 
 
 def free_port() -> int:
@@ -23,38 +32,71 @@ def get(url: str, token: str, method: str = "GET"):
         return resp.status, resp.read()
 
 
-def test_lab_lists_course_notebooks(repo, tmp_path):
+@pytest.fixture(scope="module")
+def lab(repo, tmp_path_factory):
+    """(base URL, token) of JupyterLab started by `make lab`; stopped afterwards."""
+    home = tmp_path_factory.mktemp("lab")
     port, token = free_port(), secrets.token_hex(16)
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "JUPYTER_DATA_DIR": str(tmp_path / "data")}
-    log = open(tmp_path / "lab.log", "w")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-         f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-         f"--ServerApp.root_dir={repo}"] + (["--allow-root"] if os.geteuid() == 0 else []),
-        env=env, stdout=log, stderr=subprocess.STDOUT,
-    )
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(home / "config"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+           "JUPYTER_DATA_DIR": str(home / "data"), "COURSE_DEVICE": "cpu"}
+    flags = f"--no-browser --ServerApp.ip=127.0.0.1 --ServerApp.port_retries=0 --IdentityProvider.token={token}"
+    log_path = home / "lab.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(["make", "-s", "lab", f"PORT={port}", f"LAB_FLAGS={flags}"], cwd=repo, env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
+        deadline = time.monotonic() + 120
         while True:
             try:
-                status, _ = get(f"{base}/api/status", token)
+                get(f"{base}/api/status", token)
                 break
             except (urllib.error.URLError, ConnectionError):
-                assert server.poll() is None, f"JupyterLab exited:\n{(tmp_path / 'lab.log').read_text()}"
-                assert time.monotonic() < deadline, "JupyterLab did not answer within 90 s"
+                assert server.poll() is None, f"`make lab` exited:\n{log_path.read_text()}"
+                assert time.monotonic() < deadline, f"JupyterLab did not answer within 120 s:\n{log_path.read_text()}"
                 time.sleep(0.5)
-        status, body = get(f"{base}/api/contents/notebooks", token)
-        listed = {item["name"] for item in json.loads(body)["content"]}
-        expected = {p.name for p in (repo / "notebooks").glob("*.ipynb")}
-        assert expected and expected <= listed
-        status, body = get(f"{base}/lab", token)
-        assert status == 200 and b"JupyterLab" in body
-        get(f"{base}/api/shutdown", token, method="POST")
-        server.wait(timeout=30)
+        yield base, token
     finally:
+        try:
+            get(f"{base}/api/shutdown", token, method="POST")
+            server.wait(timeout=30)
+        except Exception:  # already gone, or not answering: stop the whole group below
+            pass
         if server.poll() is None:
-            server.kill()
+            os.killpg(server.pid, signal.SIGKILL)
             server.wait()
-        log.close()
+
+
+def test_lab_lists_course_notebooks(repo, lab):
+    base, token = lab
+    _, body = get(f"{base}/api/contents/notebooks", token)
+    listed = {item["name"] for item in json.loads(body)["content"]}
+    expected = {p.name for p in (repo / "notebooks").glob("*.ipynb")}
+    assert expected and expected <= listed
+    status, body = get(f"{base}/lab", token)
+    assert status == 200 and b"JupyterLab" in body
+
+
+def test_open_a_notebook_and_run_its_first_cells(lab, browser, artifacts):
+    base, token = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = PageProblems(page)
+    page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+    first_cell = page.locator(".jp-NotebookPanel .jp-Cell").first
+    first_cell.wait_for(timeout=90_000)
+    page.locator(".jp-NotebookPanel .jp-Notebook-ExecutionIndicator[data-status='idle']").wait_for(
+        state="attached", timeout=90_000)
+    first_cell.click()  # select the title cell, then run cells one by one as a learner would
+    outputs = page.locator(".jp-NotebookPanel .jp-OutputArea-output")
+    for _ in range(6):
+        page.keyboard.press("Shift+Enter")
+        time.sleep(0.3)
+    outputs.filter(has_text="pinned").first.wait_for(timeout=120_000)
+    text = outputs.filter(has_text="pinned").first.inner_text()
+    assert "torch" in text and "2.13.0" in text, text
+    assert page.locator(".jp-NotebookPanel .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+                        ).filter(has_text="Error").count() == 0
+    page.screenshot(path=str(artifacts / "jupyterlab-00_setup.png"))
+    page.close()
+    serious = [line for line in problems.lines if "favicon" not in line]
+    assert not serious, "\n".join(serious)

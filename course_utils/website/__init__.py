@@ -1,0 +1,5 @@
+"""The course as a static website (``python -m course_utils.website``); see :mod:`.build`."""
+
+from .build import BuildError, build, lectures
+
+__all__ = ["BuildError", "build", "lectures"]

@@ -1,0 +1,39 @@
+"""Build the course website from the executed notebooks.
+
+    python -m course_utils.website                 # every notebook, on the CPU, into _site/
+    python -m course_utils.website --only 01_rnn   # one page (the index still lists all)
+    COURSE_DEVICE=cuda python -m course_utils.website
+
+Then open _site/index.html, or serve it: python -m http.server -d _site 8000
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .build import REPO, BuildError, build
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m course_utils.website", description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "_site", help="output folder (default: _site)")
+    parser.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="notebook stems or numbers, e.g. 01_rnn 05a")
+    parser.add_argument("--device", help="cpu (default), cuda or mps; COURSE_DEVICE works too")
+    parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    args = parser.parse_args(argv)
+    start = time.perf_counter()
+    try:
+        pages = build(args.out, only=args.only, device=args.device, timeout=args.timeout)
+    except BuildError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    print(f"wrote {len(pages)} pages to {args.out} in {time.perf_counter() - start:.0f} s; "
+          f"open {args.out / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

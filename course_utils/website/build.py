@@ -1,0 +1,228 @@
+"""Build the course website: execute every notebook, render it to HTML, add an index.
+
+The tool is nbconvert (JupyterLab's own HTML template), which the course already installs
+and which needs no network: MathJax is served from the site itself (the copy packaged in
+``jupyter-server-mathjax``), and the scripts that the lab template would fetch from the
+internet are left out (``page.html.j2``). The lecture order and one-line descriptions come
+from the table in ``README.md``, so the README and the site cannot disagree.
+
+Output (``_site/`` by default)::
+
+    index.html            the lectures in order, with links to pages, student versions, Colab
+    NN_name.html          one page per notebook, executed: outputs, plots and math
+    student/NN_name.ipynb the student versions (exercises without solutions), to download
+    mathjax/, course.css, colab-badge.svg
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+from nbconvert import HTMLExporter
+from nbformat import NotebookNode
+from tqdm.auto import tqdm
+
+from ..colab import colab_url
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+COURSE_TITLE = "Sequence Models, from RNNs to Transformers"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+class BuildError(RuntimeError):
+    """A notebook failed to execute; the message names the notebook and the error."""
+
+
+@dataclass
+class Lecture:
+    number: str  # "05a"
+    label: str  # "classification"
+    notebook: Path  # notebooks/05a_classification.ipynb
+    summary: str  # what you build (from the README's table)
+
+    @property
+    def page(self) -> str:
+        return self.notebook.stem + ".html"
+
+
+def lectures(readme: Path = REPO / "README.md", notebooks: Path = REPO / "notebooks") -> list[Lecture]:
+    """The lecture table of the README, in order: rows whose notebook link exists.
+
+    A row reads ``| 05a | [classification](notebooks/05a_classification.ipynb) | what you build | ...``.
+    """
+    row = re.compile(r"^\|\s*(\w+)\s*\|\s*\[([^\]]+)\]\(notebooks/([\w.]+\.ipynb)\)\s*\|\s*([^|]+?)\s*\|")
+    found = []
+    for line in readme.read_text().splitlines():
+        match = row.match(line)
+        if match and (notebooks / match[3]).exists():
+            found.append(Lecture(match[1], match[2], notebooks / match[3], match[4]))
+    if not found:
+        raise BuildError(f"no lecture rows (| NN | [label](notebooks/NN_name.ipynb) | ... |) in {readme}")
+    return found
+
+
+@contextmanager
+def kernel_environment(device: str | None) -> Iterator[None]:
+    """Environment for the kernels: inline figures, static widgets, the chosen device."""
+    saved = dict(os.environ)
+    os.environ.pop("MPLBACKEND", None)  # the tests set Agg, which would hide every figure
+    os.environ["COURSE_WIDGETS"] = "0"  # a static page cannot move a slider
+    os.environ["COURSE_DEVICE"] = device or os.environ.get("COURSE_DEVICE", "cpu")
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def execute(path: Path, timeout: int) -> NotebookNode:
+    """Run a notebook top to bottom in a fresh kernel (in its own folder) and return it."""
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        last = str(err).strip().splitlines()[-1]
+        raise BuildError(f"{path.name} failed while building the site: {last}") from None
+    return strip_widgets(nb)
+
+
+def strip_widgets(nb: NotebookNode) -> NotebookNode:
+    """Drop widget views (a static page has no kernel to draw them); their text stays."""
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            output.get("data", {}).pop(WIDGET_MIME, None)
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if o.get("output_type") != "display_data" or o.get("data")]
+    return nb
+
+
+def link(href: str, text: str, **attrs: str) -> str:
+    extra = "".join(f' {k}="{html.escape(v)}"' for k, v in attrs.items())
+    return f'<a href="{html.escape(href)}"{extra}>{text}</a>'
+
+
+def colab_badge(lecture: Lecture, folder: str = "notebooks") -> str:
+    img = '<img src="colab-badge.svg" alt="Open in Colab" width="117" height="20">'
+    return link(colab_url(lecture.notebook.name, folder), img, **{"class": "colab"})
+
+
+def student_link(lecture: Lecture, student_dir: Path) -> str:
+    if not (student_dir / lecture.notebook.name).exists():
+        return ""
+    return link(f"student/{lecture.notebook.name}", "student version", download="")
+
+
+def navigation(index: int, all_lectures: list[Lecture], student_dir: Path) -> str:
+    """The bar at the top and bottom of a page: index, previous, next, student version, Colab."""
+    lecture = all_lectures[index]
+    parts = [link("index.html", "&#8962; course index")]
+    if index > 0:
+        before = all_lectures[index - 1]
+        parts.append(link(before.page, f"&larr; {before.number} {html.escape(before.label)}", rel="prev"))
+    if index + 1 < len(all_lectures):
+        after = all_lectures[index + 1]
+        parts.append(link(after.page, f"{after.number} {html.escape(after.label)} &rarr;", rel="next"))
+    parts += [p for p in (student_link(lecture, student_dir), colab_badge(lecture)) if p]
+    return '<nav class="course-nav">' + " <span>&middot;</span> ".join(parts) + "</nav>"
+
+
+def render_index(all_lectures: list[Lecture], student_dir: Path) -> str:
+    rows = []
+    for lec in all_lectures:
+        rows.append(
+            f"<tr><td>{lec.number}</td><td>{link(lec.page, html.escape(lec.label))}</td>"
+            f"<td>{html.escape(lec.summary).replace('`', '')}</td>"
+            f"<td>{student_link(lec, student_dir)}</td><td>{colab_badge(lec)}</td></tr>"
+        )
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1.0">
+<title>{COURSE_TITLE}</title>
+<link rel="icon" href="data:,">
+<link rel="stylesheet" href="course.css">
+</head>
+<body class="course-index">
+<main>
+<h1>{COURSE_TITLE}</h1>
+<p>Recurrent networks, backpropagation through time, LSTM and GRU, the kinds of sequence
+outputs, attention, self-attention and transformers, then modern parallel RNNs. Every model is
+written from scratch, checked against PyTorch, trained on real data and measured. These pages
+show each notebook as it ran on a CPU when the site was built; to run them yourself, follow the
+README (<code>make lab</code>) or open a notebook in Colab. The exercises are in the student
+versions.</p>
+<table class="lectures">
+<thead><tr><th>#</th><th>lecture</th><th>what you build</th><th>exercises</th><th>run it</th></tr></thead>
+<tbody>
+{chr(10).join(rows)}
+</tbody>
+</table>
+</main>
+</body>
+</html>
+"""
+
+
+def copy_assets(out: Path, student_dir: Path, all_lectures: list[Lecture]) -> None:
+    import jupyter_server_mathjax  # a packaged copy of MathJax 2.7, so pages need no network
+
+    mathjax = Path(jupyter_server_mathjax.__file__).parent / "static"
+    shutil.copytree(mathjax, out / "mathjax", dirs_exist_ok=True)
+    for name in ("course.css", "colab-badge.svg"):
+        shutil.copy(HERE / name, out / name)
+    (out / "student").mkdir(exist_ok=True)
+    for lec in all_lectures:
+        if (student_dir / lec.notebook.name).exists():
+            shutil.copy(student_dir / lec.notebook.name, out / "student" / lec.notebook.name)
+
+
+def exporter() -> HTMLExporter:
+    return HTMLExporter(template_name="lab", extra_template_paths=[str(HERE)], template_file="page.html.j2",
+                        mathjax_url=f"mathjax/MathJax.js?config={MATHJAX_CONFIG}")
+
+
+def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: str | None = None,
+          timeout: int = 600, student_dir: Path = REPO / "student", progress: bool = True) -> list[Path]:
+    """Build the site into ``out``; returns the pages written (index first).
+
+    ``only``: notebook stems or numbers to build (default: every lecture); the index and the
+    navigation still list every lecture.
+    """
+    all_lectures = lectures()
+    chosen = [lec for lec in all_lectures if not only or lec.number in only or lec.notebook.stem in only]
+    out.mkdir(parents=True, exist_ok=True)
+    copy_assets(out, student_dir, all_lectures)
+    (out / "index.html").write_text(render_index(all_lectures, student_dir))
+    written = [out / "index.html"]
+    html_exporter = exporter()
+    bar = tqdm(chosen, desc="building the site", unit="notebook", disable=not progress)
+    with kernel_environment(device):
+        for lec in bar:
+            bar.set_postfix_str(lec.notebook.name)
+            start = time.perf_counter()
+            nb = execute(lec.notebook, timeout)
+            index = all_lectures.index(lec)
+            resources = {"course": {"root": "", "nav": navigation(index, all_lectures, student_dir)},
+                         "metadata": {"name": f"{lec.number} · {lec.label}"}}
+            body, _ = html_exporter.from_notebook_node(nb, resources=resources)
+            (out / lec.page).write_text(body)
+            written.append(out / lec.page)
+            bar.write(f"{lec.notebook.name}: {time.perf_counter() - start:.1f} s")
+    return written
