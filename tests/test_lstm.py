@@ -6,6 +6,7 @@ from course_utils.lstm import (
     LSTM,
     CharLM,
     LSTMCell,
+    LSTMSequence,
     char_accuracy,
     char_lm_batches,
     char_lm_loss,
@@ -111,7 +112,37 @@ def test_lstm_module_gradients_match_torch():
     ref(xs)[0].sum().backward()
     ours(xs)[0].sum().backward()
     torch.testing.assert_close(ours.cell.W_h.grad, ref.weight_hh_l0.grad)
+    torch.testing.assert_close(ours.cell.W_x.grad, ref.weight_ih_l0.grad)
     torch.testing.assert_close(ours.cell.b.grad, ref.bias_ih_l0.grad)
+
+
+def test_hand_written_bptt_passes_gradcheck():
+    g = torch.Generator().manual_seed(4)
+    T, B, H = 5, 3, 4
+    args = [torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
+            for shape in [(T, B, 4 * H), (B, H), (B, H), (4 * H, H)]]
+    assert torch.autograd.gradcheck(LSTMSequence.apply, args)
+
+
+def test_fast_path_equals_autograd_through_the_cell():
+    """Values and every gradient (through outputs, h_T and c_T) equal the step-by-step autograd loop."""
+    torch.manual_seed(5)
+    ours = LSTM(3, 4).double()
+    xs = torch.randn(6, 2, 3, dtype=torch.float64)
+    state = (torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64))
+    weights = torch.randn(6, 2, 4, dtype=torch.float64)
+    results = []
+    for stepwise in (False, True):
+        x, h0, c0 = (t.clone().requires_grad_() for t in (xs, *state))
+        ours.zero_grad()
+        if stepwise:
+            out, (hT, cT) = ours._forward_stepwise(x, (h0, c0), return_gates=False)
+        else:
+            out, (hT, cT) = ours(x, (h0, c0))
+        ((out * weights).sum() + (hT**2).sum() + (3 * cT).sum()).backward()
+        results.append([out, hT, cT, x.grad, h0.grad, c0.grad] + [p.grad.clone() for p in ours.parameters()])
+    for fast, slow in zip(*results, strict=True):
+        torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
 
 
 def test_peephole_cell_matches_numpy_and_reduces_to_plain_lstm():
@@ -238,3 +269,18 @@ def test_char_lm_learns_a_deterministic_sequence():
     assert char_lm_loss(model, batches[0]).item() < 0.1
     assert char_accuracy(model, batches[:5]) == 1.0
     assert model.training  # char_accuracy restores the mode
+
+
+def test_fast_path_matches_torch_lstm_in_float32():
+    """At the benchmark's scale (float32, 60 steps), outputs and gradients agree with torch.nn.LSTM."""
+    torch.manual_seed(6)
+    ref = torch.nn.LSTM(16, 32)
+    ours = LSTM.from_torch(ref)
+    xs = torch.randn(60, 8, 16)
+    ref_out = ref(xs)[0]
+    our_out = ours(xs)[0]
+    torch.testing.assert_close(our_out, ref_out, rtol=1e-5, atol=1e-6)
+    our_out.square().sum().backward()
+    ref_out.square().sum().backward()
+    torch.testing.assert_close(ours.cell.W_h.grad, ref.weight_hh_l0.grad, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ours.cell.W_x.grad, ref.weight_ih_l0.grad, rtol=1e-4, atol=1e-5)
