@@ -109,17 +109,35 @@ def gru_cell_torch(
     """The same step as :func:`gru_cell_numpy`, in PyTorch (differentiable, any device)."""
     _check_options(z_weights, reset_after)
     _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h)
+    a_x = x @ W_x.T + b_x  # (B, 3H)
+    if reset_after:
+        return gru_step_from_preactivations(a_x, h_prev @ W_h.T + b_h, h_prev, z_weights)
     W_hr, W_hz, W_hn = W_h.chunk(3, dim=0)  # each (H, H)
     b_hr, b_hz, b_hn = b_h.chunk(3)
-    a_xr, a_xz, a_xn = (x @ W_x.T + b_x).chunk(3, dim=1)  # each (B, H)
+    a_xr, a_xz, a_xn = a_x.chunk(3, dim=1)  # each (B, H)
     r = torch.sigmoid(a_xr + h_prev @ W_hr.T + b_hr)
     z = torch.sigmoid(a_xz + h_prev @ W_hz.T + b_hz)
-    if reset_after:
-        n = torch.tanh(a_xn + r * (h_prev @ W_hn.T + b_hn))
-    else:
-        n = torch.tanh(a_xn + (r * h_prev) @ W_hn.T + b_hn)
-    h = (1 - z) * n + z * h_prev if z_weights == "h_prev" else (1 - z) * h_prev + z * n
-    return h, {"r": r, "z": z, "n": n}
+    n = torch.tanh(a_xn + (r * h_prev) @ W_hn.T + b_hn)  # the reset gate acts before W_hn
+    return _update(h_prev, z, n, z_weights), {"r": r, "z": z, "n": n}
+
+
+def gru_step_from_preactivations(
+    a_x: torch.Tensor, a_h: torch.Tensor, h_prev: torch.Tensor, z_weights: ZWeights = "h_prev"
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One GRU step (``reset_after=True``) from ``a_x = x W_x^T + b_x`` and ``a_h = h_prev W_h^T + b_h``, each (B, 3H).
+
+    :class:`GRU` computes ``a_x`` for all steps in one matmul and calls this once per step.
+    """
+    a_xr, a_xz, a_xn = a_x.chunk(3, dim=1)  # each (B, H)
+    a_hr, a_hz, a_hn = a_h.chunk(3, dim=1)
+    r, z = torch.sigmoid(a_xr + a_hr), torch.sigmoid(a_xz + a_hz)
+    n = torch.tanh(a_xn + r * a_hn)
+    return _update(h_prev, z, n, z_weights), {"r": r, "z": z, "n": n}
+
+
+def _update(h_prev: torch.Tensor, z: torch.Tensor, n: torch.Tensor, z_weights: ZWeights) -> torch.Tensor:
+    """The new state: z weights ``h_prev`` (PyTorch's convention) or the candidate ``n``."""
+    return (1 - z) * n + z * h_prev if z_weights == "h_prev" else (1 - z) * h_prev + z * n
 
 
 def flip_update_gate(W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_h: np.ndarray):
@@ -185,7 +203,7 @@ class GRU(nn.Module):
         """Returns ``(outputs (T, B, H), h_T (B, H))``, plus ``{gate: (T, B, H)}`` if ``return_gates``."""
         check_shape_arg("xs", xs, (None, None, self.cell.input_size))
         cell = self.cell
-        if not cell.reset_after:
+        if not cell.reset_after or return_gates:
             return self._forward_stepwise(xs, h, return_gates)
         T, B, _ = xs.shape
         h = xs.new_zeros(B, cell.hidden_size) if h is None else h
@@ -194,22 +212,14 @@ class GRU(nn.Module):
         # matmul before the loop, then per step one addmm for the recurrent part.
         x_proj = torch.addmm(cell.b_x, xs.reshape(T * B, -1), cell.W_x.T).view(T, B, -1)  # (T, B, 3H)
         W_h_T = cell.W_h.T  # (H, 3H)
-        outputs, gates = [], []
-        for x_t in x_proj.unbind(0):  # (B, 3H); unbind, not x_proj[t]: cheaper backward
-            a_xr, a_xz, a_xn = x_t.chunk(3, dim=1)
-            a_hr, a_hz, a_hn = torch.addmm(cell.b_h, h, W_h_T).chunk(3, dim=1)  # each (B, H)
-            r, z = torch.sigmoid(a_xr + a_hr), torch.sigmoid(a_xz + a_hz)
-            n = torch.tanh(a_xn + r * a_hn)
-            h = (1 - z) * n + z * h if cell.z_weights == "h_prev" else (1 - z) * h + z * n
+        outputs = []
+        for a_x in x_proj.unbind(0):  # (B, 3H); unbind, not x_proj[t]: cheaper backward
+            h, _ = gru_step_from_preactivations(a_x, torch.addmm(cell.b_h, h, W_h_T), h, cell.z_weights)
             outputs.append(h)
-            if return_gates:
-                gates.append((r, z, n))
-        if return_gates:
-            return torch.stack(outputs), h, {k: torch.stack([g[i] for g in gates]) for i, k in enumerate(GATES)}
         return torch.stack(outputs), h
 
     def _forward_stepwise(self, xs: torch.Tensor, h: torch.Tensor | None, return_gates: bool):
-        """The plain loop over :meth:`GRUCell.step` (used for ``reset_after=False``)."""
+        """The plain loop over :meth:`GRUCell.step` (``reset_after=False``, or gates wanted)."""
         outputs, gates = [], {k: [] for k in GATES}
         for x in xs:  # x: (B, I)
             h, step_gates = self.cell.step(x, h)

@@ -110,6 +110,24 @@ def test_gru_module_copies_torch_with_gradients():
     torch.testing.assert_close(ours.cell.b_h.grad, ref.bias_hh_l0.grad)
 
 
+
+@pytest.mark.parametrize("z_weights", ["h_prev", "candidate"])
+def test_fast_path_equals_the_step_by_step_loop(z_weights):
+    """Without gates, GRU.forward takes the one-matmul path: same values and gradients as GRUCell.step."""
+    torch.manual_seed(7)
+    ours = GRU(3, 4, z_weights=z_weights).double()
+    xs = torch.randn(6, 2, 3, dtype=torch.float64)
+    h0 = torch.randn(2, 4, dtype=torch.float64)
+    results = []
+    for stepwise in (False, True):
+        ours.zero_grad()
+        out, hT = ours._forward_stepwise(xs, h0, return_gates=False) if stepwise else ours(xs, h0)
+        (out.square().sum() + hT.sum()).backward()
+        results.append([out, hT] + [p.grad.clone() for p in ours.parameters()])
+    for fast, slow in zip(*results, strict=True):
+        torch.testing.assert_close(fast, slow, rtol=1e-12, atol=1e-12)
+
+
 def test_gru_cell_matches_nn_grucell():
     torch.manual_seed(5)
     ref = torch.nn.GRUCell(3, 4).double()
