@@ -4,6 +4,7 @@
     python benchmarks/architectures.py --lengths 64 512 --reps 3 --threads 2 --out /tmp/arch
     COURSE_DEVICE=cuda python benchmarks/architectures.py        # the same on a GPU
     python benchmarks/architectures.py --quick --out /tmp/arch   # tiny sizes, a smoke test
+    python benchmarks/architectures.py --scans-only --reps 9     # the recurrence alone, printed
 
 For every layer (vanilla RNN, LSTM, GRU: the course's and torch.nn's; minGRU and minLSTM run
 by the sequential loop, the log-space scan and the chunked scan; a transformer layer: the
@@ -21,8 +22,14 @@ course's pre-LayerNorm block and ``nn.TransformerEncoderLayer``) and every seque
   that: the growth of the resident set, which includes allocator slack (Linux only). ``--memory
   off`` skips it.
 
+A second table times the recurrence ``h_t = a_t * h_{t-1} + b_t`` alone, the part of minGRU and
+minLSTM that the three methods compute differently (``course_utils.scan``): ``a`` (in (0.5, 1)),
+``b`` and a dense upstream gradient ``dL/dh`` given, ``(T, B, H)`` each; forward, and forward plus
+``h.backward(dL/dh)``; interleaved repetitions, median, and the speed-up over the loop.
+
 Input: batch 32 (``--batch``), input size = hidden size = 128 (``--hidden``), float32. Results go
-to ``OUT/architectures.csv`` and ``OUT/architectures.md`` (default ``benchmarks/results``).
+to ``OUT/architectures.csv``, ``OUT/scans.csv`` and ``OUT/architectures.md`` (default
+``benchmarks/results``).
 Attention needs a (B, heads, T, T) score tensor: transformer rows above ``--max-attention-len``
 are skipped and marked as such.
 """
@@ -54,11 +61,14 @@ from course_utils.gru import GRU  # noqa: E402
 from course_utils.lstm import LSTM  # noqa: E402
 from course_utils.min_rnns import MinGRU, MinLSTM  # noqa: E402
 from course_utils.rnn import RNN  # noqa: E402
+from course_utils.scan import scan_chunked, scan_log, scan_loop  # noqa: E402
 from course_utils.self_attention import causal_mask  # noqa: E402
 from course_utils.transformer import Block  # noqa: E402
 
 FIELDS = ["model", "T", "batch", "hidden", "params", "params_formula", "formula", "forward_ms", "fwd_bwd_ms",
           "ratio_fwd_bwd", "reference", "peak_mib", "device", "threads", "reps", "machine", "date"]
+SCAN_FIELDS = ["method", "T", "batch", "hidden", "forward_ms", "fwd_bwd_ms", "speedup_fwd_bwd", "device", "threads",
+               "reps", "date"]
 N_HEADS = 4
 
 
@@ -237,19 +247,69 @@ def run(lengths: list[int], reps: int, batch: int, hidden: int, threads: int, me
     return rows
 
 
+def _scan_methods() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """Each method as ``f(a, b) -> h``; the log scan is given ``log a`` and ``log b``, as in a model."""
+    return {"loop": scan_loop, "log": lambda log_a, log_b: scan_log(log_a, log_b), "chunked": scan_chunked}
+
+
+def time_scans(
+    lengths: list[int], reps: int, batch: int, hidden: int, threads: int, device: torch.device
+) -> list[dict]:
+    """The recurrence alone: forward and forward+backward per method and length, median of interleaved reps."""
+    torch.set_num_threads(threads)
+    rows = []
+    for T in lengths:
+        gen = torch.Generator().manual_seed(0)
+        a = (torch.rand(T, batch, hidden, generator=gen) * 0.5 + 0.5).to(device)  # (T, B, H)
+        b = (torch.rand(T, batch, hidden, generator=gen) + 0.1).to(device)  # positive, for the log scan
+        grad_h = torch.randn(T, batch, hidden, generator=gen).to(device)  # a dense upstream gradient
+        leaves = {m: [t.clone().requires_grad_() for t in ((a.log(), b.log()) if m == "log" else (a, b))]
+                  for m in _scan_methods()}
+        times = {m: {"fwd": [], "bwd": []} for m in leaves}
+        for rep in range(reps + 1):  # rep 0 is the warm-up
+            for m, fn in _scan_methods().items():
+                for key in ("fwd", "bwd"):
+                    _sync(device)
+                    start = time.perf_counter()
+                    if key == "bwd":
+                        fn(*leaves[m]).backward(grad_h)
+                    else:
+                        with torch.no_grad():
+                            fn(*leaves[m])
+                    _sync(device)
+                    if rep:
+                        times[m][key].append(time.perf_counter() - start)
+                    for leaf in leaves[m]:
+                        leaf.grad = None
+        loop = statistics.median(times["loop"]["bwd"])
+        for m, t in times.items():
+            rows.append({"method": m, "T": T, "batch": batch, "hidden": hidden,
+                         "forward_ms": 1e3 * statistics.median(t["fwd"]),
+                         "fwd_bwd_ms": 1e3 * statistics.median(t["bwd"]),
+                         "speedup_fwd_bwd": loop / statistics.median(t["bwd"]), "device": device.type,
+                         "threads": threads, "reps": reps, "date": dt.date.today().isoformat()})
+        print(f"scans, T = {T}: done", file=sys.stderr)
+    return rows
+
+
 def _fmt(value) -> str:
     if isinstance(value, float):
         return f"{value:.3g}" if value < 100 else f"{value:.0f}"
     return str(value)
 
 
-def write(rows: list[dict], out: Path) -> tuple[Path, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out / "architectures.csv", out / "architectures.md"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS)
+def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows({k: _fmt(v) for k, v in r.items()} for r in rows)
+
+
+def write(rows: list[dict], scan_rows: list[dict], out: Path) -> tuple[Path, Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    csv_path, scans_path, md_path = out / "architectures.csv", out / "scans.csv", out / "architectures.md"
+    _write_csv(csv_path, FIELDS, rows)
+    _write_csv(scans_path, SCAN_FIELDS, scan_rows)
     first = rows[0]
     lines = [
         "# Sequence layers: parameters, time and memory",
@@ -268,8 +328,23 @@ def write(rows: list[dict], out: Path) -> tuple[Path, Path]:
         ratio = f"{_fmt(r['ratio_fwd_bwd'])} ({r['reference'] or 'itself'})" if r["ratio_fwd_bwd"] != "" else ""
         lines.append(f"| {r['model']} | {r['T']} | {params} | {_fmt(r['forward_ms'])} | {_fmt(r['fwd_bwd_ms'])} | "
                      f"{ratio} | {_fmt(r['peak_mib'])} |")
+    lines += [
+        "",
+        "## The recurrence alone",
+        "",
+        "`h_t = a_t * h_{t-1} + b_t` (`course_utils.scan`), the part of minGRU and minLSTM the three methods compute "
+        f"differently: `a`, `b` and a dense upstream gradient given, each ({first['batch']} x {first['hidden']}) per "
+        "step; forward, and forward plus `h.backward(dL/dh)`. The log scan is given `log a` and `log b`. Same "
+        "machine, threads and repetitions as above. Speed-up: the loop's forward+backward time over the method's.",
+        "",
+        "| method | T | forward ms | fwd+bwd ms | speed-up over the loop |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in scan_rows:
+        lines.append(f"| {r['method']} | {r['T']} | {_fmt(r['forward_ms'])} | {_fmt(r['fwd_bwd_ms'])} | "
+                     f"{r['speedup_fwd_bwd']:.2f}x |")
     md_path.write_text("\n".join(lines) + "\n")
-    return csv_path, md_path
+    return csv_path, scans_path, md_path
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -281,15 +356,22 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--memory", choices=("on", "off"), default="on")
     parser.add_argument("--max-attention-len", type=int, default=1024)
+    parser.add_argument("--scans-only", action="store_true", help="time the recurrence alone; print, write nothing")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition, no memory: a smoke test")
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     if args.quick:
         args.lengths, args.reps, args.batch, args.hidden, args.memory = [8, 20], 1, 2, 8, "off"
     device = get_device()
+    if args.scans_only:
+        for r in time_scans(args.lengths, args.reps, args.batch, args.hidden, args.threads, device):
+            print(f"{r['method']:8s} T={r['T']:5d}  forward {r['forward_ms']:8.2f} ms  "
+                  f"fwd+bwd {r['fwd_bwd_ms']:8.2f} ms  {r['speedup_fwd_bwd']:.2f}x the loop")
+        return
     rows = run(args.lengths, args.reps, args.batch, args.hidden, args.threads, args.memory == "on",
                args.max_attention_len, device)
-    for path in write(rows, args.out):
+    scan_rows = time_scans(args.lengths, args.reps, args.batch, args.hidden, args.threads, device)
+    for path in write(rows, scan_rows, args.out):
         print("wrote", path)
 
 

@@ -65,7 +65,9 @@ class _MinRNN(nn.Module):
 
     n_blocks = 0  # number of Linear(I, H) maps: 2 for minGRU, 3 for minLSTM
 
-    def __init__(self, input_size: int, hidden_size: int, *, candidate: Candidate = "g", chunk: int = 32) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, *, candidate: Candidate = "g", chunk: int | None = None
+    ) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}")

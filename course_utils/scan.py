@@ -11,22 +11,33 @@ tensors, like the rest of the course: ``a``, ``b`` of shape ``(T, B, H)`` and an
       a*_t  = cumsum_{s<=t} log a_s
       log h_t = a*_t + logcumsumexp_{s<=t}(log b_s - a*_s)      (h_0 enters as s = 0, a_0 = 1)
 
-- :func:`scan_chunked`: the closed form inside chunks of ``C`` steps, sequential across
-  chunks, for positive ``a`` (a gate such as minGRU's ``1 - z_t``). Inside a chunk starting
-  from state ``h_s``, with ``A_t = a_{s+1} * ... * a_t``::
+- :func:`scan_chunked`: every chunk of ``C`` steps at once, sequential across chunks. Inside a
+  chunk entered with state ``h_s``, every state is an affine function of ``h_s``, in closed
+  form::
 
-      h_t = A_t * (h_s + sum_{k<=t} b_k / A_k)     (cumsums of log a and of b / A)
+      h_t = A_t * h_s + q_t      A_t = a_{s+1} * ... * a_t,   q_t = the chunk's scan from h_s = 0
 
-  It divides by ``A_k``: exact while the decay over one chunk stays inside the float range
-  (in float32, ``prod(a)`` over a chunk above about 1e-38, e.g. every ``a >= 0.07`` with
-  ``C = 32``). Otherwise it raises instead of returning inf or nan (checked on the last state,
-  where a non-finite value always ends up).
+  so each chunk is summed up by one map ``h_end = P * h_s + q`` (``P``, ``q``: ``A``, ``q`` at
+  its last step). Three passes: (1) ``P`` and ``q`` of all chunks at once, (2) the chunks one
+  after another, ``h_end = P * h_s + q``, which gives every chunk's entering state, (3) every
+  chunk again from its entering state, all chunks at once. Passes 1 and 3 loop over the ``C``
+  positions of a chunk with ``(T / C, B, H)`` tensors; pass 2 over the ``T / C`` chunks: about
+  ``3 C + T / C`` Python steps instead of ``T``. The default ``C = sqrt(T)`` makes that
+  ``4 sqrt(T)``: 256 steps for ``T = 4096``.
+  Only multiplications and additions, so any positive or negative ``a`` and ``b`` work.
+
+  Its backward pass is written out (:class:`ChunkedScan`): the gradient of a linear
+  recurrence is the same recurrence run backwards in time, ``g_t = dL/dh_t + a_{t+1} g_{t+1}``,
+  so it reuses the same three passes. Then ``dL/db_t = g_t``, ``dL/da_t = g_t * h_{t-1}``.
 """
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 
 def _check(name: str, value: torch.Tensor, shape: tuple[int, ...]) -> None:
@@ -101,32 +112,110 @@ def scan_log(log_a: torch.Tensor, log_b: torch.Tensor, log_h0: torch.Tensor | No
     return h[1:] if log_h0 is not None else h  # (T, B, H)
 
 
-def scan_chunked(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None, chunk: int = 32) -> torch.Tensor:
-    """``h_t = a_t * h_{t-1} + b_t`` in closed form inside chunks of ``chunk`` steps, sequential across chunks.
+def _chunk_passes(
+    coefs: list[torch.Tensor], inputs: list[torch.Tensor], outs: list[torch.Tensor], order: range, h_in: torch.Tensor
+) -> torch.Tensor:
+    """Passes 1-3 of :func:`scan_chunked` over ``N`` chunks of ``C`` steps; returns the state after the last chunk.
 
-    For each chunk ``(C, B, H)``, from the state ``h`` carried in::
-
-        L = cumsum(log a)                          # log A_t, A_t = a_1 * ... * a_t inside the chunk
-        h_chunk = exp(L) * (h + cumsum(b * exp(-L)))   # every state of the chunk at once
-        h = h_chunk[-1]                            # carried into the next chunk
-
-    (``exp(-L)`` rather than ``1 / cumprod(a)``: the backward pass of a division squares ``A``
-    and overflows much sooner.) ``T / chunk`` Python steps instead of ``T``; each works on a
-    block small enough to stay in the CPU cache. Raises ``FloatingPointError`` if the decay
-    over a chunk leaves the float range: choose a smaller ``chunk``.
+    ``coefs[i]``, ``inputs[i]``, ``outs[i]`` are ``(N, B, H)``: step ``i`` of every chunk, in the order
+    the steps run, so that ``state = coefs[i] * state + inputs[i]`` (written to ``outs[i]``), and
+    ``coefs[0]`` multiplies the state entering the chunk. ``order``: the chunks in the order they
+    follow each other; ``h_in`` ``(B, H)`` enters the first of them.
     """
-    _check_inputs(a, b, h0)
+    P, q = coefs[0].clone(), inputs[0].clone()  # (N, B, H): each chunk's map h_end = P * h_enter + q
+    for coef, inp in zip(coefs[1:], inputs[1:], strict=True):  # pass 1, all chunks at once
+        q = torch.addcmul(inp, coef, q)
+        P.mul_(coef)
+    enter = torch.empty_like(q)  # (N, B, H): the state entering each chunk
+    h = h_in  # (B, H)
+    for n in order:  # pass 2, chunk after chunk
+        enter[n] = h
+        h = torch.addcmul(q[n], P[n], h)
+    state = enter
+    for coef, inp, out in zip(coefs, inputs, outs, strict=True):  # pass 3, all chunks at once
+        state = torch.addcmul(inp, coef, state, out=out)
+    return h
+
+
+def _chunked_forward(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``h`` ``(T, B, H)``, no autograd: whole chunks by :func:`_chunk_passes`, the last steps one by one."""
+    T = a.shape[0]
+    N = T // chunk  # whole chunks; steps M .. T-1 are the tail
+    M = N * chunk
+    h = torch.empty(a.shape, dtype=a.dtype, device=a.device)  # (T, B, H)
+    a_, b_, h_ = (x[:M].unflatten(0, (N, chunk)).unbind(1) for x in (a, b, h))  # chunk x (N, B, H)
+    state = _chunk_passes(list(a_), list(b_), list(h_), range(N), h0) if N else h0
+    for t in range(M, T):
+        state = torch.addcmul(b[t], a[t], state, out=h[t])
+    return h
+
+
+def _chunked_backward(a: torch.Tensor, grad_h: torch.Tensor, chunk: int) -> torch.Tensor:
+    """``g_t = dL/dh_t`` through every later step: ``g_t = grad_h_t + a_{t+1} g_{t+1}``, ``g_T = grad_h_T``.
+
+    The forward scan backwards in time, with the coefficient of the *next* step: the tail by a
+    loop, then the whole chunks by :func:`_chunk_passes` in reverse order.
+    """
+    T = a.shape[0]
+    N = T // chunk
+    M = N * chunk
+    g = torch.empty(a.shape, dtype=a.dtype, device=a.device)  # (T, B, H)
+    state = torch.zeros_like(a[0])  # (B, H): g after the last step
+    for t in range(T - 1, M - 1, -1):
+        state = g[t].copy_(grad_h[t]) if t == T - 1 else torch.addcmul(grad_h[t], a[t + 1], state, out=g[t])
+    if N:
+        a_, grad_, g_ = (x[:M].unflatten(0, (N, chunk)) for x in (a, grad_h, g))  # (N, C, B, H)
+        after = a[M : M + 1] if M < T else torch.zeros_like(a[:1])  # a of the step after the last chunk
+        boundary = torch.cat([a_[1:, 0], after])  # (N, B, H): a of the step after each chunk
+        steps = range(chunk - 1, -1, -1)
+        coefs = [boundary] + [a_[:, c + 1] for c in steps[1:]]
+        _chunk_passes(coefs, [grad_[:, c] for c in steps], [g_[:, c] for c in steps], range(N - 1, -1, -1), state)
+    return g
+
+
+class ChunkedScan(torch.autograd.Function):
+    """:func:`scan_chunked` as an autograd function: ``apply(a, b, h0, chunk)`` with a written-out backward.
+
+    Saves ``a``, ``h`` and ``h0`` (no copies). Differentiable once (no double backward).
+    """
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor, chunk: int) -> torch.Tensor:
+        h = _chunked_forward(a, b, h0, chunk)
+        ctx.save_for_backward(a, h, h0)
+        ctx.chunk = chunk
+        return h
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_h: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        a, h, h0 = ctx.saved_tensors
+        g = _chunked_backward(a, grad_h, ctx.chunk)  # (T, B, H): dL/db
+        grad_a = grad_h0 = None
+        if ctx.needs_input_grad[0]:  # dL/da_t = g_t * h_{t-1}
+            grad_a = torch.empty_like(g)
+            torch.mul(g[1:], h[:-1], out=grad_a[1:])
+            torch.mul(g[0], h0, out=grad_a[0])
+        if ctx.needs_input_grad[2]:
+            grad_h0 = a[0] * g[0]
+        return grad_a, g if ctx.needs_input_grad[1] else None, grad_h0, None
+
+
+def scan_chunked(
+    a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None = None, chunk: int | None = None
+) -> torch.Tensor:
+    """``h_t = a_t * h_{t-1} + b_t`` by chunks of ``chunk`` steps: all chunks at once, sequential across chunks.
+
+    ``a``, ``b`` ``(T, B, H)``, ``h0`` ``(B, H)`` (zeros if None); returns ``h`` ``(T, B, H)``. ``chunk``
+    defaults to ``round(sqrt(T))``; ``T`` need not be a multiple of it (the last ``T % chunk``
+    steps run one by one). See the module docstring for the three passes; the backward pass
+    is written out (:class:`ChunkedScan`).
+    """
+    T, B, H = _check_inputs(a, b, h0)
+    if chunk is None:
+        chunk = max(1, round(math.sqrt(T)))
     if chunk < 1:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
-    h = torch.zeros_like(b[0]) if h0 is None else h0  # (B, H)
-    chunks = []
-    for log_a_c, b_c in zip(torch.log(a).split(chunk), b.split(chunk), strict=True):  # each (C, B, H)
-        L = torch.cumsum(log_a_c, dim=0)  # (C, B, H)
-        h_c = torch.exp(L) * (h + torch.cumsum(b_c * torch.exp(-L), dim=0))  # (C, B, H)
-        chunks.append(h_c)
-        h = h_c[-1]  # (B, H)
-    if not torch.isfinite(h).all() and torch.isfinite(a).all() and torch.isfinite(b).all():
-        raise FloatingPointError(
-            f"scan_chunked: the decay over a chunk of {chunk} steps left the float range; use a smaller chunk"
-        )
-    return torch.cat(chunks)  # (T, B, H)
+    dtype = torch.promote_types(a.dtype, b.dtype)
+    h0 = b.new_zeros(B, H, dtype=dtype) if h0 is None else h0.to(dtype)
+    return ChunkedScan.apply(a.to(dtype), b.to(dtype), h0, chunk)

@@ -232,12 +232,17 @@ plt.show()
 #    $$\log h_t = a^*_t + \operatorname{logcumsumexp}_{s \le t}\left(\log b_s - a^*_s\right),$$
 #    where $h_0$ enters as the term $s = 0$ with $a^*_0 = 0$. A cumulative sum and a
 #    `logcumsumexp`: both parallel over time.
-# 3. **Chunked scan** (`scan_chunked`): inside a chunk of $C$ steps starting from $h_s$, with
-#    $A_t = a_{s+1} \cdots a_t$, the closed form $h_t = A_t\,(h_s + \sum_{k \le t} b_k / A_k)$ is
-#    a cumulative sum (computed as $\exp(\pm \operatorname{cumsum} \log a)$); the chunks run
-#    one after another, $T / C$ Python steps instead of $T$. The division needs the decay over
-#    one chunk to stay inside the float range, so $C$ stays small (32 by default); the
-#    function raises rather than return `inf`.
+# 3. **Chunked scan** (`scan_chunked`): cut the sequence into chunks of $C$ steps. Inside a
+#    chunk entered with state $h_s$, every state is an affine function of $h_s$, in closed form:
+#    $$h_t = A_t\,h_s + q_t, \qquad A_t = a_{s+1} \cdots a_t,$$
+#    with $q_t$ the chunk's own scan started from $0$. So a whole chunk is summed up by one map
+#    $h_{\text{end}} = P\,h_s + q$. Three passes: (1) $P$ and $q$ of **all chunks at once**, a
+#    loop over the $C$ positions of a chunk where each step is one operation on a
+#    $(T/C, B, H)$ tensor; (2) the chunks **one after another**, $h_{\text{end}} = P\,h_s + q$,
+#    which gives every chunk's entering state in $T/C$ small steps; (3) every chunk again from
+#    its entering state, all at once. That is about $3C + T/C$ Python steps instead of $T$;
+#    the default $C = \sqrt{T}$ makes it $4\sqrt{T}$, 256 for $T = 4096$. Only products and
+#    sums: no logarithms, so any sign of $a$ and $b$ and any decay work.
 #
 # The three must agree. The reference is the loop in float64; each method runs in float32.
 
@@ -261,14 +266,36 @@ for cls in (MinGRU, MinLSTM):
     assert n_params == min_rnn_param_count(cls.__name__.replace("Min", "min"), 16, 32)
 
 # %% [markdown]
-# The gradients agree too; a finite-difference check (`torch.autograd.gradcheck`, float64)
-# confirms the chunked scan's and the log scan's backward passes:
+# The gradients agree too. `scan_chunked` writes its backward pass out instead of leaving it
+# to autograd, using a fact worth knowing: **the gradient of a linear recurrence is the same
+# recurrence run backwards in time.** Let $\delta_t$ be the gradient that reaches $h_t$
+# directly (from the loss or the next layer) and $g_t = \partial L / \partial h_t$ the total,
+# through every later step. Since $h_{t+1} = a_{t+1} h_t + b_{t+1}$,
+#
+# $$g_t = \delta_t + a_{t+1}\, g_{t+1}, \qquad g_T = \delta_T, \qquad
+# \frac{\partial L}{\partial b_t} = g_t, \qquad \frac{\partial L}{\partial a_t} = g_t\, h_{t-1}.$$
+#
+# So the backward pass is three more chunked passes (in reverse), not $T$ autograd nodes. We
+# check the fact against autograd through the loop, running the recurrence backwards by
+# flipping time; then finite differences (`torch.autograd.gradcheck`, float64) confirm the
+# chunked scan's and the log scan's backward passes, including a last chunk cut short
+# ($T = 20$, $C = 8$):
 
 # %%
 g64 = torch.Generator().manual_seed(0)
 a_small = (torch.rand(20, 2, 3, generator=g64, dtype=torch.float64) * 0.6 + 0.3).requires_grad_()
 b_small = (torch.rand(20, 2, 3, generator=g64, dtype=torch.float64) + 0.1).requires_grad_()
 h0_small = (torch.rand(2, 3, generator=g64, dtype=torch.float64) + 0.1).requires_grad_()
+delta = torch.randn(20, 2, 3, generator=g64, dtype=torch.float64)  # (T, B, H): dL/dh_t, direct part
+
+h_small = scan_loop(a_small, b_small, h0_small)
+h_small.backward(delta)  # autograd through the loop
+a_next = torch.cat([a_small[1:], torch.zeros_like(a_small[:1])]).detach()  # a_{t+1}; nothing after step T
+g = scan_loop(a_next.flip(0), delta.flip(0)).flip(0)  # g_t = delta_t + a_{t+1} g_{t+1}, backwards in time
+h_prev = torch.cat([h0_small[None], h_small[:-1]]).detach()  # h_{t-1}
+check_close("dL/db = g (the recurrence run backwards)", g, b_small.grad, rtol=1e-12, atol=1e-12)
+check_close("dL/da = g * h_(t-1)", g * h_prev, a_small.grad, rtol=1e-12, atol=1e-12)
+
 assert torch.autograd.gradcheck(lambda a, b, h: scan_chunked(a, b, h, chunk=8), (a_small, b_small, h0_small))
 assert torch.autograd.gradcheck(lambda a, b, h: scan_log(a.log(), b.log(), h.log()), (a_small, b_small, h0_small))
 print("gradcheck passed for scan_chunked and scan_log (finite differences, float64)")
@@ -412,16 +439,21 @@ print(f"At T = {lengths[-1]} the fastest here is the {fastest}: loop / chunked =
       f"{scan_times['loop'][-1] / scan_times['log scan'][-1]:.2f}.")
 
 # %% [markdown]
-# **How to read this.** On a CPU with few cores, the sequential loop is a strong baseline:
-# each step touches only $B \times H$ numbers that stay in the cache, and its cost is mostly
-# Python and dispatch overhead per step. The log-space scan does more work per element
-# (logarithms, exponentials, and `logcumsumexp`, whose forward and backward dominate its time)
-# and streams the whole $(T, B, H)$ tensor through memory several times; on a CPU it is
-# usually the **slowest** of the three. The chunked scan cuts the number of Python steps by
-# $C$, but each element costs a logarithm and two exponentials and the tensor streams
-# through memory several times: it wins where the loop's per-step overhead dominates (small
-# $B \times H$, as here) and can lose where each step has enough work to hide that overhead
-# (the benchmark's batch 32 and 128 units).
+# **How to read this.** On a CPU with few cores, the sequential loop's forward pass is a
+# strong baseline: each step touches only $B \times H$ numbers that stay in the cache, and its
+# cost is mostly Python and dispatch overhead per step. Its backward pass is heavier: autograd
+# records a node for every step's multiply and add and replays them one at a time. The
+# log-space scan does more work per element (logarithms, exponentials, and `logcumsumexp`,
+# whose forward and backward dominate its time) and streams the whole $(T, B, H)$ tensor
+# through memory several times; on a CPU it is usually the **slowest** of the three, at best
+# level with the loop. The chunked scan does the loop's multiplications and additions, but in
+# about $4\sqrt{T}$ larger steps each way instead of $T$ small ones, and its backward pass is
+# the reverse scan rather than $T$ autograd nodes; what is left is mostly streaming tensors
+# through memory. It is the fastest here, by more as $T$ grows. The benchmark's second table (below) measures the same at
+# batch 32 and 128 units. In its first table, whole minGRU/minLSTM layers gain much less: the
+# rest of the layer — the input projection (a matmul over all $T \times B$ rows) and the
+# elementwise gate operations, each writing a fresh $(T, B, H)$ tensor — costs the same
+# whichever scan follows, and at $T = 4096$ on a 2-core CPU it is most of the time.
 #
 # The large speed-ups quoted for minGRU and minLSTM in the paper (two to three orders of
 # magnitude per training step at lengths in the hundreds to thousands) were measured on a
@@ -521,8 +553,11 @@ assert adding_results["minGRU"] < 0.5 * BASELINE_MSE, "minGRU should learn the a
 # - **minGRU/minLSTM** gates read $x_t$ only; the model is the linear recurrence
 #   $h_t = a_t h_{t-1} + b_t$, computable by a loop, a log-space scan or a chunked scan —
 #   the same numbers, different costs.
-# - Measure before believing a speed-up: on a small CPU a careful loop (with `unbind`) is hard
-#   to beat; the scans pay off where there is massive parallel hardware.
+# - The gradient of a linear recurrence is the same recurrence run backwards in time, so a
+#   fast scan gives a fast backward pass too.
+# - Measure before believing a speed-up: on a small CPU the log-space scan is slower than a
+#   careful loop (with `unbind`), while a chunked scan doing the loop's arithmetic in
+#   $4\sqrt{T}$ larger steps is faster; the paper's large factors need a GPU.
 # - `benchmarks/architectures.py` compares every layer of the course, with parameter counts,
 #   times and memory.
 #

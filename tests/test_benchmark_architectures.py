@@ -34,6 +34,15 @@ def test_quick_run_writes_every_model_with_formula_param_counts(tmp_path, monkey
     table = (tmp_path / "architectures.md").read_text()
     for name in names:
         assert f"| {name} | 8 |" in table and f"| {name} | 20 |" in table
+    with (tmp_path / "scans.csv").open() as f:  # the recurrence alone: every method at every length
+        scans = list(csv.DictReader(f))
+    assert sorted((r["method"], int(r["T"])) for r in scans) == sorted(
+        (m, T) for m in ("loop", "log", "chunked") for T in (8, 20))
+    for r in scans:
+        assert float(r["fwd_bwd_ms"]) > 0 and float(r["forward_ms"]) > 0
+        if r["method"] == "loop":
+            assert float(r["speedup_fwd_bwd"]) == 1.0
+    assert "## The recurrence alone" in table and "| chunked | 20 |" in table
 
 
 def test_param_formulas_at_the_benchmark_size():

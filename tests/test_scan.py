@@ -55,12 +55,61 @@ def test_gradients_through_scans_match_loop():
             torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
 
-def test_chunked_raises_when_the_decay_underflows():
-    a = torch.full((200, 1, 2), 1e-3)
-    b = torch.ones(200, 1, 2)
-    with pytest.raises(FloatingPointError, match="smaller chunk"):
-        scan_chunked(a, b, chunk=100)
-    torch.testing.assert_close(scan_chunked(a, b, chunk=4), scan_loop(a, b))  # small chunks are fine
+def test_chunked_takes_any_decay():
+    """Only multiplications and additions: a decay of 1e-3 per step over chunks of 100 steps
+    (a product of 1e-300, below float32's range), a = 0, negative a and a > 1 all match the loop."""
+    a = torch.full((200, 1, 4), 1e-3)
+    a[:, 0, 1], a[50, 0, 2], a[:, 0, 3] = -0.9, 0.0, 1.01
+    b = torch.ones(200, 1, 4)
+    torch.testing.assert_close(scan_chunked(a, b, chunk=100), scan_loop(a, b))
+
+
+@pytest.mark.parametrize("T, chunk", [(23, 5), (23, None), (23, 1), (23, 23), (4, 10), (64, 8)])
+def test_chunked_gradcheck(T, chunk):
+    """Finite differences in float64, whole chunks and a tail (T % chunk steps), and chunk > T."""
+    a, b, h0 = inputs(T=T, B=2, H=3, dtype=torch.float64)
+    a, b, h0 = (t.requires_grad_() for t in (a, 2 * b - 1, h0))
+    assert torch.autograd.gradcheck(lambda a, b, h: scan_chunked(a, b, h, chunk=chunk), (a, b, h0))
+
+
+def test_chunked_gradients_in_float32_long_sequence():
+    """T = 1000 in float32 against the loop's autograd; the upstream gradient non-contiguous (from sum)."""
+    a, b, h0 = inputs(T=1000, B=2, H=8, dtype=torch.float32)
+
+    def grads(fn):
+        leaves = [t.clone().requires_grad_() for t in (a, b, h0)]
+        fn(*leaves)[::7].sum().backward()  # a strided, expanded upstream gradient
+        return [t.grad for t in leaves]
+
+    for got, want in zip(grads(scan_chunked), grads(scan_loop), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_chunked_only_computes_the_gradients_asked_for():
+    a, b, h0 = inputs(T=30, dtype=torch.float64)
+    a.requires_grad_()
+    scan_chunked(a, b, h0, chunk=4).sum().backward()  # b and h0 need no gradient
+    leaf = a.detach().clone().requires_grad_()
+    scan_loop(leaf, b, h0).sum().backward()
+    torch.testing.assert_close(a.grad, leaf.grad)
+    assert b.grad is None and h0.grad is None
+
+
+def test_chunked_errors():
+    a, b, h0 = inputs(T=10, dtype=torch.float64)
+    with pytest.raises(ValueError, match="chunk must be >= 1, got 0"):
+        scan_chunked(a, b, h0, chunk=0)
+    a.requires_grad_()
+    (grad_a,) = torch.autograd.grad((scan_chunked(a, b, h0) ** 2).sum(), a, create_graph=True)
+    with pytest.raises(RuntimeError, match="(?i)twice|double|once"):
+        grad_a.sum().backward()  # the written-out backward is not itself differentiable
+
+
+def test_chunked_promotes_dtypes_like_the_loop():
+    a, b, h0 = inputs(T=12)
+    got = scan_chunked(a, b.double(), h0, chunk=5)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, scan_loop(a.double(), b.double(), h0.double()))
 
 
 @pytest.mark.parametrize("fn", [scan_loop, scan_chunked, scan_log])
