@@ -236,13 +236,15 @@ plt.show()
 #    chunk entered with state $h_s$, every state is an affine function of $h_s$, in closed form:
 #    $$h_t = A_t\,h_s + q_t, \qquad A_t = a_{s+1} \cdots a_t,$$
 #    with $q_t$ the chunk's own scan started from $0$. So a whole chunk is summed up by one map
-#    $h_{\text{end}} = P\,h_s + q$. Three passes: (1) $P$ and $q$ of **all chunks at once**, a
-#    loop over the $C$ positions of a chunk where each step is one operation on a
-#    $(T/C, B, H)$ tensor; (2) the chunks **one after another**, $h_{\text{end}} = P\,h_s + q$,
-#    which gives every chunk's entering state in $T/C$ small steps; (3) every chunk again from
-#    its entering state, all at once. That is about $3C + T/C$ Python steps instead of $T$;
-#    the default $C = \sqrt{T}$ makes it $4\sqrt{T}$, 256 for $T = 4096$. Only products and
-#    sums: no logarithms, so any sign of $a$ and $b$ and any decay work.
+#    $h_{\text{end}} = P\,h_s + q$, where $P$ and $q$ are $A_t$ and $q_t$ at the chunk's last
+#    step. Three passes: (1) $P$ and $q$ of **all chunks at once**, a loop over the $C$
+#    positions of a chunk where each step is two operations on $(T/C, B, H)$ tensors; (2) the
+#    chunks **one after another**, $h_{\text{end}} = P\,h_s + q$, which gives every chunk's
+#    entering state in $T/C$ small steps; (3) every chunk again from its entering state, all at
+#    once. That is about $2C + T/C$ Python steps instead of $T$; the default $C = \sqrt{T}$
+#    makes it $3\sqrt{T}$, 192 for $T = 4096$. It does about twice the loop's arithmetic per
+#    element, in far fewer steps. Only products and sums, no logarithms: any sign of $a$ and
+#    $b$ and any decay work.
 #
 # The three must agree. The reference is the loop in float64; each method runs in float32.
 
@@ -273,7 +275,8 @@ for cls in (MinGRU, MinLSTM):
 # through every later step. Since $h_{t+1} = a_{t+1} h_t + b_{t+1}$,
 #
 # $$g_t = \delta_t + a_{t+1}\, g_{t+1}, \qquad g_T = \delta_T, \qquad
-# \frac{\partial L}{\partial b_t} = g_t, \qquad \frac{\partial L}{\partial a_t} = g_t\, h_{t-1}.$$
+# \frac{\partial L}{\partial b_t} = g_t, \qquad \frac{\partial L}{\partial a_t} = g_t\, h_{t-1}, \qquad
+# \frac{\partial L}{\partial h_0} = a_1 g_1.$$
 #
 # So the backward pass is three more chunked passes (in reverse), not $T$ autograd nodes. We
 # check the fact against autograd through the loop, running the recurrence backwards by
@@ -410,8 +413,8 @@ print(f"T x8 (128 -> 1024): indexing time x{trap[1024][0] / trap[128][0]:.0f}, "
 # ### Loop, log scan and chunked scan against sequence length
 #
 # Forward and backward through the bare recurrence, batch 8 and 64 units (small, to stay in
-# this notebook's time budget; `benchmarks/architectures.py` measures full layers at batch 32
-# and 128 units).
+# this notebook's time budget; `benchmarks/architectures.py` measures the same recurrence, and
+# full layers, at batch 32 and 128 units).
 
 # %%
 lengths = [64, 256, 1024, 4096]
@@ -433,10 +436,11 @@ ax.set_ylabel("forward + backward (ms)")
 ax.set_title(f"h_t = a_t h_(t-1) + b_t on {device.type}")
 ax.legend()
 plt.show()
+for name in ("chunked scan", "log scan"):
+    print(f"loop / {name:12s}", "  ".join(f"T={T_s}: {loop / t:5.2f}" for T_s, loop, t in
+                                         zip(lengths, scan_times["loop"], scan_times[name], strict=True)))
 fastest = min(scan_times, key=lambda k: scan_times[k][-1])
-print(f"At T = {lengths[-1]} the fastest here is the {fastest}: loop / chunked = "
-      f"{scan_times['loop'][-1] / scan_times['chunked scan'][-1]:.1f}, loop / log = "
-      f"{scan_times['loop'][-1] / scan_times['log scan'][-1]:.2f}.")
+print(f"At T = {lengths[-1]} the fastest here is the {fastest}.")
 
 # %% [markdown]
 # **How to read this.** On a CPU with few cores, the sequential loop's forward pass is a
@@ -446,22 +450,24 @@ print(f"At T = {lengths[-1]} the fastest here is the {fastest}: loop / chunked =
 # log-space scan does more work per element (logarithms, exponentials, and `logcumsumexp`,
 # whose forward and backward dominate its time) and streams the whole $(T, B, H)$ tensor
 # through memory several times; on a CPU it is usually the **slowest** of the three, at best
-# level with the loop. The chunked scan does the loop's multiplications and additions, but in
-# about $4\sqrt{T}$ larger steps each way instead of $T$ small ones, and its backward pass is
-# the reverse scan rather than $T$ autograd nodes; what is left is mostly streaming tensors
-# through memory. It is the fastest here, by more as $T$ grows. The benchmark's second table (below) measures the same at
-# batch 32 and 128 units. In its first table, whole minGRU/minLSTM layers gain much less: the
-# rest of the layer — the input projection (a matmul over all $T \times B$ rows) and the
-# elementwise gate operations, each writing a fresh $(T, B, H)$ tensor — costs the same
-# whichever scan follows, and at $T = 4096$ on a 2-core CPU it is most of the time.
+# level with the loop. The chunked scan does about twice the loop's arithmetic, but in about
+# $3\sqrt{T}$ Python steps each way instead of $T$, most of them on $(T/C, B, H)$ tensors, and
+# its backward pass is the reverse scan rather than $T$ autograd nodes; what is left is mostly
+# streaming tensors through memory. On a CPU it is the fastest of the three, with its largest
+# lead at the longest sequences (the ratios printed above; timings on a busy machine are
+# noisy). The benchmark's second table (below) measures the same
+# at batch 32 and 128 units. Its first table shows that whole minGRU/minLSTM layers gain
+# little or nothing: the rest of the layer — the input projection (a matmul over all
+# $T \times B$ rows) and the elementwise gate operations, each writing a fresh $(T, B, H)$
+# tensor — takes most of the time at large $T$ on a 2-core CPU.
 #
 # The large speed-ups quoted for minGRU and minLSTM in the paper (two to three orders of
 # magnitude per training step at lengths in the hundreds to thousands) were measured on a
 # GPU, where thousands of cores make one long parallel scan far cheaper than $T$ small
 # kernel launches, and against GRU and LSTM run step by step — not against cuDNN's fused
 # `torch.nn.GRU`/`LSTM`. They do not transfer to a laptop CPU. Run this notebook with
-# `COURSE_DEVICE=cuda` on a GPU to see the picture change. The committed benchmark table, if
-# present, shows complete layers:
+# `COURSE_DEVICE=cuda` on a GPU to see the picture change. The committed benchmark tables, if
+# present, show complete layers, then the recurrence alone:
 
 # %%
 from pathlib import Path
@@ -556,8 +562,8 @@ assert adding_results["minGRU"] < 0.5 * BASELINE_MSE, "minGRU should learn the a
 # - The gradient of a linear recurrence is the same recurrence run backwards in time, so a
 #   fast scan gives a fast backward pass too.
 # - Measure before believing a speed-up: on a small CPU the log-space scan is slower than a
-#   careful loop (with `unbind`), while a chunked scan doing the loop's arithmetic in
-#   $4\sqrt{T}$ larger steps is faster; the paper's large factors need a GPU.
+#   careful loop (with `unbind`), while a chunked scan that runs in $3\sqrt{T}$ Python steps
+#   instead of $T$ is faster; the paper's large factors need a GPU.
 # - `benchmarks/architectures.py` compares every layer of the course, with parameter counts,
 #   times and memory.
 #

@@ -57,7 +57,7 @@ def test_gradients_through_scans_match_loop():
 
 def test_chunked_takes_any_decay():
     """Only multiplications and additions: a decay of 1e-3 per step over chunks of 100 steps
-    (a product of 1e-300, below float32's range), a = 0, negative a and a > 1 all match the loop."""
+    (a product of 1e-300, below float32's range), a = 0, negative a and a mild a > 1 match the loop."""
     a = torch.full((200, 1, 4), 1e-3)
     a[:, 0, 1], a[50, 0, 2], a[:, 0, 3] = -0.9, 0.0, 1.01
     b = torch.ones(200, 1, 4)
@@ -73,12 +73,13 @@ def test_chunked_gradcheck(T, chunk):
 
 
 def test_chunked_gradients_in_float32_long_sequence():
-    """T = 1000 in float32 against the loop's autograd; the upstream gradient non-contiguous (from sum)."""
+    """T = 1000 in float32 against the loop's autograd, with an expanded upstream gradient (stride 0 in time)."""
     a, b, h0 = inputs(T=1000, B=2, H=8, dtype=torch.float32)
+    grad_h = torch.randn(1, 2, 8, generator=torch.Generator().manual_seed(2)).expand(1000, 2, 8)
 
     def grads(fn):
         leaves = [t.clone().requires_grad_() for t in (a, b, h0)]
-        fn(*leaves)[::7].sum().backward()  # a strided, expanded upstream gradient
+        fn(*leaves).backward(grad_h)
         return [t.grad for t in leaves]
 
     for got, want in zip(grads(scan_chunked), grads(scan_loop), strict=True):
@@ -93,12 +94,17 @@ def test_chunked_only_computes_the_gradients_asked_for():
     scan_loop(leaf, b, h0).sum().backward()
     torch.testing.assert_close(a.grad, leaf.grad)
     assert b.grad is None and h0.grad is None
+    a.requires_grad_(False)  # b and h0 only: h is then not saved for the backward pass
+    b_only, h0_only = b.clone().requires_grad_(), h0.clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda b, h: scan_chunked(a, b, h, chunk=4), (b_only, h0_only))
 
 
 def test_chunked_errors():
     a, b, h0 = inputs(T=10, dtype=torch.float64)
-    with pytest.raises(ValueError, match="chunk must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="chunk must be an integer >= 1, got 0"):
         scan_chunked(a, b, h0, chunk=0)
+    with pytest.raises(ValueError, match="chunk must be an integer >= 1, got 2.5"):
+        scan_chunked(a, b, h0, chunk=2.5)
     a.requires_grad_()
     (grad_a,) = torch.autograd.grad((scan_chunked(a, b, h0) ** 2).sum(), a, create_graph=True)
     with pytest.raises(RuntimeError, match="(?i)twice|double|once"):
@@ -107,9 +113,10 @@ def test_chunked_errors():
 
 def test_chunked_promotes_dtypes_like_the_loop():
     a, b, h0 = inputs(T=12)
-    got = scan_chunked(a, b.double(), h0, chunk=5)
-    assert got.dtype == torch.float64
-    torch.testing.assert_close(got, scan_loop(a.double(), b.double(), h0.double()))
+    for args in ((a, b.double(), h0), (a, b, h0.double())):
+        got = scan_chunked(*args, chunk=5)
+        assert got.dtype == scan_loop(*args).dtype == torch.float64
+        torch.testing.assert_close(got, scan_loop(a.double(), b.double(), h0.double()))
 
 
 @pytest.mark.parametrize("fn", [scan_loop, scan_chunked, scan_log])
@@ -121,3 +128,5 @@ def test_shape_errors_name_the_argument(fn):
         fn(a, b, torch.ones(3, 5))
     with pytest.raises(ValueError, match=r"a has shape \(50, 12\), expected \(T, B, H\)"):
         fn(a.reshape(50, 12), b, h0)
+    with pytest.raises(ValueError, match="a has 0 time steps; a scan needs at least one"):
+        fn(a[:0], b[:0], h0)
