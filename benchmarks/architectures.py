@@ -48,6 +48,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -141,17 +142,43 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_once(model: nn.Module, spec: Spec, x: torch.Tensor, backward: bool) -> float:
-    """Seconds for one forward (no_grad) or one forward+backward of ``model`` on ``x``."""
-    _sync(x.device)
+@dataclass
+class Timed:
+    """Something to time: its forward call, the backward pass from its output, and an untimed reset."""
+
+    forward: Callable[[], torch.Tensor]
+    backward: Callable[[torch.Tensor], None]
+    reset: Callable[[], None]  # clears the gradients after each timed call
+
+
+def _seconds(fn: Callable[[], object], device: torch.device) -> float:
+    _sync(device)
     start = time.perf_counter()
-    if backward:
-        spec.call(model, x).sum().backward()
-    else:
-        with torch.no_grad():
-            spec.call(model, x)
-    _sync(x.device)
+    fn()
+    _sync(device)
     return time.perf_counter() - start
+
+
+def interleaved_medians(timed: dict[str, Timed], reps: int, device: torch.device) -> dict[str, dict[str, float]]:
+    """Median seconds of the forward (``no_grad``) and of forward+backward, ``{name: {"fwd": s, "bwd": s}}``.
+
+    One warm-up round, then ``reps`` rounds; each round runs every entry once in turn (interleaved).
+    """
+
+    def forward_only(t: Timed) -> None:
+        with torch.no_grad():
+            t.forward()
+
+    calls = {"fwd": forward_only, "bwd": lambda t: t.backward(t.forward())}
+    times = {name: {key: [] for key in calls} for name in timed}
+    for rep in range(reps + 1):  # rep 0 is the warm-up
+        for name, t in timed.items():
+            for key, call in calls.items():
+                seconds = _seconds(partial(call, t), device)
+                t.reset()
+                if rep:
+                    times[name][key].append(seconds)
+    return {name: {key: statistics.median(v) for key, v in by_key.items()} for name, by_key in times.items()}
 
 
 def build(spec: Spec, hidden: int, device: torch.device, T: int, batch: int, seed: int = 0):
@@ -215,16 +242,12 @@ def run(lengths: list[int], reps: int, batch: int, hidden: int, threads: int, me
         machine += f", {torch.cuda.get_device_name(device)}"
     for T in lengths:
         active = [s for s in all_specs if not (s.attention and T > max_attention_len)]
-        built = {s.name: build(s, hidden, device, T, batch) for s in active}
-        times = {s.name: {"fwd": [], "bwd": []} for s in active}
-        for rep in range(reps + 1):  # rep 0 is the warm-up
-            for s in active:  # interleaved: every layer once per repetition
-                model, x = built[s.name]
-                for key, backward in (("fwd", False), ("bwd", True)):
-                    seconds = time_once(model, s, x, backward)
-                    model.zero_grad(set_to_none=True)
-                    if rep:
-                        times[s.name][key].append(seconds)
+        timed = {}
+        for s in active:
+            model, x = build(s, hidden, device, T, batch)
+            timed[s.name] = Timed(lambda s=s, m=model, x=x: s.call(m, x), lambda out: out.sum().backward(),
+                                  lambda m=model: m.zero_grad(set_to_none=True))
+        times = interleaved_medians(timed, reps, device)
         for s in all_specs:
             row = {"model": s.name, "T": T, "batch": batch, "hidden": hidden, "formula": s.formula,
                    "params_formula": s.count(hidden), "reference": s.reference, "device": device.type,
@@ -234,8 +257,8 @@ def run(lengths: list[int], reps: int, batch: int, hidden: int, threads: int, me
                 row.update(forward_ms="skipped", fwd_bwd_ms="skipped", ratio_fwd_bwd="", peak_mib="skipped")
                 rows.append(row)
                 continue
-            row["forward_ms"] = 1e3 * statistics.median(times[s.name]["fwd"])
-            row["fwd_bwd_ms"] = 1e3 * statistics.median(times[s.name]["bwd"])
+            row["forward_ms"] = 1e3 * times[s.name]["fwd"]
+            row["fwd_bwd_ms"] = 1e3 * times[s.name]["bwd"]
             row["peak_mib"] = peak_memory(s, T, batch, hidden, device, threads) if memory else "not measured"
             rows.append(row)
         by_name = {r["model"]: r for r in rows if r["T"] == T}
@@ -245,6 +268,11 @@ def run(lengths: list[int], reps: int, batch: int, hidden: int, threads: int, me
                 r["ratio_fwd_bwd"] = r["fwd_bwd_ms"] / ref["fwd_bwd_ms"]
         print(f"T = {T}: done", file=sys.stderr)
     return rows
+
+
+def _clear_grads(leaves: list[torch.Tensor]) -> None:
+    for leaf in leaves:
+        leaf.grad = None
 
 
 def _scan_methods() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
@@ -263,31 +291,17 @@ def time_scans(
         a = (torch.rand(T, batch, hidden, generator=gen) * 0.5 + 0.5).to(device)  # (T, B, H)
         b = (torch.rand(T, batch, hidden, generator=gen) + 0.1).to(device)  # positive, for the log scan
         grad_h = torch.randn(T, batch, hidden, generator=gen).to(device)  # a dense upstream gradient
-        leaves = {m: [t.clone().requires_grad_() for t in ((a.log(), b.log()) if m == "log" else (a, b))]
-                  for m in _scan_methods()}
-        times = {m: {"fwd": [], "bwd": []} for m in leaves}
-        for rep in range(reps + 1):  # rep 0 is the warm-up
-            for m, fn in _scan_methods().items():
-                for key in ("fwd", "bwd"):
-                    _sync(device)
-                    start = time.perf_counter()
-                    if key == "bwd":
-                        fn(*leaves[m]).backward(grad_h)
-                    else:
-                        with torch.no_grad():
-                            fn(*leaves[m])
-                    _sync(device)
-                    if rep:
-                        times[m][key].append(time.perf_counter() - start)
-                    for leaf in leaves[m]:
-                        leaf.grad = None
-        loop = statistics.median(times["loop"]["bwd"])
+        timed = {}
+        for m, fn in _scan_methods().items():
+            leaves = [t.clone().requires_grad_() for t in ((a.log(), b.log()) if m == "log" else (a, b))]
+            timed[m] = Timed(lambda fn=fn, leaves=leaves: fn(*leaves), lambda h, g=grad_h: h.backward(g),
+                             partial(_clear_grads, leaves))
+        times = interleaved_medians(timed, reps, device)
         for m, t in times.items():
-            rows.append({"method": m, "T": T, "batch": batch, "hidden": hidden,
-                         "forward_ms": 1e3 * statistics.median(t["fwd"]),
-                         "fwd_bwd_ms": 1e3 * statistics.median(t["bwd"]),
-                         "speedup_fwd_bwd": loop / statistics.median(t["bwd"]), "device": device.type,
-                         "threads": threads, "reps": reps, "date": dt.date.today().isoformat()})
+            rows.append({"method": m, "T": T, "batch": batch, "hidden": hidden, "forward_ms": 1e3 * t["fwd"],
+                         "fwd_bwd_ms": 1e3 * t["bwd"], "speedup_fwd_bwd": times["loop"]["bwd"] / t["bwd"],
+                         "device": device.type, "threads": threads, "reps": reps,
+                         "date": dt.date.today().isoformat()})
         print(f"scans, T = {T}: done", file=sys.stderr)
     return rows
 

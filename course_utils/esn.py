@@ -111,6 +111,27 @@ def run_reservoir(reservoir: dict[str, np.ndarray], u: np.ndarray, r0: np.ndarra
     return states
 
 
+def free_run(
+    reservoir: dict[str, np.ndarray], W_out: np.ndarray, r: np.ndarray, y: np.ndarray, steps: int
+) -> np.ndarray:
+    """Forecast ``steps`` values with each prediction fed back as the next input.
+
+    From the state ``r`` ``(N,)`` and the next input ``y`` ``(n_inputs,)`` (the last true value), each
+    step reads ``r = tanh(W_in y + W r + b)`` as :func:`run_reservoir` does, then predicts
+    ``y = W_out [1; r]``. ``W_out`` ``(n_inputs, N + 1)`` from :func:`ridge_readout`. Returns ``(steps, n_inputs)``.
+    """
+    W, W_in, b = reservoir["W"], reservoir["W_in"], reservoir["b"]
+    if W_out.shape != (W_in.shape[1], W.shape[0] + 1):
+        raise ValueError(f"W_out has shape {W_out.shape}, expected {(W_in.shape[1], W.shape[0] + 1)}: "
+                         "its predictions are fed back as inputs")
+    outputs = np.empty((steps, W_in.shape[1]))
+    for k in range(steps):
+        r = np.tanh(W_in @ y + W @ r + b)
+        y = W_out @ np.concatenate([[1.0], r])  # the prediction becomes the next input
+        outputs[k] = y
+    return outputs
+
+
 def with_bias(states: np.ndarray) -> np.ndarray:
     """``[1, r_t]`` rows: ``(T, N) -> (T, N + 1)``."""
     return np.hstack([np.ones((len(states), 1)), states])

@@ -61,7 +61,6 @@ if "google.colab" in sys.modules:
 import time
 
 import matplotlib.pyplot as plt
-import numpy as np
 import torch
 
 from course_utils import check_close, get_device, seed_everything, tolerance
@@ -97,6 +96,7 @@ print("device:", device)
 
 # %%
 from course_utils.esn import (
+    free_run,
     mackey_glass,
     make_reservoir,
     nrmse,
@@ -129,13 +129,8 @@ assert esn_nrmse < 0.1 * persistence_nrmse
 # how long it follows the true trajectory before chaos pulls them apart.
 
 # %%
-r, y = states[N_TRAIN - 1], targets[N_TRAIN - 1]  # state after u_{N_TRAIN-1}; y = the true u_{N_TRAIN}
-free = []
-for _ in range(300):
-    r = np.tanh(reservoir["W_in"] @ y + reservoir["W"] @ r + reservoir["b"])
-    y = W_out @ np.concatenate([[1.0], r])  # the prediction becomes the next input
-    free.append(y[0])
-free = np.array(free)
+# from the state after u_{N_TRAIN-1} and the true u_{N_TRAIN}, each prediction becomes the next input
+free = free_run(reservoir, W_out, states[N_TRAIN - 1], targets[N_TRAIN - 1], steps=300)[:, 0]  # (300,)
 truth = targets[N_TRAIN : N_TRAIN + 300, 0]
 for horizon in (50, 100, 200, 300):
     print(f"free-running NRMSE over the first {horizon:3d} steps: {nrmse(free[:horizon], truth[:horizon]):.3f}")
@@ -264,8 +259,9 @@ for cls in (MinGRU, MinLSTM):
             check_close(f"{cls.__name__} h, method={method!r} (float32)", layer(x, method=method)[0], reference,
                         rtol=rtol, atol=0.0)
     n_params = sum(p.numel() for p in layer.parameters())
-    print(f"  {cls.__name__}: {n_params} parameters = formula {min_rnn_param_count(cls.__name__.replace('Min', 'min'), 16, 32)}")
-    assert n_params == min_rnn_param_count(cls.__name__.replace("Min", "min"), 16, 32)
+    formula = min_rnn_param_count(cls.__name__.replace("Min", "min"), 16, 32)
+    print(f"  {cls.__name__}: {n_params} parameters = formula {formula}")
+    assert n_params == formula
 
 # %% [markdown]
 # The gradients agree too. `scan_chunked` writes its backward pass out instead of leaving it

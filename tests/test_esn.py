@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from course_utils.esn import (
+    free_run,
     mackey_glass,
     make_reservoir,
     nrmse,
@@ -88,3 +89,16 @@ def test_nrmse():
     assert nrmse(np.full(4, target.mean()), target) == pytest.approx(1.0)
     with pytest.raises(ValueError, match="prediction has shape"):
         nrmse(target[:3], target)
+
+
+def test_free_run_feeds_its_predictions_back():
+    """Driving the reservoir with free_run's own outputs reproduces its states and predictions."""
+    reservoir = make_reservoir(20, 2, seed=3)
+    W_out = np.random.default_rng(4).normal(scale=0.1, size=(2, 21))
+    r0, y0 = np.full(20, 0.1), np.array([0.3, -0.2])
+    outputs = free_run(reservoir, W_out, r0, y0, steps=15)  # (15, 2)
+    inputs = np.vstack([y0, outputs[:-1]])  # what each step read
+    states = run_reservoir(reservoir, inputs, r0=r0)  # (15, 20)
+    np.testing.assert_allclose(with_bias(states) @ W_out.T, outputs, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"W_out has shape \(1, 21\), expected \(2, 21\)"):
+        free_run(reservoir, W_out[:1], r0, y0, steps=3)
