@@ -2,7 +2,10 @@
 #   make lab    set up, then open the course in JupyterLab
 #   make test   set up, then run every test and every notebook
 #   make site   set up, then build the course website into _site/ (runs every notebook)
-# Both create .venv (or reuse it while pyproject.toml is unchanged) with pinned packages.
+#   make release   rewrite student/ from notebooks/ (course_tools.grading)
+#   make grade SUBMISSIONS=dir   grade a folder of submissions into gradebook/
+# Each creates .venv (or reuses it while pyproject.toml is unchanged) with pinned packages:
+# the course, its test extra and the instructors' toolkit (the tools extra).
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -10,14 +13,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 
-.PHONY: setup lab test browser site lint sync benchmark clean
+.PHONY: setup lab test browser site release grade lint sync benchmark clean
 
 setup: $(STAMP)
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed; found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "Could not create $(VENV): on Debian/Ubuntu run 'sudo apt-get install python3-venv'"; exit 1; }
-	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test]'
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[test,tools]'
 	@touch $(STAMP)
 	@echo "Environment ready in $(VENV)."
 
@@ -45,16 +48,27 @@ browser:
 	  fi; }
 
 site: setup
-	$(BIN)/python -m course_utils.website
+	$(BIN)/python -m course_tools.website
+
+# The instructors' grader (README, "For instructors"). `grade` needs SUBMISSIONS=dir;
+# GRADE_FLAGS passes further options, e.g. GRADE_FLAGS="--source notebooks/02_bptt.ipynb --jobs 2".
+release: setup
+	$(BIN)/python -m course_tools.grading release
+
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir"; exit 2; }
+	$(BIN)/python -m course_tools.grading grade "$(SUBMISSIONS)" $(GRADE_FLAGS)
 
 lint: setup
-	$(BIN)/ruff check course_utils tests benchmarks notebooks/*.py
+	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks/*.py
 
 # After editing a notebook: update its pair (.ipynb <-> .py), write the Colab set-up cell
-# (course_utils/colab.py) into any notebook that lacks the current one, and strip outputs.
+# (course_tools/colab.py) into any notebook that lacks the current one, regenerate 00's table of
+# helpers (course_tools/helper_table.py), and strip outputs.
 sync: setup
 	$(BIN)/jupytext --sync notebooks/*.py
-	$(BIN)/python -m course_utils.colab
+	$(BIN)/python -m course_tools.colab
+	$(BIN)/python -m course_tools.helper_table
 	$(BIN)/jupytext --sync notebooks/*.py
 	$(BIN)/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/*.ipynb
 

@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from course_utils.grading.runner import grade_all
+from course_tools.grading.runner import grade_all
 
 REPO = Path(__file__).resolve().parent.parent
 

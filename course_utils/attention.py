@@ -1,4 +1,4 @@
-"""Attention in an encoder-decoder: additive (Bahdanau) and dot-product (Luong) scoring.
+"""Notebook 06, sections 2-7: attention in an encoder-decoder, additive (Bahdanau) and dot-product (Luong) scoring.
 
 At decoder step t the query is the decoder state ``s`` (B, Hq); the keys and values are the
 encoder states ``h_j`` (B, S, Hk). A score per source position, a softmax over the valid
@@ -8,7 +8,7 @@ encoder states ``h_j`` (B, S, Hk). A score per source position, a softmax over t
     e_j = s^T W h_j                           multiplicative, Luong et al.'s "general" score
     a = softmax(e) over j with mask_j = True,  c = sum_j a_j h_j
 
-The model :class:`Seq2Seq` uses either scoring, or none (then the context is the encoder's
+The model :class:`AttentionSeq2Seq` uses either scoring, or none (then the context is the encoder's
 final state at every step: the fixed-size bottleneck of notebook 05).
 """
 
@@ -19,13 +19,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-
-def _check_shape(name: str, tensor: torch.Tensor, expected: tuple[int | None, ...]) -> None:
-    """Raise ValueError naming ``name`` unless ``tensor`` matches ``expected`` (None = any size)."""
-    got = tuple(tensor.shape)
-    if len(got) != len(expected) or any(e is not None and g != e for g, e in zip(got, expected, strict=False)):
-        shown = tuple("*" if e is None else e for e in expected)
-        raise ValueError(f"{name} has shape {got}, expected {shown}")
+from .metrics import exact_match
+from .output_types import shift_right
+from .shapes import require_shape
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -34,7 +30,7 @@ def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Ten
     ``scores`` (B, S), ``mask`` (B, S) of bools (True = a real position) or None.
     """
     if mask is not None:
-        _check_shape("mask", mask, tuple(scores.shape))
+        require_shape("mask", mask, tuple(scores.shape))
         scores = scores.masked_fill(~mask, float("-inf"))
     return torch.softmax(scores, dim=-1)
 
@@ -50,9 +46,9 @@ def additive_attention(
     """
     B, S, Hk = keys.shape
     A = v.shape[0]
-    _check_shape("query", query, (B, W_q.shape[1]))
-    _check_shape("W_q", W_q, (A, None))
-    _check_shape("W_k", W_k, (A, Hk))
+    require_shape("query", query, (B, W_q.shape[1]))
+    require_shape("W_q", W_q, (A, None))
+    require_shape("W_k", W_k, (A, Hk))
     hidden = torch.tanh((query @ W_q.T)[:, None, :] + keys @ W_k.T)  # (B, S, A)
     scores = hidden @ v  # (B, S)
     weights = masked_softmax(scores, mask)  # (B, S)
@@ -90,9 +86,9 @@ def dot_attention(
     """
     B, S, Hk = keys.shape
     if W is not None:
-        _check_shape("W", W, (query.shape[-1], Hk))
+        require_shape("W", W, (query.shape[-1], Hk))
         query = query @ W  # (B, Hk)
-    _check_shape("query", query, (B, Hk))
+    require_shape("query", query, (B, Hk))
     scores = (keys @ query[:, :, None])[:, :, 0]  # (B, S)
     weights = masked_softmax(scores, mask)
     context = (weights[:, :, None] * keys).sum(dim=1)  # (B, Hk)
@@ -123,7 +119,7 @@ class DotAttention(nn.Module):
         return dot_attention(query, keys, mask, self.W)
 
 
-class Seq2Seq(nn.Module):
+class AttentionSeq2Seq(nn.Module):
     """A GRU encoder-decoder, with attention (``"additive"``, ``"dot"``) or without (``None``).
 
     Encoder: embedding and a bidirectional GRU over the padded source (packed, so padding
@@ -154,8 +150,8 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor):
         """Encoder states (B, S, 2H), their mask (B, S), the summary (B, 2H) and s_0 (B, H)."""
-        _check_shape("src", src, (None, None))
-        _check_shape("lengths", lengths, (src.shape[0],))
+        require_shape("src", src, ("B", "S"))
+        require_shape("lengths", lengths, (src.shape[0],))
         packed = pack_padded_sequence(self.src_embed(src), lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, h_n = self.encoder(packed)  # h_n (2, B, H): last forward and last backward state
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, 2H)
@@ -196,21 +192,21 @@ class Seq2Seq(nn.Module):
         return torch.stack(tokens, dim=1), attn
 
 
-def teacher_forcing_loss(model: Seq2Seq, batch, bos: int = 0) -> torch.Tensor:
+def teacher_forcing_loss(model: AttentionSeq2Seq, batch, bos: int = 0) -> torch.Tensor:
     """Cross-entropy of a batch ``(src, lengths, tgt)``; the decoder reads ``[bos, tgt[:-1]]``."""
     src, lengths, tgt = batch
-    tgt_in = torch.cat([torch.full_like(tgt[:, :1], bos), tgt[:, :-1]], dim=1)  # (B, T)
+    tgt_in = shift_right(tgt, bos)  # (B, T)
     logits = model(src, lengths, tgt_in)  # (B, T, V)
     return nn.functional.cross_entropy(logits.flatten(0, 1), tgt.flatten())
 
 
 @torch.no_grad()
-def exact_match(model: Seq2Seq, src: torch.Tensor, lengths: torch.Tensor, tgt: torch.Tensor,
-                batch_size: int = 2048) -> torch.Tensor:
+def greedy_exact_match(model: AttentionSeq2Seq, src: torch.Tensor, lengths: torch.Tensor, tgt: torch.Tensor,
+                       batch_size: int = 2048) -> torch.Tensor:
     """Per example: is the greedy output equal to ``tgt`` in every position? (N,) bools."""
     model.eval()
     hits = []
     for i in range(0, len(src), batch_size):
         pred, _ = model.greedy(src[i : i + batch_size], lengths[i : i + batch_size], tgt.shape[1])
-        hits.append((pred == tgt[i : i + batch_size]).all(dim=1))
+        hits.append(exact_match(pred, tgt[i : i + batch_size]))
     return torch.cat(hits)

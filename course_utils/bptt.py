@@ -1,4 +1,6 @@
-"""Backpropagation through time for the vanilla RNN of :mod:`course_utils.rnn`, in numpy.
+"""Notebook 02, sections 1-3 and 5-7: backpropagation through time for the vanilla RNN, in numpy.
+
+The RNN is that of :mod:`course_utils.rnn`.
 
 Forward (t = 0 .. T-1, batch of B, see :mod:`course_utils.rnn` for shapes)::
 
@@ -25,7 +27,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from .rnn import Params, require_shape, rnn_forward, rnn_output
+from .rnn import Params, rnn_forward, rnn_output
+from .shapes import require_shape
 
 Grads = dict[str, np.ndarray]
 

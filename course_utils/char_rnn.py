@@ -1,4 +1,4 @@
-"""A character-level language model in numpy: batching, Adagrad, evaluation and sampling.
+"""Notebook 02, section 4: a character-level language model in numpy, with batching, Adagrad, evaluation and sampling.
 
 The model is the vanilla RNN of :mod:`course_utils.rnn` with one-hot characters as inputs
 and a softmax over the vocabulary as outputs; its gradients come from
@@ -14,7 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .bptt import cross_entropy_loss
-from .rnn import Params, one_hot, require_shape, rnn_cell_forward, rnn_forward, rnn_output, softmax
+from .rnn import Params, one_hot, rnn_cell_forward, rnn_forward, rnn_output, softmax
+from .shapes import require_shape
 
 
 def stream_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:

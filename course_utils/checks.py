@@ -1,4 +1,4 @@
-"""Checks that tell a learner what is wrong, not just that something is.
+"""Every notebook's graded test cells: checks that tell a learner what is wrong, not just that something is.
 
 Visible test cells in the notebooks call these. Each check compares concrete values
 (numpy arrays or torch tensors, moved to the CPU) with a tolerance that depends on the
@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from .shapes import shape_matches, shape_message
 
 ArrayLike = Any  # np.ndarray | torch.Tensor
 
@@ -77,18 +79,15 @@ def check_type(name: str, value: Any, expected: type | tuple[type, ...]) -> None
 def check_shape(name: str, value: ArrayLike, expected: Sequence[int]) -> None:
     """Fail unless ``value`` (array or tensor) has exactly the shape ``expected``."""
     got, _ = _as_numpy(name, value)
-    if tuple(got.shape) != tuple(expected):
-        raise CheckFailed(
-            f"{name} has shape {tuple(got.shape)}, expected {tuple(expected)}."
-            + _shape_hint(tuple(got.shape), tuple(expected))
-        )
+    if not shape_matches(got.shape, expected):
+        raise CheckFailed(shape_message(name, got.shape, expected, _shape_hint(tuple(got.shape), tuple(expected))))
 
 
 def _shape_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
     if sorted(got) == sorted(expected):
-        return " The sizes are right but in another order: is something transposed?"
+        return "The sizes are right but in another order: is something transposed?"
     if len(got) != len(expected):
-        return f" It has {len(got)} dimensions instead of {len(expected)}: a missing or extra batch or time axis?"
+        return f"It has {len(got)} dimensions instead of {len(expected)}: a missing or extra batch or time axis?"
     return ""
 
 

@@ -1,4 +1,4 @@
-"""Pick the device every notebook runs on.
+"""Every notebook (00, section 2): pick the device every notebook runs on.
 
 One function, :func:`get_device`, decides. Notebooks never write ``"cuda"`` or
 ``"cpu"`` themselves, so the same notebook runs on a laptop and on a GPU box.

@@ -1,4 +1,4 @@
-"""One-step-ahead forecasting of a yearly series (notebook 05d): windows, baselines, an RNN.
+"""Notebook 05d, sections 2-4: one-step-ahead forecasting of a yearly series, windows, baselines, an RNN.
 
 The rules that keep a forecast honest live here as code: windows never mix the future
 into the past, the scaler and the autoregression are fitted on the training years only,
@@ -13,14 +13,14 @@ import numpy as np
 import torch
 from torch import nn
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
+from .layers import recurrent_layer
+from .shapes import require_shape
 
 
 def windows(series: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
     """Inputs ``X[i] = series[i : i + p]`` (N, p) and targets ``y[i] = series[i + p]`` (N,)."""
     series = np.asarray(series, dtype=np.float64)
-    if series.ndim != 1:
-        raise ValueError(f"series should have shape (T,), got shape {series.shape}")
+    require_shape("series", series, ("T",))
     if not 1 <= p < len(series):
         raise ValueError(f"p must be in 1..{len(series) - 1}, got {p}")
     X = np.lib.stride_tricks.sliding_window_view(series[:-1], p)  # (T - p, p)
@@ -67,8 +67,8 @@ class Standardizer:
 def fit_ar(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Least-squares AR coefficients ``[w_1 .. w_p, b]`` (p + 1,) for ``y ≈ X @ w + b``."""
     X, y = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"X should have shape (N, p) and y shape (N,), got {X.shape} and {y.shape}")
+    require_shape("X", X, ("N", "p"))
+    require_shape("y", y, (X.shape[0],))
     design = np.hstack([X, np.ones((len(X), 1))])  # (N, p + 1)
     coef, *_ = np.linalg.lstsq(design, y, rcond=None)
     return coef
@@ -77,8 +77,7 @@ def fit_ar(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 def ar_predict(coef: np.ndarray, X: np.ndarray) -> np.ndarray:
     """One-step AR forecasts ``X @ w + b`` (N,) for windows X (N, p)."""
     X = np.asarray(X, dtype=np.float64)
-    if X.ndim != 2 or X.shape[1] != len(coef) - 1:
-        raise ValueError(f"X should have shape (N, {len(coef) - 1}), got shape {X.shape}")
+    require_shape("X", X, ("N", len(coef) - 1))
     return X @ coef[:-1] + coef[-1]
 
 
@@ -95,11 +94,10 @@ class RNNForecaster(nn.Module):
 
     def __init__(self, hidden: int, *, cell: str = "lstm", num_layers: int = 1) -> None:
         super().__init__()
-        self.rnn = CELLS[cell](1, hidden, num_layers=num_layers, batch_first=True)
+        self.rnn = recurrent_layer(cell, 1, hidden, num_layers=num_layers)
         self.out = nn.Linear(hidden, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 2:
-            raise ValueError(f"x should have shape (B, p), got shape {tuple(x.shape)}")
+        require_shape("x", x, ("B", "p"))
         outputs, _ = self.rnn(x.unsqueeze(-1))  # (B, p, H)
         return self.out(outputs[:, -1]).squeeze(-1)  # (B,)

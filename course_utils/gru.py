@@ -1,4 +1,4 @@
-"""The GRU cell, from scratch in numpy and in PyTorch, in the convention of ``torch.nn.GRU``.
+"""Notebook 04, sections 1-3: the GRU cell, from scratch in numpy and in PyTorch, in the convention of ``torch.nn.GRU``.
 
 The course's convention is PyTorch's (the cuDNN variant of the GRU)::
 
@@ -30,9 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .lstm import check_shape_arg, gate_slices, gated_param_count, sigmoid, weights_from_torch
+from .gated import gate_slices, gated_param_count, sigmoid, weights_from_torch
+from .shapes import require_shape
 
-GATES = ("r", "z", "n")  # torch.nn.GRU's row blocks, in order
+GRU_GATES = ("r", "z", "n")  # torch.nn.GRU's row blocks, in order
 ZWeights = Literal["h_prev", "candidate"]
 
 
@@ -42,18 +43,18 @@ def gru_param_count(input_size: int, hidden_size: int, n_biases: int = 1) -> int
 
 
 def _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h) -> int:
-    check_shape_arg("x", x, (None, None))
-    check_shape_arg("W_h", W_h, (None, None))
+    require_shape("x", x, ("B", "I"))
+    require_shape("W_h", W_h, ("3H", "H"))
     hidden = W_h.shape[1]
-    check_shape_arg("W_h", W_h, (3 * hidden, hidden))
-    check_shape_arg("W_x", W_x, (3 * hidden, x.shape[1]))
-    check_shape_arg("b_x", b_x, (3 * hidden,))
-    check_shape_arg("b_h", b_h, (3 * hidden,))
-    check_shape_arg("h_prev", h_prev, (x.shape[0], hidden))
+    require_shape("W_h", W_h, (3 * hidden, hidden))
+    require_shape("W_x", W_x, (3 * hidden, x.shape[1]))
+    require_shape("b_x", b_x, (3 * hidden,))
+    require_shape("b_h", b_h, (3 * hidden,))
+    require_shape("h_prev", h_prev, (x.shape[0], hidden))
     return hidden
 
 
-def _check_options(z_weights: str, reset_after: bool) -> None:
+def _check_gru_options(z_weights: str, reset_after: bool) -> None:
     if z_weights not in ("h_prev", "candidate"):
         raise ValueError(f"z_weights must be 'h_prev' or 'candidate', got {z_weights!r}")
     if not isinstance(reset_after, bool):
@@ -81,9 +82,9 @@ def gru_cell_numpy(
     Returns:
         ``(h, gates)``: h ``(B, H)`` and ``{"r", "z", "n": (B, H)}``.
     """
-    _check_options(z_weights, reset_after)
+    _check_gru_options(z_weights, reset_after)
     hidden = _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h)
-    s = gate_slices(hidden, GATES)
+    s = gate_slices(hidden, GRU_GATES)
     a_x = x @ W_x.T + b_x  # (B, 3H) input part of every block
     r = sigmoid(a_x[:, s["r"]] + h_prev @ W_h[s["r"]].T + b_h[s["r"]])  # (B, H)
     z = sigmoid(a_x[:, s["z"]] + h_prev @ W_h[s["z"]].T + b_h[s["z"]])  # (B, H)
@@ -107,7 +108,7 @@ def gru_cell_torch(
     reset_after: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The same step as :func:`gru_cell_numpy`, in PyTorch (differentiable, any device)."""
-    _check_options(z_weights, reset_after)
+    _check_gru_options(z_weights, reset_after)
     _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h)
     a_x = x @ W_x.T + b_x  # (B, 3H)
     if reset_after:
@@ -146,7 +147,7 @@ def flip_update_gate(W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_h: np.
     Returns new arrays ``(W_x, W_h, b_x, b_h)``; works for numpy arrays and tensors alike.
     """
     hidden = W_h.shape[1]
-    rows = gate_slices(hidden, GATES)["z"]
+    rows = gate_slices(hidden, GRU_GATES)["z"]
     flipped = []
     for w in (W_x, W_h, b_x, b_h):
         w = w.copy() if isinstance(w, np.ndarray) else w.clone()
@@ -169,7 +170,7 @@ class GRUCell(nn.Module):
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}")
-        _check_options(z_weights, reset_after)
+        _check_gru_options(z_weights, reset_after)
         self.input_size, self.hidden_size = input_size, hidden_size
         self.z_weights, self.reset_after = z_weights, reset_after
         k = hidden_size**-0.5
@@ -180,7 +181,7 @@ class GRUCell(nn.Module):
 
     def step(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One step: ``(h, gates)``; ``h_prev`` defaults to zeros."""
-        check_shape_arg("x", x, (None, self.input_size))
+        require_shape("x", x, ("B", self.input_size))
         if h_prev is None:
             h_prev = x.new_zeros(x.shape[0], self.hidden_size)
         return gru_cell_torch(
@@ -201,13 +202,13 @@ class GRU(nn.Module):
 
     def forward(self, xs: torch.Tensor, h: torch.Tensor | None = None, *, return_gates: bool = False):
         """Returns ``(outputs (T, B, H), h_T (B, H))``, plus ``{gate: (T, B, H)}`` if ``return_gates``."""
-        check_shape_arg("xs", xs, (None, None, self.cell.input_size))
+        require_shape("xs", xs, ("T", "B", self.cell.input_size))
         cell = self.cell
         if not cell.reset_after or return_gates:
             return self._forward_stepwise(xs, h, return_gates)
         T, B, _ = xs.shape
         h = xs.new_zeros(B, cell.hidden_size) if h is None else h
-        check_shape_arg("h", h, (B, cell.hidden_size))
+        require_shape("h", h, (B, cell.hidden_size))
         # The same arithmetic as GRUCell.step, faster: the input part of all T steps in one
         # matmul before the loop, then per step one addmm for the recurrent part.
         x_proj = torch.addmm(cell.b_x, xs.reshape(T * B, -1), cell.W_x.T).view(T, B, -1)  # (T, B, 3H)
@@ -220,11 +221,11 @@ class GRU(nn.Module):
 
     def _forward_stepwise(self, xs: torch.Tensor, h: torch.Tensor | None, return_gates: bool):
         """The plain loop over :meth:`GRUCell.step` (``reset_after=False``, or gates wanted)."""
-        outputs, gates = [], {k: [] for k in GATES}
+        outputs, gates = [], {k: [] for k in GRU_GATES}
         for x in xs:  # x: (B, I)
             h, step_gates = self.cell.step(x, h)
             outputs.append(h)
-            for k in GATES:
+            for k in GRU_GATES:
                 gates[k].append(step_gates[k])
         if return_gates:
             return torch.stack(outputs), h, {k: torch.stack(v) for k, v in gates.items()}

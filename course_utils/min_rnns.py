@@ -1,6 +1,6 @@
-"""minGRU, minLSTM (Feng et al. 2024, "Were RNNs All We Needed?") and IndRNN (Li et al. 2018); notebook 09.
+"""Notebook 09, sections 2-3 and 5: minGRU and minLSTM (Feng et al. 2024), and IndRNN (Li et al. 2018).
 
-minGRU and minLSTM drop ``h_{t-1}`` from the gates and the candidate, so each becomes the
+minGRU and minLSTM ("Were RNNs All We Needed?") drop ``h_{t-1}`` from the gates and the candidate, so each becomes the
 linear recurrence ``h_t = a_t * h_{t-1} + b_t`` of :mod:`course_utils.scan`::
 
     minGRU:  z_t = sigmoid(Linear_z(x_t)),  h~_t = Linear_h(x_t)
@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .scan import scan_chunked, scan_log, scan_loop
+from .shapes import require_shape
 
 Candidate = Literal["linear", "g"]
 Method = Literal["loop", "log", "chunked"]
@@ -46,12 +47,11 @@ def log_g(x: torch.Tensor) -> torch.Tensor:
 
 
 def _check_x(x: torch.Tensor, input_size: int) -> tuple[int, int]:
-    if x.dim() != 3 or x.shape[-1] != input_size:
-        raise ValueError(f"x has shape {tuple(x.shape)}, expected (T, B, {input_size})")
+    require_shape("x", x, ("T", "B", input_size))
     return x.shape[0], x.shape[1]
 
 
-def _check_options(candidate: str, method: str) -> None:
+def _check_min_rnn_options(candidate: str, method: str) -> None:
     if candidate not in ("linear", "g"):
         raise ValueError(f"candidate must be 'linear' or 'g', got {candidate!r}")
     if method not in METHODS:
@@ -71,7 +71,7 @@ class _MinRNN(nn.Module):
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}")
-        _check_options(candidate, "loop")
+        _check_min_rnn_options(candidate, "loop")
         self.input_size, self.hidden_size, self.candidate, self.chunk = input_size, hidden_size, candidate, chunk
         self.linear = nn.Linear(input_size, self.n_blocks * hidden_size)  # all blocks in one matmul
 
@@ -83,11 +83,11 @@ class _MinRNN(nn.Module):
         self, x: torch.Tensor, h0: torch.Tensor | None = None, *, method: Method = "loop"
     ) -> tuple[torch.Tensor, torch.Tensor]:
         T, B = _check_x(x, self.input_size)
-        _check_options(self.candidate, method)
+        _check_min_rnn_options(self.candidate, method)
         if h0 is None:
             h0 = self.initial_state(B, x)
-        elif tuple(h0.shape) != (B, self.hidden_size):
-            raise ValueError(f"h0 has shape {tuple(h0.shape)}, expected ({B}, {self.hidden_size})")
+        else:
+            require_shape("h0", h0, (B, self.hidden_size))
         if method == "log":
             h = scan_log(*self.recurrence(x, log=True), torch.log(h0))
         elif method == "chunked":
@@ -160,8 +160,7 @@ class IndRNN(nn.Module):
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         T, B = _check_x(x, self.input_size)
         h = x.new_zeros(B, self.hidden_size) if h0 is None else h0  # (B, H)
-        if tuple(h.shape) != (B, self.hidden_size):
-            raise ValueError(f"h0 has shape {tuple(h.shape)}, expected ({B}, {self.hidden_size})")
+        require_shape("h0", h, (B, self.hidden_size))
         hs = []
         for wx_t in self.input(x).unbind(0):  # (B, H): the input part of every step, in one matmul
             h = torch.relu(wx_t + self.u * h)
@@ -182,7 +181,6 @@ class LastStep(nn.Module):
         self.head = nn.Linear(hidden_size, out_features)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 3:
-            raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, I)")
+        require_shape("x", x, ("B", "T", "I"))
         outputs = self.layer(x.transpose(0, 1), **self.kwargs)[0]  # (T, B, H)
         return self.head(outputs[-1])  # (B, out_features)

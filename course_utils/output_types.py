@@ -1,4 +1,4 @@
-"""The kinds of sequence outputs (notebook 05): padding and masks, models, sampling.
+"""Notebooks 05a-05c: the kinds of sequence outputs, with masks, hand-wired layers and five models.
 
 One recurrent layer, five wirings:
 
@@ -7,7 +7,7 @@ One recurrent layer, five wirings:
 - one-to-many: :class:`ConditionalCharLM`, a class sets the initial state, then characters
   are sampled one at a time (:func:`temperature_softmax`, :func:`sample_next`);
 - many-to-many, aligned: :class:`Tagger`, one output per input step, optionally bidirectional;
-- many-to-many, unaligned: :class:`Seq2Seq`, an encoder squeezes the input into one vector
+- many-to-many, unaligned: :class:`EncoderDecoder`, an encoder squeezes the input into one vector
   and a decoder unrolls it, with teacher forcing or scheduled sampling.
 
 Shapes use ``B`` batch, ``T`` time, ``E`` embedding, ``H`` hidden, ``V`` vocabulary,
@@ -18,42 +18,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-CELLS = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
-
-
-def _check_dims(name: str, x: torch.Tensor, ndim: int, expected: str) -> None:
-    if x.dim() != ndim:
-        raise ValueError(f"{name} should have shape {expected}, got shape {tuple(x.shape)}")
-
+from .layers import recurrent_layer
+from .lm import sample_next
+from .shapes import require_shape
 
 # ---------------------------------------------------------------- padding and masks
 
 
-def pad_batch(seqs: Sequence[Sequence[int] | np.ndarray], pad_value: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """Right-pad id sequences to a common length.
-
-    Returns:
-        ``(padded, lengths)``: int64 tensors of shapes ``(B, T_max)`` and ``(B,)``.
-    """
-    if len(seqs) == 0:
-        raise ValueError("pad_batch got no sequences")
-    lengths = torch.tensor([len(s) for s in seqs], dtype=torch.long)
-    if lengths.min() < 1:
-        raise ValueError("pad_batch got an empty sequence; every sequence needs at least one step")
-    padded = torch.full((len(seqs), int(lengths.max())), pad_value, dtype=torch.long)
-    for b, s in enumerate(seqs):
-        padded[b, : len(s)] = torch.as_tensor(np.asarray(s), dtype=torch.long)
-    return padded, lengths
-
-
 def length_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tensor:
     """``mask[b, t]`` is True where step ``t`` is inside sequence ``b``: shape ``(B, T)``."""
-    _check_dims("lengths", lengths, 1, "(B,)")
+    require_shape("lengths", lengths, ("B",))
     max_len = int(lengths.max()) if max_len is None else max_len
     steps = torch.arange(max_len, device=lengths.device)  # (T,)
     return steps[None, :] < lengths[:, None]  # (B, T)
@@ -61,18 +39,16 @@ def length_mask(lengths: torch.Tensor, max_len: int | None = None) -> torch.Tens
 
 def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``x`` (B, T, H) over the valid steps of ``mask`` (B, T): shape ``(B, H)``."""
-    _check_dims("x", x, 3, "(B, T, H)")
-    if mask.shape != x.shape[:2]:
-        raise ValueError(f"mask should have shape {tuple(x.shape[:2])}, got shape {tuple(mask.shape)}")
+    require_shape("x", x, ("B", "T", "H"))
+    require_shape("mask", mask, tuple(x.shape[:2]))
     weights = mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
     return (x * weights).sum(1) / weights.sum(1).clamp_min(1)
 
 
 def last_valid(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     """The output at each sequence's last real step, ``outputs[b, lengths[b] - 1]``: ``(B, H)``."""
-    _check_dims("outputs", outputs, 3, "(B, T, H)")
-    if lengths.shape != outputs.shape[:1]:
-        raise ValueError(f"lengths should have shape ({outputs.shape[0]},), got shape {tuple(lengths.shape)}")
+    require_shape("outputs", outputs, ("B", "T", "H"))
+    require_shape("lengths", lengths, (outputs.shape[0],))
     index = (lengths.to(outputs.device) - 1).view(-1, 1, 1).expand(-1, 1, outputs.shape[2])  # (B, 1, H)
     return outputs.gather(1, index).squeeze(1)
 
@@ -82,9 +58,10 @@ def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
     ``x`` is ``(B, T, ...)``; ``[a, b, c, pad]`` with length 3 becomes ``[c, b, a, pad]``.
     """
-    if x.dim() < 2 or lengths.shape != x.shape[:1]:
-        raise ValueError(f"x should have shape (B, T, ...) with B = len(lengths); got shapes "
-                         f"{tuple(x.shape)} and {tuple(lengths.shape)}")
+    require_shape("lengths", lengths, ("B",))
+    if x.dim() < 2 or x.shape[0] != lengths.shape[0]:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected ({lengths.shape[0]}, T, ...): "
+                         "one sequence per entry of lengths, time second")
     T = x.shape[1]
     steps = torch.arange(T, device=x.device)[None, :]  # (1, T)
     lengths = lengths.to(x.device)[:, None]  # (B, 1)
@@ -105,7 +82,7 @@ def bidirectional_rnn(
     reversed back so that step ``t`` holds ``[h_fwd_t ; h_bwd_t]``, as in ``torch.nn.RNN``.
     Padded steps of the forward half are computed but meaningless; mask them downstream.
     """
-    _check_dims("x", x, 3, "(B, T, I)")
+    require_shape("x", x, ("B", "T", "I"))
     if lengths is None:
         lengths = torch.full((x.shape[0],), x.shape[1], dtype=torch.long)
     out_f, _ = forward_rnn(x)  # (B, T, H)
@@ -120,35 +97,13 @@ def stacked_rnn(layers: Sequence[nn.RNNBase], x: torch.Tensor) -> tuple[torch.Te
     what ``torch.nn.RNN(num_layers=L)`` returns (without dropout between layers); for
     LSTMs the final states are the ``h_n``, without the cell states.
     """
-    _check_dims("x", x, 3, "(B, T, I)")
+    require_shape("x", x, ("B", "T", "I"))
     finals = []
     for layer in layers:
         x, h = layer(x)  # (B, T, H), (1, B, H) or an LSTM's (h_n, c_n)
         h = h[0] if isinstance(h, tuple) else h
         finals.append(h[0])
     return x, torch.stack(finals)
-
-
-# ---------------------------------------------------------------- sampling
-
-
-def temperature_softmax(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """``softmax(logits / temperature)`` over the last axis, computed stably."""
-    if not temperature > 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
-    scaled = logits / temperature
-    scaled = scaled - scaled.max(dim=-1, keepdim=True).values
-    e = scaled.exp()
-    return e / e.sum(dim=-1, keepdim=True)
-
-
-def sample_next(logits: torch.Tensor, temperature: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """One id per row of ``logits`` (B, V), drawn from ``softmax(logits / temperature)``: ``(B,)``."""
-    _check_dims("logits", logits, 2, "(B, V)")
-    probs = temperature_softmax(logits.float(), temperature)
-    if generator is not None:  # draw on the generator's device, so a CPU seed works for GPU logits
-        probs = probs.to(generator.device)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1).to(logits.device)
 
 
 # ---------------------------------------------------------------- models
@@ -178,7 +133,7 @@ class BagOfCharsMLP(nn.Module):
         return masked_mean(one_hot, mask)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        _check_dims("x", x, 2, "(B, T)")
+        require_shape("x", x, ("B", "T"))
         return self.net(self.features(x, lengths))  # (B, C)
 
 
@@ -189,11 +144,11 @@ class SequenceClassifier(nn.Module):
                  num_layers: int = 1, bidirectional: bool = False) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed)
-        self.rnn = CELLS[cell](embed, hidden, num_layers=num_layers, batch_first=True, bidirectional=bidirectional)
+        self.rnn = recurrent_layer(cell, embed, hidden, num_layers=num_layers, bidirectional=bidirectional)
         self.out = nn.Linear(hidden * (2 if bidirectional else 1), num_classes)
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        _check_dims("x", x, 2, "(B, T)")
+        require_shape("x", x, ("B", "T"))
         packed = pack_padded_sequence(self.embed(x), lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, h = self.rnn(packed)  # h_n: (L * D, B, H), each sequence's state at its own last step
         return self.out(_final_hidden(h, self.rnn.bidirectional))  # (B, C)
@@ -219,9 +174,8 @@ class ConditionalCharLM(nn.Module):
 
     def forward(self, cond: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:
         """Logits for every next character under teacher forcing: ``(B, T, V)``."""
-        _check_dims("inputs", inputs, 2, "(B, T)")
-        if cond.shape != inputs.shape[:1]:
-            raise ValueError(f"cond should have shape ({inputs.shape[0]},), got shape {tuple(cond.shape)}")
+        require_shape("inputs", inputs, ("B", "T"))
+        require_shape("cond", cond, (inputs.shape[0],))
         outputs, _ = self.rnn(self.embed(inputs), self.initial_state(cond))
         return self.out(outputs)
 
@@ -249,11 +203,11 @@ class Tagger(nn.Module):
                  bidirectional: bool = False) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed)
-        self.rnn = CELLS[cell](embed, hidden, batch_first=True, bidirectional=bidirectional)
+        self.rnn = recurrent_layer(cell, embed, hidden, bidirectional=bidirectional)
         self.out = nn.Linear(hidden * (2 if bidirectional else 1), num_tags)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        _check_dims("x", x, 2, "(B, T)")
+        require_shape("x", x, ("B", "T"))
         outputs, _ = self.rnn(self.embed(x))  # (B, T, D * H)
         return self.out(outputs)  # (B, T, K)
 
@@ -265,7 +219,7 @@ PAD, BOS, EOS = 0, 1, 2  # special ids of the seq2seq vocabulary
 
 def shift_right(targets: torch.Tensor, bos: int = BOS) -> torch.Tensor:
     """Decoder inputs under teacher forcing: ``[bos, y_1, ..., y_{T-1}]`` for targets (B, T)."""
-    _check_dims("targets", targets, 2, "(B, T)")
+    require_shape("targets", targets, ("B", "T"))
     start = torch.full_like(targets[:, :1], bos)
     return torch.cat([start, targets[:, :-1]], dim=1)
 
@@ -278,7 +232,7 @@ def linear_schedule(step: int, total: int, start: float = 1.0, end: float = 0.0)
     return start + (end - start) * frac
 
 
-class Seq2Seq(nn.Module):
+class EncoderDecoder(nn.Module):
     """Many-to-many, unaligned: GRU encoder -> one vector -> GRU decoder, no attention."""
 
     def __init__(self, vocab_size: int, embed: int, hidden: int) -> None:
@@ -290,7 +244,7 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> torch.Tensor:
         """The whole input in one vector, the encoder's final state: ``(1, B, H)``."""
-        _check_dims("src", src, 2, "(B, T_src)")
+        require_shape("src", src, ("B", "T_src"))
         packed = pack_padded_sequence(self.embed(src), src_lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, h = self.encoder(packed)
         return h
@@ -303,7 +257,7 @@ class Seq2Seq(nn.Module):
         the true previous token; otherwise its own previous guess (scheduled sampling).
         ``teacher_forcing=1`` runs the decoder over the whole shifted target in one call.
         """
-        _check_dims("targets", targets, 2, "(B, T_tgt)")
+        require_shape("targets", targets, ("B", "T_tgt"))
         h = self.encode(src, src_lengths)
         inputs = shift_right(targets)  # (B, T_tgt)
         if teacher_forcing >= 1.0:
@@ -331,92 +285,3 @@ class Seq2Seq(nn.Module):
             token = self.out(o).argmax(-1)  # (B, 1)
             out.append(token)
         return torch.cat(out, dim=1)
-
-
-def exact_match(pred: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Per sequence: did ``pred`` reproduce ``targets`` (B, T) up to and including EOS? ``(B,)`` bool.
-
-    Target positions holding ``PAD`` are ignored; ``pred`` may be longer than ``targets``.
-    """
-    _check_dims("targets", targets, 2, "(B, T)")
-    if pred.shape[0] != targets.shape[0] or pred.shape[1] < targets.shape[1]:
-        raise ValueError(f"pred should have shape ({targets.shape[0]}, >= {targets.shape[1]}), "
-                         f"got shape {tuple(pred.shape)}")
-    pred = pred[:, : targets.shape[1]]
-    ok = (pred == targets) | (targets == PAD)
-    return ok.all(dim=1)
-
-
-# ---------------------------------------------------------------- text tasks
-
-
-def letters_only(text: str) -> str:
-    """Lower-case ``text`` and keep the letters a-z, every other run of characters becoming one space."""
-    out, space = [], True
-    for ch in text.lower():
-        if "a" <= ch <= "z":
-            out.append(ch)
-            space = False
-        elif not space:
-            out.append(" ")
-            space = True
-    return "".join(out).strip()
-
-
-def segmentation_data(text: str, chunk: int) -> tuple[np.ndarray, np.ndarray]:
-    """Word segmentation as tagging: letters with the spaces removed, and their tags.
-
-    ``tags[i] = 1`` if letter ``i`` ends a word (a space followed it), else 0. Returns
-    ``(letters, tags)``, both int64 of shape ``(N, chunk)``: ids 0..25 for a..z, the text
-    cut into consecutive chunks (the remainder is dropped).
-    """
-    words = letters_only(text).split()
-    letters = np.frombuffer("".join(words).encode("ascii"), dtype=np.uint8).astype(np.int64) - ord("a")
-    tags = np.zeros(len(letters), dtype=np.int64)
-    tags[np.cumsum([len(w) for w in words]) - 1] = 1
-    n = len(letters) // chunk
-    return letters[: n * chunk].reshape(n, chunk), tags[: n * chunk].reshape(n, chunk)
-
-
-def reversal_pairs(text: str, n: int, min_len: int, max_len: int, rng: np.random.Generator) -> list[tuple[str, str]]:
-    """``n`` random snippets of ``text`` with length in ``[min_len, max_len]``, each with its reverse."""
-    if not 1 <= min_len <= max_len < len(text):
-        raise ValueError(f"need 1 <= min_len <= max_len < len(text), got {min_len}, {max_len}, {len(text)}")
-    lengths = rng.integers(min_len, max_len + 1, size=n)
-    starts = rng.integers(0, len(text) - lengths)
-    return [(text[s : s + k], text[s : s + k][::-1]) for s, k in zip(starts, lengths, strict=True)]
-
-
-# ---------------------------------------------------------------- evaluation
-
-
-def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
-    """``cm[i, j]`` counts examples of true class ``i`` predicted as ``j``: int64 ``(C, C)``."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.shape != y_pred.shape or y_true.ndim != 1:
-        raise ValueError(f"y_true and y_pred should both have shape (N,), got {y_true.shape} and {y_pred.shape}")
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    np.add.at(cm, (y_true, y_pred), 1)
-    return cm
-
-
-def plot_confusion(cm: np.ndarray, classes: Sequence[str], ax=None, title: str | None = None):
-    """Row-normalised confusion matrix (each row: where the examples of one class went)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 4.5))
-    rates = cm / cm.sum(axis=1, keepdims=True).clip(min=1)
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    for i in range(len(classes)):
-        for j in range(len(classes)):
-            if cm[i, j]:
-                ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7,
-                        color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    if title:
-        ax.set_title(title)
-    return ax

@@ -1,4 +1,4 @@
-"""Plots the notebooks share."""
+"""Every notebook: the plots the notebooks share (loss curves; 05a's confusion matrix)."""
 
 from __future__ import annotations
 
@@ -54,4 +54,24 @@ def plot_losses(
         ax.set_title(title)
     ax.legend()
     ax.grid(alpha=0.3)
+    return ax
+
+
+def plot_confusion(cm: np.ndarray, classes: Sequence[str], ax=None, title: str | None = None):
+    """Row-normalised confusion matrix (each row: where the examples of one class went)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5.5, 4.5))
+    rates = cm / cm.sum(axis=1, keepdims=True).clip(min=1)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    for i in range(len(classes)):
+        for j in range(len(classes)):
+            if cm[i, j]:
+                ax.text(j, i, f"{rates[i, j]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    if title:
+        ax.set_title(title)
     return ax

@@ -1,4 +1,4 @@
-"""The vanilla (Elman) RNN, in numpy and in PyTorch, batched and sequence-first.
+"""Notebook 01, sections 3-6: the vanilla (Elman) RNN, in numpy and in PyTorch, batched and sequence-first.
 
 The recurrence, for time steps t = 0, 1, ..., T-1 and an initial state h_{-1}::
 
@@ -30,33 +30,17 @@ Main entry points:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
 from .checks import CheckFailed, check_close, check_shape
+from .shapes import require_shape
 
 Params = dict[str, np.ndarray]  # keys "W_xh", "W_hh", "b_h", "W_hy", "b_y"
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
-
-
-# ----------------------------------------------------------------------------- shapes
-
-
-def require_shape(name: str, value: np.ndarray | torch.Tensor, expected: Sequence[int | str], hint: str = "") -> None:
-    """Raise ``ValueError`` unless ``value.shape`` matches ``expected``.
-
-    ``expected`` mixes ints (must match) and names such as ``"B"`` (any size, shown in the message).
-    """
-    shape = tuple(getattr(value, "shape", ()))
-    ok = len(shape) == len(expected) and all(
-        isinstance(e, str) or int(s) == e for s, e in zip(shape, expected, strict=True)
-    )
-    if not ok:
-        want = "(" + ", ".join(str(e) for e in expected) + ("," if len(expected) == 1 else "") + ")"
-        raise ValueError(f"{name} has shape {shape}, expected {want}." + (f" {hint}" if hint else ""))
 
 
 def _cell_shapes(x_t: np.ndarray, h_prev: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray) -> None:

@@ -1,4 +1,4 @@
-"""The linear recurrence ``h_t = a_t * h_{t-1} + b_t``, computed three ways (notebook 09_modern_rnns).
+"""Notebook 09, sections 3-4: the linear recurrence ``h_t = a_t * h_{t-1} + b_t``, computed three ways.
 
 minGRU and minLSTM (:mod:`course_utils.min_rnns`) reduce to this recurrence, element by
 element, because their gates do not look at ``h_{t-1}``. All functions take time-major
@@ -44,23 +44,19 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-
-def _check(name: str, value: torch.Tensor, shape: tuple[int, ...]) -> None:
-    if tuple(value.shape) != shape:
-        raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {shape}")
+from .shapes import require_shape
 
 
 def _check_inputs(
     a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor | None, prefix: str = ""
 ) -> tuple[int, int, int]:
-    if a.dim() != 3:
-        raise ValueError(f"{prefix}a has shape {tuple(a.shape)}, expected (T, B, H)")
+    require_shape(prefix + "a", a, ("T", "B", "H"))
     T, B, H = a.shape
     if T < 1:
         raise ValueError(f"{prefix}a has {T} time steps; a scan needs at least one")
-    _check(prefix + "b", b, (T, B, H))
+    require_shape(prefix + "b", b, (T, B, H))
     if h0 is not None:
-        _check(prefix + "h0", h0, (B, H))
+        require_shape(prefix + "h0", h0, (B, H))
     return T, B, H
 
 

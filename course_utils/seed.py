@@ -1,4 +1,4 @@
-"""One call to make a run repeatable."""
+"""Every notebook (00, section 3): one call to make a run repeatable."""
 
 from __future__ import annotations
 

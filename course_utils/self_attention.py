@@ -1,4 +1,4 @@
-"""Self-attention and multi-head attention from scratch.
+"""Notebook 07 (and 08's blocks): self-attention and multi-head attention from scratch.
 
 For a sequence X (B, T, D): Q = X W_Q, K = X W_K, V = X W_V and
 

@@ -1,4 +1,4 @@
-"""A small training loop, shared by every notebook that trains a PyTorch model.
+"""Every notebook that trains (00, section 5): a small training loop, shared by all of them.
 
 Read it once: it is the loop you would write by hand (forward, loss, backward,
 optional gradient clipping, step), plus a tqdm progress bar and a loss history.
@@ -36,6 +36,8 @@ class History:
     grad_norms: list[float] = field(default_factory=list)  # per step, before clipping
     val_losses: list[float] = field(default_factory=list)  # per epoch, if val data given
     seconds: float = 0.0  # wall time of the whole fit
+    epoch_seconds: list[float] = field(default_factory=list)  # training time so far, at each epoch's end
+    # (validation time excluded)
 
     @property
     def final_loss(self) -> float:
@@ -117,6 +119,7 @@ def fit(
     device: torch.device | None = None,
     progress: bool = True,
     desc: str = "train",
+    total_steps: int | None = None,
 ) -> History:
     """Train ``model`` in place and return its :class:`History`.
 
@@ -130,6 +133,7 @@ def fit(
         clip_grad_norm: if given, rescale gradients so their global L2 norm is at most this.
         device: where batches go; default :func:`course_utils.get_device`.
         progress: show a tqdm progress bar.
+        total_steps: the bar's length where ``train_data`` is a callable (its length is unknown).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -139,8 +143,9 @@ def fit(
     try:
         total = epochs * len(train_data)  # type: ignore[arg-type]
     except TypeError:
-        total = None  # a generator or callable: length unknown
+        total = total_steps  # a generator or callable: length unknown unless given
     bar = progress_bar(total=total, desc=desc, disable=not progress, leave=True)
+    validation_seconds = 0.0
     model.train()
     for epoch in range(epochs):
         for batch in _epoch_batches(train_data, epoch):
@@ -160,8 +165,11 @@ def fit(
             history.grad_norms.append(norm.item())
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{history.losses[-1]:.4f}")
+        history.epoch_seconds.append(time.perf_counter() - t0 - validation_seconds)
         if val_data is not None:
+            v0 = time.perf_counter()
             history.val_losses.append(evaluate(model, val_data, loss_fn, device))
+            validation_seconds += time.perf_counter() - v0
             bar.set_postfix(epoch=epoch, val_loss=f"{history.val_losses[-1]:.4f}")
     bar.close()
     history.seconds = time.perf_counter() - t0

@@ -1,4 +1,4 @@
-"""Sliders for plots: move a value instead of editing code, with a static fallback.
+"""Notebooks 02, 05b and others: sliders for plots, move a value instead of editing code, with a static fallback.
 
 ``slider_plot(plot_fn, radius=(0.5, 1.5, 0.05, 1.0))`` shows ``plot_fn(radius=...)`` under a
 slider when ipywidgets is available (JupyterLab, Colab). Where it is not, or where the

@@ -42,13 +42,11 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import time
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_utils import check_close, describe_device, fit, get_device, plot_losses, seed_everything, tolerance
+from course_utils import check_close, fit, plot_losses, report_run_time, seed_everything, start_notebook, tolerance
 from course_utils.rnn import (
     RNN,
     CharRNN,
@@ -61,9 +59,7 @@ from course_utils.rnn import (
     softmax,
 )
 
-device = get_device()
-print("Running on:", describe_device(device))
-notebook_start = time.perf_counter()
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. Temporal data: order matters
@@ -244,7 +240,8 @@ assert max(diff_torch, diff_numpy) < atol  # 1e-6 on the CPU; 1e-5 on a GPU
 
 # %%
 from course_utils.char_rnn import stream_batches
-from course_utils.text import CharVocab, corpus_source, load_corpus
+from course_utils.data.text import CharVocab, corpus_source, load_corpus
+from course_utils.lm import next_token_loss
 
 text = load_corpus()
 vocab = CharVocab.from_text(text)
@@ -260,18 +257,13 @@ train_batches = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(x_ch
 xv, yv = stream_batches(val_ids, batch_size, seq_len)
 val_batches = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(xv[:40], yv[:40], strict=True)]
 
-
-def char_loss(model: torch.nn.Module, batch) -> torch.Tensor:
-    """Mean cross-entropy per character (nats) of one (T, B) chunk, from a zero state."""
-    x_ids, y_ids = batch
-    logits, _ = model(x_ids)  # (T, B, V)
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_ids.reshape(-1))
-
+# The loss of a (T, B) chunk, from a zero state: mean cross-entropy per character (nats),
+# `course_utils.lm.next_token_loss`, the same loss as every language model of the course.
 
 seed_everything(0)
 model = CharRNN(vocab.size, hidden_size).to(device)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-history = fit(model, train_batches, char_loss, optimizer, epochs=1, val_data=val_batches, clip_grad_norm=1.0)
+history = fit(model, train_batches, next_token_loss, optimizer, epochs=1, val_data=val_batches, clip_grad_norm=1.0)
 plot_losses(history, smooth_window=10, title=f"CharRNN, hidden {hidden_size}, {seq_len}-character chunks")
 plt.show()
 
@@ -385,4 +377,4 @@ check_close("hs vs torch.nn.RNN", my_rnn_forward(_x.numpy(), _h0[0].numpy(), _p[
 # vanishes or explodes.
 
 # %%
-print(f"notebook ran in {time.perf_counter() - notebook_start:.1f} s")
+report_run_time()

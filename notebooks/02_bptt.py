@@ -50,7 +50,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_utils import CheckFailed, check_close, describe_device, get_device, seed_everything
+from course_utils import CheckFailed, check_close, report_run_time, seed_everything, start_notebook
 from course_utils.bptt import (
     clip_grad_norm,
     clip_grad_value,
@@ -66,9 +66,7 @@ from course_utils.bptt import (
 )
 from course_utils.rnn import PARAM_NAMES, init_rnn_params, one_hot, rnn_forward
 
-device = get_device()
-print("Running on:", describe_device(device))
-notebook_start = time.perf_counter()
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. The loss of a sequence
@@ -237,7 +235,7 @@ assert max(autograd_errors.values()) < 1e-8
 
 # %%
 from course_utils.char_rnn import adagrad_step, char_rnn_loss, sample_chars, stream_batches
-from course_utils.text import CharVocab, corpus_source, load_corpus
+from course_utils.data.text import CharVocab, corpus_source, load_corpus
 
 text = load_corpus()
 vocab = CharVocab.from_text(text)
@@ -472,16 +470,11 @@ check_close("clip_grad_norm vs torch.nn.utils.clip_grad_norm_", np.concatenate([
 
 # %%
 from course_utils import fit
+from course_utils.lm import next_token_loss
 from course_utils.rnn import CharRNN
 
 clip_x, clip_y = stream_batches(train_ids, 32, 32)
 clip_batches = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(clip_x[:120], clip_y[:120], strict=True)]
-
-
-def char_loss(model: torch.nn.Module, batch) -> torch.Tensor:
-    x_ids, y_ids = batch
-    logits, _ = model(x_ids)  # (T, B, V)
-    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y_ids.reshape(-1))
 
 
 runs = {}
@@ -493,7 +486,7 @@ for clip in (None, 1.0):
         model.rnn.weight_hh_l0.copy_(torch.tensor(W0, dtype=torch.float32))
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
     try:
-        runs[clip] = fit(model, clip_batches, char_loss, optimizer, clip_grad_norm=clip, progress=False)
+        runs[clip] = fit(model, clip_batches, next_token_loss, optimizer, clip_grad_norm=clip, progress=False)
     except FloatingPointError as err:  # a diverged run: keep what was recorded
         print("diverged:", err)
         runs[clip] = None
@@ -574,7 +567,7 @@ for k in (256, 32):
     seconds = time.perf_counter() - t0
     model.eval()
     with torch.no_grad():
-        val = float(np.mean([char_loss(model, (a.to(device), b.to(device))).item() for a, b in tb_val]))
+        val = float(np.mean([next_token_loss(model, (a.to(device), b.to(device))).item() for a, b in tb_val]))
     results[k] = (updates, seconds, val)
     print(f"k = {k:3d}: {updates:3d} updates, {seconds:.2f} s, {seconds / updates * 1000:.1f} ms per update, "
           f"hidden states kept for backward: {k} x {32} x 128, last training loss {last_loss:.3f}, "
@@ -706,4 +699,4 @@ for _k in _g:
 # Next: **03 · LSTM**, a cell designed so that the gradient does not have to vanish.
 
 # %%
-print(f"notebook ran in {time.perf_counter() - notebook_start:.1f} s")
+report_run_time()

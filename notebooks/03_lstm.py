@@ -48,44 +48,42 @@ if "google.colab" in sys.modules:
 
 # %%
 import copy
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_utils import check_close, describe_device, evaluate, fit, get_device, seed_everything, supervised, tolerance
-from course_utils.long_range import (
-    BASELINE_MSE,
-    SequenceToOne,
-    adding_batches,
-    adding_problem,
-    count_parameters,
-    gradient_by_lag,
+from course_utils import (
+    check_close,
+    evaluate,
+    fit,
+    report_run_time,
+    seed_everything,
+    start_notebook,
+    supervised,
+    tolerance,
 )
+from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
+from course_utils.data.text import CharVocab, load_corpus
+from course_utils.gated import gate_slices
+from course_utils.layers import count_parameters
+from course_utils.lm import RecurrentLM, char_accuracy, lm_batches, next_token_loss
+from course_utils.long_range import SequenceToOne, gradient_by_lag
 from course_utils.lstm import (
-    GATES,
     LSTM,
-    CharLM,
+    LSTM_GATES,
     LSTMCell,
-    char_accuracy,
-    char_lm_batches,
-    char_lm_loss,
-    gate_slices,
     lstm_cell_numpy,
     lstm_forward_numpy,
     lstm_param_count,
     lstm_weights_from_torch,
 )
-from course_utils.text import CharVocab, load_corpus
 
 # The models here are tiny: each time step is a few small matrix products, done one step
 # after the other. Spreading such small products over several CPU threads costs more in
 # synchronisation than it saves (on a busy 2-core machine, many times more), so we use one.
 torch.set_num_threads(1)
-device = get_device()
-print("Running on:", describe_device(device))
-notebook_start = time.perf_counter()
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. The idea: a state that is *added to*, not rewritten
@@ -173,8 +171,8 @@ with torch.no_grad():
 check_close("course LSTM outputs vs torch.nn.LSTM", hs_ours, hs_torch, rtol=rtol, atol=atol)
 
 _, _, gates_numpy = lstm_cell_numpy(xs[0].numpy(), zeros, zeros, **weights)  # step t = 0
-stacked_numpy = np.concatenate([gates_numpy[k] for k in GATES], axis=1)  # (B, 4H), blocks i, f, g, o
-stacked_ours = torch.cat([gates_ours[k][0] for k in GATES], dim=1)  # (B, 4H)
+stacked_numpy = np.concatenate([gates_numpy[k] for k in LSTM_GATES], axis=1)  # (B, 4H), blocks i, f, g, o
+stacked_ours = torch.cat([gates_ours[k][0] for k in LSTM_GATES], dim=1)  # (B, 4H)
 check_close("gates at t=0, torch vs numpy", stacked_ours, torch.from_numpy(stacked_numpy),
             rtol=rtol, atol=atol, parts=gate_slices(H))
 
@@ -432,7 +430,7 @@ assert i_on[unit] - i_off[unit] > 0.3, "some unit should open its input gate at 
 #
 # The adding problem was designed to need memory. On real data the gates are less tidy. We
 # train a small character-level LSTM language model on the course's corpus (Python's own
-# help texts, `course_utils.text.load_corpus`) for a few hundred steps, then look at its
+# help texts, `course_utils.data.text.load_corpus`) for a few hundred steps, then look at its
 # gates on a line of held-out text.
 
 # %%
@@ -441,16 +439,16 @@ vocab = CharVocab.from_text(text)
 ids = vocab.encode(text)
 split = int(0.9 * len(ids))
 print(f"{len(text):,} characters, {vocab.size} distinct; train {split:,}, validation {len(ids) - split:,}")
-char_train = char_lm_batches(ids[:split], n_batches=300, batch_size=32, seq_len=64, seed=0)
-char_val = char_lm_batches(ids[split:], n_batches=20, batch_size=32, seq_len=64, seed=1)
+char_train = lm_batches(ids[:split], n_batches=300, batch_size=32, seq_len=64, seed=0)
+char_val = lm_batches(ids[split:], n_batches=20, batch_size=32, seq_len=64, seed=1)
 counts = np.bincount(ids[:split], minlength=vocab.size) + 1
 unigram = -np.mean(np.log(counts / counts.sum())[ids[split:]])  # nats per character
 
 seed_everything(0)
-char_model = CharLM("LSTM", vocab.size, embed_size=32, hidden_size=128).to(device)
-char_history = fit(char_model, char_train, char_lm_loss, torch.optim.Adam(char_model.parameters(), lr=1e-2),
+char_model = RecurrentLM("LSTM", vocab.size, embed_size=32, hidden_size=128).to(device)
+char_history = fit(char_model, char_train, next_token_loss, torch.optim.Adam(char_model.parameters(), lr=1e-2),
                    clip_grad_norm=1.0, desc="char LSTM")
-char_val_loss = evaluate(char_model, char_val, char_lm_loss)
+char_val_loss = evaluate(char_model, char_val, next_token_loss)
 print(f"validation loss {char_val_loss:.3f} nats/char (unigram frequencies: {unigram:.3f}); "
       f"next-character accuracy {char_accuracy(char_model, char_val):.1%}; {char_history.seconds:.1f} s")
 assert char_val_loss < unigram - 1.0
@@ -493,7 +491,7 @@ for k in ("i", "f", "o"):
 # `course_utils.lstm.sigmoid` or write $\sigma(a) = 1/(1+e^{-a})$ yourself.
 
 # %% nbgrader={"grade": false, "grade_id": "lstm_cell_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
+def my_lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
     """One LSTM step. x: (B, I); h_prev, c_prev: (B, H); W_x: (4H, I); W_h: (4H, H); b: (4H,).
 
     Returns (h, c), each (B, H).
@@ -518,7 +516,7 @@ rng = np.random.default_rng(0)
 Bx, Ix, Hx = 3, 4, 5
 args = (rng.normal(size=(Bx, Ix)), rng.normal(size=(Bx, Hx)), rng.normal(size=(Bx, Hx)),
         rng.normal(size=(4 * Hx, Ix)), rng.normal(size=(4 * Hx, Hx)), rng.normal(size=4 * Hx))
-result = lstm_cell_forward(*args)
+result = my_lstm_cell_forward(*args)
 check_type("the result", result, tuple)
 h_got, c_got = result
 check_shape("h", h_got, (Bx, Hx))
@@ -532,13 +530,13 @@ xt, ht, ct = torch.randn(1, 7, dtype=torch.float64), torch.randn(1, 2, dtype=tor
 with torch.no_grad():
     h_t, c_t = torch_cell(xt, (ht, ct))
 wt = lstm_weights_from_torch(torch_cell)
-h_got, c_got = lstm_cell_forward(xt.numpy(), ht.numpy(), ct.numpy(), wt["W_x"], wt["W_h"], wt["b"])
+h_got, c_got = my_lstm_cell_forward(xt.numpy(), ht.numpy(), ct.numpy(), wt["W_x"], wt["W_h"], wt["b"])
 check_close("c vs torch.nn.LSTMCell (batch 1)", c_got, c_t.numpy())
 check_close("h vs torch.nn.LSTMCell (batch 1)", h_got, h_t.numpy())
 big = (rng.normal(size=(6, 3)), rng.normal(size=(6, 4)), rng.normal(size=(6, 4)),
        5 * rng.normal(size=(16, 3)), 5 * rng.normal(size=(16, 4)), rng.normal(size=16))
 h_exp, c_exp, _ = lstm_cell_numpy(*big)
-h_got, c_got = lstm_cell_forward(*big)
+h_got, c_got = my_lstm_cell_forward(*big)
 check_close("c with large pre-activations", c_got, c_exp)
 check_close("h with large pre-activations", h_got, h_exp)
 ### END HIDDEN TESTS
@@ -558,7 +556,7 @@ check_close("h with large pre-activations", h_got, h_exp)
 # check allows that.)
 
 # %% nbgrader={"grade": false, "grade_id": "gate_values", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def gate_values(goal: str) -> tuple[float, float, float]:
+def my_gate_values(goal: str) -> tuple[float, float, float]:
     """Gate values (i, f, o) that make one LSTM step do `goal` ("hold", "replace" or "reveal")."""
     ### BEGIN SOLUTION
     return {"hold": (0.0, 1.0, 0.0), "replace": (1.0, 0.0, 1.0), "reveal": (0.0, 1.0, 1.0)}[goal]
@@ -570,10 +568,10 @@ from course_utils import CheckFailed, check_type
 
 
 def check_goal(goal, c_expected, h_expected, c_prev, g):
-    values = gate_values(goal)
-    check_type(f"gate_values({goal!r})", values, tuple)
+    values = my_gate_values(goal)
+    check_type(f"my_gate_values({goal!r})", values, tuple)
     if len(values) != 3 or not all(0.0 <= float(v) <= 1.0 for v in values):
-        raise CheckFailed(f"gate_values({goal!r}) should be three numbers in [0, 1], got {values}")
+        raise CheckFailed(f"my_gate_values({goal!r}) should be three numbers in [0, 1], got {values}")
     i, f, o = (float(v) for v in values)
     c = f * c_prev + i * g
     h = o * np.tanh(c)
@@ -606,4 +604,4 @@ check_goal("reveal", c_prev, np.tanh(c_prev), c_prev, g)
 # Next: **04 · GRU**, a lighter gated cell, and RNN vs LSTM vs GRU side by side.
 
 # %%
-print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s (after imports) on {describe_device(device)}")
+report_run_time()

@@ -47,33 +47,43 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_utils import check_close, describe_device, evaluate, fit, get_device, seed_everything, supervised, tolerance
+from course_utils import (
+    check_close,
+    evaluate,
+    fit,
+    report_run_time,
+    seed_everything,
+    start_notebook,
+    supervised,
+    tolerance,
+)
+from course_utils.data.adding import adding_batches, adding_problem
+from course_utils.data.text import CharVocab, load_corpus
+from course_utils.gated import gate_slices
 from course_utils.gru import (
-    GATES,
     GRU,
+    GRU_GATES,
     GRUCell,
     flip_update_gate,
     gru_cell_numpy,
     gru_param_count,
     gru_weights_from_torch,
 )
-from course_utils.long_range import SequenceToOne, adding_batches, adding_problem, count_parameters
-from course_utils.lstm import CharLM, char_accuracy, char_lm_batches, char_lm_loss, gate_slices, lstm_param_count
+from course_utils.layers import count_parameters
+from course_utils.lm import RecurrentLM, char_accuracy, lm_batches, next_token_loss
+from course_utils.long_range import SequenceToOne
+from course_utils.lstm import lstm_param_count
 from course_utils.plotting import smooth
-from course_utils.text import CharVocab, load_corpus
 
 # Tiny recurrent models do a few small matrix products per time step; spreading those over
 # several CPU threads costs more than it saves, so we use one (see notebook 03).
 torch.set_num_threads(1)
-device = get_device()
-print("Running on:", describe_device(device))
-notebook_start = time.perf_counter()
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. The GRU and its conventions
@@ -159,10 +169,10 @@ for t in range(T):
     if t == 0:
         first_gates = step_gates
 check_close("numpy GRU final state vs torch.nn.GRU", h_T[0], torch.from_numpy(h), rtol=rtol, atol=atol)
-stacked_ours = torch.cat([gates_ours[k][0] for k in GATES], dim=1)  # (B, 3H), blocks r, z, n
-stacked_numpy = np.concatenate([first_gates[k] for k in GATES], axis=1)
+stacked_ours = torch.cat([gates_ours[k][0] for k in GRU_GATES], dim=1)  # (B, 3H), blocks r, z, n
+stacked_numpy = np.concatenate([first_gates[k] for k in GRU_GATES], axis=1)
 check_close("gates at t=0, torch vs numpy", stacked_ours, torch.from_numpy(stacked_numpy),
-            rtol=rtol, atol=atol, parts=gate_slices(H, GATES))
+            rtol=rtol, atol=atol, parts=gate_slices(H, GRU_GATES))
 
 # %% [markdown]
 # ## 3. Counting parameters
@@ -189,10 +199,10 @@ assert pytorch == gru_param_count(100, 50, n_biases=2) == count_parameters(GRUCe
 
 # %%
 x100 = torch.randn(7, 2, 100)  # (T, B, I)
-blocks = gate_slices(50, GATES)
+blocks = gate_slices(50, GRU_GATES)
 with torch.no_grad():
     before, _ = example(x100)
-    for k in GATES:
+    for k in GRU_GATES:
         delta = torch.zeros(150)
         delta[blocks[k]] = torch.randn(50)
         example.bias_ih_l0 += delta
@@ -252,19 +262,19 @@ text = load_corpus()
 vocab = CharVocab.from_text(text)
 ids = vocab.encode(text)
 split = int(0.9 * len(ids))
-char_train = char_lm_batches(ids[:split], n_batches=200, batch_size=32, seq_len=64, seed=0)
-char_val = char_lm_batches(ids[split:], n_batches=20, batch_size=32, seq_len=64, seed=1)
+char_train = lm_batches(ids[:split], n_batches=200, batch_size=32, seq_len=64, seed=0)
+char_val = lm_batches(ids[split:], n_batches=20, batch_size=32, seq_len=64, seed=1)
 print(f"corpus: {len(text):,} characters, {vocab.size} distinct")
 
 char_histories = {}
 for kind in KINDS:
     seed_everything(0)
-    model = CharLM(kind, vocab.size, embed_size=32, hidden_size=128).to(device)
-    hist = fit(model, char_train, char_lm_loss, torch.optim.Adam(model.parameters(), lr=1e-2),
+    model = RecurrentLM(kind, vocab.size, embed_size=32, hidden_size=128).to(device)
+    hist = fit(model, char_train, next_token_loss, torch.optim.Adam(model.parameters(), lr=1e-2),
                clip_grad_norm=1.0, desc=kind)
     char_histories[kind] = hist
     results.append(dict(task="next character", model=kind, params=count_parameters(model),
-                        loss=evaluate(model, char_val, char_lm_loss), acc=char_accuracy(model, char_val),
+                        loss=evaluate(model, char_val, next_token_loss), acc=char_accuracy(model, char_val),
                         seconds=hist.seconds))
 
 # %%
@@ -326,7 +336,7 @@ print(f"Next character: validation loss RNN {char['RNN']['loss']:.3f}, LSTM {cha
 # recurrent product (including its bias $b_{hn}$), and $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$.
 
 # %% nbgrader={"grade": false, "grade_id": "gru_cell_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
+def my_gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
     """One GRU step. x: (B, I); h_prev: (B, H); W_x: (3H, I); W_h: (3H, H); b_x, b_h: (3H,).
 
     Returns h, shape (B, H).
@@ -349,7 +359,7 @@ rng = np.random.default_rng(0)
 Bx, Ix, Hx = 3, 4, 5
 args = (rng.normal(size=(Bx, Ix)), rng.normal(size=(Bx, Hx)), rng.normal(size=(3 * Hx, Ix)),
         rng.normal(size=(3 * Hx, Hx)), rng.normal(size=3 * Hx), rng.normal(size=3 * Hx))
-h_got = gru_cell_forward(*args)
+h_got = my_gru_cell_forward(*args)
 check_shape("h", h_got, (Bx, Hx))
 h_exp, _ = gru_cell_numpy(*args)
 check_close("h (the new hidden state)", h_got, h_exp)
@@ -359,10 +369,10 @@ xt, ht = torch.randn(1, 6, dtype=torch.float64), torch.randn(1, 2, dtype=torch.f
 with torch.no_grad():
     h_t = torch_cell(xt, ht)
 wt = gru_weights_from_torch(torch_cell)
-check_close("h vs torch.nn.GRUCell (batch 1)", gru_cell_forward(xt.numpy(), ht.numpy(), **wt), h_t.numpy())
+check_close("h vs torch.nn.GRUCell (batch 1)", my_gru_cell_forward(xt.numpy(), ht.numpy(), **wt), h_t.numpy())
 big = (rng.normal(size=(7, 3)), rng.normal(size=(7, 4)), 5 * rng.normal(size=(12, 3)),
        5 * rng.normal(size=(12, 4)), rng.normal(size=12), 3 * rng.normal(size=12))
-check_close("h with large pre-activations and biases", gru_cell_forward(*big), gru_cell_numpy(*big)[0])
+check_close("h with large pre-activations and biases", my_gru_cell_forward(*big), gru_cell_numpy(*big)[0])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -385,4 +395,4 @@ check_close("h with large pre-activations and biases", gru_cell_forward(*big), g
 # Next: **05 · output types**: generation, classification, tagging, seq2seq and forecasting.
 
 # %%
-print(f"notebook ran in {time.perf_counter() - notebook_start:.0f} s (after imports) on {describe_device(device)}")
+report_run_time()

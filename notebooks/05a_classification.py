@@ -58,29 +58,21 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from course_utils import check_close, describe_device, fit, get_device, seed_everything, tolerance
-from course_utils.names import load_surnames, name_batches, names_source, stratified_split
-from course_utils.output_types import (
-    BagOfCharsMLP,
-    SequenceClassifier,
-    confusion_matrix,
-    last_valid,
-    pad_batch,
-    plot_confusion,
-    stacked_rnn,
-)
-from course_utils.text import CharVocab
+from course_utils import check_close, fit, report_run_time, seed_everything, start_notebook, tolerance
+from course_utils.data.names import load_surnames, name_batches, names_source, stratified_split
+from course_utils.data.padding import pad_batch
+from course_utils.data.text import CharVocab
+from course_utils.metrics import confusion_matrix
+from course_utils.output_types import BagOfCharsMLP, SequenceClassifier, last_valid, stacked_rnn
+from course_utils.plotting import plot_confusion
 
-device = get_device()
-print("Running on:", describe_device(device))
-start_time = time.perf_counter()
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. The data: real surnames in eight languages
@@ -167,13 +159,13 @@ assert (h_padded[0] - alone).abs().amax(1).cpu()[lengths < lengths.max()].min() 
 # %% [markdown]
 # ### Exercise 1 (1 point): the mask
 #
-# Write `length_mask(lengths, max_len)`: for `lengths` of shape `(B,)`, return a boolean
+# Write `my_length_mask(lengths, max_len)`: for `lengths` of shape `(B,)`, return a boolean
 # tensor of shape `(B, max_len)` that is `True` at step `t` of row `b` exactly when
 # `t < lengths[b]`. Put it on the same device as `lengths`. No Python loop is needed:
 # compare `torch.arange(max_len)` with `lengths` by broadcasting.
 
 # %% nbgrader={"grade": false, "grade_id": "length_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
+def my_length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     """Boolean mask (B, max_len): True where step t < lengths[b]."""
     ### BEGIN SOLUTION
     steps = torch.arange(max_len, device=lengths.device)
@@ -184,28 +176,28 @@ def length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
 # %% nbgrader={"grade": true, "grade_id": "length_mask_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils import check_shape, check_type
 
-got = length_mask(torch.tensor([3, 1, 4]), 5)
-check_type("length_mask(...)", got, torch.Tensor)
-check_shape("length_mask(torch.tensor([3, 1, 4]), 5)", got, (3, 5))
+got = my_length_mask(torch.tensor([3, 1, 4]), 5)
+check_type("my_length_mask(...)", got, torch.Tensor)
+check_shape("my_length_mask(torch.tensor([3, 1, 4]), 5)", got, (3, 5))
 expected = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0]], dtype=torch.bool)
-check_close("length_mask(torch.tensor([3, 1, 4]), 5)", got, expected)
+check_close("my_length_mask(torch.tensor([3, 1, 4]), 5)", got, expected)
 ### BEGIN HIDDEN TESTS
 from course_utils.output_types import length_mask as reference_mask
 
 lens = torch.randint(1, 9, (17,))
-check_close("a random mask", length_mask(lens, 12), reference_mask(lens, 12))
-check_close("a mask with max_len == max(lengths)", length_mask(lens, int(lens.max())), reference_mask(lens))
+check_close("a random mask", my_length_mask(lens, 12), reference_mask(lens, 12))
+check_close("a mask with max_len == max(lengths)", my_length_mask(lens, int(lens.max())), reference_mask(lens))
 ### END HIDDEN TESTS
 
 # %% [markdown]
 # ### Exercise 2 (1 point): the masked mean
 #
-# Write `masked_mean(h, mask)` for `h` of shape `(B, T, H)` and a boolean `mask` `(B, T)`:
+# Write `my_masked_mean(h, mask)` for `h` of shape `(B, T, H)` and a boolean `mask` `(B, T)`:
 # the mean of `h[b, t]` over the steps where `mask[b, t]` is True, shape `(B, H)`
 # (the formula above). Padding values must have no influence at all.
 
 # %% nbgrader={"grade": false, "grade_id": "masked_mean", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+def my_masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of h (B, T, H) over the steps where mask (B, T) is True: (B, H)."""
     ### BEGIN SOLUTION
     weights = mask.to(h.dtype).unsqueeze(-1)  # (B, T, 1)
@@ -217,17 +209,17 @@ def masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 h = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3)
 mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
 expected = torch.stack([h[0, :2].mean(0), h[1].mean(0)])
-check_close("masked_mean(h, mask)", masked_mean(h, mask), expected)
+check_close("my_masked_mean(h, mask)", my_masked_mean(h, mask), expected)
 ### BEGIN HIDDEN TESTS
 from course_utils.output_types import masked_mean as reference_mean
 
 g = torch.Generator().manual_seed(3)
 h = torch.randn(5, 7, 4, generator=g)
 mask = torch.arange(7)[None, :] < torch.tensor([7, 1, 3, 5, 2])[:, None]
-check_close("masked_mean, random", masked_mean(h, mask), reference_mean(h, mask))
+check_close("my_masked_mean, random", my_masked_mean(h, mask), reference_mean(h, mask))
 h2 = h.clone()
 h2[~mask] = 1e6  # garbage in the padding must not matter
-check_close("masked_mean ignores padding", masked_mean(h2, mask), reference_mean(h, mask))
+check_close("my_masked_mean ignores padding", my_masked_mean(h2, mask), reference_mean(h, mask))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -406,4 +398,4 @@ print(f"balanced accuracy (mean recall) {recall.mean():.3f}; plain accuracy {np.
 # a name out.
 
 # %%
-print(f"notebook ran in {time.perf_counter() - start_time:.0f} s")
+report_run_time()

@@ -49,20 +49,18 @@ if "google.colab" in sys.modules:
 
 # %%
 import math
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_utils import check_close, describe_device, fit, get_device, seed_everything
-from course_utils.names import load_surnames, spelling_batches, stratified_split
-from course_utils.output_types import ConditionalCharLM, temperature_softmax
-from course_utils.text import CharVocab
+from course_utils import check_close, fit, report_run_time, seed_everything, start_notebook
+from course_utils.data.names import load_surnames, spelling_batches, stratified_split
+from course_utils.data.text import CharVocab
+from course_utils.lm import temperature_softmax
+from course_utils.output_types import ConditionalCharLM
 
-device = get_device()
-print("Running on:", describe_device(device))
-start_time = time.perf_counter()
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. Data
@@ -399,4 +397,4 @@ print(f"At T = 0.5, {stats[0.5][0]:.1%} of the samples copy a training name and 
 # Next: **05c**, many-to-many — aligned (tagging) and unaligned (encoder-decoder).
 
 # %%
-print(f"notebook ran in {time.perf_counter() - start_time:.0f} s")
+report_run_time()

@@ -47,35 +47,30 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from course_utils import check_close, describe_device, fit, get_device, seed_everything, tolerance
+from course_utils import check_close, fit, report_run_time, seed_everything, start_notebook, tolerance
+from course_utils.data.padding import pad_batch
+from course_utils.data.synthetic import letters_only, reversal_pairs, segmentation_data
+from course_utils.data.text import corpus_source, load_corpus
+from course_utils.metrics import exact_match
 from course_utils.output_types import (
     EOS,
     PAD,
-    Seq2Seq,
+    EncoderDecoder,
     Tagger,
     bidirectional_rnn,
-    exact_match,
     length_mask,
-    letters_only,
     linear_schedule,
-    pad_batch,
-    reversal_pairs,
     reverse_padded,
-    segmentation_data,
 )
-from course_utils.text import corpus_source, load_corpus
 
-device = get_device()
-print("Running on:", describe_device(device))
+device = start_notebook()
 rtol, atol = tolerance(torch.float32, device)
-start_time = time.perf_counter()
 
 # %% [markdown]
 # ## 1. A bidirectional layer, by hand
@@ -321,13 +316,13 @@ check_close("length-1 targets", my_shift_right(y[:, :1], 4), torch.full((7, 1), 
 
 # %% [markdown]
 # Both models below are identical and see the same 400 batches; only what the decoder
-# reads during training differs. (`Seq2Seq.forward` takes the teacher-forcing probability;
+# reads during training differs. (`EncoderDecoder.forward` takes the teacher-forcing probability;
 # with $p = 1$ it is plain teacher forcing, computed in one call.)
 
 # %%
 def train_seq2seq(schedule, seed=0):
     seed_everything(seed)
-    model = Seq2Seq(V, embed=32, hidden=128).to(device)
+    model = EncoderDecoder(V, embed=32, hidden=128).to(device)
     coin = torch.Generator().manual_seed(seed)
     step = iter(range(steps))
 
@@ -347,7 +342,7 @@ def seq2seq_scores(model):
     exact, per_char, preds = {}, {}, {}
     for n, (src, src_lengths, tgt) in test_sets.items():
         pred = model.greedy_decode(src.to(device), src_lengths, tgt.shape[1]).cpu()  # (B, n + 1)
-        exact[n] = exact_match(pred, tgt).float().mean().item()
+        exact[n] = exact_match(pred, tgt, ignore_index=PAD).float().mean().item()
         per_char[n] = (pred[:, :n] == tgt[:, :n]).float().mean().item()
         preds[n] = pred
     return exact, per_char, preds
@@ -442,4 +437,4 @@ print(f"Mean exact match over lengths, scheduled sampling minus teacher forcing:
 #   bottleneck. Next: **06 · attention**. Then **05d** closes this chapter with forecasting.
 
 # %%
-print(f"notebook ran in {time.perf_counter() - start_time:.0f} s")
+report_run_time()

@@ -47,13 +47,12 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_utils import check_close, describe_device, get_device, seed_everything
+from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.data import load_sunspots
 from course_utils.forecasting import (
     RNNForecaster,
@@ -65,9 +64,7 @@ from course_utils.forecasting import (
     windows_for_years,
 )
 
-device = get_device()
-print("Running on:", describe_device(device))
-start_time = time.perf_counter()
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. The data and the split
@@ -376,4 +373,4 @@ print(f"AR(9) gets the direction of the next move right {up_right:.1%} of the ti
 # bottleneck of 05c.
 
 # %%
-print(f"notebook ran in {time.perf_counter() - start_time:.0f} s")
+report_run_time()

@@ -26,7 +26,7 @@
 # 4. read attention weights as an alignment between output and input characters.
 #
 # The helpers live in `course_utils/attention.py` (the attention functions and the model)
-# and `course_utils/dates.py` (the data). The recurrent parts use `torch.nn.GRU`, which
+# and `course_utils/data/dates.py` (the data). The recurrent parts use `torch.nn.GRU`, which
 # notebook 04 rebuilt by hand.
 
 # %%
@@ -53,16 +53,16 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_utils import check_close, fit, get_device, plot_losses, seed_everything, tolerance
+from course_utils import check_close, fit, plot_losses, report_run_time, seed_everything, start_notebook, tolerance
 from course_utils.attention import (
-    Seq2Seq,
+    AttentionSeq2Seq,
     additive_attention,
     additive_attention_loop,
     dot_attention,
-    exact_match,
+    greedy_exact_match,
     teacher_forcing_loss,
 )
-from course_utils.dates import (
+from course_utils.data.dates import (
     FORMATS,
     SOURCE_CHARS,
     TARGET_CHARS,
@@ -75,8 +75,7 @@ from course_utils.dates import (
     split_days,
 )
 
-device = get_device()
-print("device:", device)
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. The task: dates, in many formats, to ISO 8601
@@ -84,7 +83,7 @@ print("device:", device)
 # Notebook 05's encoder-decoder squeezed the whole input into the encoder's final state
 # and decoded from that one vector. Here is a task where the output must copy, reorder and
 # rewrite pieces of the input: `"the 3rd of March 2021"` → `2021-03-03`. The generator in
-# `course_utils.dates` writes random days from 1950-2049 in the formats of
+# `course_utils.data.dates` writes random days from 1950-2049 in the formats of
 # `FORMATS` and three letter cases. Every format is unambiguous (`/` is always month/day/year, `.` always
 # day.month.year; `yy` < 50 means 20yy). Test examples come from **held-out days**: no day
 # of the test set appears in training, in any format.
@@ -166,7 +165,7 @@ check_close("dot-product weights vs einsum + softmax", w_dot, reference)
 # %% [markdown]
 # ## 3. The model and the training budget
 #
-# `Seq2Seq` (in `course_utils/attention.py`): embeddings, a bidirectional GRU encoder
+# `AttentionSeq2Seq` (in `course_utils/attention.py`): embeddings, a bidirectional GRU encoder
 # (packed, so padding never enters a state), and a `GRUCell` decoder. At step $t$:
 # $c_t$ = attention($s_{t-1}$, $h$), $s_t$ = GRUCell($[\text{embed}(y_{t-1}); c_t]$, $s_{t-1}$),
 # logits = Linear($[s_t; c_t]$). **Without attention** the context is the same vector at
@@ -191,11 +190,11 @@ def batches(epoch: int):
 
 def train(attention):
     seed_everything(0)
-    model = Seq2Seq(len(SOURCE_CHARS), len(TARGET_CHARS), embed=32, hidden=64, attention=attention).to(device)
+    model = AttentionSeq2Seq(len(SOURCE_CHARS), len(TARGET_CHARS), embed=32, hidden=64, attention=attention).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR)
     history = fit(model, batches, teacher_forcing_loss, optimizer, epochs=1, clip_grad_norm=1.0,
                   desc=f"attention={attention}")
-    hits = exact_match(model, test_src.to(device), test_lengths.to(device), test_tgt.to(device)).cpu()
+    hits = greedy_exact_match(model, test_src.to(device), test_lengths.to(device), test_tgt.to(device)).cpu()
     return model, history, hits
 
 
@@ -257,7 +256,7 @@ print(f"Without attention the worst output position is {worst} ('yyyy-mm-dd'[{wo
 #
 # The weights $a_{tj}$ form a matrix per example: one row per output character, one column
 # per input character. For a model that has learned to translate, each row should point at
-# the input characters that determine that output character. (`Seq2Seq.greedy` keeps the
+# the input characters that determine that output character. (`AttentionSeq2Seq.greedy` keeps the
 # weights of every step; the lecture's `translate` overwrote them and returned only the
 # last step's.)
 
@@ -352,3 +351,6 @@ print(f"attention=dot       held-out exact match {hits_dot.float().mean():.2%} "
 #
 # Next: **07 · Self-attention**, where a sequence attends to itself and the recurrence
 # disappears.
+
+# %%
+report_run_time()

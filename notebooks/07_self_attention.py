@@ -51,7 +51,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course_utils import check_close, check_shape, fit, get_device, plot_losses, seed_everything, tolerance
+from course_utils import (
+    check_close,
+    check_shape,
+    fit,
+    plot_losses,
+    report_run_time,
+    seed_everything,
+    start_notebook,
+    tolerance,
+)
+from course_utils.data.text import CharVocab, load_corpus
+from course_utils.lm import lm_batches, next_token_loss
 from course_utils.self_attention import (
     MultiHeadAttention,
     causal_mask,
@@ -60,10 +71,8 @@ from course_utils.self_attention import (
     scaled_dot_product_attention,
     split_heads,
 )
-from course_utils.text import CharVocab, load_corpus
 
-device = get_device()
-print("device:", device)
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. From attention in seq2seq to self-attention
@@ -362,14 +371,6 @@ CONTEXT, BATCH, STEPS = 64, 32, 200
 print(f"corpus: {len(text):,} characters, {vocab.size} distinct; context {CONTEXT}")
 
 
-def lm_batches(ids, n, seed):
-    g = torch.Generator().manual_seed(seed)
-    for _ in range(n):
-        start = torch.randint(0, len(ids) - CONTEXT - 1, (BATCH,), generator=g)
-        window = torch.stack([ids[s : s + CONTEXT + 1] for s in start.tolist()])  # (B, T + 1)
-        yield window[:, :-1], window[:, 1:]
-
-
 class OneLayerAttentionLM(torch.nn.Module):
     def __init__(self, vocab_size, d_model=64, n_heads=4, attention=True):
         super().__init__()
@@ -385,18 +386,13 @@ class OneLayerAttentionLM(torch.nn.Module):
         return self.readout(x)
 
 
-def lm_loss(model, batch):
-    x, y = batch
-    return F.cross_entropy(model(x).flatten(0, 1), y.flatten())
-
-
-val_batches = list(lm_batches(val_ids, 20, seed=99))
+val_batches = lm_batches(val_ids, 20, BATCH, CONTEXT, seed=99)
 lm_runs = {}
 for use_attention in (True, False):
     seed_everything(0)
     lm = OneLayerAttentionLM(vocab.size, attention=use_attention).to(device)
     opt = torch.optim.Adam(lm.parameters(), lr=3e-3)
-    hist = fit(lm, lambda epoch: lm_batches(train_ids, STEPS, seed=epoch), lm_loss, opt, epochs=1,
+    hist = fit(lm, lm_batches(train_ids, STEPS, BATCH, CONTEXT, seed=0), next_token_loss, opt, epochs=1,
                val_data=val_batches, desc=f"attention={use_attention}")
     lm_runs[use_attention] = (lm, hist)
     print(f"attention={use_attention!s:5}: validation loss {hist.val_losses[-1]:.3f} nats/char "
@@ -449,3 +445,6 @@ for i, row in enumerate(by_lag):
 #   above); compare its heads' weight on the last few characters with a uniform head's.
 #
 # Next: **08 · Transformers**: positions, the transformer block, and a tiny GPT.
+
+# %%
+report_run_time()

@@ -63,10 +63,9 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from course_utils import check_close, get_device, seed_everything, tolerance
+from course_utils import check_close, report_run_time, seed_everything, start_notebook, tolerance
 
-device = get_device()
-print("device:", device)
+device = start_notebook()
 
 # %% [markdown]
 # ## 1. Echo state networks: train only the read-out
@@ -86,7 +85,7 @@ print("device:", device)
 #
 # **The data: Mackey-Glass.** The delay differential equation
 # $\dot x(t) = \beta\, x(t-\tau) / (1 + x(t-\tau)^{n}) - \gamma x(t)$ with $\beta = 0.2$,
-# $\gamma = 0.1$, $n = 10$, $\tau = 17$ is chaotic. `course_utils.esn.mackey_glass`
+# $\gamma = 0.1$, $n = 10$, $\tau = 17$ is chaotic. `course_utils.data.mackey_glass`
 # integrates it deterministically with classical Runge-Kutta 4 and a fixed step
 # $dt = 0.1$; the delayed value at a half step is the mean of its two grid neighbours;
 # the history is constant $x = 1.2$ for $t \le 0$; the first 500 samples (one per time unit) are
@@ -95,9 +94,9 @@ print("device:", device)
 # its own trajectory.
 
 # %%
+from course_utils.data.mackey_glass import mackey_glass
 from course_utils.esn import (
     free_run,
-    mackey_glass,
     make_reservoir,
     nrmse,
     ridge_readout,
@@ -327,7 +326,7 @@ for T_prec in (64, 512, 4096):
 # `W_z`, `W_h` $(H, I)$, `b_z`, `b_h` $(H,)$. Remember which inputs the gate reads.
 
 # %% nbgrader={"grade": false, "grade_id": "min_gru_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def min_gru_step(
+def my_min_gru_step(
     x: torch.Tensor, h_prev: torch.Tensor, W_z: torch.Tensor, b_z: torch.Tensor, W_h: torch.Tensor, b_h: torch.Tensor
 ) -> torch.Tensor:
     """One minGRU step: returns h, shape (B, H)."""
@@ -354,15 +353,15 @@ def min_gru_reference(x, h_prev, W_z, b_z, W_h, b_h):
 
 g_ex = torch.Generator().manual_seed(0)
 args = [torch.randn(*shape, generator=g_ex) for shape in [(4, 3), (4, 5), (5, 3), (5,), (5, 3), (5,)]]
-got = min_gru_step(*args)
+got = my_min_gru_step(*args)
 check_shape("h", got, (4, 5))
 check_close("h", got, min_gru_reference(*args))
 ### BEGIN HIDDEN TESTS
 args = [torch.randn(*shape, generator=g_ex, dtype=torch.float64) for shape in [(2, 7), (2, 1), (1, 7), (1,), (1, 7), (1,)]]
-check_close("h (B=2, I=7, H=1, float64)", min_gru_step(*args), min_gru_reference(*args))
+check_close("h (B=2, I=7, H=1, float64)", my_min_gru_step(*args), min_gru_reference(*args))
 x_h, h_h = torch.tensor([[1.0]]), torch.tensor([[4.0]])
 one, zero = torch.tensor([[0.0]]), torch.tensor([0.0])
-check_close("h, hand case (z = 0.5, h~ = 1)", min_gru_step(x_h, h_h, one, zero, torch.tensor([[1.0]]), zero),
+check_close("h, hand case (z = 0.5, h~ = 1)", my_min_gru_step(x_h, h_h, one, zero, torch.tensor([[1.0]]), zero),
             torch.tensor([[2.5]]))
 ### END HIDDEN TESTS
 
@@ -496,7 +495,8 @@ else:
 
 # %%
 from course_utils import evaluate, fit, supervised
-from course_utils.long_range import BASELINE_MSE, SequenceToOne, adding_batches, adding_problem
+from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
+from course_utils.long_range import SequenceToOne
 from course_utils.min_rnns import LastStep
 
 T_ADD, HIDDEN, STEPS, BATCH, GATE_BIAS = 50, 32, 250, 64, 4.0
@@ -570,3 +570,6 @@ assert adding_results["minGRU"] < 0.5 * BASELINE_MSE, "minGRU should learn the a
 # CVPR. F. A. Heinsen (2023), *Efficient Parallelization of a Ubiquitous Sequential
 # Computation*. L. Feng, F. Tung, M. O. Ahmed, Y. Bengio, H. Hajimirsadeghi (2024), *Were RNNs
 # All We Needed?*.
+
+# %%
+report_run_time()

@@ -4,12 +4,12 @@ import torch
 
 from course_utils.attention import (
     AdditiveAttention,
+    AttentionSeq2Seq,
     DotAttention,
-    Seq2Seq,
     additive_attention,
     additive_attention_loop,
     dot_attention,
-    exact_match,
+    greedy_exact_match,
     masked_softmax,
     teacher_forcing_loss,
 )
@@ -85,7 +85,7 @@ def test_shape_errors():
     with pytest.raises(ValueError, match="W_k"):
         additive_attention(q, k, mask, W_q, W_k[:, :2], v)
     with pytest.raises(ValueError, match="attention must be"):
-        Seq2Seq(10, 5, attention="luong")
+        AttentionSeq2Seq(10, 5, attention="luong")
 
 
 def test_modules_gradients_match_finite_differences():
@@ -100,7 +100,7 @@ def test_modules_gradients_match_finite_differences():
 @pytest.mark.parametrize("kind", ["additive", "dot", None])
 def test_seq2seq_shapes_padding_and_greedy(kind):
     seed_everything(0)
-    model = Seq2Seq(12, 5, embed=8, hidden=16, attention=kind).eval()
+    model = AttentionSeq2Seq(12, 5, embed=8, hidden=16, attention=kind).eval()
     src = torch.randint(1, 12, (4, 7))
     lengths = torch.tensor([7, 5, 3, 1])
     src[1, 5:], src[2, 3:], src[3, 1:] = 0, 0, 0
@@ -120,12 +120,12 @@ def test_seq2seq_shapes_padding_and_greedy(kind):
     # Greedy decoding feeds back its own argmax, exactly as teacher forcing on those tokens.
     tf = model(src, lengths, torch.cat([torch.zeros(4, 1, dtype=torch.long), tokens[:, :-1]], 1)).argmax(-1)
     assert torch.equal(tf, tokens)
-    assert exact_match(model, src, lengths, tokens).all()
+    assert greedy_exact_match(model, src, lengths, tokens).all()
 
 
 def test_seq2seq_learns_to_copy():
     seed_everything(0)
-    model = Seq2Seq(6, 6, embed=8, hidden=32, attention="additive")
+    model = AttentionSeq2Seq(6, 6, embed=8, hidden=32, attention="additive")
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     for _ in range(100):
         src = torch.randint(1, 6, (32, 5))
@@ -134,4 +134,4 @@ def test_seq2seq_learns_to_copy():
         loss.backward()
         opt.step()
     src = torch.randint(1, 6, (256, 5))
-    assert exact_match(model, src, torch.full((256,), 5), src).float().mean() > 0.9
+    assert greedy_exact_match(model, src, torch.full((256,), 5), src).float().mean() > 0.9

@@ -9,8 +9,8 @@ import types
 import nbformat
 import pytest
 
-from course_utils import colab
-from course_utils.website import lectures
+from course_tools import colab
+from course_tools.website import lectures
 
 NOTEBOOK_DIRS = ("notebooks", "student")
 

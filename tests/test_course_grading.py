@@ -7,9 +7,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.grading.executor import Limits
-from course_utils.grading.grade import exercises
-from course_utils.grading.runner import grade_all
+from course_tools.grading.executor import Limits
+from course_tools.grading.grade import exercises
+from course_tools.grading.runner import grade_all
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -3,7 +3,7 @@ import datetime as dt
 import pytest
 import torch
 
-from course_utils.dates import (
+from course_utils.data.dates import (
     FORMATS,
     SOURCE_CHARS,
     TARGET_CHARS,

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
+from course_utils.data.mackey_glass import mackey_glass
 from course_utils.esn import (
     free_run,
-    mackey_glass,
     make_reservoir,
     nrmse,
     ridge_readout,

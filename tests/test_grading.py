@@ -14,12 +14,12 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.grading.cells import NotebookFormatError, remove_hidden_tests, replace_solution
-from course_utils.grading.executor import CellResult, Limits
-from course_utils.grading.grade import credit
-from course_utils.grading.gradebook import summary, write_gradebook
-from course_utils.grading.release import render, student_version
-from course_utils.grading.runner import grade_all
+from course_tools.grading.cells import NotebookFormatError, remove_hidden_tests, replace_solution
+from course_tools.grading.executor import CellResult, Limits
+from course_tools.grading.grade import credit
+from course_tools.grading.gradebook import summary, write_gradebook
+from course_tools.grading.release import render, student_version
+from course_tools.grading.runner import grade_all
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
 sys.path.insert(0, str(FIXTURES))

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import torch
 
+from course_utils.gated import sigmoid
 from course_utils.gru import (
     GRU,
     GRUCell,
@@ -11,7 +12,6 @@ from course_utils.gru import (
     gru_param_count,
     gru_weights_from_torch,
 )
-from course_utils.lstm import sigmoid
 
 
 def reference_gru(input_size=3, hidden_size=4, seed=0):

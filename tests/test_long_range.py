@@ -1,14 +1,9 @@
 import pytest
 import torch
 
-from course_utils.long_range import (
-    BASELINE_MSE,
-    SequenceToOne,
-    adding_batches,
-    adding_problem,
-    count_parameters,
-    gradient_by_lag,
-)
+from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
+from course_utils.layers import count_parameters
+from course_utils.long_range import SequenceToOne, gradient_by_lag
 
 
 def test_adding_problem_structure():

@@ -2,27 +2,17 @@ import numpy as np
 import pytest
 import torch
 
+from course_utils.gated import gate_slices, gated_param_count, sigmoid, weights_from_torch
 from course_utils.lstm import (
     LSTM,
-    CharLM,
     LSTMCell,
-    LSTMSequence,
-    char_accuracy,
-    char_lm_batches,
-    char_lm_loss,
-    check_shape_arg,
-    gate_slices,
-    gated_param_count,
     lstm_cell_numpy,
     lstm_cell_torch,
     lstm_forward_numpy,
     lstm_param_count,
     lstm_weights_from_torch,
-    recurrent_layer,
-    set_forget_bias,
-    sigmoid,
-    weights_from_torch,
 )
+from course_utils.lstm_backward import LSTMHandwrittenBPTT
 
 CPU = torch.device("cpu")
 
@@ -121,7 +111,7 @@ def test_hand_written_bptt_passes_gradcheck():
     T, B, H = 5, 3, 4
     args = [torch.randn(*shape, generator=g, dtype=torch.float64, requires_grad=True)
             for shape in [(T, B, 4 * H), (B, H), (B, H), (4 * H, H)]]
-    assert torch.autograd.gradcheck(LSTMSequence.apply, args)
+    assert torch.autograd.gradcheck(LSTMHandwrittenBPTT.apply, args)
 
 
 def test_fast_path_equals_autograd_through_the_cell():
@@ -185,18 +175,6 @@ def test_two_biases_are_redundant_in_lstm():
         torch.testing.assert_close(ref(xs)[0], before)
 
 
-def test_set_forget_bias_and_recurrent_layer():
-    layer = recurrent_layer("LSTM", 2, 3, forget_bias=1.0)
-    f = gate_slices(3)["f"]
-    torch.testing.assert_close(layer.bias_ih_l0[f] + layer.bias_hh_l0[f], torch.ones(3))
-    set_forget_bias(layer, 2.5)
-    torch.testing.assert_close(layer.bias_ih_l0[f] + layer.bias_hh_l0[f], torch.full((3,), 2.5))
-    assert layer.batch_first
-    assert isinstance(recurrent_layer("GRU", 2, 3), torch.nn.GRU)
-    with pytest.raises(ValueError, match="kind"):
-        recurrent_layer("Transformer", 2, 3)
-
-
 def test_weights_from_torch_rejects_unsupported_layers():
     with pytest.raises(ValueError, match="one-layer"):
         weights_from_torch(torch.nn.LSTM(2, 3, num_layers=2))
@@ -229,46 +207,12 @@ def test_shape_errors_name_the_argument(args, name):
 
 
 def test_module_shape_errors():
-    with pytest.raises(ValueError, match=r"xs has shape \(5, 2\), expected \(\*, \*, 3\)"):
+    with pytest.raises(ValueError, match=r"xs has shape \(5, 2\), expected \(T, B, 3\)\."):
         LSTM(3, 4)(torch.zeros(5, 2))
     with pytest.raises(ValueError, match="x has shape"):
         LSTMCell(3, 4)(torch.zeros(2, 5))
-    with pytest.raises(ValueError, match="ids has shape"):
-        CharLM("LSTM", 10, 4, 8)(torch.zeros(3, dtype=torch.long))
     with pytest.raises(ValueError, match="input_size"):
         LSTMCell(0, 4)
-    with pytest.raises(ValueError, match="expected"):
-        check_shape_arg("v", np.zeros(3), (None, 3))
-
-
-def test_char_lm_batches_shift_targets_by_one():
-    ids = np.arange(100)
-    batches = char_lm_batches(ids, n_batches=3, batch_size=4, seq_len=10, seed=0)
-    assert len(batches) == 3
-    x, y = batches[0]
-    assert x.shape == y.shape == (4, 10)
-    torch.testing.assert_close(y, x + 1)  # ids are consecutive, so the next id is id + 1
-    with pytest.raises(ValueError, match="too few"):
-        char_lm_batches(np.arange(5), 1, 1, seq_len=10)
-    with pytest.raises(ValueError, match="ids has shape"):
-        char_lm_batches(np.zeros((3, 30), dtype=int), 1, 1, seq_len=4)
-
-
-def test_char_lm_learns_a_deterministic_sequence():
-    torch.manual_seed(0)
-    ids = np.tile(np.arange(5), 60)  # 0 1 2 3 4 0 1 ...: the next character is always determined
-    batches = char_lm_batches(ids, 40, 8, 12, seed=0)
-    model = CharLM("LSTM", 5, 8, 16)
-    opt = torch.optim.Adam(model.parameters(), lr=0.03)
-    first = char_lm_loss(model, batches[0]).item()
-    for batch in batches:
-        opt.zero_grad()
-        char_lm_loss(model, batch).backward()
-        opt.step()
-    assert first == pytest.approx(np.log(5), abs=0.3)  # untrained: about uniform over 5 symbols
-    assert char_lm_loss(model, batches[0]).item() < 0.1
-    assert char_accuracy(model, batches[:5]) == 1.0
-    assert model.training  # char_accuracy restores the mode
 
 
 def test_fast_path_matches_torch_lstm_in_float32():

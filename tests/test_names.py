@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from course_utils.names import (
+from course_utils.data.names import (
     LANGUAGES,
     load_surnames,
     locale_surnames,

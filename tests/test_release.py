@@ -2,17 +2,17 @@
 
 import nbformat
 
-from course_utils.grading.cells import grade_id, is_grade, is_solution
-from course_utils.grading.release import release
+from course_tools.grading.cells import grade_id, is_grade, is_solution
+from course_tools.grading.release import release
 
 
 def test_student_versions_are_up_to_date(repo, tmp_path):
     release(repo / "notebooks", tmp_path)
     fresh = {p.name: p.read_text() for p in tmp_path.glob("*.ipynb")}
     committed = {p.name: p.read_text() for p in (repo / "student").glob("*.ipynb")}
-    assert sorted(committed) == sorted(fresh), "run `python -m course_utils.grading release`"
+    assert sorted(committed) == sorted(fresh), "run `python -m course_tools.grading release`"
     stale = [name for name in fresh if fresh[name] != committed[name]]
-    assert not stale, f"student/ is stale for {stale}: run `python -m course_utils.grading release`"
+    assert not stale, f"student/ is stale for {stale}: run `python -m course_tools.grading release`"
 
 
 def test_student_versions_hold_no_solutions(repo):

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.text import CharVocab, corpus_source, load_corpus
+from course_utils.data.text import CharVocab, corpus_source, load_corpus
 
 
 def test_corpus_is_real_english_text():

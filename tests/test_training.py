@@ -118,3 +118,23 @@ def test_evaluate_builds_no_graph():
 
     evaluate(torch.nn.Linear(3, 1), linear_data(64), loss_fn, CPU)
     assert grad_modes == [False, False]
+
+
+def test_epoch_seconds_has_one_increasing_entry_per_epoch():
+    model = torch.nn.Linear(3, 1)
+    data = linear_data(64)
+    hist = fit(model, data, supervised(torch.nn.functional.mse_loss), torch.optim.SGD(model.parameters(), lr=0.01),
+               epochs=4, val_data=data, device=CPU, progress=False)
+    assert len(hist.epoch_seconds) == 4
+    times = hist.epoch_seconds
+    assert 0 < times[0] and all(a < b for a, b in zip(times, times[1:], strict=False))
+    assert times[-1] <= hist.seconds  # training time only, within the whole fit's wall time
+
+
+def test_total_steps_sets_the_bar_length_for_callable_data(monkeypatch, capsys):
+    monkeypatch.setenv("COURSE_WIDGETS", "0")
+    model = torch.nn.Linear(3, 1)
+    fit(model, lambda epoch: linear_data(64, seed=epoch), supervised(torch.nn.functional.mse_loss),
+        torch.optim.SGD(model.parameters(), lr=0.01), epochs=3, device=CPU, desc="gen", total_steps=6)
+    out = capsys.readouterr().out
+    assert "gen: 100%" in out and "6/6" in out  # 3 epochs x 2 batches, a known length

@@ -15,9 +15,9 @@ import nbformat
 import pytest
 from pages import PageProblems
 
-from course_utils.colab import colab_url
-from course_utils.website import BuildError, build, lectures
-from course_utils.website.build import execute, strip_widgets
+from course_tools.colab import colab_url
+from course_tools.website import BuildError, build, lectures
+from course_tools.website.build import execute, strip_widgets
 
 SCREENSHOT_PAGE = "01_rnn.html"
 RAW_LATEX = re.compile(r"\$\\[a-zA-Z]+|\$\$")  # $\alpha or $$ in rendered text: math MathJax did not typeset

@@ -1,4 +1,4 @@
-"""Real surnames by language, read from Faker's person-name locales (notebook 05).
+"""Notebooks 05a and 05b, section 1: real surnames by language, read from Faker's person-name locales.
 
 Faker (MIT licence, pinned in pyproject.toml) ships lists of common surnames for each
 locale. We read those lists directly from the provider modules (no random sampling, so
@@ -14,6 +14,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import torch
+
+from ..shapes import require_shape
+from .padding import pad_batch
 
 # language -> Faker locales whose surname lists it pools (Latin script only: with Cyrillic
 # or Greek names the task would be solved by the alphabet alone).
@@ -67,8 +71,7 @@ def stratified_split(
     are disjoint, sorted, and together cover ``range(len(labels))``.
     """
     labels = np.asarray(labels)
-    if labels.ndim != 1:
-        raise ValueError(f"labels should have shape (N,), got {labels.shape}")
+    require_shape("labels", labels, ("N",))
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
         raise ValueError(f"fractions should be three non-negative numbers summing to 1, got {fractions}")
     rng = np.random.default_rng(seed)
@@ -91,6 +94,14 @@ def names_source(languages: Mapping[str, Sequence[str]] = LANGUAGES) -> str:
     return f"surname lists of Faker {version('faker')} (MIT licence), locales {locales}"
 
 
+def index_chunks(index: np.ndarray, batch_size: int, rng: np.random.Generator | None = None) -> list[np.ndarray]:
+    """``index`` cut into consecutive chunks of ``batch_size`` (the last may be shorter), shuffled first if ``rng``."""
+    index = np.asarray(index)
+    if rng is not None:
+        index = rng.permutation(index)
+    return [index[start : start + batch_size] for start in range(0, len(index), batch_size)]
+
+
 def name_batches(
     ids: Sequence[np.ndarray], labels: np.ndarray, index: np.ndarray, batch_size: int,
     rng: np.random.Generator | None = None, pad_value: int = 0,
@@ -100,16 +111,8 @@ def name_batches(
     ``ids[i]`` is the id sequence of name ``i``. With ``rng`` the order is shuffled (a new
     order on every call, e.g. once per epoch); without it the order of ``index`` is kept.
     """
-    import torch
-
-    from .output_types import pad_batch
-
-    index = np.asarray(index)
-    if rng is not None:
-        index = rng.permutation(index)
     batches = []
-    for start in range(0, len(index), batch_size):
-        chunk = index[start : start + batch_size]
+    for chunk in index_chunks(index, batch_size, rng):
         x, lengths = pad_batch([ids[i] for i in chunk], pad_value)
         batches.append((x, lengths, torch.as_tensor(labels[chunk], dtype=torch.long)))
     return batches
@@ -125,16 +128,8 @@ def spelling_batches(
     characters. Inputs are ``[0, c_1, ..., c_n]`` padded with 0; targets are
     ``[c_1, ..., c_n, 0]`` padded with -100, the value ``cross_entropy`` ignores.
     """
-    import torch
-
-    from .output_types import pad_batch
-
-    index = np.asarray(index)
-    if rng is not None:
-        index = rng.permutation(index)
     batches = []
-    for start in range(0, len(index), batch_size):
-        chunk = index[start : start + batch_size]
+    for chunk in index_chunks(index, batch_size, rng):
         seqs = [np.concatenate([[0], ids[i], [0]]) for i in chunk]  # 0, c_1..c_n, 0
         padded, lengths = pad_batch(seqs, pad_value=0)  # (B, n_max + 2)
         inputs, targets = padded[:, :-1].clone(), padded[:, 1:].clone()

@@ -6,7 +6,7 @@ session), installs the few packages Colab lacks, and puts the clone on ``sys.pat
 rest of the notebook then runs unchanged. Anywhere else the cell does nothing.
 
 The repository's address is written once, in ``pyproject.toml`` (``[project.urls]``);
-``python -m course_utils.colab`` (run by ``make sync``) writes the cell into every
+``python -m course_tools.colab`` (run by ``make sync``) writes the cell into every
 ``notebooks/*.py`` from it, and a test checks that each notebook holds the current cell.
 """
 

@@ -1,6 +1,6 @@
 """Start an IPython kernel with a memory cap (used as the grader's kernel).
 
-    python -m course_utils.grading.sandbox_kernel --memory-mb 4096 -f CONNECTION_FILE
+    python -m course_tools.grading.sandbox_kernel --memory-mb 4096 -f CONNECTION_FILE
 
 The cap is on the kernel's address space (``RLIMIT_AS``): a submission that allocates too
 much gets a ``MemoryError`` in its cell instead of taking the machine down.

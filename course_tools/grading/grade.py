@@ -7,7 +7,7 @@ changes nothing but a note in the gradebook. The learner's solution cells are ma
 
 Run as a module, it grades one job in its own process (the orchestrator's worker)::
 
-    python -m course_utils.grading.grade JOB.json RESULT.json
+    python -m course_tools.grading.grade JOB.json RESULT.json
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Student versions: solutions replaced by stubs, hidden tests removed, outputs cleared.
 
-    python -m course_utils.grading release            # notebooks/*.ipynb -> student/
+    python -m course_tools.grading release            # notebooks/*.ipynb -> student/
 """
 
 from __future__ import annotations

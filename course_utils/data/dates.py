@@ -1,4 +1,4 @@
-"""A translation task that fits on a CPU: human-written dates to ISO 8601 dates.
+"""Notebook 06, section 1: a translation task that fits on a CPU, human-written dates to ISO 8601.
 
 ``"the 3rd of March 2021"``, ``"3/3/21"``, ``"WED 3 MAR 2021"`` ... -> ``"2021-03-03"``.
 
@@ -18,6 +18,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+
+from ..shapes import require_shape
 
 FIRST_DAY = dt.date(1950, 1, 1)
 LAST_DAY = dt.date(2049, 12, 31)
@@ -50,10 +52,10 @@ FORMATS = (
 CASES = ("as is", "lower", "upper")
 
 # Vocabularies. Id 0 is padding in the source; the target has a start token (id 0).
-PAD, BOS = "\0", "^"
-SOURCE_CHARS = PAD + " ,-./0123456789" + "".join(sorted(set("".join(MONTHS + WEEKDAYS + ("thndrdsto",)).lower())))
+PAD_CHAR, BOS_CHAR = "\0", "^"  # the characters behind id 0 of each vocabulary
+SOURCE_CHARS = PAD_CHAR + " ,-./0123456789" + "".join(sorted(set("".join(MONTHS + WEEKDAYS + ("thndrdsto",)).lower())))
 SOURCE_CHARS += "".join(sorted({c.upper() for c in SOURCE_CHARS if c.isalpha()}))
-TARGET_CHARS = BOS + "-0123456789"
+TARGET_CHARS = BOS_CHAR + "-0123456789"
 TARGET_LEN = 10  # "yyyy-mm-dd"
 
 
@@ -138,8 +140,7 @@ def encode_target(isos: Sequence[str]) -> torch.Tensor:
 
 def decode_target(ids: torch.Tensor) -> list[str]:
     """Strings for target ids of shape ``(N, T)``."""
-    if ids.dim() != 2:
-        raise ValueError(f"ids should have shape (N, T), got {tuple(ids.shape)}")
+    require_shape("ids", ids, ("N", "T"))
     return ["".join(TARGET_CHARS[i] for i in row) for row in ids.tolist()]
 
 

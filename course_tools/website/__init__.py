@@ -1,4 +1,4 @@
-"""The course as a static website (``python -m course_utils.website``); see :mod:`.build`."""
+"""The course as a static website (``python -m course_tools.website``); see :mod:`.build`."""
 
 from .build import BuildError, build, lectures
 

@@ -1,8 +1,8 @@
 """Build the course website from the executed notebooks.
 
-    python -m course_utils.website                 # every notebook, on the CPU, into _site/
-    python -m course_utils.website --only 01_rnn   # one page (the index still lists all)
-    COURSE_DEVICE=cuda python -m course_utils.website
+    python -m course_tools.website                 # every notebook, on the CPU, into _site/
+    python -m course_tools.website --only 01_rnn   # one page (the index still lists all)
+    COURSE_DEVICE=cuda python -m course_tools.website
 
 Then open _site/index.html, or serve it: python -m http.server -d _site 8000
 """
@@ -18,7 +18,7 @@ from .build import REPO, BuildError, build
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.website", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m course_tools.website", description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "_site", help="output folder (default: _site)")
     parser.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="notebook stems or numbers, e.g. 01_rnn 05a")
     parser.add_argument("--device", help="cpu (default), cuda or mps; COURSE_DEVICE works too")

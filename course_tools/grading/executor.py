@@ -61,7 +61,7 @@ def write_kernelspec(root: Path, memory_mb: int) -> Path:
     """A kernelspec that starts :mod:`sandbox_kernel` with the memory cap; returns its dir."""
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "course_utils.grading.sandbox_kernel", "--memory-mb", str(memory_mb),
+    argv = [sys.executable, "-m", "course_tools.grading.sandbox_kernel", "--memory-mb", str(memory_mb),
             "-f", "{connection_file}"]
     spec = {"argv": argv, "display_name": "course grader", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))

@@ -7,5 +7,5 @@
 - :mod:`.runner`: grade a folder of submissions, in parallel.
 - :mod:`.gradebook`: the gradebook and feedback files.
 
-Command line: ``python -m course_utils.grading release|grade``.
+Command line: ``python -m course_tools.grading release|grade``.
 """

@@ -1,7 +1,7 @@
 """The grading commands for instructors.
 
-    python -m course_utils.grading release
-    python -m course_utils.grading grade SUBMISSIONS_DIR [--source NB] [--out DIR] [--jobs N]
+    python -m course_tools.grading release
+    python -m course_tools.grading grade SUBMISSIONS_DIR [--source NB] [--out DIR] [--jobs N]
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .runner import grade_all
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m course_utils.grading", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m course_tools.grading", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     rel = sub.add_parser("release", help="write the student versions of the course notebooks")

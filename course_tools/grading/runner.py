@@ -58,7 +58,7 @@ def _grade_in_worker(student: str, submission: Path, source: Path | None, limits
                                    "extra_tests": load_extra_tests(extra_tests, source)}))
         hard_limit = limits.notebook_timeout + 3 * 60  # the worker enforces the real limit itself
         try:
-            proc = subprocess.run([sys.executable, "-m", "course_utils.grading.grade", str(job), str(result)],
+            proc = subprocess.run([sys.executable, "-m", "course_tools.grading.grade", str(job), str(result)],
                                   capture_output=True, text=True, timeout=hard_limit)
         except subprocess.TimeoutExpired:
             proc = None

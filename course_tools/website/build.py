@@ -1,7 +1,7 @@
 """Build the course website: execute every notebook, render it to HTML, add an index.
 
-The tool is nbconvert (JupyterLab's own HTML template), which the course already installs
-and which needs no network: MathJax is served from the site itself (the copy packaged in
+The tool is nbconvert (JupyterLab's own HTML template), from the ``tools`` extra, which
+needs no network: MathJax is served from the site itself (the copy packaged in
 ``jupyter-server-mathjax``), and the scripts that the lab template would fetch from the
 internet are left out (``page.html.j2``). The lecture order and one-line descriptions come
 from the table in ``README.md``, so the README and the site cannot disagree.

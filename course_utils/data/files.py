@@ -1,4 +1,8 @@
-"""Find the course's shipped data files, and say exactly what is wrong when one is missing."""
+"""Notebooks 00 and 05d (sunspots): the course's shipped data files, checked against their hashes.
+
+Finds a file in ``data/``, checks it against the SHA-256 listed in ``data/README.md``, and
+says exactly what is wrong when one is missing or changed.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # the repository's data/ folder
 MANIFEST = DATA_DIR / "README.md"
 _ROW = re.compile(r"^\|\s*([^|\s]+)\s*\|\s*([0-9a-f]{64})\s*\|", re.MULTILINE)
 

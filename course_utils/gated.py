@@ -1,0 +1,71 @@
+"""Notebooks 03 and 04, sections 2-3: what the LSTM and the GRU share (stacked gate blocks, sigmoid).
+
+Both cells stack their gate and candidate blocks in rows, as ``torch.nn.LSTM`` and
+``torch.nn.GRU`` do: ``W_x`` is ``(n_blocks * H, I)`` and ``W_h`` is ``(n_blocks * H, H)``.
+This module knows that layout (:func:`gate_slices`, :func:`gated_param_count`,
+:func:`weights_from_torch`, :func:`check_step_shapes`) and the numerically safe sigmoid.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from .shapes import require_shape
+
+
+def gate_slices(hidden_size: int, names: Sequence[str] = ("i", "f", "g", "o")) -> dict[str, slice]:
+    """``{gate: rows}`` of the stacked weights, e.g. ``{"i": slice(0, H), "f": slice(H, 2H), ...}``."""
+    return {name: slice(k * hidden_size, (k + 1) * hidden_size) for k, name in enumerate(names)}
+
+
+def gated_param_count(n_blocks: int, input_size: int, hidden_size: int, n_biases: int = 1) -> int:
+    """Parameters of a layer of ``n_blocks`` gate/candidate blocks: ``n_blocks * ((I + H) * H + n_biases * H)``."""
+    if min(n_blocks, input_size, hidden_size) < 1 or n_biases not in (0, 1, 2):
+        raise ValueError(
+            f"need n_blocks, input_size, hidden_size >= 1 and n_biases in 0..2, "
+            f"got {n_blocks}, {input_size}, {hidden_size}, {n_biases}"
+        )
+    return n_blocks * ((input_size + hidden_size) * hidden_size + n_biases * hidden_size)
+
+
+def sigmoid(a: np.ndarray) -> np.ndarray:
+    """Logistic function, computed without overflow for large negative ``a``."""
+    e = np.exp(-np.abs(a))
+    return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+
+
+def check_step_shapes(x, h_prev, W_x, W_h, b, n_blocks: int) -> tuple[int, int]:
+    """Validate one step's arguments of a cell with ``n_blocks`` stacked blocks; returns ``(B, H)``."""
+    require_shape("x", x, ("B", "I"))
+    batch, inputs = x.shape
+    require_shape("W_h", W_h, ("n_blocks * H", "H"))
+    hidden = W_h.shape[1]
+    require_shape("W_h", W_h, (n_blocks * hidden, hidden))
+    require_shape("W_x", W_x, (n_blocks * hidden, inputs))
+    require_shape("b", b, (n_blocks * hidden,))
+    require_shape("h_prev", h_prev, (batch, hidden))
+    return batch, hidden
+
+
+def weights_from_torch(layer: nn.Module, n_blocks: int = 4) -> dict[str, torch.Tensor]:
+    """``{"W_x", "W_h", "b_x", "b_h"}`` (detached tensors) of a one-layer ``nn.LSTM``/``nn.GRU`` or cell."""
+    if isinstance(layer, (nn.LSTM, nn.GRU)):
+        if layer.num_layers != 1 or layer.bidirectional or getattr(layer, "proj_size", 0):
+            raise ValueError("only a one-layer, one-directional recurrent layer without projection can be copied")
+        suffix = "_l0"
+    else:
+        suffix = ""
+    W_x = getattr(layer, "weight_ih" + suffix).detach()
+    W_h = getattr(layer, "weight_hh" + suffix).detach()
+    if W_x.shape[0] != n_blocks * layer.hidden_size:
+        raise ValueError(f"expected {n_blocks} stacked blocks, got weight_ih of shape {tuple(W_x.shape)}")
+    if layer.bias:
+        b_x = getattr(layer, "bias_ih" + suffix).detach()
+        b_h = getattr(layer, "bias_hh" + suffix).detach()
+    else:
+        b_x = b_h = W_x.new_zeros(W_x.shape[0])
+    return {"W_x": W_x, "W_h": W_h, "b_x": b_x, "b_h": b_h}

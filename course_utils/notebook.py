@@ -1,0 +1,36 @@
+"""Every notebook: its first and last lines, the device line and the notebook's run time.
+
+The first code cell of each lecture calls :func:`start_notebook`, the last one
+:func:`report_run_time`::
+
+    device = start_notebook()   # prints "Running on: CPU (...)" and starts the timer
+    ...
+    report_run_time()           # prints "notebook ran in 12.3 s on CPU (...)"
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from .device import describe_device, get_device
+
+_started: dict[str, object] = {}  # the running notebook's start time and device
+
+
+def start_notebook() -> torch.device:
+    """Choose the device (:func:`course_utils.get_device`), print it, start the timer; return the device."""
+    device = get_device()
+    print("Running on:", describe_device(device))
+    _started.update(time=time.perf_counter(), device=device)
+    return device
+
+
+def report_run_time() -> float:
+    """Print and return the seconds since :func:`start_notebook` (imports excluded)."""
+    if "time" not in _started:
+        raise RuntimeError("report_run_time() needs start_notebook() to have run first (the notebook's first cell)")
+    seconds = time.perf_counter() - _started["time"]  # type: ignore[operator]
+    print(f"notebook ran in {seconds:.1f} s (after imports) on {describe_device(_started['device'])}")
+    return seconds

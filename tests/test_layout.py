@@ -1,0 +1,221 @@
+"""The library's layout rules (CONTRIBUTING.md, "Where helpers go"), checked on the source.
+
+Four tiers of ``course_utils``, each importing only itself and the tiers before it:
+
+1. core (every notebook), 2. ``course_utils.data``, 3. shared lecture helpers,
+4. lecture modules, which import lecture modules of the same or an earlier notebook only.
+
+``course_tools`` (the instructors' toolkit) sits on top: ``course_utils`` never imports it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from course_tools import helper_table
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "course_utils"
+CORE = {"checks", "device", "notebook", "plotting", "seed", "shapes", "training", "widgets"}
+SHARED = {"gated", "layers", "lm", "metrics"}
+NOTEBOOK_ID = re.compile(r"\b(\d\d[a-d]?)\b")
+
+
+def modules(package: Path = PACKAGE) -> dict[str, Path]:
+    """``{"rnn": path, "data.text": path, ...}`` for every module of course_utils (``""`` is the package)."""
+    found = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).with_suffix("").parts
+        name = ".".join(p for p in parts if p != "__init__")
+        found[name] = path
+    return found
+
+
+def tier(name: str) -> int:
+    if name in CORE or name == "":
+        return 1
+    if name == "data" or name.startswith("data."):
+        return 2
+    return 3 if name in SHARED else 4
+
+
+def first_line(path: Path) -> str:
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    return doc.splitlines()[0] if doc else ""
+
+
+def first_notebook(name: str, path: Path) -> str:
+    found = NOTEBOOK_ID.findall(first_line(path))
+    return found[0] if found else "00"
+
+
+def course_imports(path: Path, repo: Path = REPO) -> list[tuple[str, int, bool]]:
+    """``(module, line, at top level)`` for every import of a course_utils/course_tools module in ``path``."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    package = ".".join(path.relative_to(repo).with_suffix("").parts[:-1])  # e.g. course_utils.data
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                target = ".".join(base + ([node.module] if node.module else []))
+                names = [target] if node.module else [f"{target}.{a.name}" for a in node.names]
+            else:
+                names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            continue
+        for full in names:
+            if full.split(".")[0] in ("course_utils", "course_tools"):
+                found.append((full, node.lineno, id(node) in top))
+    return found
+
+
+def resolve(full: str, known: dict[str, Path]) -> str | None:
+    """``course_utils.data.text`` -> ``data.text``; a name imported from a package -> the package."""
+    if full.split(".")[0] != "course_utils":
+        return None
+    name = full.removeprefix("course_utils").lstrip(".")
+    while name not in known:
+        name = name.rpartition(".")[0]
+    return name
+
+
+def test_every_module_docstring_names_the_notebooks_it_serves():
+    bad = [name for name, path in modules().items() if name not in ("", "data")
+           and not re.match(r"^(Every notebook|Notebooks? \d\d)", first_line(path))]
+    assert not bad, f"start these modules' docstrings with the notebook(s) they serve: {bad}"
+    notebooks = {p.stem.split("_")[0] for p in (REPO / "notebooks").glob("*.py")}
+    for name, path in modules().items():
+        for nb in NOTEBOOK_ID.findall(first_line(path)):
+            assert nb in notebooks or re.match(r"\d\d$", nb), f"{name}: notebook {nb} does not exist"
+
+
+def test_no_name_is_defined_twice_in_the_library():
+    where = defaultdict(list)
+    for name, path in modules().items():
+        for node in ast.parse(path.read_text(encoding="utf-8")).body:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined = [node.name]
+            elif isinstance(node, ast.Assign):
+                defined = [n.id for t in node.targets for n in ast.walk(t) if isinstance(n, ast.Name)]
+            else:
+                continue
+            for d in defined:
+                if d != "__all__":
+                    where[d].append(name or "course_utils")
+    twice = {d: places for d, places in where.items() if len(places) > 1}
+    assert not twice, f"defined in more than one module (keep one and import it): {twice}"
+
+
+def violations(package: Path = PACKAGE) -> list[str]:
+    """Every import in ``package`` (a course_utils tree) that breaks the layout rules."""
+    known = modules(package)
+    wrong = []
+    for name, path in known.items():
+        for full, line, top in course_imports(path, package.parent):
+            where = f"course_utils/{path.relative_to(package)}:{line}"
+            if full.split(".")[0] == "course_tools":
+                wrong.append(f"{where} imports the instructors' toolkit {full}")
+                continue
+            if not top:
+                wrong.append(f"{where} imports {full} inside a function (import at the top; no cycles to dodge)")
+            target = resolve(full, known)
+            if target is None or target in ("", "data") and name in ("", "data"):
+                continue
+            if tier(target) > tier(name):
+                who = name or "course_utils"
+                wrong.append(f"{where}: {who} (tier {tier(name)}) imports {target} (tier {tier(target)})")
+            elif tier(name) == tier(target) == 4 and first_notebook(target, known[target]) > first_notebook(name, path):
+                wrong.append(f"{where}: lecture {name} imports {target}, which belongs to a later notebook")
+    return wrong
+
+
+def test_imports_point_down_the_tiers():
+    wrong = violations()
+    assert not wrong, "imports against the layout rules:\n" + "\n".join(wrong)
+
+
+def test_the_rules_catch_wrong_way_imports(tmp_path):
+    package = tmp_path / "course_utils"
+    (package / "data").mkdir(parents=True)
+    files = {
+        "__init__.py": '"""The package."""\n',
+        "checks.py": '"""Every notebook: checks."""\nfrom .rnn import step\n',  # core -> lecture
+        "rnn.py": '"""Notebook 01: the RNN."""\nfrom .attention import score\n',  # 01 -> 06
+        "attention.py": '"""Notebook 06: attention."""\nfrom .rnn import step\n',  # fine
+        # a function-local import, and a shared module importing a lecture module:
+        "lm.py": '"""Notebooks 01-08: shared."""\n\ndef f():\n    from .rnn import step\n',
+        "data/__init__.py": '"""Data."""\n',
+        "data/names.py": '"""Notebook 05a: names."""\nfrom ..attention import score\nimport course_tools\n',
+    }
+    for rel, text in files.items():
+        (package / rel).write_text(text)
+    found = "\n".join(violations(package))
+    assert "checks (tier 1) imports rnn (tier 4)" in found
+    assert "lecture rnn imports attention, which belongs to a later notebook" in found
+    assert "inside a function" in found and "lm (tier 3) imports rnn (tier 4)" in found
+    assert "data.names (tier 2) imports attention (tier 4)" in found
+    assert "imports the instructors' toolkit course_tools" in found
+    assert "attention.py" not in found
+
+
+def test_the_helper_table_in_00_matches_the_notebooks_imports():
+    text = helper_table.SETUP.read_text(encoding="utf-8")
+    assert helper_table.with_table(text) == text, "run `make sync` (python -m course_tools.helper_table)"
+
+
+def test_exercise_functions_follow_the_naming_rule():
+    """A function a learner writes in a solution cell is ``my_<name>``: it never shadows a library helper."""
+    wrong = []
+    for path in sorted((REPO / "notebooks").glob("*.py")):
+        cells = re.split(r"^# %%", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
+        for cell in cells:
+            if not re.match(r'.*"solution": true', cell.splitlines()[0] if cell else ""):
+                continue
+            for name in re.findall(r"^def (\w+)", cell, flags=re.MULTILINE):
+                if not name.startswith("my_"):
+                    wrong.append(f"{path.name}: {name}")
+    assert not wrong, f"exercise functions must be named my_<name>: {wrong}"
+
+
+BLOCKED = ["course_tools", "nbconvert", "nbclient", "jupyter_server_mathjax", "nbgrader", "pytest", "nbval",
+           "playwright", "yaml"]
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("*.py")))
+def test_a_learner_install_imports_every_helper_of_the_notebook(notebook):
+    """Every course_utils module the notebook imports loads without the instructors' and test extras."""
+    used = sorted(helper_table.modules_used((REPO / "notebooks" / notebook).read_text(encoding="utf-8")))
+    code = (
+        "import importlib.abc, sys\n"
+        f"BLOCKED = {BLOCKED!r}\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in BLOCKED:\n"
+        "            raise ImportError(f'{name} is not part of a learner install')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"for m in {used!r}:\n"
+        "    importlib.import_module('course_utils.' + m)\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("0[1-9]*.py")))
+def test_each_lecture_starts_and_ends_with_the_preamble_helpers(notebook):
+    """The device line and the timer come from course_utils.notebook, not from code in each notebook."""
+    code = (REPO / "notebooks" / notebook).read_text(encoding="utf-8")
+    assert re.search(r"^device = start_notebook\(\)$", code, re.MULTILINE), "the first cell: device = start_notebook()"
+    assert code.rstrip().endswith("report_run_time()"), "the last cell: report_run_time()"
+    assert "notebook_start" not in code and "Running on:" not in code, "use start_notebook(), not a copy of it"

@@ -1,0 +1,36 @@
+"""Scores of sequence models (course_utils.metrics): exact match and the confusion matrix."""
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils.metrics import confusion_matrix, exact_match
+from course_utils.output_types import EOS, PAD
+
+
+def test_exact_match_ignoring_padding():
+    tgt = torch.tensor([[4, 5, EOS], [6, EOS, PAD]])
+    pred = torch.tensor([[4, 5, EOS, 9], [6, EOS, 3, 3]])
+    assert exact_match(pred, tgt, ignore_index=PAD).tolist() == [True, True]
+    pred[0, 1] = 7
+    assert exact_match(pred, tgt, ignore_index=PAD).tolist() == [False, True]
+    with pytest.raises(ValueError, match="pred"):
+        exact_match(pred[:, :2], tgt, ignore_index=PAD)
+
+
+def test_exact_match_compares_every_position_by_default():
+    tgt = torch.tensor([[4, 5, EOS], [6, EOS, PAD]])
+    pred = torch.tensor([[4, 5, EOS, 9], [6, EOS, 3, 3]])
+    assert exact_match(pred, tgt).tolist() == [True, False]  # row 1 put 3 where the target has PAD
+    pred[1, 2] = PAD
+    assert exact_match(pred, tgt).tolist() == [True, True]
+    with pytest.raises(ValueError, match=r"targets has shape \(3,\), expected \(B, T\)\."):
+        exact_match(pred, tgt[0])
+
+
+def test_confusion_matrix():
+    cm = confusion_matrix(np.array([0, 0, 1, 2, 2]), np.array([0, 1, 1, 2, 0]), 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 1, 0], [1, 0, 1]]
+    assert cm.dtype == np.int64
+    with pytest.raises(ValueError):
+        confusion_matrix(np.array([0, 1]), np.array([0]), 2)
