@@ -1,4 +1,4 @@
-"""Every notebook (00, section 2): pick the device every notebook runs on.
+"""Every notebook (00, section 2): pick the device every notebook runs on, and its CPU threads.
 
 One function, :func:`get_device`, decides. Notebooks never write ``"cuda"`` or
 ``"cpu"`` themselves, so the same notebook runs on a laptop and on a GPU box.
@@ -9,6 +9,15 @@ Set the environment variable ``COURSE_DEVICE`` to force a choice::
     COURSE_DEVICE=cuda make test     # the GPU, or a clear error if there is none
 
 Unset (or ``auto``), the best available device is used: cuda, then mps, then cpu.
+
+**CPU threads: one, unless you ask.** The course's models are small: a time step is a few
+small matrix products, and spreading those over several threads costs more in
+synchronisation than it saves. On a busy machine (two notebooks, the grader, a browser)
+extra threads cost far more: two kernels with two threads each on two cores ran 10x slower
+than one. So the first :func:`get_device` call of a process applies the course's thread
+policy, :func:`set_cpu_threads`: ``COURSE_THREADS`` threads (default 1; ``auto`` keeps the
+libraries' own choice, one per core) for PyTorch's intra-op pool and numpy's BLAS. A
+section that gains from more threads asks for them with :func:`set_cpu_threads`.
 """
 
 from __future__ import annotations
@@ -16,9 +25,13 @@ from __future__ import annotations
 import os
 
 import torch
+from threadpoolctl import threadpool_limits
 
 ENV_VAR = "COURSE_DEVICE"
 CHOICES = ("auto", "cpu", "cuda", "mps")
+THREADS_VAR = "COURSE_THREADS"
+DEFAULT_THREADS = 1
+_policy = {"applied": False, "threads": None}  # set by the first get_device() of the process
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -42,7 +55,7 @@ def available_devices() -> list[str]:
 
 
 def get_device(requested: str | None = None) -> torch.device:
-    """Return the device to run on.
+    """Return the device to run on (the first call also applies the CPU thread policy).
 
     Args:
         requested: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``. ``None`` reads the
@@ -53,6 +66,8 @@ def get_device(requested: str | None = None) -> torch.device:
         DeviceUnavailableError: an explicit request for a device this machine lacks.
             There is never a silent fallback to the CPU.
     """
+    if not _policy["applied"]:
+        set_cpu_threads()
     source = "argument"
     if requested is None:
         requested, source = os.environ.get(ENV_VAR, "auto"), f"${ENV_VAR}"
@@ -74,10 +89,39 @@ def get_device(requested: str | None = None) -> torch.device:
     return torch.device(choice)
 
 
+def cpu_threads_requested(requested: int | str | None = None) -> int | None:
+    """The thread count asked for: ``requested``, else ``$COURSE_THREADS``, else 1; ``None`` for ``auto``."""
+    source = "argument"
+    if requested is None:
+        requested, source = os.environ.get(THREADS_VAR, str(DEFAULT_THREADS)), f"${THREADS_VAR}"
+    text = str(requested).strip().lower()
+    if text == "auto":
+        return None
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"{source}={requested!r} is not a thread count; use a whole number >= 1, or 'auto'.")
+    return int(text)
+
+
+def set_cpu_threads(requested: int | str | None = None) -> int:
+    """Use ``requested`` CPU threads (default ``$COURSE_THREADS``, else 1) in PyTorch and numpy's BLAS.
+
+    ``"auto"`` leaves both libraries at their own default (one thread per core). Returns the
+    number of threads PyTorch now uses.
+    """
+    n = cpu_threads_requested(requested)
+    if n is not None:
+        torch.set_num_threads(n)
+        threadpool_limits(limits=n, user_api="blas")  # numpy's OpenBLAS (or MKL), for the whole process
+    _policy.update(applied=True, threads=n)
+    return torch.get_num_threads()
+
+
 def describe_device(device: torch.device) -> str:
-    """One line naming the device, e.g. ``cuda (NVIDIA H100)`` or ``cpu (2 threads)``."""
+    """One line naming the device, e.g. ``cuda (NVIDIA H100)`` or ``cpu (1 thread, COURSE_THREADS=1)``."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
+        n = torch.get_num_threads()
+        asked = "auto" if _policy["applied"] and _policy["threads"] is None else os.environ.get(THREADS_VAR, "1")
+        return f"cpu ({n} thread{'s' if n != 1 else ''}, {THREADS_VAR}={asked})"
     return device.type

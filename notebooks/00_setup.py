@@ -84,7 +84,7 @@ if "google.colab" in sys.modules:
 import platform
 import re
 import tomllib
-from importlib.metadata import version
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -103,12 +103,17 @@ for requirement in tomllib.loads(pyproject.read_text())["project"]["dependencies
 print(f"Python {platform.python_version()} on {platform.system()} {platform.machine()}")
 mismatches = []
 for name, pinned in pins.items():
-    installed = version(name)
+    try:
+        installed = version(name)
+    except PackageNotFoundError:  # e.g. on Colab, which lacks some of the course's tools
+        installed = "not installed"
     same = installed.split("+")[0] == pinned  # torch's CPU build is '2.13.0+cpu'
     print(f"  {name:24s} {installed:14s} {'ok' if same else 'pinned ' + pinned}")
     if not same:
         mismatches.append(name)
-print("All pinned versions match." if not mismatches else f"WARNING: versions differ for {mismatches}")
+print("All pinned versions match." if not mismatches else
+      f"Note: {', '.join(mismatches)} differ from the course's pins. The notebooks usually still run; "
+      "if something fails, `make setup` (or `pip install -e .`) installs the pinned versions.")
 
 # %% [markdown]
 # ## 2. The device
@@ -119,6 +124,13 @@ print("All pinned versions match." if not mismatches else f"WARNING: versions di
 # starting Jupyter, e.g. `COURSE_DEVICE=cpu make lab`. Asking for `cuda` on a machine
 # without one is an error, not a quiet fall-back to the CPU: you should know where your
 # timings come from.
+#
+# On the CPU the course uses **one thread** (`COURSE_THREADS`, default 1; `auto` gives one
+# per core). Its models are small: a time step is a few small matrix products, and splitting
+# those over threads costs more than it saves, far more as soon as anything else runs on the
+# machine (a second notebook, a browser). The device line shows the setting. Each lecture
+# starts with `start_notebook()`, which does the same as this cell and also starts the
+# notebook's timer.
 
 # %%
 device = get_device()

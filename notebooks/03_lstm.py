@@ -79,10 +79,6 @@ from course_utils.lstm import (
     lstm_weights_from_torch,
 )
 
-# The models here are tiny: each time step is a few small matrix products, done one step
-# after the other. Spreading such small products over several CPU threads costs more in
-# synchronisation than it saves (on a busy 2-core machine, many times more), so we use one.
-torch.set_num_threads(1)
 device = start_notebook()
 
 # %% [markdown]

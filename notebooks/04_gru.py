@@ -80,9 +80,6 @@ from course_utils.long_range import SequenceToOne
 from course_utils.lstm import lstm_param_count
 from course_utils.plotting import smooth
 
-# Tiny recurrent models do a few small matrix products per time step; spreading those over
-# several CPU threads costs more than it saves, so we use one (see notebook 03).
-torch.set_num_threads(1)
 device = start_notebook()
 
 # %% [markdown]

@@ -1,7 +1,19 @@
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+from threadpoolctl import threadpool_info
 
-from course_utils.device import DeviceUnavailableError, available_devices, describe_device, get_device
+from course_utils.device import (
+    DeviceUnavailableError,
+    available_devices,
+    cpu_threads_requested,
+    describe_device,
+    get_device,
+    set_cpu_threads,
+)
 
 
 def test_auto_picks_best_available(monkeypatch):
@@ -47,3 +59,49 @@ def test_unknown_device_names_the_choices(monkeypatch):
 
 def test_describe_cpu():
     assert describe_device(torch.device("cpu")).startswith("cpu (")
+
+
+def test_thread_request_defaults_to_one_and_reads_the_variable(monkeypatch):
+    monkeypatch.delenv("COURSE_THREADS", raising=False)
+    assert cpu_threads_requested() == 1
+    monkeypatch.setenv("COURSE_THREADS", "3")
+    assert cpu_threads_requested() == 3
+    monkeypatch.setenv("COURSE_THREADS", "auto")
+    assert cpu_threads_requested() is None
+    assert cpu_threads_requested(2) == 2
+
+
+@pytest.mark.parametrize("bad", ["0", "-1", "two", "1.5"])
+def test_bad_thread_request_names_the_variable(monkeypatch, bad):
+    monkeypatch.setenv("COURSE_THREADS", bad)
+    with pytest.raises(ValueError, match=r"\$COURSE_THREADS=.*whole number >= 1, or 'auto'"):
+        cpu_threads_requested()
+
+
+def test_set_cpu_threads_limits_torch_and_blas():
+    before = torch.get_num_threads()
+    try:
+        assert set_cpu_threads(1) == 1
+        assert torch.get_num_threads() == 1
+        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+        assert blas and all(n == 1 for n in blas), threadpool_info()
+        assert "1 thread, COURSE_THREADS=" in describe_device(torch.device("cpu"))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_first_get_device_applies_the_policy():
+    """In a fresh process, without any call but get_device(), torch and BLAS run on COURSE_THREADS threads."""
+    code = (
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from course_utils import get_device\n"
+        "get_device()\n"
+        "blas = sorted({p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas'})\n"
+        "print(torch.get_num_threads(), blas)\n"
+    )
+    env = {**os.environ, "COURSE_THREADS": "1", "COURSE_DEVICE": "cpu"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "[1]"]

@@ -88,8 +88,8 @@ def run_cells(cells: list[NotebookNode], limits: Limits, replay: list[bool] | No
         os.environ["JUPYTER_PATH"] = str(jupyter_path)  # only this worker process uses it
         os.environ.setdefault("MPLBACKEND", "Agg")
         if limits.threads > 0:  # kernels running side by side must not fight over the cores
-            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                os.environ[var] = str(limits.threads)
+            for var in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+                os.environ[var] = str(limits.threads)  # COURSE_THREADS: the course's policy (course_utils.device)
         cwd = workdir or (tmp_path / "work")
         cwd.mkdir(parents=True, exist_ok=True)
         return _Run(cells, limits, cwd, replay or [True] * len(cells)).run()
