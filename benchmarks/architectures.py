@@ -57,7 +57,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from course_utils.device import get_device  # noqa: E402
+from course_utils.device import get_device, set_cpu_threads  # noqa: E402
 from course_utils.gru import GRU  # noqa: E402
 from course_utils.lstm import LSTM  # noqa: E402
 from course_utils.min_rnns import MinGRU, MinLSTM  # noqa: E402
@@ -203,7 +203,7 @@ def peak_memory_child(name: str, T: int, batch: int, hidden: int, threads: int) 
     The peak is ``VmHWM``, reset to the current size by writing 5 to ``/proc/self/clear_refs``
     (Linux). Not ``getrusage().ru_maxrss``: after fork and exec it still reports the parent's peak.
     """
-    torch.set_num_threads(threads)
+    set_cpu_threads(threads)  # the course's thread policy: torch and BLAS alike
     spec = next(s for s in specs() if s.name == name)
     model, x = build(spec, hidden, torch.device("cpu"), T, batch)
     with open("/proc/self/clear_refs", "w") as f:
@@ -226,7 +226,7 @@ def peak_memory(spec: Spec, T: int, batch: int, hidden: int, device: torch.devic
     args = json.dumps([spec.name, T, batch, hidden, threads])
     code = ("import json, benchmarks.architectures as a; "
             f"print(a.peak_memory_child(*json.loads({args!r})))")
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": str(threads)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COURSE_THREADS": str(threads)}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
     return float(result.stdout.strip().splitlines()[-1])
 
@@ -234,7 +234,7 @@ def peak_memory(spec: Spec, T: int, batch: int, hidden: int, device: torch.devic
 def run(lengths: list[int], reps: int, batch: int, hidden: int, threads: int, memory: bool, max_attention_len: int,
         device: torch.device) -> list[dict]:
     """Time every layer at every length; returns one row per (layer, length)."""
-    torch.set_num_threads(threads)
+    set_cpu_threads(threads)  # the course's thread policy: torch and BLAS alike
     all_specs = specs()
     rows = []
     machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
@@ -284,7 +284,7 @@ def time_scans(
     lengths: list[int], reps: int, batch: int, hidden: int, threads: int, device: torch.device
 ) -> list[dict]:
     """The recurrence alone: forward and forward+backward per method and length, median of interleaved reps."""
-    torch.set_num_threads(threads)
+    set_cpu_threads(threads)  # the course's thread policy: torch and BLAS alike
     rows = []
     for T in lengths:
         gen = torch.Generator().manual_seed(0)

@@ -1,17 +1,21 @@
 """The learners' library of *Sequence Models, from RNNs to Transformers*: what the notebooks import.
 
-Three layers, each importing only the ones before it (``tests/test_layout.py`` checks this):
+Four tiers, each importing only itself and the tiers before it (``tests/test_layout.py``
+checks this):
 
-1. the core, used by every notebook: :mod:`.shapes` and :mod:`.checks` (clear errors and
-   graded checks), :mod:`.device`, :mod:`.seed`, :mod:`.notebook` (the first and last lines
-   of a notebook), :mod:`.training` (``fit``), :mod:`.plotting`, :mod:`.widgets`;
+1. core, used by every notebook: :mod:`.shapes` and :mod:`.checks` (clear errors and
+   graded checks), :mod:`.device` (device and CPU threads), :mod:`.seed`, :mod:`.notebook`
+   (the first and last lines of a notebook), :mod:`.training` (``fit``), :mod:`.plotting`,
+   :mod:`.widgets`;
 2. :mod:`course_utils.data`: data sets and task generators (no models);
-3. the lectures: one module per concept, its docstring naming the notebook and sections it
-   serves (``rnn`` 01, ``bptt``/``char_rnn`` 02, ``gated``/``lstm``/``lstm_backward``/
-   ``long_range`` 03, ``gru`` 04, ``output_types``/``metrics``/``forecasting`` 05, ``attention``
-   06, ``self_attention`` 07, ``transformer`` 08, ``esn``/``scan``/``min_rnns`` 09), plus what
-   several lectures share: ``layers`` (torch's recurrent layers by name) and ``lm`` (language
-   modelling: windows, loss, model, training, sampling).
+3. shared by several lectures: ``gated`` (the LSTM/GRU gate layout), ``layers`` (torch's
+   recurrent layers by name), ``lm`` (language modelling: windows, loss, model, training,
+   sampling), ``metrics`` (sequence metrics);
+4. lectures, one module per concept, its docstring naming the notebook and sections it
+   serves: ``rnn`` 01, ``bptt``/``char_rnn`` 02, ``lstm``/``lstm_backward``/``long_range`` 03,
+   ``gru`` 04, ``output_types``/``forecasting`` 05, ``attention`` 06, ``self_attention`` 07,
+   ``transformer`` 08, ``esn``/``scan``/``min_rnns`` 09. A lecture module may use those of
+   earlier notebooks.
 
 The instructors' toolkit (grading, website, Colab cell) is the separate package ``course_tools``.
 

@@ -1,4 +1,6 @@
-"""Notebook 02, section 4: a character-level language model in numpy, with batching, Adagrad, evaluation and sampling.
+"""Notebook 02, section 4 (and 01's batching): a character-level language model in numpy.
+
+Batching, Adagrad, evaluation and sampling.
 
 The model is the vanilla RNN of :mod:`course_utils.rnn` with one-hot characters as inputs
 and a softmax over the vocabulary as outputs; its gradients come from

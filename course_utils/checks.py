@@ -83,7 +83,9 @@ def check_shape(name: str, value: ArrayLike, expected: Sequence[int]) -> None:
         raise CheckFailed(shape_message(name, got.shape, expected, _shape_hint(tuple(got.shape), tuple(expected))))
 
 
-def _shape_hint(got: tuple[int, ...], expected: tuple[int, ...]) -> str:
+def _shape_hint(got: tuple[int, ...], expected: tuple) -> str:
+    if not all(isinstance(e, int) for e in expected):  # named sizes ("B"): no ordering to compare
+        return ""
     if sorted(got) == sorted(expected):
         return "The sizes are right but in another order: is something transposed?"
     if len(got) != len(expected):

@@ -31,7 +31,8 @@ ENV_VAR = "COURSE_DEVICE"
 CHOICES = ("auto", "cpu", "cuda", "mps")
 THREADS_VAR = "COURSE_THREADS"
 DEFAULT_THREADS = 1
-_policy = {"applied": False, "threads": None}  # set by the first get_device() of the process
+_ORIGINAL_TORCH_THREADS = torch.get_num_threads()  # the library's own choice, restored by "auto"
+_policy: dict = {"applied": False, "asked": None, "blas": None}  # set by set_cpu_threads
 
 
 class DeviceUnavailableError(RuntimeError):
@@ -105,23 +106,30 @@ def cpu_threads_requested(requested: int | str | None = None) -> int | None:
 def set_cpu_threads(requested: int | str | None = None) -> int:
     """Use ``requested`` CPU threads (default ``$COURSE_THREADS``, else 1) in PyTorch and numpy's BLAS.
 
-    ``"auto"`` leaves both libraries at their own default (one thread per core). Returns the
+    ``"auto"`` puts both libraries back on their own default (one thread per core). Returns the
     number of threads PyTorch now uses.
     """
     n = cpu_threads_requested(requested)
+    if _policy["blas"] is not None:  # undo the previous BLAS limit first
+        _policy["blas"].restore_original_limits()
+        _policy["blas"] = None
+    torch.set_num_threads(_ORIGINAL_TORCH_THREADS if n is None else n)
     if n is not None:
-        torch.set_num_threads(n)
-        threadpool_limits(limits=n, user_api="blas")  # numpy's OpenBLAS (or MKL), for the whole process
-    _policy.update(applied=True, threads=n)
+        _policy["blas"] = threadpool_limits(limits=n, user_api="blas")  # numpy's OpenBLAS (or MKL), process-wide
+    _policy.update(applied=True, asked="auto" if n is None else str(n))
     return torch.get_num_threads()
 
 
 def describe_device(device: torch.device) -> str:
-    """One line naming the device, e.g. ``cuda (NVIDIA H100)`` or ``cpu (1 thread, COURSE_THREADS=1)``."""
+    """One line naming the device, e.g. ``cuda (NVIDIA H100)`` or ``cpu (1 thread, COURSE_THREADS=1)``.
+
+    For the CPU it shows the threads PyTorch uses and the request that set them (the
+    environment variable's value, or the argument of the last :func:`set_cpu_threads` call).
+    """
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
         n = torch.get_num_threads()
-        asked = "auto" if _policy["applied"] and _policy["threads"] is None else os.environ.get(THREADS_VAR, "1")
-        return f"cpu ({n} thread{'s' if n != 1 else ''}, {THREADS_VAR}={asked})"
+        policy = f"{THREADS_VAR}={_policy['asked']}" if _policy["applied"] else "thread policy not applied yet"
+        return f"cpu ({n} thread{'s' if n != 1 else ''}, {policy})"
     return device.type

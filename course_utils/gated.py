@@ -9,6 +9,7 @@ This module knows that layout (:func:`gate_slices`, :func:`gated_param_count`,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,15 +39,20 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def check_step_shapes(x, h_prev, W_x, W_h, b, n_blocks: int) -> tuple[int, int]:
-    """Validate one step's arguments of a cell with ``n_blocks`` stacked blocks; returns ``(B, H)``."""
+def check_step_shapes(x, h_prev, W_x, W_h, biases: dict[str, Any], n_blocks: int) -> tuple[int, int]:
+    """Validate one step's arguments of a cell with ``n_blocks`` stacked blocks; returns ``(B, H)``.
+
+    ``biases`` names each bias vector, ``{"b": b}`` for the LSTM, ``{"b_x": b_x, "b_h": b_h}``
+    for the GRU, so an error names the argument the learner passed.
+    """
     require_shape("x", x, ("B", "I"))
     batch, inputs = x.shape
-    require_shape("W_h", W_h, ("n_blocks * H", "H"))
+    require_shape("W_h", W_h, (f"{n_blocks}H", "H"))
     hidden = W_h.shape[1]
     require_shape("W_h", W_h, (n_blocks * hidden, hidden))
     require_shape("W_x", W_x, (n_blocks * hidden, inputs))
-    require_shape("b", b, (n_blocks * hidden,))
+    for name, b in biases.items():
+        require_shape(name, b, (n_blocks * hidden,))
     require_shape("h_prev", h_prev, (batch, hidden))
     return batch, hidden
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gated import gate_slices, gated_param_count, sigmoid, weights_from_torch
+from .gated import check_step_shapes, gate_slices, gated_param_count, sigmoid, weights_from_torch
 from .shapes import require_shape
 
 GRU_GATES = ("r", "z", "n")  # torch.nn.GRU's row blocks, in order
@@ -40,18 +40,6 @@ ZWeights = Literal["h_prev", "candidate"]
 def gru_param_count(input_size: int, hidden_size: int, n_biases: int = 1) -> int:
     """Parameters of one GRU layer: ``3 * ((I + H) * H + n_biases * H)``; ``torch.nn.GRU`` has ``n_biases=2``."""
     return gated_param_count(3, input_size, hidden_size, n_biases)
-
-
-def _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h) -> int:
-    require_shape("x", x, ("B", "I"))
-    require_shape("W_h", W_h, ("3H", "H"))
-    hidden = W_h.shape[1]
-    require_shape("W_h", W_h, (3 * hidden, hidden))
-    require_shape("W_x", W_x, (3 * hidden, x.shape[1]))
-    require_shape("b_x", b_x, (3 * hidden,))
-    require_shape("b_h", b_h, (3 * hidden,))
-    require_shape("h_prev", h_prev, (x.shape[0], hidden))
-    return hidden
 
 
 def _check_gru_options(z_weights: str, reset_after: bool) -> None:
@@ -83,7 +71,7 @@ def gru_cell_numpy(
         ``(h, gates)``: h ``(B, H)`` and ``{"r", "z", "n": (B, H)}``.
     """
     _check_gru_options(z_weights, reset_after)
-    hidden = _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h)
+    _, hidden = check_step_shapes(x, h_prev, W_x, W_h, {"b_x": b_x, "b_h": b_h}, 3)
     s = gate_slices(hidden, GRU_GATES)
     a_x = x @ W_x.T + b_x  # (B, 3H) input part of every block
     r = sigmoid(a_x[:, s["r"]] + h_prev @ W_h[s["r"]].T + b_h[s["r"]])  # (B, H)
@@ -109,7 +97,7 @@ def gru_cell_torch(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The same step as :func:`gru_cell_numpy`, in PyTorch (differentiable, any device)."""
     _check_gru_options(z_weights, reset_after)
-    _check_gru_shapes(x, h_prev, W_x, W_h, b_x, b_h)
+    check_step_shapes(x, h_prev, W_x, W_h, {"b_x": b_x, "b_h": b_h}, 3)
     a_x = x @ W_x.T + b_x  # (B, 3H)
     if reset_after:
         return gru_step_from_preactivations(a_x, h_prev @ W_h.T + b_h, h_prev, z_weights)

@@ -1,4 +1,4 @@
-"""Notebooks 03-05d and 09: ``torch.nn``'s recurrent layers by name, the LSTM's forget bias, parameter counts.
+"""Notebooks 03-05d, 08 and 09: ``torch.nn``'s recurrent layers by name, the LSTM's forget bias, parameter counts.
 
 One registry, lower-case names (``"rnn"``, ``"lstm"``, ``"gru"``; any letter case is accepted),
 so every model that takes a ``kind`` or ``cell`` argument builds its layer the same way.

@@ -30,6 +30,7 @@ from .shapes import require_shape
 from .training import fit
 
 LMBatch = tuple[torch.Tensor, torch.Tensor]  # inputs and next-token targets, both (B, T) (or (T, B))
+VAL_WINDOWS = {"n_batches": 10, "batch_size": 64, "seed": 1234}  # the fixed validation windows of every LM
 
 
 # ----------------------------------------------------------------------------- data
@@ -113,8 +114,9 @@ class RecurrentLM(nn.Module):
 
 
 @torch.no_grad()
-def estimate_loss(model: nn.Module, ids: torch.Tensor, context: int, batch_size: int = 64, n_batches: int = 10,
-                  seed: int = 1234, device: torch.device | None = None) -> float:
+def estimate_loss(model: nn.Module, ids: torch.Tensor, context: int, batch_size: int = VAL_WINDOWS["batch_size"],
+                  n_batches: int = VAL_WINDOWS["n_batches"], seed: int = VAL_WINDOWS["seed"],
+                  device: torch.device | None = None) -> float:
     """Mean loss over ``n_batches`` fixed random windows of ``ids`` (the same windows every call)."""
     device = device or get_device()
     was_training = model.training
@@ -164,7 +166,7 @@ def train_lm(model: nn.Module, data: CharData, *, steps: int, context: int, batc
         raise ValueError(f"steps and eval_every must be >= 1, got {steps} and {eval_every}")
     device = device or get_device()
     g = torch.Generator().manual_seed(seed)
-    val = lm_batches(data.val, 10, 64, context, seed=1234)
+    val = lm_batches(data.val, VAL_WINDOWS["n_batches"], VAL_WINDOWS["batch_size"], context, seed=VAL_WINDOWS["seed"])
     n_chunks = math.ceil(steps / eval_every)
     counts = [min(eval_every, steps - k * eval_every) for k in range(n_chunks)]
 

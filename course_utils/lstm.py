@@ -1,4 +1,6 @@
-"""Notebook 03, sections 1-4: the LSTM cell, from scratch in numpy and in PyTorch, laid out like ``torch.nn.LSTM``.
+"""Notebook 03, sections 1-4 (and 04's comparison): the LSTM cell, from scratch, laid out like ``torch.nn.LSTM``.
+
+In numpy and in PyTorch.
 
 One step, for a batch of B inputs (Hochreiter & Schmidhuber 1997, with the forget gate of
 Gers et al. 2000)::
@@ -61,7 +63,7 @@ def lstm_cell_numpy(
     Returns:
         ``(h, c, gates)`` with h, c ``(B, H)`` and ``gates = {"i", "f", "g", "o": (B, H)}``.
     """
-    batch, hidden = check_step_shapes(x, h_prev, W_x, W_h, b, 4)
+    batch, hidden = check_step_shapes(x, h_prev, W_x, W_h, {"b": b}, 4)
     require_shape("c_prev", c_prev, (batch, hidden))
     a = x @ W_x.T + h_prev @ W_h.T + b  # (B, 4H) pre-activations of all four blocks
     s = gate_slices(hidden)
@@ -119,7 +121,7 @@ def lstm_cell_torch(
     peephole: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
     """The same step as :func:`lstm_cell_numpy`, in PyTorch (differentiable, any device)."""
-    batch, hidden = check_step_shapes(x, h_prev, W_x, W_h, b, 4)
+    batch, hidden = check_step_shapes(x, h_prev, W_x, W_h, {"b": b}, 4)
     require_shape("c_prev", c_prev, (batch, hidden))
     a = x @ W_x.T + h_prev @ W_h.T + b  # (B, 4H)
     a_i, a_f, a_g, a_o = a.chunk(4, dim=1)  # each (B, H), in the order i, f, g, o

@@ -3,9 +3,9 @@
 The first code cell of each lecture calls :func:`start_notebook`, the last one
 :func:`report_run_time`::
 
-    device = start_notebook()   # prints "Running on: CPU (...)" and starts the timer
+    device = start_notebook()   # prints "Running on: cpu (1 thread, COURSE_THREADS=1)", starts the timer
     ...
-    report_run_time()           # prints "notebook ran in 12.3 s on CPU (...)"
+    report_run_time()           # prints "notebook ran in 12.3 s (after imports) on cpu (1 thread, ...)"
 """
 
 from __future__ import annotations

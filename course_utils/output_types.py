@@ -5,7 +5,7 @@ One recurrent layer, five wirings:
 - one-to-one: :class:`BagOfCharsMLP`, a feed-forward net on a fixed-size vector;
 - many-to-one: :class:`SequenceClassifier`, the last hidden state of a packed batch;
 - one-to-many: :class:`ConditionalCharLM`, a class sets the initial state, then characters
-  are sampled one at a time (:func:`temperature_softmax`, :func:`sample_next`);
+  are sampled one at a time (:func:`course_utils.lm.sample_next`);
 - many-to-many, aligned: :class:`Tagger`, one output per input step, optionally bidirectional;
 - many-to-many, unaligned: :class:`EncoderDecoder`, an encoder squeezes the input into one vector
   and a decoder unrolls it, with teacher forcing or scheduled sampling.

@@ -6,6 +6,7 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
+from course_utils import device as device_module
 from course_utils.device import (
     DeviceUnavailableError,
     available_devices,
@@ -78,16 +79,27 @@ def test_bad_thread_request_names_the_variable(monkeypatch, bad):
         cpu_threads_requested()
 
 
-def test_set_cpu_threads_limits_torch_and_blas():
-    before = torch.get_num_threads()
+def blas_threads() -> list[int]:
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+def test_set_cpu_threads_limits_torch_and_blas_and_auto_restores():
+    set_cpu_threads("auto")
+    torch_auto, blas_auto = torch.get_num_threads(), blas_threads()
+    assert torch_auto == device_module._ORIGINAL_TORCH_THREADS
     try:
         assert set_cpu_threads(1) == 1
         assert torch.get_num_threads() == 1
-        blas = [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
-        assert blas and all(n == 1 for n in blas), threadpool_info()
-        assert "1 thread, COURSE_THREADS=" in describe_device(torch.device("cpu"))
+        assert blas_threads() and set(blas_threads()) == {1}, threadpool_info()
+        assert describe_device(torch.device("cpu")).endswith("(1 thread, COURSE_THREADS=1)")
+        assert set_cpu_threads(2) == 2  # a section that asks for more
+        assert set(blas_threads()) == {2}
+        assert describe_device(torch.device("cpu")).endswith("(2 threads, COURSE_THREADS=2)")
+        set_cpu_threads("auto")  # back to the libraries' own choice, whatever was limited before
+        assert (torch.get_num_threads(), blas_threads()) == (torch_auto, blas_auto)
+        assert describe_device(torch.device("cpu")).endswith("COURSE_THREADS=auto)")
     finally:
-        torch.set_num_threads(before)
+        set_cpu_threads(1)  # the policy the rest of the session runs under
 
 
 def test_the_first_get_device_applies_the_policy():
