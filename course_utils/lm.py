@@ -27,10 +27,9 @@ from .data.text import CharVocab
 from .device import get_device
 from .layers import recurrent_layer
 from .shapes import require_shape
-from .training import fit
+from .training import evaluate, fit
 
 LMBatch = tuple[torch.Tensor, torch.Tensor]  # inputs and next-token targets, both (B, T) (or (T, B))
-VAL_WINDOWS = {"n_batches": 10, "batch_size": 64, "seed": 1234}  # the fixed validation windows of every LM
 
 
 # ----------------------------------------------------------------------------- data
@@ -73,6 +72,12 @@ def lm_batches(ids: np.ndarray | torch.Tensor, n_batches: int, batch_size: int, 
     return [random_windows(ids, seq_len, batch_size, g) for _ in range(n_batches)]
 
 
+def validation_windows(ids: np.ndarray | torch.Tensor, context: int, n_batches: int = 10, batch_size: int = 64,
+                       seed: int = 1234) -> list[LMBatch]:
+    """The fixed validation batches of every language model: the same windows on every call."""
+    return lm_batches(ids, n_batches, batch_size, context, seed=seed)
+
+
 # ----------------------------------------------------------------------------- loss and model
 
 
@@ -113,18 +118,9 @@ class RecurrentLM(nn.Module):
 # ----------------------------------------------------------------------------- training and evaluation
 
 
-@torch.no_grad()
-def estimate_loss(model: nn.Module, ids: torch.Tensor, context: int, batch_size: int = VAL_WINDOWS["batch_size"],
-                  n_batches: int = VAL_WINDOWS["n_batches"], seed: int = VAL_WINDOWS["seed"],
-                  device: torch.device | None = None) -> float:
-    """Mean loss over ``n_batches`` fixed random windows of ``ids`` (the same windows every call)."""
-    device = device or get_device()
-    was_training = model.training
-    model.eval()
-    batches = lm_batches(ids, n_batches, batch_size, context, seed=seed)
-    losses = [next_token_loss(model, (x.to(device), y.to(device))).item() for x, y in batches]
-    model.train(was_training)
-    return float(sum(losses) / n_batches)
+def estimate_loss(model: nn.Module, ids: torch.Tensor, context: int, device: torch.device | None = None) -> float:
+    """Mean next-token loss over :func:`validation_windows` of ``ids`` (:func:`course_utils.evaluate`)."""
+    return evaluate(model, validation_windows(ids, context), next_token_loss, device)
 
 
 @torch.no_grad()
@@ -158,7 +154,7 @@ def train_lm(model: nn.Module, data: CharData, *, steps: int, context: int, batc
     """Train a language model for ``steps`` Adam steps on random windows of ``data.train``.
 
     It is :func:`course_utils.fit` with one "epoch" per ``eval_every`` steps: after each, the
-    loss on fixed validation windows (those of :func:`estimate_loss`) is recorded with the
+    loss on :func:`validation_windows` (those of :func:`estimate_loss`) is recorded with the
     step count and the training time so far. Models are compared at equal steps; the time
     is reported beside them, never used as the budget.
     """
@@ -166,16 +162,16 @@ def train_lm(model: nn.Module, data: CharData, *, steps: int, context: int, batc
         raise ValueError(f"steps and eval_every must be >= 1, got {steps} and {eval_every}")
     device = device or get_device()
     g = torch.Generator().manual_seed(seed)
-    val = lm_batches(data.val, VAL_WINDOWS["n_batches"], VAL_WINDOWS["batch_size"], context, seed=VAL_WINDOWS["seed"])
     n_chunks = math.ceil(steps / eval_every)
     counts = [min(eval_every, steps - k * eval_every) for k in range(n_chunks)]
 
     def chunk(k: int) -> list[LMBatch]:
         return [random_windows(data.train, context, batch_size, g) for _ in range(counts[k])]
 
-    history = fit(model, chunk, next_token_loss, torch.optim.Adam(model.parameters(), lr=lr), epochs=n_chunks,
-                  val_data=val, clip_grad_norm=clip_grad_norm, device=device, progress=progress, desc=desc,
-                  total_steps=steps)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    history = fit(model, chunk, next_token_loss, optimizer, epochs=n_chunks,
+                  val_data=validation_windows(data.val, context), clip_grad_norm=clip_grad_norm, device=device,
+                  progress=progress, desc=desc, total_steps=steps)
     return LMRun(steps=np.cumsum(counts).tolist(), seconds=history.epoch_seconds,
                  val_losses=history.val_losses, train_losses=history.losses)
 
