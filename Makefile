@@ -3,6 +3,7 @@
 #   make test   set up, then run every test and every notebook
 #   make site   set up, then build the course website into _site/ (runs every notebook)
 #   make release   rewrite student/ from notebooks/ (course_tools.grading)
+#   make release VERSION=0.2.0   first set the course version (Colab cells and links clone tag v0.2.0)
 #   make grade SUBMISSIONS=dir   grade a folder of submissions into gradebook/
 # Each creates .venv (or reuses it while pyproject.toml is unchanged) with pinned packages:
 # the course, its test extra and the instructors' toolkit (the tools extra).
@@ -53,7 +54,14 @@ site: setup
 # The instructors' grader (README, "For instructors"). `grade` needs SUBMISSIONS=dir;
 # GRADE_FLAGS passes further options, e.g. GRADE_FLAGS="--source notebooks/02_bptt.ipynb --jobs 2".
 release: setup
+ifdef VERSION
+	$(BIN)/python -m course_tools.colab --version $(VERSION)
+	$(MAKE) sync
+endif
 	$(BIN)/python -m course_tools.grading release
+ifdef VERSION
+	@echo "Now commit, then: git tag v$(VERSION) && git push origin v$(VERSION)"
+endif
 
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir"; exit 2; }

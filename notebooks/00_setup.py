@@ -25,7 +25,7 @@
 # It runs in a few seconds on a laptop CPU.
 
 # %%
-# Colab set-up: on Google Colab, fetch the course and its data (once, ~20 s). Elsewhere: nothing.
+# Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.
 import sys
 
 if "google.colab" in sys.modules:
@@ -33,9 +33,14 @@ if "google.colab" in sys.modules:
     import subprocess
 
     COURSE_URL = "https://github.com/seqmodels-course/sequence-models"
-    COURSE_DIR = "/content/seqmodels"
+    COURSE_VERSION = "v0.1.0"  # the release this notebook belongs to (a git tag)
+    COURSE_DIR = os.path.abspath("seqmodels")
     if not os.path.isdir(COURSE_DIR):
-        subprocess.run(["git", "clone", "--depth=1", COURSE_URL, COURSE_DIR], check=True)
+        clone = ["git", "-c", "advice.detachedHead=false", "clone", "--quiet", "--depth=1"]
+        if subprocess.run(clone + ["--branch", COURSE_VERSION, COURSE_URL, COURSE_DIR]).returncode != 0:
+            print(f"Release {COURSE_VERSION} of the course is not on GitHub; using its newest version, "
+                  "which may not match this notebook.")
+            subprocess.run(clone + [COURSE_URL, COURSE_DIR], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "faker==40.63.0"], check=True)
     if COURSE_DIR not in sys.path:
         sys.path.insert(0, COURSE_DIR)
@@ -77,8 +82,10 @@ if "google.colab" in sys.modules:
 # ## 1. Check the environment
 #
 # The course pins exact versions in `pyproject.toml` (and `environment.yml` for conda), so
-# every learner sees the same numbers. The cell below prints what you have and warns if a
-# version differs from the pin — the course may still run, but some numbers can change.
+# every learner sees the same numbers. The cell below prints what you have and where
+# `course_utils` comes from, and notes any version that differs from its pin, or is missing,
+# as information: on Colab, for instance, PyTorch and numpy are Colab's own versions and the
+# course's tools (JupyterLab, jupytext) are absent, and every lecture still runs.
 
 # %%
 import platform
@@ -101,19 +108,27 @@ for requirement in tomllib.loads(pyproject.read_text())["project"]["dependencies
     pins[name] = pinned
 
 print(f"Python {platform.python_version()} on {platform.system()} {platform.machine()}")
-mismatches = []
+print(f"course_utils from {Path(course_utils.__file__).parent}")
+missing, different = [], []
 for name, pinned in pins.items():
     try:
         installed = version(name)
-    except PackageNotFoundError:  # e.g. on Colab, which lacks some of the course's tools
-        installed = "not installed"
+    except PackageNotFoundError:  # e.g. on Colab, which lacks the course's own tools (jupytext, ...)
+        print(f"  {name:24s} {'not installed':14s} pinned {pinned}")
+        missing.append(name)
+        continue
     same = installed.split("+")[0] == pinned  # torch's CPU build is '2.13.0+cpu'
     print(f"  {name:24s} {installed:14s} {'ok' if same else 'pinned ' + pinned}")
     if not same:
-        mismatches.append(name)
-print("All pinned versions match." if not mismatches else
-      f"Note: {', '.join(mismatches)} differ from the course's pins. The notebooks usually still run; "
-      "if something fails, `make setup` (or `pip install -e .`) installs the pinned versions.")
+        different.append(name)
+if not missing and not different:
+    print("All pinned versions match.")
+if different:
+    print(f"Other versions than the pins: {', '.join(different)}. The notebooks run with them; "
+          "a few printed numbers may differ slightly from the course's.")
+if missing:
+    print(f"Not installed: {', '.join(missing)}. The notebooks need only what they import, and say so if "
+          "something is missing; on your own machine `pip install -e .` installs every pin.")
 
 # %% [markdown]
 # ## 2. The device

@@ -31,7 +31,7 @@
 # It builds on **03 · LSTM** and runs in about a minute on a laptop CPU.
 
 # %%
-# Colab set-up: on Google Colab, fetch the course and its data (once, ~20 s). Elsewhere: nothing.
+# Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.
 import sys
 
 if "google.colab" in sys.modules:
@@ -39,9 +39,14 @@ if "google.colab" in sys.modules:
     import subprocess
 
     COURSE_URL = "https://github.com/seqmodels-course/sequence-models"
-    COURSE_DIR = "/content/seqmodels"
+    COURSE_VERSION = "v0.1.0"  # the release this notebook belongs to (a git tag)
+    COURSE_DIR = os.path.abspath("seqmodels")
     if not os.path.isdir(COURSE_DIR):
-        subprocess.run(["git", "clone", "--depth=1", COURSE_URL, COURSE_DIR], check=True)
+        clone = ["git", "-c", "advice.detachedHead=false", "clone", "--quiet", "--depth=1"]
+        if subprocess.run(clone + ["--branch", COURSE_VERSION, COURSE_URL, COURSE_DIR]).returncode != 0:
+            print(f"Release {COURSE_VERSION} of the course is not on GitHub; using its newest version, "
+                  "which may not match this notebook.")
+            subprocess.run(clone + [COURSE_URL, COURSE_DIR], check=True)
         subprocess.run([sys.executable, "-m", "pip", "install", "-q", "faker==40.63.0"], check=True)
     if COURSE_DIR not in sys.path:
         sys.path.insert(0, COURSE_DIR)

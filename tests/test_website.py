@@ -58,6 +58,7 @@ def test_index_links_every_page_student_version_and_colab(site):
         assert lec.page in hrefs and (site / lec.page).exists()
         assert f"student/{lec.notebook.name}" in hrefs and (site / "student" / lec.notebook.name).exists()
         assert colab_url(lec.notebook.name) in hrefs
+        assert colab_url(lec.notebook.name, "student") in hrefs
     pages = [h for h in hrefs if h.endswith(".html")]
     assert pages == [lec.page for lec in lectures()]  # in lecture order
 

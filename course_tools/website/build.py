@@ -123,9 +123,11 @@ def colab_badge(lecture: Lecture, folder: str = "notebooks") -> str:
 
 
 def student_link(lecture: Lecture, student_dir: Path) -> str:
+    """The student version to download, and the same in Colab ("" where there is none)."""
     if not (student_dir / lecture.notebook.name).exists():
         return ""
-    return link(f"student/{lecture.notebook.name}", "student version", download="")
+    download = link(f"student/{lecture.notebook.name}", "student version", download="")
+    return download + " (" + link(colab_url(lecture.notebook.name, "student"), "in Colab") + ")"
 
 
 def navigation(index: int, all_lectures: list[Lecture], student_dir: Path) -> str:
