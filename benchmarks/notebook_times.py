@@ -88,14 +88,19 @@ def machine() -> str:
 
 
 def merge(rows: list[dict], csv_path: Path) -> list[dict]:
-    """Replace rows with the same (notebook, device); keep the others."""
+    """Replace rows with the same (notebook, device, threads); keep the others."""
     old = []
     if csv_path.exists():
         with open(csv_path, newline="") as f:
             old = list(csv.DictReader(f))
-    keys = {(r["notebook"], r["device"]) for r in rows}
-    merged = [r for r in old if (r["notebook"], r["device"]) not in keys] + rows
-    return sorted(merged, key=lambda r: (r["device"], r["notebook"]))
+    keys = {setting(r) + (r["notebook"],) for r in rows}
+    merged = [r for r in old if setting(r) + (r["notebook"],) not in keys] + rows
+    return sorted(merged, key=lambda r: setting(r) + (r["notebook"],))
+
+
+def setting(row: dict) -> tuple[str, str]:
+    """What a row was measured under: (device, threads)."""
+    return row["device"], row["threads"]
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -123,10 +128,13 @@ def to_markdown(rows: list[dict]) -> str:
                      f"{r['peak_rss_mib']} | {r['cuda_peak_mib']} | {r['status']} | {r['threads']} | {r['machine']} "
                      f"| {r['date']} |")
     lines.append("")
-    for device in sorted({r["device"] for r in rows}):
-        total = sum(float(r["wall_s"]) for r in rows if r["device"] == device)
+    for device, threads in sorted({setting(r) for r in rows}):
+        chosen = [r for r in rows if setting(r) == (device, threads)]
+        total = sum(float(r["wall_s"]) for r in chosen)
         verdict = "within" if total <= COURSE_BUDGET_S else "OVER"
-        lines.append(f"- Whole course on {device}: {total:.0f} s ({verdict} the {COURSE_BUDGET_S:.0f} s budget).")
+        where = f"{device}, COURSE_THREADS={threads}" if device == "cpu" else device
+        lines.append(f"- Whole course on {where}: {total:.0f} s over {len(chosen)} notebooks "
+                     f"({verdict} the {COURSE_BUDGET_S:.0f} s budget).")
     return "\n".join(lines) + "\n"
 
 

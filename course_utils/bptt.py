@@ -49,6 +49,11 @@ def cross_entropy_loss(logits: np.ndarray, targets: np.ndarray) -> tuple[float, 
     require_shape("logits", logits, ("T", "B", "V"))
     require_shape("targets", targets, logits.shape[:2])
     T, B, V = logits.shape
+    if not np.issubdtype(np.asarray(targets).dtype, np.integer):
+        raise TypeError(f"targets are class ids (integers), got dtype {np.asarray(targets).dtype}")
+    if targets.size and (targets.min() < 0 or targets.max() >= V):
+        raise ValueError(f"targets are class ids in 0..{V - 1} (V = {V}); got values from {targets.min()} "
+                         f"to {targets.max()}: a negative id would silently index from the end")
     shifted = logits - logits.max(axis=-1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))  # (T, B, V)
     picked = np.take_along_axis(log_probs, targets[..., None], axis=-1)[..., 0]  # (T, B)

@@ -163,3 +163,78 @@ def check_scalar(name: str, got: Any, expected: float, *, rtol: float = 1e-6, at
     if not abs(got - expected) <= atol + rtol * abs(expected):
         raise CheckFailed(f"{name} is {got:.6g}, expected {expected:.6g} (difference {abs(got - expected):.3g}).")
     print(f"OK {name} = {got:.6g}")
+
+
+def name_mistake(name: str, got: ArrayLike, expected: ArrayLike, candidates: Mapping[str, ArrayLike]) -> None:
+    """Fail naming the first plausible mistake whose result ``got`` reproduces.
+
+    ``candidates`` maps a hint ("forget the tanh") to what that mistake computes (or None,
+    skipped). Nothing
+    happens when ``got`` matches ``expected`` or no candidate; NaNs count as equal, so a
+    mistake that overflows is recognised by where its NaNs are.
+    """
+    got_np = _as_numpy(name, got)[0].astype(np.float64)
+    if got_np.shape == np.shape(expected) and np.allclose(got_np, expected, rtol=1e-6, atol=1e-9):
+        return
+    for hint, value in candidates.items():
+        if value is None:  # a mistake that does not show on this input
+            continue
+        value_np = np.asarray(value, dtype=np.float64)
+        if value_np.shape == got_np.shape and np.allclose(got_np, value_np, rtol=1e-6, atol=1e-9, equal_nan=True):
+            raise CheckFailed(f"{name} is off: it matches what you get when you {hint}.")
+
+
+def _softmax(z: np.ndarray, axis: int = -1, shift: str = "row") -> np.ndarray:
+    """Softmax of ``z`` along ``axis``; ``shift`` "row" (right), "none" or "global" (two mistakes)."""
+    m = {"row": z.max(axis=axis, keepdims=True), "none": 0.0, "global": z.max()}[shift]
+    with np.errstate(over="ignore", under="ignore", invalid="ignore"):
+        e = np.exp(z - m)
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+def _softmax_mistakes(z: np.ndarray) -> dict[str, np.ndarray | None]:
+    """What the usual wrong softmaxes return for ``z`` (None where a mistake cannot show on it)."""
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    square = z.ndim == 2 and z.shape[0] == z.shape[1]
+    e_flat = np.exp(z - z.max(axis=-1)) if square else None  # the max without keepdims broadcasts column-wise
+    return {
+        "exponentiate z without subtracting its max first: e^1000 overflows to inf, and inf/inf is NaN":
+            _softmax(z, shift="none"),
+        "subtract the max of the whole array instead of each row's max (z.max(axis=-1, keepdims=True)); "
+        "rows far below that max underflow to 0/0": _softmax(z, shift="global"),
+        "normalise over the first axis instead of the last (axis=-1)": _softmax(z, axis=0),
+        "normalise over axis 1 instead of the last (axis=-1)": _softmax(z, axis=1) if z.ndim > 2 else None,
+        "forget to divide by the sum": e,
+        "divide by the sum of the whole array instead of each row's sum (axis=-1, keepdims=True)": e / e.sum(),
+        "take the softmax of the whole array at once (max and sum without axis=-1, keepdims=True)":
+            _softmax(z.reshape(-1)).reshape(z.shape),
+        "take the max and the sum without keepdims=True, so they broadcast along the wrong axis":
+            e_flat / e_flat.sum(axis=-1) if square else None,
+    }
+
+
+def check_softmax(fn: Any, seed: int = 0) -> None:
+    """Test ``fn(z)``, a softmax over the last axis of a numpy array (notebook 00, exercise 0).
+
+    The cases catch the exercise's mistakes by name: no max-shift (e^1000 overflows), one
+    max for the whole array instead of each row's, the wrong axis, a missing or global
+    normaliser, a max without ``keepdims``.
+    """
+    rng = np.random.default_rng(seed)
+    cases = {
+        "small values": np.array([[1.0, 2.0, 3.0], [0.0, 0.0, -1.0]]),
+        "rows on very different scales": np.array([[0.0, 1.0, 2.0], [1000.0, 1001.0, 1002.0]]),
+        "a 3-d array": rng.normal(size=(2, 3, 5)) * 3,
+        "a square array": np.array([[0.0, 5.0], [1.0, 2.0]]),
+    }
+    for label, z in cases.items():
+        name = f"my_softmax on {label}"
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # the mistakes' NaNs are reported below
+                got = fn(z.copy())
+        except ValueError as error:
+            hint = " Did you keep the reduced axis (keepdims=True)?" if "broadcast" in str(error) else ""
+            raise CheckFailed(f"{name} raised ValueError: {error}.{hint}") from error
+        name_mistake(name, got, _softmax(z), _softmax_mistakes(z))
+        check_close(name, got, _softmax(z), quiet=True)
+    print(f"OK my_softmax: {len(cases)} cases, large values and any number of axes included")

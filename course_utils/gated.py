@@ -23,6 +23,14 @@ def gate_slices(hidden_size: int, names: Sequence[str] = ("i", "f", "g", "o")) -
     return {name: slice(k * hidden_size, (k + 1) * hidden_size) for k, name in enumerate(names)}
 
 
+def reorder_blocks(stacked: np.ndarray, read_as: Sequence[str], layout: Sequence[str]) -> np.ndarray:
+    """``stacked`` (rows in ``layout`` order) rearranged so that a correct cell computes what a cell
+    reading the rows in the order ``read_as`` computes from ``stacked``: the wrong-gate-order mistake."""
+    H = stacked.shape[0] // len(layout)
+    blocks = [stacked[k * H:(k + 1) * H] for k in range(len(layout))]
+    return np.concatenate([blocks[list(read_as).index(name)] for name in layout])
+
+
 def gated_param_count(n_blocks: int, input_size: int, hidden_size: int, n_biases: int = 1) -> int:
     """Parameters of a layer of ``n_blocks`` gate/candidate blocks: ``n_blocks * ((I + H) * H + n_biases * H)``."""
     if min(n_blocks, input_size, hidden_size) < 1 or n_biases not in (0, 1, 2):
@@ -62,6 +70,9 @@ def weights_from_torch(layer: nn.Module, n_blocks: int = 4) -> dict[str, torch.T
     if isinstance(layer, (nn.LSTM, nn.GRU)):
         if layer.num_layers != 1 or layer.bidirectional or getattr(layer, "proj_size", 0):
             raise ValueError("only a one-layer, one-directional recurrent layer without projection can be copied")
+        if layer.batch_first:  # its outputs would be (B, T, H) where the course's are (T, B, H)
+            raise ValueError(f"this {type(layer).__name__} has batch_first=True; the course's layers are "
+                             "sequence-first (T, B, ...): copy a layer built with batch_first=False")
         suffix = "_l0"
     else:
         suffix = ""

@@ -30,7 +30,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gated import check_step_shapes, gate_slices, gated_param_count, sigmoid, weights_from_torch
+from .checks import CheckFailed, check_close, check_shape, name_mistake
+from .gated import check_step_shapes, gate_slices, gated_param_count, reorder_blocks, sigmoid, weights_from_torch
 from .shapes import require_shape
 
 GRU_GATES = ("r", "z", "n")  # torch.nn.GRU's row blocks, in order
@@ -228,3 +229,47 @@ class GRU(nn.Module):
             for name, value in w.items():
                 getattr(model.cell, name).copy_(value)
         return model
+
+
+# ----------------------------------------------------------------------------- the exercise's check
+
+def _gru_mistakes(x, h_prev, W_x, W_h, b_x, b_h) -> dict[str, np.ndarray]:
+    """``{hint: h}`` that the usual wrong GRU steps return (notebook 04, exercise 1)."""
+    h, gates = gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h)
+    r, z = gates["r"], gates["z"]
+    s = gate_slices(h.shape[1], GRU_GATES)
+    n_bias_outside = np.tanh(x @ W_x[s["n"]].T + b_x[s["n"]] + r * (h_prev @ W_h[s["n"]].T) + b_h[s["n"]])
+    n_no_tanh = x @ W_x[s["n"]].T + b_x[s["n"]] + r * (h_prev @ W_h[s["n"]].T + b_h[s["n"]])
+    z_r_n = [reorder_blocks(w, ("z", "r", "n"), GRU_GATES) for w in (W_x, W_h, b_x, b_h)]
+    return {
+        "use the other convention, h = z * n + (1 - z) * h_prev (the course's, PyTorch's: (1 - z) * n + z * h_prev)":
+            gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h, z_weights="candidate")[0],
+        "apply r to h_prev before the recurrent matmul (Cho et al.'s GRU); PyTorch applies r after it, to "
+        "W_hn h_prev + b_hn": gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h, reset_after=False)[0],
+        "follow the original paper both ways (r before the matmul, h = z * n + (1 - z) * h_prev)":
+            gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h, z_weights="candidate", reset_after=False)[0],
+        "leave b_hn outside the reset gate (r * (W_hn h_prev) + b_hn instead of r * (W_hn h_prev + b_hn))":
+            (1 - z) * n_bias_outside + z * h_prev,
+        "read the stacked rows as z, r, n (PyTorch's order is r, z, n)": gru_cell_numpy(x, h_prev, *z_r_n)[0],
+        "forget the tanh of the candidate n": (1 - z) * n_no_tanh + z * h_prev,
+        "return the candidate n instead of the new state h": gates["n"],
+    }
+
+
+def check_gru_cell(fn, seed: int = 0) -> None:
+    """Test ``fn(x, h_prev, W_x, W_h, b_x, b_h) -> h`` against :func:`gru_cell_numpy`.
+
+    Fails naming the shape that is wrong or the usual mistake the values match: the other
+    z convention, r before the matmul, b_hn outside r, another gate order, no tanh on n.
+    """
+    rng = np.random.default_rng(seed)
+    B, n_in, H = 3, 4, 5
+    args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(3 * H, n_in)),
+            rng.normal(size=(3 * H, H)), rng.normal(size=3 * H), rng.normal(size=3 * H))
+    got = fn(*[a.copy() for a in args])
+    if isinstance(got, tuple):
+        raise CheckFailed(f"return h alone (one array of shape {(B, H)}), not a tuple of {len(got)}")
+    check_shape("h", got, (B, H))
+    expected = gru_cell_numpy(*args)[0]
+    name_mistake("h", got, expected, _gru_mistakes(*args))
+    check_close("h (the new hidden state)", got, expected)

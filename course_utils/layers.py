@@ -6,6 +6,8 @@ so every model that takes a ``kind`` or ``cell`` argument builds its layer the s
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -32,6 +34,18 @@ def recurrent_layer(kind: str, input_size: int, hidden_size: int, *, forget_bias
     if isinstance(layer, nn.LSTM) and forget_bias is not None:
         set_forget_bias(layer, forget_bias)
     return layer
+
+
+def time_first_copy(layer: nn.RNNBase) -> nn.RNNBase:
+    """A copy of a batch-first recurrent layer that takes and returns ``(T, B, ...)``: same weights.
+
+    The course's own LSTM and GRU (notebooks 03, 04) are time-first, and their ``from_torch``
+    refuses a batch-first layer rather than copy it into a model that reads its inputs the
+    other way round; pass this copy instead, and transpose the inputs yourself.
+    """
+    twin = copy.deepcopy(layer)
+    twin.batch_first = False
+    return twin
 
 
 def set_forget_bias(lstm: nn.LSTM, value: float = 1.0) -> None:

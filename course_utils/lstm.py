@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gated import check_step_shapes, gate_slices, gated_param_count, sigmoid, weights_from_torch
+from .checks import CheckFailed, check_close, check_shape, check_type, name_mistake
+from .gated import check_step_shapes, gate_slices, gated_param_count, reorder_blocks, sigmoid, weights_from_torch
 from .lstm_backward import LSTMHandwrittenBPTT
 from .shapes import require_shape
 
@@ -234,3 +235,52 @@ class LSTM(nn.Module):
             model.cell.W_h.copy_(w["W_h"])
             model.cell.b.copy_(w["b_x"] + w["b_h"])
         return model
+
+
+# ----------------------------------------------------------------------------- the exercise's check
+
+def _lstm_mistakes(x, h_prev, c_prev, W_x, W_h, b) -> dict[str, np.ndarray]:
+    """``{hint: stacked (h, c)}`` that the usual wrong LSTM steps return (notebook 03, exercise 1)."""
+    h, c, gates = lstm_cell_numpy(x, h_prev, c_prev, W_x, W_h, b)
+    i, f, o = gates["i"], gates["f"], gates["o"]
+    a_g = (x @ W_x.T + h_prev @ W_h.T + b)[:, gate_slices(h.shape[1])["g"]]  # (B, H)
+    c_sigmoid_g = f * c_prev + i * sigmoid(a_g)
+    c_forget_h = f * h_prev + i * gates["g"]
+    mistakes = {"return (c, h) instead of (h, c)": np.stack([c, h])}
+    for read in (("i", "f", "o", "g"), ("i", "g", "f", "o"), ("f", "i", "g", "o")):  # ("i", "g", "f", "o"): TF 1's
+        weights = (reorder_blocks(w, read, LSTM_GATES) for w in (W_x, W_h, b))
+        h2, c2, _ = lstm_cell_numpy(x, h_prev, c_prev, *weights)
+        mistakes[f"read the stacked rows as {', '.join(read)} (PyTorch's order is i, f, g, o)"] = np.stack([h2, c2])
+    mistakes |= {
+        "compute h = o * c, without the tanh of c": np.stack([o * c, c]),
+        "use the old cell state in h (o * tanh(c_prev)) instead of the new c": np.stack([o * np.tanh(c_prev), c]),
+        "squash the candidate g with a sigmoid instead of tanh": np.stack([o * np.tanh(c_sigmoid_g), c_sigmoid_g]),
+        "multiply the forget gate with h_prev instead of c_prev": np.stack([o * np.tanh(c_forget_h), c_forget_h]),
+        "leave out the bias b": np.stack(lstm_cell_numpy(x, h_prev, c_prev, W_x, W_h, 0 * b)[:2]),
+    }
+    return mistakes
+
+
+def check_lstm_cell(fn, seed: int = 0) -> None:
+    """Test ``fn(x, h_prev, c_prev, W_x, W_h, b) -> (h, c)`` against :func:`lstm_cell_numpy`.
+
+    Fails naming the shape that is wrong or the usual mistake the values match: (c, h)
+    returned, another gate order, ``h = o * c``, the old cell state in h, a sigmoid
+    candidate, the forget gate on h_prev, no bias.
+    """
+    rng = np.random.default_rng(seed)
+    B, n_in, H = 3, 4, 5
+    args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H)),
+            rng.normal(size=(4 * H, n_in)), rng.normal(size=(4 * H, H)), rng.normal(size=4 * H))
+    result = fn(*[a.copy() for a in args])
+    check_type("the result", result, tuple)
+    if len(result) != 2:
+        raise CheckFailed(f"return two arrays, (h, c); got a tuple of {len(result)}")
+    h_got, c_got = result
+    check_shape("h", h_got, (B, H))
+    check_shape("c", c_got, (B, H))
+    h_exp, c_exp, _ = lstm_cell_numpy(*args)
+    got = np.stack([np.asarray(h_got, dtype=np.float64), np.asarray(c_got, dtype=np.float64)])
+    name_mistake("(h, c)", got, np.stack([h_exp, c_exp]), _lstm_mistakes(*args))
+    check_close("c (the new cell state)", c_got, c_exp)
+    check_close("h (the new hidden state)", h_got, h_exp)

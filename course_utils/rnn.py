@@ -36,21 +36,45 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape
+from .checks import CheckFailed, check_close, check_shape, name_mistake
 from .shapes import require_shape
 
 Params = dict[str, np.ndarray]  # keys "W_xh", "W_hh", "b_h", "W_hy", "b_y"
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")
 
 
-def _cell_shapes(x_t: np.ndarray, h_prev: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray) -> None:
-    require_shape("W_xh", W_xh, ("hidden_size", "input_size"))
-    H, n_in = W_xh.shape
-    require_shape("W_hh", W_hh, (H, H))
+def _rnn_shapes(x: np.ndarray, h: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray, b_h: np.ndarray,
+                *, names: tuple[str, str], sequence: bool) -> None:
+    """Check the arguments of a step (``x`` is ``(B, I)``) or a sequence (``(T, B, I)``).
+
+    Each size is read from the argument that defines it, so an error names the argument
+    that is wrong: H from ``W_hh`` (square), I and B from ``x``. A transposed ``W_xh``
+    is recognised when I != H; when I == H its shape cannot tell, only its values can.
+    """
+    x_name, h_name = names
+    require_shape("W_hh", W_hh, ("H", "H"))
+    if W_hh.shape[0] != W_hh.shape[1]:
+        raise ValueError(f"W_hh has shape {W_hh.shape}, expected (H, H): it maps the hidden state to itself.")
+    H = W_hh.shape[0]
+    I_hint = W_xh.shape[1] if np.ndim(W_xh) == 2 and W_xh.shape[0] == H else "input_size"  # for the message only
+    if sequence:
+        axes, hint = ("T", "B", I_hint), "Sequences are (T, B, input_size): time first, then the batch."
+    else:
+        axes = ("B", I_hint)
+        hint = "Inputs are batched: add a batch axis, e.g. x_t[None]." if np.ndim(x) == 1 else ""
+    if np.ndim(x) != len(axes):
+        require_shape(x_name, x, axes, hint)  # raises: x has the wrong number of axes
+    n_in, B = x.shape[-1], x.shape[-2]
+    if W_xh.shape == (n_in, H) and n_in != H:
+        raise ValueError(f"W_xh has shape {W_xh.shape}, expected {(H, n_in)} = (hidden_size, input_size): it looks "
+                         "transposed. Weights are stored output-by-input, like torch.nn's weight_ih.")
+    where = f"(hidden_size, input_size), with H = {H} from W_hh and I = {n_in} from {x_name}."
+    require_shape("W_xh", W_xh, (H, n_in), where)
     require_shape("b_h", b_h, (H,))
-    batch_hint = "Inputs are batched: add a batch axis, e.g. x_t[None]." if np.ndim(x_t) == 1 else ""
-    require_shape("x_t", x_t, ("B", n_in), batch_hint)
-    require_shape("h_prev", h_prev, (x_t.shape[0], H))
+    if sequence and np.shape(h) == (x.shape[0], H) and x.shape[0] != B:
+        raise ValueError(f"{x_name} has shape {x.shape} and {h_name} {np.shape(h)}: {x_name} looks batch-first "
+                         f"(B, T, input_size). Sequences are time-first: pass {x_name}.transpose(1, 0, 2).")
+    require_shape(h_name, h, (B, H))
 
 
 # ----------------------------------------------------------------------------- numpy
@@ -91,7 +115,7 @@ def rnn_cell_forward(
     Returns:
         h_t, ``(B, H)``.
     """
-    _cell_shapes(x_t, h_prev, W_xh, W_hh, b_h)
+    _rnn_shapes(x_t, h_prev, W_xh, W_hh, b_h, names=("x_t", "h_prev"), sequence=False)
     return np.tanh(x_t @ W_xh.T + h_prev @ W_hh.T + b_h)  # (B, H)
 
 
@@ -107,12 +131,7 @@ def rnn_forward(
     Returns:
         hs, every hidden state ``h_0 .. h_{T-1}``, ``(T, B, H)``; ``hs[-1]`` is the final state.
     """
-    require_shape("W_xh", W_xh, ("hidden_size", "input_size"))
-    H, n_in = W_xh.shape
-    require_shape("x", x, ("T", "B", n_in), "Sequences are (T, B, input_size): time first, then the batch.")
-    require_shape("h_init", h_init, (x.shape[1], H))
-    require_shape("W_hh", W_hh, (H, H))
-    require_shape("b_h", b_h, (H,))
+    _rnn_shapes(x, h_init, W_xh, W_hh, b_h, names=("x", "h_init"), sequence=True)
     # The same as calling rnn_cell_forward at every step, but the input term does not depend
     # on h, so it is computed for all steps in one matrix product, outside the loop.
     x_proj = x @ W_xh.T + b_h  # (T, B, H)
@@ -248,16 +267,6 @@ def _cell_case(rng: np.random.Generator, B: int = 3, n_in: int = 4, H: int = 5) 
     )
 
 
-def _mistake(name: str, got: np.ndarray, expected: np.ndarray, candidates: dict[str, np.ndarray]) -> None:
-    """Name the first candidate mistake that ``got`` matches (when it does not match ``expected``)."""
-    got = np.asarray(got, dtype=np.float64)
-    if np.allclose(got, expected, rtol=1e-6, atol=1e-9):
-        return
-    for hint, value in candidates.items():
-        if value.shape == got.shape and np.allclose(got, value, rtol=1e-6, atol=1e-9):
-            raise CheckFailed(f"{name} is off: it matches what you get when you {hint}.")
-
-
 def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> None:
     """Test ``fn(x_t, h_prev, W_xh, W_hh, b_h) -> h_t`` against :func:`rnn_cell_forward`.
 
@@ -271,7 +280,7 @@ def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> None:
     check_shape("h_t", got, expected.shape)
     got_np = got.detach().cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
     a_x, a_h = x_t @ W_xh.T, h_prev @ W_hh.T
-    _mistake("h_t", got_np, expected, {
+    name_mistake("h_t", got_np, expected, {
         "forget the tanh (h_t is the pre-activation)": a_x + a_h + b_h,
         "leave out the bias b_h": np.tanh(a_x + a_h),
         "use W_hh.T instead of W_hh (h_prev @ W_hh instead of h_prev @ W_hh.T)": np.tanh(a_x + h_prev @ W_hh + b_h),
@@ -298,7 +307,7 @@ def check_rnn_forward(fn: Callable[..., np.ndarray], seed: int = 0, T: int = 4) 
     check_shape("hs", got, expected.shape)
     got_np = got.detach().cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)
     stale = np.stack([rnn_cell_forward(x[t], h_init, W_xh, W_hh, b_h) for t in range(T)])
-    _mistake("hs", got_np, expected, {"feed h_init to every step instead of the previous hidden state": stale})
+    name_mistake("hs", got_np, expected, {"feed h_init to every step instead of the previous hidden state": stale})
     if np.allclose(got_np[0], expected[0]) and not np.allclose(got_np, expected):
         bad = int(np.argmax([not np.allclose(got_np[t], expected[t]) for t in range(T)]))
         raise CheckFailed(f"hs[0] is right but hs[{bad}] is off: is h carried from one step to the next?")

@@ -219,20 +219,22 @@ def my_softmax(z: np.ndarray) -> np.ndarray:
 
 # %% nbgrader={"grade": true, "grade_id": "softmax_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils import check_close
+from course_utils.checks import check_softmax
 
-z = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
-check_close("my_softmax(z)", my_softmax(z), torch.softmax(torch.from_numpy(z), dim=-1))
+z = np.array([[1.0, 2.0, 3.0], [1000.0, 1001.0, 1002.0]])
+check_close("my_softmax(z)", my_softmax(z), torch.softmax(torch.from_numpy(z), dim=-1))  # against PyTorch
+check_softmax(my_softmax)  # large values, several shapes; names the usual mistakes
 ### BEGIN HIDDEN TESTS
-big = np.array([1000.0, 1001.0, 1002.0])
-check_close("softmax of large values", my_softmax(big), torch.softmax(torch.from_numpy(big), dim=-1))
 rng = np.random.default_rng(7)
-z3 = rng.normal(size=(2, 3, 5))
+z3 = rng.normal(size=(4, 3, 5)) * 50
 check_close("softmax of a 3-d array", my_softmax(z3), torch.softmax(torch.from_numpy(z3), dim=-1))
+check_softmax(my_softmax, seed=7)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Try breaking it: change the solution to normalise over the first axis, or to drop the
-# `- m`, and run the check again to see what it reports.
+# Try breaking it: drop the `- m`, subtract one max for the whole array (`z.max()`), or
+# normalise over the first axis, and run the check again: each mistake is named. The second
+# row of `z` is why the shift matters: $e^{1000}$ is `inf` in float64, and `inf / inf` is `nan`.
 
 # %% [markdown]
 # ## 5. Data and a first training run

@@ -179,19 +179,30 @@ print("h_3 from rnn_forward:", hs[-1, 0], " y_3:", softmax(rnn_output(hs, W_hy, 
 check_close("h_3", hs[-1, 0], h)
 
 # %% [markdown]
-# Wrong shapes are the most common bug in sequence code, so the helpers refuse them and say
-# what they expected:
+# Wrong shapes are the most common bug in sequence code, so the helpers refuse them, name
+# the argument that is wrong, and say what they expected. Each size is read from the
+# argument that defines it ($H$ from the square `W_hh`, $I$ and $B$ from `x`), so the blame
+# lands on the right argument:
 
 # %%
-for bad_call in [
-    lambda: rnn_cell_forward(xs[0], np.zeros((1, H)), W_xh, W_hh, b_h),  # x_t without a batch axis
-    lambda: rnn_forward(xs, np.zeros((1, H)), W_xh, W_hh, b_h),  # (T, I): no batch axis
-    lambda: rnn_forward(xs[:, None, :], np.zeros((1, H)), W_xh.T, W_hh, b_h),  # transposed W_xh
-]:
+bad_calls = [  # (the argument that is wrong, the call)
+    ("x_t", lambda: rnn_cell_forward(xs[0], np.zeros((1, H)), W_xh, W_hh, b_h)),  # x_t without a batch axis
+    ("x", lambda: rnn_forward(xs, np.zeros((1, H)), W_xh, W_hh, b_h)),  # (T, I): no batch axis
+    ("W_xh", lambda: rnn_forward(xs[:, None, :], np.zeros((1, H)), W_xh.T, W_hh, b_h)),  # transposed W_xh
+    ("x", lambda: rnn_forward(np.stack([xs, xs]), np.zeros((2, H)), W_xh, W_hh, b_h)),  # batch-first (B=2, T, I)
+]
+for blamed, bad_call in bad_calls:
     try:
         bad_call()
+        raise AssertionError("a wrong shape went through")
     except ValueError as err:
         print("ValueError:", err)
+        assert str(err).startswith(blamed + " has shape"), err
+
+# %% [markdown]
+# One mistake no shape check can catch: when $I = H$, a transposed `W_xh` has the right
+# shape, `(H, H)`. Only the values tell, which is why every implementation in the course is
+# also compared with PyTorch's numbers, as in the next section.
 
 # %% [markdown]
 # ## 4. PyTorch: by hand, then `torch.nn.RNN`

@@ -71,7 +71,7 @@ from course_utils import (
 from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
 from course_utils.data.text import CharVocab, load_corpus
 from course_utils.gated import gate_slices
-from course_utils.layers import count_parameters
+from course_utils.layers import count_parameters, time_first_copy
 from course_utils.lm import RecurrentLM, char_accuracy, lm_batches, next_token_loss
 from course_utils.long_range import SequenceToOne, gradient_by_lag
 from course_utils.lstm import (
@@ -394,10 +394,12 @@ assert lags["LSTM, trained"][-1] / lags["LSTM, trained"][0] > 100 * lags["RNN, t
 # ### On the adding problem
 #
 # We copy the trained `torch.nn.LSTM` into our loop version (which returns the gates) and
-# run it on one test sequence. The model is batch-first, ours time-major, hence the transpose.
+# run it on one test sequence. The model is batch-first, ours time-major: `LSTM.from_torch`
+# refuses a batch-first layer (its copy would read inputs the other way round), so we copy a
+# time-first twin (`time_first_copy`, the same weights) and transpose the inputs ourselves.
 
 # %%
-lstm_loop = LSTM.from_torch(adding_models["LSTM"].rnn)
+lstm_loop = LSTM.from_torch(time_first_copy(adding_models["LSTM"].rnn))
 with torch.no_grad():
     _, _, gates = lstm_loop(x_test[:500].transpose(0, 1).to(device), return_gates=True)  # each (T, 500, H)
 gates = {k: v.cpu() for k, v in gates.items()}
@@ -458,7 +460,7 @@ assert char_val_loss < unigram - 1.0
 held_out_lines = [line for line in text[split:].split("\n") if 50 < len(line) < 90 and line[0].isupper()]
 snippet = next((line for line in held_out_lines if '"' in line), held_out_lines[0])
 print(repr(snippet))
-loop = LSTM.from_torch(char_model.rnn)
+loop = LSTM.from_torch(time_first_copy(char_model.rnn))
 with torch.no_grad():
     emb = char_model.embed(torch.from_numpy(vocab.encode(snippet)).to(device))[:, None]  # (L, 1, E)
     _, _, text_gates = loop(emb, return_gates=True)  # each (L, 1, H)
@@ -511,22 +513,10 @@ def my_lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
 
 
 # %% nbgrader={"grade": true, "grade_id": "lstm_cell_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-from course_utils import check_shape, check_type
+from course_utils.lstm import check_lstm_cell
 
-rng = np.random.default_rng(0)
-Bx, Ix, Hx = 3, 4, 5
-args = (rng.normal(size=(Bx, Ix)), rng.normal(size=(Bx, Hx)), rng.normal(size=(Bx, Hx)),
-        rng.normal(size=(4 * Hx, Ix)), rng.normal(size=(4 * Hx, Hx)), rng.normal(size=4 * Hx))
-result = my_lstm_cell_forward(*args)
-check_type("the result", result, tuple)
-h_got, c_got = result
-check_shape("h", h_got, (Bx, Hx))
-check_shape("c", c_got, (Bx, Hx))
-h_exp, c_exp, _ = lstm_cell_numpy(*args)
-check_close("c (the new cell state)", c_got, c_exp)
-check_close("h (the new hidden state)", h_got, h_exp)
-### BEGIN HIDDEN TESTS
-torch_cell = torch.nn.LSTMCell(7, 2).double()
+check_lstm_cell(my_lstm_cell_forward)  # names the usual mistakes: gate order, (c, h), h = o * c, ...
+torch_cell = torch.nn.LSTMCell(7, 2).double()  # and against PyTorch's own cell
 xt, ht, ct = torch.randn(1, 7, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64)
 with torch.no_grad():
     h_t, c_t = torch_cell(xt, (ht, ct))
@@ -534,6 +524,9 @@ wt = lstm_weights_from_torch(torch_cell)
 h_got, c_got = my_lstm_cell_forward(xt.numpy(), ht.numpy(), ct.numpy(), wt["W_x"], wt["W_h"], wt["b"])
 check_close("c vs torch.nn.LSTMCell (batch 1)", c_got, c_t.numpy())
 check_close("h vs torch.nn.LSTMCell (batch 1)", h_got, h_t.numpy())
+### BEGIN HIDDEN TESTS
+check_lstm_cell(my_lstm_cell_forward, seed=1)
+rng = np.random.default_rng(0)
 big = (rng.normal(size=(6, 3)), rng.normal(size=(6, 4)), rng.normal(size=(6, 4)),
        5 * rng.normal(size=(16, 3)), 5 * rng.normal(size=(16, 4)), rng.normal(size=16))
 h_exp, c_exp, _ = lstm_cell_numpy(*big)

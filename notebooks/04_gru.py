@@ -355,23 +355,18 @@ def my_gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
 
 
 # %% nbgrader={"grade": true, "grade_id": "gru_cell_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-from course_utils import check_shape
+from course_utils.gru import check_gru_cell
 
-rng = np.random.default_rng(0)
-Bx, Ix, Hx = 3, 4, 5
-args = (rng.normal(size=(Bx, Ix)), rng.normal(size=(Bx, Hx)), rng.normal(size=(3 * Hx, Ix)),
-        rng.normal(size=(3 * Hx, Hx)), rng.normal(size=3 * Hx), rng.normal(size=3 * Hx))
-h_got = my_gru_cell_forward(*args)
-check_shape("h", h_got, (Bx, Hx))
-h_exp, _ = gru_cell_numpy(*args)
-check_close("h (the new hidden state)", h_got, h_exp)
-### BEGIN HIDDEN TESTS
-torch_cell = torch.nn.GRUCell(6, 2).double()
+check_gru_cell(my_gru_cell_forward)  # names the usual mistakes: z convention, where r and b_hn go, ...
+torch_cell = torch.nn.GRUCell(6, 2).double()  # and against PyTorch's own cell
 xt, ht = torch.randn(1, 6, dtype=torch.float64), torch.randn(1, 2, dtype=torch.float64)
 with torch.no_grad():
     h_t = torch_cell(xt, ht)
 wt = gru_weights_from_torch(torch_cell)
 check_close("h vs torch.nn.GRUCell (batch 1)", my_gru_cell_forward(xt.numpy(), ht.numpy(), **wt), h_t.numpy())
+### BEGIN HIDDEN TESTS
+check_gru_cell(my_gru_cell_forward, seed=1)
+rng = np.random.default_rng(0)
 big = (rng.normal(size=(7, 3)), rng.normal(size=(7, 4)), 5 * rng.normal(size=(12, 3)),
        5 * rng.normal(size=(12, 4)), rng.normal(size=12), 3 * rng.normal(size=12))
 check_close("h with large pre-activations and biases", my_gru_cell_forward(*big), gru_cell_numpy(*big)[0])

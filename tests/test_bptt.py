@@ -180,6 +180,12 @@ def test_shape_errors():
     params, x, h_init, targets = _problem()
     with pytest.raises(ValueError, match="targets has shape"):
         cross_entropy_loss(np.zeros((2, 3, 4)), np.zeros((3, 2), dtype=int))
+    with pytest.raises(ValueError, match="class ids in 0..3"):
+        cross_entropy_loss(np.zeros((2, 3, 4)), np.full((2, 3), -1))
+    with pytest.raises(ValueError, match="class ids in 0..3"):
+        cross_entropy_loss(np.zeros((2, 3, 4)), np.full((2, 3), 4))
+    with pytest.raises(TypeError, match="integers"):
+        cross_entropy_loss(np.zeros((2, 3, 4)), np.zeros((2, 3)))
     with pytest.raises(ValueError, match="dh_t has shape"):
         rnn_cell_backward(np.zeros((3, 5)), np.zeros((3, 6)), x[0], h_init, params["W_xh"], params["W_hh"])
     with pytest.raises(ValueError, match="dhs has shape"):

@@ -1,8 +1,11 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from course_utils import CheckFailed, check_close, check_scalar, check_shape, check_type, tolerance
+from course_utils.checks import check_softmax, name_mistake
 
 
 class AlwaysEqual:
@@ -114,3 +117,46 @@ def test_check_type():
     check_type("n", 3, int)
     with pytest.raises(CheckFailed, match="should be a int or float, but it is a str"):
         check_type("n", "3", (int, float))
+
+
+def _softmax_right(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _exp_normalised(z, shift, axis=-1):
+    e = np.exp(z - shift)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+SOFTMAX_MISTAKES = {  # a learner's plausible wrong answer -> words the feedback must contain
+    "no max-shift": (lambda z: _exp_normalised(z, 0.0), "without subtracting its max"),
+    "one global max": (lambda z: _exp_normalised(z, z.max()), "max of the whole array"),
+    "first axis": (lambda z: _exp_normalised(z, z.max(axis=0, keepdims=True), axis=0), "first axis"),
+    "no division": (lambda z: np.exp(z - z.max(axis=-1, keepdims=True)), "divide by the sum"),
+    "whole-array sum": (lambda z: _exp_normalised(z, z.max(axis=-1, keepdims=True), axis=None), "sum of the whole"),
+    "whole-array softmax": (lambda z: np.exp(z - z.max()) / np.exp(z - z.max()).sum(), "whole array at once"),
+    "no keepdims": (lambda z: np.exp(z - z.max(axis=-1)) / np.exp(z - z.max(axis=-1)).sum(axis=-1), "keepdims"),
+    "float32": (lambda z: _softmax_right(z).astype(np.float32), "dtype float32"),
+}
+
+
+def test_check_softmax_passes_a_right_softmax(capsys):
+    check_softmax(_softmax_right)
+    check_softmax(_softmax_right, seed=7)
+    assert "OK my_softmax" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", SOFTMAX_MISTAKES)
+def test_check_softmax_names_each_mistake(mistake):
+    fn, words = SOFTMAX_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)), np.errstate(all="ignore"):
+        check_softmax(fn)
+
+
+def test_name_mistake_is_silent_when_right_or_unrecognised():
+    expected = np.array([1.0, 2.0])
+    name_mistake("x", expected.copy(), expected, {"add one": expected + 1, "not applicable": None})
+    name_mistake("x", expected * 3, expected, {"add one": expected + 1})  # no candidate: check_close reports
+    with pytest.raises(CheckFailed, match="when you add one"):
+        name_mistake("x", expected + 1, expected, {"add one": expected + 1})

@@ -1,11 +1,15 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 
+from course_utils import CheckFailed
 from course_utils.gated import sigmoid
 from course_utils.gru import (
     GRU,
     GRUCell,
+    check_gru_cell,
     flip_update_gate,
     gru_cell_numpy,
     gru_cell_torch,
@@ -172,3 +176,56 @@ def test_option_and_module_errors():
         GRUCell(3, 0)
     with pytest.raises(ValueError, match="stacked blocks"):
         gru_weights_from_torch(torch.nn.LSTM(3, 4))
+
+
+def _sig(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def _gru_step(x, h_prev, W_x, W_h, b_x, b_h, order="rzn", z_on="h_prev", reset="after", b_hn_inside=True,
+              n_fn=np.tanh, return_n=False):
+    """A learner's GRU step, right by default; each keyword makes one plausible mistake."""
+    H = h_prev.shape[1]
+    rows = {name: slice(k * H, (k + 1) * H) for k, name in enumerate(order)}
+    r = _sig(x @ W_x[rows["r"]].T + b_x[rows["r"]] + h_prev @ W_h[rows["r"]].T + b_h[rows["r"]])
+    z = _sig(x @ W_x[rows["z"]].T + b_x[rows["z"]] + h_prev @ W_h[rows["z"]].T + b_h[rows["z"]])
+    W_hn, b_hn, a_xn = W_h[rows["n"]], b_h[rows["n"]], x @ W_x[rows["n"]].T + b_x[rows["n"]]
+    if reset == "before":
+        n = n_fn(a_xn + (r * h_prev) @ W_hn.T + b_hn)
+    elif b_hn_inside:
+        n = n_fn(a_xn + r * (h_prev @ W_hn.T + b_hn))
+    else:
+        n = n_fn(a_xn + r * (h_prev @ W_hn.T) + b_hn)
+    if return_n:
+        return n
+    return (1 - z) * n + z * h_prev if z_on == "h_prev" else z * n + (1 - z) * h_prev
+
+
+GRU_MISTAKES = {  # keyword -> words the feedback must contain
+    "order": ("zrn", "rows as z, r, n"),
+    "z_on": ("n", "the other convention"),
+    "reset": ("before", "apply r to h_prev before the recurrent matmul"),
+    "b_hn_inside": (False, "leave b_hn outside the reset gate"),
+    "n_fn": (lambda a: a, "tanh of the candidate"),
+    "return_n": (True, "candidate n instead of the new state"),
+}
+
+
+def test_check_gru_cell_passes_a_right_step_and_the_reference(capsys):
+    check_gru_cell(_gru_step)
+    check_gru_cell(lambda *args: gru_cell_numpy(*args)[0], seed=3)
+    assert "OK h (the new hidden state)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", GRU_MISTAKES)
+def test_check_gru_cell_names_each_mistake(mistake):
+    value, words = GRU_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_gru_cell(lambda *args: _gru_step(*args, **{mistake: value}))
+
+
+def test_check_gru_cell_names_the_papers_gru_and_a_tuple():
+    with pytest.raises(CheckFailed, match="original paper both ways"):
+        check_gru_cell(lambda *args: _gru_step(*args, z_on="n", reset="before"))
+    with pytest.raises(CheckFailed, match="return h alone"):
+        check_gru_cell(lambda *args: (_gru_step(*args), None))

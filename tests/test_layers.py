@@ -4,7 +4,14 @@ import pytest
 import torch
 
 from course_utils.gated import gate_slices
-from course_utils.layers import RECURRENT_LAYERS, count_parameters, layer_class, recurrent_layer, set_forget_bias
+from course_utils.layers import (
+    RECURRENT_LAYERS,
+    count_parameters,
+    layer_class,
+    recurrent_layer,
+    set_forget_bias,
+    time_first_copy,
+)
 
 
 def test_layer_class_accepts_any_letter_case():
@@ -70,3 +77,16 @@ def test_count_parameters():
     frozen.bias.requires_grad_(False)
     assert count_parameters(frozen) == 12  # only trainable scalars
     assert count_parameters(torch.nn.LSTM(100, 50)) == 30_400
+
+
+def test_time_first_copy_has_the_same_weights_and_reads_time_first():
+    from course_utils.lstm import LSTM
+
+    torch.manual_seed(0)
+    layer = recurrent_layer("lstm", 3, 4)  # batch-first
+    x = torch.randn(2, 5, 3)  # (B, T, I)
+    twin = time_first_copy(layer)
+    assert layer.batch_first and not twin.batch_first
+    with torch.no_grad():
+        torch.testing.assert_close(twin(x.transpose(0, 1))[0].transpose(0, 1), layer(x)[0])
+        torch.testing.assert_close(LSTM.from_torch(twin)(x.transpose(0, 1))[0].transpose(0, 1), layer(x)[0])

@@ -1,11 +1,16 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 
+from course_utils import CheckFailed
 from course_utils.gated import gate_slices, gated_param_count, sigmoid, weights_from_torch
+from course_utils.gru import GRU
 from course_utils.lstm import (
     LSTM,
     LSTMCell,
+    check_lstm_cell,
     lstm_cell_numpy,
     lstm_cell_torch,
     lstm_forward_numpy,
@@ -184,6 +189,16 @@ def test_weights_from_torch_rejects_unsupported_layers():
     assert not w["b"].any()
 
 
+@pytest.mark.parametrize("layer", [torch.nn.LSTM(2, 3, batch_first=True), torch.nn.GRU(2, 3, batch_first=True)])
+def test_from_torch_rejects_batch_first_layers_as_rnn_does(layer):
+    """Their outputs are (B, T, H): copied silently, the comparison would differ by ~0.1 with no reason given."""
+    course_layer = LSTM if isinstance(layer, torch.nn.LSTM) else GRU
+    with pytest.raises(ValueError, match="batch_first=True"):
+        course_layer.from_torch(layer)
+    with pytest.raises(ValueError, match="batch_first=True"):
+        weights_from_torch(layer)
+
+
 @pytest.mark.parametrize(
     ("args", "name"),
     [
@@ -228,3 +243,50 @@ def test_fast_path_matches_torch_lstm_in_float32():
     ref_out.square().sum().backward()
     torch.testing.assert_close(ours.cell.W_h.grad, ref.weight_hh_l0.grad, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(ours.cell.W_x.grad, ref.weight_ih_l0.grad, rtol=1e-4, atol=1e-5)
+
+
+def _sig(a):
+    return 1 / (1 + np.exp(-a))
+
+
+def _lstm_step(x, h_prev, c_prev, W_x, W_h, b, order="ifgo", h_of_c=np.tanh, g_fn=np.tanh, forget="c",
+               swap=False, bias=True, h_uses_old_c=False):
+    """A learner's LSTM step, right by default; each keyword makes one plausible mistake."""
+    H = h_prev.shape[1]
+    a = x @ W_x.T + h_prev @ W_h.T + (b if bias else 0)
+    block = {name: a[:, k * H:(k + 1) * H] for k, name in enumerate(order)}
+    i, f, g, o = _sig(block["i"]), _sig(block["f"]), g_fn(block["g"]), _sig(block["o"])
+    c = f * (c_prev if forget == "c" else h_prev) + i * g
+    h = o * h_of_c(c_prev if h_uses_old_c else c)
+    return (c, h) if swap else (h, c)
+
+
+LSTM_MISTAKES = {  # keyword -> words the feedback must contain
+    "order": ("ifog", "rows as i, f, o, g"),
+    "swap": (True, "return (c, h)"),
+    "h_of_c": (lambda c: c, "h = o * c"),
+    "g_fn": (_sig, "sigmoid instead of tanh"),
+    "forget": ("h", "forget gate with h_prev"),
+    "bias": (False, "leave out the bias"),
+    "h_uses_old_c": (True, "old cell state"),
+}
+
+
+def test_check_lstm_cell_passes_a_right_step_and_the_reference(capsys):
+    check_lstm_cell(_lstm_step)
+    check_lstm_cell(lambda *args: lstm_cell_numpy(*args)[:2], seed=3)
+    assert "OK h (the new hidden state)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", LSTM_MISTAKES)
+def test_check_lstm_cell_names_each_mistake(mistake):
+    value, words = LSTM_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_lstm_cell(lambda *args: _lstm_step(*args, **{mistake: value}))
+
+
+def test_check_lstm_cell_rejects_a_wrong_return_shape():
+    with pytest.raises(CheckFailed, match=r"return two arrays, \(h, c\)"):
+        check_lstm_cell(lambda *args: _lstm_step(*args) + (None,))
+    with pytest.raises(CheckFailed, match="tuple"):
+        check_lstm_cell(lambda *args: _lstm_step(*args)[0])

@@ -156,3 +156,23 @@ def test_check_rnn_forward_names_mistakes():
     for fn, hint in [(stale, "feed h_init"), (with_h_init, "without h_init"), (last_only, "not only the last")]:
         with pytest.raises(CheckFailed, match=hint):
             check_rnn_forward(fn)
+
+
+def test_shape_errors_blame_the_argument_that_is_wrong():
+    """A transposed W_xh used to blame x, and a batch-first x blamed h_init."""
+    rng = np.random.default_rng(0)
+    T, B, n_in, H = 4, 2, 3, 5
+    x, h_init = rng.normal(size=(T, B, n_in)), np.zeros((B, H))
+    W_xh, W_hh, b_h = rng.normal(size=(H, n_in)), rng.normal(size=(H, H)), np.zeros(H)
+    with pytest.raises(ValueError, match=r"^W_xh has shape \(3, 5\), expected \(5, 3\).*looks transposed"):
+        rnn_forward(x, h_init, W_xh.T, W_hh, b_h)
+    with pytest.raises(ValueError, match=r"^W_xh has shape \(3, 5\).*looks transposed"):
+        rnn_cell_forward(x[0], h_init, W_xh.T, W_hh, b_h)
+    with pytest.raises(ValueError, match=r"^x has shape \(2, 4, 3\) and h_init \(2, 5\): x looks batch-first"):
+        rnn_forward(x.transpose(1, 0, 2), h_init, W_xh, W_hh, b_h)
+    with pytest.raises(ValueError, match=r"^W_hh has shape \(5, 3\), expected \(H, H\)"):
+        rnn_forward(x, h_init, W_xh, W_hh[:, :3], b_h)
+    with pytest.raises(ValueError, match=r"^h_init has shape \(3, 5\), expected \(2, 5\)"):
+        rnn_forward(x, np.zeros((3, H)), W_xh, W_hh, b_h)
+    square = rng.normal(size=(H, H))  # I == H: a transposed W_xh has the right shape; only values tell
+    rnn_forward(rng.normal(size=(T, B, H)), h_init, square.T, W_hh, b_h)
