@@ -5,6 +5,7 @@
 #   make release   rewrite student/ from notebooks/ (course_tools.grading)
 #   make release VERSION=0.2.0   first set the course version (Colab cells and links clone tag v0.2.0)
 #   make grade SUBMISSIONS=dir   grade a folder of submissions into gradebook/
+#   make check NOTEBOOK=file     a learner's own score on the visible tests
 # Each creates .venv (or reuses it while pyproject.toml is unchanged) with pinned packages:
 # the course, its test extra and the instructors' toolkit (the tools extra).
 
@@ -14,7 +15,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 
-.PHONY: setup lab test browser site release grade lint sync benchmark clean
+.PHONY: setup lab test browser site release grade check lint sync benchmark clean
 
 setup: $(STAMP)
 
@@ -66,6 +67,10 @@ endif
 grade: setup
 	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir"; exit 2; }
 	$(BIN)/python -m course_tools.grading grade "$(SUBMISSIONS)" $(GRADE_FLAGS)
+
+check: setup
+	@test -n "$(NOTEBOOK)" || { echo "usage: make check NOTEBOOK=my-work/02_bptt.ipynb"; exit 2; }
+	$(BIN)/python -m course_tools.grading check "$(NOTEBOOK)"
 
 lint: setup
 	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks/*.py

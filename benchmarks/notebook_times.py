@@ -23,6 +23,7 @@ import csv
 import datetime as dt
 import os
 import platform
+import re
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -67,10 +68,10 @@ def run_notebook(path: Path, timeout: int) -> dict:
         status = f"timeout after {timeout} s"
     wall = time.perf_counter() - start
     rss = cuda = float("nan")
-    for output in nb.cells[-1].get("outputs", []):
-        for line in output.get("text", "").splitlines():
-            if line.startswith("__PEAK__"):
-                rss, cuda = (float(v) for v in line.split()[1:])
+    printed = "".join(output.get("text", "") for output in nb.cells[-1].get("outputs", []))  # may come in chunks
+    peak = re.search(r"__PEAK__ (\S+) (\S+)", printed)
+    if peak:
+        rss, cuda = float(peak[1]), float(peak[2])
     return {"notebook": path.name, "wall_s": f"{wall:.1f}", "peak_rss_mib": f"{rss:.0f}",
             "cuda_peak_mib": f"{cuda:.0f}", "status": status}
 
@@ -135,7 +136,26 @@ def to_markdown(rows: list[dict]) -> str:
         where = f"{device}, COURSE_THREADS={threads}" if device == "cpu" else device
         lines.append(f"- Whole course on {where}: {total:.0f} s over {len(chosen)} notebooks "
                      f"({verdict} the {COURSE_BUDGET_S:.0f} s budget).")
+    lines += thread_comparison(rows)
     return "\n".join(lines) + "\n"
+
+
+def thread_comparison(rows: list[dict]) -> list[str]:
+    """Lines comparing each notebook on the CPU alone at 1 thread and at more, where both were measured."""
+    one = {r["notebook"]: float(r["wall_s"]) for r in rows if setting(r) == ("cpu", "1")}
+    lines = []
+    for threads in sorted({r["threads"] for r in rows if r["device"] == "cpu"} - {"1"}):
+        more = [r for r in rows if setting(r) == ("cpu", threads) and r["notebook"] in one]
+        if not more:
+            continue
+        gains = ", ".join(f"{r['notebook'].split('_')[0]} {one[r['notebook']] / float(r['wall_s']):.2f}x" for r in more)
+        lines.append(f"- COURSE_THREADS={threads} against 1, alone (above 1 is faster): {gains}.")
+        pairs = [r for r in more if r.get("pair_wall_s")]
+        if pairs:
+            slow = ", ".join(f"{r['notebook'].split('_')[0]} {float(r['pair_wall_s']) / one[r['notebook']]:.1f}x"
+                             for r in pairs)
+            lines.append(f"- COURSE_THREADS={threads}, two at once, against one copy alone at 1 thread: {slow}.")
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

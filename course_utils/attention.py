@@ -62,8 +62,8 @@ def additive_attention_loop(
     """The lecture's loop version for ONE sequence, corrected: the same numbers, slowly.
 
     query (Hq,), keys (S, Hk) of which the first ``length`` are real, W_q (A, Hq), W_k (A, Hk),
-    v (A,). Returns context (Hk,) and weights (S,), zero at padding. Unlike the seed's
-    version it skips padding, subtracts the max before ``exp`` (no overflow), and returns
+    v (A,). Returns context (Hk,) and weights (S,), zero at padding. Unlike the common
+    lecture version it skips padding, subtracts the max before ``exp`` (no overflow), and returns
     1-d arrays instead of a list of (1,) arrays.
     """
     scores = np.full(len(keys), -np.inf)

@@ -220,6 +220,7 @@ def check_softmax(fn: Any, seed: int = 0) -> None:
     max for the whole array instead of each row's, the wrong axis, a missing or global
     normaliser, a max without ``keepdims``.
     """
+    refuse_reference(fn, ("softmax", "log_softmax", "temperature_softmax"))
     rng = np.random.default_rng(seed)
     cases = {
         "small values": np.array([[1.0, 2.0, 3.0], [0.0, 0.0, -1.0]]),
@@ -238,3 +239,28 @@ def check_softmax(fn: Any, seed: int = 0) -> None:
         name_mistake(name, got, _softmax(z), _softmax_mistakes(z))
         check_close(name, got, _softmax(z), quiet=True)
     print(f"OK my_softmax: {len(cases)} cases, large values and any number of axes included")
+
+
+def _names_used(code: Any) -> set[str]:
+    """Global, closure and attribute names a code object uses, nested functions and lambdas included."""
+    names = set(code.co_names) | set(code.co_freevars)
+    for const in code.co_consts:
+        if hasattr(const, "co_names"):
+            names |= _names_used(const)
+    return names
+
+
+def refuse_reference(fn: Any, references: Sequence[str]) -> None:
+    """Fail when an exercise's function calls one of the course's own implementations by name.
+
+    The lectures import their reference implementations (``rnn_cell_forward``) to teach with;
+    an exercise that asks for the same function must not be passable by calling it.
+    """
+    code = getattr(fn, "__code__", None)
+    if code is None:  # not a plain Python function: the value checks decide
+        return
+    called = sorted(set(references) & _names_used(code))
+    if called:
+        name = getattr(fn, "__name__", "your function")
+        raise CheckFailed(f"{name} calls {', '.join(called)}, an existing implementation: the exercise is to "
+                          "write the computation yourself, with numpy operations.")

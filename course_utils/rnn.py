@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape, name_mistake
+from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from .shapes import require_shape
 
 Params = dict[str, np.ndarray]  # keys "W_xh", "W_hh", "b_h", "W_hy", "b_y"
@@ -274,6 +274,7 @@ def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> None:
     values match (no tanh, no bias, a transposed W_hh, h_prev ignored, ...). Returns the
     largest absolute difference.
     """
+    refuse_reference(fn, ("rnn_cell_forward", "rnn_forward", "RNN"))
     x_t, h_prev, W_xh, W_hh, b_h = _cell_case(np.random.default_rng(seed))
     got = fn(x_t, h_prev, W_xh, W_hh, b_h)
     expected = rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h)
@@ -293,6 +294,7 @@ def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> None:
 
 def check_rnn_forward(fn: Callable[..., np.ndarray], seed: int = 0, T: int = 4) -> None:
     """Test ``fn(x, h_init, W_xh, W_hh, b_h) -> hs (T, B, H)`` against :func:`rnn_forward`."""
+    refuse_reference(fn, ("rnn_forward", "RNN"))  # calling rnn_cell_forward in the loop is allowed
     rng = np.random.default_rng(seed)
     x_t, h_init, W_xh, W_hh, b_h = _cell_case(rng)
     x = rng.normal(size=(T, *x_t.shape))  # (T, B, I)

@@ -72,7 +72,7 @@ device = start_notebook()
 # Temporal data comes with an order: stock prices, sensor readings, the words of a sentence,
 # the characters of a program. Shuffle it and its meaning changes: *dog bites man* is not
 # *man bites dog*. A model that looks at each element on its own, or at an unordered bag
-# of elements, cannot tell those two apart. The lecture's table (seed 003), slightly sharpened:
+# of elements, cannot tell those two apart. A common lecture table, slightly sharpened:
 #
 # | | feed-forward network | recurrent network |
 # | --- | --- | --- |
@@ -117,8 +117,8 @@ assert bag_same and np.abs(h_a - h_b).max() > 1e-3
 # $W_{xh}$ (`W_xh`, shape $H \times I$) maps the input to the hidden space, $W_{hh}$ (`W_hh`,
 # $H \times H$) is the **recurrent** connection, $W_{hy}$ (`W_hy`, $O \times H$) maps the state
 # to the output, and $g$ is the output's activation: the identity for regression, softmax
-# for classification. (Seed 003 writes $\sigma$ for $g$ and calls $b_h$ the "output bias" in one
-# place; the output bias is $b_y$.)
+# for classification. (Some notes write $\sigma$ for $g$, and call $b_h$ the "output bias"; the
+# output bias is $b_y$.)
 #
 # **Unfolding.** Draw one copy of the cell per time step and the loop becomes a deep
 # feed-forward graph $x_0 \to h_0 \to h_1 \to \dots$ in which every copy uses **the same**

@@ -26,8 +26,8 @@
 # 2. see that the condition matters, by turning the generator into a classifier;
 # 3. implement sampling with a **temperature** and see what $T = 0.5, 1, 1.5$ do to samples.
 #
-# The seeds' text generators (000's `TextGenerator`, 001's `CharRNN`) sample from
-# **untrained, random weights**, so their "generated text" is noise; 000 also computes the
+# Many tutorial text generators (a `TextGenerator` or `CharRNN` class) sample from
+# **untrained, random weights**, so their "generated text" is noise; some also compute the
 # softmax without subtracting the maximum, which overflows for large logits. Here the
 # model is trained first, and the softmax is the stable one.
 

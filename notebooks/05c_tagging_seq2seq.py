@@ -290,9 +290,8 @@ print(reversal_pairs(test_text, 3, 8, 14, np.random.default_rng(0)))
 # saw in training — *exposure bias*: one early mistake can derail the rest.
 # **Scheduled sampling** (Bengio et al., 2015) feeds the true token with probability $p$
 # and the model's own guess otherwise, and lowers $p$ during training (here linearly from
-# 1 to 0.5). The seed's trainer (001, `AdvancedRNNTrainer`) flips one coin per *sequence*
-# with a fixed ratio of 0.5; that is a fixed teacher-forcing ratio, not a schedule (and its
-# two branches call model methods that no seed defines).
+# 1 to 0.5). A trainer that flips one coin per *sequence* with a fixed ratio of 0.5, as
+# many tutorials do under this name, uses a fixed teacher-forcing ratio, not a schedule.
 #
 # ### Exercise 2 (1 point): decoder inputs for teacher forcing
 #

@@ -202,7 +202,7 @@ for name, ref in reference.items():
 # scalars and map the last hidden state to the forecast — the many-to-one wiring of 05a
 # with a regression head. Inputs and targets are standardised,
 # $z = (y - \mu)/\sigma$, with $\mu, \sigma$ of the **training years only**: using the
-# whole series (as the seeds' `MinMaxScaler().fit_transform(all data)` does) leaks the
+# whole series (as the common `MinMaxScaler().fit_transform(all data)` does) leaks the
 # future's range into training.
 #
 # Training uses years up to 1900; the 20 validation years choose the epoch to keep
@@ -330,7 +330,7 @@ plt.show()
 #
 # ## 5. Why not stock prices?
 #
-# The seeds (001) end their time-series section with a "stock price predictor": it fits its
+# Many tutorials end their time-series section with a "stock price predictor"; a typical one fits its
 # scaler on all the data, calls methods that do not exist, and scores itself with
 # "accuracy = 100 % − MAPE". A course should not promise this, for reasons we can show:
 #

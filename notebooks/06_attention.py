@@ -123,7 +123,7 @@ print(f"input lengths {lengths.min().item()}-{lengths.max().item()}, mean {lengt
 #
 # In code (`additive_attention`): `query` is $s_{t-1}$ `(B, Hq)`, `keys` are the $h_j$
 # `(B, S, Hk)`, `W_q` `(A, Hq)`, `W_k` `(A, Hk)`, `v` `(A,)`. The lecture's version loops
-# over positions for one sequence. We keep a corrected loop as a reference: the seed's
+# over positions for one sequence. We keep a corrected loop as a reference: the common
 # version applies `np.exp` to raw scores (in float64 `np.exp(710)` is already `inf`), has no
 # notion of padding, and builds its weights as a list of `(1,)` arrays:
 

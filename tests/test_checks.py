@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_utils import CheckFailed, check_close, check_scalar, check_shape, check_type, tolerance
-from course_utils.checks import check_softmax, name_mistake
+from course_utils.checks import check_softmax, name_mistake, refuse_reference
 
 
 class AlwaysEqual:
@@ -160,3 +160,40 @@ def test_name_mistake_is_silent_when_right_or_unrecognised():
     name_mistake("x", expected * 3, expected, {"add one": expected + 1})  # no candidate: check_close reports
     with pytest.raises(CheckFailed, match="when you add one"):
         name_mistake("x", expected + 1, expected, {"add one": expected + 1})
+
+
+def test_refuse_reference_catches_a_call_to_the_course_implementation_even_nested():
+    from course_utils.rnn import rnn_cell_forward, softmax
+
+    def calls_it(z):
+        return softmax(z)
+
+    def hides_it(z):
+        inner = lambda v: torch.softmax(torch.from_numpy(v), -1).numpy()  # noqa: E731
+        return inner(z)
+
+    for fn in (calls_it, hides_it):
+        with pytest.raises(CheckFailed, match="calls softmax, an existing implementation"):
+            check_softmax(fn)
+    refuse_reference(_softmax_right, ("softmax",))  # a real solution passes
+    refuse_reference(np.exp, ("softmax",))  # not Python code: left to the value checks
+    assert rnn_cell_forward  # imported for the next test's namespace
+
+
+def test_check_rnn_cell_refuses_the_reference_but_check_rnn_forward_allows_the_cell():
+    from course_utils.rnn import check_rnn_cell, check_rnn_forward, rnn_cell_forward
+
+    def cell(x_t, h_prev, W_xh, W_hh, b_h):
+        return rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h)
+
+    with pytest.raises(CheckFailed, match="cell calls rnn_cell_forward"):
+        check_rnn_cell(cell)
+
+    def forward(x, h_init, W_xh, W_hh, b_h):
+        h, hs = h_init, []
+        for x_t in x:
+            h = rnn_cell_forward(x_t, h, W_xh, W_hh, b_h)
+            hs.append(h)
+        return np.stack(hs)
+
+    check_rnn_forward(forward)

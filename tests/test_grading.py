@@ -7,6 +7,7 @@ notebook per case. All of them are graded once, in parallel, and the rows are ch
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from pathlib import Path
@@ -123,6 +124,51 @@ def test_gradebook_files(rows, tmp_path):
     first = {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     write_gradebook(rows, tmp_path)  # writing again changes nothing and leaves no temp files
     assert {p.name: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == first
+
+
+def test_gradebook_exports_for_lms(rows, tmp_path):
+    """One row per student for Moodle/spreadsheets, Canvas' import layout, Gradescope's results.json."""
+    write_gradebook(rows, tmp_path)
+    with open(tmp_path / "grades_wide.csv", newline="") as f:
+        wide = list(csv.DictReader(f))
+    assert [r["student"] for r in wide] == sorted(EXPECTED)
+    partial = next(r for r in wide if r["student"] == "partial")
+    assert partial["homework: square_test"] == "0" and partial["homework: add_one_test"] == "2"
+    assert partial["homework total"] == partial["total"] == "3"
+    assert all(float(r["total"]) == EXPECTED[r["student"]][0] for r in wide)
+
+    with open(tmp_path / "canvas.csv", newline="") as f:
+        canvas = list(csv.reader(f))
+    assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "homework"]
+    assert canvas[1] == ["Points Possible", "", "", "", "", "6"]
+    assert ["partial", "", "", "partial", "", "3"] in canvas
+
+    results = json.loads((tmp_path / "gradescope" / "partial" / "results.json").read_text())
+    assert results["score"] == 3 and [t["max_score"] for t in results["tests"]] == [2, 3, 1]
+    square = next(t for t in results["tests"] if t["name"] == "homework: square_test")
+    assert square["status"] == "failed" and square["score"] == 0 and "square is off" in square["output"]
+    tampered = json.loads((tmp_path / "gradescope" / "edited_test" / "results.json").read_text())
+    assert "was edited" in tampered["output"]  # notes without points go to the overall output
+
+
+def test_learners_check_their_own_copy_on_the_visible_tests(repo, tmp_path, capsys):
+    from course_tools.grading.__main__ import main
+
+    assert main(["check", str(repo / "student" / "00_setup.ipynb")]) == 0
+    out = capsys.readouterr().out
+    assert "00_setup.ipynb: 0 / 1 points" in out and "not attempted" in out and "Visible tests only" in out
+    solved = nbformat.read(repo / "student" / "00_setup.ipynb", as_version=4)
+    source = nbformat.read(repo / "notebooks" / "00_setup.ipynb", as_version=4)
+    answer = next(c.source for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
+    for cell in solved.cells:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("solution"):
+            cell.source = answer
+    mine = tmp_path / "00_setup.ipynb"
+    nbformat.write(solved, mine)
+    assert main(["check", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert "00_setup.ipynb: 1 / 1 points" in out and "tampered" not in out
+    assert main(["check", str(tmp_path / "missing.ipynb")]) == 2
 
 
 def test_serial_and_parallel_agree_and_regrading_is_idempotent(tmp_path):

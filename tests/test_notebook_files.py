@@ -93,3 +93,31 @@ def test_scanner_catches_hard_coded_devices(code):
 ])
 def test_scanner_allows_device_agnostic_code(code):
     assert not hard_coded_devices(code)
+
+
+# Learners never see the lecture material the course was built from: text that cites it by
+# its file names ("seed 003", "the seed's trainer") points at nothing. Quote the claim instead.
+SOURCE_CITATION = re.compile(r"(?i)\bseeds?\s*\(?\d{3}\b|\bseed's\b|\bseeds'\s+(?:version|trainer|code|text|`)|"
+                             r"\bwhat the seeds\b")
+
+
+def learner_facing_files(repo):
+    return sorted([*(repo / "notebooks").glob("*.py"), *(repo / "course_utils").rglob("*.py"), repo / "README.md"])
+
+
+def test_no_citations_of_the_source_material(repo):
+    cited = [f"{p.relative_to(repo)}:{n}: {line.strip()}" for p in learner_facing_files(repo)
+             for n, line in enumerate(p.read_text().splitlines(), 1) if SOURCE_CITATION.search(line)]
+    assert not cited, "quote the claim instead of citing the source material:\n" + "\n".join(cited)
+
+
+@pytest.mark.parametrize("text", ["(seed 003)", "Seed 002's", "the seeds' `MinMaxScaler`", "the seed's trainer",
+                                  "What the seeds get wrong", "The seeds (001) end"])
+def test_citation_scanner_catches(text):
+    assert SOURCE_CITATION.search(text)
+
+
+@pytest.mark.parametrize("text", ["seed_everything(0)", "five seeds per model", "over seeds", "(seed 0)",
+                                  "manual_seed(11)", "the seeds' spread"])
+def test_citation_scanner_allows(text):
+    assert not SOURCE_CITATION.search(text)

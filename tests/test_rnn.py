@@ -140,18 +140,29 @@ def test_check_rnn_cell_accepts_the_reference_and_names_mistakes():
             check_rnn_cell(fn)
 
 
+def _loop_forward(x, h, Wx, Wh, b):
+    """A learner's right answer: the course's cell in a loop (the check allows the cell)."""
+    hs = []
+    for x_t in x:
+        h = rnn_cell_forward(x_t, h, Wx, Wh, b)
+        hs.append(h)
+    return np.stack(hs)
+
+
 def test_check_rnn_forward_names_mistakes():
-    check_rnn_forward(rnn_forward)
-    check_rnn_forward(rnn_forward, T=1)  # h_init-for-every-step is right when T = 1
+    check_rnn_forward(_loop_forward)
+    check_rnn_forward(_loop_forward, T=1)  # h_init-for-every-step is right when T = 1
+    with pytest.raises(CheckFailed, match="calls rnn_forward, an existing implementation"):
+        check_rnn_forward(lambda x, h, Wx, Wh, b: rnn_forward(x, h, Wx, Wh, b))
 
     def stale(x, h, Wx, Wh, b):
         return np.stack([rnn_cell_forward(x[t], h, Wx, Wh, b) for t in range(len(x))])
 
     def with_h_init(x, h, Wx, Wh, b):
-        return np.concatenate([h[None], rnn_forward(x, h, Wx, Wh, b)])
+        return np.concatenate([h[None], _loop_forward(x, h, Wx, Wh, b)])
 
     def last_only(x, h, Wx, Wh, b):
-        return rnn_forward(x, h, Wx, Wh, b)[-1]
+        return _loop_forward(x, h, Wx, Wh, b)[-1]
 
     for fn, hint in [(stale, "feed h_init"), (with_h_init, "without h_init"), (last_only, "not only the last")]:
         with pytest.raises(CheckFailed, match=hint):

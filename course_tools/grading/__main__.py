@@ -2,18 +2,23 @@
 
     python -m course_tools.grading release
     python -m course_tools.grading grade SUBMISSIONS_DIR [--source NB] [--out DIR] [--jobs N]
+    python -m course_tools.grading check MY_COPY.ipynb [--source NB]   # a learner's own check
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
+import tempfile
 from pathlib import Path
+
+import nbformat
 
 from .cells import NotebookFormatError
 from .executor import Limits
-from .gradebook import summary, write_gradebook
-from .release import SOURCE_DIR, STUDENT_DIR, release
+from .gradebook import feedback, summary, write_gradebook
+from .release import SOURCE_DIR, STUDENT_DIR, release, render, student_version
 from .runner import grade_all
 
 
@@ -36,8 +41,14 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
     gr.add_argument("--max-output-kb", type=int, default=Limits.max_output_kb)
     gr.add_argument("--threads", type=int, default=0, help="threads per kernel (default: cores / jobs)")
+    me = sub.add_parser("check", help="grade your own copy of a notebook on its visible tests (for learners)")
+    me.add_argument("notebook", type=Path, help="your notebook, e.g. student/02_bptt.ipynb")
+    me.add_argument("--source", type=Path, help="the course notebook it comes from (default: notebooks/<same name>)")
+    me.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout)
     args = parser.parse_args(argv)
 
+    if args.command == "check":
+        return check_my_work(args.notebook, args.source, Limits(cell_timeout=args.cell_timeout))
     if args.command == "release":
         try:
             written = release(args.source_dir, args.out)
@@ -56,6 +67,31 @@ def main(argv: list[str] | None = None) -> int:
     write_gradebook(rows, args.out)
     print(summary(rows))
     print(f"\nwrote {args.out / 'gradebook.csv'}, {args.out / 'gradebook.json'} and {args.out / 'feedback'}/")
+    return 0
+
+
+def check_my_work(notebook: Path, source: Path | None, limits: Limits) -> int:
+    """Grade a learner's notebook as the instructor's grader would, with the visible tests only; print the feedback.
+
+    The hidden tests are left out (they are the instructor's), so full marks here are necessary,
+    not sufficient, for full marks in the real grading.
+    """
+    source = source or SOURCE_DIR / notebook.name
+    if not notebook.is_file():
+        print(f"error: {notebook} is not a file", file=sys.stderr)
+        return 2
+    if not source.is_file():
+        print(f"error: no course notebook {source.name}; pass --source notebooks/NN_name.ipynb", file=sys.stderr)
+        return 2
+    with tempfile.TemporaryDirectory(prefix="check-") as tmp:
+        visible = Path(tmp) / source.name  # the source without its hidden tests
+        visible.write_text(render(student_version(nbformat.read(source, as_version=4), source.name)))
+        mine = Path(tmp) / "submissions" / "you"  # one student, "you"
+        mine.mkdir(parents=True)
+        shutil.copy(notebook, mine / source.name)
+        rows = grade_all(mine.parent, visible, limits, progress=False)
+    print(feedback("you", rows))
+    print("Visible tests only: the instructor's grading adds hidden tests.")
     return 0
 
 

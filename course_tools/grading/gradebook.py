@@ -1,4 +1,13 @@
-"""Write the gradebook (CSV and JSON) and one feedback file per student, atomically."""
+"""Write the gradebook, atomically: the long table, the wide tables LMSs import, feedback per student.
+
+- ``gradebook.csv`` / ``gradebook.json``: one row per (student, notebook, exercise);
+- ``grades_wide.csv``: one row per student, one column per exercise and per notebook, and
+  the total (Moodle's "Import grades from CSV", spreadsheets);
+- ``canvas.csv``: Canvas' gradebook import (Student, ID, SIS User ID, SIS Login ID, Section,
+  then one column per notebook, and its "Points Possible" row);
+- ``gradescope/<student>/results.json``: Gradescope's autograder results format;
+- ``feedback/<student>.md``.
+"""
 
 from __future__ import annotations
 
@@ -51,17 +60,73 @@ def feedback(student: str, rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-def write_gradebook(rows: list[Row], out_dir: Path) -> None:
-    """gradebook.csv, gradebook.json and feedback/<student>.md under ``out_dir``."""
+def _csv(header: list[str], records: list[list]) -> str:
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(asdict(r) for r in rows)
-    atomic_write(out_dir / "gradebook.csv", buffer.getvalue())
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(records)
+    return buffer.getvalue()
+
+
+def _graded(rows: list[Row]) -> list[Row]:
+    """The rows that carry points (exercises), not the notes (integrity, notebook errors)."""
+    return [r for r in rows if r.max_points > 0]
+
+
+def exercise_columns(rows: list[Row]) -> list[tuple[str, str]]:
+    """(notebook, exercise) of every graded exercise, notebooks sorted, exercises in notebook order."""
+    seen = dict.fromkeys((r.notebook, r.exercise) for r in _graded(rows))
+    return sorted(seen, key=lambda key: key[0])  # sorted() is stable: exercise order kept
+
+
+def wide_table(rows: list[Row]) -> tuple[list[str], list[list]]:
+    """One row per student: each exercise's points, each notebook's total, the total."""
+    columns = exercise_columns(rows)
+    notebooks = sorted({nb for nb, _ in columns})
+    header = ["student"] + [f"{Path(nb).stem}: {ex}" for nb, ex in columns]
+    header += [f"{Path(nb).stem} total" for nb in notebooks] + ["total"]
+    records = []
+    for student in sorted({r.student for r in rows}):
+        got = {(r.notebook, r.exercise): r.points for r in _graded(rows) if r.student == student}
+        per_notebook = [sum(v for (n, _), v in got.items() if n == nb) for nb in notebooks]
+        records.append([student] + [f"{got.get(c, 0):g}" for c in columns]
+                       + [f"{v:g}" for v in per_notebook] + [f"{sum(per_notebook):g}"])
+    return header, records
+
+
+def canvas_table(rows: list[Row]) -> tuple[list[str], list[list]]:
+    """Canvas' import layout: students matched by SIS Login ID (the submission's folder or file name)."""
+    notebooks = sorted({r.notebook for r in _graded(rows)})
+    header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"] + [Path(nb).stem for nb in notebooks]
+    possible = {(r.notebook, r.exercise): r.max_points for r in _graded(rows)}  # the same for every student
+    best = {nb: sum(v for (n, _), v in possible.items() if n == nb) for nb in notebooks}
+    records = [["Points Possible", "", "", "", ""] + [f"{best[nb]:g}" for nb in notebooks]]
+    for student in sorted({r.student for r in rows}):
+        got = [sum(r.points for r in _graded(rows) if r.student == student and r.notebook == nb) for nb in notebooks]
+        records.append([student, "", "", student, ""] + [f"{v:g}" for v in got])
+    return header, records
+
+
+def gradescope_results(student: str, rows: list[Row]) -> dict:
+    """Gradescope's ``results.json`` for one student: a test per exercise, with feedback as output."""
+    tests = [{"name": f"{Path(r.notebook).stem}: {r.exercise}", "score": r.points, "max_score": r.max_points,
+              "status": "passed" if r.points == r.max_points else "failed", "output": r.message}
+             for r in _graded(rows) if r.student == student]
+    notes = [f"{r.exercise}: {r.status} — {r.message}" for r in rows if r.student == student and not r.max_points]
+    return {"score": sum(t["score"] for t in tests), "tests": tests, "output": "\n".join(notes)}
+
+
+def write_gradebook(rows: list[Row], out_dir: Path) -> None:
+    """Every file of the module docstring, under ``out_dir``."""
+    atomic_write(out_dir / "gradebook.csv", _csv(COLUMNS, [[getattr(r, c) for c in COLUMNS] for r in rows]))
     atomic_write(out_dir / "gradebook.json", json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    atomic_write(out_dir / "grades_wide.csv", _csv(*wide_table(rows)))
+    atomic_write(out_dir / "canvas.csv", _csv(*canvas_table(rows)))
     for student in sorted({r.student for r in rows}):
         mine = [r for r in rows if r.student == student]
         atomic_write(out_dir / "feedback" / f"{student}.md", feedback(student, mine))
+        results = json.dumps(gradescope_results(student, mine), indent=1, ensure_ascii=False) + "\n"
+        atomic_write(out_dir / "gradescope" / student / "results.json", results)
 
 
 def summary(rows: list[Row]) -> str:
