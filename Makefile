@@ -15,7 +15,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
 
-.PHONY: setup lab test browser site release grade check lint sync benchmark clean
+.PHONY: setup lab test browser sandbox site release grade check lint sync benchmark clean
 
 setup: $(STAMP)
 
@@ -36,7 +36,7 @@ lab: setup
 # CPU pass over every notebook (nbval), unit tests, and a GPU pass where one exists
 # (tests/test_notebooks_gpu.py; reported as skipped with its reason where there is none).
 # Widgets are off in tests: the notebooks draw their static figures instead of sliders.
-test: setup browser
+test: setup browser sandbox
 	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest
 
 # Debian's Chromium for the browser tests, installed where we may (root); else they are skipped.
@@ -47,6 +47,16 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else \
 	    echo "Chromium is missing: the browser tests will be skipped (sudo apt-get install chromium)."; \
+	  fi; }
+
+# Debian's bubblewrap, the grader's sandbox (course_tools/grading/sandbox.py), where we may (root).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "Installing bubblewrap for the grader's sandbox (apt-get)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
+	  else \
+	    echo "bubblewrap is missing: the grader will run without its sandbox (sudo apt-get install bubblewrap)."; \
 	  fi; }
 
 site: setup

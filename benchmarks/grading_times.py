@@ -1,6 +1,6 @@
-"""Time the grader on N copies of one homework, serially and with --jobs 2.
+"""Time the grader on N copies of one homework, serially and with --jobs 2, with and without its sandbox.
 
-    python benchmarks/grading_times.py [--copies 30] [--notebook notebooks/00_setup.ipynb]
+    python benchmarks/grading_times.py [--copies 30] [--notebook notebooks/00_setup.ipynb] [--sandbox off require]
 
 Prints a small table; a benchmark, not a test.
 """
@@ -23,6 +23,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=30)
     parser.add_argument("--notebook", type=Path, default=REPO / "notebooks" / "00_setup.ipynb")
     parser.add_argument("--jobs", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--sandbox", nargs="+", default=["off", "require"], choices=["off", "auto", "require"],
+                        help="grade_all's sandbox modes to compare (bubblewrap)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         subs = Path(tmp)
@@ -30,12 +32,13 @@ def main() -> None:
             shutil.copy(args.notebook, subs / f"student{i:03d}.ipynb")
         print(f"{args.copies} copies of {args.notebook.name}")
         for jobs in args.jobs:
-            start = time.perf_counter()
-            rows = grade_all(subs, args.notebook, jobs=jobs, progress=False)
-            seconds = time.perf_counter() - start
-            full = sum(r.points for r in rows) == sum(r.max_points for r in rows)
-            print(f"--jobs {jobs}: {seconds:6.1f} s ({seconds / args.copies:.2f} s per notebook), "
-                  f"all full marks: {full}")
+            for sandbox in args.sandbox:  # modes interleaved, so a busy machine slows both alike
+                start = time.perf_counter()
+                rows = grade_all(subs, args.notebook, jobs=jobs, progress=False, sandbox=sandbox)
+                seconds = time.perf_counter() - start
+                full = sum(r.points for r in rows) == sum(r.max_points for r in rows)
+                print(f"--jobs {jobs}, sandbox {sandbox:7s}: {seconds:6.1f} s ({seconds / args.copies:.2f} s per "
+                      f"notebook), all full marks: {full}", flush=True)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from .cells import NotebookFormatError
 from .executor import Limits
 from .gradebook import feedback, summary, write_gradebook
 from .release import SOURCE_DIR, STUDENT_DIR, release, render, student_version
-from .runner import grade_all
+from .runner import SandboxUnavailable, grade_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> int:
     gr.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
     gr.add_argument("--max-output-kb", type=int, default=Limits.max_output_kb)
     gr.add_argument("--threads", type=int, default=0, help="threads per kernel (default: cores / jobs)")
+    box = gr.add_mutually_exclusive_group()
+    box.add_argument("--require-sandbox", dest="sandbox", action="store_const", const="require", default="auto",
+                     help="refuse to grade where bubblewrap cannot sandbox the kernels")
+    box.add_argument("--no-sandbox", dest="sandbox", action="store_const", const="off",
+                     help="run kernels without bubblewrap (trusted notebooks only)")
     me = sub.add_parser("check", help="grade your own copy of a notebook on its visible tests (for learners)")
     me.add_argument("notebook", type=Path, help="your notebook, e.g. student/02_bptt.ipynb")
     me.add_argument("--source", type=Path, help="the course notebook it comes from (default: notebooks/<same name>)")
@@ -60,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     limits = Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb, args.max_output_kb, args.threads)
     try:
-        rows = grade_all(args.submissions, args.source, limits, args.jobs, args.extra_tests)
-    except FileNotFoundError as err:
+        rows = grade_all(args.submissions, args.source, limits, args.jobs, args.extra_tests, sandbox=args.sandbox)
+    except (FileNotFoundError, SandboxUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     write_gradebook(rows, args.out)

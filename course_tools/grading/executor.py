@@ -13,6 +13,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,8 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
+
+from .sandbox import sandboxed
 
 KERNEL_NAME = "course-grader"
 
@@ -31,6 +34,7 @@ class Limits:
     memory_mb: int = 4096  # address-space cap of the kernel
     max_output_kb: int = 64  # output kept per cell; the rest is dropped as it streams
     threads: int = 0  # BLAS/OpenMP threads per kernel; 0: the cores shared among the jobs
+    sandbox: bool = False  # run the kernel under bubblewrap (sandbox.py); the runner decides
 
 
 @dataclass
@@ -57,12 +61,17 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def write_kernelspec(root: Path, memory_mb: int) -> Path:
-    """A kernelspec that starts :mod:`sandbox_kernel` with the memory cap; returns its dir."""
+def write_kernelspec(root: Path, memory_mb: int, sandbox_dir: Path | None = None, hide: Sequence[Path] = ()) -> Path:
+    """A kernelspec that starts :mod:`sandbox_kernel` with the memory cap; returns its dir.
+
+    With ``sandbox_dir``, the kernel runs under bubblewrap, writing only there (:mod:`.sandbox`).
+    """
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
     argv = [sys.executable, "-m", "course_tools.grading.sandbox_kernel", "--memory-mb", str(memory_mb),
             "-f", "{connection_file}"]
+    if sandbox_dir is not None:
+        argv = sandboxed(argv, sandbox_dir, hide)
     spec = {"argv": argv, "display_name": "course grader", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     return root
@@ -76,22 +85,23 @@ def _error_message(cell: NotebookNode) -> str:
 
 
 def run_cells(cells: list[NotebookNode], limits: Limits, replay: list[bool] | None = None,
-              workdir: Path | None = None) -> list[CellResult]:
+              workdir: Path | None = None, hide: Sequence[Path] = ()) -> list[CellResult]:
     """Execute ``cells`` in order in a sandboxed kernel; one result per cell.
 
     ``replay[i]`` says whether cell ``i`` is run again to rebuild the kernel's state after
     a restart (default: every cell that succeeded; the grader passes False for test cells).
+    ``hide``: paths the kernel must not see when ``limits.sandbox`` is on.
     """
     with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
         tmp_path = Path(tmp)
-        jupyter_path = write_kernelspec(tmp_path / "jupyter", limits.memory_mb)
+        cwd = workdir or (tmp_path / "work")
+        cwd.mkdir(parents=True, exist_ok=True)
+        jupyter_path = write_kernelspec(tmp_path / "jupyter", limits.memory_mb, cwd if limits.sandbox else None, hide)
         os.environ["JUPYTER_PATH"] = str(jupyter_path)  # only this worker process uses it
         os.environ.setdefault("MPLBACKEND", "Agg")
         if limits.threads > 0:  # kernels running side by side must not fight over the cores
             for var in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
                 os.environ[var] = str(limits.threads)  # COURSE_THREADS: the course's policy (course_utils.device)
-        cwd = workdir or (tmp_path / "work")
-        cwd.mkdir(parents=True, exist_ok=True)
         return _Run(cells, limits, cwd, replay or [True] * len(cells)).run()
 
 
@@ -132,6 +142,10 @@ class _Run:
                                    allow_errors=True, interrupt_on_timeout=False, startup_timeout=120)
         self.client.max_output_bytes = self.limits.max_output_kb * 1024
         self.client.km = self.client.create_kernel_manager()
+        if self.limits.sandbox:  # no network inside: Unix sockets in the job folder, which the sandbox shares
+            self.client.km.transport = "ipc"
+            self.client.km.ip = str(self.cwd / ".kernel")
+            self.client.km.connection_file = str(self.cwd / ".kernel.json")
         self.client.start_new_kernel(cwd=str(self.cwd))
         self.client.start_new_kernel_client()
 

@@ -142,7 +142,7 @@ def describe_failure(result: CellResult) -> str:
 
 
 def grade_submission(student: str, submission_path: Path, source_path: Path, limits: Limits,
-                     extra_tests: dict[str, str] | None = None) -> list[Row]:
+                     extra_tests: dict[str, str] | None = None, hide: list[str] | None = None) -> list[Row]:
     """Every gradebook row for one submission. Never raises for a bad submission."""
     source = nbformat.read(source_path, as_version=4)
     name = source_path.name
@@ -154,7 +154,8 @@ def grade_submission(student: str, submission_path: Path, source_path: Path, lim
             Row(student, name, gid, 0, pts, "not graded", "the submission could not be read") for gid, pts in expected]
     cells, tests, solutions, notes = plan(source, submission, extra_tests or {})
     test_rows = {index for index, _, _ in tests}
-    results = run_cells(cells, limits, replay=[i not in test_rows for i in range(len(cells))])
+    results = run_cells(cells, limits, replay=[i not in test_rows for i in range(len(cells))],
+                        hide=[Path(p) for p in hide or []])
     rows = []
     for index, gid, pts in tests:
         result = results[index]
@@ -181,7 +182,7 @@ def grade_submission(student: str, submission_path: Path, source_path: Path, lim
 def main(job_path: str, result_path: str) -> None:
     job = json.loads(Path(job_path).read_text())
     rows = grade_submission(job["student"], Path(job["submission"]), Path(job["source"]),
-                            Limits(**job["limits"]), job.get("extra_tests") or {})
+                            Limits(**job["limits"]), job.get("extra_tests") or {}, job.get("hide"))
     Path(result_path).write_text(json.dumps([asdict(r) for r in rows]))
 
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 from .executor import Limits
 from .grade import Row, exercises
 from .release import SOURCE_DIR
+from .sandbox import sandbox_status
 
 
 def find_jobs(submissions: Path, source: Path | None) -> list[tuple[str, Path, Path | None]]:
@@ -47,7 +48,7 @@ def load_extra_tests(folder: Path | None, source: Path) -> dict[str, str]:
 
 
 def _grade_in_worker(student: str, submission: Path, source: Path | None, limits: Limits,
-                     extra_tests: Path | None) -> list[Row]:
+                     extra_tests: Path | None, hide: list[str] | None = None) -> list[Row]:
     if source is None:
         return [Row(student, submission.name, "notebook", 0, 0, "error",
                     f"no source notebook for {submission.name}: pass --source or name it after a course notebook")]
@@ -55,7 +56,8 @@ def _grade_in_worker(student: str, submission: Path, source: Path | None, limits
         job, result = Path(tmp) / "job.json", Path(tmp) / "result.json"
         job.write_text(json.dumps({"student": student, "submission": str(submission.resolve()),
                                    "source": str(source.resolve()), "limits": asdict(limits),
-                                   "extra_tests": load_extra_tests(extra_tests, source)}))
+                                   "extra_tests": load_extra_tests(extra_tests, source),
+                                   "hide": (hide or []) + [str(source.resolve().parent)]}))
         hard_limit = limits.notebook_timeout + 3 * 60  # the worker enforces the real limit itself
         try:
             proc = subprocess.run([sys.executable, "-m", "course_tools.grading.grade", str(job), str(result)],
@@ -71,18 +73,42 @@ def _grade_in_worker(student: str, submission: Path, source: Path | None, limits
         Row(student, source.name, gid, 0, pts, "not graded", reason) for gid, pts in exercises(nb)]
 
 
+class SandboxUnavailable(RuntimeError):
+    """``sandbox="require"`` on a machine where bubblewrap cannot run."""
+
+
+def use_sandbox(mode: str) -> bool:
+    """Resolve ``"auto"`` (the sandbox where it works, else a warning), ``"require"`` or ``"off"``."""
+    if mode not in ("auto", "require", "off"):
+        raise ValueError(f"sandbox is auto, require or off, got {mode!r}")
+    if mode == "off":
+        return False
+    reason = sandbox_status()
+    if reason and mode == "require":
+        raise SandboxUnavailable(f"no sandbox: {reason}")
+    if reason:
+        print(f"warning: grading without a sandbox: {reason}. Submissions' code runs with your rights; "
+              "--require-sandbox refuses instead.", file=sys.stderr)
+    return not reason
+
+
 def grade_all(submissions: Path, source: Path | None = None, limits: Limits | None = None, jobs: int = 1,
-              extra_tests: Path | None = None, progress: bool = True) -> list[Row]:
-    """Grade every submission; rows sorted by student, notebook and exercise order."""
+              extra_tests: Path | None = None, progress: bool = True, sandbox: str = "auto") -> list[Row]:
+    """Grade every submission; rows sorted by student, notebook and exercise order.
+
+    ``sandbox``: run each kernel under bubblewrap (:mod:`.sandbox`) where it works ("auto"),
+    or refuse to grade without it ("require"), or never ("off").
+    """
     if not submissions.is_dir():
         raise FileNotFoundError(f"{submissions} is not a folder of submissions")
-    limits = limits or Limits()
+    limits = replace(limits or Limits(), sandbox=use_sandbox(sandbox))
+    hide = [str(p.resolve()) for p in (submissions, SOURCE_DIR, extra_tests) if p is not None]
     if limits.threads <= 0:  # share the cores: oversubscribed BLAS threads slow small models 10x or more
         limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
     work = find_jobs(submissions, source)
     rows: list[Row] = []
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(_grade_in_worker, s, p, src, limits, extra_tests) for s, p, src in work]
+        futures = [pool.submit(_grade_in_worker, s, p, src, limits, extra_tests, hide) for s, p, src in work]
         for future in tqdm(futures, desc="grading", unit="notebook", disable=not progress):
             rows.extend(future.result())
     return rows  # futures are read in submission order, so the order does not depend on --jobs
