@@ -21,18 +21,21 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .metrics import exact_match
 from .output_types import shift_right
-from .shapes import require_shape
+from .shapes import require_attention_mask, require_shape
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Softmax over the last axis, giving exactly zero weight where ``mask`` is False.
 
-    ``scores`` (B, S), ``mask`` (B, S) of bools (True = a real position) or None.
+    ``scores`` (B, S), ``mask`` (B, S) of bools (True = a real position) or None. A row
+    with no real position gets zero weights (torch's attention returns NaN there).
     """
-    if mask is not None:
-        require_shape("mask", mask, tuple(scores.shape))
-        scores = scores.masked_fill(~mask, float("-inf"))
-    return torch.softmax(scores, dim=-1)
+    if mask is None:
+        return torch.softmax(scores, dim=-1)
+    require_shape("mask", mask, tuple(scores.shape))
+    require_attention_mask("mask", mask, scores.shape)
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return weights.nan_to_num(0.0)  # a row with no real position: zero weights, as in self_attention
 
 
 def additive_attention(

@@ -42,7 +42,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     require_shape("x", x, ("B", "T", "H"))
     require_shape("mask", mask, tuple(x.shape[:2]))
     weights = mask.to(x.dtype).unsqueeze(-1)  # (B, T, 1)
-    return (x * weights).sum(1) / weights.sum(1).clamp_min(1)
+    empty = (weights.sum(1) == 0).flatten()  # (B,)
+    if empty.any():
+        raise ValueError(f"mask has no valid step in row {int(empty.nonzero()[0])}: an empty sequence has no mean")
+    return (x * weights).sum(1) / weights.sum(1)
 
 
 def last_valid(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:

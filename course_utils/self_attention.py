@@ -18,6 +18,8 @@ import math
 import torch
 from torch import nn
 
+from .shapes import require_attention_mask
+
 
 def scaled_dot_product_attention(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None,
@@ -34,6 +36,7 @@ def scaled_dot_product_attention(
         raise ValueError(f"v has shape {tuple(v.shape)}, expected {k.shape[-2]} positions as in k")
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
     if mask is not None:
+        require_attention_mask("mask", mask, scores.shape)
         scores = scores.masked_fill(~mask, float("-inf"))
     weights = torch.softmax(scores, dim=-1)
     if mask is not None:
@@ -92,12 +95,21 @@ class MultiHeadAttention(nn.Module):
         D = self.in_proj_weight.shape[1]
         if x.dim() != 3 or x.shape[-1] != D:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, {D})")
+        if kv is not None and (kv.dim() != 3 or kv.shape[0] != x.shape[0] or kv.shape[-1] != D):
+            raise ValueError(f"kv has shape {tuple(kv.shape)}, expected ({x.shape[0]}, Tk, {D}): the sequence "
+                             "the queries of x attend to (cross-attention), batch first like x")
         kv = x if kv is None else kv
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)  # each (D, D)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None,) * 3
         q = split_heads(nn.functional.linear(x, w_q, b_q), self.n_heads)  # (B, h, T, d_k)
         k = split_heads(nn.functional.linear(kv, w_k, b_k), self.n_heads)  # (B, h, Tk, d_k)
         v = split_heads(nn.functional.linear(kv, w_v, b_v), self.n_heads)  # (B, h, Tk, d_k)
+        if mask is not None:
+            B, T, Tk = x.shape[0], x.shape[1], kv.shape[1]
+            if mask.dim() == 2 and tuple(mask.shape) == (B, Tk) and (B, Tk) != (T, Tk):
+                raise ValueError(f"mask has shape {tuple(mask.shape)}: a (B, Tk) key-padding mask? Masks here are "
+                                 f"(Tq, Tk), (B, Tq, Tk) or (B, h, Tq, Tk); pass mask[:, None, :] for (B, 1, Tk).")
+            require_attention_mask("mask", mask, (B, T, Tk) if mask.dim() == 3 else (B, self.n_heads, T, Tk))
         if mask is not None and mask.dim() == 3:
             mask = mask[:, None]  # (B, 1, Tq, Tk): the same mask for every head
         out, weights = scaled_dot_product_attention(q, k, v, mask)

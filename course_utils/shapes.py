@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 Dim = int | str | None  # an exact size, a name for any size ("B", "T"), or None for any size
 
 
@@ -48,3 +50,21 @@ def require_shape(name: str, value: Any, expected: Sequence[Dim], hint: str = ""
     shape = shape_of(value)
     if not shape_matches(shape, expected):
         raise ValueError(shape_message(name, shape, expected, hint))
+
+
+def require_attention_mask(name: str, mask: Any, scores_shape: Sequence[int], hint: str = "") -> None:
+    """Check an attention mask: bools, True where a query may attend, broadcastable to ``scores_shape``.
+
+    Notebooks 06-08 use this one convention. Torch also accepts float masks (0 or -inf, added
+    to the scores); those are refused here with a message, rather than silently inverted.
+    """
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+        dtype = getattr(mask, "dtype", type(mask).__name__)
+        raise ValueError(f"{name} must be a torch.bool tensor (True = may attend), got {dtype}. A float mask of "
+                         f"0 and -inf (another convention) converts with {name} == 0; 0/1 ints with .bool().")
+    shape = tuple(scores_shape)
+    try:
+        torch.broadcast_shapes(tuple(mask.shape), shape)
+    except RuntimeError:
+        raise ValueError(f"{name} has shape {tuple(mask.shape)}, which does not broadcast to the scores' "
+                         f"{shape} (..., Tq, Tk)." + (f" {hint}" if hint else "")) from None

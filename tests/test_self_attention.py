@@ -108,3 +108,44 @@ def test_mha_errors():
         MultiHeadAttention(8, 2)(torch.randn(2, 3, 4))
     with pytest.raises(ValueError, match="k has shape"):
         scaled_dot_product_attention(torch.randn(2, 4), torch.randn(2, 3), torch.randn(2, 3))
+
+
+def test_masks_follow_one_convention_with_clear_errors():
+    """Bools, True = may attend; float/int masks, key-padding masks and a wrong kv get messages."""
+    from course_utils.attention import masked_softmax
+    from course_utils.self_attention import MultiHeadAttention, causal_mask, scaled_dot_product_attention
+
+    torch.manual_seed(0)
+    q = k = v = torch.randn(2, 4, 8)
+    with pytest.raises(ValueError, match=r"torch.bool .*0 and -inf .*mask == 0"):
+        scaled_dot_product_attention(q, k, v, torch.zeros(4, 4))
+    with pytest.raises(ValueError, match=r"torch.bool .*\.bool\(\)"):
+        scaled_dot_product_attention(q, k, v, causal_mask(4).long())
+    with pytest.raises(ValueError, match=r"does not broadcast to the scores' \(2, 4, 4\)"):
+        scaled_dot_product_attention(q, k, v, torch.ones(3, 4, dtype=torch.bool))
+    mha = MultiHeadAttention(8, 2)
+    x = torch.randn(3, 5, 8)
+    with pytest.raises(ValueError, match=r"\(B, Tk\) key-padding mask\? .*mask\[:, None, :\]"):
+        mha(x, torch.ones(3, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"kv has shape \(3, 6, 4\), expected \(3, Tk, 8\)"):
+        mha(x, kv=torch.randn(3, 6, 4))
+    out, w = mha(x, torch.ones(3, 1, 5, dtype=torch.bool))  # the suggested (B, 1, Tk) form works
+    assert out.shape == (3, 5, 8) and torch.allclose(w.sum(-1), torch.ones(3, 2, 5))
+    # A query that may attend nowhere: zero weights in both modules, never NaN.
+    none = torch.zeros(2, 4, 4, dtype=torch.bool)
+    assert torch.equal(scaled_dot_product_attention(q, k, v, none)[1], torch.zeros(2, 4, 4))
+    assert torch.equal(masked_softmax(torch.randn(2, 3), torch.zeros(2, 3, dtype=torch.bool)), torch.zeros(2, 3))
+    with pytest.raises(ValueError, match="torch.bool"):
+        masked_softmax(torch.randn(2, 3), torch.ones(2, 3))
+
+
+def test_empty_sequences_get_clear_errors():
+    from course_utils.data.dates import encode_source
+    from course_utils.output_types import masked_mean
+
+    with pytest.raises(ValueError, match="no valid step in row 1"):
+        masked_mean(torch.randn(2, 3, 4), torch.tensor([[True, False, False], [False, False, False]]))
+    with pytest.raises(ValueError, match="non-empty list"):
+        encode_source([])
+    with pytest.raises(ValueError, match="non-empty list"):
+        encode_source("3 May 1999")

@@ -118,6 +118,8 @@ def make_pairs(days: Sequence[dt.date], n: int, seed: int = 0,
 
 def encode_source(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
     """Character ids padded with 0 on the right, and the lengths: ``(N, S)`` and ``(N,)``."""
+    if isinstance(texts, str) or len(texts) == 0:
+        raise ValueError("encode_source takes a non-empty list of date strings, e.g. ['3 May 1999']")
     index = {c: i for i, c in enumerate(SOURCE_CHARS)}
     lengths = torch.tensor([len(t) for t in texts])
     ids = torch.zeros(len(texts), int(lengths.max()), dtype=torch.long)  # (N, S)
