@@ -1,4 +1,4 @@
-"""Notebook 04, sections 1-3: the GRU cell, from scratch in numpy and in PyTorch, in the convention of ``torch.nn.GRU``.
+"""Notebook 04, sections 1-3 and exercises 1-3: the GRU cell, in numpy and PyTorch, in ``torch.nn.GRU``'s convention.
 
 The course's convention is PyTorch's (the cuDNN variant of the GRU)::
 
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape, name_mistake
+from .checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
 from .gated import check_step_shapes, gate_slices, gated_param_count, reorder_blocks, sigmoid, weights_from_torch
 from .shapes import require_shape
 
@@ -189,27 +189,31 @@ class GRU(nn.Module):
         super().__init__()
         self.cell = GRUCell(input_size, hidden_size, **cell_options)
 
-    def forward(self, xs: torch.Tensor, h: torch.Tensor | None = None, *, return_gates: bool = False):
-        """Returns ``(outputs (T, B, H), h_T (B, H))``, plus ``{gate: (T, B, H)}`` if ``return_gates``."""
+    def forward(self, xs: torch.Tensor, h_0: torch.Tensor | None = None, *, return_gates: bool = False):
+        """Returns ``(outputs (T, B, H), h_T (1, B, H))``, plus ``{gate: (T, B, H)}`` if ``return_gates``.
+
+        ``h_0`` and ``h_T`` are ``(1, B, H)``, with ``torch.nn.GRU``'s leading layer axis (and the
+        course's ``RNN``'s); ``h_0`` defaults to zeros.
+        """
         require_shape("xs", xs, ("T", "B", self.cell.input_size))
         cell = self.cell
-        if not cell.reset_after or return_gates:
-            return self._forward_stepwise(xs, h, return_gates)
         T, B, _ = xs.shape
-        h = xs.new_zeros(B, cell.hidden_size) if h is None else h
-        require_shape("h", h, (B, cell.hidden_size))
+        h_0 = xs.new_zeros(1, B, cell.hidden_size) if h_0 is None else h_0
+        require_shape("h_0", h_0, (1, B, cell.hidden_size))
+        if not cell.reset_after or return_gates:
+            return self._forward_stepwise(xs, h_0[0], return_gates)
         # The same arithmetic as GRUCell.step, faster: the input part of all T steps in one
         # matmul before the loop, then per step one addmm for the recurrent part.
         x_proj = torch.addmm(cell.b_x, xs.reshape(T * B, -1), cell.W_x.T).view(T, B, -1)  # (T, B, 3H)
         W_h_T = cell.W_h.T  # (H, 3H)
-        outputs = []
+        h, outputs = h_0[0], []  # h: (B, H)
         for a_x in x_proj.unbind(0):  # (B, 3H); unbind, not x_proj[t]: cheaper backward
             h, _ = gru_step_from_preactivations(a_x, torch.addmm(cell.b_h, h, W_h_T), h, cell.z_weights)
             outputs.append(h)
-        return torch.stack(outputs), h
+        return torch.stack(outputs), h[None]  # (T, B, H), (1, B, H)
 
-    def _forward_stepwise(self, xs: torch.Tensor, h: torch.Tensor | None, return_gates: bool):
-        """The plain loop over :meth:`GRUCell.step` (``reset_after=False``, or gates wanted)."""
+    def _forward_stepwise(self, xs: torch.Tensor, h: torch.Tensor, return_gates: bool):
+        """The plain loop over :meth:`GRUCell.step` (``reset_after=False``, or gates wanted); ``h`` (B, H)."""
         outputs, gates = [], {k: [] for k in GRU_GATES}
         for x in xs:  # x: (B, I)
             h, step_gates = self.cell.step(x, h)
@@ -217,8 +221,8 @@ class GRU(nn.Module):
             for k in GRU_GATES:
                 gates[k].append(step_gates[k])
         if return_gates:
-            return torch.stack(outputs), h, {k: torch.stack(v) for k, v in gates.items()}
-        return torch.stack(outputs), h
+            return torch.stack(outputs), h[None], {k: torch.stack(v) for k, v in gates.items()}
+        return torch.stack(outputs), h[None]
 
     @classmethod
     def from_torch(cls, gru: nn.GRU) -> GRU:
@@ -262,6 +266,7 @@ def check_gru_cell(fn, seed: int = 0) -> None:
     Fails naming the shape that is wrong or the usual mistake the values match: the other
     z convention, r before the matmul, b_hn outside r, another gate order, no tanh on n.
     """
+    refuse_reference(fn, ("gru_cell_numpy", "gru_cell_torch", "GRUCell", "gru_forward_numpy", "GRU"))
     rng = np.random.default_rng(seed)
     B, n_in, H = 3, 4, 5
     args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(3 * H, n_in)),
@@ -273,3 +278,106 @@ def check_gru_cell(fn, seed: int = 0) -> None:
     expected = gru_cell_numpy(*args)[0]
     name_mistake("h", got, expected, _gru_mistakes(*args))
     check_close("h (the new hidden state)", got, expected)
+
+
+# ----------------------------------------------------------------------------- what the gates do (exercise 2)
+
+_GRU_GATE_ROLES = {
+    "z": "z is the share of the old state, h = (1 - z) * n + z * h_prev in the course's (PyTorch's) convention: "
+         "z = 1 keeps h_prev, z = 0 takes the candidate n (the slides' other convention, z * n + (1 - z) * h_prev, "
+         "is the opposite)",
+    "r": "r scales the recurrent part of the candidate, n = tanh(W_xn x + b_xn + r * (W_hn h_prev + b_hn)): "
+         "r = 0 shuts h_prev out of n, r = 1 lets all of it in",
+}
+GRU_GATE_GOALS = {"copy": (None, 1.0), "ignore": (0.0, 0.0), "rnn": (1.0, 0.0)}  # goal -> (r, z); None: any r
+
+
+def check_gru_gate_values(fn, goals: tuple[str, ...] = ("copy", "ignore", "rnn"), seed: int = 0) -> None:
+    """Test ``fn(goal) -> (r, z)``, gate values that make one GRU step do ``goal`` (notebook 04, exercise 2).
+
+    Goals: ``"copy"`` (h = h_prev), ``"ignore"`` (h depends on x only), ``"rnn"`` (a plain tanh
+    RNN step on x and h_prev). Runs the step with those gates; fails naming each gate that
+    is off and what that gate does (the z convention included).
+    """
+    rng = np.random.default_rng(seed)
+    h_prev, a_xn, a_hn = (rng.normal(size=5) for _ in range(3))  # (5,) each: x W_xn^T + b_xn, h_prev W_hn^T + b_hn
+    for goal in goals:
+        values = fn(goal)
+        check_type(f"the gate values for {goal!r}", values, tuple)
+        if len(values) != 2 or not all(isinstance(v, (int, float, np.number)) and 0.0 <= float(v) <= 1.0
+                                       for v in values):
+            raise CheckFailed(f"the gate values for {goal!r} should be two numbers (r, z) in [0, 1], got {values}")
+        got = dict(zip("rz", (float(v) for v in values), strict=True))
+        want = dict(zip("rz", GRU_GATE_GOALS[goal], strict=True))
+        off = [k for k in "rz" if want[k] is not None and abs(got[k] - want[k]) > 0.005]
+        if off:
+            raise CheckFailed(f"{goal!r} is off: check gate {', '.join(off)}. "
+                              + " ".join(f"({_GRU_GATE_ROLES[k]}.)" for k in off))
+        h = (1 - got["z"]) * np.tanh(a_xn + got["r"] * a_hn) + got["z"] * h_prev
+        h_want = {"copy": h_prev, "ignore": np.tanh(a_xn), "rnn": np.tanh(a_xn + a_hn)}[goal]
+        check_close(f"h_t for {goal!r}", h, h_want, atol=0.02, rtol=0.0)
+
+
+# ----------------------------------------------------------------------------- a sequence (exercise 3)
+
+def gru_forward_numpy(
+    xs: np.ndarray, h0: np.ndarray, W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_h: np.ndarray,
+    **options,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run :func:`gru_cell_numpy` over ``xs (T, B, I)`` from ``h0 (B, H)``: ``(hs (T, B, H), h_T (B, H))``.
+
+    ``options`` (``z_weights``, ``reset_after``) go to every step.
+    """
+    require_shape("xs", xs, ("T", "B", "I"))
+    h, hs = h0, []
+    for x in xs:  # x: (B, I)
+        h, _ = gru_cell_numpy(x, h, W_x, W_h, b_x, b_h, **options)
+        hs.append(h)
+    return np.stack(hs), h
+
+
+def _gru_forward_mistakes(xs, h0, *weights) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{hint: (hs, h_T)}`` that the usual wrong loops over time return (notebook 04, exercise 3)."""
+    hs, _ = gru_forward_numpy(xs, h0, *weights)
+    from_h0 = np.stack([gru_cell_numpy(x, h0, *weights)[0] for x in xs])  # (T, B, H)
+    other_z = gru_forward_numpy(xs, h0, *weights, z_weights="candidate")
+    r_before = gru_forward_numpy(xs, h0, *weights, reset_after=False)
+    return {
+        "start every step from h0: carry the state, h = step(x_t, h), so that step t starts from h_{t-1}":
+            (from_h0, from_h0[-1]),
+        "store each step's input state (h_0 .. h_{T-1}) in hs instead of its output (h_1 .. h_T)":
+            (np.concatenate([h0[None], hs[:-1]]), hs[-1]),
+        "return the first step's state as h_T instead of the last one": (hs, hs[0]),
+        "return h0 as h_T instead of the last step's state": (hs, h0),
+        "use the other convention, h = z * n + (1 - z) * h_prev (the course's, PyTorch's: (1 - z) * n + z * h_prev)":
+            other_z,
+        "apply r to h_prev before the recurrent matmul (Cho et al.'s GRU); PyTorch applies r after it": r_before,
+    }
+
+
+def check_gru_forward(fn, seed: int = 0) -> None:
+    """Test ``fn(xs, h0, W_x, W_h, b_x, b_h) -> (hs, h_T)`` against :func:`gru_forward_numpy` (notebook 04, exercise 3).
+
+    Fails naming the shape that is wrong or the usual mistake the values match: the state
+    not carried from step to step, hs off by one step, the wrong final state, the other z
+    convention, r before the matmul.
+    """
+    refuse_reference(fn, ("gru_forward_numpy", "GRU"))  # calling the learner's own cell is the point
+    rng = np.random.default_rng(seed)
+    T, B, n_in, H = 6, 3, 4, 5
+    xs, h0 = rng.normal(size=(T, B, n_in)), rng.normal(size=(B, H))
+    weights = (rng.normal(size=(3 * H, n_in)), rng.normal(size=(3 * H, H)), rng.normal(size=3 * H),
+               rng.normal(size=3 * H))
+    result = fn(xs.copy(), h0.copy(), *[w.copy() for w in weights])
+    check_type("the result", result, tuple)
+    if len(result) != 2:
+        raise CheckFailed(f"return two things, (hs, h_T); got a tuple of {len(result)}")
+    hs_got, h_got = result
+    check_shape("hs (every step's new state)", hs_got, (T, B, H))
+    check_shape("h_T (the last state)", h_got, (B, H))
+    hs_exp, h_exp = gru_forward_numpy(xs, h0, *weights)
+    mistakes = _gru_forward_mistakes(xs, h0, *weights)
+    name_mistake("hs", hs_got, hs_exp, {hint: value[0] for hint, value in mistakes.items()})
+    name_mistake("h_T", h_got, h_exp, {hint: value[1] for hint, value in mistakes.items()})
+    check_close("hs (every step's new state)", hs_got, hs_exp)
+    check_close("h_T (the last state)", h_got, h_exp)

@@ -1,4 +1,4 @@
-"""Notebook 03, sections 1-4 (and 04's comparison): the LSTM cell, from scratch, laid out like ``torch.nn.LSTM``.
+"""Notebook 03, sections 1-4, 6 and exercises 1-3 (and 04's comparison): the LSTM cell, like ``torch.nn.LSTM``.
 
 In numpy and in PyTorch.
 
@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape, check_type, name_mistake
+from .checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
 from .gated import check_step_shapes, gate_slices, gated_param_count, reorder_blocks, sigmoid, weights_from_torch
 from .lstm_backward import LSTMHandwrittenBPTT
 from .shapes import require_shape
@@ -191,28 +191,29 @@ class LSTM(nn.Module):
     ):
         """Returns ``(outputs (T, B, H), (h_T, c_T))``, plus ``{gate: (T, B, H)}`` if ``return_gates``.
 
-        ``state`` and ``h_T, c_T`` are ``(B, H)`` (``torch.nn.LSTM`` adds a leading layer axis).
+        ``state = (h_0, c_0)`` and ``h_T, c_T`` are ``(1, B, H)``, with ``torch.nn.LSTM``'s leading
+        layer axis (and the course's ``RNN``'s); ``state`` defaults to zeros.
         """
         require_shape("xs", xs, ("T", "B", self.cell.input_size))
-        if self.cell.peephole is not None or return_gates:
-            return self._forward_stepwise(xs, state, return_gates)
         cell = self.cell
         T, B, _ = xs.shape
         if state is None:
-            zeros = xs.new_zeros(B, cell.hidden_size)
+            zeros = xs.new_zeros(1, B, cell.hidden_size)
             state = (zeros, zeros)
         h0, c0 = state
-        require_shape("h", h0, (B, cell.hidden_size))
-        require_shape("c", c0, (B, cell.hidden_size))
+        require_shape("h_0", h0, (1, B, cell.hidden_size))
+        require_shape("c_0", c0, (1, B, cell.hidden_size))
+        if cell.peephole is not None or return_gates:
+            return self._forward_stepwise(xs, (h0[0], c0[0]), return_gates)
         # The same arithmetic as LSTMCell.step, faster: the input part of all T steps in one
         # matmul, then the recurrence with its backward pass written out by hand
         # (course_utils/lstm_backward.py: this is the path that runs for a plain LSTM).
         x_proj = torch.addmm(cell.b, xs.reshape(T * B, -1), cell.W_x.T).view(T, B, -1)  # (T, B, 4H)
-        outputs, h, c = LSTMHandwrittenBPTT.apply(x_proj, h0, c0, cell.W_h)
-        return outputs, (h, c)
+        outputs, h, c = LSTMHandwrittenBPTT.apply(x_proj, h0[0], c0[0], cell.W_h)
+        return outputs, (h[None], c[None])  # (T, B, H), ((1, B, H), (1, B, H))
 
-    def _forward_stepwise(self, xs: torch.Tensor, state, return_gates: bool):
-        """The plain loop over :meth:`LSTMCell.step`, with autograd (peepholes, or gates wanted)."""
+    def _forward_stepwise(self, xs: torch.Tensor, state: tuple[torch.Tensor, torch.Tensor], return_gates: bool):
+        """The plain loop over :meth:`LSTMCell.step`, with autograd (peepholes, or gates wanted); state (B, H)."""
         outputs, gates = [], {k: [] for k in LSTM_GATES}
         for x in xs:  # x: (B, I)
             h, c, step_gates = self.cell.step(x, state)
@@ -220,7 +221,7 @@ class LSTM(nn.Module):
             outputs.append(h)
             for k in LSTM_GATES:
                 gates[k].append(step_gates[k])
-        result = (torch.stack(outputs), state)  # (T, B, H)
+        result = (torch.stack(outputs), (state[0][None], state[1][None]))  # (T, B, H), ((1, B, H), (1, B, H))
         if return_gates:
             return (*result, {k: torch.stack(v) for k, v in gates.items()})
         return result
@@ -268,6 +269,7 @@ def check_lstm_cell(fn, seed: int = 0) -> None:
     returned, another gate order, ``h = o * c``, the old cell state in h, a sigmoid
     candidate, the forget gate on h_prev, no bias.
     """
+    refuse_reference(fn, ("lstm_cell_numpy", "lstm_cell_torch", "LSTMCell", "lstm_forward_numpy", "LSTM"))
     rng = np.random.default_rng(seed)
     B, n_in, H = 3, 4, 5
     args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H)),
@@ -284,3 +286,165 @@ def check_lstm_cell(fn, seed: int = 0) -> None:
     name_mistake("(h, c)", got, np.stack([h_exp, c_exp]), _lstm_mistakes(*args))
     check_close("c (the new cell state)", c_got, c_exp)
     check_close("h (the new hidden state)", h_got, h_exp)
+
+
+# ----------------------------------------------------------------------------- the backward pass of one step
+
+LSTM_BACKWARD_NAMES = ("dx", "dh_prev", "dc_prev", "dW_x", "dW_h", "db")  # what a step's backward returns
+
+
+def lstm_cell_cache(
+    x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray, W_x: np.ndarray, W_h: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """One step of :func:`lstm_cell_numpy`, returning ``(h, c, cache)``: the cache is what its backward needs.
+
+    ``cache`` holds ``x (B, I)``, ``h_prev``, ``c_prev (B, H)``, ``W_x (4H, I)``, ``W_h (4H, H)``,
+    the gates ``i, f, g, o (B, H)`` and the new cell state ``c (B, H)``.
+    """
+    h, c, gates = lstm_cell_numpy(x, h_prev, c_prev, W_x, W_h, b)
+    return h, c, {"x": x, "h_prev": h_prev, "c_prev": c_prev, "W_x": W_x, "W_h": W_h, **gates, "c": c}
+
+
+def _lstm_backward(
+    dh: np.ndarray,
+    dc: np.ndarray,
+    cache: dict[str, np.ndarray],
+    *,
+    c_through_h: bool = True,
+    forget_in_dc_prev: bool = True,
+    g_derivative: str = "tanh",
+    order: tuple[str, ...] = LSTM_GATES,
+    dh_prev: str = "W_h",
+) -> tuple[np.ndarray, ...]:
+    """The derivation of notebook 03, section 6, with switches that make the usual mistakes."""
+    i, f, g, o, c, c_prev = (cache[k] for k in ("i", "f", "g", "o", "c", "c_prev"))
+    tanh_c = np.tanh(c)
+    delta_c = dc + dh * o * (1 - tanh_c**2) if c_through_h else dc  # (B, H) all that reaches c_t
+    g_slope = 1 - g**2 if g_derivative == "tanh" else g * (1 - g)
+    da = {  # (B, H) each: dL/d pre-activation of each block
+        "i": delta_c * g * i * (1 - i),
+        "f": delta_c * c_prev * f * (1 - f),
+        "g": delta_c * i * g_slope,
+        "o": dh * tanh_c * o * (1 - o),
+    }
+    dA = np.concatenate([da[k] for k in order], axis=1)  # (B, 4H)
+    d_h_prev = {"W_h": dA @ cache["W_h"], "dh": dh, "W_h + dh": dA @ cache["W_h"] + dh}[dh_prev]  # (B, H)
+    dc_prev = delta_c * f if forget_in_dc_prev else delta_c  # (B, H)
+    return dA @ cache["W_x"], d_h_prev, dc_prev, dA.T @ cache["x"], dA.T @ cache["h_prev"], dA.sum(axis=0)
+
+
+def lstm_cell_backward_numpy(
+    dh: np.ndarray, dc: np.ndarray, cache: dict[str, np.ndarray]
+) -> tuple[np.ndarray, ...]:
+    """The backward pass of one LSTM step, by hand: ``(dx, dh_prev, dc_prev, dW_x, dW_h, db)``.
+
+    Args:
+        dh, dc: ``(B, H)``, the gradients of the loss with respect to the step's ``h`` and ``c``
+            that arrive from later (the next step and the output at this step).
+        cache: from :func:`lstm_cell_cache`.
+
+    Returns:
+        ``dx (B, I)``, ``dh_prev (B, H)``, ``dc_prev (B, H)``, ``dW_x (4H, I)``, ``dW_h (4H, H)``,
+        ``db (4H,)``, the stacked gradients in the order i, f, g, o.
+    """
+    return _lstm_backward(dh, dc, cache)
+
+
+def lstm_cell_backward_autograd(
+    dh: np.ndarray, dc: np.ndarray, x: np.ndarray, h_prev: np.ndarray, c_prev: np.ndarray,
+    W_x: np.ndarray, W_h: np.ndarray, b: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """The backward of one step by autograd (torch, float64): returns as :func:`lstm_cell_backward_numpy`."""
+    inputs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (x, h_prev, c_prev, W_x, W_h, b)]
+    h, c, _ = lstm_cell_torch(*inputs)
+    upstream = (torch.as_tensor(dh, dtype=torch.float64), torch.as_tensor(dc, dtype=torch.float64))
+    torch.autograd.backward((h, c), upstream)
+    return tuple(t.grad.numpy() for t in inputs)  # dx, dh_prev, dc_prev, dW_x, dW_h, db
+
+
+_LSTM_BACKWARD_MISTAKES = {
+    "forget that c_t also reaches the loss through h_t = o * tanh(c_t): add dh * o * (1 - tanh(c)^2) to dc "
+    "before using it": dict(c_through_h=False),
+    "leave the forget gate out of dc_prev (it is dc_prev = f * (dc + dh * o * (1 - tanh(c)^2)), since "
+    "c_t = f * c_prev + ...)": dict(forget_in_dc_prev=False),
+    "use the sigmoid's derivative g * (1 - g) for the candidate g, which is a tanh: its derivative is 1 - g^2":
+        dict(g_derivative="sigmoid"),
+    "stack the gate gradients as i, f, o, g (PyTorch's rows, and so the stacked gradient, are i, f, g, o)":
+        dict(order=("i", "f", "o", "g")),
+    "stack the gate gradients as f, i, g, o (PyTorch's rows, and so the stacked gradient, are i, f, g, o)":
+        dict(order=("f", "i", "g", "o")),
+    "pass dh straight through as dh_prev: h_prev reaches the step only through the pre-activations, so "
+    "dh_prev = dA @ W_h (W_h^T times dA, for column vectors)": dict(dh_prev="dh"),
+    "add the upstream dh to dh_prev: dh belongs to h_t; dh_prev is dA @ W_h alone (the loop over time adds "
+    "the output's own gradient at step t - 1)": dict(dh_prev="W_h + dh"),
+}
+
+
+def check_lstm_cell_backward(fn, seed: int = 0) -> None:
+    """Test ``fn(dh, dc, cache) -> (dx, dh_prev, dc_prev, dW_x, dW_h, db)`` against autograd (notebook 03, exercise 3).
+
+    Fails naming the output that is wrong and the usual mistake its values match: no dc
+    through h, no forget gate in dc_prev, a sigmoid slope for g, another gate order in the
+    stacked gradient, dh_prev without W_h; a wrong stacked gradient also names its gate blocks.
+    """
+    refuse_reference(fn, ("lstm_cell_backward_numpy", "lstm_cell_backward_autograd", "LSTMHandwrittenBPTT",
+                          "backward", "grad"))  # autograd too: the exercise is the derivation
+    rng = np.random.default_rng(seed)
+    B, n_in, H = 3, 4, 5
+    args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H)),
+            0.5 * rng.normal(size=(4 * H, n_in)), 0.5 * rng.normal(size=(4 * H, H)), 0.5 * rng.normal(size=4 * H))
+    dh, dc = rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    _, _, cache = lstm_cell_cache(*args)
+    result = fn(dh.copy(), dc.copy(), {k: v.copy() for k, v in cache.items()})
+    check_type("the result", result, tuple)
+    if len(result) != len(LSTM_BACKWARD_NAMES):
+        raise CheckFailed(f"return six arrays, ({', '.join(LSTM_BACKWARD_NAMES)}); got a tuple of {len(result)}")
+    expected = lstm_cell_backward_autograd(dh, dc, *args)
+    mistakes = {hint: _lstm_backward(dh, dc, cache, **switches) for hint, switches in _LSTM_BACKWARD_MISTAKES.items()}
+    for k, name in enumerate(LSTM_BACKWARD_NAMES):
+        got = result[k]
+        if name == "dh_prev" and np.shape(got) == (B, n_in):
+            raise CheckFailed("dh_prev has shape (B, I), the input's: h_prev enters through W_h, so dh_prev = dA @ W_h")
+        check_shape(name, got, expected[k].shape)
+        name_mistake(name, got, expected[k], {hint: value[k] for hint, value in mistakes.items()})
+        blocks = gate_slices(H) if name in ("dW_x", "dW_h", "db") else None  # rows i, f, g, o
+        check_close(f"{name} (vs autograd)", got, expected[k], parts=blocks, axis=0, quiet=True)
+    print(f"OK my_lstm_cell_backward: {', '.join(LSTM_BACKWARD_NAMES)} equal autograd's")
+
+
+# ----------------------------------------------------------------------------- what the gates do (exercise 2)
+
+LSTM_GATE_GOALS = {"hold": (0.0, 1.0, 0.0), "replace": (1.0, 0.0, 1.0), "reveal": (0.0, 1.0, 1.0)}  # goal -> (i, f, o)
+_LSTM_GATE_ROLES = {
+    "i": "i scales what is written, c = f * c_prev + i * g: i = 0 writes nothing, i = 1 writes all of g",
+    "f": "f scales the old memory, c = f * c_prev + i * g: f = 1 keeps c_prev, f = 0 erases it",
+    "o": "o scales what is shown, h = o * tanh(c): o = 0 outputs nothing, o = 1 shows tanh(c)",
+}
+
+
+def check_lstm_gate_values(fn, goals: tuple[str, ...] = ("hold", "replace", "reveal"), seed: int = 0) -> None:
+    """Test ``fn(goal) -> (i, f, o)``, gate values that make one LSTM step do ``goal`` (notebook 03, exercise 2).
+
+    Runs the step with those gates on random ``c_prev`` and ``g``; fails naming each gate that
+    is off and what that gate does.
+    """
+    rng = np.random.default_rng(seed)
+    c_prev, g = rng.normal(size=5), np.tanh(rng.normal(size=5))  # (5,) each
+    for goal in goals:
+        values = fn(goal)
+        check_type(f"the gate values for {goal!r}", values, tuple)
+        if len(values) != 3 or not all(isinstance(v, (int, float, np.number)) and 0.0 <= float(v) <= 1.0
+                                       for v in values):
+            raise CheckFailed(f"the gate values for {goal!r} should be three numbers (i, f, o) in [0, 1], got {values}")
+        got = dict(zip("ifo", (float(v) for v in values), strict=True))
+        want = dict(zip("ifo", LSTM_GATE_GOALS[goal], strict=True))
+        off = [k for k in "ifo" if abs(got[k] - want[k]) > 0.005]
+        if off:
+            raise CheckFailed(f"{goal!r} is off: check gate {', '.join(off)}. "
+                              + " ".join(f"({_LSTM_GATE_ROLES[k]}.)" for k in off))
+        c = got["f"] * c_prev + got["i"] * g
+        h = got["o"] * np.tanh(c)
+        c_want = {"hold": c_prev, "replace": g, "reveal": c_prev}[goal]
+        h_want = {"hold": np.zeros(5), "replace": np.tanh(g), "reveal": np.tanh(c_prev)}[goal]
+        check_close(f"c_t for {goal!r}", c, c_want, atol=0.02, rtol=0.0)
+        check_close(f"h_t for {goal!r}", h, h_want, atol=0.02, rtol=0.0)

@@ -1,4 +1,4 @@
-"""Notebook 03, section 2 (and the benchmarks): the LSTM's backpropagation through time, written out by hand.
+"""Notebook 03, section 6 (and the benchmarks): the LSTM's backpropagation through time, written out by hand.
 
 :class:`course_utils.lstm.LSTM` runs this path (:class:`LSTMHandwrittenBPTT`) for a plain
 LSTM, because it is several times faster than letting autograd record every step; with

@@ -54,7 +54,7 @@ if "google.colab" in sys.modules:
 # | 00_setup | Setup: your environment, and how this course works | `checks`, `data`, `device`, `plotting`, `seed`, `training` |
 # | 01_rnn | RNN: the recurrent connection | `char_rnn`, `data.text`, `lm`, `rnn` |
 # | 02_bptt | BPTT: training through time | `bptt`, `char_rnn`, `data.text`, `lm`, `rnn` |
-# | 03_lstm | LSTM: a memory cell with gates | `data.adding`, `data.text`, `gated`, `layers`, `lm`, `long_range`, `lstm` |
+# | 03_lstm | LSTM: a memory cell with gates | `data.adding`, `data.text`, `gated`, `layers`, `lm`, `long_range`, `lstm`, `lstm_backward` |
 # | 04_gru | GRU: a lighter gated cell, and RNN vs LSTM vs GRU | `data.adding`, `data.text`, `gated`, `gru`, `layers`, `lm`, `long_range`, `lstm` |
 # | 05a_classification | Output types I: one-to-one and many-to-one (which language is this surname?) | `data.names`, `data.padding`, `data.text`, `metrics`, `output_types` |
 # | 05b_generation | Output types II: one-to-many (spell a surname in a given language) | `data.names`, `data.text`, `lm`, `output_types` |

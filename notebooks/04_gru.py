@@ -26,7 +26,9 @@
 #    `torch.nn.GRU` computes,
 # 4. count a GRU's parameters two ways,
 # 5. compare a plain RNN, an LSTM and a GRU on a long-range task and on real text: loss,
-#    accuracy, parameters and time.
+#    accuracy, parameters and time,
+# 6. in the exercises, write the GRU step and its loop over time, set its gates by hand, and
+#    choose hyperparameters that make it learn a long-range task fast.
 #
 # It builds on **03 · LSTM** and runs in about a minute on a laptop CPU.
 
@@ -149,7 +151,9 @@ assert np.abs(h_before - h_course).max() > 1e-3
 # ## 2. The cell from scratch, checked against `torch.nn.GRU`
 #
 # `gru_cell_numpy` (used above) and `gru_cell_torch` compute one step; `course_utils.gru.GRU`
-# runs the PyTorch cell over a time-major sequence `(T, B, I)` and can return the gates.
+# runs the PyTorch cell over a time-major sequence `(T, B, I)` and can return the gates. Like
+# `torch.nn.GRU` (and the course's `RNN` and `LSTM`), it takes and returns the state with a
+# leading layer axis, `(1, B, H)`.
 # Both are compared with `torch.nn.GRU` after copying its weights, in float64 so that the
 # check tests the maths rather than rounding; the gates of the first step are compared by
 # name.
@@ -164,6 +168,7 @@ with torch.no_grad():
     hs_ours, h_ours, gates_ours = ours(xs.to(device), return_gates=True)
 rtol, atol = tolerance(torch.float64, device)
 check_close("course GRU outputs vs torch.nn.GRU", hs_ours, hs_torch, rtol=rtol, atol=atol)
+check_close("course GRU final state (1, B, H) vs torch.nn.GRU", h_ours, h_T, rtol=rtol, atol=atol)
 
 h = np.zeros((B, H))
 for t in range(T):
@@ -327,11 +332,26 @@ print(f"Next character: validation loss RNN {char['RNN']['loss']:.3f}, LSTM {cha
 # The lecture script says GRUs are "faster to train" than LSTMs: per step they do 3/4 of the
 # multiply-adds, but whether that shows up in wall time depends on the implementation — check
 # the table.
+#
+# **Clipping.** Every model above was trained with its gradient norm clipped at 1, the gated
+# ones too: gates tame vanishing gradients, not exploding ones (notebook 03, section 8).
+# `fit` recorded each step's gradient norm before clipping; here is how often clipping acted:
+
+# %%
+print(f"{'task':15s} {'model':5s} {'median norm':>11s} {'largest':>8s} {'clipped':>8s}")
+runs = {("adding T=50", k): add_histories[k] for k in KINDS} | {("next character", k): char_histories[k] for k in KINDS}
+for (task, kind), hist in runs.items():
+    norms = np.array(hist.grad_norms)  # (steps,) before clipping
+    print(f"{task:15s} {kind:5s} {np.median(norms):11.3f} {norms.max():8.2f} {np.mean(norms > 1.0):8.0%}")
+spikes = {kind: max(runs[("adding T=50", kind)].grad_norms) for kind in ("LSTM", "GRU")}
+print(f"adding problem, largest gradient norm before clipping: LSTM {spikes['LSTM']:.1f}, GRU {spikes['GRU']:.1f} "
+      f"(the clipping threshold is 1)")
+assert min(spikes.values()) > 2.0, "the gated models' gradients should spike past the clipping threshold too"
 
 # %% [markdown]
-# ## 5. Exercise
+# ## 5. Exercises
 #
-# ### Exercise 1 (2 points): the GRU cell forward
+# ### Exercise 1 (2 points, about 15 minutes): the GRU cell forward
 #
 # Implement one GRU step for a batch in numpy, in the course's (PyTorch's) convention of
 # section 1: rows `r, z, n` in the stacked weights, the reset gate applied **after** the
@@ -377,6 +397,105 @@ check_close("h with large pre-activations and biases", my_gru_cell_forward(*big)
 # where conventions differ (section 1): which term $z$ multiplies, and whether $r$
 # multiplies $W_{hn} h_{t-1} + b_{hn}$ or only $h_{t-1}$.
 #
+# ### Exercise 2 (1 point, about 5 minutes): what the gates do
+#
+# As for the LSTM in notebook 03: give gate values `(r, z)`, each between 0 and 1, that make
+# one GRU step (section 1's equations, the course's convention) do the following, whatever
+# $x_t$ and $h_{t-1}$ are:
+#
+# - `"copy"`: keep the state exactly, $h_t = h_{t-1}$;
+# - `"ignore"`: forget the past, $h_t = \tanh(W_{xn} x_t + b_{xn})$, a function of $x_t$ alone;
+# - `"rnn"`: be a plain tanh RNN step, $h_t = \tanh(W_{xn} x_t + b_{xn} + W_{hn} h_{t-1} + b_{hn})$.
+#
+# Where a gate does not matter, any value in $[0, 1]$ is right.
+
+# %% nbgrader={"grade": false, "grade_id": "gru_gate_values", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_gru_gate_values(goal: str) -> tuple[float, float]:
+    """Gate values (r, z) that make one GRU step do `goal` ("copy", "ignore" or "rnn")."""
+    ### BEGIN SOLUTION
+    return {"copy": (1.0, 1.0), "ignore": (0.0, 0.0), "rnn": (1.0, 0.0)}[goal]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "gru_gate_values_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.gru import check_gru_gate_values
+
+check_gru_gate_values(my_gru_gate_values, goals=("copy", "ignore"))  # names each gate that is off, and what it does
+### BEGIN HIDDEN TESTS
+check_gru_gate_values(my_gru_gate_values, goals=("rnn",), seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 3 (2 points, about 10 minutes): the GRU over a sequence
+#
+# Run the GRU over a time-major sequence `xs (T, B, I)` from the state `h0 (B, H)`, as
+# `torch.nn.GRU` does: return `(hs, h_T)`, where `hs (T, B, H)` holds the new state after
+# every step and `h_T (B, H)` is the last one (`torch.nn.GRU` adds a leading layer axis to
+# it). For one step, call `gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h)` (imported at the
+# top; it returns `(h, gates)`) or your own Exercise 1.
+
+# %% nbgrader={"grade": false, "grade_id": "gru_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_gru_forward(xs, h0, W_x, W_h, b_x, b_h):
+    """The GRU over xs: (T, B, I), from h0: (B, H). Returns (hs (T, B, H), h_T (B, H))."""
+    ### BEGIN SOLUTION
+    h, hs = h0, []
+    for x in xs:  # x: (B, I)
+        h, _ = gru_cell_numpy(x, h, W_x, W_h, b_x, b_h)
+        hs.append(h)
+    return np.stack(hs), h
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "gru_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.gru import check_gru_forward
+
+check_gru_forward(my_gru_forward)  # names: state not carried, hs off by one step, wrong h_T, z convention, ...
+torch_gru = torch.nn.GRU(3, 2).double()  # and against PyTorch's own layer
+xs_t, h0_t = torch.randn(5, 1, 3, dtype=torch.float64), torch.randn(1, 1, 2, dtype=torch.float64)
+with torch.no_grad():
+    hs_t, hT_t = torch_gru(xs_t, h0_t)
+hs_got, hT_got = my_gru_forward(xs_t.numpy(), h0_t[0].numpy(), **gru_weights_from_torch(torch_gru))
+check_close("hs vs torch.nn.GRU", hs_got, hs_t.numpy())
+check_close("h_T vs torch.nn.GRU", hT_got, hT_t[0].numpy())
+### BEGIN HIDDEN TESTS
+check_gru_forward(my_gru_forward, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 4 (2 points, about 15 minutes): make a GRU learn the adding problem, fast
+#
+# The GRU has no forget gate, but its update gate plays the same part: in the course's
+# convention $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$, so $z$ near 1 keeps the state.
+# Choose three hyperparameters so that a GRU solves the adding problem with sequences of
+# length $T$ = 50 in only 250 optimiser steps of 32 fresh sequences each (Adam, gradient
+# norm clipped at 1), to a test MSE below 0.02, an eighth of the baseline's 1/6:
+#
+# - `update_bias`: the update gate's total bias $b_{xz} + b_{hz}$ at the start of training
+#   (PyTorch starts it near 0, so $z \approx 0.5$),
+# - `hidden_size`: the number of units (at most 64),
+# - `lr`: Adam's learning rate.
+#
+# The check trains a GRU with your choice (a few seconds) and says which test MSE it
+# reached and how far that is from the target; the hidden test trains again from another
+# random start, so aim with some margin.
+
+# %% nbgrader={"grade": false, "grade_id": "gru_adding_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_gru_adding_config():
+    """Hyperparameters for the GRU: {"update_bias": float, "hidden_size": int, "lr": float}."""
+    ### BEGIN SOLUTION
+    return {"update_bias": 2.0, "hidden_size": 32, "lr": 1e-2}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "gru_adding_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.long_range import check_adding_config
+
+check_adding_config(my_gru_adding_config(), "GRU")  # trains with your choice; says how far from the target you are
+### BEGIN HIDDEN TESTS
+check_adding_config(my_gru_adding_config(), "GRU", seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## Summary
 #
 # - The GRU has a reset gate $r$, an update gate $z$ and a candidate $n$ ($\tilde h$), and one
@@ -388,6 +507,8 @@ check_close("h with large pre-activations and biases", my_gru_cell_forward(*big)
 #   ($b_{hn}$) are genuinely free.
 # - On the adding problem both gated cells learn what the plain RNN cannot; on next-character
 #   prediction the three are closer; parameter counts and times are in the table above.
+# - Gated or not, every model's gradient norm is clipped: on the adding problem the LSTM's
+#   and the GRU's gradients spiked past the threshold too.
 #
 # Next: **05 · output types**: generation, classification, tagging, seq2seq and forecasting.
 

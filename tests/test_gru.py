@@ -10,9 +10,12 @@ from course_utils.gru import (
     GRU,
     GRUCell,
     check_gru_cell,
+    check_gru_forward,
+    check_gru_gate_values,
     flip_update_gate,
     gru_cell_numpy,
     gru_cell_torch,
+    gru_forward_numpy,
     gru_param_count,
     gru_weights_from_torch,
 )
@@ -106,7 +109,7 @@ def test_gru_module_copies_torch_with_gradients():
     out, hT = ref(xs)
     out2, h2, gates = ours(xs, return_gates=True)
     torch.testing.assert_close(out2, out)
-    torch.testing.assert_close(h2, hT[0])
+    torch.testing.assert_close(h2, hT)  # (1, B, H), as torch.nn.GRU
     assert gates["n"].shape == (5, 3, 4)
     out.sum().backward()
     out2.sum().backward()
@@ -121,11 +124,11 @@ def test_fast_path_equals_the_step_by_step_loop(z_weights):
     torch.manual_seed(7)
     ours = GRU(3, 4, z_weights=z_weights).double()
     xs = torch.randn(6, 2, 3, dtype=torch.float64)
-    h0 = torch.randn(2, 4, dtype=torch.float64)
+    h0 = torch.randn(1, 2, 4, dtype=torch.float64)
     results = []
     for stepwise in (False, True):
         ours.zero_grad()
-        out, hT = ours._forward_stepwise(xs, h0, return_gates=False) if stepwise else ours(xs, h0)
+        out, hT = ours._forward_stepwise(xs, h0[0], return_gates=False) if stepwise else ours(xs, h0)
         (out.square().sum() + hT.sum()).backward()
         results.append([out, hT] + [p.grad.clone() for p in ours.parameters()])
     for fast, slow in zip(*results, strict=True):
@@ -213,7 +216,9 @@ GRU_MISTAKES = {  # keyword -> words the feedback must contain
 
 def test_check_gru_cell_passes_a_right_step_and_the_reference(capsys):
     check_gru_cell(_gru_step)
-    check_gru_cell(lambda *args: gru_cell_numpy(*args)[0], seed=3)
+    check_gru_cell(_gru_step, seed=3)
+    with pytest.raises(CheckFailed, match="calls gru_cell_numpy, an existing implementation"):
+        check_gru_cell(lambda *args: gru_cell_numpy(*args)[0])
     assert "OK h (the new hidden state)" in capsys.readouterr().out
 
 
@@ -229,3 +234,97 @@ def test_check_gru_cell_names_the_papers_gru_and_a_tuple():
         check_gru_cell(lambda *args: _gru_step(*args, z_on="n", reset="before"))
     with pytest.raises(CheckFailed, match="return h alone"):
         check_gru_cell(lambda *args: (_gru_step(*args), None))
+
+
+# ----------------------------------------------------------------------------- what the gates do
+
+def _gru_gates_answer(goal):
+    return {"copy": (0.3, 1.0), "ignore": (0.0, 0.0), "rnn": (1.0, 0.0)}[goal]
+
+
+GRU_GATE_MISTAKES = {  # the learner's (r, z) for one goal -> words the feedback must contain
+    "slides' convention for copy": ({"copy": (1.0, 0.0)}, "z = 1 keeps h_prev"),
+    "reset open when ignoring": ({"ignore": (1.0, 0.0)}, "check gate r. (r scales the recurrent part"),
+    "reset shut for a plain RNN step": ({"rnn": (0.0, 0.0)}, "r = 0 shuts h_prev out of n"),
+}
+
+
+def test_check_gru_gate_values_passes_any_r_when_copying(capsys):
+    check_gru_gate_values(_gru_gates_answer)
+    check_gru_gate_values(lambda goal: (0.9, 0.999) if goal == "copy" else _gru_gates_answer(goal))
+    assert "OK h_t for 'rnn'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", GRU_GATE_MISTAKES)
+def test_check_gru_gate_values_names_the_gate(mistake):
+    wrong, words = GRU_GATE_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_gru_gate_values(lambda goal: wrong.get(goal, _gru_gates_answer(goal)))
+    with pytest.raises(CheckFailed, match=r"two numbers \(r, z\)"):
+        check_gru_gate_values(lambda goal: (0.0, 1.0, 0.0))
+
+
+# ----------------------------------------------------------------------------- a sequence
+
+def test_gru_forward_numpy_matches_torch_gru():
+    ref = reference_gru(seed=8)
+    xs, h0 = torch.randn(5, 2, 3, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        out, hT = ref(xs, h0)
+    hs, h = gru_forward_numpy(xs.numpy(), h0[0].numpy(), **gru_weights_from_torch(ref))
+    np.testing.assert_allclose(hs, out.numpy(), atol=1e-12)
+    np.testing.assert_allclose(h, hT[0].numpy(), atol=1e-12)
+
+
+def _gru_loop(xs, h0, W_x, W_h, b_x, b_h, carry=True, store="after", last="h", **step_mistake):
+    """A learner's loop over time, right by default; each keyword makes one plausible mistake."""
+    h, hs = h0, []
+    for x in xs:
+        new = _gru_step(x, h if carry else h0, W_x, W_h, b_x, b_h, **step_mistake)
+        hs.append(new if store == "after" else h)
+        h = new
+    return np.stack(hs), {"h": h, "first": hs[0], "h0": h0}[last]
+
+
+GRU_FORWARD_MISTAKES = {  # keyword -> words the feedback must contain
+    "carry": (False, "start every step from h0"),
+    "store": ("before", "input state (h_0 .. h_{T-1})"),
+    "last": ("first", "first step's state as h_T"),
+    "z_on": ("n", "the other convention"),
+    "reset": ("before", "apply r to h_prev before the recurrent matmul"),
+}
+
+
+def test_check_gru_forward_passes_a_right_loop(capsys):
+    check_gru_forward(_gru_loop)
+    check_gru_forward(gru_forward_numpy, seed=1)
+    assert "OK h_T (the last state)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", GRU_FORWARD_MISTAKES)
+def test_check_gru_forward_names_each_mistake(mistake):
+    value, words = GRU_FORWARD_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_gru_forward(lambda *args: _gru_loop(*args, **{mistake: value}))
+
+
+def test_check_gru_forward_names_shapes():
+    with pytest.raises(CheckFailed, match="transposed"):
+        check_gru_forward(lambda *args: (_gru_loop(*args)[0].transpose(1, 0, 2), _gru_loop(*args)[1]))
+    with pytest.raises(CheckFailed, match=r"return two things, \(hs, h_T\)"):
+        check_gru_forward(lambda *args: _gru_loop(*args)[:1])
+
+
+@pytest.mark.parametrize("return_gates", [False, True])
+def test_gru_module_takes_and_returns_states_like_torch(return_gates):
+    """h_0 and h_T are (1, B, H), as for torch.nn.GRU and the course's RNN; a (B, H) state is refused by name."""
+    ref = reference_gru(seed=9)
+    ours = GRU.from_torch(ref)
+    xs, h0 = torch.randn(4, 2, 3, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64)
+    with torch.no_grad():
+        out, hT = ref(xs, h0)
+        got = ours(xs, h0, return_gates=return_gates)
+    torch.testing.assert_close(got[0], out)
+    torch.testing.assert_close(got[1], hT)
+    with pytest.raises(ValueError, match=r"h_0 has shape \(2, 4\), expected \(1, 2, 4\)"):
+        ours(xs, h0[0], return_gates=return_gates)

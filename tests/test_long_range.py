@@ -1,9 +1,32 @@
+import re
+
 import pytest
 import torch
 
+from course_utils import CheckFailed
 from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
 from course_utils.layers import count_parameters
-from course_utils.long_range import SequenceToOne, gradient_by_lag
+from course_utils.long_range import (
+    ADDING_CHALLENGES,
+    SequenceToOne,
+    adding_config_mse,
+    check_adding_config,
+    gradient_by_lag,
+)
+
+# The outcome-graded exercises (03 and 04, exercise 4): configs a learner might hand in.
+GOOD = {"LSTM": {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
+        "GRU": {"update_bias": 2.0, "hidden_size": 32, "lr": 1e-2}}
+ADDING_MISTAKES = {  # name -> (kind, config, words the feedback must contain)
+    "no forget bias": ("LSTM", {"forget_bias": -2.0, "hidden_size": 32, "lr": 1e-2}, "your forget bias is <= 0"),
+    "tiny learning rate": ("LSTM", {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-4},
+                           "a learning rate of 0.0001 is small"),
+    "GRU forgets": ("GRU", {"update_bias": -5.0, "hidden_size": 32, "lr": 1e-2}, "your update-gate bias is <= 0"),
+    "GRU too few units": ("GRU", {"update_bias": 2.0, "hidden_size": 2, "lr": 1e-2}, "2 units are few"),
+    "GRU tiny learning rate": ("GRU", {"update_bias": 2.0, "hidden_size": 32, "lr": 1e-3},
+                               "a learning rate of 0.001 is small"),
+}
+BARELY_MISSES = ("LSTM", {"forget_bias": 1.0, "hidden_size": 32, "lr": 5e-3})  # learns, but not enough in time
 
 
 def test_adding_problem_structure():
@@ -78,3 +101,57 @@ def test_gradient_by_lag_matches_a_hand_computed_linear_rnn():
     assert model.training
     with pytest.raises(ValueError, match="x has shape"):
         gradient_by_lag(model, torch.ones(5, 1))
+
+
+# ----------------------------------------------------------------------------- the outcome-graded exercise
+
+def test_check_adding_config_passes_a_good_lstm_config(capsys):
+    check_adding_config(GOOD["LSTM"], "LSTM")
+    assert "OK after 500 steps" in capsys.readouterr().out
+
+
+def test_check_adding_config_passes_a_good_gru_config(capsys):
+    check_adding_config(GOOD["GRU"], "GRU")
+    assert "your GRU reaches a test MSE" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(ADDING_MISTAKES))
+def test_check_adding_config_says_how_far_and_names_the_culprit(name):
+    kind, config, words = ADDING_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=r"times the target\. Likely culprit: .*" + re.escape(words)):
+        check_adding_config(config, kind)
+
+
+def test_a_config_that_barely_misses_is_told_how_far_it_is():
+    kind, config = BARELY_MISSES
+    mse = adding_config_mse(config, kind)
+    target = ADDING_CHALLENGES[kind]["target"]
+    assert target <= mse < 3 * target  # close, but not there
+    words = rf"test MSE of {mse:.4f} \(target: below {target}.*: \d\.\d times the target"
+    with pytest.raises(CheckFailed, match=words):
+        check_adding_config(config, kind)
+
+
+def test_adding_config_mse_is_seeded_and_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    first = adding_config_mse(GOOD["LSTM"], "LSTM", seed=4)
+    assert torch.equal(torch.rand(3), before)
+    assert adding_config_mse(GOOD["LSTM"], "LSTM", seed=4) == first
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"forget_bias": 1.0, "hidden_size": 32}, "exactly the keys forget_bias, hidden_size, lr"),
+        ({"forget_bias": 1.0, "hidden_size": 500, "lr": 0.01}, "hidden_size should be a whole number from 1 to 64"),
+        ({"forget_bias": 1.0, "hidden_size": 32.0, "lr": 0.01}, "hidden_size should be a whole number"),
+        ({"forget_bias": 1.0, "hidden_size": 32, "lr": 0.5}, r"lr should be a number in \(0, 0.1\]"),
+        ({"forget_bias": 50.0, "hidden_size": 32, "lr": 0.01}, r"forget_bias should be a number in \[-10, 10\]"),
+        ({"update_bias": 1.0, "hidden_size": 32, "lr": 0.01}, "exactly the keys forget_bias"),
+    ],
+)
+def test_check_adding_config_rejects_malformed_configs_before_training(config, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_adding_config(config, "LSTM")

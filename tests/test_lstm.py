@@ -9,8 +9,14 @@ from course_utils.gated import gate_slices, gated_param_count, sigmoid, weights_
 from course_utils.gru import GRU
 from course_utils.lstm import (
     LSTM,
+    LSTM_GATE_GOALS,
     LSTMCell,
     check_lstm_cell,
+    check_lstm_cell_backward,
+    check_lstm_gate_values,
+    lstm_cell_backward_autograd,
+    lstm_cell_backward_numpy,
+    lstm_cell_cache,
     lstm_cell_numpy,
     lstm_cell_torch,
     lstm_forward_numpy,
@@ -95,7 +101,7 @@ def test_lstm_module_copies_torch_and_returns_gates():
         out, (hT, cT) = ref(xs)
         out2, (h2, c2), gates = ours(xs, return_gates=True)
     torch.testing.assert_close(out2, out)
-    torch.testing.assert_close(c2, cT[0])
+    torch.testing.assert_close(c2, cT)  # (1, B, H), as torch.nn.LSTM
     assert set(gates) == set("ifgo") and gates["f"].shape == (7, 3, 4)
     assert ((gates["i"] > 0) & (gates["i"] < 1)).all()
 
@@ -124,14 +130,14 @@ def test_fast_path_equals_autograd_through_the_cell():
     torch.manual_seed(5)
     ours = LSTM(3, 4).double()
     xs = torch.randn(6, 2, 3, dtype=torch.float64)
-    state = (torch.randn(2, 4, dtype=torch.float64), torch.randn(2, 4, dtype=torch.float64))
+    state = (torch.randn(1, 2, 4, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64))
     weights = torch.randn(6, 2, 4, dtype=torch.float64)
     results = []
     for stepwise in (False, True):
         x, h0, c0 = (t.clone().requires_grad_() for t in (xs, *state))
         ours.zero_grad()
         if stepwise:
-            out, (hT, cT) = ours._forward_stepwise(x, (h0, c0), return_gates=False)
+            out, (hT, cT) = ours._forward_stepwise(x, (h0[0], c0[0]), return_gates=False)
         else:
             out, (hT, cT) = ours(x, (h0, c0))
         ((out * weights).sum() + (hT**2).sum() + (3 * cT).sum()).backward()
@@ -274,7 +280,9 @@ LSTM_MISTAKES = {  # keyword -> words the feedback must contain
 
 def test_check_lstm_cell_passes_a_right_step_and_the_reference(capsys):
     check_lstm_cell(_lstm_step)
-    check_lstm_cell(lambda *args: lstm_cell_numpy(*args)[:2], seed=3)
+    check_lstm_cell(_lstm_step, seed=3)
+    with pytest.raises(CheckFailed, match="calls lstm_cell_numpy, an existing implementation"):
+        check_lstm_cell(lambda *args: lstm_cell_numpy(*args)[:2])
     assert "OK h (the new hidden state)" in capsys.readouterr().out
 
 
@@ -290,3 +298,137 @@ def test_check_lstm_cell_rejects_a_wrong_return_shape():
         check_lstm_cell(lambda *args: _lstm_step(*args) + (None,))
     with pytest.raises(CheckFailed, match="tuple"):
         check_lstm_cell(lambda *args: _lstm_step(*args)[0])
+
+
+# ----------------------------------------------------------------------------- the backward pass of one step
+
+def _step_case(seed=0, B=2, n_in=3, H=4):
+    rng = np.random.default_rng(seed)
+    args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H)),
+            rng.normal(size=(4 * H, n_in)), rng.normal(size=(4 * H, H)), rng.normal(size=4 * H))
+    return args, rng.normal(size=(B, H)), rng.normal(size=(B, H))
+
+
+def test_backward_by_hand_equals_autograd_and_finite_differences():
+    args, dh, dc = _step_case()
+    _, _, cache = lstm_cell_cache(*args)
+    by_hand = lstm_cell_backward_numpy(dh, dc, cache)
+    for got, want in zip(by_hand, lstm_cell_backward_autograd(dh, dc, *args), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    # one entry of dW_h by central differences of L = sum(dh * h) + sum(dc * c)
+    def loss(W_h):
+        h, c, _ = lstm_cell_numpy(args[0], args[1], args[2], args[3], W_h, args[5])
+        return np.sum(dh * h) + np.sum(dc * c)
+    eps, W_h = 1e-6, args[4]
+    bump = np.zeros_like(W_h)
+    bump[9, 2] = eps  # row 9: block g (rows 8..11) of H = 4
+    assert by_hand[4][9, 2] == pytest.approx((loss(W_h + bump) - loss(W_h - bump)) / (2 * eps), rel=1e-6)
+
+
+def test_one_step_of_the_handwritten_bptt_is_the_derivation():
+    """LSTMHandwrittenBPTT with T = 1 returns the derivation's dA (its x_proj gradient), dh_prev, dc_prev and dW_h."""
+    (x, h_prev, c_prev, W_x, W_h, b), dh, dc = _step_case(1)
+    _, _, cache = lstm_cell_cache(x, h_prev, c_prev, W_x, W_h, b)
+    dx, dh_prev, dc_prev, dW_x, dW_h, db = lstm_cell_backward_numpy(dh, dc, cache)
+    x_proj = torch.from_numpy(x @ W_x.T + b)[None].requires_grad_()  # (1, B, 4H)
+    h0, c0, Wh = (torch.from_numpy(a).requires_grad_() for a in (h_prev, c_prev, W_h))
+    hs, hT, cT = LSTMHandwrittenBPTT.apply(x_proj, h0, c0, Wh)
+    torch.autograd.backward((hs, cT), (torch.from_numpy(dh)[None], torch.from_numpy(dc)))
+    np.testing.assert_allclose(x_proj.grad[0].sum(0).numpy(), db, atol=1e-12)
+    np.testing.assert_allclose((x_proj.grad[0].numpy() @ W_x), dx, atol=1e-12)
+    for got, want in ((h0.grad, dh_prev), (c0.grad, dc_prev), (Wh.grad, dW_h)):
+        np.testing.assert_allclose(got.numpy(), want, atol=1e-12)
+
+
+def _lstm_backward_step(dh, dc, cache, through_h=True, forget=True, g_slope="tanh", order="ifgo", dh_prev="W_h",
+                        transpose_dW=False):
+    """A learner's backward step, right by default; each keyword makes one plausible mistake."""
+    i, f, g, o, c = (cache[k] for k in "ifgoc")
+    tc = np.tanh(c)
+    dc_total = dc + dh * o * (1 - tc**2) if through_h else dc
+    da = {"i": dc_total * g * i * (1 - i), "f": dc_total * cache["c_prev"] * f * (1 - f),
+          "g": dc_total * i * ((1 - g**2) if g_slope == "tanh" else g * (1 - g)), "o": dh * tc * o * (1 - o)}
+    dA = np.concatenate([da[k] for k in order], axis=1)
+    d_h_prev = {"W_h": dA @ cache["W_h"], "none": dh, "W_x": dA @ cache["W_x"]}[dh_prev]
+    dW_h = cache["h_prev"].T @ dA if transpose_dW else dA.T @ cache["h_prev"]
+    return (dA @ cache["W_x"], d_h_prev, dc_total * f if forget else dc_total, dA.T @ cache["x"], dW_h, dA.sum(0))
+
+
+LSTM_BACKWARD_MISTAKES = {  # keyword -> words the feedback must contain
+    "through_h": (False, "reaches the loss through h_t"),
+    "forget": (False, "forget gate out of dc_prev"),
+    "g_slope": ("sigmoid", "sigmoid's derivative"),
+    "order": ("ifog", "stack the gate gradients as i, f, o, g"),
+    "dh_prev": ("none", "pass dh straight through"),
+}
+
+
+def test_check_lstm_cell_backward_passes_the_derivation(capsys):
+    check_lstm_cell_backward(_lstm_backward_step)
+    check_lstm_cell_backward(lstm_cell_backward_numpy, seed=2)
+    assert "equal autograd's" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", LSTM_BACKWARD_MISTAKES)
+def test_check_lstm_cell_backward_names_each_mistake(mistake):
+    value, words = LSTM_BACKWARD_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_lstm_cell_backward(lambda *args: _lstm_backward_step(*args, **{mistake: value}))
+
+
+def test_check_lstm_cell_backward_names_shapes_and_gate_blocks():
+    with pytest.raises(CheckFailed, match=r"dh_prev has shape \(B, I\).*dA @ W_h"):
+        check_lstm_cell_backward(lambda *args: _lstm_backward_step(*args, dh_prev="W_x"))
+    with pytest.raises(CheckFailed, match="transposed"):
+        check_lstm_cell_backward(lambda *args: _lstm_backward_step(*args, transpose_dW=True))
+    with pytest.raises(CheckFailed, match="return six arrays"):
+        check_lstm_cell_backward(lambda *args: _lstm_backward_step(*args)[:5])
+
+    def o_block_doubled(*args):  # an unnamed mistake: the check says which gate block is off
+        dx, dh_prev, dc_prev, dW_x, dW_h, db = _lstm_backward_step(*args)
+        db = db.copy()
+        db[15:] *= 2
+        return dx, dh_prev, dc_prev, dW_x, dW_h, db
+    with pytest.raises(CheckFailed, match="Parts that are off: o. Correct: i, f, g"):
+        check_lstm_cell_backward(o_block_doubled)
+
+
+# ----------------------------------------------------------------------------- what the gates do
+
+LSTM_GATE_MISTAKES = {  # goal -> (wrong (i, f, o), words the feedback must contain)
+    "forget and hold": ({"hold": (0.0, 0.0, 0.0)}, "check gate f. (f scales the old memory"),
+    "write when holding": ({"hold": (1.0, 1.0, 0.0)}, "check gate i. (i scales what is written"),
+    "hide when replacing": ({"replace": (1.0, 0.0, 0.0)}, "check gate o. (o scales what is shown"),
+}
+
+
+def test_check_lstm_gate_values_passes_the_answer_and_near_misses(capsys):
+    check_lstm_gate_values(lambda goal: LSTM_GATE_GOALS[goal])
+    check_lstm_gate_values(lambda goal: tuple(abs(v - 0.001) for v in LSTM_GATE_GOALS[goal]))  # a trained gate
+    assert "OK h_t for 'reveal'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", LSTM_GATE_MISTAKES)
+def test_check_lstm_gate_values_names_the_gate(mistake):
+    wrong, words = LSTM_GATE_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_lstm_gate_values(lambda goal: wrong.get(goal, LSTM_GATE_GOALS[goal]))
+    with pytest.raises(CheckFailed, match=r"three numbers \(i, f, o\) in \[0, 1\]"):
+        check_lstm_gate_values(lambda goal: (0.0, 2.0, 0.0))
+
+
+@pytest.mark.parametrize("return_gates", [False, True])
+def test_lstm_module_takes_and_returns_states_like_torch(return_gates):
+    """(h_0, c_0) and (h_T, c_T) are (1, B, H), as for torch.nn.LSTM and the course's RNN; (B, H) is refused by name."""
+    ref = reference_lstm(seed=9)
+    ours = LSTM.from_torch(ref)
+    xs = torch.randn(4, 2, 3, dtype=torch.float64)
+    state = (torch.randn(1, 2, 4, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64))
+    with torch.no_grad():
+        out, (hT, cT) = ref(xs, state)
+        got = ours(xs, state, return_gates=return_gates)
+    torch.testing.assert_close(got[0], out)
+    torch.testing.assert_close(got[1][0], hT)
+    torch.testing.assert_close(got[1][1], cT)
+    with pytest.raises(ValueError, match=r"h_0 has shape \(2, 4\), expected \(1, 2, 4\)"):
+        ours(xs, (state[0][0], state[1][0]), return_gates=return_gates)
