@@ -1,4 +1,4 @@
-"""Notebook 02, section 4 (and 01's batching): a character-level language model in numpy.
+"""Notebook 02, section 7 (and 01's batching): a character-level language model in numpy.
 
 Batching, Adagrad, evaluation and sampling.
 

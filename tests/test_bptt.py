@@ -1,13 +1,22 @@
 """course_utils.bptt and course_utils.char_rnn: backward vs autograd and finite differences, clipping, shapes."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 
+from course_utils import CheckFailed
 from course_utils.bptt import (
+    check_clip_grad_norm,
+    check_clip_settings,
+    check_rnn_backward,
+    check_rnn_cell_backward,
     clip_grad_norm,
     clip_grad_value,
+    clipping_run,
     cross_entropy_loss,
+    exploding_rnn_lm,
     global_norm,
     hidden_grad_norms,
     mse_loss,
@@ -19,6 +28,8 @@ from course_utils.bptt import (
     scaled_orthogonal,
 )
 from course_utils.char_rnn import adagrad_step, char_rnn_loss, sample_chars, stream_batches
+from course_utils.data.text import load_corpus
+from course_utils.lm import CharData
 from course_utils.rnn import PARAM_NAMES, init_rnn_params, rnn_forward
 
 
@@ -222,3 +233,208 @@ def test_adagrad_sampling_and_loss():
     assert char_rnn_loss(p, inputs, targets, 5) == pytest.approx(np.log(5))
     with pytest.raises(ValueError, match="temperature"):
         sample_chars(p, np.array([0]), 3, rng, temperature=0)
+
+
+# ----------------------------------------------------------------------------- exercise checks
+
+
+def _cell_backward(dh_t, h_t, x_t, h_prev, W_xh, W_hh, mistake=None):
+    """A learner's cell backward, right or with one plausible mistake."""
+    tanh_grad = {"no tanh'": 1.0, "h_prev": 1 - h_prev**2, "tanh(h)": 1 - np.tanh(h_t) ** 2,
+                 "(1-h)**2": (1 - h_t) ** 2}.get(mistake, 1 - h_t**2)
+    da = dh_t * tanh_grad
+    grads = {"x_t": da @ W_xh, "h_prev": da @ W_hh, "W_xh": da.T @ x_t, "W_hh": da.T @ h_prev, "b_h": da.sum(axis=0)}
+    if mistake == "W_hh.T":
+        grads["h_prev"] = da @ W_hh.T
+    elif mistake == "dW_hh transposed":
+        grads["W_hh"] = h_prev.T @ da
+    elif mistake == "dW_xh transposed":
+        grads["W_xh"] = x_t.T @ da
+    elif mistake == "b_h mean":
+        grads["b_h"] = da.mean(axis=0)
+    elif mistake == "b_h per row":
+        grads["b_h"] = da
+    elif mistake == "no dict":
+        return da
+    elif mistake == "missing key":
+        del grads["b_h"]
+    return grads
+
+
+CELL_BACKWARD_MISTAKES = {  # a learner's mistake -> words the feedback must contain
+    "no tanh'": "skip the tanh",
+    "h_prev": "tanh' from h_prev",
+    "tanh(h)": "1 - tanh(h_t)**2",
+    "(1-h)**2": "(1 - h_t)**2",
+    "W_hh.T": "use W_hh.T for the gradient of h_prev",
+    "dW_hh transposed": "transpose the gradient of W_hh",
+    "dW_xh transposed": "it is transposed",
+    "b_h mean": "average the gradient of b_h",
+    "b_h per row": "sum the bias gradient over the batch",
+    "no dict": "should return a dict",
+    "missing key": "without the key(s) b_h",
+}
+
+
+def test_check_rnn_cell_backward_passes_the_reference(capsys):
+    check_rnn_cell_backward(rnn_cell_backward)
+    check_rnn_cell_backward(_cell_backward, seed=3, B=1, n_in=2, H=6)
+    assert "OK grad W_hh (vs autograd)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", CELL_BACKWARD_MISTAKES)
+def test_check_rnn_cell_backward_names_each_mistake(mistake):
+    with pytest.raises(CheckFailed, match=re.escape(CELL_BACKWARD_MISTAKES[mistake])):
+        check_rnn_cell_backward(lambda *args: _cell_backward(*args, mistake=mistake))
+
+
+def _sequence_backward(dhs, x, h_init, hs, W_xh, W_hh, mistake=None):
+    """A learner's BPTT loop over the course's cell backward, right or with one plausible mistake."""
+    T = len(hs)
+    grads = {"W_xh": np.zeros_like(W_xh), "W_hh": np.zeros_like(W_hh), "b_h": np.zeros(W_hh.shape[0])}
+    per_step = []
+    dh_next = np.zeros_like(h_init)
+    dh = None
+    for t in reversed(range(T)):
+        h_prev = hs[t - 1] if (t > 0 or mistake == "wrap") else h_init
+        dh = dhs[t] if mistake == "no carry" else dhs[t] + dh_next
+        h_for_tanh = h_prev if mistake == "tanh of h_prev" else hs[t]
+        da = dh * (1 - h_for_tanh**2)
+        step = {"W_xh": da.T @ x[t], "W_hh": da.T @ (hs[t] if mistake == "h_t in dW_hh" else h_prev),
+                "b_h": da.sum(axis=0)}
+        per_step.append(step)
+        for k in grads:
+            grads[k] = step[k] if mistake == "overwrite" else grads[k] + step[k]
+        dh_next = da @ (W_hh.T if mistake == "W_hh.T" else W_hh)
+    if mistake == "stack":
+        grads = {k: np.stack([s[k] for s in per_step[::-1]]) for k in grads}
+    grads["h_init"] = dh if mistake == "dh_0" else dh_next
+    return grads
+
+
+SEQUENCE_BACKWARD_MISTAKES = {
+    "no carry": "do not carry the gradient back through time",
+    "wrap": "hs[-1] is the LAST state",
+    "overwrite": "keep only one step's gradient",
+    "tanh of h_prev": "apply tanh' to the wrong state",
+    "h_t in dW_hh": "it is da_t.T @ h_{t-1}",
+    "W_hh.T": "carry dh back with W_hh.T",
+    "stack": "sum the steps' shares over time",
+    "dh_0": "return dL/dh_0",
+}
+
+
+def test_check_rnn_backward_passes_the_reference(capsys):
+    check_rnn_backward(_sequence_backward)
+    with pytest.raises(CheckFailed, match="calls rnn_backward, an existing implementation"):
+        check_rnn_backward(lambda *args: rnn_backward(*args))
+    check_rnn_backward(_sequence_backward, seed=2, T=1)
+    check_rnn_backward(_sequence_backward, seed=3, T=9, B=1, n_in=2, H=4)
+    assert "OK grad h_init (vs autograd)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", SEQUENCE_BACKWARD_MISTAKES)
+def test_check_rnn_backward_names_each_mistake(mistake):
+    with pytest.raises(CheckFailed, match=re.escape(SEQUENCE_BACKWARD_MISTAKES[mistake])):
+        check_rnn_backward(lambda *args: _sequence_backward(*args, mistake=mistake))
+
+
+def _clip(grads, max_norm, mistake=None):
+    """A learner's clipping by global norm, right or with one plausible mistake."""
+    squares = sum(np.sum(g**2) for g in grads.values())
+    norm = float(squares if mistake == "no sqrt" else np.sqrt(squares))
+    if mistake == "sum of norms":
+        norm = float(sum(np.linalg.norm(g) for g in grads.values()))
+    eps = 0.0 if mistake == "no eps" else 1e-6
+    if mistake == "per tensor":
+        return {k: g * min(1.0, max_norm / (np.linalg.norm(g) + eps)) for k, g in grads.items()}, norm
+    if mistake == "by value":
+        return {k: np.clip(g, -max_norm, max_norm) for k, g in grads.items()}, norm
+    scale = max_norm / (norm + eps) if mistake == "always" else min(1.0, max_norm / (norm + eps))
+    if mistake == "in place":
+        for g in grads.values():
+            g *= scale
+        return grads, norm
+    clipped = {k: g * scale for k, g in grads.items()}
+    if mistake == "norm after":
+        return clipped, norm * min(1.0, scale)
+    if mistake == "no tuple":
+        return clipped
+    return clipped, norm
+
+
+CLIP_MISTAKES = {
+    "no eps": "(norm + 1e-6), with eps = 1e-6",
+    "per tensor": "clip each tensor by its own norm",
+    "always": "rescale even when the norm is below max_norm",
+    "by value": "clipping by value",
+    "no sqrt": "square root",
+    "sum of norms": "not the sum of the norms",
+    "in place": "in place",
+    "norm after": "norm AFTER clipping",
+    "no tuple": "should return a tuple",
+}
+
+
+def test_check_clip_grad_norm_passes_the_reference(capsys):
+    check_clip_grad_norm(clip_grad_norm)
+    check_clip_grad_norm(_clip, seed=4)
+    assert "OK my_clip_grad_norm: 4 cases" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", CLIP_MISTAKES)
+def test_check_clip_grad_norm_names_each_mistake(mistake):
+    with pytest.raises(CheckFailed, match=re.escape(CLIP_MISTAKES[mistake])):
+        check_clip_grad_norm(lambda g, c: _clip(g, c, mistake=mistake))
+
+
+# ----------------------------------------------------------------------------- clipping, measured (exercise 4)
+
+
+@pytest.fixture(scope="module")
+def char_data():
+    return CharData.from_text(load_corpus())
+
+
+def test_clipping_run_differs_only_in_the_settings(char_data):
+    a = clipping_run(char_data, 2.0, None, steps=3, seed=0)
+    b = clipping_run(char_data, 0.5, 1.0, steps=3, seed=0)
+    assert a.losses[0] == pytest.approx(b.losses[0], rel=1e-6)  # same start, same first batch
+    assert a.grad_norms[0] == pytest.approx(b.grad_norms[0], rel=1e-5)
+    assert a.grad_norms[0] > 100  # spectral radius 2: the first gradient explodes
+    assert a.clipped_fraction == 0.0 and b.clipped_fraction == pytest.approx(np.mean(np.array(b.grad_norms) > 1.0))
+    assert np.isfinite(b.val_loss) and len(b.losses) == len(b.grad_norms) == 3
+    with pytest.raises(ValueError, match="max_norm > 0"):
+        clipping_run(char_data, 1.0, 0.0, steps=1)
+
+
+def test_exploding_rnn_lm_starts_at_the_radius():
+    model = exploding_rnn_lm(10, hidden_size=16, radius=2.0)
+    W_hh = model.rnn.weight_hh_l0.detach().double().numpy()
+    np.testing.assert_allclose(np.abs(np.linalg.eigvals(W_hh)), 2.0, rtol=1e-5)
+
+
+CLIP_SETTINGS = {  # (lr, max_norm) -> words the feedback must contain (None: passes); trained on the check's seed 1
+    (4.0, 0.5): None,  # validation about 2.14 < 2.25
+    (4.0, 0.15): "above the target 2.25",  # barely misses: about 2.30, every step clipped to a short one
+    (1.0, 1.0): "at least 4.0",  # refused before training
+    (4.0, None): "clip",  # no clipping: the exploding start ruins the run
+}
+
+
+@pytest.mark.parametrize("settings", CLIP_SETTINGS, ids=str)
+def test_check_clip_settings(settings, char_data, capsys):
+    words = CLIP_SETTINGS[settings]
+    if words is None:
+        check_clip_settings(lambda: settings, char_data)
+        assert "OK: below 2.25" in capsys.readouterr().out
+    else:
+        with pytest.raises(CheckFailed, match=re.escape(words)):
+            check_clip_settings(lambda: settings, char_data)
+
+
+def test_check_clip_settings_rejects_malformed_answers(char_data):
+    with pytest.raises(CheckFailed, match="tuple"):
+        check_clip_settings(lambda: 4.0, char_data)
+    with pytest.raises(CheckFailed, match="positive number"):
+        check_clip_settings(lambda: (4.0, -1.0), char_data)
