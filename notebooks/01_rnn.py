@@ -299,6 +299,8 @@ unigram_loss = -np.log(unigram[val_ids[1:]]).mean()
 rnn_loss = history.val_losses[-1]
 print(f"validation cross-entropy (nats per character): unigram {unigram_loss:.3f}, bigram {bigram_loss:.3f}, "
       f"RNN {rnn_loss:.3f} after {len(history.losses)} steps ({history.seconds:.1f} s)")
+print(f"perplexity (e to the cross-entropy: the number of equally likely characters it amounts to): "
+      f"unigram {np.exp(unigram_loss):.1f}, bigram {np.exp(bigram_loss):.1f}, RNN {np.exp(rnn_loss):.1f}")
 assert rnn_loss < bigram_loss < unigram_loss, "the RNN should beat every model without memory"
 
 # %% [markdown]
@@ -308,7 +310,7 @@ assert rnn_loss < bigram_loss < unigram_loss, "the RNN should beat every model w
 #
 # ## 6. Exercises
 #
-# ### Exercise 1 (2 points): the RNN cell
+# ### Exercise 1 (2 points, about 10 minutes): the RNN cell
 #
 # Implement one step for a batch, with the shapes of the table in section 3:
 #
@@ -344,7 +346,7 @@ check_close("h_t vs torch.nn.RNNCell", my_rnn_cell_forward(_x, _h, _p["weight_ih
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise 2 (2 points): the sequence forward pass
+# ### Exercise 2 (2 points, about 10 minutes): the sequence forward pass
 #
 # Run the cell over a whole sequence: `x (T, B, I)`, `h_init (B, H)`; return every hidden
 # state $h_0 .. h_{T-1}$ as one array `hs (T, B, H)`. Use your `my_rnn_cell_forward` (the same
@@ -377,6 +379,71 @@ with torch.no_grad():
 _p = params_from_torch(_rnn)
 check_close("hs vs torch.nn.RNN", my_rnn_forward(_x.numpy(), _h0[0].numpy(), _p["W_xh"], _p["W_hh"], _p["b_h"]), _out)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 3 (2 points, about 15 minutes): sampling with a temperature
+#
+# A language model gives logits $o$ over the vocabulary; to generate text we **draw** the next
+# character from $\operatorname{softmax}(o / \tau)$. The temperature $\tau$ sharpens ($\tau < 1$)
+# or flattens ($\tau > 1$) the distribution; $\tau \to 0$ is the argmax. Implement
+# `my_sample_next(logits, temperature, generator)`: `logits` is `(B, V)`, return one id per row,
+# shape `(B,)`, dtype `torch.long`, drawn with the given `torch.Generator` (e.g. with
+# `torch.multinomial(probs, 1, generator=generator)`). Mind large logits at low temperature
+# (notebook 00's softmax). The check draws many times and compares how often each id comes up
+# with the softmax, so any correct sampler passes.
+
+# %% nbgrader={"grade": false, "grade_id": "sample_next", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_sample_next(logits, temperature, generator):
+    """One id per row of logits (B, V), drawn from softmax(logits / temperature): shape (B,)."""
+    ### BEGIN SOLUTION
+    scaled = logits / temperature
+    probs = torch.softmax(scaled - scaled.max(dim=-1, keepdim=True).values, dim=-1)  # (B, V)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "sample_next_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.lm import check_sample_next
+
+check_sample_next(my_sample_next)
+### BEGIN HIDDEN TESTS
+check_sample_next(my_sample_next, seed=3)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The trained model of section 5, sampled at three temperatures with the course's own
+# `course_utils.lm.sample_next` (so this cell runs whether or not you did the exercise):
+
+# %%
+from course_utils.lm import sample_next
+
+
+@torch.no_grad()
+def sample_text(model, prompt: str, n_chars: int, temperature: float, seed: int = 0) -> str:
+    """Feed the prompt, then draw n_chars characters one at a time, carrying the hidden state."""
+    model.eval()
+    g = torch.Generator(device=device).manual_seed(seed)
+    ids = torch.from_numpy(vocab.encode(prompt)).to(device)[:, None]  # (T, 1): time first
+    logits, h = model(ids)  # (T, 1, V), (1, 1, H)
+    out = []
+    for _ in range(n_chars):
+        next_id = sample_next(logits[-1], temperature, g)  # (1,)
+        out.append(int(next_id))
+        logits, h = model(next_id[None], h)  # one step: (1, 1, V)
+    return prompt + vocab.decode(np.array(out))
+
+
+for temperature in (0.5, 1.0, 1.5):
+    print(f"T = {temperature}: {sample_text(model, 'The ', 80, temperature)!r}")
+
+# %% [markdown]
+# A low temperature keeps to the commonest patterns (and repeats them); a high one spreads the
+# probability over rarer characters. Counted over longer samples:
+
+# %%
+variety = {T: len(set(sample_text(model, "The ", 400, T, seed=1))) for T in (0.5, 1.5)}
+print(f"distinct characters in 400 sampled: T = 0.5: {variety[0.5]}, T = 1.5: {variety[1.5]}")
+assert variety[0.5] < variety[1.5]
 
 # %% [markdown]
 # ## Summary

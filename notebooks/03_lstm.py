@@ -631,7 +631,8 @@ char_model = RecurrentLM("LSTM", vocab.size, embed_size=32, hidden_size=128).to(
 char_history = fit(char_model, char_train, next_token_loss, torch.optim.Adam(char_model.parameters(), lr=1e-2),
                    clip_grad_norm=1.0, desc="char LSTM")
 char_val_loss = evaluate(char_model, char_val, next_token_loss)
-print(f"validation loss {char_val_loss:.3f} nats/char (unigram frequencies: {unigram:.3f}); "
+print(f"validation loss {char_val_loss:.3f} nats/char, perplexity {np.exp(char_val_loss):.1f} "
+      f"(unigram frequencies: {unigram:.3f}, perplexity {np.exp(unigram):.1f}); "
       f"next-character accuracy {char_accuracy(char_model, char_val):.1%}; {char_history.seconds:.1f} s")
 assert char_val_loss < unigram - 1.0
 

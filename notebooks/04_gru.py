@@ -308,8 +308,9 @@ assert add["RNN"]["loss"] > 0.6 * baseline_mse, "the plain RNN should stay near 
 assert add["LSTM"]["loss"] < 0.05 * baseline_mse and add["GRU"]["loss"] < 0.05 * baseline_mse
 print(f"Adding problem: the RNN stays at {add['RNN']['loss'] / baseline_mse:.0%} of the baseline MSE; "
       f"LSTM and GRU reach {add['LSTM']['loss']:.4f} and {add['GRU']['loss']:.4f}.")
+perplexities = ", ".join(f"{k} {np.exp(char[k]['loss']):.1f}" for k in KINDS)
 print(f"Next character: validation loss RNN {char['RNN']['loss']:.3f}, LSTM {char['LSTM']['loss']:.3f}, "
-      f"GRU {char['GRU']['loss']:.3f} nats/char; the gated models have "
+      f"GRU {char['GRU']['loss']:.3f} nats/char (perplexity {perplexities}); the gated models have "
       f"{char['LSTM']['params'] / char['RNN']['params']:.1f}x (LSTM) and {char['GRU']['params'] / char['RNN']['params']:.1f}x "
       f"(GRU) the RNN's parameters.")
 

@@ -1,6 +1,7 @@
 """Language modelling (course_utils.lm): windows, the loss, RecurrentLM, train_lm, sampling."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -118,3 +119,52 @@ def test_generate_extends_the_prompt_and_rejects_non_positive_temperature():
     for temperature in (0.0, -1.0):
         with pytest.raises(ValueError, match="temperature must be positive"):
             generate(model, data.vocab, "ab", 5, context=4, temperature=temperature)
+
+
+def _sampler(transform=lambda logits, T: logits / T, shift=True, draw=True, squeeze=True):
+    """A learner's sampler, right by default; each keyword makes one plausible mistake."""
+    def sample(logits, temperature, generator):
+        scaled = transform(logits, temperature)
+        if shift:
+            scaled = scaled - scaled.max(dim=-1, keepdim=True).values
+        probs = scaled.exp() / scaled.exp().sum(dim=-1, keepdim=True)
+        if not draw:
+            return probs.argmax(-1)
+        ids = torch.multinomial(probs, 1, generator=generator)
+        return ids.squeeze(1) if squeeze else ids
+    return sample
+
+
+SAMPLER_MISTAKES = {  # keyword arguments -> words the feedback must contain
+    "times T": (dict(transform=lambda logits, T: logits * T), "multiply the logits by the temperature"),
+    "no temperature": (dict(transform=lambda logits, T: logits), "ignore the temperature"),
+    "argmax": (dict(draw=False), "argmax instead of drawing"),
+    "no shift": (dict(shift=False), "subtract the row's max"),
+    "(B, 1)": (dict(squeeze=False), "one id per row (squeeze(1))"),
+}
+
+
+def test_check_sample_next_passes_any_correct_sampler(capsys):
+    from course_utils.lm import check_sample_next
+
+    check_sample_next(_sampler())
+
+    def categorical(logits, temperature, generator):  # another correct way to draw: inverse CDF
+        probs = torch.softmax(logits / temperature, dim=-1)
+        u = torch.rand(logits.shape[0], 1, generator=generator, dtype=probs.dtype)
+        return (probs.cumsum(-1) < u).sum(-1).clamp_max(logits.shape[-1] - 1)
+
+    check_sample_next(categorical, seed=2)
+    assert "OK my_sample_next" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", SAMPLER_MISTAKES)
+def test_check_sample_next_names_each_mistake(mistake):
+    from course_utils import CheckFailed
+    from course_utils.lm import check_sample_next
+
+    options, words = SAMPLER_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_sample_next(_sampler(**options))
+    with pytest.raises(CheckFailed, match="calls sample_next, an existing implementation"):
+        check_sample_next(lambda logits, T, g: sample_next(logits, T, g))
