@@ -198,7 +198,7 @@ assert torch.equal(first, second), "the same seed should give the same numbers o
 # instructor can use nbgrader or the course's own grader (`python -m course_tools.grading`;
 # see the README's section for instructors).
 #
-# ### Exercise 0 (1 point): a numerically stable softmax
+# ### Exercise 0 (1 point, about 10 minutes): a numerically stable softmax
 #
 # $$\operatorname{softmax}(z)_j = \frac{e^{z_j}}{\sum_k e^{z_k}}
 #   = \frac{e^{z_j - m}}{\sum_k e^{z_k - m}}, \qquad m = \max_k z_k .$$

@@ -163,7 +163,7 @@ assert (h_padded[0] - alone).abs().amax(1).cpu()[lengths < lengths.max()].min() 
 # $$\bar{h}_b = \frac{\sum_t m_{bt}\, h_{bt}}{\sum_t m_{bt}} .$$
 
 # %% [markdown]
-# ### Exercise 1 (1 point): the mask
+# ### Exercise 1 (1 point, about 10 minutes): the mask
 #
 # Write `my_length_mask(lengths, max_len)`: for `lengths` of shape `(B,)`, return a boolean
 # tensor of shape `(B, max_len)` that is `True` at step `t` of row `b` exactly when
@@ -196,7 +196,7 @@ check_close("a mask with max_len == max(lengths)", my_length_mask(lens, int(lens
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise 2 (1 point): the masked mean
+# ### Exercise 2 (1 point, about 10 minutes): the masked mean
 #
 # Write `my_masked_mean(h, mask)` for `h` of shape `(B, T, H)` and a boolean `mask` `(B, T)`:
 # the mean of `h[b, t]` over the steps where `mask[b, t]` is True, shape `(B, H)`

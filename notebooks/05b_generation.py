@@ -199,7 +199,7 @@ assert bayes_acc > 0.5
 # $T = 1$ is the model's own distribution; $T < 1$ sharpens it towards the most likely
 # character ($T \to 0$ is greedy decoding); $T > 1$ flattens it towards uniform.
 #
-# ### Exercise 1 (1 point): the temperature softmax
+# ### Exercise 1 (1 point, about 10 minutes): the temperature softmax
 #
 # Implement `temperature_softmax(logits, temperature)` for a tensor of any shape,
 # normalising over the last axis, stable for large logits, and raising `ValueError` for
@@ -237,7 +237,7 @@ for bad in (0.0, -1.0):
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise 2 (1 point): draw the next character
+# ### Exercise 2 (1 point, about 10 minutes): draw the next character
 #
 # Implement `my_sample_next(logits, temperature, generator)`: for `logits` of shape
 # `(B, V)`, return a long tensor of shape `(B,)` with one id per row drawn from the

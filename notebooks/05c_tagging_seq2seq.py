@@ -89,7 +89,7 @@ rtol, atol = tolerance(torch.float32, device)
 # ordinary layer that reads the sequence **reversed**; with padding, each sequence must be
 # reversed *within its own length*, or the backward layer would start on padding.
 #
-# ### Exercise 1 (1 point): reverse within the length
+# ### Exercise 1 (1 point, about 10 minutes): reverse within the length
 #
 # Write `my_reverse_padded(x, lengths)`: for `x` of shape `(B, T, F)` and `lengths`
 # `(B,)`, return a tensor of the same shape where row `b` holds
@@ -294,7 +294,7 @@ print(reversal_pairs(test_text, 3, 8, 14, np.random.default_rng(0)))
 # 1 to 0.5). A trainer that flips one coin per *sequence* with a fixed ratio of 0.5, as
 # many tutorials do under this name, uses a fixed teacher-forcing ratio, not a schedule.
 #
-# ### Exercise 2 (1 point): decoder inputs for teacher forcing
+# ### Exercise 2 (1 point, about 10 minutes): decoder inputs for teacher forcing
 #
 # Write `my_shift_right(targets, bos)`: for targets `(B, T)`, return `(B, T)` decoder
 # inputs `[bos, y_1, ..., y_{T-1}]` — the target shifted one step to the right, `bos` first.

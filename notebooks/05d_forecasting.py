@@ -103,7 +103,7 @@ plt.show()
 # $\hat{y}_t = f(y_{t-p}, \dots, y_{t-1})$. The data set is every window of the series
 # with the value that follows it.
 #
-# ### Exercise 1 (1 point): sliding windows
+# ### Exercise 1 (1 point, about 10 minutes): sliding windows
 #
 # Write `my_windows(series, p)`: for a 1-d numpy array of length $T$, return `X` of shape
 # `(T - p, p)` with `X[i] = series[i : i + p]` and `y` of shape `(T - p,)` with
@@ -142,7 +142,7 @@ check_close("targets of the sunspots, p = 9", y, y_ref)
 # The error measure is the root mean squared error, in sunspot numbers:
 # $\mathrm{RMSE} = \sqrt{\tfrac{1}{N}\sum_t (\hat{y}_t - y_t)^2}$.
 #
-# ### Exercise 2 (1 point): fit an autoregression
+# ### Exercise 2 (1 point, about 10 minutes): fit an autoregression
 #
 # Write `my_fit_ar(X, y)`: the least-squares coefficients `[w_1, ..., w_p, b]` (shape
 # `(p + 1,)`, intercept last) of `y ≈ X @ w + b`. Append a column of ones to `X` and use

@@ -287,7 +287,7 @@ plt.show()
 # bidirectional, so a state next to a digit also knows that digit: weights may sit one
 # character beside what you would point at.)
 #
-# ## 6. Exercise (2 points): additive attention, batched and masked
+# ## 6. Exercise (2 points, about 15 minutes): additive attention, batched and masked
 #
 # Implement the score, the masked softmax and the context vector of section 2:
 # $e_{bj} = v^\top \tanh(W_q\, q_b + W_k\, k_{bj})$, $a_{bj}$ = softmax over the positions

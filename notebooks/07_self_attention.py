@@ -280,7 +280,7 @@ print(f"parameters: ours {sum(p.numel() for p in our_mha.parameters())}, "
       f"torch {sum(p.numel() for p in torch_mha.parameters())} (= 4 D^2 + 4 D = {4 * D * D + 4 * D})")
 
 # %% [markdown]
-# ## 5. Exercise 1 (2 points): scaled dot-product attention with a mask
+# ## 5. Exercise 1 (2 points, about 15 minutes): scaled dot-product attention with a mask
 #
 # Implement $\operatorname{softmax}(QK^\top/\sqrt{d_k} + M)\,V$ for tensors with any leading
 # axes: `q (..., Tq, d_k)`, `k (..., Tk, d_k)`, `v (..., Tk, d_v)`, and a boolean `mask`
@@ -320,7 +320,7 @@ assert (w4[1, :, :, 2:] == 0).all()
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ## 6. Exercise 2 (2 points): splitting and merging heads
+# ## 6. Exercise 2 (2 points, about 15 minutes): splitting and merging heads
 #
 # `my_split_heads(x, n_heads)` turns `(B, T, D)` into `(B, h, T, D/h)`, head $i$ taking
 # features $i \cdot d_k$ to $(i+1) \cdot d_k - 1$ of every position; `my_merge_heads` is its

@@ -151,7 +151,7 @@ print(f"parameters of one block with D = 64: {count_parameters(block):,} "
       f"two LayerNorms 4D = {4 * 64})")
 
 # %% [markdown]
-# ### Exercise (2 points): the block's forward pass
+# ### Exercise (2 points, about 15 minutes): the block's forward pass
 #
 # Given a `Block` (its parts: `block.ln1`, `block.attn`, `block.ln2`, `block.mlp`; note
 # `block.attn(z, mask)` returns `(output, weights)`), compute $y$ from $x$ `(B, T, D)` and

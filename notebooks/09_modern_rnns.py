@@ -323,7 +323,7 @@ for T_prec in (64, 512, 4096):
     print(f"T = {T_prec:4d}, |a*_T| ~ {-a_p.log().sum(0).mean().item():6.0f}: max relative error in float32: {line}")
 
 # %% [markdown]
-# ### Exercise 1 (2 points): one minGRU step
+# ### Exercise 1 (2 points, about 15 minutes): one minGRU step
 #
 # Write one step of the (plain, `candidate="linear"`) minGRU for a batch:
 # $z = \sigma(x W_z^\top + b_z)$, $\tilde h = x W_h^\top + b_h$,

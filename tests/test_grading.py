@@ -245,7 +245,9 @@ def test_student_version_stubs_solutions_and_drops_hidden_tests():
     assert text.count("raise NotImplementedError()") == 3
     add_one = next(c for c in student.cells if c.get("id") == "add_one")
     assert add_one.source == 'def add_one(x):\n    """x + 1, element-wise."""\n    raise NotImplementedError()'
-    assert [c.get("id") for c in student.cells] == [c.get("id") for c in source.cells]
+    ids = [c.get("id") for c in source.cells]  # the same cells, with the exercise summary after the title
+    assert [c.get("id") for c in student.cells] == [ids[0], "exercise-summary", *ids[1:]]
+    assert student.cells[1].source.startswith("**Graded exercises in this notebook: 6 points.**")
 
 
 def test_markers():

@@ -32,3 +32,16 @@ def test_every_exercise_has_points(repo):
         solutions = [c for c in nb.cells if is_solution(c)]
         tests = [c for c in nb.cells if is_grade(c)]
         assert len(tests) >= len([c for c in solutions if c.cell_type == "code"]), path.name
+
+
+def test_student_versions_open_with_their_exercises_points_and_time(repo):
+    """Issue 20: each notebook's total shows at the top of its student version."""
+    nb = nbformat.read(repo / "student" / "02_bptt.ipynb", as_version=4)
+    summary = nb.cells[1]
+    assert summary.cell_type == "markdown" and summary.id == "exercise-summary"
+    assert summary.source.startswith("**Graded exercises in this notebook: 12 points, about 55 minutes.**")
+    assert summary.source.count("\n- Exercise ") == 4
+    setup = nbformat.read(repo / "student" / "00_setup.ipynb", as_version=4).cells[1].source
+    assert setup.startswith("**Graded exercises in this notebook: 1 point, about 10 minutes.**")
+    source = nbformat.read(repo / "notebooks" / "02_bptt.ipynb", as_version=4)
+    assert all(c.get("id") != "exercise-summary" for c in source.cells)  # only the student version has it

@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import shutil
 import subprocess
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -37,11 +38,25 @@ def sandbox_status() -> str:
     return ""
 
 
+REPO = Path(__file__).resolve().parents[2]  # course_utils, course_tools and data/: the kernel needs them
+
+
+def _needed_under_tmp() -> list[str]:
+    """What the kernel must read that may lie under /tmp (hidden by the sandbox's own /tmp).
+
+    A fresh clone in /tmp (as CI makes) holds the course and its virtual environment there.
+    """
+    needed = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, REPO)}
+    return sorted(str(p) for p in needed if Path("/tmp") in p.parents)
+
+
 def sandboxed(argv: Sequence[str], job_dir: Path, hide: Sequence[Path]) -> list[str]:
     """``argv`` wrapped in bubblewrap: read-only system, ``job_dir`` writable, ``hide`` invisible."""
     job = str(job_dir)
-    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-            "--bind", job, job,  # after /tmp's tmpfs, so a job folder under /tmp stays visible
+    args = ["bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+    for path in _needed_under_tmp():  # after /tmp's tmpfs: back in view, read-only
+        args += ["--ro-bind", path, path]
+    args += ["--bind", job, job,  # after /tmp's tmpfs, so a job folder under /tmp stays visible
             "--unshare-all", "--uid", NOBODY, "--gid", NOBODY,  # no network, own PIDs, not root
             "--die-with-parent", "--new-session", "--chdir", job,
             "--setenv", "HOME", job, "--setenv", "IPYTHONDIR", f"{job}/.ipython",
