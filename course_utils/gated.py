@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .checks import CheckFailed, check_type
 from .shapes import require_shape
 
 
@@ -29,6 +30,27 @@ def reorder_blocks(stacked: np.ndarray, read_as: Sequence[str], layout: Sequence
     H = stacked.shape[0] // len(layout)
     blocks = [stacked[k * H:(k + 1) * H] for k in range(len(layout))]
     return np.concatenate([blocks[list(read_as).index(name)] for name in layout])
+
+
+def read_gate_values(values: Any, goal: str, names: str, wanted: Sequence[float | None],
+                     roles: dict[str, str]) -> dict[str, float]:
+    """A gate-extremes exercise's answer (notebooks 03 and 04, exercise 2) as ``{gate: value}``.
+
+    Fails unless ``values`` is a tuple of ``len(names)`` numbers in [0, 1] within 0.005 of
+    ``wanted`` (None: any value), naming each gate that is off and what it does.
+    """
+    check_type(f"the gate values for {goal!r}", values, tuple)
+    if len(values) != len(names) or not all(isinstance(v, (int, float, np.number)) and 0.0 <= float(v) <= 1.0
+                                            for v in values):
+        count = {2: "two", 3: "three"}.get(len(names), str(len(names)))
+        raise CheckFailed(f"the gate values for {goal!r} should be {count} numbers "
+                          f"({', '.join(names)}) in [0, 1], got {values}")
+    got = dict(zip(names, (float(v) for v in values), strict=True))
+    want = dict(zip(names, wanted, strict=True))
+    off = [k for k in names if want[k] is not None and abs(got[k] - want[k]) > 0.005]
+    if off:
+        raise CheckFailed(f"{goal!r} is off: check gate {', '.join(off)}. " + " ".join(f"({roles[k]}.)" for k in off))
+    return got
 
 
 def gated_param_count(n_blocks: int, input_size: int, hidden_size: int, n_biases: int = 1) -> int:

@@ -31,7 +31,15 @@ import torch
 from torch import nn
 
 from .checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
-from .gated import check_step_shapes, gate_slices, gated_param_count, reorder_blocks, sigmoid, weights_from_torch
+from .gated import (
+    check_step_shapes,
+    gate_slices,
+    gated_param_count,
+    read_gate_values,
+    reorder_blocks,
+    sigmoid,
+    weights_from_torch,
+)
 from .shapes import require_shape
 
 GRU_GATES = ("r", "z", "n")  # torch.nn.GRU's row blocks, in order
@@ -302,17 +310,7 @@ def check_gru_gate_values(fn, goals: tuple[str, ...] = ("copy", "ignore", "rnn")
     rng = np.random.default_rng(seed)
     h_prev, a_xn, a_hn = (rng.normal(size=5) for _ in range(3))  # (5,) each: x W_xn^T + b_xn, h_prev W_hn^T + b_hn
     for goal in goals:
-        values = fn(goal)
-        check_type(f"the gate values for {goal!r}", values, tuple)
-        if len(values) != 2 or not all(isinstance(v, (int, float, np.number)) and 0.0 <= float(v) <= 1.0
-                                       for v in values):
-            raise CheckFailed(f"the gate values for {goal!r} should be two numbers (r, z) in [0, 1], got {values}")
-        got = dict(zip("rz", (float(v) for v in values), strict=True))
-        want = dict(zip("rz", GRU_GATE_GOALS[goal], strict=True))
-        off = [k for k in "rz" if want[k] is not None and abs(got[k] - want[k]) > 0.005]
-        if off:
-            raise CheckFailed(f"{goal!r} is off: check gate {', '.join(off)}. "
-                              + " ".join(f"({_GRU_GATE_ROLES[k]}.)" for k in off))
+        got = read_gate_values(fn(goal), goal, "rz", GRU_GATE_GOALS[goal], _GRU_GATE_ROLES)
         h = (1 - got["z"]) * np.tanh(a_xn + got["r"] * a_hn) + got["z"] * h_prev
         h_want = {"copy": h_prev, "ignore": np.tanh(a_xn), "rnn": np.tanh(a_xn + a_hn)}[goal]
         check_close(f"h_t for {goal!r}", h, h_want, atol=0.02, rtol=0.0)

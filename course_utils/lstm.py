@@ -29,7 +29,15 @@ import torch
 from torch import nn
 
 from .checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
-from .gated import check_step_shapes, gate_slices, gated_param_count, reorder_blocks, sigmoid, weights_from_torch
+from .gated import (
+    check_step_shapes,
+    gate_slices,
+    gated_param_count,
+    read_gate_values,
+    reorder_blocks,
+    sigmoid,
+    weights_from_torch,
+)
 from .lstm_backward import LSTMHandwrittenBPTT
 from .shapes import require_shape
 
@@ -431,17 +439,7 @@ def check_lstm_gate_values(fn, goals: tuple[str, ...] = ("hold", "replace", "rev
     rng = np.random.default_rng(seed)
     c_prev, g = rng.normal(size=5), np.tanh(rng.normal(size=5))  # (5,) each
     for goal in goals:
-        values = fn(goal)
-        check_type(f"the gate values for {goal!r}", values, tuple)
-        if len(values) != 3 or not all(isinstance(v, (int, float, np.number)) and 0.0 <= float(v) <= 1.0
-                                       for v in values):
-            raise CheckFailed(f"the gate values for {goal!r} should be three numbers (i, f, o) in [0, 1], got {values}")
-        got = dict(zip("ifo", (float(v) for v in values), strict=True))
-        want = dict(zip("ifo", LSTM_GATE_GOALS[goal], strict=True))
-        off = [k for k in "ifo" if abs(got[k] - want[k]) > 0.005]
-        if off:
-            raise CheckFailed(f"{goal!r} is off: check gate {', '.join(off)}. "
-                              + " ".join(f"({_LSTM_GATE_ROLES[k]}.)" for k in off))
+        got = read_gate_values(fn(goal), goal, "ifo", LSTM_GATE_GOALS[goal], _LSTM_GATE_ROLES)
         c = got["f"] * c_prev + got["i"] * g
         h = got["o"] * np.tanh(c)
         c_want = {"hold": c_prev, "replace": g, "reveal": c_prev}[goal]
