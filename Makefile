@@ -39,25 +39,23 @@ lab: setup
 test: setup browser sandbox
 	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest
 
-# Debian's Chromium for the browser tests, installed where we may (root); else they are skipped.
-browser:
-	@command -v chromium >/dev/null 2>&1 || { \
+# Debian packages the tests need, installed where we may (root with apt-get); else a note says
+# what is skipped. $(call debian_tool,command,package,what it is for,what happens without it)
+define debian_tool
+@command -v $(1) >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing Chromium for the browser tests (apt-get)..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "Installing $(2) for $(3) (apt-get)..."; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(2) >/dev/null; \
 	  else \
-	    echo "Chromium is missing: the browser tests will be skipped (sudo apt-get install chromium)."; \
+	    echo "$(2) is missing: $(4) (sudo apt-get install $(2))."; \
 	  fi; }
+endef
 
-# Debian's bubblewrap, the grader's sandbox (course_tools/grading/sandbox.py), where we may (root).
+browser:
+	$(call debian_tool,chromium,chromium,the browser tests,the browser tests will be skipped)
+
 sandbox:
-	@command -v bwrap >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-	    echo "Installing bubblewrap for the grader's sandbox (apt-get)..."; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null; \
-	  else \
-	    echo "bubblewrap is missing: the grader will run without its sandbox (sudo apt-get install bubblewrap)."; \
-	  fi; }
+	$(call debian_tool,bwrap,bubblewrap,the grader's sandbox,the grader will run without its sandbox)
 
 site: setup
 	$(BIN)/python -m course_tools.website

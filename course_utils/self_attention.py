@@ -18,7 +18,7 @@ import math
 import torch
 from torch import nn
 
-from .shapes import require_attention_mask
+from .shapes import require_attention_mask, require_shape
 
 
 def scaled_dot_product_attention(
@@ -95,9 +95,9 @@ class MultiHeadAttention(nn.Module):
         D = self.in_proj_weight.shape[1]
         if x.dim() != 3 or x.shape[-1] != D:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, {D})")
-        if kv is not None and (kv.dim() != 3 or kv.shape[0] != x.shape[0] or kv.shape[-1] != D):
-            raise ValueError(f"kv has shape {tuple(kv.shape)}, expected ({x.shape[0]}, Tk, {D}): the sequence "
-                             "the queries of x attend to (cross-attention), batch first like x")
+        if kv is not None:
+            require_shape("kv", kv, (x.shape[0], "Tk", D),
+                          "kv is the sequence the queries of x attend to (cross-attention), batch first like x.")
         kv = x if kv is None else kv
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)  # each (D, D)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None,) * 3

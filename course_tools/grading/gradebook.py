@@ -98,11 +98,11 @@ def canvas_table(rows: list[Row]) -> tuple[list[str], list[list]]:
     """Canvas' import layout: students matched by SIS Login ID (the submission's folder or file name)."""
     notebooks = sorted({r.notebook for r in _graded(rows)})
     header = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"] + [Path(nb).stem for nb in notebooks]
-    possible = {(r.notebook, r.exercise): r.max_points for r in _graded(rows)}  # the same for every student
-    best = {nb: sum(v for (n, _), v in possible.items() if n == nb) for nb in notebooks}
+    scores = totals(_graded(rows))  # (student, notebook) -> (points, max points)
+    best = {nb: max(m for (_, n), (_, m) in scores.items() if n == nb) for nb in notebooks}
     records = [["Points Possible", "", "", "", ""] + [f"{best[nb]:g}" for nb in notebooks]]
     for student in sorted({r.student for r in rows}):
-        got = [sum(r.points for r in _graded(rows) if r.student == student and r.notebook == nb) for nb in notebooks]
+        got = [scores.get((student, nb), (0, 0))[0] for nb in notebooks]
         records.append([student, "", "", student, ""] + [f"{v:g}" for v in got])
     return header, records
 
