@@ -10,6 +10,7 @@
   windows, with the validation loss every ``eval_every`` steps;
 - evaluation and generation: :func:`estimate_loss`, :func:`char_accuracy`,
   :func:`temperature_softmax`, :func:`sample_next`, :func:`generate`;
+- the baselines without memory: :func:`ngram_probabilities`;
 - notebook 01's sampling exercise: :func:`check_sample_next`.
 """
 
@@ -212,6 +213,18 @@ def generate(model: nn.Module, vocab: CharVocab, prompt: str, n_chars: int, cont
         logits = model(ids[:, -context:])[:, -1]  # (1, V)
         ids = torch.cat([ids, sample_next(logits, temperature, g)[:, None]], dim=1)  # (1, T + 1)
     return vocab.decode(ids[0].cpu())
+
+
+def ngram_probabilities(ids: np.ndarray, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The models without memory, fitted on ``ids`` with add-one smoothing (notebooks 01 and 02).
+
+    Returns ``unigram (V,)``, ``P(next = b)``, and ``bigram (V, V)``, ``bigram[a, b] = P(next = b | current = a)``.
+    """
+    ids = np.asarray(ids)
+    unigram = (np.bincount(ids, minlength=vocab_size) + 1) / (len(ids) + vocab_size)  # (V,)
+    bigram = np.ones((vocab_size, vocab_size))  # one pseudo-count per pair
+    np.add.at(bigram, (ids[:-1], ids[1:]), 1)
+    return unigram, bigram / bigram.sum(axis=1, keepdims=True)  # (V,), (V, V)
 
 
 # ----------------------------------------------------------------------------- notebook 01's exercise

@@ -288,12 +288,14 @@ plt.show()
 # model predicts the next character from the bigram frequencies of the training text, and the
 # best model that ignores the input altogether uses the character frequencies (unigram). We
 # compute both on the validation text (with add-one smoothing) and compare:
+#
+# (`course_utils.lm.ngram_probabilities` counts characters and pairs of the training text,
+# with one pseudo-count each, and normalises the counts.)
 
 # %%
-bigram = np.ones((vocab.size, vocab.size))
-np.add.at(bigram, (train_ids[:-1], train_ids[1:]), 1)
-bigram /= bigram.sum(axis=1, keepdims=True)
-unigram = (np.bincount(train_ids, minlength=vocab.size) + 1) / (len(train_ids) + vocab.size)
+from course_utils.lm import ngram_probabilities
+
+unigram, bigram = ngram_probabilities(train_ids, vocab.size)  # (V,), (V, V): bigram[a, b] = P(b | a)
 bigram_loss = -np.log(bigram[val_ids[:-1], val_ids[1:]]).mean()
 unigram_loss = -np.log(unigram[val_ids[1:]]).mean()
 rnn_loss = history.val_losses[-1]

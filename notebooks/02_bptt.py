@@ -494,16 +494,13 @@ check_clip_grad_norm(my_clip_grad_norm, seed=2)
 from course_utils.bptt import clip_grad_norm, clip_grad_value, global_norm  # the course's clipping (Exercise 3)
 from course_utils.char_rnn import adagrad_step, char_rnn_loss, sample_chars, stream_batches
 from course_utils.data.text import corpus_source, load_corpus
-from course_utils.lm import CharData, validation_windows
+from course_utils.lm import CharData, ngram_probabilities, validation_windows
 
 data = CharData.from_text(load_corpus())  # ids, split into training head and validation tail
 vocab, train_ids, val_ids = data.vocab, data.train.numpy(), data.val.numpy()
 print(f"{corpus_source()}: {len(train_ids) + len(val_ids):,} characters, vocabulary {vocab.size}")
 
-unigram = (np.bincount(train_ids, minlength=vocab.size) + 1) / (len(train_ids) + vocab.size)  # (V,)
-bigram = np.ones((vocab.size, vocab.size))  # bigram[a, b] = P(next = b | current = a)
-np.add.at(bigram, (train_ids[:-1], train_ids[1:]), 1)
-bigram /= bigram.sum(axis=1, keepdims=True)
+unigram, bigram = ngram_probabilities(train_ids, vocab.size)  # (V,), (V, V): as in notebook 01
 
 
 def baselines(inputs: np.ndarray, targets: np.ndarray) -> dict[str, float]:

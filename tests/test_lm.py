@@ -168,3 +168,12 @@ def test_check_sample_next_names_each_mistake(mistake):
         check_sample_next(_sampler(**options))
     with pytest.raises(CheckFailed, match="calls sample_next, an existing implementation"):
         check_sample_next(lambda logits, T, g: sample_next(logits, T, g))
+
+
+def test_ngram_probabilities_are_add_one_smoothed_frequencies():
+    from course_utils.lm import ngram_probabilities
+
+    unigram, bigram = ngram_probabilities(np.array([0, 1, 1, 2]), 4)
+    np.testing.assert_allclose(unigram, np.array([2, 3, 2, 1]) / 8)  # counts + 1 over 4 + 4
+    np.testing.assert_allclose(bigram[1], np.array([1, 2, 2, 1]) / 6)  # after 1: 1 and 2 once each
+    np.testing.assert_allclose(bigram.sum(axis=1), np.ones(4))
