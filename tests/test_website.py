@@ -7,9 +7,11 @@ for this file. Screenshots of the index and of one lecture go to test-artifacts/
 from __future__ import annotations
 
 import functools
+import html
 import http.server
 import re
 import threading
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -17,17 +19,25 @@ from pages import PageProblems
 
 from course_tools.colab import colab_url
 from course_tools.website import BuildError, build, lectures
+from course_tools.website import build as build_module
 from course_tools.website.build import execute, strip_widgets
+from course_tools.website.figure_alt import GENERIC
 
 SCREENSHOT_PAGE = "01_rnn.html"
+REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RAW_LATEX = re.compile(r"\$\\[a-zA-Z]+|\$\$")  # $\alpha or $$ in rendered text: math MathJax did not typeset
 MATHJAX_DONE = "() => window.MathJax && MathJax.isReady && MathJax.Hub.queue.pending === 0"
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def cache_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("site-cache")  # empty: the first build runs every notebook
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("site")
-    pages = build(out, progress=False)
+    pages = build(out, progress=False, cache_dir=cache_dir)
     assert [p.name for p in pages] == ["index.html"] + [lec.page for lec in lectures()]
     return out
 
@@ -114,3 +124,147 @@ def test_widget_views_are_dropped_and_their_text_kept():
     strip_widgets(nb)
     assert "widgets" not in nb.metadata
     assert [o.data for o in nb.cells[0].outputs] == [{"text/plain": "train: 100%"}]
+
+
+# ----------------------------------------------------------------------------- exercises, search, alt text, dark mode
+
+def _text(page_html: str) -> str:
+    """A page's text, tags dropped and spaces collapsed (code is split into highlighted spans)."""
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page_html)).split())
+
+
+def _hidden_lines(nb) -> list[str]:
+    """Lines of a notebook's hidden tests that appear nowhere else in it."""
+    hidden, elsewhere, inside = [], [], False
+    for cell in nb.cells:
+        for line in cell.source.splitlines():
+            text = line.strip()
+            if text in ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"):
+                inside = text.startswith("### BEGIN")
+            elif text:
+                (hidden if inside else elsewhere).append(" ".join(text.split()))
+    return [line for line in hidden if line not in elsewhere]
+
+
+def test_no_page_contains_a_hidden_test(site):
+    checked = 0
+    for lec in lectures():
+        text = _text((site / lec.page).read_text())
+        assert "HIDDEN TESTS" not in text, lec.page
+        for line in _hidden_lines(nbformat.read(lec.notebook, as_version=4)):
+            assert " ".join(re.findall(r"\w+|[^\w\s]", line)) not in " ".join(re.findall(r"\w+|[^\w\s]", text)), \
+                f"{lec.page} shows a hidden test: {line}"
+            checked += 1
+    assert checked >= 10  # the course has hidden tests to hide
+
+
+def test_solutions_are_folded_and_the_task_is_shown(site):
+    page = (site / "03_lstm.html").read_text()
+    solutions = re.findall(r'<details class="course-solution"[^>]*>(.*?)</details>', page, flags=re.S)
+    graded = [n for n in nbformat.read(REPO_NOTEBOOKS / "03_lstm.ipynb", as_version=4).cells
+              if n.get("metadata", {}).get("nbgrader", {}).get("solution")]
+    assert len(solutions) == len(graded) >= 4
+    assert all("BEGIN SOLUTION" in _text(s) for s in solutions)  # the whole answer is in the fold
+    tasks = page.split('<details class="course-solution"')[:-1]
+    assert all("NotImplementedError" in _text(t.rsplit("course-exercise", 1)[-1]) for t in tasks)
+
+
+def test_a_solution_is_hidden_until_its_control_is_pressed(site, served, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = PageProblems(page)
+    page.goto(served + "03_lstm.html", wait_until="networkidle")
+    fold = page.locator("details.course-solution").first
+    answer = fold.locator(".jp-InputArea-editor")
+    assert not answer.is_visible()
+    fold.locator("summary").click()
+    assert answer.is_visible() and "BEGIN SOLUTION" in answer.inner_text()
+    assert not problems.lines, problems.lines
+    page.close()
+
+
+@pytest.mark.parametrize(("term", "expected"), [("forget gate", "03_lstm.html"), ("sunspots", "05d_forecasting.html")])
+def test_search_finds_a_term_on_its_page(site, served, browser, term, expected):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = PageProblems(page)
+    page.goto(served + "index.html", wait_until="networkidle")
+    page.fill("#search input", term)
+    page.wait_for_selector(".pagefind-ui__result-link", timeout=30_000)
+    links = [a.get_attribute("href") for a in page.locator(".pagefind-ui__result-link").all()]
+    assert any(link.split("#")[0].endswith("/" + expected) for link in links), links
+    page.locator(".pagefind-ui__result-link").first.click()
+    page.wait_for_load_state("networkidle")
+    assert page.url.split("#")[0].endswith(".html") and "404" not in page.title()
+    assert not problems.lines, problems.lines
+    page.close()
+
+
+def test_search_leaves_out_solutions_and_navigation(site):
+    assert (site / "pagefind" / "pagefind-ui.js").exists()
+    for lec in lectures():
+        page = (site / lec.page).read_text()
+        assert page.count("<main data-pagefind-body>") == 1
+        folds = re.findall(r'<details class="course-solution"[^>]*>', page)
+        assert all('data-pagefind-ignore="all"' in d for d in folds)
+
+
+def test_figures_carry_alt_text(site):
+    generic, total = [], 0
+    for lec in lectures():
+        page = (site / lec.page).read_text()
+        for alt in re.findall(r'<img src="data:image/png;base64,[^"]*"\s*alt="([^"]*)"', page):
+            total += 1
+            assert alt.strip(), f"{lec.page}: an empty alt text"
+            if alt == GENERIC:
+                generic.append(lec.page)
+        assert page.count('<img src="data:image/png') == len(re.findall(r'base64,[^"]*"\s*alt="', page)), lec.page
+    assert total >= 20
+    assert not generic, f"figures with neither title nor axis labels (give them one): {generic}"
+
+
+CONTRAST = """els => els.map(el => {
+  const rgb = s => (s.match(/[\\d.]+/g) || []).map(Number);
+  const f = c => { c /= 255; return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4; };
+  const lum = ([r, g, b]) => 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  let bg = null;
+  for (let node = el; node && !bg; node = node.parentElement) {
+    const c = rgb(getComputedStyle(node).backgroundColor);
+    if (c.length === 3 || (c.length === 4 && c[3] > 0.5)) bg = c.slice(0, 3);
+  }
+  bg = bg || [255, 255, 255];
+  const fg = rgb(getComputedStyle(el).color).slice(0, 3);
+  const [a, b] = [lum(fg), lum(bg)].sort((x, y) => y - x);
+  return [el.tagName + '.' + el.className, (a + 0.05) / (b + 0.05)];
+})"""
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_pages_follow_the_colour_scheme_with_readable_contrast(site, served, browser, artifacts, scheme):
+    page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
+    problems = PageProblems(page)
+    backgrounds = set()
+    for name in ["index.html", "03_lstm.html", "07_self_attention.html"]:
+        page.goto(served + name, wait_until="networkidle")
+        backgrounds.add(page.evaluate("getComputedStyle(document.body).backgroundColor"))
+        selectors = "p, td, .course-nav a, .jp-RenderedText pre, .highlight span, details.course-solution > summary"
+        ratios = page.eval_on_selector_all(selectors, CONTRAST)
+        assert ratios, name
+        low = [(what, round(r, 2)) for what, r in ratios if r < 4.5]
+        assert not low, f"{name} ({scheme}): text below WCAG AA contrast 4.5: {low[:5]}"
+        assert not problems.lines, f"{name} ({scheme}): " + "\n".join(problems.lines)
+        if name == "03_lstm.html":
+            page.screenshot(path=str(artifacts / f"site-03_lstm-{scheme}.png"))
+    dark = all(sum(map(int, re.findall(r"\d+", bg)[:3])) < 3 * 80 for bg in backgrounds)
+    light = all(sum(map(int, re.findall(r"\d+", bg)[:3])) > 3 * 200 for bg in backgrounds)
+    assert dark if scheme == "dark" else light, backgrounds
+    page.close()
+
+
+def test_a_second_build_with_nothing_changed_runs_no_notebook(site, cache_dir, tmp_path, monkeypatch):
+    ran = []
+    real_execute = build_module.execute
+    monkeypatch.setattr(build_module, "execute",
+                        lambda path, timeout: ran.append(path.name) or real_execute(path, timeout))
+    pages = build(tmp_path / "again", progress=False, cache_dir=cache_dir)
+    assert ran == []
+    assert (tmp_path / "again" / "03_lstm.html").read_text() == (site / "03_lstm.html").read_text()
+    assert len(pages) == len(lectures()) + 1

@@ -2,6 +2,7 @@
 
     python -m course_tools.website                 # every notebook, on the CPU, into _site/
     python -m course_tools.website --only 01_rnn   # one page (the index still lists all)
+    python -m course_tools.website --no-cache      # run every notebook, even unchanged ones
     COURSE_DEVICE=cuda python -m course_tools.website
 
 Then open _site/index.html, or serve it: python -m http.server -d _site 8000
@@ -14,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from .build import REPO, BuildError, build
+from .build import CACHE_DIR, REPO, BuildError, build
+from .search import SearchIndexError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,11 +25,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NOTEBOOK", help="notebook stems or numbers, e.g. 01_rnn 05a")
     parser.add_argument("--device", help="cpu (default), cuda or mps; COURSE_DEVICE works too")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="run every notebook (default: reuse the outputs of unchanged ones, from .cache/site)")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     try:
-        pages = build(args.out, only=args.only, device=args.device, timeout=args.timeout)
-    except BuildError as err:
+        pages = build(args.out, only=args.only, device=args.device, timeout=args.timeout,
+                      cache_dir=None if args.no_cache else CACHE_DIR)
+    except (BuildError, SearchIndexError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(f"wrote {len(pages)} pages to {args.out} in {time.perf_counter() - start:.0f} s; "

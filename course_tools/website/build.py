@@ -9,9 +9,14 @@ from the table in ``README.md``, so the README and the site cannot disagree.
 Output (``_site/`` by default)::
 
     index.html            the lectures in order, with links to pages, student versions, Colab
-    NN_name.html          one page per notebook, executed: outputs, plots and math
+    NN_name.html          one page per notebook, executed: outputs, plots and math; each
+                          exercise as a learner gets it, its solution collapsed, no hidden tests
     student/NN_name.ipynb the student versions (exercises without solutions), to download
+    pagefind/             the search index and search box (:mod:`.search`)
     mathjax/, course.css, colab-badge.svg
+
+Executed notebooks are cached (:mod:`.cache`): a build runs only the notebooks whose code,
+helpers or data changed since the last one.
 """
 
 from __future__ import annotations
@@ -34,9 +39,14 @@ from nbformat import NotebookNode
 from tqdm.auto import tqdm
 
 from ..colab import colab_url
+from .cache import ExecutionCache, cache_key
+from .exercises import mark_solutions, without_hidden_tests
+from .search import SEARCH_BOX, build_index
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
+CACHE_DIR = REPO / ".cache" / "site"
+ALT_TEXT_CELL = "from course_tools.website.figure_alt import install\ninstall()"  # run first, then removed
 COURSE_TITLE = "Sequence Models, from RNNs to Transformers"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"
 WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
@@ -89,8 +99,13 @@ def kernel_environment(device: str | None) -> Iterator[None]:
 
 
 def execute(path: Path, timeout: int) -> NotebookNode:
-    """Run a notebook top to bottom in a fresh kernel (in its own folder) and return it."""
-    nb = nbformat.read(path, as_version=4)
+    """Run a notebook top to bottom in a fresh kernel (in its own folder) and return it.
+
+    Hidden tests are dropped first (a page shows neither them nor their output); a first
+    cell, removed afterwards, gives every figure alt text (:mod:`.figure_alt`).
+    """
+    nb = without_hidden_tests(nbformat.read(path, as_version=4), path.name)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(ALT_TEXT_CELL))
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(path.parent)}})
     try:
@@ -98,7 +113,24 @@ def execute(path: Path, timeout: int) -> NotebookNode:
     except CellExecutionError as err:
         last = str(err).strip().splitlines()[-1]
         raise BuildError(f"{path.name} failed while building the site: {last}") from None
+    del nb.cells[0]
+    for cell in nb.cells:  # number the cells as if the alt-text cell had never been there
+        if cell.get("execution_count"):
+            cell.execution_count -= 1
     return strip_widgets(nb)
+
+
+def executed(path: Path, timeout: int, device: str, cache: ExecutionCache | None) -> tuple[NotebookNode, bool]:
+    """The notebook with its outputs, from the cache where its key matches; True if it ran."""
+    key = cache_key(nbformat.read(path, as_version=4), device)
+    if cache is not None:
+        hit = cache.load(without_hidden_tests(nbformat.read(path, as_version=4), path.name), path.stem, key)
+        if hit is not None:
+            return hit, False
+    nb = execute(path, timeout)
+    if cache is not None:
+        cache.store(nb, path.stem, key)
+    return nb, True
 
 
 def strip_widgets(nb: NotebookNode) -> NotebookNode:
@@ -144,7 +176,7 @@ def navigation(index: int, all_lectures: list[Lecture], student_dir: Path) -> st
     return '<nav class="course-nav">' + " <span>&middot;</span> ".join(parts) + "</nav>"
 
 
-def render_index(all_lectures: list[Lecture], student_dir: Path) -> str:
+def render_index(all_lectures: list[Lecture], student_dir: Path, search: bool = True) -> str:
     rows = []
     for lec in all_lectures:
         rows.append(
@@ -157,6 +189,7 @@ def render_index(all_lectures: list[Lecture], student_dir: Path) -> str:
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1.0">
+<meta name="color-scheme" content="light dark">
 <title>{COURSE_TITLE}</title>
 <link rel="icon" href="data:,">
 <link rel="stylesheet" href="course.css">
@@ -164,12 +197,13 @@ def render_index(all_lectures: list[Lecture], student_dir: Path) -> str:
 <body class="course-index">
 <main>
 <h1>{COURSE_TITLE}</h1>
+{SEARCH_BOX if search else ""}
 <p>Recurrent networks, backpropagation through time, LSTM and GRU, the kinds of sequence
 outputs, attention, self-attention and transformers, then modern parallel RNNs. Every model is
 written from scratch, checked against PyTorch, trained on real data and measured. These pages
 show each notebook as it ran on a CPU when the site was built; to run them yourself, follow the
 README (<code>make lab</code>) or open a notebook in Colab. The exercises are in the student
-versions.</p>
+versions; on these pages each exercise shows what you start from, its solution folded away.</p>
 <table class="lectures">
 <thead><tr><th>#</th><th>lecture</th><th>what you build</th><th>exercises</th><th>run it</th></tr></thead>
 <tbody>
@@ -195,36 +229,53 @@ def copy_assets(out: Path, student_dir: Path, all_lectures: list[Lecture]) -> No
             shutil.copy(student_dir / lec.notebook.name, out / "student" / lec.notebook.name)
 
 
+def dark_theme_css() -> str:
+    """JupyterLab's dark theme variables (one ``:root`` block), from nbconvert's lab template."""
+    for folder in HTMLExporter(template_name="lab").template_paths:
+        path = Path(folder) / "static" / "theme-dark.css"
+        if path.exists():
+            return path.read_text()
+    raise BuildError("nbconvert's lab template has no static/theme-dark.css: reinstall nbconvert")
+
+
 def exporter() -> HTMLExporter:
     return HTMLExporter(template_name="lab", extra_template_paths=[str(HERE)], template_file="page.html.j2",
                         mathjax_url=f"mathjax/MathJax.js?config={MATHJAX_CONFIG}")
 
 
 def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: str | None = None,
-          timeout: int = 600, student_dir: Path = REPO / "student", progress: bool = True) -> list[Path]:
+          timeout: int = 600, student_dir: Path = REPO / "student", progress: bool = True,
+          cache_dir: Path | None = CACHE_DIR, search: bool = True) -> list[Path]:
     """Build the site into ``out``; returns the pages written (index first).
 
     ``only``: notebook stems or numbers to build (default: every lecture); the index and the
-    navigation still list every lecture.
+    navigation still list every lecture. ``cache_dir``: where executed notebooks are kept
+    between builds (None: run every notebook). ``search``: build the search index.
     """
     all_lectures = lectures()
     chosen = [lec for lec in all_lectures if not only or lec.number in only or lec.notebook.stem in only]
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out, student_dir, all_lectures)
-    (out / "index.html").write_text(render_index(all_lectures, student_dir))
+    (out / "index.html").write_text(render_index(all_lectures, student_dir, search))
     written = [out / "index.html"]
-    html_exporter = exporter()
+    html_exporter, dark_css = exporter(), dark_theme_css()
+    cache = ExecutionCache(cache_dir) if cache_dir is not None else None
     bar = tqdm(chosen, desc="building the site", unit="notebook", disable=not progress)
     with kernel_environment(device):
         for lec in bar:
             bar.set_postfix_str(lec.notebook.name)
             start = time.perf_counter()
-            nb = execute(lec.notebook, timeout)
+            nb, ran = executed(lec.notebook, timeout, os.environ["COURSE_DEVICE"], cache)
+            mark_solutions(nb, lec.notebook.name)
             index = all_lectures.index(lec)
-            resources = {"course": {"root": "", "nav": navigation(index, all_lectures, student_dir)},
+            resources = {"course": {"root": "", "nav": navigation(index, all_lectures, student_dir),
+                                    "search": SEARCH_BOX if search else "", "dark_css": dark_css},
                          "metadata": {"name": f"{lec.number} · {lec.label}"}}
             body, _ = html_exporter.from_notebook_node(nb, resources=resources)
             (out / lec.page).write_text(body)
             written.append(out / lec.page)
-            bar.write(f"{lec.notebook.name}: {time.perf_counter() - start:.1f} s")
+            how = "ran" if ran else "unchanged, outputs from the cache"
+            bar.write(f"{lec.notebook.name}: {time.perf_counter() - start:.1f} s ({how})")
+    if search:
+        bar.write(f"search index: {build_index(out)}")
     return written
