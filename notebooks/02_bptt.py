@@ -598,8 +598,10 @@ print("without memory, same validation characters:",
 # What the numbers above show, each checked by the `assert`s below:
 #
 # - **The gradients explode.** The first gradient of the spectral-radius-2 model is already far above
-#   the threshold; without clipping, the update it causes sends the next norms orders of magnitude
-#   higher, and the run ends *worse than a uniform guess*.
+#   the threshold; without clipping, the norm keeps spiking to more than 100 times the threshold later
+#   in the run, and the run ends *worse than a uniform guess*. (How high each spike goes, and when,
+#   changes from one processor to another: this model is chaotic, so the last bits of rounding in its
+#   matrix products grow into different trajectories. The asserts check what every run shares.)
 # - **Clipping rescues the same run.** Same start, same batches, same learning rate: clipped at 1, the
 #   norm before clipping falls below the threshold after the first steps and stays there on most steps;
 #   the run ends below both models without memory.
@@ -612,7 +614,10 @@ print("without memory, same validation characters:",
 unclipped, clipped = runs["no clipping"], runs[f"clipped at {clip_c}"]
 best_unclipped = smaller_lr[best_lr]
 assert unclipped.grad_norms[0] > 100 * clip_c  # the first gradient is far above the threshold ...
-assert max(unclipped.grad_norms) > 10 * unclipped.grad_norms[0]  # ... and the unclipped update makes it far worse
+later_spike = max(unclipped.grad_norms[1:])
+print(f"unclipped: first norm {unclipped.grad_norms[0]:.0f}, largest after it {later_spike:.0f}, "
+      f"{sum(n > 10 * clip_c for n in unclipped.grad_norms)} of {len(unclipped.grad_norms)} steps above 10x the threshold")
+assert later_spike > 100 * clip_c  # ... and without clipping the norm keeps spiking far above it
 assert unclipped.val_loss > clip_base["uniform guess"]  # worse than guessing
 assert np.median(clipped.grad_norms) < clip_c and clipped.clipped_fraction < 0.5  # clipping acts on the spikes only
 assert clipped.val_loss < clip_base["bigram"] - 0.1 and clipped.val_loss < clip_base["unigram"] - 0.5

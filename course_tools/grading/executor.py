@@ -46,10 +46,16 @@ class CellResult:
 
 
 class CappedClient(NotebookClient):
-    """A NotebookClient that stops storing a cell's output past ``max_output_bytes``."""
+    """A NotebookClient that stops storing a cell's output past ``max_output_bytes``, and keeps
+    the status of each cell's execute reply (what the kernel says, whatever the outputs show)."""
 
     max_output_bytes = 64 * 1024
     output_bytes = 0  # of the cell now running; reset by _Run._execute
+    reply: dict | None = None  # content of the last execute reply
+
+    async def _check_raise_for_error(self, cell, cell_index, exec_reply):  # noqa: D102 (nbclient hook)
+        self.reply = exec_reply["content"] if exec_reply else None
+        return await super()._check_raise_for_error(cell, cell_index, exec_reply)
 
     def output(self, outs, msg, display_id, cell_index):  # noqa: D102 (nbclient hook)
         if self.output_bytes > self.max_output_bytes:
@@ -163,7 +169,7 @@ class _Run:
         self.client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
         work = nbformat.from_dict(dict(cell))
         self.client.nb.cells = [work]
-        self.client.output_bytes = 0
+        self.client.output_bytes, self.client.reply = 0, None
         try:
             self.client.execute_cell(work, 0)
         except CellTimeoutError:
@@ -172,8 +178,11 @@ class _Run:
             return CellResult("kernel died", "the kernel died while running this cell "
                               "(os._exit, a crash, or too much memory); it was restarted")
         message = _error_message(work)
-        if message:
-            return CellResult("error", message)
+        reply = self.client.reply or {}
+        if message or reply.get("status") == "error":  # the reply decides, even with its display switched off
+            return CellResult("error", message or f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}".strip())
+        if reply.get("status") != "ok":
+            return CellResult("error", f"the kernel answered '{reply.get('status', 'nothing')}' for this cell")
         outputs = work.get("outputs", [])
         stderr = "".join(o.get("text", "") for o in outputs
                          if o.get("output_type") == "stream" and o.get("name") == "stderr")

@@ -13,7 +13,9 @@ Run as a module, it grades one job in its own process (the orchestrator's worker
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,8 +23,10 @@ import nbformat
 from nbformat import NotebookNode
 
 from .cells import grade_id, is_grade, is_locked, is_solution, points
+from .clean_kernel import RECORDING, clean_run, learner_run, source_imports
 from .executor import CellResult, Limits, run_cells
 from .release import student_version
+from .replay import MARKER as REPLAY_MARKER
 
 
 @dataclass
@@ -143,7 +147,13 @@ def describe_failure(result: CellResult) -> str:
 
 def grade_submission(student: str, submission_path: Path, source_path: Path, limits: Limits,
                      extra_tests: dict[str, str] | None = None, hide: list[str] | None = None) -> list[Row]:
-    """Every gradebook row for one submission. Never raises for a bad submission."""
+    """Every gradebook row for one submission. Never raises for a bad submission.
+
+    The learner's kernel runs the plan and records what each test cell gets from the
+    learner's code; a clean kernel, where no learner code runs, replays that and decides each
+    test (:mod:`.replay`). Where an answer cannot cross, the learner's kernel decides from its
+    execute reply, and the row says so.
+    """
     source = nbformat.read(source_path, as_version=4)
     name = source_path.name
     expected = exercises(source)
@@ -153,18 +163,31 @@ def grade_submission(student: str, submission_path: Path, source_path: Path, lim
         return [Row(student, name, "notebook", 0, 0, "error", f"{submission_path.name}: {err}")] + [
             Row(student, name, gid, 0, pts, "not graded", "the submission could not be read") for gid, pts in expected]
     cells, tests, solutions, notes = plan(source, submission, extra_tests or {})
-    test_rows = {index for index, _, _ in tests}
-    results = run_cells(cells, limits, replay=[i not in test_rows for i in range(len(cells))],
-                        hide=[Path(p) for p in hide or []])
+    test_rows = [index for index, _, _ in tests]
+    setup, protected = source_imports(source)
+    hidden = [Path(p) for p in hide or []]
+    with tempfile.TemporaryDirectory(prefix="grade-learner-") as learner_dir, \
+            tempfile.TemporaryDirectory(prefix="grade-clean-") as clean_dir:
+        learner = learner_run(cells, test_rows, protected)
+        ran = run_cells(learner.cells, limits, replay=learner.replay, workdir=Path(learner_dir),
+                        hide=hidden + [Path(clean_dir)])
+        results = [ran[i] for i in _plan_positions(cells, learner)]
+        for index in test_rows:  # recordings cross as files the grader copies, never as objects
+            recording = Path(learner_dir) / RECORDING.format(index)
+            if recording.is_file() and recording.stat().st_size <= MAX_RECORDING_BYTES:
+                shutil.copy(recording, Path(clean_dir) / recording.name)
+        clean = clean_run(cells, test_rows, setup, protected)
+        checked = run_cells(clean.cells, limits, replay=clean.replay, workdir=Path(clean_dir),
+                            hide=hidden + [Path(learner_dir), submission_path.resolve().parent])
     rows = []
     for index, gid, pts in tests:
-        result = results[index]
+        result = _verdict(results[index], checked[clean.bind[index]], checked[clean.position[index]])
         answer = max((i for i in solutions if i < index), default=None)
         if result.status != "ok" and answer is not None and results[answer].status in ("timeout", "kernel died"):
             result = CellResult(results[answer].status, "your solution cell: " + results[answer].message)
         if result.status == "ok":
             got, status, message = credit(result, pts)
-            rows.append(Row(student, name, gid, got, pts, status, message))
+            rows.append(Row(student, name, gid, got, pts, status, _join(message, result.message)))
         else:
             status = "failed" if result.status == "error" else result.status
             rows.append(Row(student, name, gid, 0, pts, status, describe_failure(result)))
@@ -177,6 +200,41 @@ def grade_submission(student: str, submission_path: Path, source_path: Path, lim
     rows += [Row(student, name, "integrity", 0, 0, "tampered", note) for note in notes if "locked" in note]
     rows += [Row(student, name, "integrity", 0, 0, "missing", note) for note in notes if "solution" in note]
     return rows
+
+
+MAX_RECORDING_BYTES = 64 * 2**20  # a recording larger than this is not replayed (the learner's kernel decides)
+LEARNER_KERNEL_NOTE = "graded in your own kernel, from its execute reply: {}"
+
+
+def _plan_positions(cells: list[NotebookNode], learner) -> list[int]:
+    """Index in the learner's run of each planned cell."""
+    positions, shift = [], 0
+    for index in range(len(cells)):
+        if index in learner.position:
+            shift += 1  # the recording cell before it
+        positions.append(index + shift)
+        if index in learner.position:
+            shift += 1  # the saving cell after it
+    return positions
+
+
+def _verdict(learner: CellResult, bind: CellResult, clean: CellResult) -> CellResult:
+    """The clean kernel's result for a test cell; the learner's kernel's where replay was impossible."""
+    if learner.status in ("timeout", "kernel died", "not run"):
+        return learner  # nothing (complete) was recorded: the learner's kernel's own verdict
+    why = next((r.message for r in (bind, clean) if r.status == "error" and REPLAY_MARKER in r.message), None)
+    if why is None and bind.status != "ok":
+        why = f"the clean kernel could not start this test ({bind.message or bind.status})"
+    if why is None:
+        return clean
+    reason = why.replace(REPLAY_MARKER, "").removeprefix("ReplayError:").strip()
+    note = LEARNER_KERNEL_NOTE.format(reason)
+    return CellResult(learner.status, _join(learner.message, note), learner.stderr, learner.value) \
+        if learner.status != "ok" else CellResult("ok", note, learner.stderr, learner.value)
+
+
+def _join(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 def main(job_path: str, result_path: str) -> None:

@@ -1,0 +1,326 @@
+"""Verdicts where no learner code ran: record a test cell's answers, replay them in a clean kernel.
+
+Grading a test cell takes two kernels, both sandboxed:
+
+1. **The learner's kernel** runs the notebook as today. Around each test cell the grader
+   wraps the names the cell reads (:func:`record_start`): the learner's functions become
+   recorders that pass every call through and write down its arguments (as a digest), what
+   it returned or raised, and what it did to array arguments in place; other values are
+   written down as they are. :func:`record_finish` saves all this as JSON.
+2. **A clean kernel** never sees the learner's code: it runs the source notebook's imports,
+   then, for each test cell, :func:`bind` (stand-ins for the learner's names, built from the
+   JSON) and the source's test cell, hidden and instructor's tests included. A stand-in
+   checks that it is called with the same arguments as in the learner's kernel and answers
+   as the learner's function did. The verdict is this kernel's.
+
+Only data crosses: numbers, strings, lists, tuples, dicts, numpy arrays and torch tensors
+(:func:`encode`, decoded without ``pickle``, so a recording cannot run code in the clean
+kernel), and each function's code object, which checks inspect and nothing calls. An
+answer that is not data (a model object, a class of the learner's) or a test cell that
+calls the learner's code differently than before raises :class:`ReplayError` in the clean
+kernel; the grader then falls back to the learner's kernel, decides from its
+execute reply, and says so in the gradebook row.
+
+This module runs inside both kernels: it imports only the standard library, and numpy and
+torch when a value needs them.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import hashlib
+import json
+import marshal
+import sys
+import types
+from pathlib import Path
+from typing import Any
+
+_MISSING = object()
+
+
+class ReplayError(BaseException):
+    """The clean kernel cannot stand in for the learner's code here (the grader falls back).
+
+    A ``BaseException``, like ``KeyboardInterrupt``: a check's ``except Exception`` must not
+    take it for an error the learner's function raised.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(f"{message} {MARKER}")
+
+
+MARKER = "[replay]"
+
+
+class Uncrossable(Exception):
+    """A value that is not plain data, so it cannot cross to the clean kernel."""
+
+
+# ----------------------------------------------------------------------------- data, without pickle
+
+def _array(arr: Any) -> dict:
+    if arr.dtype.hasobject:
+        raise Uncrossable("a numpy array of Python objects")
+    return {"dtype": arr.dtype.str, "shape": list(arr.shape), "data": base64.b64encode(arr.tobytes(order="C")).decode()}
+
+
+def encode(value: Any) -> Any:
+    """``value`` as JSON-ready data; raises :class:`Uncrossable` for anything else.
+
+    Types must match exactly: a subclass (of float, of ``np.ndarray``) may behave otherwise
+    than its decoded copy would, so it does not cross.
+    """
+    kind = type(value)
+    if value is None or kind in (bool, str):
+        return value
+    if kind is int:
+        return {"int": str(value)}
+    if kind is float:
+        return {"float": value.hex()}
+    if kind is complex:
+        return {"complex": [value.real.hex(), value.imag.hex()]}
+    if kind in (list, tuple):
+        return {kind.__name__: [encode(v) for v in value]}
+    if kind is dict:
+        return {"dict": [[encode(k), encode(v)] for k, v in value.items()]}
+    numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    if numpy is not None and kind is numpy.ndarray:
+        return {"ndarray": _array(value)}
+    if numpy is not None and isinstance(value, numpy.generic) and kind.__module__ == "numpy":
+        return {"npscalar": _array(numpy.asarray(value))}
+    if torch is not None and kind in (torch.Tensor, torch.nn.Parameter):
+        t = value.detach().cpu()
+        plain = t.float() if t.dtype == torch.bfloat16 else t
+        return {"tensor": _array(plain.numpy()), "torch_dtype": str(t.dtype).removeprefix("torch."),
+                "requires_grad": bool(value.requires_grad)}
+    if torch is not None and kind is torch.device:
+        return {"device": str(value)}
+    if torch is not None and kind is torch.dtype:
+        return {"torch_dtype_value": str(value).removeprefix("torch.")}
+    raise Uncrossable(f"a {kind.__module__}.{kind.__qualname__}")
+
+
+def _decode_array(spec: dict) -> Any:
+    import numpy as np
+
+    dtype = np.dtype(spec["dtype"])
+    if dtype.hasobject:
+        raise ReplayError("an array of Python objects in a recording")
+    raw = base64.b64decode(spec["data"])
+    return np.frombuffer(raw, dtype=dtype).reshape(spec["shape"]).copy()
+
+
+def decode(data: Any) -> Any:
+    """The value :func:`encode` wrote (never runs code from the recording)."""
+    if data is None or isinstance(data, (bool, str)):
+        return data
+    if not isinstance(data, dict) or len(data) < 1:
+        raise ReplayError(f"a malformed recording: {str(data)[:80]}")
+    kind = next(iter(data))
+    if kind == "int":
+        return int(data["int"])
+    if kind == "float":
+        return float.fromhex(data["float"])
+    if kind == "complex":
+        return complex(float.fromhex(data["complex"][0]), float.fromhex(data["complex"][1]))
+    if kind in ("list", "tuple"):
+        items = [decode(v) for v in data[kind]]
+        return items if kind == "list" else tuple(items)
+    if kind == "dict":
+        return {decode(k): decode(v) for k, v in data["dict"]}
+    if kind == "ndarray":
+        return _decode_array(data["ndarray"])
+    if kind == "npscalar":
+        return _decode_array(data["npscalar"])[()]
+    if kind in ("tensor", "device", "torch_dtype_value"):
+        import torch
+
+        if kind == "device":
+            return torch.device(data["device"])
+        if kind == "torch_dtype_value":
+            return _torch_dtype(torch, data["torch_dtype_value"])
+        tensor = torch.from_numpy(_decode_array(data["tensor"])).to(_torch_dtype(torch, data["torch_dtype"]))
+        return tensor.requires_grad_(bool(data.get("requires_grad")))
+    raise ReplayError(f"a recording holds an unknown kind of value: {kind}")
+
+
+def _torch_dtype(torch: Any, name: str) -> Any:
+    dtype = getattr(torch, name, None)
+    if not isinstance(dtype, torch.dtype):
+        raise ReplayError(f"a recording names an unknown torch dtype: {name}")
+    return dtype
+
+
+def digest(args: tuple, kwargs: dict) -> str:
+    """A fingerprint of a call's arguments (raises :class:`Uncrossable` where one is not data)."""
+    text = json.dumps(encode((args, sorted(kwargs.items()))), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the code object, for inspection
+
+def dump_code(code: Any) -> str:
+    """A function's code object as text (``marshal``), for checks that inspect it (``refuse_reference``, loops)."""
+    return base64.b64encode(marshal.dumps(code)).decode()
+
+
+def load_code(text: str) -> types.CodeType:
+    """The code object :func:`dump_code` wrote. Checks read it; nothing calls it (the
+    :class:`Replayer` stands in for the function), so it cannot run in the clean kernel."""
+    try:
+        code = marshal.loads(base64.b64decode(text))
+    except (ValueError, TypeError, EOFError) as err:
+        raise ReplayError(f"a malformed code object in a recording ({err})") from None
+    if not isinstance(code, types.CodeType):
+        raise ReplayError("a recording's code object is not code")
+    return code
+
+
+# ----------------------------------------------------------------------------- the learner's kernel
+
+_depth = [0]  # calls of recorded functions from inside recorded functions are not recorded
+
+
+def _array_like(value: Any) -> bool:
+    numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    return (numpy is not None and isinstance(value, numpy.ndarray)) or (
+        torch is not None and isinstance(value, torch.Tensor))
+
+
+class Recorder:
+    """Calls the learner's function and writes down each call (learner's kernel)."""
+
+    def __init__(self, name: str, fn: Any):
+        self.fn, self.calls = fn, []
+        self.__name__ = getattr(fn, "__name__", name)
+        if hasattr(fn, "__code__"):
+            self.__code__ = fn.__code__
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if _depth[0]:
+            return self.fn(*args, **kwargs)
+        call: dict[str, Any] = {}
+        try:
+            call["key"] = digest(args, kwargs)
+        except Uncrossable as err:
+            call["key"], call["uncrossable"] = None, f"its arguments hold {err}"
+        self.calls.append(call)
+        _depth[0] += 1
+        try:
+            result = self.fn(*args, **kwargs)
+        except BaseException as err:
+            call["raise"] = [type(err).__name__, str(err)[:2000]]
+            raise
+        finally:
+            _depth[0] -= 1
+        try:
+            call["return"] = encode(result)
+            call["mutated"] = {str(i): encode(a) for i, a in enumerate(args) if _array_like(a)}
+        except Uncrossable as err:
+            call["uncrossable"] = f"it returned {err}"
+        return result
+
+
+_recording: dict[str, Any] = {}
+
+
+def record_start(namespace: dict, names: list[str]) -> None:
+    """Wrap the learner's callables among ``names`` in ``namespace``; note the other values."""
+    _recording.clear()
+    for name in names:
+        value = namespace.get(name, _MISSING)
+        if value is _MISSING:
+            continue
+        if callable(value) and not isinstance(value, type) and type(value).__name__ != "module":
+            recorder = Recorder(name, value)
+            _recording[name] = ("function", value, recorder)
+            namespace[name] = recorder
+        else:
+            _recording[name] = ("value", value, None)
+
+
+def record_finish(namespace: dict, path: str) -> None:
+    """Put the learner's names back and write what the test cell got from them to ``path``."""
+    out: dict[str, Any] = {}
+    for name, (kind, original, recorder) in _recording.items():
+        if kind == "function":
+            namespace[name] = original
+            code = getattr(original, "__code__", None)
+            out[name] = {"function": recorder.__name__, "calls": recorder.calls,
+                         "code": dump_code(code) if isinstance(code, types.CodeType) else None}
+            continue
+        try:
+            out[name] = {"value": encode(original)}
+        except Uncrossable as err:
+            out[name] = {"uncrossable": f"{name} is {err}"}
+    Path(path).write_text(json.dumps(out))
+    _recording.clear()
+
+
+# ----------------------------------------------------------------------------- the clean kernel
+
+_BUILTIN_ERRORS = {name: getattr(builtins, name) for name in dir(builtins)
+                   if isinstance(getattr(builtins, name), type) and issubclass(getattr(builtins, name), Exception)}
+
+
+class Replayer:
+    """Stands in for a learner's function in the clean kernel: same calls, same answers."""
+
+    def __init__(self, name: str, record: dict):
+        self.name, self.calls, self.done = name, list(record.get("calls", [])), 0
+        self.__name__ = str(record.get("function", name))
+        if record.get("code") is not None:
+            self.__code__ = load_code(str(record["code"]))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if self.done >= len(self.calls):
+            raise ReplayError(f"{self.name} is called more often here than it was in your kernel")
+        call, self.done = self.calls[self.done], self.done + 1
+        if "raise" in call:  # as in the learner's kernel, whatever the arguments
+            ename, message = call["raise"]
+            raise _BUILTIN_ERRORS.get(ename, RuntimeError)(message if ename in _BUILTIN_ERRORS
+                                                           else f"{ename}: {message}")
+        if "uncrossable" in call:
+            raise ReplayError(f"{self.name}: {call['uncrossable']}")
+        try:
+            key = digest(args, kwargs)
+        except Uncrossable as err:
+            raise ReplayError(f"{self.name} is called with {err}") from None
+        if key != call.get("key"):
+            raise ReplayError(f"{self.name} is called with other arguments than in your kernel")
+        for index, value in call.get("mutated", {}).items():
+            _write_back(args[int(index)], decode(value))
+        return decode(call.get("return"))
+
+
+def _write_back(target: Any, value: Any) -> None:
+    """Apply what the learner's function did to an array argument in place (where it changed)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(target, torch.Tensor):
+        if not torch.equal(target.detach().cpu(), value.detach().cpu()):
+            with torch.no_grad():
+                target.copy_(value)
+    else:
+        import numpy as np
+
+        if not np.array_equal(target, value, equal_nan=True):
+            target[...] = value
+
+
+def bind(namespace: dict, path: str, protected: list[str]) -> None:
+    """Bind the recorded names into the clean kernel's ``namespace``, except ``protected`` ones
+    (what the source notebook imports: the real checks, never the learner's stand-ins)."""
+    try:
+        recorded = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ReplayError(f"no usable recording of this test cell from your kernel ({type(err).__name__})") from None
+    if not isinstance(recorded, dict):
+        raise ReplayError("a malformed recording")
+    for name, entry in recorded.items():
+        if name in protected or not isinstance(entry, dict):
+            continue  # the source's own imports win over anything the learner's kernel reports
+        if "uncrossable" in entry:
+            raise ReplayError(str(entry["uncrossable"]))
+        namespace[name] = Replayer(name, entry) if "function" in entry else decode(entry.get("value"))

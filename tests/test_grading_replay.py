@@ -1,0 +1,106 @@
+"""The record-and-replay pieces of the grader (course_tools.grading.replay), without kernels."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from course_tools.grading import replay
+from course_tools.grading.replay import ReplayError, Uncrossable, decode, encode
+from course_utils.checks import CheckFailed, refuse_reference
+
+
+@pytest.mark.parametrize("value", [
+    None, True, 3, -2**70, 0.1, float("inf"), 1 + 2j, "text", [1, (2.5, "a")], {"lr": 0.01, 3: [None]},
+    np.arange(6.0).reshape(2, 3), np.float32(1.5), np.array([1, 2], dtype=np.int8),
+    torch.ones(2, 3, dtype=torch.float64),
+    torch.device("cpu"), torch.float16,
+])
+def test_data_crosses_unchanged(value):
+    back = decode(json.loads(json.dumps(encode(value))))
+    assert type(back) is type(value)
+    if isinstance(value, np.ndarray):
+        assert back.dtype == value.dtype and np.array_equal(back, value)
+    elif isinstance(value, torch.Tensor):
+        assert back.dtype == value.dtype and torch.equal(back, value)
+    else:
+        assert back == value
+
+
+@pytest.mark.parametrize("value", [np.array([1, "a"], dtype=object), object(), type("F", (float,), {})(1.0),
+                                   torch.nn.Linear(2, 2), lambda x: x])
+def test_what_is_not_plain_data_does_not_cross(value):
+    with pytest.raises(Uncrossable):
+        encode(value)
+
+
+def test_a_recording_cannot_run_code_in_the_clean_kernel(tmp_path):
+    evil = {"my_f": {"value": {"pickle": "cos\nsystem\n(S'echo owned'\ntR."}}}
+    (tmp_path / "r.json").write_text(json.dumps(evil))
+    with pytest.raises(ReplayError, match="unknown kind of value"):
+        replay.bind({}, str(tmp_path / "r.json"), [])
+    with pytest.raises(ReplayError, match="Python objects"):
+        decode({"ndarray": {"dtype": "|O", "shape": [1], "data": ""}})
+
+
+def _learner_function(x):
+    return x * 2
+
+
+def test_a_recorded_call_replays_only_with_the_same_arguments(tmp_path):
+    ns = {"my_f": _learner_function, "check": "the real check"}
+    replay.record_start(ns, ["my_f"])
+    assert ns["my_f"](np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    assert ns["my_f"] is _learner_function  # put back
+
+    clean = {"check": "the real check"}
+    replay.bind(clean, str(tmp_path / "r.json"), ["check"])
+    assert clean["my_f"](np.arange(3.0)).tolist() == [0.0, 2.0, 4.0]
+    with pytest.raises(ReplayError, match="called more often"):
+        clean["my_f"](np.arange(3.0))
+    replay.bind(clean, str(tmp_path / "r.json"), ["check"])
+    with pytest.raises(ReplayError, match="other arguments"):
+        clean["my_f"](np.arange(4.0))
+    assert not isinstance(ReplayError("x"), Exception)  # a check's `except Exception` does not swallow it
+
+
+def test_errors_and_in_place_changes_replay(tmp_path):
+    def fills(a):
+        a[:] = 7.0
+
+    def unfinished(z):
+        raise NotImplementedError()
+
+    ns = {"fills": fills, "unfinished": unfinished}
+    replay.record_start(ns, ["fills", "unfinished"])
+    ns["fills"](np.zeros(3))
+    with pytest.raises(NotImplementedError):
+        ns["unfinished"](1)
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    target = np.zeros(3)
+    clean["fills"](target)
+    assert target.tolist() == [7.0, 7.0, 7.0]
+    with pytest.raises(NotImplementedError):
+        clean["unfinished"](1)
+
+
+def test_the_reference_check_reads_recorded_code_names(tmp_path):
+    from course_utils.checks import _softmax as softmax
+
+    def my_softmax(z):
+        return softmax(z)
+
+    ns = {"my_softmax": my_softmax}
+    replay.record_start(ns, ["my_softmax"])
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    with pytest.raises(CheckFailed, match="calls softmax"):
+        refuse_reference(clean["my_softmax"], ("softmax",))
+    assert clean["my_softmax"].__name__ == "my_softmax"
