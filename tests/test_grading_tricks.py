@@ -113,6 +113,8 @@ def test_which_names_a_test_cell_needs_comes_from_the_source():
     assert names_read("from m import check\nx = 3\ncheck(my_f(x), expected, len(data))") == ["data", "expected", "my_f"]
     code, names = source_imports(nbformat.read(SOURCE, as_version=4))
     assert names == ["check_close", "check_scalar", "np"] and "import numpy as np" in code
+    split = nbformat.read(REPO / "notebooks" / "03_lstm.ipynb", as_version=4)  # a check imported by a test cell
+    assert "check_adding_config" in source_imports(split)[1]
 
 
 def test_reference_delegation_scores_zero_with_the_reason(tmp_path):

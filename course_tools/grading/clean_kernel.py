@@ -38,10 +38,14 @@ def _import_names(node: ast.Import | ast.ImportFrom) -> list[str]:
 
 
 def source_imports(source: NotebookNode) -> tuple[str, list[str]]:
-    """(code that repeats the import statements of the source's lecture cells, the names they bind)."""
+    """(code that repeats the import statements of the source's lecture and test cells, the names they bind).
+
+    These names are the source's: the clean kernel imports them itself and never takes a
+    stand-in for them, even where a test cell reads a check imported by an earlier one.
+    """
     statements, names = [], []
     for cell in source.cells:
-        if cell.cell_type != "code" or is_solution(cell) or is_grade(cell):
+        if cell.cell_type != "code" or is_solution(cell):
             continue
         tree = _python(cell.source)
         for node in ast.walk(tree) if tree is not None else []:
