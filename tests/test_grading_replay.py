@@ -104,3 +104,15 @@ def test_the_reference_check_reads_recorded_code_names(tmp_path):
     with pytest.raises(CheckFailed, match="calls softmax"):
         refuse_reference(clean["my_softmax"], ("softmax",))
     assert clean["my_softmax"].__name__ == "my_softmax"
+
+
+def test_the_random_state_crosses_so_random_inputs_match(tmp_path):
+    torch.manual_seed(3)
+    np.random.seed(3)
+    replay.record_start({}, [])
+    expected = torch.randint(0, 100, (5,)), np.random.rand(2)
+    replay.record_finish({}, str(tmp_path / "r.json"))
+    torch.manual_seed(99)
+    np.random.seed(99)
+    replay.bind({}, str(tmp_path / "r.json"), [])
+    assert torch.equal(torch.randint(0, 100, (5,)), expected[0]) and np.array_equal(np.random.rand(2), expected[1])

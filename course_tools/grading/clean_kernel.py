@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import nbformat
 from nbformat import NotebookNode
 
-from .cells import is_grade, is_solution
+from .cells import is_solution
 
 RECORDING = "replay-{}.json"  # in each kernel's working folder
 _BUILTINS = set(dir(builtins))

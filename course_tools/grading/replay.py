@@ -224,11 +224,48 @@ class Recorder:
 
 
 _recording: dict[str, Any] = {}
+RNG_KEY = "__random_state__"  # the global generators' states as the test cell starts: its random inputs match
+
+
+def _rng_states() -> dict:
+    """The states of Python's, numpy's and torch's global generators (of those imported)."""
+    import random
+
+    states = {"random": encode(random.getstate())}
+    numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
+    if numpy is not None:
+        states["numpy"] = encode(numpy.random.get_state())
+    if torch is not None:
+        states["torch"] = encode(torch.get_rng_state())
+    return states
+
+
+def _set_rng_states(states: dict) -> None:
+    import random
+
+    try:
+        if "random" in states:
+            random.setstate(decode(states["random"]))
+        if "numpy" in states:
+            import numpy
+
+            numpy.random.set_state(decode(states["numpy"]))
+        if "torch" in states:
+            import torch
+
+            torch.set_rng_state(decode(states["torch"]))
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ReplayError(f"the random state recorded in your kernel cannot be restored ({err})") from None
 
 
 def record_start(namespace: dict, names: list[str]) -> None:
-    """Wrap the learner's callables among ``names`` in ``namespace``; note the other values."""
+    """Wrap the learner's callables among ``names`` in ``namespace``; note the other values
+    and the global random state (a test cell that draws inputs from it gets the same ones)."""
     _recording.clear()
+    try:
+        _recording[RNG_KEY] = ("rng", _rng_states(), None)
+    except Uncrossable:
+        pass
     for name in names:
         value = namespace.get(name, _MISSING)
         if value is _MISSING:
@@ -245,6 +282,9 @@ def record_finish(namespace: dict, path: str) -> None:
     """Put the learner's names back and write what the test cell got from them to ``path``."""
     out: dict[str, Any] = {}
     for name, (kind, original, recorder) in _recording.items():
+        if kind == "rng":
+            out[name] = {"rng": original}
+            continue
         if kind == "function":
             namespace[name] = original
             code = getattr(original, "__code__", None)
@@ -319,6 +359,9 @@ def bind(namespace: dict, path: str, protected: list[str]) -> None:
     if not isinstance(recorded, dict):
         raise ReplayError("a malformed recording")
     for name, entry in recorded.items():
+        if name == RNG_KEY and isinstance(entry, dict) and isinstance(entry.get("rng"), dict):
+            _set_rng_states(entry["rng"])
+            continue
         if name in protected or not isinstance(entry, dict):
             continue  # the source's own imports win over anything the learner's kernel reports
         if "uncrossable" in entry:
