@@ -116,3 +116,14 @@ def test_the_random_state_crosses_so_random_inputs_match(tmp_path):
     np.random.seed(99)
     replay.bind({}, str(tmp_path / "r.json"), [])
     assert torch.equal(torch.randint(0, 100, (5,)), expected[0]) and np.array_equal(np.random.rand(2), expected[1])
+
+
+def test_only_functions_are_wrapped_a_model_is_a_value(tmp_path):
+    block = torch.nn.Linear(2, 2)
+    ns = {"block": block, "my_f": _learner_function}
+    replay.record_start(ns, ["block", "my_f"])
+    assert ns["block"] is block  # a model keeps its attributes: it is recorded as a value
+    assert ns["my_f"].__name__ == "_learner_function" and ns["my_f"].__code__ is _learner_function.__code__
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    with pytest.raises(ReplayError, match="torch.nn.modules.linear.Linear"):
+        replay.bind({}, str(tmp_path / "r.json"), [])

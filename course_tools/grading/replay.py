@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import builtins
+import functools
 import hashlib
 import json
 import marshal
@@ -198,6 +199,9 @@ class Recorder:
         if hasattr(fn, "__code__"):
             self.__code__ = fn.__code__
 
+    def __getattr__(self, name: str) -> Any:  # anything else the test reads of the function: its own
+        return getattr(self.fn, name)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if _depth[0]:
             return self.fn(*args, **kwargs)
@@ -270,7 +274,7 @@ def record_start(namespace: dict, names: list[str]) -> None:
         value = namespace.get(name, _MISSING)
         if value is _MISSING:
             continue
-        if callable(value) and not isinstance(value, type) and type(value).__name__ != "module":
+        if isinstance(value, (types.FunctionType, types.MethodType, functools.partial)):  # not modules or models
             recorder = Recorder(name, value)
             _recording[name] = ("function", value, recorder)
             namespace[name] = recorder
