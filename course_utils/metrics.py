@@ -1,6 +1,7 @@
-"""Notebooks 05a, 05c and 06: how sequence models are scored (exact match, the confusion matrix).
+"""Notebooks 05a, 05c and 06: how sequence models are scored (exact match, F1, the confusion matrix).
 
 :func:`exact_match` compares whole output sequences (05c's reversal, 06's dates);
+:func:`binary_f1` scores one tag of a tagger, counted over every token (05c's word ends);
 :func:`confusion_matrix` counts which class is mistaken for which (05a; drawn by
 :func:`course_utils.plotting.plot_confusion`).
 """
@@ -29,6 +30,21 @@ def exact_match(pred: torch.Tensor, targets: torch.Tensor, ignore_index: int | N
     if ignore_index is not None:
         ok |= targets == ignore_index
     return ok.all(dim=1)
+
+
+def binary_f1(pred: torch.Tensor, targets: torch.Tensor, positive: int = 1) -> float:
+    """F1 of the tag ``positive``, counted over every position of ``pred`` and ``targets`` (same shape).
+
+    ``precision = tp / #predicted positive``, ``recall = tp / #true positive`` and
+    ``F1 = 2 precision recall / (precision + recall)``, with 0 for an empty ratio.
+    """
+    if pred.shape != targets.shape:
+        raise ValueError(f"pred has shape {tuple(pred.shape)}, expected {tuple(targets.shape)} (the targets' shape)")
+    hit, true = pred == positive, targets == positive
+    tp = (hit & true).sum().item()
+    precision = tp / max(hit.sum().item(), 1)
+    recall = tp / max(true.sum().item(), 1)
+    return 2 * precision * recall / (precision + recall) if precision + recall > 0 else 0.0
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:

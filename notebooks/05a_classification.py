@@ -229,6 +229,33 @@ check_close("my_masked_mean ignores padding", my_masked_mean(h2, mask), referenc
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### Exercise 3 (1 point, about 10 minutes): the last real step
+#
+# A recurrent layer run on a padded batch returns `outputs` of shape `(B, T, H)`; for a
+# unidirectional layer, sequence $b$'s summary is its output at its last real step,
+# $h_{T_b}$ = `outputs[b, lengths[b] - 1]`. Write `my_last_valid(outputs, lengths)`, shape
+# `(B, H)`, without a Python loop: index the time axis with one step per row
+# (`torch.arange(B)` pairs each row with its own length). The padded steps after
+# `lengths[b]` hold whatever the layer computed there and must not be read.
+
+# %% nbgrader={"grade": false, "grade_id": "last_valid", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_last_valid(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """outputs[b, lengths[b] - 1] for every row b of outputs (B, T, H): shape (B, H)."""
+    ### BEGIN SOLUTION
+    rows = torch.arange(outputs.shape[0], device=outputs.device)
+    return outputs[rows, lengths.to(outputs.device) - 1]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "last_valid_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.output_types import check_last_valid
+
+check_last_valid(my_last_valid)  # names the usual mistake when your values match it
+### BEGIN HIDDEN TESTS
+check_last_valid(my_last_valid, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## 3. One-to-one: a feed-forward baseline
 #
 # Before any recurrence, the question every sequence model should answer: *does order
@@ -374,6 +401,41 @@ assert gru_val > mlp_val > majority_val, "expected GRU > bag of characters > maj
 # model starts to memorise names: with fewer than 8,000 training names, more epochs or a
 # bigger model would overfit, which is why the number of epochs is small.
 #
+# ### Exercise 4 (2 points, about 15 minutes): a classifier that learns fast
+#
+# Choose a many-to-one classifier that reaches a **validation** accuracy of at least 0.75
+# after only 150 optimiser steps of 64 names (Adam, gradient norm clipped at 1, embeddings
+# of size 16):
+#
+# - `cell`: `"rnn"`, `"lstm"` or `"gru"`;
+# - `hidden_size`: the number of units (at most 64);
+# - `lr`: Adam's learning rate;
+# - `pooling`: how the states $h_1 \dots h_{T_b}$ become the one vector that is classified:
+#   `"last"` takes $h_{T_b}$ (section 4), `"mean"` the masked mean of exercise 2 over the
+#   valid steps, `"max"` the largest value of each unit over the valid steps.
+#
+# The check trains your choice on its own train/validation split of the names (a couple of
+# seconds; the test names are never read) and says which accuracy it reached and how far
+# that is from the target; the hidden test trains again on another split from another
+# random start, so aim with some margin. Sections 4 and 5 hold the hints.
+
+# %% nbgrader={"grade": false, "grade_id": "classifier_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_classifier_config():
+    """The classifier: {"cell": str, "hidden_size": int, "lr": float, "pooling": str}."""
+    ### BEGIN SOLUTION
+    return {"cell": "gru", "hidden_size": 64, "lr": 1e-2, "pooling": "last"}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "classifier_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.output_types import check_classifier_config
+
+check_classifier_config(my_classifier_config())  # trains your choice; says how far from the target you are
+### BEGIN HIDDEN TESTS
+check_classifier_config(my_classifier_config(), seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## 6. Where the errors are: the confusion matrix
 #
 # Accuracy averages over classes of very different sizes. The confusion matrix shows, for

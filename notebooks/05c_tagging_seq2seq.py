@@ -62,7 +62,7 @@ from course_utils import check_close, fit, report_run_time, seed_everything, sta
 from course_utils.data.padding import pad_batch
 from course_utils.data.synthetic import letters_only, reversal_pairs, segmentation_data
 from course_utils.data.text import corpus_source, load_corpus
-from course_utils.metrics import exact_match
+from course_utils.metrics import binary_f1, exact_match
 from course_utils.output_types import (
     EOS,
     PAD,
@@ -151,6 +151,11 @@ check_close("bidirectional outputs (backward half)", ours[..., 7:], ref[..., 7:]
 #
 # The text is cut into chunks of 48 letters; the first 90 % of the corpus trains, the next
 # 5 % validates, the last 5 % tests — split by position, so no sentence is shared.
+#
+# Most letters do not end a word, so accuracy flatters a tagger that rarely says 1. The
+# score that counts is the **F1** of the tag 1, counted over every letter of the set:
+# with $tp$ the letters correctly tagged 1, precision $= tp / \#\{\text{predicted } 1\}$,
+# recall $= tp / \#\{\text{true } 1\}$ and F1 their harmonic mean (`binary_f1`).
 
 # %%
 text = load_corpus()
@@ -179,9 +184,7 @@ def tag_scores(model, rows):
     model.eval()
     pred = model(X[rows].to(device)).argmax(-1).cpu()
     y = Y[rows]
-    tp = ((pred == 1) & (y == 1)).sum().item()
-    precision, recall = tp / max((pred == 1).sum().item(), 1), tp / (y == 1).sum().item()
-    return (pred == y).float().mean().item(), 2 * precision * recall / max(precision + recall, 1e-9), pred
+    return (pred == y).float().mean().item(), binary_f1(pred, y), pred
 
 
 taggers, tag_results = {}, {}
@@ -320,6 +323,38 @@ check_close("length-1 targets", my_shift_right(y[:, :1], 4), torch.full((7, 1), 
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### Scoring a decoded sequence: exact match
+#
+# A reversal is right only if *every* character is, and the `EOS` after them; what the
+# decoder writes after `EOS` does not matter, since decoding stops there. The targets are
+# padded with `PAD` after their `EOS`, and greedy decoding runs for a fixed number of steps,
+# so the prediction may be longer than the target. A sequence $b$ is an exact match when
+# $\hat{y}_{bt} = y_{bt}$ at every position $t$ where $y_{bt} \ne$ `PAD`.
+#
+# ### Exercise 3 (1 point, about 10 minutes): exact match, padding ignored
+#
+# Write `my_exact_match(pred, targets, pad)`: for predictions `(B, T_pred)` with
+# `T_pred >= T` and targets `(B, T)`, return a boolean tensor `(B,)`, True where the
+# prediction equals the target at every non-pad position of the target.
+
+# %% nbgrader={"grade": false, "grade_id": "exact_match", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_exact_match(pred: torch.Tensor, targets: torch.Tensor, pad: int) -> torch.Tensor:
+    """(B,) bool: pred[b, :T] equals targets[b] wherever targets[b] is not pad."""
+    ### BEGIN SOLUTION
+    same = pred[:, : targets.shape[1]] == targets  # (B, T)
+    return (same | (targets == pad)).all(dim=1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "exact_match_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.output_types import check_exact_match
+
+check_exact_match(my_exact_match)  # names the usual mistake when your values match it
+### BEGIN HIDDEN TESTS
+check_exact_match(my_exact_match, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # Both models below are identical and see the same 400 batches; only what the decoder
 # reads during training differs. (`EncoderDecoder.forward` takes the teacher-forcing probability;
 # with $p = 1$ it is plain teacher forcing, computed in one call.)
@@ -427,6 +462,39 @@ elif gap > 0:
 else:
     verdict = f"plain teacher forcing ahead by {-gap:.3f}"
 print(f"Mean exact match over lengths, scheduled sampling minus teacher forcing: {gap:+.3f}: {verdict}.")
+
+# %% [markdown]
+# ### Exercise 4 (2 points, about 15 minutes): a tagger that finds word ends, fast
+#
+# Back to section 2. Choose a GRU tagger that reaches a **validation** F1 of at least 0.82
+# for the word-end tag after only 150 optimiser steps of 16 chunks of 48 letters (Adam,
+# gradient norm clipped at 1, embeddings of size 16):
+#
+# - `bidirectional`: `True` or `False`;
+# - `hidden_size`: units per direction (at most 48);
+# - `lr`: Adam's learning rate.
+#
+# The check trains your choice (a few seconds) and measures the F1 on validation chunks
+# taken, by position, from ten places in the text that it leaves out of training; the test
+# chunks are never read. It says the F1 reached and how far $1 - \text{F1}$ is from the
+# target's 0.18; the hidden test trains again from another random start and validates on
+# ten other places, so aim with some margin.
+
+# %% nbgrader={"grade": false, "grade_id": "tagger_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_tagger_config():
+    """The tagger: {"bidirectional": bool, "hidden_size": int, "lr": float}."""
+    ### BEGIN SOLUTION
+    return {"bidirectional": True, "hidden_size": 32, "lr": 2e-2}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "tagger_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.output_types import check_tagger_config
+
+check_tagger_config(my_tagger_config())  # trains your choice; says how far from the target you are
+### BEGIN HIDDEN TESTS
+check_tagger_config(my_tagger_config(), seed=1)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Summary

@@ -28,7 +28,9 @@
 #    autoregression, and reproduce reference numbers worked out independently;
 # 3. train an RNN and an LSTM, early-stopped on the validation years, over several seeds,
 #    and report what they achieve — even when a linear model wins;
-# 4. see why a course should not promise stock-price prediction.
+# 4. forecast several years ahead by feeding forecasts back, and choose the order for it
+#    on the validation years;
+# 5. see why a course should not promise stock-price prediction.
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.
@@ -60,10 +62,13 @@ import torch
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.data import load_sunspots
 from course_utils.forecasting import (
+    HORIZON,
     RNNForecaster,
     Standardizer,
+    ar_order_rmse,
     ar_predict,
     fit_ar,
+    recursive_forecast,
     rmse,
     windows,
     windows_for_years,
@@ -210,6 +215,32 @@ for name, ref in reference.items():
 # (early stopping). The set is small (a few hundred windows), so each epoch is one
 # full-batch step, and a single seed can be lucky: we train five seeds per model and
 # report the mean and the spread.
+#
+# ### Exercise 3 (1 point, about 10 minutes): standardise with the training years only
+#
+# Write `my_standardize(series, years, train_end)`: return $z = (y - \mu)/\sigma$ for the
+# **whole** series (shape `(T,)`), where $\mu$ and $\sigma$ are the mean and the standard
+# deviation (numpy's default, `ddof=0`) of the values whose year is `<= train_end`. The
+# cell after the check does the same with the course's `Standardizer`.
+
+# %% nbgrader={"grade": false, "grade_id": "standardize", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_standardize(series: np.ndarray, years: np.ndarray, train_end: int) -> np.ndarray:
+    """z (T,) = (series - mu) / sigma, with mu and sigma of the years <= train_end only."""
+    ### BEGIN SOLUTION
+    train = series[years <= train_end]
+    return (series - train.mean()) / train.std()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "standardize_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.forecasting import check_standardize
+
+check_standardize(my_standardize)  # a drifting toy series: leaking the later years shows
+### BEGIN HIDDEN TESTS
+check_standardize(my_standardize, seed=1)
+check_close("my_standardize on the sunspots", my_standardize(sunspots, years, 1900),
+            Standardizer.fit(sunspots[years <= 1900]).transform(sunspots))
+### END HIDDEN TESTS
 
 # %%
 p = 20
@@ -352,7 +383,99 @@ plt.show()
 # looks similar — *lagging* the truth — and the eye mistakes that for a good fit; the RMSE
 # table does not.
 #
-# ## 5. Why not stock prices?
+# ## 5. Several years ahead
+#
+# A one-step forecast reads the true value of every past year. To forecast $h$ years ahead
+# the model must read its **own** forecasts for the years in between: with the window
+# $(y_{t-p+1}, \dots, y_t)$ it forecasts $\hat{y}_{t+1}$, then slides the window to
+# $(y_{t-p+2}, \dots, y_t, \hat{y}_{t+1})$ and forecasts $\hat{y}_{t+2}$, and so on: a
+# **recursive** forecast. Its errors compound, so a model that looks fine one step ahead
+# can drift. The window keeps the order of `windows`, oldest first: `coef[0]` multiplies
+# the oldest value, `coef[p - 1]` the newest, and `coef[-1]` is the intercept $b$.
+#
+# ### Exercise 4 (2 points, about 15 minutes): a recursive multi-step forecast
+#
+# Write `my_recursive_forecast(coef, history, steps)`: `coef` holds AR(p) coefficients
+# `[w_1, ..., w_p, b]` as returned by `fit_ar`, `history` (a 1-d array of at least $p$
+# values, oldest first) the known past. Return the next `steps` values (shape `(steps,)`),
+# each forecast from the last $p$ values known or forecast so far.
+
+# %% nbgrader={"grade": false, "grade_id": "recursive_forecast", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_recursive_forecast(coef: np.ndarray, history: np.ndarray, steps: int) -> np.ndarray:
+    """The next `steps` values (steps,), feeding each forecast back into the window."""
+    ### BEGIN SOLUTION
+    p = len(coef) - 1
+    window = list(history[-p:])
+    out = []
+    for _ in range(steps):
+        y_next = float(np.dot(coef[:-1], window) + coef[-1])
+        out.append(y_next)
+        window = window[1:] + [y_next]
+    return np.array(out)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "recursive_forecast_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.forecasting import check_recursive_forecast
+
+check_recursive_forecast(my_recursive_forecast)
+### BEGIN HIDDEN TESTS
+check_recursive_forecast(my_recursive_forecast, seed=1)
+past = sunspots[years <= 1900]
+check_close("AR(9) on the sunspots, 12 years ahead from 1900", my_recursive_forecast(ar9_own, past, 12),
+            recursive_forecast(ar9_own, past, 12))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# How far does each order carry? For every validation year $t$ (1901-1920), AR(p), fitted
+# on 1700-1900, forecasts $t$ from the values up to $t - 5$ (`ar_order_rmse`, which uses
+# `recursive_forecast`); the training mean is the baseline, and the one-step RMSE is
+# printed beside it. The test years stay untouched.
+
+# %%
+print(f"{'model':>8s} {'1 year ahead':>13s} {HORIZON} years ahead (validation RMSE)")
+ahead = {}
+for order in (1, 2, 9):
+    X_o, y_o, _ = windows_for_years(sunspots, years, order, years[0], train_end)
+    X_v, y_v, _ = windows_for_years(sunspots, years, order, train_end + 1, val_end)
+    one_step = rmse(ar_predict(fit_ar(X_o, y_o), X_v), y_v)
+    ahead[order], mean_rmse = ar_order_rmse(order)
+    print(f"{'AR(' + str(order) + ')':>8s} {one_step:13.1f} {ahead[order]:8.1f}")
+print(f"{'mean':>8s} {'':13s} {mean_rmse:8.1f}")
+assert ahead[1] > mean_rmse > ahead[9], "AR(1) should lose to the mean 5 years ahead, AR(9) beat it"
+
+# %% [markdown]
+# An AR(1) forecast decays geometrically towards its fixed point, so a few years out it
+# is worse than simply predicting the training mean; an order that spans a cycle keeps
+# the oscillation going.
+#
+# ### Exercise 5 (2 points, about 10 minutes): choose the order for a forecast 5 years ahead
+#
+# Choose the order $p$ (a whole number from 1 to 30) whose AR(p), fitted on the training
+# years, forecasts the validation years **5 years ahead** (as in the cell above) with an
+# RMSE below **0.85 times** the training mean's. Try orders with `ar_order_rmse(p)`: it
+# returns the AR(p) and the training-mean RMSE on 1901-1920. The check reports where your
+# choice lands; the hidden check fits on 1700-1880 and measures on 1881-1900, so prefer an
+# order that wins by a margin over one that scrapes through.
+
+# %% nbgrader={"grade": false, "grade_id": "ar_order", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_ar_order() -> int:
+    """The AR order p (1..30) for forecasts 5 years ahead."""
+    ### BEGIN SOLUTION
+    return 18
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ar_order_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.forecasting import check_ar_order
+
+check_ar_order(my_ar_order())  # validation years 1901-1920; says how far from the target you are
+### BEGIN HIDDEN TESTS
+check_ar_order(my_ar_order(), seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 6. Why not stock prices?
 #
 # Many tutorials end their time-series section with a "stock price predictor"; a typical one fits its
 # scaler on all the data, calls methods that do not exist, and scores itself with
@@ -394,6 +517,8 @@ print(f"AR(9) gets the direction of the next move right {up_right:.1%} of the ti
 # - Always report **persistence** and the **training mean**; a linear **AR(p)** is the
 #   baseline a network must beat, and on small smooth series it is hard to beat.
 # - Report the spread over seeds, not the best seed.
+# - Forecasting several steps ahead feeds the model's own forecasts back; errors compound,
+#   and an order too short for the cycle loses even to the training mean.
 # - A good-looking forecast plot can be persistence in disguise; RMSE tables against
 #   baselines are the evidence. Stock prices are close to a random walk: do not promise to
 #   predict them.

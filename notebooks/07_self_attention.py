@@ -70,6 +70,7 @@ from course_utils.data.text import CharVocab, load_corpus
 from course_utils.lm import lm_batches, next_token_loss
 from course_utils.self_attention import (
     MultiHeadAttention,
+    OneLayerAttentionLM,
     causal_mask,
     merge_heads,
     padding_mask,
@@ -364,7 +365,13 @@ for n in (1, 2, 3, 6, 12):
 # with learned position embeddings and a linear read-out, predicting the next character of
 # the course's corpus (Python's help texts, also used in notebooks 02 and 08). Baseline: the
 # same model without the attention layer, which sees only the current character (a
-# bigram model). Same steps, same batches.
+# bigram model). Same steps, same batches. The model, `course_utils.self_attention.OneLayerAttentionLM`,
+# computes, for token ids $(B, T)$,
+#
+# $$x = E[\text{ids}] + P_{0:T},\qquad x \leftarrow x + \operatorname{MHA}(x, \text{causal mask}),\qquad
+#   \text{logits} = x W_{\text{out}} + b_{\text{out}},$$
+#
+# with $P$ a learned `(context, d_model)` table of positions; `attention=False` skips the middle step.
 
 # %%
 text = load_corpus()
@@ -375,27 +382,11 @@ train_ids, val_ids = data[:split], data[split:]
 CONTEXT, BATCH, STEPS = 64, 32, 200
 print(f"corpus: {len(text):,} characters, {vocab.size} distinct; context {CONTEXT}")
 
-
-class OneLayerAttentionLM(torch.nn.Module):
-    def __init__(self, vocab_size, d_model=64, n_heads=4, attention=True):
-        super().__init__()
-        self.embed = torch.nn.Embedding(vocab_size, d_model)
-        self.pos = torch.nn.Parameter(torch.zeros(CONTEXT, d_model))
-        self.attn = MultiHeadAttention(d_model, n_heads) if attention else None
-        self.readout = torch.nn.Linear(d_model, vocab_size)
-
-    def forward(self, ids):  # (B, T) -> logits (B, T, V)
-        x = self.embed(ids) + self.pos[: ids.shape[1]]
-        if self.attn is not None:
-            x = x + self.attn(x, causal_mask(ids.shape[1], ids.device))[0]
-        return self.readout(x)
-
-
 val_batches = lm_batches(val_ids, 20, BATCH, CONTEXT, seed=99)
 lm_runs = {}
 for use_attention in (True, False):
     seed_everything(0)
-    lm = OneLayerAttentionLM(vocab.size, attention=use_attention).to(device)
+    lm = OneLayerAttentionLM(vocab.size, CONTEXT, attention=use_attention).to(device)
     opt = torch.optim.Adam(lm.parameters(), lr=3e-3)
     hist = fit(lm, lm_batches(train_ids, STEPS, BATCH, CONTEXT, seed=0), next_token_loss, opt, epochs=1,
                val_data=val_batches, desc=f"attention={use_attention}")
@@ -435,6 +426,74 @@ for i, row in enumerate(by_lag):
           f"(sum {row.sum():.2f}; a uniform head: {uniform:.2f})")
 
 # %% [markdown]
+# ## 8. Two more exercises: the mask of a batch, and a model that learns fast
+#
+# ### Exercise 3 (2 points, about 10 minutes): the causal-and-padding mask of a batch
+#
+# Section 3 built the mask of a batch of language-model inputs from two helpers. Write it
+# yourself, without them: `my_attention_mask(lengths, T)` gets the lengths `(B,)` of the
+# sequences in a batch padded to `T` positions and returns the `(B, T, T)` boolean mask with
+# `mask[b, t, s]` True (*may attend*, this course's convention) exactly when key $s$ is at or
+# before query $t$ (a position sees itself) **and** $s$ is a real token of sequence $b$,
+# $s < \text{lengths}[b]$. Leave the rows of padded queries as the causal mask makes them:
+# their outputs are never used, and a row with no key allowed would make the softmax NaN.
+# (Hint: `torch.arange(T)` compared with itself and with `lengths`, and broadcasting.)
+
+# %% nbgrader={"grade": false, "grade_id": "attention_mask", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_attention_mask(lengths, T):
+    """(B,) lengths -> (B, T, T) bools: True where query t may attend to key s."""
+    ### BEGIN SOLUTION
+    pos = torch.arange(T, device=lengths.device)
+    causal = pos[None, :] <= pos[:, None]  # (T, T): [t, s] = s <= t
+    real_keys = pos[None, :] < lengths[:, None]  # (B, T): [b, s] = s < lengths[b]
+    return causal[None] & real_keys[:, None, :]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "attention_mask_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.self_attention import check_attention_mask
+
+check_attention_mask(my_attention_mask)  # names the usual mistakes: the diagonal, triu, True = masked, rows, <=
+### BEGIN HIDDEN TESTS
+check_attention_mask(my_attention_mask, seed=1)
+m_ex = my_attention_mask(torch.tensor([3, 7, 1]), 7)
+check_close("mask with T = 7", m_ex, causal_mask(7) & padding_mask(torch.tensor([3, 7, 1]), 7), quiet=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 4 (2 points, about 15 minutes): make one attention layer learn fast
+#
+# Section 7 trained `OneLayerAttentionLM` for 200 steps at learning rate 0.003. Now you get
+# only **60** Adam steps (batches of 32 windows of 32 characters of the same text) and must
+# reach a validation loss below **2.40** nats per character. Choose
+#
+# - `d_model`: the width $D$ (at most 128),
+# - `n_heads`: the number of heads $h$ ($D$ must be divisible by $h$; each head gets $d_k = D/h$),
+# - `lr`: Adam's learning rate.
+#
+# The check trains the model with your choice (a few seconds) and says which validation
+# loss it reached and how far that is from the target; the hidden test trains again from
+# another random start on other windows, so aim with some margin. Section 7's settings
+# land just above the target: what limits how far Adam can move in 60 steps, and what does
+# section 2 say about the scores of very small heads?
+
+# %% nbgrader={"grade": false, "grade_id": "attention_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_attention_config():
+    """{"d_model": int, "n_heads": int, "lr": float} for OneLayerAttentionLM."""
+    ### BEGIN SOLUTION
+    return {"d_model": 64, "n_heads": 4, "lr": 1e-2}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "attention_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.self_attention import check_attention_config
+
+check_attention_config(my_attention_config())  # trains with your choice; says how far from the target you are
+### BEGIN HIDDEN TESTS
+check_attention_config(my_attention_config(), seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## Summary
 #
 # - Self-attention: $Q, K, V$ are three projections of the same sequence;
@@ -448,6 +507,8 @@ for i, row in enumerate(by_lag):
 #   `torch.nn.MultiheadAttention` and `F.scaled_dot_product_attention` to rounding error.
 # - One attention layer beats a bigram model on text at the same number of steps (losses
 #   above); compare its heads' weight on the last few characters with a uniform head's.
+# - A batch's mask is the causal mask *and* the keys' padding mask (exercise 3); how fast one
+#   attention layer learns depends on the learning rate and the width of its heads (exercise 4).
 #
 # Next: **08 · Transformers**: positions, the transformer block, and a tiny GPT.
 

@@ -66,6 +66,7 @@ if "google.colab" in sys.modules:
 import time
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook, tolerance
@@ -150,6 +151,81 @@ for ax in axes:
     ax.set_xlabel("time step after training")
     ax.legend()
 plt.show()
+
+# %% [markdown]
+# ### Exercise 1 (2 points, about 10 minutes): the ridge read-out, after a washout
+#
+# Write the read-out fit of the cell above yourself, with numpy: given the recorded states
+# `states` $(T, N)$ and the targets `targets` $(T, n_{out})$, drop the first `washout` rows of
+# both (the reservoir started from $r = 0$, and those states still remember that start rather
+# than the input), build $X$ from the rows $[1, r_t^\top]$ (the column of ones first), and
+# return $W_{out}$ $(n_{out}, N + 1)$ solving
+# $(X^\top X + \alpha I')\, W_{out}^\top = X^\top Y$, where $I'$ is the identity with a 0 in the
+# bias's corner: the bias is not penalised. `np.linalg.solve` does the solving.
+
+# %% nbgrader={"grade": false, "grade_id": "esn_readout", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_esn_readout(states: np.ndarray, targets: np.ndarray, washout: int, alpha: float) -> np.ndarray:
+    """Ridge read-out fitted on states[washout:] and targets[washout:]: returns W_out, shape (n_out, N + 1)."""
+    ### BEGIN SOLUTION
+    X = np.hstack([np.ones((len(states) - washout, 1)), states[washout:]])  # (T - washout, N + 1)
+    penalty = alpha * np.eye(X.shape[1])  # (N + 1, N + 1)
+    penalty[0, 0] = 0.0  # the bias is not penalised
+    return np.linalg.solve(X.T @ X + penalty, X.T @ targets[washout:]).T  # (n_out, N + 1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "esn_readout_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.esn import check_esn_readout
+
+check_esn_readout(my_esn_readout)  # a 30-unit reservoir's states, a washout of 25, alpha = 0.3
+### BEGIN HIDDEN TESTS
+check_esn_readout(my_esn_readout, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **How long does the free run stay on the true trajectory?** That depends on the reservoir as
+# much as on the read-out. `esn_config_nrmse` measures it for a choice of the spectral radius
+# $\rho$ (`spectral_radius`), the input scale (`input_scale`, the range of $W_{in}$ and $b$)
+# and the ridge $\alpha$ (`alpha`): it builds a 300-unit reservoir with its own random seed,
+# fits the read-out after a washout of 200 steps, runs free for 200 steps, and returns the
+# NRMSE over those 200 steps. The setting of this section misses an NRMSE of 0.05:
+
+# %%
+from course_utils.esn import ESN_CHALLENGE, check_esn_config, esn_config_nrmse
+
+section_setting = {"spectral_radius": RHO, "input_scale": 0.5, "alpha": ALPHA}
+section_error = esn_config_nrmse(section_setting)
+print(f"{section_setting}: free-running NRMSE over {ESN_CHALLENGE['steps']} steps = {section_error:.3f} "
+      f"(target: below {ESN_CHALLENGE['target']})")
+assert section_error > ESN_CHALLENGE["target"]
+
+# %% [markdown]
+# ### Exercise 2 (3 points, about 10 minutes): a reservoir whose free run stays on track
+#
+# Choose `spectral_radius` (in $[0.01, 2]$), `input_scale` (in $[0.01, 2]$) and `alpha` (in
+# $[10^{-12}, 1]$) so that the ESN's free run stays below an NRMSE of 0.05 over 200 steps.
+# The check builds the ESN with your choice (a fraction of a second) and says which NRMSE it
+# reached and how far that is from the target; the hidden test draws other reservoirs and
+# starts the free run at other points of the series, and free-running errors vary a lot from
+# one random reservoir to another, so aim with margin: try your choice with
+# `esn_config_nrmse(config, seed=s)` for a few `s`. Hints: the next Mackey-Glass value depends
+# on the value $\tau = 17$ steps back, so the reservoir must remember that long, which is what
+# $\rho$ sets; and in a free run, every error of the read-out is fed back as the next input.
+
+# %% nbgrader={"grade": false, "grade_id": "esn_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_esn_config() -> dict:
+    """The reservoir: {"spectral_radius": float, "input_scale": float, "alpha": float}."""
+    ### BEGIN SOLUTION
+    return {"spectral_radius": 1.1, "input_scale": 0.5, "alpha": 1e-8}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "esn_config_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check_esn_config(my_esn_config())  # builds the ESN with your choice; says how far from the target you are
+### BEGIN HIDDEN TESTS
+check_esn_config(my_esn_config(), seed=1)
+check_esn_config(my_esn_config(), seed=2)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 2. IndRNN: one recurrent weight per unit
@@ -323,7 +399,7 @@ for T_prec in (64, 512, 4096):
     print(f"T = {T_prec:4d}, |a*_T| ~ {-a_p.log().sum(0).mean().item():6.0f}: max relative error in float32: {line}")
 
 # %% [markdown]
-# ### Exercise 1 (2 points, about 15 minutes): one minGRU step
+# ### Exercise 3 (2 points, about 15 minutes): one minGRU step
 #
 # Write one step of the (plain, `candidate="linear"`) minGRU for a batch:
 # $z = \sigma(x W_z^\top + b_z)$, $\tilde h = x W_h^\top + b_h$,
@@ -369,6 +445,95 @@ one, zero = torch.tensor([[0.0]]), torch.tensor([0.0])
 check_close("h, hand case (z = 0.5, h~ = 1)", my_min_gru_step(x_h, h_h, one, zero, torch.tensor([[1.0]]), zero),
             torch.tensor([[2.5]]))
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 4 (2 points, about 10 minutes): minLSTM's normalised gates, without 0 / 0
+#
+# From the pre-activations `k_f` and `k_i` $(B, H)$ of minLSTM's gates, $f = \sigma(k_f)$ and
+# $i = \sigma(k_i)$, return the pair $(f', i')$ with $f' = f / (f + i)$ and $i' = i / (f + i)$.
+# Written that way it fails where both gates are shut: in float32, $\sigma(-120)$ underflows to
+# 0 and $0 / 0$ is `nan`, although $f'$ is perfectly defined there. Work in log space, as the
+# layer's `method="log"` does: $\log f = -\operatorname{softplus}(-k_f)$ (the same for $i$), and
+# $f' = 1 / (1 + i/f) = \sigma(\log f - \log i)$. The check feeds float32 inputs whose last row
+# has both gates vanishing; the cell after it shows the direct form's `nan`.
+
+# %% nbgrader={"grade": false, "grade_id": "min_lstm_gates", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_min_lstm_gates(k_f: torch.Tensor, k_i: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """minLSTM's normalised gates (f', i') from the pre-activations, each of shape (B, H)."""
+    ### BEGIN SOLUTION
+    log_f = -torch.nn.functional.softplus(-k_f)  # (B, H): log sigmoid(k_f), no underflow
+    log_i = -torch.nn.functional.softplus(-k_i)
+    return torch.sigmoid(log_f - log_i), torch.sigmoid(log_i - log_f)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "min_lstm_gates_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+from course_utils.min_rnns import check_min_lstm_gates
+
+check_min_lstm_gates(my_min_lstm_gates)  # float32, (4, 5); in the last row both gates are near sigmoid(-120)
+### BEGIN HIDDEN TESTS
+check_min_lstm_gates(my_min_lstm_gates, seed=1)
+### END HIDDEN TESTS
+
+# %%
+from course_utils.min_rnns import min_lstm_gates
+
+k_shut = torch.tensor([-120.0, -121.0])  # float32: both gates far below 1e-45
+f_shut, i_shut = torch.sigmoid(k_shut), torch.sigmoid(k_shut - 1.0)
+direct, stable = f_shut / (f_shut + i_shut), min_lstm_gates(k_shut, k_shut - 1.0)[0]
+print(f"sigmoid(k_f) = {f_shut.tolist()}; f / (f + i) = {direct.tolist()}; in log space f' = {stable.tolist()}")
+assert direct.isnan().all() and torch.allclose(stable, torch.sigmoid(torch.tensor(1.0)))
+
+# %% [markdown]
+# ### Exercise 5 (3 points, about 15 minutes): the recurrence without a loop
+#
+# Unroll $h_t = a_t h_{t-1} + b_t$: with $A_t = a_1 a_2 \cdots a_t$ (and $A_0 = 1$),
+#
+# $$h_t = A_t\, h_0 + \sum_{s \le t} \frac{A_t}{A_s}\, b_s = A_t \left(h_0 + \sum_{s \le t} \frac{b_s}{A_s}\right):$$
+#
+# $b_s$ is multiplied by the coefficients of the steps **after** $s$ only, $a_{s+1} \cdots a_t$.
+# Write `my_scan_cumprod(a, b, h0)`, every $h_t$ at once with `torch.cumprod` and
+# `torch.cumsum` over time (dim 0) and no loop over $t$. Shapes: `a`, `b` $(T, B, H)$, `h0`
+# $(B, H)$; return $h_1 \ldots h_T$, $(T, B, H)$, like `scan_loop`. The check uses short
+# sequences with $a_t \in [0.5, 1)$; the next cell shows what goes wrong on long ones.
+
+# %% nbgrader={"grade": false, "grade_id": "scan_cumprod", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_scan_cumprod(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch.Tensor:
+    """h_t = a_t * h_(t-1) + b_t for t = 1..T at once: returns h, shape (T, B, H)."""
+    ### BEGIN SOLUTION
+    A = torch.cumprod(a, dim=0)  # (T, B, H): A_t = a_1 ... a_t
+    return A * (h0 + torch.cumsum(b / A, dim=0))  # (T, B, H)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "scan_cumprod_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+from course_utils.scan import check_scan_cumprod
+
+check_scan_cumprod(my_scan_cumprod)  # float64, T = 12 and T = 1, against scan_loop
+### BEGIN HIDDEN TESTS
+check_scan_cumprod(my_scan_cumprod, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The formula is exact, and the cumulative product and sum are parallel over time. But
+# $A_t$ is a product of $t$ numbers below 1: in float32 it reaches the smallest positive
+# number, about $10^{-38}$ (and then 0), after a few hundred steps, where $b_s / A_s$ becomes
+# $\infty$ and $h_t$ is `nan`. The log-space scan adds logarithms instead of multiplying, and
+# its `logcumsumexp` subtracts the running maximum before exponentiating, so it stays finite.
+# The course's `scan_cumprod` is the formula above:
+
+# %%
+from course_utils.scan import scan_cumprod
+
+seed_everything(0)
+a_u = torch.rand(512, 4, 16) * 0.5 + 0.25  # (T, B, H), float32: a_t in [0.25, 0.75)
+b_u = torch.rand(512, 4, 16) + 0.1
+h_direct, h_log = scan_cumprod(a_u, b_u), scan_log(a_u.log(), b_u.log())
+first_bad = (~torch.isfinite(h_direct)).any(dim=(1, 2)).nonzero()[0].item()
+print(f"cumulative product: A_t underflows and h_t is not finite from step {first_bad + 1} of 512; "
+      f"log scan: all finite = {torch.isfinite(h_log).all().item()}")
+assert first_bad < 512 and torch.isfinite(h_log).all()
+check_close("log scan (float32)", h_log, scan_loop(a_u.double(), b_u.double()).float(), rtol=1e-3, atol=0.0)
 
 # %% [markdown]
 # ## 4. What do the scans cost?

@@ -1,10 +1,17 @@
 """Echo state network pieces and the Mackey-Glass generator: real values, shape errors."""
 
+import re
+
 import numpy as np
 import pytest
 
+from course_utils import CheckFailed
 from course_utils.data.mackey_glass import mackey_glass
 from course_utils.esn import (
+    ESN_CHALLENGE,
+    check_esn_config,
+    check_esn_readout,
+    esn_config_nrmse,
     free_run,
     make_reservoir,
     nrmse,
@@ -102,3 +109,111 @@ def test_free_run_feeds_its_predictions_back():
     np.testing.assert_allclose(with_bias(states) @ W_out.T, outputs, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match=r"W_out has shape \(1, 21\), expected \(2, 21\)"):
         free_run(reservoir, W_out[:1], r0, y0, steps=3)
+
+
+# ----------------------------------------------------------------------------- the read-out exercise
+
+def _readout(states, targets, washout, alpha, *, skip_washout=False, penalise_bias=False, bias_last=False,
+             no_bias=False):
+    """A learner's ridge read-out, right by default; each flag is one plausible mistake."""
+    if not skip_washout:
+        states, targets = states[washout:], targets[washout:]
+    ones = np.ones((len(states), 1))
+    X = states if no_bias else np.hstack([states, ones] if bias_last else [ones, states])
+    penalty = alpha * np.eye(X.shape[1])
+    if not (penalise_bias or no_bias):
+        penalty[-1 if bias_last else 0, -1 if bias_last else 0] = 0.0
+    return np.linalg.solve(X.T @ X + penalty, X.T @ targets).T
+
+
+READOUT_MISTAKES = {  # flag -> words the feedback must contain
+    "skip_washout": "fit the first `washout` states too",
+    "penalise_bias": "penalise the bias too",
+    "bias_last": "put the column of ones last instead of first",
+    "no_bias": "one more column, the bias weight",
+}
+
+
+def test_check_esn_readout_passes_a_right_read_out_and_refuses_the_reference(capsys):
+    check_esn_readout(_readout)
+    check_esn_readout(_readout, seed=1)
+    assert "OK W_out (the ridge read-out after the washout)" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="calls ridge_readout, an existing implementation"):
+        check_esn_readout(lambda s, t, w, a: ridge_readout(s[w:], t[w:], a))
+
+
+@pytest.mark.parametrize("mistake", READOUT_MISTAKES)
+def test_check_esn_readout_names_each_mistake(mistake):
+    with pytest.raises(CheckFailed, match=re.escape(READOUT_MISTAKES[mistake])):
+        check_esn_readout(lambda *args: _readout(*args, **{mistake: True}))
+
+
+def test_check_esn_readout_says_what_is_wrong_with_malformed_answers():
+    with pytest.raises(CheckFailed, match="least squares, not ridge regression"):
+        check_esn_readout(lambda s, t, w, a: _readout(s, t, w, 0.0))
+    with pytest.raises(CheckFailed, match="transposed"):
+        check_esn_readout(lambda *args: _readout(*args).T)
+    with pytest.raises(CheckFailed, match="Did you forget a `return`"):
+        check_esn_readout(lambda *args: None)
+
+
+# ----------------------------------------------------------------------------- the outcome-graded exercise
+
+GOOD_ESN = {"spectral_radius": 1.1, "input_scale": 0.5, "alpha": 1e-8}
+BARELY_MISSES_ESN = {"spectral_radius": 0.95, "input_scale": 0.5, "alpha": 1e-7}  # the notebook's setting
+ESN_MISTAKES = {  # name -> (config, words the feedback must contain)
+    "radius far too small": ({"spectral_radius": 0.1, "input_scale": 0.5, "alpha": 1e-7},
+                             "a spectral radius of 0.1 is small"),
+    "radius too large": ({"spectral_radius": 1.5, "input_scale": 0.5, "alpha": 1e-7},
+                         "a spectral radius of 1.5 is large"),
+    "heavy ridge": ({"spectral_radius": 1.1, "input_scale": 0.5, "alpha": 1e-4}, "a ridge alpha of 0.0001 shrinks"),
+    "tiny input scale": ({"spectral_radius": 1.1, "input_scale": 0.1, "alpha": 1e-8},
+                         "an input scale of 0.1 keeps the tanh units in their linear range"),
+}
+
+
+def test_check_esn_config_passes_a_good_config(capsys):
+    check_esn_config(GOOD_ESN)
+    check_esn_config(GOOD_ESN, seed=1)
+    assert "OK running free for 200 steps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ESN_MISTAKES)
+def test_check_esn_config_says_how_far_and_names_the_culprit(name):
+    config, words = ESN_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=r"times the target\. Likely culprit: .*" + re.escape(words)):
+        check_esn_config(config)
+
+
+def test_an_esn_config_that_barely_misses_is_told_how_far_it_is():
+    error = esn_config_nrmse(BARELY_MISSES_ESN)
+    target = ESN_CHALLENGE["target"]
+    assert target <= error < 3 * target  # close, but not there
+    with pytest.raises(CheckFailed, match=rf"NRMSE of {error:.4f} \(target: below {target}.*: \d\.\d times the target"):
+        check_esn_config(BARELY_MISSES_ESN)
+
+
+def test_esn_config_nrmse_is_seeded_and_leaves_the_global_random_state_alone():
+    np.random.seed(123)
+    before = np.random.rand(3)
+    np.random.seed(123)
+    first = esn_config_nrmse(GOOD_ESN, seed=2)
+    np.testing.assert_array_equal(np.random.rand(3), before)
+    assert esn_config_nrmse(GOOD_ESN, seed=2) == first
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"spectral_radius": 1.0, "alpha": 1e-6}, "exactly the keys spectral_radius, input_scale, alpha"),
+        ([1.0, 0.5, 1e-6], "exactly the keys spectral_radius, input_scale, alpha; got list"),
+        ({"spectral_radius": 5.0, "input_scale": 0.5, "alpha": 1e-6},
+         r"spectral_radius should be a number in \[0.01, 2\]"),
+        ({"spectral_radius": 1.0, "input_scale": "0.5", "alpha": 1e-6}, "input_scale should be a number"),
+        ({"spectral_radius": 1.0, "input_scale": 0.5, "alpha": 0.0}, r"alpha should be a number in \[1e-12, 1\]"),
+        ({"spectral_radius": True, "input_scale": 0.5, "alpha": 1e-6}, "spectral_radius should be a number"),
+    ],
+)
+def test_check_esn_config_rejects_malformed_configs_before_running(config, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_esn_config(config)

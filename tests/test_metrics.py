@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.metrics import confusion_matrix, exact_match
+from course_utils.metrics import binary_f1, confusion_matrix, exact_match
 from course_utils.output_types import EOS, PAD
 
 
@@ -34,3 +34,14 @@ def test_confusion_matrix():
     assert cm.dtype == np.int64
     with pytest.raises(ValueError):
         confusion_matrix(np.array([0, 1]), np.array([0]), 2)
+
+
+def test_binary_f1_counts_over_every_token():
+    pred = torch.tensor([[1, 0, 1, 0], [0, 0, 0, 1]])
+    y = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 1]])
+    # tp = 2, predicted 3, true 3: precision = recall = 2/3
+    assert binary_f1(pred, y) == pytest.approx(2 / 3)
+    assert binary_f1(1 - pred, 1 - y, positive=1) == pytest.approx(2 * (4 / 5) * (4 / 5) / (8 / 5))
+    assert binary_f1(torch.zeros(2, 4, dtype=torch.long), y) == 0.0  # never predicts the tag
+    with pytest.raises(ValueError, match="pred has shape"):
+        binary_f1(pred[:, :3], y)

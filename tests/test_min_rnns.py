@@ -1,9 +1,23 @@
 """minGRU, minLSTM (Feng et al. 2024) and IndRNN: hand cases, the three scans agree, gradients, shapes."""
 
+import re
+
 import pytest
 import torch
 
-from course_utils.min_rnns import METHODS, IndRNN, LastStep, MinGRU, MinLSTM, g, log_g, min_rnn_param_count
+from course_utils import CheckFailed
+from course_utils.min_rnns import (
+    METHODS,
+    IndRNN,
+    LastStep,
+    MinGRU,
+    MinLSTM,
+    check_min_lstm_gates,
+    g,
+    log_g,
+    min_lstm_gates,
+    min_rnn_param_count,
+)
 
 
 def test_g_and_log_g():
@@ -141,3 +155,64 @@ def test_last_step_reads_the_final_state():
     model = LastStep(layer, 3, method="chunked")
     x = torch.randn(5, 7, 2)  # (B, T, I)
     torch.testing.assert_close(model(x), model.head(layer(x.transpose(0, 1))[1]))
+
+
+# ----------------------------------------------------------------------------- minLSTM's gates, the exercise
+
+def test_min_lstm_gates_match_the_layer_and_stay_finite():
+    k_f, k_i = torch.randn(3, 4, dtype=torch.float64), torch.randn(3, 4, dtype=torch.float64)
+    f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+    f_n, i_n = min_lstm_gates(k_f, k_i)
+    torch.testing.assert_close(f_n, f / (f + i))
+    torch.testing.assert_close(i_n, i / (f + i))
+    vanishing = torch.full((2,), -150.0)
+    f_v, i_v = min_lstm_gates(vanishing, vanishing - 1.0)  # float32: sigmoid(-150) underflows to 0
+    assert torch.sigmoid(vanishing).eq(0).all()
+    torch.testing.assert_close(f_v, torch.sigmoid(torch.tensor(1.0)).expand(2))
+
+
+def _gates(k_f, k_i, *, naive=False, unnormalised=False, plus_one=False, softmax=False, swapped=False):
+    """A learner's normalised gates, right (in log space) by default; each flag is one plausible mistake."""
+    f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+    if naive:
+        out = (f / (f + i), i / (f + i))
+    elif unnormalised:
+        out = (f, i)
+    elif plus_one:
+        out = (f / (f + i + 1), i / (f + i + 1))
+    elif softmax:
+        out = tuple(torch.softmax(torch.stack([k_f, k_i]), dim=0))
+    else:
+        log_f, log_i = -torch.nn.functional.softplus(-k_f), -torch.nn.functional.softplus(-k_i)
+        out = (torch.sigmoid(log_f - log_i), torch.sigmoid(log_i - log_f))
+    return out[::-1] if swapped else out
+
+
+GATE_MISTAKES = {  # flag -> words the feedback must contain
+    "naive": "sigmoid underflows to 0 in float32 and 0 / 0 is NaN",
+    "unnormalised": "leave the gates unnormalised",
+    "plus_one": "divide by f + i + 1",
+    "softmax": "normalise exp(k) instead of sigmoid(k)",
+    "swapped": "return (i', f') instead of (f', i')",
+}
+
+
+def test_check_min_lstm_gates_passes_a_stable_answer_and_refuses_the_reference(capsys):
+    check_min_lstm_gates(_gates)
+    check_min_lstm_gates(_gates, seed=1)
+    assert "OK f' (the last row: both gates vanish)" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="calls min_lstm_gates, an existing implementation"):
+        check_min_lstm_gates(lambda k_f, k_i: min_lstm_gates(k_f, k_i))
+
+
+@pytest.mark.parametrize("mistake", GATE_MISTAKES)
+def test_check_min_lstm_gates_names_each_mistake(mistake):
+    with pytest.raises(CheckFailed, match=re.escape(GATE_MISTAKES[mistake])):
+        check_min_lstm_gates(lambda k_f, k_i: _gates(k_f, k_i, **{mistake: True}))
+
+
+def test_check_min_lstm_gates_says_what_is_wrong_with_malformed_answers():
+    with pytest.raises(CheckFailed, match=r"return the pair \(f', i'\), two tensors of shape \(4, 5\); got a Tensor"):
+        check_min_lstm_gates(lambda k_f, k_i: torch.stack(_gates(k_f, k_i)))
+    with pytest.raises(CheckFailed, match="f' has shape"):
+        check_min_lstm_gates(lambda k_f, k_i: tuple(x.T for x in _gates(k_f, k_i)))

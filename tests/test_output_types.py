@@ -1,20 +1,31 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from course_utils import CheckFailed
 from course_utils.data.padding import pad_batch
 from course_utils.data.synthetic import letters_only, reversal_pairs, segmentation_data
+from course_utils.metrics import exact_match
 from course_utils.output_types import (
     BOS,
+    CLASSIFIER_CHALLENGE,
     EOS,
     PAD,
+    TAGGER_CHALLENGE,
     BagOfCharsMLP,
     ConditionalCharLM,
     EncoderDecoder,
     SequenceClassifier,
     Tagger,
     bidirectional_rnn,
+    check_classifier_config,
+    check_exact_match,
+    check_last_valid,
+    check_tagger_config,
+    classifier_config_accuracy,
     last_valid,
     length_mask,
     linear_schedule,
@@ -22,6 +33,8 @@ from course_utils.output_types import (
     reverse_padded,
     shift_right,
     stacked_rnn,
+    tagger_config_f1,
+    tagger_split,
 )
 
 
@@ -200,3 +213,211 @@ def test_text_tasks():
     assert all(b == a[::-1] and 2 <= len(a) <= 5 and a in "abcdefghij" for a, b in pairs)
     with pytest.raises(ValueError):
         reversal_pairs("abc", 1, 2, 5, np.random.default_rng(0))
+
+
+# ---------------------------------------------------------------- graded exercises (05a and 05c)
+
+def test_classifier_pooling_ignores_padding():
+    torch.manual_seed(0)
+    for pooling in ("mean", "max"):
+        model = SequenceClassifier(10, 4, 6, 3, pooling=pooling, bidirectional=pooling == "max").eval()
+        seqs = [[1, 2, 3, 4, 5], [6, 7], [8, 9, 1]]
+        x, lengths = pad_batch(seqs)
+        alone = torch.cat([model(*pad_batch([s])) for s in seqs])
+        torch.testing.assert_close(model(x, lengths), alone)
+    with pytest.raises(ValueError, match="pooling must be one of last, mean, max"):
+        SequenceClassifier(10, 4, 6, 3, pooling="first")
+
+
+def _last_valid_ok(outputs, lengths):
+    return outputs[torch.arange(len(lengths)), lengths - 1]
+
+
+LAST_VALID_MISTAKES = {  # name -> (function, words the feedback must contain)
+    "padded last step": (lambda o, n: o[:, -1], r"outputs\[:, -1\], the last step of the padded batch"),
+    "off by one": (lambda o, n: o[torch.arange(len(n)), n.clamp(max=o.shape[1] - 1)],
+                   "index with lengths instead of lengths - 1"),
+    "off by one, on a batch as long as its longest sequence": (  # step T does not exist: an IndexError
+        lambda o, n: o[torch.arange(len(n)), n - (1 if n.max() < o.shape[1] else 0)],
+        r"raised IndexError.*the last real step of sequence b is lengths\[b\] - 1"),
+    "first step": (lambda o, n: o[:, 0], r"outputs\[:, 0\], the first step"),
+    "batch axis": (lambda o, n: o.gather(0, (n - 1).view(-1, 1, 1).expand(-1, 1, o.shape[2])).squeeze(1),
+                   "index the batch axis with lengths - 1"),
+    "every length for every row": (lambda o, n: o[:, n - 1], r"Pair row b with its own length"),
+    "mean": (lambda o, n: masked_mean(o, length_mask(n, o.shape[1])), "mean over the valid steps"),
+    "no return": (lambda o, n: None, "Did you forget a `return`"),
+}
+
+
+def test_check_last_valid_passes_the_reference(capsys):
+    check_last_valid(_last_valid_ok)
+    check_last_valid(_last_valid_ok, seed=1)
+    assert "OK my_last_valid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(LAST_VALID_MISTAKES))
+def test_check_last_valid_names_the_mistake(name):
+    fn, words = LAST_VALID_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=words):
+        check_last_valid(fn)
+
+
+def test_check_last_valid_refuses_the_reference():
+    with pytest.raises(CheckFailed, match="calls last_valid, an existing implementation"):
+        check_last_valid(lambda o, n: last_valid(o, n))
+
+
+# The outcome-graded exercise of 05a: configurations a learner might hand in.
+GOOD_CLASSIFIER = {"cell": "gru", "hidden_size": 64, "lr": 1e-2, "pooling": "last"}
+CLASSIFIER_MISTAKES = {  # name -> (config, words the feedback must contain)
+    "Adam's default learning rate": ({"cell": "gru", "hidden_size": 64, "lr": 1e-3, "pooling": "last"},
+                                     "a learning rate of 0.001 is small"),
+    "too few units": ({"cell": "gru", "hidden_size": 8, "lr": 1e-2, "pooling": "last"}, "8 units are few"),
+}
+CLASSIFIER_BARELY_MISSES = {"cell": "gru", "hidden_size": 64, "lr": 1e-2, "pooling": "mean"}
+
+
+def test_check_classifier_config_passes_a_good_config(capsys):
+    check_classifier_config(GOOD_CLASSIFIER)
+    assert "OK after 150 steps of 64 names, your classifier reaches" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(CLASSIFIER_MISTAKES))
+def test_check_classifier_config_says_how_far_and_names_the_culprit(name):
+    config, words = CLASSIFIER_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=r"times the target's 0\.25\. Likely culprit: .*" + re.escape(words)):
+        check_classifier_config(config)
+
+
+def test_a_classifier_config_that_barely_misses_is_told_how_far_it_is():
+    target = CLASSIFIER_CHALLENGE["target"]
+    words = rf"validation accuracy of (0\.\d+) \(target: at least {target}.*: its error rate .* is 1\.\d times .*" \
+            r"pooling 'mean' mixes the states"
+    with pytest.raises(CheckFailed, match=words) as failed:
+        check_classifier_config(CLASSIFIER_BARELY_MISSES)
+    acc = float(re.search(words, str(failed.value)).group(1))
+    assert target - 0.05 < acc < target  # close, but not there: within 1.2 times the allowed error
+
+
+def test_classifier_config_accuracy_is_seeded_and_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    first = classifier_config_accuracy(GOOD_CLASSIFIER, seed=1)
+    assert torch.equal(torch.rand(3), before)
+    assert classifier_config_accuracy(GOOD_CLASSIFIER, seed=1) == first
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"cell": "gru", "hidden_size": 64, "lr": 0.01}, "exactly the keys cell, hidden_size, lr, pooling"),
+        ({**GOOD_CLASSIFIER, "cell": "GRU"}, "cell should be 'rnn', 'lstm' or 'gru', got 'GRU'"),
+        ({**GOOD_CLASSIFIER, "hidden_size": 256}, "hidden_size should be a whole number from 1 to 64"),
+        ({**GOOD_CLASSIFIER, "lr": 0.5}, r"lr should be a number in \(0, 0.1\]"),
+        ({**GOOD_CLASSIFIER, "pooling": "first"}, "pooling should be one of 'last', 'mean', 'max'"),
+        ("gru", "exactly the keys .*; got str"),
+    ],
+)
+def test_check_classifier_config_rejects_malformed_configs_before_training(config, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_classifier_config(config)
+
+
+def _exact_match_ok(pred, targets, pad):
+    return ((pred[:, : targets.shape[1]] == targets) | (targets == pad)).all(1)
+
+
+EXACT_MATCH_MISTAKES = {  # name -> (function, words the feedback must contain)
+    "padding compared": (lambda p, t, pad: (p[:, : t.shape[1]] == t).all(1), "compare the padding too"),
+    "token accuracy": (lambda p, t, pad: ((p[:, : t.shape[1]] == t) & (t != pad)).sum(1) / (t != pad).sum(1),
+                       "average over the tokens"),
+    "prediction's pad": (lambda p, t, pad: ((p[:, : t.shape[1]] == t) | (p[:, : t.shape[1]] == pad)).all(1),
+                         "where the prediction is pad instead of those where the target is pad"),
+    "any": (lambda p, t, pad: ((p[:, : t.shape[1]] == t) & (t != pad)).any(1), r"any token to be right \(any\)"),
+    "pred not cut": (lambda p, t, pad: ((p == t) | (t == pad)).all(1), r"compare pred\[:, :T\] with the targets"),
+    "a float per sequence": (lambda p, t, pad: _exact_match_ok(p, t, pad).float(), "has dtype float32, expected bool"),
+}
+
+
+def test_check_exact_match_passes_the_reference(capsys):
+    check_exact_match(_exact_match_ok)
+    check_exact_match(_exact_match_ok, seed=1)
+    assert "OK my_exact_match" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(EXACT_MATCH_MISTAKES))
+def test_check_exact_match_names_the_mistake(name):
+    fn, words = EXACT_MATCH_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=words):
+        check_exact_match(fn)
+
+
+def test_check_exact_match_refuses_the_reference():
+    with pytest.raises(CheckFailed, match="calls exact_match"):
+        check_exact_match(lambda p, t, pad: exact_match(p, t, ignore_index=pad))
+
+
+def test_tagger_split_is_by_runs_and_never_reads_the_test_block():
+    n = 6489
+    for seed in range(3):
+        train, val = tagger_split(n, seed)
+        assert len(np.intersect1d(train, val)) == 0
+        assert len(train) + len(val) == n - n // 20  # the last 5 %, the test block, is left out
+        assert 0.045 < len(val) / n < 0.055
+        assert len(val) == 10 * (n // 200) and np.sum(np.diff(val) != 1) <= 9  # ten runs of consecutive chunks
+    assert not np.array_equal(tagger_split(n, 0)[1], tagger_split(n, 1)[1])
+
+
+# The outcome-graded exercise of 05c: configurations a learner might hand in.
+GOOD_TAGGER = {"bidirectional": True, "hidden_size": 32, "lr": 2e-2}
+TAGGER_MISTAKES = {  # name -> (config, words the feedback must contain)
+    "unidirectional": ({"bidirectional": False, "hidden_size": 48, "lr": 1e-2}, "a unidirectional tagger decides"),
+    "Adam's default learning rate": ({"bidirectional": True, "hidden_size": 32, "lr": 1e-3},
+                                     "a learning rate of 0.001 is small"),
+}
+TAGGER_BARELY_MISSES = {"bidirectional": True, "hidden_size": 16, "lr": 1e-2}
+
+
+def test_check_tagger_config_passes_a_good_config(capsys):
+    check_tagger_config(GOOD_TAGGER)
+    assert "OK after 150 steps of 16 chunks, your tagger reaches" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(TAGGER_MISTAKES))
+def test_check_tagger_config_says_how_far_and_names_the_culprit(name):
+    config, words = TAGGER_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=r"times the target's 0\.18\. Likely culprit: .*" + re.escape(words)):
+        check_tagger_config(config)
+
+
+def test_a_tagger_config_that_barely_misses_is_told_how_far_it_is():
+    target = TAGGER_CHALLENGE["target"]
+    words = rf"validation F1 of (0\.\d+) .*\(target: at least {target}.*: its 1 - F1 .* is 1\.\d times .*" \
+            "16 units per direction are few"
+    with pytest.raises(CheckFailed, match=words) as failed:
+        check_tagger_config(TAGGER_BARELY_MISSES)
+    f1 = float(re.search(words, str(failed.value)).group(1))
+    assert target - 0.05 < f1 < target  # close, but not there: within 1.3 times the allowed 1 - F1
+
+
+def test_tagger_config_f1_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    tagger_config_f1({"bidirectional": False, "hidden_size": 4, "lr": 1e-2}, seed=2)
+    assert torch.equal(torch.rand(3), before)
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"bidirectional": True, "hidden_size": 32}, "exactly the keys bidirectional, hidden_size, lr"),
+        ({**GOOD_TAGGER, "bidirectional": "yes"}, "bidirectional should be True or False"),
+        ({**GOOD_TAGGER, "hidden_size": 64}, r"hidden_size should be a whole number from 1 to 48 \(per direction\)"),
+        ({**GOOD_TAGGER, "lr": 0}, r"lr should be a number in \(0, 0.1\]"),
+    ],
+)
+def test_check_tagger_config_rejects_malformed_configs_before_training(config, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_tagger_config(config)

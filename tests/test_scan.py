@@ -1,9 +1,12 @@
 """The three scans of h_t = a_t * h_{t-1} + b_t agree with each other and with a hand-computed case."""
 
+import re
+
 import pytest
 import torch
 
-from course_utils.scan import scan_chunked, scan_log, scan_loop, scan_loop_indexed
+from course_utils import CheckFailed
+from course_utils.scan import check_scan_cumprod, scan_chunked, scan_cumprod, scan_log, scan_loop, scan_loop_indexed
 
 
 def inputs(T=50, B=3, H=4, dtype=torch.float32, seed=0):
@@ -130,3 +133,67 @@ def test_shape_errors_name_the_argument(fn):
         fn(a.reshape(50, 12), b, h0)
     with pytest.raises(ValueError, match="a has 0 time steps; a scan needs at least one"):
         fn(a[:0], b[:0], h0)
+
+
+# ----------------------------------------------------------------------------- the cumulative form and its exercise
+
+def test_scan_cumprod_matches_the_loop_and_underflows_on_long_sequences():
+    a, b, h0 = inputs(T=20, dtype=torch.float64)
+    torch.testing.assert_close(scan_cumprod(a, b - 0.6, h0), scan_loop(a, b - 0.6, h0), rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(scan_cumprod(a, b), scan_loop(a, b))  # h0 = 0 by default
+    a_long, b_long, h0_long = inputs(T=512, dtype=torch.float32)
+    assert not torch.isfinite(scan_cumprod(a_long, b_long, h0_long)).all()  # A_t underflows below ~1e-38
+
+
+def _cumulative(a, b, h0, *, no_h0=False, own_b=False, h0_late=False, batch_axis=False, with_h0=False):
+    """A learner's loop-free scan, right by default; each flag is one plausible mistake."""
+    dim = 1 if batch_axis else 0
+    A = torch.cumprod(a, dim=dim)
+    A_b = torch.cat([torch.ones_like(A[:1]), A[:-1]]) if own_b else A
+    A_h = torch.cat([torch.ones_like(A[:1]), A[:-1]]) if h0_late else A
+    h = A_h * (0 if no_h0 else h0) + A * torch.cumsum(b / A_b, dim=dim)
+    return torch.cat([h0[None], h]) if with_h0 else h
+
+
+CUMPROD_MISTAKES = {  # flag -> words the feedback must contain
+    "no_h0": "drop the h0 term",
+    "own_b": "so a_t multiplies its own b_t",
+    "h0_late": "multiply h0 by A_{t-1} instead of A_t",
+    "batch_axis": "over the batch axis (dim=1) instead of time (dim=0)",
+    "with_h0": "return h_1 .. h_T, without h0",
+}
+
+
+def test_check_scan_cumprod_passes_a_right_answer_and_refuses_the_references(capsys):
+    check_scan_cumprod(_cumulative)
+    check_scan_cumprod(_cumulative, seed=1)
+    assert "OK h (T=12, B=3, H=4)" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="calls scan_cumprod, an existing implementation"):
+        check_scan_cumprod(lambda a, b, h0: scan_cumprod(a, b, h0))
+    with pytest.raises(CheckFailed, match="calls scan_chunked, an existing implementation"):
+        check_scan_cumprod(lambda a, b, h0: scan_chunked(a, b, h0))
+
+
+@pytest.mark.parametrize("mistake", CUMPROD_MISTAKES)
+def test_check_scan_cumprod_names_each_mistake(mistake):
+    with pytest.raises(CheckFailed, match=re.escape(CUMPROD_MISTAKES[mistake])):
+        check_scan_cumprod(lambda a, b, h0: _cumulative(a, b, h0, **{mistake: True}))
+
+
+def _loop_answer(a, b, h0):
+    hs, h = [], h0
+    for a_t, b_t in zip(a, b, strict=True):
+        h = a_t * h + b_t
+        hs.append(h)
+    return torch.stack(hs)
+
+
+def test_check_scan_cumprod_refuses_a_loop_and_says_what_is_wrong():
+    with pytest.raises(CheckFailed, match="runs a loop: the exercise is to compute every h_t at once"):
+        check_scan_cumprod(_loop_answer)
+    with pytest.raises(CheckFailed, match="runs a loop"):
+        check_scan_cumprod(lambda a, b, h0: torch.stack([x for x in _cumulative(a, b, h0)]))
+    with pytest.raises(CheckFailed, match="Did you forget a `return`"):
+        check_scan_cumprod(lambda a, b, h0: None)
+    with pytest.raises(CheckFailed, match=r"h \(T=12, B=3, H=4\) is off"):
+        check_scan_cumprod(lambda a, b, h0: _cumulative(a, b, h0) + 1e-3)

@@ -1,12 +1,18 @@
 import math
+import re
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from course_utils import CheckFailed
 from course_utils.self_attention import (
+    ATTENTION_CHALLENGE,
     MultiHeadAttention,
+    attention_config_loss,
     causal_mask,
+    check_attention_config,
+    check_attention_mask,
     merge_heads,
     padding_mask,
     scaled_dot_product_attention,
@@ -149,3 +155,103 @@ def test_empty_sequences_get_clear_errors():
         encode_source([])
     with pytest.raises(ValueError, match="non-empty list"):
         encode_source("3 May 1999")
+
+
+# ----------------------------------------------------------------------------- exercise 3: the attention mask
+
+def _mask_answer(lengths, T, *, diagonal=0, upper=False, invert=False, rows=False, le=False):
+    causal = torch.ones(T, T, dtype=torch.bool).tril(diagonal)
+    causal = causal.T if upper else causal
+    pos = torch.arange(T)
+    real = (pos[None, :] <= lengths[:, None]) if le else (pos[None, :] < lengths[:, None])  # (B, T)
+    mask = causal & (real[:, :, None] if rows else real[:, None, :])  # (B, T, T)
+    return ~mask if invert else mask
+
+
+MASK_MISTAKES = {  # keyword arguments of _mask_answer -> words the feedback must contain
+    "diagonal masked": ({"diagonal": -1}, "mask the diagonal too"),
+    "upper triangle": ({"upper": True}, "keep the upper triangle (triu)"),
+    "convention inverted": ({"invert": True}, "invert the convention"),
+    "padding on queries": ({"rows": True}, "mask the padded queries (rows) instead of the padded keys"),
+    "off by one": ({"le": True}, "<= lengths instead of < lengths"),
+}
+
+
+def test_check_attention_mask_passes_a_right_mask(capsys):
+    check_attention_mask(_mask_answer)
+    check_attention_mask(_mask_answer, seed=1)
+    assert "OK the mask for lengths [6, 1" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", MASK_MISTAKES)
+def test_check_attention_mask_names_each_mistake(mistake):
+    kwargs, words = MASK_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_attention_mask(lambda lengths, T: _mask_answer(lengths, T, **kwargs))
+
+
+def test_check_attention_mask_refuses_the_reference_and_malformed_masks():
+    with pytest.raises(CheckFailed, match="calls causal_mask, padding_mask, an existing implementation"):
+        check_attention_mask(lambda lengths, T: causal_mask(T) & padding_mask(lengths, T))
+    with pytest.raises(CheckFailed, match=r"dtype torch.float32: return bools \(torch.bool\)"):
+        check_attention_mask(lambda lengths, T: _mask_answer(lengths, T).float())
+    with pytest.raises(CheckFailed, match=r"has shape \(4, 1, 6\)"):
+        check_attention_mask(lambda lengths, T: _mask_answer(lengths, T)[:, :1])
+    with pytest.raises(CheckFailed, match="Did you forget a `return`|but it is a NoneType"):
+        check_attention_mask(lambda lengths, T: None)
+
+
+# ----------------------------------------------------------------------------- exercise 4: outcome-graded config
+
+GOOD_ATTENTION_CONFIG = {"d_model": 64, "n_heads": 4, "lr": 1e-2}
+BARELY_MISSES = {"d_model": 64, "n_heads": 4, "lr": 3e-3}  # section 7's learning rate, with fewer steps
+ATTENTION_CONFIG_MISTAKES = {  # name -> (config, words the feedback must contain)
+    "tiny learning rate": ({"d_model": 64, "n_heads": 4, "lr": 1e-4}, "a learning rate of 0.0001 is small"),
+    "one-feature heads": ({"d_model": 8, "n_heads": 8, "lr": 1e-2}, "heads of d_k = 1 features are very narrow"),
+}
+
+
+def test_check_attention_config_passes_a_good_config(capsys):
+    check_attention_config(GOOD_ATTENTION_CONFIG)
+    assert "OK after 60 steps, your one-layer attention model reaches" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ATTENTION_CONFIG_MISTAKES)
+def test_check_attention_config_says_how_far_and_names_the_culprit(name):
+    config, words = ATTENTION_CONFIG_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=r"times the target, .* nats above it\. Likely culprit: .*"
+                       + re.escape(words)):
+        check_attention_config(config)
+
+
+def test_a_config_that_barely_misses_is_told_how_far_it_is():
+    loss = attention_config_loss(BARELY_MISSES)
+    target = ATTENTION_CHALLENGE["target"]
+    assert target <= loss < 3 * target  # close, but not there
+    words = rf"validation loss of {loss:.3f} nats/char \(target: below {target}\): 1\.\d\d times the target"
+    with pytest.raises(CheckFailed, match=words):
+        check_attention_config(BARELY_MISSES)
+
+
+def test_attention_config_loss_is_seeded_and_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    first = attention_config_loss(GOOD_ATTENTION_CONFIG, seed=4)
+    assert torch.equal(torch.rand(3), before)
+    assert attention_config_loss(GOOD_ATTENTION_CONFIG, seed=4) == first
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"d_model": 64, "n_heads": 4}, "exactly the keys d_model, n_heads, lr"),
+        ({"d_model": 512, "n_heads": 4, "lr": 0.01}, "d_model should be a whole number from 1 to 128"),
+        ({"d_model": 64.0, "n_heads": 4, "lr": 0.01}, "d_model should be a whole number"),
+        ({"d_model": 64, "n_heads": 5, "lr": 0.01}, "d_model = 64 is not divisible by n_heads = 5"),
+        ({"d_model": 64, "n_heads": 4, "lr": 1.0}, r"lr should be a number in \(0, 0.1\]"),
+    ],
+)
+def test_check_attention_config_rejects_malformed_configs_before_training(config, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_attention_config(config)
