@@ -448,6 +448,97 @@ print(f"distinct characters in 400 sampled: T = 0.5: {variety[0.5]}, T = 1.5: {v
 assert variety[0.5] < variety[1.5]
 
 # %% [markdown]
+# ### Exercise 4 (2 points, about 10 minutes): the loss of a whole sequence
+#
+# Section 5 trained with `next_token_loss`, which is handed inputs and targets already
+# shifted by one character. Here you write the loss from the model's raw outputs. The model
+# reads `ids (T, B)` and returns `logits (T, B, V)`; `logits[t]` has seen `ids[0..t]` and
+# predicts the **next** character, `ids[t + 1]`. So the last step has nothing to predict, and
+# the loss is the mean, over the $(T-1) B$ predictions, of
+#
+# $$-\log \operatorname{softmax}(o_t)_{y} = -\Big(o_{t,y} - m_t - \log \sum_j e^{o_{t,j} - m_t}\Big),
+#   \qquad y = \texttt{ids}[t+1],\; m_t = \max_j o_{t,j}.$$
+#
+# Write `my_sequence_loss(logits, ids)` with torch operations (not `cross_entropy` or
+# `log_softmax`: the point is to write them), returning a 0-d tensor, so that it could train
+# a model. Subtract $m_t$: logits of 1000 must not overflow.
+
+# %% nbgrader={"grade": false, "grade_id": "sequence_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_sequence_loss(logits, ids):
+    """Mean next-character cross-entropy (nats): logits (T, B, V) after reading ids (T, B); a 0-d tensor."""
+    ### BEGIN SOLUTION
+    z = logits[:-1]  # (T - 1, B, V): the steps that have a next character
+    z = z - z.max(dim=-1, keepdim=True).values
+    log_p = z - z.exp().sum(dim=-1, keepdim=True).log()  # (T - 1, B, V)
+    return -log_p.gather(-1, ids[1:, :, None]).mean()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "sequence_loss_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Compares with course_utils.rnn.sequence_loss on small and on large logits, and names the
+# usual mistakes (targets not shifted, the wrong axis, a sum instead of a mean, overflow).
+from course_utils.rnn import check_sequence_loss
+
+check_sequence_loss(my_sequence_loss)
+### BEGIN HIDDEN TESTS
+check_sequence_loss(my_sequence_loss, seed=7)
+_ids = torch.from_numpy(val_ids[:65].copy()).reshape(13, 5)  # (T, B)
+with torch.no_grad():
+    _logits = model(_ids.to(device))[0].cpu().double()  # (T, B, V): the trained model's real outputs
+check_close("my_sequence_loss on the trained model's logits", my_sequence_loss(_logits, _ids),
+            torch.nn.functional.cross_entropy(_logits[:-1].reshape(-1, vocab.size), _ids[1:].reshape(-1)))
+### END HIDDEN TESTS
+
+# %% [markdown]
+# The course's `sequence_loss` computes the same thing. Because `logits[t]` depends only on
+# `ids[0..t]`, running the model on the whole chunk and dropping the last step gives exactly
+# the loss `next_token_loss` computes from the pre-shifted pair `(ids[:-1], ids[1:])`:
+
+# %%
+from course_utils.rnn import sequence_loss
+
+chunk = torch.from_numpy(val_ids[: 33 * 8].copy()).reshape(8, 33).T.to(device)  # (T = 33, B = 8)
+with torch.no_grad():
+    whole = sequence_loss(model(chunk)[0], chunk)
+    shifted = next_token_loss(model, (chunk[:-1], chunk[1:]))
+print(f"sequence_loss on the whole chunk: {whole.item():.4f}; next_token_loss on the shifted pair: {shifted.item():.4f}")
+check_close("sequence_loss vs next_token_loss", whole, shifted, rtol=1e-5, atol=1e-6)
+
+# %% [markdown]
+# ### Exercise 5 (3 points, about 15 minutes): train a char RNN that beats the bigram model
+#
+# An open task, graded by what your choice achieves. Choose the hidden size, Adam's learning
+# rate and the window length `seq_len` (the $T$ of the training chunks) so that a `CharRNN`
+# trained for **150 steps** on batches of 32 random windows reaches a validation loss below
+# the bigram model's: the best a model without memory can do (section 5). The check trains
+# with your choice (seeded, on the CPU, a few seconds) and measures the loss on windows of 64
+# held-out characters; the hidden check holds out another tenth of the text and uses another
+# seed, so choose with some margin.
+#
+# Allowed: `hidden_size` 4..128, `lr` 1e-5..0.1, `seq_len` 2..32. Try candidates with
+# `char_rnn_config_loss(config, seed=...)` (it returns the validation loss) and
+# `bigram_val_loss(seed)` (the target), both in `course_utils.rnn`. Section 5's model, for a
+# start, used 300 steps; you get half as many.
+
+# %% nbgrader={"grade": false, "grade_id": "char_rnn_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_char_rnn_config():
+    """Return {"hidden_size": int, "lr": float, "seq_len": int} for 150 steps of CharRNN training."""
+    ### BEGIN SOLUTION
+    return {"hidden_size": 128, "lr": 1e-2, "seq_len": 32}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "char_rnn_config_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# Trains a CharRNN with your choice (seed 0, the last tenth of the text held out) and says
+# how far its validation loss is from the bigram model's.
+from course_utils.rnn import check_char_rnn_config
+
+check_char_rnn_config(my_char_rnn_config())
+### BEGIN HIDDEN TESTS
+check_char_rnn_config(my_char_rnn_config(), seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## Summary
 #
 # - An RNN keeps a hidden state $h_t = \tanh(W_{xh} x_t + W_{hh} h_{t-1} + b_h)$ and reads a
@@ -457,6 +548,8 @@ assert variety[0.5] < variety[1.5]
 #   products become `x_t @ W_xh.T`. `torch.nn.RNN` adds two biases, `b_ih + b_hh` = our `b_h`.
 # - Our numpy and PyTorch versions match `torch.nn.RNN` to float32 rounding (printed above),
 #   and a small RNN trained on real text beats every model without memory.
+# - The loss of a sequence pairs `logits[t]` with the **next** character `ids[t + 1]`, and
+#   averages $-\log \operatorname{softmax}$ over every prediction, computed with the max subtracted.
 #
 # Next: **02 · BPTT**, how the gradient flows back through the unrolled graph, and why it
 # vanishes or explodes.

@@ -1,5 +1,8 @@
 """course_utils.rnn: numpy and PyTorch RNN against torch.nn.RNN, hand-computed cases, shape errors."""
 
+import math
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -8,14 +11,20 @@ from course_utils import CheckFailed
 from course_utils.rnn import (
     RNN,
     CharRNN,
+    bigram_val_loss,
+    char_rnn_config_loss,
+    char_rnn_split,
+    check_char_rnn_config,
     check_rnn_cell,
     check_rnn_forward,
+    check_sequence_loss,
     init_rnn_params,
     one_hot,
     params_from_torch,
     rnn_cell_forward,
     rnn_forward,
     rnn_output,
+    sequence_loss,
     softmax,
 )
 
@@ -187,3 +196,132 @@ def test_shape_errors_blame_the_argument_that_is_wrong():
         rnn_forward(x, np.zeros((3, H)), W_xh, W_hh, b_h)
     square = rng.normal(size=(H, H))  # I == H: a transposed W_xh has the right shape; only values tell
     rnn_forward(rng.normal(size=(T, B, H)), h_init, square.T, W_hh, b_h)
+
+
+# ----------------------------------------------------------------------------- the sequence loss (exercise 4)
+
+
+def _loss(shift=1, axis=-1, reduce="mean", max_shift=True, sign=1.0):
+    """A learner's sequence loss, right by default; each keyword makes one plausible mistake."""
+    def loss(logits, ids):
+        z, y = (logits[:-1], ids[1:]) if shift == 1 else (logits, ids) if shift == 0 else (logits[1:], ids[:-1])
+        m = z.max(dim=axis, keepdim=True).values if max_shift else 0.0
+        log_p = z - m - (z - m).exp().sum(dim=axis, keepdim=True).log()  # (T - 1, B, V)
+        picked = -log_p.gather(-1, y[..., None])[..., 0]  # (T - 1, B)
+        per = {"mean": picked.mean(), "sum": picked.sum(), "batch": picked.sum(0).mean()}[reduce]
+        return sign * per
+    return loss
+
+
+SEQUENCE_LOSS_MISTAKES = {  # keyword arguments -> words the feedback must contain
+    "no shift": (dict(shift=0), "forget to shift the targets"),
+    "wrong shift": (dict(shift=-1), "shift the wrong way"),
+    "time axis": (dict(axis=0), "over the time axis (dim=0)"),
+    "batch axis": (dict(axis=1), "over the batch axis (dim=1)"),
+    "sum": (dict(reduce="sum"), "sum the losses instead of averaging"),
+    "batch mean only": (dict(reduce="batch"), "average over the batch only"),
+    "sign": (dict(sign=-1.0), "instead of its negative"),
+    "overflow": (dict(max_shift=False), "exp overflowed. Subtract each row's max"),
+}
+
+
+def test_sequence_loss_matches_a_hand_computed_case():
+    logits = torch.zeros(3, 1, 4)  # uniform predictions: every loss is log 4
+    logits[0, 0, 2] = math.log(3.0)  # step 0 gives id 2 a probability of 3/6
+    ids = torch.tensor([[0], [2], [1]])  # (T, B): step 0 predicts ids[1] = 2, step 1 predicts ids[2] = 1
+    expected = (-math.log(0.5) + math.log(4.0)) / 2
+    assert sequence_loss(logits, ids).item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match=r"ids has shape \(3, 2\), expected \(3, 1\)"):
+        sequence_loss(logits, ids.repeat(1, 2))
+
+
+def test_check_sequence_loss_passes_a_right_answer(capsys):
+    check_sequence_loss(_loss())
+    check_sequence_loss(_loss(), seed=1)
+    assert "OK my_sequence_loss on large logits" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", SEQUENCE_LOSS_MISTAKES)
+def test_check_sequence_loss_names_each_mistake(mistake):
+    options, words = SEQUENCE_LOSS_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_sequence_loss(_loss(**options))
+
+
+def test_check_sequence_loss_refuses_the_library_and_odd_answers():
+    with pytest.raises(CheckFailed, match="calls cross_entropy, an existing implementation"):
+        check_sequence_loss(lambda z, y: torch.nn.functional.cross_entropy(z[:-1].reshape(-1, 7), y[1:].reshape(-1)))
+    with pytest.raises(CheckFailed, match="should be a number .* Did you forget a `return`"):
+        check_sequence_loss(lambda z, y: None)
+    with pytest.raises(CheckFailed, match=r"has shape \(5, 3, 1\), expected a single number"):
+        check_sequence_loss(lambda z, y: -(z[:-1] - z[:-1].logsumexp(-1, keepdim=True)).gather(-1, y[1:, :, None]))
+
+
+# ----------------------------------------------------------------------------- the outcome-graded exercise (5)
+
+GOOD_CONFIG = {"hidden_size": 128, "lr": 1e-2, "seq_len": 32}
+CONFIG_MISTAKES = {  # name -> (config, words the feedback must contain)
+    "Adam's default learning rate": ({"hidden_size": 128, "lr": 1e-3, "seq_len": 32},
+                                     "a learning rate of 0.001 is small"),
+    "too few units": ({"hidden_size": 16, "lr": 1e-2, "seq_len": 32}, "16 hidden units are few"),
+    "short windows": ({"hidden_size": 128, "lr": 1e-2, "seq_len": 4}, "windows of 4 characters are short"),
+}
+BARELY_MISSES = {"hidden_size": 128, "lr": 3e-3, "seq_len": 32}  # learns, but not enough in 150 steps
+
+
+def test_check_char_rnn_config_passes_a_good_config(capsys):
+    check_char_rnn_config(GOOD_CONFIG)
+    assert "OK after 150 steps your CharRNN reaches a validation loss" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(CONFIG_MISTAKES))
+def test_check_char_rnn_config_says_how_far_and_names_the_culprit(name):
+    config, words = CONFIG_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=r"nats above it, \d\.\d\d times the target\. Likely culprit: .*"
+                       + re.escape(words)):
+        check_char_rnn_config(config)
+
+
+def test_a_char_rnn_config_that_barely_misses_is_told_how_far_it_is():
+    target = bigram_val_loss()
+    with pytest.raises(CheckFailed, match=r"nats above it, 1\.\d\d times the target") as failure:
+        check_char_rnn_config(BARELY_MISSES)  # one training run: the numbers are read back from the message
+    found = re.search(r"validation loss of (\d\.\d{3}) nats per character \(target: below (\d\.\d{3})",
+                      str(failure.value))
+    loss = float(found.group(1))
+    assert found.group(2) == f"{target:.3f}" and target <= loss < 1.2 * target  # close, but not there
+
+
+def test_char_rnn_config_loss_is_seeded_and_leaves_the_global_random_state_alone():
+    config = {"hidden_size": 16, "lr": 1e-2, "seq_len": 4}
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    first = char_rnn_config_loss(config, seed=3)
+    assert torch.equal(torch.rand(3), before)
+    assert char_rnn_config_loss(config, seed=3) == first
+
+
+def test_char_rnn_split_holds_out_a_different_tenth_per_seed():
+    train0, val0 = char_rnn_split(0)
+    train1, val1 = char_rnn_split(1)
+    assert len(train0) + len(val0) == len(train1) + len(val1)
+    assert not torch.equal(val0, val1)
+    assert torch.equal(train0[8 * len(val1): 9 * len(val1)], val1)  # seed 0 trains on seed 1's tenth
+    assert 2.0 < bigram_val_loss(0) < 3.0
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"hidden_size": 128, "lr": 0.01}, "exactly the keys hidden_size, lr, seq_len"),
+        ({"hidden_size": 512, "lr": 0.01, "seq_len": 32}, "hidden_size should be a whole number from 4 to 128"),
+        ({"hidden_size": 128.0, "lr": 0.01, "seq_len": 32}, "hidden_size should be a whole number"),
+        ({"hidden_size": 128, "lr": 0.5, "seq_len": 32}, "lr should be a number from 1e-05 to 0.1"),
+        ({"hidden_size": 128, "lr": 0.01, "seq_len": 100}, "seq_len should be a whole number from 2 to 32"),
+        ([128, 0.01, 32], "return a dict"),
+    ],
+)
+def test_check_char_rnn_config_rejects_malformed_configs_before_training(config, words):
+    with pytest.raises(CheckFailed, match=words):
+        check_char_rnn_config(config)
