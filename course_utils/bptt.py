@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from .checks import CheckFailed, check_close, check_scalar, check_shape, name_mistake, refuse_reference
+from .data.text import load_corpus
 from .device import get_device
 from .lm import CharData, RecurrentLM, lm_batches, next_token_loss, validation_windows
 from .rnn import Params, rnn_forward, rnn_output
@@ -665,13 +666,18 @@ def check_clip_grad_norm(fn: Callable[..., tuple[Grads, float]], seed: int = 0) 
 CLIP_TASK = {"min_lr": 4.0, "steps": 150, "target": 2.25}  # notebook 02, exercise 4
 
 
-def check_clip_settings(fn: Callable[[], tuple[float, float | None]], data: CharData, seed: int = 1) -> None:
+def check_clip_settings(fn: Callable[[], tuple[float, float | None]], data: CharData | None = None,
+                        seed: int = 1) -> None:
     """Train :func:`clipping_run` with the ``(lr, max_norm)`` that ``fn()`` returns (notebook 02, exercise 4).
+
+    ``data``: the course corpus split as in the notebook (``CharData.from_text(load_corpus())``)
+    unless given.
 
     Passes when ``lr >= CLIP_TASK["min_lr"]`` and the validation loss after
     ``CLIP_TASK["steps"]`` steps is below ``CLIP_TASK["target"]``; otherwise says how far
     off the run is and what the clipping statistics suggest. A few seconds on a CPU.
     """
+    data = data if data is not None else CharData.from_text(load_corpus())
     settings = fn()
     if not (isinstance(settings, tuple) and len(settings) == 2):
         raise CheckFailed(f"my_clip_settings() should return a tuple (lr, max_norm); got {settings!r}.")

@@ -217,13 +217,17 @@ def my_softmax(z: np.ndarray) -> np.ndarray:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "softmax_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "softmax_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils import check_close
 from course_utils.checks import check_softmax
 
 z = np.array([[1.0, 2.0, 3.0], [1000.0, 1001.0, 1002.0]])
 check_close("my_softmax(z)", my_softmax(z), torch.softmax(torch.from_numpy(z), dim=-1))  # against PyTorch
 check_softmax(my_softmax)  # large values, several shapes; names the usual mistakes
+
+
+# %% nbgrader={"grade": true, "grade_id": "softmax_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 rng = np.random.default_rng(7)
 z3 = rng.normal(size=(4, 3, 5)) * 50

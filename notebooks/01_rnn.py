@@ -328,10 +328,14 @@ def my_rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "rnn_cell_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "rnn_cell_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Compares with course_utils.rnn.rnn_cell_forward and names the usual mistakes
 # (no tanh, no bias, W_hh transposed, h_prev or x_t ignored).
 check_rnn_cell(my_rnn_cell_forward)
+
+
+# %% nbgrader={"grade": true, "grade_id": "rnn_cell_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_rnn_cell(my_rnn_cell_forward, seed=11)
 _rng = np.random.default_rng(3)
@@ -367,10 +371,14 @@ def my_rnn_forward(x, h_init, W_xh, W_hh, b_h):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "rnn_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "rnn_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Compares with course_utils.rnn.rnn_forward; a wrong shape or a state that is not carried
 # over is named.
 check_rnn_forward(my_rnn_forward)
+
+
+# %% nbgrader={"grade": true, "grade_id": "rnn_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_rnn_forward(my_rnn_forward, seed=5, T=1)
 check_rnn_forward(my_rnn_forward, seed=6, T=9)
@@ -404,10 +412,14 @@ def my_sample_next(logits, temperature, generator):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "sample_next_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "sample_next_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.lm import check_sample_next
 
 check_sample_next(my_sample_next)
+
+
+# %% nbgrader={"grade": true, "grade_id": "sample_next_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_sample_next(my_sample_next, seed=3)
 ### END HIDDEN TESTS
@@ -474,12 +486,16 @@ def my_sequence_loss(logits, ids):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "sequence_loss_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "sequence_loss_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Compares with course_utils.rnn.sequence_loss on small and on large logits, and names the
 # usual mistakes (targets not shifted, the wrong axis, a sum instead of a mean, overflow).
 from course_utils.rnn import check_sequence_loss
 
 check_sequence_loss(my_sequence_loss)
+
+
+# %% nbgrader={"grade": true, "grade_id": "sequence_loss_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_sequence_loss(my_sequence_loss, seed=7)
 _ids = torch.from_numpy(val_ids[:65].copy()).reshape(13, 5)  # (T, B)
@@ -528,12 +544,16 @@ def my_char_rnn_config():
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "char_rnn_config_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "char_rnn_config_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
 # Trains a CharRNN with your choice (seed 0, the last tenth of the text held out) and says
 # how far its validation loss is from the bigram model's.
 from course_utils.rnn import check_char_rnn_config
 
 check_char_rnn_config(my_char_rnn_config())
+
+
+# %% nbgrader={"grade": true, "grade_id": "char_rnn_config_hidden_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_char_rnn_config(my_char_rnn_config(), seed=1)
 ### END HIDDEN TESTS

@@ -184,8 +184,12 @@ def my_rnn_cell_backward(dh_t, h_t, x_t, h_prev, W_xh, W_hh):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "rnn_cell_backward_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "rnn_cell_backward_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
 check_rnn_cell_backward(my_rnn_cell_backward)  # vs autograd; names the usual mistakes (no tanh', W_hh.T, ...)
+
+
+# %% nbgrader={"grade": true, "grade_id": "rnn_cell_backward_hidden_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_rnn_cell_backward(my_rnn_cell_backward, seed=1, B=1, n_in=2, H=7)
 check_rnn_cell_backward(my_rnn_cell_backward, seed=2, B=6, n_in=3, H=2)
@@ -228,8 +232,12 @@ def my_rnn_backward(dhs, x, h_init, hs, W_xh, W_hh):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "rnn_backward_test", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "rnn_backward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check_rnn_backward(my_rnn_backward)  # T = 5 steps, vs autograd; names the classic slips
+
+
+# %% nbgrader={"grade": true, "grade_id": "rnn_backward_hidden_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_rnn_backward(my_rnn_backward, seed=1, T=1)
 check_rnn_backward(my_rnn_backward, seed=2, T=12, B=1, n_in=2, H=6)
@@ -476,8 +484,12 @@ def my_clip_grad_norm(grads, max_norm):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "clip_grad_norm_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "clip_grad_norm_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check_clip_grad_norm(my_clip_grad_norm)  # vs torch.nn.utils.clip_grad_norm_; names the usual mistakes
+
+
+# %% nbgrader={"grade": true, "grade_id": "clip_grad_norm_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_clip_grad_norm(my_clip_grad_norm, seed=1)
 check_clip_grad_norm(my_clip_grad_norm, seed=2)
@@ -646,11 +658,15 @@ def my_clip_settings():
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "clip_settings_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-check_clip_settings(my_clip_settings, data)  # trains once (a few seconds) and says how far off you are
+# %% nbgrader={"grade": true, "grade_id": "clip_settings_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+check_clip_settings(my_clip_settings)  # trains once (a few seconds) and says how far off you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "clip_settings_hidden_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-check_clip_settings(my_clip_settings, data, seed=2)
-check_clip_settings(my_clip_settings, data, seed=3)
+check_clip_settings(my_clip_settings, seed=2)
+check_clip_settings(my_clip_settings, seed=3)
 ### END HIDDEN TESTS
 
 # %% [markdown]

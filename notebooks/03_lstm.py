@@ -692,7 +692,7 @@ def my_lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "lstm_cell_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "lstm_cell_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.lstm import check_lstm_cell
 
 check_lstm_cell(my_lstm_cell_forward)  # names the usual mistakes: gate order, (c, h), h = o * c, ...
@@ -704,6 +704,10 @@ wt = lstm_weights_from_torch(torch_cell)
 h_got, c_got = my_lstm_cell_forward(xt.numpy(), ht.numpy(), ct.numpy(), wt["W_x"], wt["W_h"], wt["b"])
 check_close("c vs torch.nn.LSTMCell (batch 1)", c_got, c_t.numpy())
 check_close("h vs torch.nn.LSTMCell (batch 1)", h_got, h_t.numpy())
+
+
+# %% nbgrader={"grade": true, "grade_id": "lstm_cell_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_lstm_cell(my_lstm_cell_forward, seed=1)
 rng = np.random.default_rng(0)
@@ -737,10 +741,14 @@ def my_gate_values(goal: str) -> tuple[float, float, float]:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "gate_values_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "gate_values_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils.lstm import check_lstm_gate_values
 
 check_lstm_gate_values(my_gate_values, goals=("hold", "replace"))  # names each gate that is off, and what it does
+
+
+# %% nbgrader={"grade": true, "grade_id": "gate_values_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_lstm_gate_values(my_gate_values, goals=("reveal",), seed=1)
 ### END HIDDEN TESTS
@@ -777,7 +785,7 @@ def my_lstm_cell_backward(dh, dc, cache):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "lstm_cell_backward_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "lstm_cell_backward_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils.lstm import check_lstm_cell_backward, lstm_cell_backward_autograd, lstm_cell_cache
 
 check_lstm_cell_backward(my_lstm_cell_backward)  # vs autograd; names: dc through h, f in dc_prev, g's slope, gate order, ...
@@ -789,6 +797,10 @@ got = my_lstm_cell_backward(*upstream, lstm_cell_cache(*step)[2])
 for name, g_got, g_exp in zip(("dx", "dh_prev", "dc_prev", "dW_x", "dW_h", "db"), got,
                               lstm_cell_backward_autograd(*upstream, *step), strict=True):
     check_close(f"{name} vs autograd (torch.nn.LSTMCell's weights)", g_got, g_exp)
+
+
+# %% nbgrader={"grade": true, "grade_id": "lstm_cell_backward_hidden_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_lstm_cell_backward(my_lstm_cell_backward, seed=1)
 rng = np.random.default_rng(0)
@@ -825,10 +837,14 @@ def my_adding_config():
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "adding_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "adding_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.long_range import check_adding_config
 
 check_adding_config(my_adding_config(), "LSTM")  # trains with your choice; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "adding_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_adding_config(my_adding_config(), "LSTM", seed=1)
 ### END HIDDEN TESTS

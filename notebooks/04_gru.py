@@ -375,7 +375,7 @@ def my_gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "gru_cell_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "gru_cell_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.gru import check_gru_cell
 
 check_gru_cell(my_gru_cell_forward)  # names the usual mistakes: z convention, where r and b_hn go, ...
@@ -385,6 +385,10 @@ with torch.no_grad():
     h_t = torch_cell(xt, ht)
 wt = gru_weights_from_torch(torch_cell)
 check_close("h vs torch.nn.GRUCell (batch 1)", my_gru_cell_forward(xt.numpy(), ht.numpy(), **wt), h_t.numpy())
+
+
+# %% nbgrader={"grade": true, "grade_id": "gru_cell_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_gru_cell(my_gru_cell_forward, seed=1)
 rng = np.random.default_rng(0)
@@ -418,10 +422,14 @@ def my_gru_gate_values(goal: str) -> tuple[float, float]:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "gru_gate_values_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "gru_gate_values_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils.gru import check_gru_gate_values
 
 check_gru_gate_values(my_gru_gate_values, goals=("copy", "ignore"))  # names each gate that is off, and what it does
+
+
+# %% nbgrader={"grade": true, "grade_id": "gru_gate_values_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_gru_gate_values(my_gru_gate_values, goals=("rnn",), seed=1)
 ### END HIDDEN TESTS
@@ -447,7 +455,7 @@ def my_gru_forward(xs, h0, W_x, W_h, b_x, b_h):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "gru_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "gru_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.gru import check_gru_forward
 
 check_gru_forward(my_gru_forward)  # names: state not carried, hs off by one step, wrong h_T, z convention, ...
@@ -458,6 +466,10 @@ with torch.no_grad():
 hs_got, hT_got = my_gru_forward(xs_t.numpy(), h0_t[0].numpy(), **gru_weights_from_torch(torch_gru))
 check_close("hs vs torch.nn.GRU", hs_got, hs_t.numpy())
 check_close("h_T vs torch.nn.GRU", hT_got, hT_t[0].numpy())
+
+
+# %% nbgrader={"grade": true, "grade_id": "gru_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_gru_forward(my_gru_forward, seed=1)
 ### END HIDDEN TESTS
@@ -488,10 +500,14 @@ def my_gru_adding_config():
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "gru_adding_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "gru_adding_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.long_range import check_adding_config
 
 check_adding_config(my_gru_adding_config(), "GRU")  # trains with your choice; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "gru_adding_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_adding_config(my_gru_adding_config(), "GRU", seed=1)
 ### END HIDDEN TESTS

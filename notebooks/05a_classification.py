@@ -179,7 +179,7 @@ def my_length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "length_mask_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "length_mask_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils import check_shape, check_type
 
 got = my_length_mask(torch.tensor([3, 1, 4]), 5)
@@ -187,6 +187,10 @@ check_type("my_length_mask(...)", got, torch.Tensor)
 check_shape("my_length_mask(torch.tensor([3, 1, 4]), 5)", got, (3, 5))
 expected = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0]], dtype=torch.bool)
 check_close("my_length_mask(torch.tensor([3, 1, 4]), 5)", got, expected)
+
+
+# %% nbgrader={"grade": true, "grade_id": "length_mask_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 from course_utils.output_types import length_mask as reference_mask
 
@@ -211,11 +215,15 @@ def my_masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "masked_mean_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "masked_mean_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 h = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3)
 mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
 expected = torch.stack([h[0, :2].mean(0), h[1].mean(0)])
 check_close("my_masked_mean(h, mask)", my_masked_mean(h, mask), expected)
+
+
+# %% nbgrader={"grade": true, "grade_id": "masked_mean_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 from course_utils.output_types import masked_mean as reference_mean
 
@@ -247,10 +255,14 @@ def my_last_valid(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "last_valid_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "last_valid_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils.output_types import check_last_valid
 
 check_last_valid(my_last_valid)  # names the usual mistake when your values match it
+
+
+# %% nbgrader={"grade": true, "grade_id": "last_valid_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_last_valid(my_last_valid, seed=1)
 ### END HIDDEN TESTS
@@ -427,10 +439,14 @@ def my_classifier_config():
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "classifier_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "classifier_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.output_types import check_classifier_config
 
 check_classifier_config(my_classifier_config())  # trains your choice; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "classifier_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_classifier_config(my_classifier_config(), seed=1)
 ### END HIDDEN TESTS

@@ -106,10 +106,14 @@ def my_reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "reverse_padded_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "reverse_padded_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 x = torch.arange(8, dtype=torch.float32).reshape(2, 4, 1)  # rows [0 1 2 3] and [4 5 6 7]
 got = my_reverse_padded(x, torch.tensor([4, 2]))
 check_close("my_reverse_padded(x, [4, 2])", got, torch.tensor([[3.0, 2, 1, 0], [5, 4, 6, 7]]).reshape(2, 4, 1))
+
+
+# %% nbgrader={"grade": true, "grade_id": "reverse_padded_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(0)
 x = torch.randn(6, 9, 3, generator=g)
@@ -311,9 +315,13 @@ def my_shift_right(targets: torch.Tensor, bos: int) -> torch.Tensor:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "shift_right_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "shift_right_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 y = torch.tensor([[5, 6, 7, 2], [8, 2, 0, 0]])
 check_close("my_shift_right(y, 1)", my_shift_right(y, 1), torch.tensor([[1, 5, 6, 7], [1, 8, 2, 0]]))
+
+
+# %% nbgrader={"grade": true, "grade_id": "shift_right_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 from course_utils.output_types import shift_right
 
@@ -346,10 +354,14 @@ def my_exact_match(pred: torch.Tensor, targets: torch.Tensor, pad: int) -> torch
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "exact_match_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "exact_match_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils.output_types import check_exact_match
 
 check_exact_match(my_exact_match)  # names the usual mistake when your values match it
+
+
+# %% nbgrader={"grade": true, "grade_id": "exact_match_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_exact_match(my_exact_match, seed=1)
 ### END HIDDEN TESTS
@@ -488,10 +500,14 @@ def my_tagger_config():
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "tagger_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "tagger_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.output_types import check_tagger_config
 
 check_tagger_config(my_tagger_config())  # trains your choice; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "tagger_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_tagger_config(my_tagger_config(), seed=1)
 ### END HIDDEN TESTS

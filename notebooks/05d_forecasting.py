@@ -124,11 +124,15 @@ def my_windows(series: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "windows_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "windows_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 s = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
 X, y = my_windows(s, 2)
 check_close("X of my_windows([1, 2, 3, 4, 5], 2)", X, np.array([[1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]))
 check_close("y of my_windows([1, 2, 3, 4, 5], 2)", y, np.array([3.0, 4.0, 5.0]))
+
+
+# %% nbgrader={"grade": true, "grade_id": "windows_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 X, y = my_windows(sunspots, 9)
 X_ref, y_ref = windows(sunspots, 9)
@@ -163,10 +167,14 @@ def my_fit_ar(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "fit_ar_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "fit_ar_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 X_toy = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [2.0, 1.0]])
 y_toy = X_toy @ np.array([2.0, -1.0]) + 0.5  # exactly linear: the fit must recover it
 check_close("my_fit_ar on an exact linear toy", my_fit_ar(X_toy, y_toy), np.array([2.0, -1.0, 0.5]), atol=1e-9)
+
+
+# %% nbgrader={"grade": true, "grade_id": "fit_ar_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 X9, y9, _ = windows_for_years(sunspots, years, 9, 1700, 1920)
 check_close("AR(9) on the sunspots", my_fit_ar(X9, y9), fit_ar(X9, y9), rtol=1e-6, atol=1e-8)
@@ -232,10 +240,14 @@ def my_standardize(series: np.ndarray, years: np.ndarray, train_end: int) -> np.
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "standardize_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "standardize_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils.forecasting import check_standardize
 
 check_standardize(my_standardize)  # a drifting toy series: leaking the later years shows
+
+
+# %% nbgrader={"grade": true, "grade_id": "standardize_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_standardize(my_standardize, seed=1)
 check_close("my_standardize on the sunspots", my_standardize(sunspots, years, 1900),
@@ -415,10 +427,14 @@ def my_recursive_forecast(coef: np.ndarray, history: np.ndarray, steps: int) -> 
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "recursive_forecast_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "recursive_forecast_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.forecasting import check_recursive_forecast
 
 check_recursive_forecast(my_recursive_forecast)
+
+
+# %% nbgrader={"grade": true, "grade_id": "recursive_forecast_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_recursive_forecast(my_recursive_forecast, seed=1)
 past = sunspots[years <= 1900]
@@ -466,10 +482,14 @@ def my_ar_order() -> int:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "ar_order_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "ar_order_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.forecasting import check_ar_order
 
 check_ar_order(my_ar_order())  # validation years 1901-1920; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "ar_order_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_ar_order(my_ar_order(), seed=1)
 ### END HIDDEN TESTS

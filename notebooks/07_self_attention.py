@@ -301,7 +301,7 @@ def my_attention(q, k, v, mask=None):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "sdpa_masked_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "sdpa_masked_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 g = torch.Generator().manual_seed(0)
 q_ex, k_ex, v_ex = (torch.randn(2, 5, 4, generator=g) for _ in range(3))
 out_ex, w_ex = my_attention(q_ex, k_ex, v_ex)
@@ -311,6 +311,10 @@ check_close("output, no mask", out_ex, F.scaled_dot_product_attention(q_ex, k_ex
 out_ex, w_ex = my_attention(q_ex, k_ex, v_ex, causal_mask(5))
 check_close("weights, causal mask", w_ex, scaled_dot_product_attention(q_ex, k_ex, v_ex, causal_mask(5))[1])
 check_close("output, causal mask", out_ex, F.scaled_dot_product_attention(q_ex, k_ex, v_ex, is_causal=True))
+
+
+# %% nbgrader={"grade": true, "grade_id": "sdpa_masked_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 q4, k4 = torch.randn(2, 3, 4, 8, generator=g, dtype=torch.float64), torch.randn(2, 3, 6, 8, generator=g, dtype=torch.float64)
 v4 = torch.randn(2, 3, 6, 5, generator=g, dtype=torch.float64)
@@ -345,12 +349,16 @@ def my_merge_heads(x):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "split_merge_heads_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "split_merge_heads_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 x_ex = torch.arange(2 * 3 * 8, dtype=torch.float32).reshape(2, 3, 8)
 split_ex = my_split_heads(x_ex, 4)
 check_shape("my_split_heads(x, 4)", split_ex, (2, 4, 3, 2))
 check_close("my_split_heads(x, 4)", split_ex, split_heads(x_ex, 4))
 check_close("my_merge_heads(split)", my_merge_heads(split_heads(x_ex, 4)), x_ex)
+
+
+# %% nbgrader={"grade": true, "grade_id": "split_merge_heads_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 y_ex = torch.randn(3, 5, 12, generator=g)
 for n in (1, 2, 3, 6, 12):
@@ -450,10 +458,14 @@ def my_attention_mask(lengths, T):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "attention_mask_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "attention_mask_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.self_attention import check_attention_mask
 
 check_attention_mask(my_attention_mask)  # names the usual mistakes: the diagonal, triu, True = masked, rows, <=
+
+
+# %% nbgrader={"grade": true, "grade_id": "attention_mask_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_attention_mask(my_attention_mask, seed=1)
 m_ex = my_attention_mask(torch.tensor([3, 7, 1]), 7)
@@ -485,10 +497,14 @@ def my_attention_config():
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "attention_config_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "attention_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.self_attention import check_attention_config
 
 check_attention_config(my_attention_config())  # trains with your choice; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "attention_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_attention_config(my_attention_config(), seed=1)
 ### END HIDDEN TESTS

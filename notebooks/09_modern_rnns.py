@@ -174,10 +174,14 @@ def my_esn_readout(states: np.ndarray, targets: np.ndarray, washout: int, alpha:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "esn_readout_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "esn_readout_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.esn import check_esn_readout
 
 check_esn_readout(my_esn_readout)  # a 30-unit reservoir's states, a washout of 25, alpha = 0.3
+
+
+# %% nbgrader={"grade": true, "grade_id": "esn_readout_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_esn_readout(my_esn_readout, seed=1)
 ### END HIDDEN TESTS
@@ -220,8 +224,12 @@ def my_esn_config() -> dict:
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "esn_config_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "esn_config_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
 check_esn_config(my_esn_config())  # builds the ESN with your choice; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "esn_config_hidden_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_esn_config(my_esn_config(), seed=1)
 check_esn_config(my_esn_config(), seed=2)
@@ -418,7 +426,7 @@ def my_min_gru_step(
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "min_gru_step_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "min_gru_step_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils import check_shape
 from course_utils.min_rnns import MinGRU
 
@@ -437,6 +445,10 @@ args = [torch.randn(*shape, generator=g_ex) for shape in [(4, 3), (4, 5), (5, 3)
 got = my_min_gru_step(*args)
 check_shape("h", got, (4, 5))
 check_close("h", got, min_gru_reference(*args))
+
+
+# %% nbgrader={"grade": true, "grade_id": "min_gru_step_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 args = [torch.randn(*shape, generator=g_ex, dtype=torch.float64) for shape in [(2, 7), (2, 1), (1, 7), (1,), (1, 7), (1,)]]
 check_close("h (B=2, I=7, H=1, float64)", my_min_gru_step(*args), min_gru_reference(*args))
@@ -467,10 +479,14 @@ def my_min_lstm_gates(k_f: torch.Tensor, k_i: torch.Tensor) -> tuple[torch.Tenso
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "min_lstm_gates_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "min_lstm_gates_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils.min_rnns import check_min_lstm_gates
 
 check_min_lstm_gates(my_min_lstm_gates)  # float32, (4, 5); in the last row both gates are near sigmoid(-120)
+
+
+# %% nbgrader={"grade": true, "grade_id": "min_lstm_gates_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_min_lstm_gates(my_min_lstm_gates, seed=1)
 ### END HIDDEN TESTS
@@ -506,10 +522,14 @@ def my_scan_cumprod(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "scan_cumprod_test", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "scan_cumprod_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils.scan import check_scan_cumprod
 
 check_scan_cumprod(my_scan_cumprod)  # float64, T = 12 and T = 1, against scan_loop
+
+
+# %% nbgrader={"grade": true, "grade_id": "scan_cumprod_hidden_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_scan_cumprod(my_scan_cumprod, seed=1)
 ### END HIDDEN TESTS

@@ -156,7 +156,8 @@ def test_learners_check_their_own_copy_on_the_visible_tests(repo, tmp_path, caps
 
     assert main(["check", str(repo / "student" / "00_setup.ipynb")]) == 0
     out = capsys.readouterr().out
-    assert "00_setup.ipynb: 0 / 1 points" in out and "not attempted" in out and "Visible tests only" in out
+    assert "00_setup.ipynb: 0 / 0.5 points" in out and "not attempted" in out and "Visible tests only" in out
+    assert "softmax_hidden_test" not in out  # the hidden half is the instructor's
     solved = nbformat.read(repo / "student" / "00_setup.ipynb", as_version=4)
     source = nbformat.read(repo / "notebooks" / "00_setup.ipynb", as_version=4)
     answer = next(c.source for c in source.cells if c.get("metadata", {}).get("nbgrader", {}).get("solution"))
@@ -167,7 +168,7 @@ def test_learners_check_their_own_copy_on_the_visible_tests(repo, tmp_path, caps
     nbformat.write(solved, mine)
     assert main(["check", str(mine)]) == 0
     out = capsys.readouterr().out
-    assert "00_setup.ipynb: 1 / 1 points" in out and "tampered" not in out
+    assert "00_setup.ipynb: 0.5 / 0.5 points" in out and "tampered" not in out
     assert main(["check", str(tmp_path / "missing.ipynb")]) == 2
 
 

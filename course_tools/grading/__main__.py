@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from .cells import NotebookFormatError
+from .cells import NotebookFormatError, is_grade
 from .executor import Limits
 from .gradebook import feedback, summary, write_gradebook
 from .release import SOURCE_DIR, STUDENT_DIR, release, render, student_version
@@ -75,6 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _has_code(source: str) -> bool:
+    return any(line.strip() and not line.strip().startswith("#") for line in source.splitlines())
+
+
 def check_my_work(notebook: Path, source: Path | None, limits: Limits) -> int:
     """Grade a learner's notebook as the instructor's grader would, with the visible tests only; print the feedback.
 
@@ -89,14 +93,17 @@ def check_my_work(notebook: Path, source: Path | None, limits: Limits) -> int:
         print(f"error: no course notebook {source.name}; pass --source notebooks/NN_name.ipynb", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="check-") as tmp:
-        visible = Path(tmp) / source.name  # the source without its hidden tests
-        visible.write_text(render(student_version(nbformat.read(source, as_version=4), source.name)))
+        visible = Path(tmp) / source.name  # the source without its hidden tests, nor the cells that held only them
+        released = student_version(nbformat.read(source, as_version=4), source.name)
+        released.cells = [c for c in released.cells if not (is_grade(c) and not _has_code(c.source))]
+        visible.write_text(render(released))
         mine = Path(tmp) / "submissions" / "you"  # one student, "you"
         mine.mkdir(parents=True)
         shutil.copy(notebook, mine / source.name)
         rows = grade_all(mine.parent, visible, limits, progress=False)
     print(feedback("you", rows))
-    print("Visible tests only: the instructor's grading adds hidden tests.")
+    print("Visible tests only: the instructor's grading adds the hidden tests, in cells of their own "
+          "worth the rest of each exercise's points.")
     return 0
 
 
