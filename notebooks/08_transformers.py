@@ -64,7 +64,7 @@ from course_utils.data.text import corpus_source, load_corpus
 from course_utils.layers import count_parameters
 from course_utils.lm import CharData, RecurrentLM, generate, train_lm
 from course_utils.self_attention import MultiHeadAttention, causal_mask
-from course_utils.transformer import Block, TinyGPT, sinusoidal_positions
+from course_utils.transformer import Block, TinyGPT, sinusoidal_positions, warmup_cosine_lr
 
 device = start_notebook()
 
@@ -126,6 +126,43 @@ print(f"largest variation of p_t . p_(t+k) along t, for k = 0..19: {spread:.2e}"
 assert spread < 1e-3
 
 # %% [markdown]
+# ### Exercise 1 (2 points, about 10 minutes): sinusoidal positional encodings
+#
+# Write `my_sinusoidal_positions(T, D)`, the `(T, D)` float tensor of the formula above:
+# row $t$ (from 0) is position $t$, dimension $2i$ holds $\sin(t / 10000^{2i/D})$ and
+# dimension $2i+1$ the cosine of the same angle, for $i = 0, \dots, D/2 - 1$ ($D$ even).
+# (Hint: the angles form a `(T, D/2)` outer product; slicing `pe[:, 0::2]` picks the even
+# dimensions.)
+
+# %% nbgrader={"grade": false, "grade_id": "sinusoidal_positions", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_sinusoidal_positions(T, D):
+    """(T, D) tensor: [t, 2i] = sin(t / 10000^(2i/D)), [t, 2i + 1] = cos(t / 10000^(2i/D))."""
+    ### BEGIN SOLUTION
+    t = torch.arange(T, dtype=torch.float32)[:, None]  # (T, 1)
+    two_i = torch.arange(0, D, 2, dtype=torch.float32)  # (D/2,): 0, 2, 4, ...
+    angle = t / 10000.0 ** (two_i / D)  # (T, D/2)
+    pe = torch.zeros(T, D)
+    pe[:, 0::2] = torch.sin(angle)
+    pe[:, 1::2] = torch.cos(angle)
+    return pe
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "sinusoidal_positions_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.transformer import check_sinusoidal_positions
+
+check_sinusoidal_positions(my_sinusoidal_positions)  # names: sin/cos concatenated or swapped, i/D, t from 1
+
+
+# %% nbgrader={"grade": true, "grade_id": "sinusoidal_positions_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_sinusoidal_positions(my_sinusoidal_positions, seed=1)
+check_close("my_sinusoidal_positions(128, 64)", my_sinusoidal_positions(128, 64), sinusoidal_positions(128, 64),
+            rtol=1e-5, atol=1e-5, quiet=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## 2. The transformer block
 #
 # A block refines every position's vector in two sub-layers, each wrapped in a residual
@@ -151,7 +188,7 @@ print(f"parameters of one block with D = 64: {count_parameters(block):,} "
       f"two LayerNorms 4D = {4 * 64})")
 
 # %% [markdown]
-# ### Exercise (2 points, about 15 minutes): the block's forward pass
+# ### Exercise 2 (2 points, about 15 minutes): the block's forward pass
 #
 # Given a `Block` (its parts: `block.ln1`, `block.attn`, `block.ln2`, `block.mlp`; note
 # `block.attn(z, mask)` returns `(output, weights)`), compute $y$ from $x$ `(B, T, D)` and
@@ -166,21 +203,27 @@ def my_block_forward(block, x, mask):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "block_forward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "block_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils import check_shape
 
 seed_everything(1)
+block_ex = Block(64, 4)  # the test's own block (a module defined here, not the one printed above)
 x_ex = torch.randn(2, 7, 64)
 with torch.no_grad():
-    y_ex = my_block_forward(block, x_ex, causal_mask(7))
+    y_ex = my_block_forward(block_ex, x_ex, causal_mask(7))
     check_shape("y", y_ex, (2, 7, 64))
-    check_close("y", y_ex, block(x_ex, causal_mask(7)), atol=1e-5)
+    check_close("y", y_ex, block_ex(x_ex, causal_mask(7)), atol=1e-5)
+
+
+# %% nbgrader={"grade": true, "grade_id": "block_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 with torch.no_grad():
-    torch.nn.init.normal_(block.ln1.bias)
-    torch.nn.init.normal_(block.ln2.weight)
+    torch.nn.init.normal_(block_ex.ln1.bias)
+    torch.nn.init.normal_(block_ex.ln2.weight)
     x2 = torch.randn(3, 5, 64)
-    check_close("y, no mask, non-trivial LayerNorms", my_block_forward(block, x2, None), block(x2, None), atol=1e-5)
+    check_close("y, no mask, non-trivial LayerNorms", my_block_forward(block_ex, x2, None), block_ex(x2, None),
+                atol=1e-5)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -270,6 +313,103 @@ near = torch.stack([(unit[:-k] * unit[k:]).sum(1).mean() for k in (1, 2, 4, 8, 1
 print("mean cosine similarity of learned p_t and p_(t+k), k = 1, 2, 4, 8, 16, 32:", near.numpy().round(2))
 
 # %% [markdown]
+# ### A learning-rate schedule: warm-up, then decay
+#
+# The runs above kept Adam's learning rate fixed. Most transformers are trained with a
+# **schedule**: a linear *warm-up* from a small rate to a peak $\eta_{\max}$ over the first
+# $W$ steps (Adam's running averages of the gradient are still poor estimates then, and
+# post-LN transformers can diverge without it), then a slow *decay*, here along a cosine to 0
+# at the last of $N$ steps:
+#
+# $$\eta(s) = \eta_{\max}\,\frac{s + 1}{W} \quad (s < W), \qquad
+#   \eta(s) = \eta_{\max}\,\tfrac12\Big(1 + \cos\big(\pi\,\tfrac{s - W}{N - W}\big)\Big) \quad (s \ge W),$$
+#
+# for optimiser steps $s = 0, 1, \dots, N - 1$ (`warmup_steps` $= W$, `peak_lr` $= \eta_{\max}$,
+# `total_steps` $= N$). `course_utils.transformer.warmup_cosine_lr` computes it:
+
+# %%
+N_SCHEDULE, W_SCHEDULE, PEAK = STEPS, 40, 3e-3
+lrs = [warmup_cosine_lr(s, W_SCHEDULE, PEAK, N_SCHEDULE) for s in range(N_SCHEDULE)]
+fig, ax = plt.subplots(figsize=(5.5, 3))
+ax.plot(lrs)
+ax.axvline(W_SCHEDULE - 1, color="gray", ls=":", lw=0.8, label=f"end of warm-up (step {W_SCHEDULE - 1})")
+ax.set_xlabel("optimiser step s")
+ax.set_ylabel("learning rate")
+ax.legend()
+plt.show()
+print(f"step 0: {lrs[0]:.2e}, step {W_SCHEDULE - 1}: {lrs[W_SCHEDULE - 1]:.2e}, last step: {lrs[-1]:.2e}")
+assert lrs[0] > 0 and math.isclose(lrs[W_SCHEDULE - 1], PEAK) and 0 < lrs[-1] < 1e-3 * PEAK
+assert all(a > b for a, b in zip(lrs[W_SCHEDULE:], lrs[W_SCHEDULE + 1:], strict=False))  # decays every step
+
+# %% [markdown]
+# ### Exercise 3 (2 points, about 10 minutes): warm-up and cosine decay
+#
+# Write `my_warmup_cosine_lr(step, warmup_steps, peak_lr, total_steps)`, the learning rate
+# $\eta(s)$ of the formula above as a Python number. Mind step 0: its rate must not be 0
+# (that step would be wasted), and the peak is reached at step $W - 1$.
+
+# %% nbgrader={"grade": false, "grade_id": "warmup_cosine_lr", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_warmup_cosine_lr(step, warmup_steps, peak_lr, total_steps):
+    """Learning rate of optimiser step `step` (0-based): linear warm-up, then cosine decay to 0."""
+    ### BEGIN SOLUTION
+    if step < warmup_steps:
+        return peak_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return peak_lr * 0.5 * (1 + math.cos(math.pi * progress))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "warmup_cosine_lr_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.transformer import check_warmup_cosine_lr
+
+check_warmup_cosine_lr(my_warmup_cosine_lr)  # names: lr 0 at step 0, no decay, cosine from step 0, below 0, linear
+
+
+# %% nbgrader={"grade": true, "grade_id": "warmup_cosine_lr_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_warmup_cosine_lr(my_warmup_cosine_lr, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 4 (2 points, about 15 minutes): a training recipe for 100 steps
+#
+# Section 3 trained with Adam at a fixed learning rate of 0.003 for 400 steps. Now a smaller
+# tiny GPT (2 layers, $D = 48$, 4 heads, context 32) gets only **100** AdamW steps (weight
+# decay 0.01, batches of 32 windows of the same text) under the schedule of exercise 3, and
+# must reach a validation loss below **2.38** nats per character. Choose
+#
+# - `warmup_steps`: $W$, a whole number from 0 (no warm-up) to 100,
+# - `peak_lr`: $\eta_{\max}$, the rate at the end of the warm-up, in $(0, 1]$.
+#
+# The check trains the model with your recipe (a few seconds) and says which validation
+# loss it reached and how far that is from the target; the hidden test trains again from
+# another random start on other windows, so aim with some margin. Section 3's rate lands
+# just above the target. Too small a peak leaves the model under-trained after 100 steps,
+# too large a peak overshoots: find the range that works, and try whether the length of the
+# warm-up moves its upper end.
+
+# %% nbgrader={"grade": false, "grade_id": "training_recipe", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_training_recipe():
+    """{"warmup_steps": int, "peak_lr": float} for 100 AdamW steps of a small TinyGPT."""
+    ### BEGIN SOLUTION
+    return {"warmup_steps": 10, "peak_lr": 2e-2}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "training_recipe_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.transformer import check_training_recipe
+
+check_training_recipe(my_training_recipe())  # trains with your recipe; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "training_recipe_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_training_recipe(my_training_recipe(), seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## 4. Sequential against parallel: time per step and sequence length
 #
 # An RNN must compute $h_1, h_2, \dots$ one after another: $T$ dependent steps. A
@@ -344,6 +484,9 @@ print(f"At T = 8192 the same layer would need {16 * 4 * 8192**2 * 4 / 2**30:.0f}
 #
 # - Self-attention is permutation-equivariant; positional encodings (fixed sinusoids or a
 #   learned table) add the order.
+# - A warm-up then cosine-decay schedule starts every run at a small non-zero rate, peaks
+#   after $W$ steps and decays to 0 (plotted above). In a short run the peak rate decides
+#   most of the outcome: too small under-trains, too large overshoots (exercise 4).
 # - A pre-LN block: $h = x + \operatorname{MHA}(\operatorname{LN}(x))$,
 #   $y = h + \operatorname{MLP}(\operatorname{LN}(h))$; a tiny GPT stacks them under a causal mask.
 # - At equal CPU time and similar size, the tiny GPT and the LSTM were compared on the

@@ -1,12 +1,27 @@
 import math
+import re
 
+import numpy as np
 import pytest
 import torch
 
+from course_utils import CheckFailed
 from course_utils.data.text import load_corpus
 from course_utils.layers import count_parameters
 from course_utils.lm import estimate_loss, generate
-from course_utils.transformer import MLP, Block, TinyGPT, sinusoidal_positions, train_char_lm
+from course_utils.transformer import (
+    MLP,
+    RECIPE_CHALLENGE,
+    Block,
+    TinyGPT,
+    check_sinusoidal_positions,
+    check_training_recipe,
+    check_warmup_cosine_lr,
+    sinusoidal_positions,
+    train_char_lm,
+    training_recipe_loss,
+    warmup_cosine_lr,
+)
 
 CPU = torch.device("cpu")
 
@@ -85,3 +100,157 @@ def test_lstm_baseline_trains_on_the_corpus():
     model, data, run = train_char_lm(load_corpus(50_000), "lstm", context=32, steps=40, device=CPU,
                                      hidden_size=64)
     assert run.val_losses[-1] < run.val_losses[0] or run.val_losses[-1] < math.log(data.vocab.size) - 0.5
+
+
+# ----------------------------------------------------------------------------- exercise 1: sinusoidal positions
+
+def _positions_answer(T, D, *, layout="interleaved", exponent=2.0, start=0):
+    t = torch.arange(start, start + T, dtype=torch.float32)[:, None]  # (T, 1)
+    angle = t / 10000.0 ** (exponent * torch.arange(D // 2, dtype=torch.float32) / D)  # (T, D/2)
+    if layout == "concatenated":
+        return torch.cat([angle.sin(), angle.cos()], dim=1)
+    first, second = (angle.cos(), angle.sin()) if layout == "swapped" else (angle.sin(), angle.cos())
+    return torch.stack([first, second], dim=-1).reshape(T, D)
+
+
+POSITION_MISTAKES = {  # keyword arguments of _positions_answer -> words the feedback must contain
+    "concatenated": ({"layout": "concatenated"}, "put all the sines first and then all the cosines"),
+    "sin and cos swapped": ({"layout": "swapped"}, "swap sin and cos"),
+    "exponent i/D": ({"exponent": 1.0}, "exponent as i/D instead of 2i/D"),
+    "positions from 1": ({"start": 1}, "count positions from 1"),
+}
+
+
+def test_check_sinusoidal_positions_passes_a_right_answer(capsys):
+    check_sinusoidal_positions(_positions_answer)
+    check_sinusoidal_positions(_positions_answer, seed=1)
+    assert "OK my_sinusoidal_positions(9, 12)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", POSITION_MISTAKES)
+def test_check_sinusoidal_positions_names_each_mistake(mistake):
+    kwargs, words = POSITION_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_sinusoidal_positions(lambda T, D: _positions_answer(T, D, **kwargs))
+
+
+def test_check_sinusoidal_positions_names_shapes_types_and_the_reference():
+    with pytest.raises(CheckFailed, match="calls sinusoidal_positions, an existing implementation"):
+        check_sinusoidal_positions(lambda T, D: sinusoidal_positions(T, D))
+    with pytest.raises(CheckFailed, match="transposed"):
+        check_sinusoidal_positions(lambda T, D: _positions_answer(T, D).T)
+    with pytest.raises(CheckFailed, match="return a torch tensor of shape"):
+        check_sinusoidal_positions(lambda T, D: _positions_answer(T, D).numpy())
+
+
+# ----------------------------------------------------------------------------- exercise 3: the schedule
+
+def _schedule_answer(step, warmup_steps, peak_lr, total_steps, *, zero_start=False, decay="cosine"):
+    if step < warmup_steps:
+        return peak_lr * (step if zero_start else step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    return {"cosine": peak_lr * 0.5 * (1 + math.cos(math.pi * progress)), "none": peak_lr,
+            "negative": peak_lr * math.cos(math.pi * progress), "linear": peak_lr * (1 - progress)}[decay]
+
+
+SCHEDULE_MISTAKES = {  # keyword arguments of _schedule_answer -> words the feedback must contain
+    "lr 0 at step 0": ({"zero_start": True}, "step 0 gets lr 0 and does nothing"),
+    "no decay": ({"decay": "none"}, "forget the decay"),
+    "cosine to -peak": ({"decay": "negative"}, "it ends at -peak_lr"),
+    "linear decay": ({"decay": "linear"}, "decay linearly instead of along a cosine"),
+}
+
+
+def test_warmup_cosine_lr_by_hand():
+    lrs = [warmup_cosine_lr(s, 4, 1.0, 12) for s in range(12)]
+    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]  # step 0 already moves; the peak at step warmup_steps - 1
+    assert lrs[4] == 1.0 and lrs[8] == pytest.approx(0.5) and 0 < lrs[-1] < 0.05
+    assert np.all(np.diff(lrs[4:]) < 0)
+
+
+def test_check_warmup_cosine_lr_passes_a_right_schedule(capsys):
+    check_warmup_cosine_lr(_schedule_answer)
+    check_warmup_cosine_lr(_schedule_answer, seed=1)
+    assert "OK my_warmup_cosine_lr: 2 schedules" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", SCHEDULE_MISTAKES)
+def test_check_warmup_cosine_lr_names_each_mistake(mistake):
+    kwargs, words = SCHEDULE_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_warmup_cosine_lr(lambda *args: _schedule_answer(*args, **kwargs))
+
+
+def test_check_warmup_cosine_lr_refuses_the_reference_and_non_numbers():
+    with pytest.raises(CheckFailed, match="calls warmup_cosine_lr, an existing implementation"):
+        check_warmup_cosine_lr(lambda *args: warmup_cosine_lr(*args))
+    with pytest.raises(CheckFailed, match="return the learning rate as a number; step 0 gave a list"):
+        check_warmup_cosine_lr(lambda *args: [_schedule_answer(*args)])
+    assert torch.is_tensor(torch.tensor(warmup_cosine_lr(0, 1, 1e-3, 5)))
+    check_warmup_cosine_lr(lambda *args: torch.tensor(_schedule_answer(*args), dtype=torch.float64))
+
+
+# ----------------------------------------------------------------------------- exercise 4: a training recipe
+
+GOOD_RECIPE = {"warmup_steps": 10, "peak_lr": 2e-2}
+BARELY_MISSES = {"warmup_steps": 10, "peak_lr": 3e-3}  # section 3's learning rate, in 100 steps
+RECIPE_MISTAKES = {  # name -> (recipe, words the feedback must contain)
+    "tiny peak": ({"warmup_steps": 10, "peak_lr": 1e-4}, "a peak learning rate of 0.0001 is small for 100 steps"),
+    "high peak, no warm-up": ({"warmup_steps": 0, "peak_lr": 0.1},
+                              "a peak learning rate of 0.1 after 0 warm-up steps: the first updates at full size "
+                              "overshoot"),
+}
+
+
+def test_check_training_recipe_passes_a_good_recipe(capsys):
+    check_training_recipe(GOOD_RECIPE)
+    assert "OK after 100 steps, your tiny GPT reaches" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", RECIPE_MISTAKES)
+def test_check_training_recipe_says_how_far_and_names_the_culprit(name):
+    recipe, words = RECIPE_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=r"times the target, .* nats above it\. Likely culprit: .*"
+                       + re.escape(words)):
+        check_training_recipe(recipe)
+
+
+def test_a_recipe_that_barely_misses_is_told_how_far_it_is():
+    loss = training_recipe_loss(BARELY_MISSES)
+    target = RECIPE_CHALLENGE["target"]
+    assert target <= loss < 3 * target  # close, but not there
+    words = rf"validation loss of {loss:.3f} nats/char \(target: below {target}\): 1\.\d\d times the target"
+    with pytest.raises(CheckFailed, match=words):
+        check_training_recipe(BARELY_MISSES)
+
+
+def test_training_recipe_loss_is_seeded_and_leaves_the_global_random_state_alone():
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    threads = torch.get_num_threads()
+    first = training_recipe_loss(GOOD_RECIPE, seed=4)
+    assert torch.equal(torch.rand(3), before) and torch.get_num_threads() == threads
+    assert training_recipe_loss(GOOD_RECIPE, seed=4) == first
+
+
+@pytest.mark.parametrize(
+    ("recipe", "words"),
+    [
+        ({"peak_lr": 0.01}, "exactly the keys warmup_steps, peak_lr"),
+        ({"warmup_steps": 10, "peak_lr": 0.01, "weight_decay": 0.1}, "exactly the keys warmup_steps, peak_lr"),
+        ([10, 0.01], "exactly the keys warmup_steps, peak_lr; got list"),
+        ({"warmup_steps": 10.0, "peak_lr": 0.01}, "warmup_steps should be a whole number from 0 to 100"),
+        ({"warmup_steps": 101, "peak_lr": 0.01}, "warmup_steps should be a whole number from 0 to 100"),
+        ({"warmup_steps": -1, "peak_lr": 0.01}, "warmup_steps should be a whole number"),
+        ({"warmup_steps": 10, "peak_lr": 0}, r"peak_lr should be a number in \(0, 1\]"),
+        ({"warmup_steps": 10, "peak_lr": 3.0}, r"peak_lr should be a number in \(0, 1\]"),
+        ({"warmup_steps": 10, "peak_lr": "0.01"}, r"peak_lr should be a number"),
+    ],
+)
+def test_check_training_recipe_rejects_malformed_recipes_before_training(recipe, words, monkeypatch):
+    import course_utils.transformer as transformer
+
+    monkeypatch.setattr(transformer, "TinyGPT", None)  # training would fail on calling it
+    with pytest.raises(CheckFailed, match=words):
+        check_training_recipe(recipe)
