@@ -62,7 +62,14 @@ import torch
 from course_utils import check_close, fit, report_run_time, seed_everything, start_notebook
 from course_utils.data.names import load_surnames, spelling_batches, stratified_split
 from course_utils.data.text import CharVocab
-from course_utils.lm import temperature_softmax
+from course_utils.lm import (
+    GENERATION_CHALLENGE,
+    generation_stats,
+    names_speller,
+    sample_next,
+    spell,
+    temperature_softmax,
+)
 from course_utils.output_types import ConditionalCharLM
 
 device = start_notebook()
@@ -218,10 +225,14 @@ def my_temperature_softmax(logits: torch.Tensor, temperature: float) -> torch.Te
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "temperature_softmax_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "temperature_softmax_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 z = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]])
 for T in (0.5, 1.0, 2.0):
     check_close(f"my_temperature_softmax(z, {T})", my_temperature_softmax(z, T), torch.softmax(z / T, dim=-1))
+
+
+# %% nbgrader={"grade": true, "grade_id": "temperature_softmax_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 big = torch.tensor([1000.0, 1001.0, 1002.0])
 check_close("large logits", my_temperature_softmax(big, 0.7), torch.softmax(big / 0.7, dim=-1))
@@ -254,7 +265,7 @@ def my_sample_next(logits: torch.Tensor, temperature: float, generator: torch.Ge
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "sample_next_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "sample_next_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 from course_utils import check_shape
 
 logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(20000, 1)
@@ -262,6 +273,10 @@ draws = my_sample_next(logits, 0.5, torch.Generator().manual_seed(0))
 check_shape("my_sample_next(logits, 0.5)", draws, (20000,))
 freq = torch.bincount(draws, minlength=4).double() / len(draws)
 check_close("sample frequencies at T = 0.5", freq, torch.softmax(logits[0].double() / 0.5, dim=-1), rtol=0, atol=0.015)
+
+
+# %% nbgrader={"grade": true, "grade_id": "sample_next_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 draws = my_sample_next(logits, 2.0, torch.Generator().manual_seed(1))
 freq = torch.bincount(draws, minlength=4).double() / len(draws)
@@ -388,6 +403,102 @@ print(f"At T = 0.5, {stats[0.5][0]:.1%} of the samples copy a training name and 
 # the one whose held-out likelihood we measured; other temperatures trade fidelity for
 # safety or for variety.
 #
+# ### Exercise 3 (2 points, about 15 minutes): spell a whole name
+#
+# Write the generation loop yourself: `my_spell(model, lang, temperature, max_len, generator)`
+# returns one name for the language `lang` (an int) as a list of token ids, **without** the
+# start and end token 0. Start from `h = model.initial_state(torch.tensor([lang]))` and the
+# token 0 (shape `(1, 1)`); at each step run `o, h = model.rnn(model.embed(token), h)`, draw
+# the next id from `model.out(o[:, 0])` with the course's `sample_next(logits, temperature,
+# generator)`, stop at token 0, else keep it and feed it back; stop after `max_len` tokens.
+# The check runs your loop on a small stand-in speller with the same interface
+# (`BigramSpeller`, a bigram table per language built from the training names) and compares
+# it draw for draw with the course's `spell`.
+
+# %% nbgrader={"grade": false, "grade_id": "spell", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_spell(model, lang: int, temperature: float, max_len: int, generator: torch.Generator | None = None) -> list:
+    """One name (token ids, no start or end token) for language `lang`, sampled token by token."""
+    ### BEGIN SOLUTION
+    with torch.no_grad():
+        h = model.initial_state(torch.tensor([lang]))  # (1, 1, H)
+        token, name = torch.zeros(1, 1, dtype=torch.long), []
+        for _ in range(max_len):
+            o, h = model.rnn(model.embed(token), h)  # (1, 1, H)
+            next_id = sample_next(model.out(o[:, 0]), temperature, generator)  # (1,)
+            if next_id.item() == 0:
+                break
+            name.append(next_id.item())
+            token = next_id[:, None]
+    return name
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "spell_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.lm import check_spell
+
+check_spell(my_spell)  # six names on the stand-in speller, draw for draw against the course's spell
+
+
+# %% nbgrader={"grade": true, "grade_id": "spell_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_spell(my_spell, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 4 (2 points, about 10 minutes): new names that look real
+#
+# Choose a `temperature` and a `top_k` (keep only the $k$ most likely tokens before the
+# temperature softmax; `None` keeps all) so that 400 sampled names (50 per language) are
+# **new** — at most 15% copy a training name or repeat an earlier sample — and **plausible**:
+# their spelling costs at most as many bits per character, under a bigram model of the
+# training names, as real names that the training never saw. The check samples with the
+# stand-in speller of exercise 3 (a fraction of a second) and says how far you are from
+# each target; the hidden test samples with another seed, so aim with some margin.
+
+# %% nbgrader={"grade": false, "grade_id": "generation_settings", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_generation_settings():
+    """Sampling settings: {"temperature": float, "top_k": int or None}."""
+    ### BEGIN SOLUTION
+    return {"temperature": 1.0, "top_k": 12}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "generation_settings_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.lm import check_generation_settings
+
+check_generation_settings(my_generation_settings())  # samples with your settings; says how far from each target
+
+
+# %% nbgrader={"grade": true, "grade_id": "generation_settings_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_generation_settings(my_generation_settings(), seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Both extremes miss, for the stand-in speller: $T = 0.5$ repeats itself, $T = 1$ without a
+# cut misspells, and a cut of the tail ($k = 12$) at $T = 1$ meets both targets. The
+# course's `spell` takes the same `top_k`; here are names from the trained GRU with it.
+
+# %%
+speller, speller_ids, speller_train, _ = names_speller()
+outcome = {(T, k): generation_stats({"temperature": T, "top_k": k}, speller, speller_ids, speller_train, len(classes))
+           for T, k in ((0.5, None), (1.0, None), (1.0, 12))}
+for (T, k), o in outcome.items():
+    print(f"T = {T}, top_k = {k}: {o['copies']:.1%} copies or repeats, {o['bits']:.3f} bits per character "
+          f"(targets: {GENERATION_CHALLENGE['max_copies']:.0%}, {o['target_bits']:.3f})")
+assert outcome[0.5, None]["copies"] > GENERATION_CHALLENGE["max_copies"]
+assert outcome[1.0, None]["bits"] > outcome[1.0, None]["target_bits"]
+assert outcome[1.0, 12]["copies"] <= GENERATION_CHALLENGE["max_copies"]
+assert outcome[1.0, 12]["bits"] <= outcome[1.0, 12]["target_bits"]
+model.eval()
+for lang in ("Irish", "Italian"):
+    g = torch.Generator().manual_seed(0)
+    drawn = spell(model, torch.full((6,), classes.index(lang), device=device), 1.0, 24, g, top_k=12)
+    print(f"{lang:8s}", ", ".join(vocab.decode(np.array(s, dtype=np.int64) - 1) for s in drawn))
+
+# %% [markdown]
 # ## Summary
 #
 # - **One-to-many**: a single input (the language) sets $h_0$; the output sequence is
