@@ -23,7 +23,8 @@
 #    dot-product (Luong) scoring;
 # 3. train a GRU encoder-decoder with attention that translates human-written dates into
 #    ISO dates to at least 99 % exact match, on a CPU, in seconds;
-# 4. read attention weights as an alignment between output and input characters.
+# 4. decode greedily, feeding the model its own predictions;
+# 5. read attention weights as an alignment between output and input characters.
 #
 # The helpers live in `course_utils/attention.py` (the attention functions and the model)
 # and `course_utils/data/dates.py` (the data). The recurrent parts use `torch.nn.GRU`, which
@@ -51,6 +52,7 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
+import datetime as dt
 import inspect
 import time
 
@@ -60,6 +62,8 @@ import torch
 
 from course_utils import check_close, fit, plot_losses, report_run_time, seed_everything, start_notebook, tolerance
 from course_utils.attention import (
+    DATES_CHALLENGE,
+    DATES_CHALLENGE_EMBED,
     AttentionSeq2Seq,
     additive_attention,
     additive_attention_loop,
@@ -69,6 +73,7 @@ from course_utils.attention import (
 )
 from course_utils.data.dates import (
     FORMATS,
+    NUMERIC_FORMATS,
     SOURCE_CHARS,
     TARGET_CHARS,
     TARGET_LEN,
@@ -76,6 +81,7 @@ from course_utils.data.dates import (
     decode_target,
     encode_source,
     encode_target,
+    format_date,
     make_pairs,
     split_days,
 )
@@ -131,6 +137,41 @@ print(f"input lengths {lengths.min().item()}-{lengths.max().item()}, mean {lengt
 print(inspect.getsource(additive_attention_loop))
 
 # %% [markdown]
+# The masked softmax is the step every attention in this course shares (07 and 08 use it
+# for self-attention). Set the scores of padded positions to $-\infty$ **before** the
+# softmax: $\exp(-\infty) = 0$, so padding gets weight exactly 0 and the real positions'
+# weights still sum to 1. A row with no real position at all would be
+# $0/0$ = NaN; the course's `masked_softmax` gives it zero weights instead.
+#
+# ### Exercise 1 (1 point, about 10 minutes): the masked softmax
+#
+# Write `my_masked_softmax(scores, mask)`: `scores` `(B, S)` floats, `mask` `(B, S)` bools
+# (True = a real position). Return weights `(B, S)`: a softmax over the source positions
+# (the last axis) of the real positions, exactly 0 at padding, and a row of zeros where a
+# sequence has no real position.
+
+# %% nbgrader={"grade": false, "grade_id": "masked_softmax", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis with zero weight where mask is False: (B, S)."""
+    ### BEGIN SOLUTION
+    weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+    return weights.nan_to_num(0.0)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "masked_softmax_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.attention import check_masked_softmax
+
+check_masked_softmax(my_masked_softmax)  # lengths 6, 4, 1 and 0 (a row of padding only)
+
+
+# %% nbgrader={"grade": true, "grade_id": "masked_softmax_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_masked_softmax(my_masked_softmax, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # The batched version computes all `B x S` scores with two matrix products and a
 # broadcast, masks padding with $-\infty$ before the softmax, and must agree with the
 # loop on every sequence of a padded batch:
@@ -178,6 +219,48 @@ check_close("dot-product weights vs einsum + softmax", w_dot, reference)
 # sizes otherwise. Training uses teacher forcing; evaluation uses greedy decoding of 10
 # characters and counts an example as right only if all 10 are.
 #
+# Greedy decoding starts from the start token (id 0) and the state $s_0$ that `encode`
+# returns; at each step it feeds the token it predicted at the step before, the argmax of
+# the logits, and carries the new state $s_t$ to the next step. Unlike teacher forcing it
+# never sees the gold output: it must live with its own mistakes.
+#
+# ### Exercise 2 (2 points, about 15 minutes): greedy decoding
+#
+# Write `my_greedy(model, src, lengths, steps, bos)` with the model's two pieces:
+# `states, mask, summary, s = model.encode(src, lengths)` once, then per step
+# `logits, s, weights = model.step(y_prev, s, states, mask, summary)` with `y_prev` `(B,)`
+# token ids (all `bos` at the first step). Return the `steps` predicted tokens, shape
+# `(B, steps)`, `torch.long`, without the start token.
+
+# %% nbgrader={"grade": false, "grade_id": "greedy", "locked": false, "schema_version": 3, "solution": true, "task": false}
+@torch.no_grad()
+def my_greedy(model, src, lengths, steps, bos=0):
+    """Greedy decoding: token ids (B, steps), each step fed the previous step's argmax."""
+    ### BEGIN SOLUTION
+    states, mask, summary, s = model.encode(src, lengths)
+    y = torch.full((src.shape[0],), bos, dtype=torch.long, device=src.device)
+    tokens = []
+    for _ in range(steps):
+        logits, s, _ = model.step(y, s, states, mask, summary)
+        y = logits.argmax(dim=-1)
+        tokens.append(y)
+    return torch.stack(tokens, dim=1)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "greedy_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.attention import check_greedy
+
+check_greedy(my_greedy)  # a small untrained model, 8 padded sequences, 7 steps
+
+
+# %% nbgrader={"grade": true, "grade_id": "greedy_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_greedy(my_greedy, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # All models get the same budget: the same number of optimiser steps on the same batches.
 
 # %%
@@ -287,7 +370,9 @@ plt.show()
 # bidirectional, so a state next to a digit also knows that digit: weights may sit one
 # character beside what you would point at.)
 #
-# ## 6. Exercise (2 points, about 15 minutes): additive attention, batched and masked
+# ## 6. Additive attention, batched
+#
+# ### Exercise 3 (2 points, about 15 minutes): additive attention, batched and masked
 #
 # Implement the score, the masked softmax and the context vector of section 2:
 # $e_{bj} = v^\top \tanh(W_q\, q_b + W_k\, k_{bj})$, $a_{bj}$ = softmax over the positions
@@ -307,7 +392,7 @@ def my_additive_attention(query, keys, mask, W_q, W_k, v):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "additive_attention_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "additive_attention_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 from course_utils import check_shape
 
 ex_context, ex_weights = my_additive_attention(query, keys, mask, W_q, W_k, v)
@@ -316,6 +401,10 @@ check_shape("weights", ex_weights, (B, S))
 ref_context, ref_weights = additive_attention(query, keys, mask, W_q, W_k, v)
 check_close("weights", ex_weights, ref_weights)
 check_close("context", ex_context, ref_context)
+
+
+# %% nbgrader={"grade": true, "grade_id": "additive_attention_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(11)
 q2, k2 = torch.randn(3, 5, generator=g, dtype=torch.float64), torch.randn(3, 7, 4, generator=g, dtype=torch.float64)
@@ -340,6 +429,60 @@ model_dot, history_dot, hits_dot = train("dot")
 print(f"attention=dot       held-out exact match {hits_dot.float().mean():.2%} "
       f"(additive: {accuracy['additive']:.2%}, none: {accuracy[None]:.2%}); "
       f"{time.perf_counter() - t0:.1f} s")
+
+# %% [markdown]
+# ## 8. A model that learns in 150 steps
+#
+# The last exercise is graded by what your choice achieves, not by matching an answer. The
+# check trains `AttentionSeq2Seq` on a short variant of the task: dates written only in the
+# three digit formats of `NUMERIC_FORMATS`, 8 to 10 characters, which the decoder must
+# still reorder (day, month and year sit in different places in each):
+
+# %%
+new_year_eve = dt.date(1999, 12, 31)
+print([format_date(new_year_eve, fmt) for fmt in NUMERIC_FORMATS], "->", new_year_eve.isoformat())
+assert [format_date(new_year_eve, fmt) for fmt in NUMERIC_FORMATS] == ["31.12.1999", "12/31/1999", "19991231"]
+print("the exercise's budget and target:", DATES_CHALLENGE, f"embeddings of size {DATES_CHALLENGE_EMBED}")
+assert DATES_CHALLENGE == {"steps": 150, "batch_size": 32, "n_val": 200, "target": 0.9} and DATES_CHALLENGE_EMBED == 16
+assert (STEPS, BATCH) == (240, 128)  # section 3's budget
+
+# %% [markdown]
+# ### Exercise 4 (2 points, about 15 minutes): choose a model that learns the digit dates in 150 steps
+#
+# The budget is much smaller than section 3's: 150 Adam steps of 32 fresh dates (section 3:
+# 240 steps of 128), gradient norm clipped at 1, embeddings of size 16. After training, the
+# model decodes 200 dates from held-out days greedily, and at least 90 % of them must be
+# exactly right. Choose
+#
+# - `attention`: `"none"`, `"dot"` or `"additive"`,
+# - `hidden_size`: the number of GRU units (at most 64),
+# - `lr`: Adam's learning rate.
+#
+# The check trains a model with your choice (a few seconds) and says which exact match it
+# reached and how far that is from the target; the hidden test trains again from another
+# random start, on other dates and other held-out days, so aim with some margin. Sections 3
+# and 4 hold the hints: what must the decoder read to copy 8 digits in a new order, and is
+# a learning rate tuned for 240 steps enough for 150?
+
+# %% nbgrader={"grade": false, "grade_id": "seq2seq_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_seq2seq_config():
+    """The model for the digit dates: {"attention": "none" | "dot" | "additive", "hidden_size": int, "lr": float}."""
+    ### BEGIN SOLUTION
+    return {"attention": "additive", "hidden_size": 32, "lr": 2e-2}
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "seq2seq_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.attention import check_seq2seq_config
+
+check_seq2seq_config(my_seq2seq_config())  # trains with your choice; says how far from the target you are
+
+
+# %% nbgrader={"grade": true, "grade_id": "seq2seq_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_seq2seq_config(my_seq2seq_config(), seed=1)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## Summary

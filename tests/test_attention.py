@@ -1,18 +1,26 @@
+import re
+
 import numpy as np
 import pytest
 import torch
 
 from course_utils.attention import (
+    DATES_CHALLENGE,
     AdditiveAttention,
     AttentionSeq2Seq,
     DotAttention,
     additive_attention,
     additive_attention_loop,
+    check_greedy,
+    check_masked_softmax,
+    check_seq2seq_config,
     dot_attention,
     greedy_exact_match,
     masked_softmax,
+    seq2seq_config_accuracy,
     teacher_forcing_loss,
 )
+from course_utils.checks import CheckFailed
 from course_utils.seed import seed_everything
 
 
@@ -135,3 +143,153 @@ def test_seq2seq_learns_to_copy():
         opt.step()
     src = torch.randint(1, 6, (256, 5))
     assert greedy_exact_match(model, src, torch.full((256,), 5), src).float().mean() > 0.9
+
+
+# ----------------------------------------------------------------------------- exercise 1: the masked softmax
+
+def good_masked_softmax(scores, mask):
+    return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
+
+
+MASKED_SOFTMAX_MISTAKES = {
+    "mask after softmax": (lambda s, m: torch.softmax(s, -1) * m, "apply the mask after the softmax"),
+    "zero fill": (lambda s, m: torch.softmax(s.masked_fill(~m, 0.0), -1), "fill the padded scores with 0 instead"),
+    "inverted": (lambda s, m: good_masked_softmax(s, ~m), "invert the mask"),
+    "batch axis": (lambda s, m: torch.softmax(s.masked_fill(~m, float("-inf")), 0).nan_to_num(0.0), "batch axis"),
+    "nan rows": (lambda s, m: torch.softmax(s.masked_fill(~m, float("-inf")), -1), "no real position .* NaN"),
+}
+
+
+def test_check_masked_softmax_passes_the_reference(capsys):
+    check_masked_softmax(good_masked_softmax)
+    check_masked_softmax(good_masked_softmax, seed=1)
+    assert "OK weights" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(MASKED_SOFTMAX_MISTAKES))
+def test_check_masked_softmax_names_the_mistake(name):
+    fn, words = MASKED_SOFTMAX_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=words):
+        check_masked_softmax(fn)
+
+
+def test_check_masked_softmax_refuses_the_reference_and_bad_shapes():
+    with pytest.raises(CheckFailed, match="calls masked_softmax"):
+        check_masked_softmax(lambda s, m: masked_softmax(s, m))
+    with pytest.raises(CheckFailed, match=r"weights has shape \(4, 6, 1\)"):
+        check_masked_softmax(lambda s, m: good_masked_softmax(s, m)[..., None])
+    with pytest.raises(CheckFailed, match="not a tuple"):
+        check_masked_softmax(lambda s, m: (good_masked_softmax(s, m), m))
+
+
+# ----------------------------------------------------------------------------- exercise 2: greedy decoding
+
+def greedy_by_hand(model, src, lengths, steps, bos=0, feed_back=True, carry=True, with_bos=False):
+    states, mask, summary, s0 = model.encode(src, lengths)
+    s, y, out = s0, torch.full((src.shape[0],), bos, dtype=torch.long), []
+    for _ in range(steps):
+        logits, s_next, _ = model.step(y, s, states, mask, summary)
+        s = s_next if carry else s0
+        pred = logits.argmax(-1)
+        out.append(pred)
+        y = pred if feed_back else y
+    tokens = torch.stack(out, 1)
+    return torch.cat([torch.full((len(src), 1), bos), tokens[:, :-1]], 1) if with_bos else tokens
+
+
+GREEDY_MISTAKES = {
+    "start token fed": (dict(feed_back=False), "feed the start token at every step"),
+    "state not carried": (dict(carry=False), "carry the state s"),
+    "start token returned": (dict(with_bos=True), "return the start token as the first output"),
+}
+
+
+def test_check_greedy_passes_the_reference(capsys):
+    check_greedy(greedy_by_hand)
+    check_greedy(greedy_by_hand, seed=1)
+    assert "OK tokens" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", list(GREEDY_MISTAKES))
+def test_check_greedy_names_the_mistake(name):
+    options, words = GREEDY_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=words):
+        check_greedy(lambda model, src, lengths, steps, bos: greedy_by_hand(model, src, lengths, steps, bos, **options))
+
+
+def test_check_greedy_refuses_the_reference_and_bad_outputs():
+    with pytest.raises(CheckFailed, match="calls greedy"):
+        check_greedy(lambda model, src, lengths, steps, bos: model.greedy(src, lengths, steps, bos)[0])
+    with pytest.raises(CheckFailed, match="not a tuple"):
+        check_greedy(lambda model, src, lengths, steps, bos: (greedy_by_hand(model, src, lengths, steps, bos), None))
+    with pytest.raises(CheckFailed, match=r"tokens has shape \(7, 8\)"):
+        check_greedy(lambda model, src, lengths, steps, bos: greedy_by_hand(model, src, lengths, steps, bos).T)
+    with pytest.raises(CheckFailed, match="torch.long"):
+        check_greedy(lambda model, src, lengths, steps, bos: greedy_by_hand(model, src, lengths, steps, bos).double())
+
+
+# ----------------------------------------------------------------------------- exercise 4: the outcome-graded choice
+
+GOOD_CONFIG = {"attention": "additive", "hidden_size": 32, "lr": 2e-2}
+CONFIG_MISTAKES = {  # name -> (config, words the feedback must contain)
+    "no attention": ({"attention": "none", "hidden_size": 32, "lr": 2e-2}, "without attention the decoder reads one"),
+    "section 3's learning rate": ({"attention": "additive", "hidden_size": 32, "lr": 3e-3},
+                                  "a learning rate of 0.003 is small for 150 steps"),
+    "huge learning rate": ({"attention": "additive", "hidden_size": 32, "lr": 0.1},
+                           "a learning rate of 0.1 is large"),
+    "too few units": ({"attention": "additive", "hidden_size": 4, "lr": 2e-2}, "4 units are few"),
+}
+BARELY_MISSES = {"attention": "additive", "hidden_size": 32, "lr": 5e-3}  # learns, but not enough in time
+
+
+def test_check_seq2seq_config_passes_a_good_config(capsys):
+    check_seq2seq_config(GOOD_CONFIG)
+    out = capsys.readouterr().out
+    assert out.startswith("OK after 150 steps of 32 dates") and "(target: at least 90%)" in out
+
+
+@pytest.mark.parametrize("name", list(CONFIG_MISTAKES))
+def test_check_seq2seq_config_says_how_far_and_names_the_culprit(name):
+    config, words = CONFIG_MISTAKES[name]
+    with pytest.raises(CheckFailed, match=r"percentage points short\. Likely culprit: .*" + re.escape(words)):
+        check_seq2seq_config(config)
+
+
+def test_a_config_that_barely_misses_is_told_how_far_it_is():
+    accuracy = seq2seq_config_accuracy(BARELY_MISSES)
+    target = DATES_CHALLENGE["target"]
+    assert target - 0.15 <= accuracy < target  # close, but not there
+    words = rf"writes {100 * accuracy:.1f}% of 200 held-out dates exactly right \(target: at least 90%\): "
+    with pytest.raises(CheckFailed, match=words + rf"{100 * (target - accuracy):.1f} percentage points short"):
+        check_seq2seq_config(BARELY_MISSES)
+
+
+def test_seq2seq_config_accuracy_is_seeded_and_leaves_the_global_random_state_alone():
+    config = {"attention": "dot", "hidden_size": 16, "lr": 2e-2}
+    torch.manual_seed(123)
+    before = torch.rand(3)
+    torch.manual_seed(123)
+    threads = torch.get_num_threads()
+    first = seq2seq_config_accuracy(config, seed=4)
+    assert torch.equal(torch.rand(3), before) and torch.get_num_threads() == threads
+    assert seq2seq_config_accuracy(config, seed=4) == first
+
+
+@pytest.mark.parametrize(
+    ("config", "words"),
+    [
+        ({"attention": "additive", "hidden_size": 32}, "exactly the keys attention, hidden_size, lr"),
+        ([("attention", "additive")], "exactly the keys .* got list"),
+        ({"attention": None, "hidden_size": 32, "lr": 0.01}, "attention should be one of 'none', 'dot', 'additive'"),
+        ({"attention": "Additive", "hidden_size": 32, "lr": 0.01}, "attention should be one of"),
+        ({"attention": "dot", "hidden_size": 500, "lr": 0.01}, "hidden_size should be a whole number from 1 to 64"),
+        ({"attention": "dot", "hidden_size": 32.0, "lr": 0.01}, "hidden_size should be a whole number"),
+        ({"attention": "dot", "hidden_size": True, "lr": 0.01}, "hidden_size should be a whole number"),
+        ({"attention": "dot", "hidden_size": 32, "lr": 0.5}, r"lr should be a number in \(0, 0.1\]"),
+        ({"attention": "dot", "hidden_size": 32, "lr": "0.01"}, r"lr should be a number"),
+    ],
+)
+def test_check_seq2seq_config_rejects_malformed_configs_before_training(config, words, monkeypatch):
+    monkeypatch.setattr("course_utils.attention._train_dates", lambda *args: pytest.fail("trained"))
+    with pytest.raises(CheckFailed, match=words):
+        check_seq2seq_config(config)

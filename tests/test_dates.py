@@ -5,6 +5,7 @@ import torch
 
 from course_utils.data.dates import (
     FORMATS,
+    NUMERIC_FORMATS,
     SOURCE_CHARS,
     TARGET_CHARS,
     decode_source,
@@ -83,3 +84,11 @@ def test_errors():
         encode_target(["2021-3-3"])
     with pytest.raises(ValueError, match=r"\(N, T\)"):
         decode_target(torch.zeros(10, dtype=torch.long))
+
+
+def test_numeric_formats_are_short_digit_only_formats_of_the_task():
+    assert set(NUMERIC_FORMATS) <= set(FORMATS)
+    days, _ = split_days(100, seed=0)
+    texts = [text for text, _ in make_pairs(days, 300, seed=0, formats=NUMERIC_FORMATS)]
+    assert all(8 <= len(t) <= 10 and not any(c.isalpha() for c in t) for t in texts)
+    assert {len(t) for t in texts} == {8, 10}  # yyyymmdd and the two with separators
