@@ -225,8 +225,8 @@ def _verdict(learner: CellResult, bind: CellResult, clean: CellResult) -> CellRe
     why = next((r.message for r in (bind, clean) if r.status == "error" and REPLAY_MARKER in r.message), None)
     if why is None and bind.status != "ok":
         why = f"the clean kernel could not start this test ({bind.message or bind.status})"
-    if why is None:
-        return clean
+    if why is None:  # what the learner's code wrote to stderr counts too (nbgrader's rule: no credit then)
+        return CellResult(clean.status, clean.message, _join_lines(learner.stderr, clean.stderr), clean.value)
     reason = why.replace(REPLAY_MARKER, "").removeprefix("ReplayError:").strip()
     note = LEARNER_KERNEL_NOTE.format(reason)
     return CellResult(learner.status, _join(learner.message, note), learner.stderr, learner.value) \
@@ -235,6 +235,10 @@ def _verdict(learner: CellResult, bind: CellResult, clean: CellResult) -> CellRe
 
 def _join(*parts: str) -> str:
     return "; ".join(p for p in parts if p)
+
+
+def _join_lines(*parts: str) -> str:
+    return "\n".join(p.strip() for p in parts if p and p.strip())
 
 
 def main(job_path: str, result_path: str) -> None:
