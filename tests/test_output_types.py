@@ -421,3 +421,11 @@ def test_tagger_config_f1_leaves_the_global_random_state_alone():
 def test_check_tagger_config_rejects_malformed_configs_before_training(config, words):
     with pytest.raises(CheckFailed, match=words):
         check_tagger_config(config)
+
+
+def test_check_exact_match_lets_an_unattempted_exercise_say_so():
+    def not_yet(pred, targets, pad):
+        raise NotImplementedError()
+
+    with pytest.raises(NotImplementedError):
+        check_exact_match(not_yet)
