@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
+from .checks import CheckFailed, check_close, check_shape, learning_rate_hints, name_mistake, refuse_reference
 from .data.dates import (
     NUMERIC_FORMATS,
     SOURCE_CHARS,
@@ -418,11 +418,7 @@ def _seq2seq_hints(c: dict) -> list[str]:
         hints.append("without attention the decoder reads one fixed-size vector, the encoder's final states, at every "
                      "step (section 4's bottleneck): it must pack all 8 digits and their order into it; let each "
                      "step look at the digits it copies")
-    if c["lr"] < 1e-2:
-        hints.append(f"a learning rate of {c['lr']:g} is small for {DATES_CHALLENGE['steps']} steps: Adam moves each "
-                     "weight by about lr per step")
-    if c["lr"] > 5e-2:
-        hints.append(f"a learning rate of {c['lr']:g} is large: the updates overshoot")
+    hints += learning_rate_hints(c["lr"], 1e-2, 5e-2, DATES_CHALLENGE["steps"])
     if c["hidden_size"] < 16:
         hints.append(f"{c['hidden_size']} units are few: the decoder state must know which of the 10 characters "
                      "comes next, and the encoder states which digit is where")

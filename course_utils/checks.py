@@ -264,3 +264,15 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> None:
         name = getattr(fn, "__name__", "your function")
         raise CheckFailed(f"{name} calls {', '.join(called)}, an existing implementation: the exercise is to "
                           "write the computation yourself, with numpy operations.")
+
+
+def learning_rate_hints(lr: float, low: float, high: float, steps: int | None = None,
+                        large_note: str = "") -> list[str]:
+    """The outcome checks' hint about Adam's learning rate: below ``low`` is too small for ``steps``
+    steps (Adam moves each weight by about lr per step), above ``high`` overshoots."""
+    if lr < low:
+        budget = f"{steps} steps" if steps is not None else "so few steps"
+        return [f"a learning rate of {lr:g} is small for {budget}: Adam moves each weight by about lr per step"]
+    if lr > high:
+        return [f"a learning rate of {lr:g} is large: the updates overshoot{large_note}"]
+    return []

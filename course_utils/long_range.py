@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import CheckFailed
+from .checks import CheckFailed, learning_rate_hints
 from .data.adding import BASELINE_MSE, adding_batches, adding_problem
 from .gated import gate_slices
 from .layers import recurrent_layer
@@ -139,11 +139,7 @@ def _adding_hints(c: dict, kind: str) -> list[str]:
     if kind == "GRU" and c["bias"] <= 0:
         hints.append("your update-gate bias is <= 0, so z starts at sigmoid(b_z) <= 0.5: each step replaces half "
                      "of the state, and the first marker is forgotten before the end")
-    if c["lr"] < 3e-3:
-        hints.append(f"a learning rate of {c['lr']:g} is small for so few steps: Adam moves each weight by about "
-                     "lr per step")
-    if c["lr"] > 3e-2:
-        hints.append(f"a learning rate of {c['lr']:g} is large: the updates overshoot")
+    hints += learning_rate_hints(c["lr"], 3e-3, 3e-2)
     if c["hidden_size"] < 8:
         hints.append(f"{c['hidden_size']} units are few: the state must hold the sum and the marker bookkeeping")
     return hints

@@ -24,7 +24,15 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
+from .checks import (
+    CheckFailed,
+    check_close,
+    check_shape,
+    check_type,
+    learning_rate_hints,
+    name_mistake,
+    refuse_reference,
+)
 from .data.names import load_surnames, name_batches, stratified_split
 from .data.synthetic import segmentation_data
 from .data.text import CharVocab, load_corpus
@@ -442,11 +450,7 @@ def _classifier_hints(c: dict) -> list[str]:
                      "ending yet, into the vector; the last state has read the whole name")
     if c["cell"] == "rnn":
         hints.append("a plain RNN ('rnn') has no gates and learns more slowly than a GRU or an LSTM (notebook 04)")
-    if c["lr"] < 3e-3:
-        hints.append(f"a learning rate of {c['lr']:g} is small for {CLASSIFIER_CHALLENGE['steps']} steps: Adam moves "
-                     "each weight by about lr per step")
-    if c["lr"] > 3e-2:
-        hints.append(f"a learning rate of {c['lr']:g} is large: the updates overshoot")
+    hints += learning_rate_hints(c["lr"], 3e-3, 3e-2, CLASSIFIER_CHALLENGE["steps"])
     if c["hidden_size"] < 24:
         hints.append(f"{c['hidden_size']} units are few to tell eight languages apart by their spelling")
     return hints
@@ -616,11 +620,7 @@ def _tagger_hints(c: dict) -> list[str]:
     if not c["bidirectional"]:
         hints.append("a unidirectional tagger decides at letter t having read only the letters up to t, but whether "
                      "a word ends there depends on the next letters (the|quick, theory)")
-    if c["lr"] < 3e-3:
-        hints.append(f"a learning rate of {c['lr']:g} is small for {TAGGER_CHALLENGE['steps']} steps: Adam moves "
-                     "each weight by about lr per step")
-    if c["lr"] > 5e-2:
-        hints.append(f"a learning rate of {c['lr']:g} is large: the updates overshoot")
+    hints += learning_rate_hints(c["lr"], 3e-3, 5e-2, TAGGER_CHALLENGE["steps"])
     if c["hidden_size"] < 24:
         hints.append(f"{c['hidden_size']} units per direction are few to hold the letters around t")
     return hints

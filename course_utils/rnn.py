@@ -42,7 +42,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_scalar, check_shape, name_mistake, refuse_reference
+from .checks import (
+    CheckFailed,
+    check_close,
+    check_scalar,
+    check_shape,
+    learning_rate_hints,
+    name_mistake,
+    refuse_reference,
+)
 from .data.text import CharVocab, load_corpus
 from .lm import next_token_loss, ngram_probabilities, random_windows, validation_windows
 from .shapes import require_shape
@@ -493,11 +501,7 @@ def _train_char_rnn(c: dict, seed: int) -> float:
 def _char_rnn_hints(c: dict) -> list[str]:
     """What in a config that missed the target is the likely culprit."""
     hints = []
-    if c["lr"] < 5e-3:
-        hints.append(f"a learning rate of {c['lr']:g} is small for {CHAR_RNN_CHALLENGE['steps']} steps: Adam moves "
-                     "each weight by about lr per step")
-    if c["lr"] > 3e-2:
-        hints.append(f"a learning rate of {c['lr']:g} is large: the updates overshoot, even with clipping")
+    hints += learning_rate_hints(c["lr"], 5e-3, 3e-2, CHAR_RNN_CHALLENGE["steps"], large_note=", even with clipping")
     if c["hidden_size"] < 64:
         hints.append(f"{c['hidden_size']} hidden units are few to hold what the last characters were")
     if c["seq_len"] < 16:

@@ -19,7 +19,7 @@ import math
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
+from .checks import CheckFailed, check_close, check_shape, learning_rate_hints, name_mistake, refuse_reference
 from .data.text import load_corpus
 from .lm import CharData, lm_batches, next_token_loss
 from .shapes import require_attention_mask, require_shape
@@ -253,11 +253,7 @@ def attention_config_loss(config: dict, *, seed: int = 0) -> float:
 def _attention_config_hints(c: dict) -> list[str]:
     """What in a config that missed the target is the likely culprit."""
     hints = []
-    if c["lr"] < 5e-3:
-        hints.append(f"a learning rate of {c['lr']:g} is small for {ATTENTION_CHALLENGE['steps']} steps: Adam moves "
-                     "each weight by about lr per step")
-    if c["lr"] > 5e-2:
-        hints.append(f"a learning rate of {c['lr']:g} is large: the updates overshoot")
+    hints += learning_rate_hints(c["lr"], 5e-3, 5e-2, ATTENTION_CHALLENGE["steps"])
     if c["d_model"] < 32:
         hints.append(f"d_model = {c['d_model']} is narrow: each position's vector must hold its token, its position "
                      "and what attention brought")

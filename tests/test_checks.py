@@ -197,3 +197,13 @@ def test_check_rnn_cell_refuses_the_reference_but_check_rnn_forward_allows_the_c
         return np.stack(hs)
 
     check_rnn_forward(forward)
+
+
+def test_learning_rate_hints_name_the_side_and_the_budget():
+    from course_utils.checks import learning_rate_hints
+
+    assert learning_rate_hints(1e-4, 3e-3, 3e-2, 150) == [
+        "a learning rate of 0.0001 is small for 150 steps: Adam moves each weight by about lr per step"]
+    assert learning_rate_hints(0.5, 3e-3, 3e-2, large_note=", even with clipping") == [
+        "a learning rate of 0.5 is large: the updates overshoot, even with clipping"]
+    assert learning_rate_hints(1e-2, 3e-3, 3e-2) == []
