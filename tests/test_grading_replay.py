@@ -90,6 +90,33 @@ def test_errors_and_in_place_changes_replay(tmp_path):
         clean["unfinished"](1)
 
 
+def test_a_torch_generator_crosses_with_its_state_and_what_a_call_draws_from_it(tmp_path):
+    def draws(logits, generator=None):  # like sample_next: the draw moves the generator on
+        return torch.multinomial(torch.softmax(logits, -1), 1, generator=generator).squeeze(1)
+
+    logits = torch.randn(4, 6, generator=torch.Generator().manual_seed(1))
+    ns = {"my_draws": draws}
+    replay.record_start(ns, ["my_draws"])
+    g = torch.Generator().manual_seed(0)
+    first = ns["my_draws"](logits, generator=g)
+    after_learner = torch.rand(3, generator=g)  # what the test cell draws next from the same generator
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(clean["my_draws"](logits, generator=g), first)
+    assert torch.equal(torch.rand(3, generator=g), after_learner)  # the state moved on as in the learner's kernel
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    with pytest.raises(ReplayError, match="other arguments"):  # another seed is another argument
+        clean["my_draws"](logits, generator=torch.Generator().manual_seed(1))
+
+    back = decode(json.loads(json.dumps(encode(torch.Generator().manual_seed(5)))))
+    assert type(back) is torch.Generator and torch.equal(back.get_state(), torch.Generator().manual_seed(5).get_state())
+    with pytest.raises(ReplayError, match="cannot be rebuilt"):
+        decode({"generator": encode(np.zeros(3, dtype=np.uint8))["ndarray"], "generator_device": "cpu"})
+
+
 def test_the_reference_check_reads_recorded_code_names(tmp_path):
     from course_utils.checks import _softmax as softmax
 

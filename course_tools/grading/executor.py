@@ -98,42 +98,85 @@ def run_cells(cells: list[NotebookNode], limits: Limits, replay: list[bool] | No
     a restart (default: every cell that succeeded; the grader passes False for test cells).
     ``hide``: paths the kernel must not see when ``limits.sandbox`` is on.
     """
-    with tempfile.TemporaryDirectory(prefix="grade-") as tmp:
-        tmp_path = Path(tmp)
-        cwd = workdir or (tmp_path / "work")
+    with Kernel(limits, workdir, hide) as kernel:
+        return kernel.run(cells, replay)
+
+
+class Kernel:
+    """A started grading kernel (sandboxed when ``limits.sandbox``), for ``with``.
+
+    Started on entry, so that it boots, and with :meth:`warm_up` imports, while another
+    kernel runs; :meth:`run` then executes cells in it as :func:`run_cells` does.
+    """
+
+    def __init__(self, limits: Limits, workdir: Path | None = None, hide: Sequence[Path] = ()):
+        self.limits, self.workdir, self.hide = limits, workdir, hide
+        self._tmp: tempfile.TemporaryDirectory | None = None
+        self._run: _Run | None = None
+
+    def __enter__(self) -> Kernel:
+        self._tmp = tempfile.TemporaryDirectory(prefix="grade-")
+        tmp_path = Path(self._tmp.name)
+        cwd = self.workdir or (tmp_path / "work")
         cwd.mkdir(parents=True, exist_ok=True)
-        jupyter_path = write_kernelspec(tmp_path / "jupyter", limits.memory_mb, cwd if limits.sandbox else None, hide)
-        os.environ["JUPYTER_PATH"] = str(jupyter_path)  # only this worker process uses it
+        jupyter_path = write_kernelspec(tmp_path / "jupyter", self.limits.memory_mb,
+                                        cwd if self.limits.sandbox else None, self.hide)
         os.environ.setdefault("MPLBACKEND", "Agg")
-        if limits.threads > 0:  # kernels running side by side must not fight over the cores
+        if self.limits.threads > 0:  # kernels running side by side must not fight over the cores
             for var in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                os.environ[var] = str(limits.threads)  # COURSE_THREADS: the course's policy (course_utils.device)
-        return _Run(cells, limits, cwd, replay or [True] * len(cells)).run()
+                os.environ[var] = str(self.limits.threads)  # COURSE_THREADS: the course's policy (course_utils.device)
+        self._run = _Run(self.limits, cwd, jupyter_path)
+        try:
+            self._run._start()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def warm_up(self, code: str) -> None:
+        """Send trusted ``code`` (imports) to run now, unawaited: its outputs and errors are dropped."""
+        if self._run is not None and self._run.client is not None and code:
+            self._run.client.kc.execute(code, silent=True, store_history=False)
+
+    def run(self, cells: list[NotebookNode], replay: list[bool] | None = None) -> list[CellResult]:
+        assert self._run is not None, "use Kernel in a with statement"
+        return self._run.run(cells, replay or [True] * len(cells))
+
+    def __exit__(self, *exc) -> None:
+        if self._run is not None:
+            self._run._stop()
+            self._run = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
 
 
 class _Run:
-    def __init__(self, cells: list[NotebookNode], limits: Limits, cwd: Path, replay: list[bool]):
-        self.cells, self.limits, self.cwd, self.replay = cells, limits, cwd, replay
-        self.results = [CellResult("not run") for _ in cells]
+    def __init__(self, limits: Limits, cwd: Path, jupyter_path: Path):
+        self.limits, self.cwd, self.jupyter_path = limits, cwd, jupyter_path
+        self.cells: list[NotebookNode] = []
+        self.replay: list[bool] = []
+        self.results: list[CellResult] = []
         self.deadline = time.monotonic() + limits.notebook_timeout
         self.client: CappedClient | None = None
 
-    def run(self) -> list[CellResult]:
-        try:
+    def run(self, cells: list[NotebookNode], replay: list[bool]) -> list[CellResult]:
+        self.cells, self.replay = cells, replay
+        self.results = [CellResult("not run") for _ in cells]
+        self.deadline = time.monotonic() + self.limits.notebook_timeout
+        if self.client is None:
             self._start()
-            for index, cell in enumerate(self.cells):
-                if cell.cell_type != "code":
-                    self.results[index] = CellResult("ok")
-                    continue
-                if time.monotonic() > self.deadline:
-                    self._not_run_from(index)
-                    break
-                self.results[index] = self._execute(index, cell)
-                if self.results[index].status in ("timeout", "kernel died") and not self._restart(index):
-                    self._not_run_from(index + 1)
-                    break
-        finally:
-            self._stop()
+        for index, cell in enumerate(self.cells):
+            if cell.cell_type != "code":
+                self.results[index] = CellResult("ok")
+                continue
+            if time.monotonic() > self.deadline:
+                self._not_run_from(index)
+                break
+            self.results[index] = self._execute(index, cell)
+            if self.results[index].status in ("timeout", "kernel died") and not self._restart(index):
+                self._not_run_from(index + 1)
+                break
         return self.results
 
     def _not_run_from(self, start: int) -> None:
@@ -143,6 +186,7 @@ class _Run:
                     "not run", f"not run: the notebook exceeded its {self.limits.notebook_timeout} s limit")
 
     def _start(self) -> None:
+        os.environ["JUPYTER_PATH"] = str(self.jupyter_path)  # read now, by this process only
         nb = nbformat.v4.new_notebook(cells=[])
         self.client = CappedClient(nb, timeout=self.limits.cell_timeout, kernel_name=KERNEL_NAME,
                                    allow_errors=True, interrupt_on_timeout=False, startup_timeout=120)

@@ -24,7 +24,7 @@ from nbformat import NotebookNode
 
 from .cells import grade_id, is_grade, is_locked, is_solution, points
 from .clean_kernel import RECORDING, clean_run, learner_run, source_imports
-from .executor import CellResult, Limits, run_cells
+from .executor import CellResult, Kernel, Limits, run_cells
 from .release import student_version
 from .replay import MARKER as REPLAY_MARKER
 
@@ -169,16 +169,19 @@ def grade_submission(student: str, submission_path: Path, source_path: Path, lim
     with tempfile.TemporaryDirectory(prefix="grade-learner-") as learner_dir, \
             tempfile.TemporaryDirectory(prefix="grade-clean-") as clean_dir:
         learner = learner_run(cells, test_rows, protected)
-        ran = run_cells(learner.cells, limits, replay=learner.replay, workdir=Path(learner_dir),
-                        hide=hidden + [Path(clean_dir)])
-        results = [ran[i] for i in _plan_positions(cells, learner)]
-        for index in test_rows:  # recordings cross as files the grader copies, never as objects
-            recording = Path(learner_dir) / RECORDING.format(index)
-            if recording.is_file() and recording.stat().st_size <= MAX_RECORDING_BYTES:
-                shutil.copy(recording, Path(clean_dir) / recording.name)
         clean = clean_run(cells, test_rows, setup, protected)
-        checked = run_cells(clean.cells, limits, replay=clean.replay, workdir=Path(clean_dir),
-                            hide=hidden + [Path(learner_dir), submission_path.resolve().parent])
+        # The clean kernel boots and imports the source's modules while the learner's kernel runs.
+        with Kernel(limits, Path(clean_dir), hidden + [Path(learner_dir), submission_path.resolve().parent]) \
+                as clean_kernel:
+            clean_kernel.warm_up(setup)
+            ran = run_cells(learner.cells, limits, replay=learner.replay, workdir=Path(learner_dir),
+                            hide=hidden + [Path(clean_dir)])
+            results = [ran[i] for i in _plan_positions(cells, learner)]
+            for index in test_rows:  # recordings cross as files the grader copies, never as objects
+                recording = Path(learner_dir) / RECORDING.format(index)
+                if recording.is_file() and recording.stat().st_size <= MAX_RECORDING_BYTES:
+                    shutil.copy(recording, Path(clean_dir) / recording.name)
+            checked = clean_kernel.run(clean.cells, clean.replay)
     rows = []
     for index, gid, pts in tests:
         result = _verdict(results[index], checked[clean.bind[index]], checked[clean.position[index]])

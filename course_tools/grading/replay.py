@@ -13,12 +13,12 @@ Grading a test cell takes two kernels, both sandboxed:
    checks that it is called with the same arguments as in the learner's kernel and answers
    as the learner's function did. The verdict is this kernel's.
 
-Only data crosses: numbers, strings, lists, tuples, dicts, numpy arrays and torch tensors
-(:func:`encode`, decoded without ``pickle``, so a recording cannot run code in the clean
-kernel), and each function's code object, which checks inspect and nothing calls. An
-answer that is not data (a model object, a class of the learner's) or a test cell that
-calls the learner's code differently than before raises :class:`ReplayError` in the clean
-kernel; the grader then falls back to the learner's kernel, decides from its
+Only data crosses: numbers, strings, lists, tuples, dicts, numpy arrays, torch tensors and
+torch generators' states (:func:`encode`, decoded without ``pickle``, so a recording cannot
+run code in the clean kernel), and each function's code object, which checks inspect and
+nothing calls. An answer that is not data (a model object, a class of the learner's) or a
+test cell that calls the learner's code differently than before raises :class:`ReplayError`
+in the clean kernel; the grader then falls back to the learner's kernel, decides from its
 execute reply, and says so in the gradebook row.
 
 This module runs inside both kernels: it imports only the standard library, and numpy and
@@ -98,6 +98,8 @@ def encode(value: Any) -> Any:
                 "requires_grad": bool(value.requires_grad)}
     if torch is not None and kind is torch.device:
         return {"device": str(value)}
+    if torch is not None and kind is torch.Generator:  # its state: a copy draws the same numbers
+        return {"generator": _array(value.get_state().numpy()), "generator_device": str(value.device)}
     if torch is not None and kind is torch.dtype:
         return {"torch_dtype_value": str(value).removeprefix("torch.")}
     raise Uncrossable(f"a {kind.__module__}.{kind.__qualname__}")
@@ -135,16 +137,27 @@ def decode(data: Any) -> Any:
         return _decode_array(data["ndarray"])
     if kind == "npscalar":
         return _decode_array(data["npscalar"])[()]
-    if kind in ("tensor", "device", "torch_dtype_value"):
+    if kind in ("tensor", "device", "torch_dtype_value", "generator"):
         import torch
 
         if kind == "device":
             return torch.device(data["device"])
+        if kind == "generator":
+            return _generator(torch, data)
         if kind == "torch_dtype_value":
             return _torch_dtype(torch, data["torch_dtype_value"])
         tensor = torch.from_numpy(_decode_array(data["tensor"])).to(_torch_dtype(torch, data["torch_dtype"]))
         return tensor.requires_grad_(bool(data.get("requires_grad")))
     raise ReplayError(f"a recording holds an unknown kind of value: {kind}")
+
+
+def _generator(torch: Any, data: dict) -> Any:
+    try:
+        generator = torch.Generator(device=torch.device(str(data["generator_device"])))
+        generator.set_state(torch.from_numpy(_decode_array(data["generator"])))
+    except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        raise ReplayError(f"a recorded torch.Generator cannot be rebuilt here ({err})") from None
+    return generator
 
 
 def _torch_dtype(torch: Any, name: str) -> Any:
@@ -184,10 +197,18 @@ def load_code(text: str) -> types.CodeType:
 _depth = [0]  # calls of recorded functions from inside recorded functions are not recorded
 
 
-def _array_like(value: Any) -> bool:
+def _changeable(value: Any) -> bool:
+    """An argument whose in-place change the clean kernel must see: an array, or a torch generator
+    (drawing from it moves its state, and the test cell may draw from it next)."""
     numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
     return (numpy is not None and isinstance(value, numpy.ndarray)) or (
-        torch is not None and isinstance(value, torch.Tensor))
+        torch is not None and isinstance(value, (torch.Tensor, torch.Generator)))
+
+
+def _arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The changeable arguments of a call, by position ("0") or keyword name ("k:generator")."""
+    named = {str(i): a for i, a in enumerate(args)} | {f"k:{k}": v for k, v in kwargs.items()}
+    return {where: value for where, value in named.items() if _changeable(value)}
 
 
 class Recorder:
@@ -221,7 +242,7 @@ class Recorder:
             _depth[0] -= 1
         try:
             call["return"] = encode(result)
-            call["mutated"] = {str(i): encode(a) for i, a in enumerate(args) if _array_like(a)}
+            call["mutated"] = {where: encode(a) for where, a in _arguments(args, kwargs).items()}
         except Uncrossable as err:
             call["uncrossable"] = f"it returned {err}"
         return result
@@ -334,15 +355,20 @@ class Replayer:
             raise ReplayError(f"{self.name} is called with {err}") from None
         if key != call.get("key"):
             raise ReplayError(f"{self.name} is called with other arguments than in your kernel")
-        for index, value in call.get("mutated", {}).items():
-            _write_back(args[int(index)], decode(value))
+        targets = _arguments(args, kwargs)
+        for where, value in call.get("mutated", {}).items():
+            if where not in targets:
+                raise ReplayError(f"{self.name}: a malformed recording (no argument {where})")
+            _write_back(targets[where], decode(value))
         return decode(call.get("return"))
 
 
 def _write_back(target: Any, value: Any) -> None:
     """Apply what the learner's function did to an array argument in place (where it changed)."""
     torch = sys.modules.get("torch")
-    if torch is not None and isinstance(target, torch.Tensor):
+    if torch is not None and isinstance(target, torch.Generator):
+        target.set_state(value.get_state())
+    elif torch is not None and isinstance(target, torch.Tensor):
         if not torch.equal(target.detach().cpu(), value.detach().cpu()):
             with torch.no_grad():
                 target.copy_(value)
