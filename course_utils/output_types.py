@@ -250,7 +250,14 @@ class Tagger(nn.Module):
 
 # ---------------------------------------------------------------- seq2seq
 
-PAD, BOS, EOS = 0, 1, 2  # special ids of the seq2seq vocabulary
+# Special ids of 05c's seq2seq vocabulary, one vocabulary shared by source and target (the
+# reversal task writes the same characters it reads). Its targets have their own length, so
+# it needs EOS and PAD besides BOS. Notebook 06's dates task (course_utils.data.dates) keeps
+# two vocabularies: the source pads with id 0, as here, but its targets all have the same
+# length, so its target vocabulary has no PAD and no EOS and its start token, TARGET_BOS,
+# takes id 0. Each vocabulary names its own ids; shift_right and every model's greedy take
+# the start id as an argument.
+PAD, BOS, EOS = 0, 1, 2
 
 
 def shift_right(targets: torch.Tensor, bos: int = BOS) -> torch.Tensor:
@@ -269,7 +276,12 @@ def linear_schedule(step: int, total: int, start: float = 1.0, end: float = 0.0)
 
 
 class EncoderDecoder(nn.Module):
-    """Many-to-many, unaligned: GRU encoder -> one vector -> GRU decoder, no attention."""
+    """Many-to-many, unaligned: GRU encoder -> one vector -> GRU decoder, no attention.
+
+    Its interface is that of notebook 06's ``AttentionSeq2Seq``: ``forward(src, lengths,
+    tgt_in)`` under teacher forcing (plus the scheduled-sampling arguments) and
+    ``greedy(src, lengths, steps, bos) -> (tokens, weights)``, with no weights to return.
+    """
 
     def __init__(self, vocab_size: int, embed: int, hidden: int) -> None:
         super().__init__()
@@ -278,49 +290,55 @@ class EncoderDecoder(nn.Module):
         self.decoder = nn.GRU(embed, hidden, batch_first=True)
         self.out = nn.Linear(hidden, vocab_size)
 
-    def encode(self, src: torch.Tensor, src_lengths: torch.Tensor) -> torch.Tensor:
+    def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The whole input in one vector, the encoder's final state: ``(1, B, H)``."""
-        require_shape("src", src, ("B", "T_src"))
-        packed = pack_padded_sequence(self.embed(src), src_lengths.cpu(), batch_first=True, enforce_sorted=False)
+        require_shape("src", src, ("B", "S"))
+        require_shape("lengths", lengths, (src.shape[0],))
+        if len(lengths) and int(lengths.min()) < 1:
+            raise ValueError(f"lengths must all be at least 1 (an empty source has nothing to encode), "
+                             f"got {lengths.tolist()}")
+        packed = pack_padded_sequence(self.embed(src), lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, h = self.encoder(packed)
         return h
 
-    def forward(self, src: torch.Tensor, src_lengths: torch.Tensor, targets: torch.Tensor,
+    def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor,
                 teacher_forcing: float = 1.0, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Logits ``(B, T_tgt, V)`` for ``targets`` (B, T_tgt).
+        """Logits ``(B, T, V)`` for the decoder inputs ``tgt_in = shift_right(targets, BOS)`` (B, T).
 
         With probability ``teacher_forcing`` (drawn per example and step) the decoder reads
-        the true previous token; otherwise its own previous guess (scheduled sampling).
-        ``teacher_forcing=1`` runs the decoder over the whole shifted target in one call.
+        the true previous token ``tgt_in[:, t]``; otherwise its own previous guess (scheduled
+        sampling). ``teacher_forcing=1`` runs the decoder over all of ``tgt_in`` in one call.
         """
-        require_shape("targets", targets, ("B", "T_tgt"))
-        h = self.encode(src, src_lengths)
-        inputs = shift_right(targets)  # (B, T_tgt)
+        require_shape("tgt_in", tgt_in, (src.shape[0], "T"))
+        h = self.encode(src, lengths)  # (1, B, H)
         if teacher_forcing >= 1.0:
-            outputs, _ = self.decoder(self.embed(inputs), h)
+            outputs, _ = self.decoder(self.embed(tgt_in), h)  # (B, T, H)
             return self.out(outputs)
         logits = []
-        token = inputs[:, :1]  # (B, 1): BOS
-        for t in range(targets.shape[1]):
-            o, h = self.decoder(self.embed(token), h)
+        token = tgt_in[:, :1]  # (B, 1): BOS
+        for t in range(tgt_in.shape[1]):
+            o, h = self.decoder(self.embed(token), h)  # (B, 1, H)
             step_logits = self.out(o)  # (B, 1, V)
             logits.append(step_logits)
-            if t + 1 < targets.shape[1]:
+            if t + 1 < tgt_in.shape[1]:
                 coin = torch.rand(len(src), 1, generator=generator).to(src.device) < teacher_forcing
-                token = torch.where(coin, inputs[:, t + 1 : t + 2], step_logits.argmax(-1))
+                token = torch.where(coin, tgt_in[:, t + 1 : t + 2], step_logits.argmax(-1))
         return torch.cat(logits, dim=1)
 
     @torch.no_grad()
-    def greedy_decode(self, src: torch.Tensor, src_lengths: torch.Tensor, max_len: int) -> torch.Tensor:
-        """The most likely token at every step, fed back in: ``(B, max_len)`` ids."""
-        h = self.encode(src, src_lengths)
-        token = torch.full((len(src), 1), BOS, dtype=torch.long, device=src.device)
+    def greedy(self, src: torch.Tensor, lengths: torch.Tensor, steps: int, bos: int = BOS) -> tuple[torch.Tensor, None]:
+        """Greedy decoding, the most likely token fed back in: ids ``(B, steps)`` and ``None``.
+
+        ``None`` stands where an attention model returns its weights: this decoder sees one vector.
+        """
+        h = self.encode(src, lengths)  # (1, B, H)
+        token = torch.full((len(src), 1), bos, dtype=torch.long, device=src.device)  # (B, 1)
         out = []
-        for _ in range(max_len):
-            o, h = self.decoder(self.embed(token), h)
+        for _ in range(steps):
+            o, h = self.decoder(self.embed(token), h)  # (B, 1, H)
             token = self.out(o).argmax(-1)  # (B, 1)
             out.append(token)
-        return torch.cat(out, dim=1)
+        return torch.cat(out, dim=1), None
 
 
 # ---------------------------------------------------------------- graded exercises of 05a

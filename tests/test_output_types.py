@@ -6,6 +6,7 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_utils import CheckFailed
+from course_utils.attention import AttentionSeq2Seq
 from course_utils.data.padding import pad_batch
 from course_utils.data.synthetic import letters_only, reversal_pairs, segmentation_data
 from course_utils.metrics import exact_match
@@ -192,15 +193,36 @@ def test_seq2seq_teacher_forcing_paths_agree_and_padding_is_ignored():
     model = EncoderDecoder(vocab_size=9, embed=4, hidden=6).eval()
     src, src_lengths = pad_batch([[3, 4, 5, 6], [7, 8]], PAD)
     tgt, _ = pad_batch([[6, 5, 4, 3, EOS], [8, 7, EOS]], PAD)
-    one_call = model(src, src_lengths, tgt, teacher_forcing=1.0)
+    tgt_in = shift_right(tgt, BOS)
+    one_call = model(src, src_lengths, tgt_in, teacher_forcing=1.0)
     # p just below 1: the step-by-step loop, with every coin choosing the true token
-    loop = model(src, src_lengths, tgt, teacher_forcing=1.0 - 1e-12, generator=torch.Generator().manual_seed(0))
+    loop = model(src, src_lengths, tgt_in, teacher_forcing=1.0 - 1e-12, generator=torch.Generator().manual_seed(0))
     torch.testing.assert_close(loop, one_call)
     alone = model.encode(*pad_batch([[7, 8]], PAD))
     torch.testing.assert_close(model.encode(src, src_lengths)[:, 1], alone[:, 0])
     # p = 0: the decoder reads its own argmax, exactly what greedy decoding does
-    free = model(src, src_lengths, tgt, teacher_forcing=0.0)
-    torch.testing.assert_close(free.argmax(-1), model.greedy_decode(src, src_lengths, tgt.shape[1]))
+    free = model(src, src_lengths, tgt_in, teacher_forcing=0.0)
+    tokens, weights = model.greedy(src, src_lengths, tgt.shape[1])
+    torch.testing.assert_close(free.argmax(-1), tokens)
+    assert weights is None  # no attention: the decoder sees one vector
+
+
+def test_seq2seq_models_share_one_decoding_interface():
+    """05c's EncoderDecoder decodes like 06's AttentionSeq2Seq: greedy(src, lengths, steps, bos) -> (ids, weights)."""
+    src, src_lengths = pad_batch([[3, 4, 5, 6], [7, 8]], PAD)
+    for model in (EncoderDecoder(vocab_size=9, embed=4, hidden=6), AttentionSeq2Seq(9, 9, embed=4, hidden=6)):
+        tokens, _ = model.eval().greedy(src, src_lengths, 5, bos=BOS)
+        assert tokens.shape == (2, 5) and tokens.dtype == torch.long
+        assert model(src, src_lengths, shift_right(torch.full((2, 5), 4), BOS)).shape == (2, 5, 9)
+
+
+def test_seq2seq_refuses_bad_input_with_a_clear_message():
+    model = EncoderDecoder(vocab_size=9, embed=4, hidden=6)
+    src, src_lengths = pad_batch([[3, 4, 5, 6], [7, 8]], PAD)
+    with pytest.raises(ValueError, match=r"tgt_in has shape \(3, 4\), expected \(2, T\)"):
+        model(src, src_lengths, torch.zeros(3, 4, dtype=torch.long))
+    with pytest.raises(ValueError, match="lengths must all be at least 1"):
+        model.encode(src, torch.tensor([4, 0]))
 
 
 def test_text_tasks():
