@@ -9,7 +9,7 @@ encoder states ``h_j`` (B, S, Hk). A score per source position, a softmax over t
     a = softmax(e) over j with mask_j = True,  c = sum_j a_j h_j
 
 The model :class:`AttentionSeq2Seq` uses either scoring, or none (then the context is the encoder's
-final state at every step: the fixed-size bottleneck of notebook 05).
+final state at every step: the fixed-size bottleneck of notebook 05c).
 :func:`check_seq2seq_config` grades a learner's choice of attention, size and learning rate
 by training with it on a short variant of the dates task (the last exercise of 06).
 """
@@ -23,11 +23,14 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .checks import CheckFailed, check_close, check_shape, learning_rate_hints, name_mistake, refuse_reference
 from .data.dates import (
+    FORMATS,
     NUMERIC_FORMATS,
     SOURCE_CHARS,
+    TARGET_BOS,
     TARGET_CHARS,
     encode_source,
     encode_target,
+    make_examples,
     make_pairs,
     split_days,
 )
@@ -40,13 +43,15 @@ from .training import fit
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     """Softmax over the last axis, giving exactly zero weight where ``mask`` is False.
 
-    ``scores`` (B, S), ``mask`` (B, S) of bools (True = a real position) or None. A row
-    with no real position gets zero weights (torch's attention returns NaN there).
+    ``scores`` (B, S), ``mask`` (B, S) of bools (True = a real position, may attend) or None.
+    A row with no real position gets zero weights (torch's attention returns NaN there), so
+    its context, a weighted sum with these weights, is the zero vector. A float or int mask
+    is a ``TypeError`` naming the convention (``shapes.require_attention_mask``).
     """
     if mask is None:
         return torch.softmax(scores, dim=-1)
+    require_attention_mask("mask", mask, scores.shape)  # bools, True = may attend: the dtype first
     require_shape("mask", mask, tuple(scores.shape))
-    require_attention_mask("mask", mask, scores.shape)
     weights = torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
     return weights.nan_to_num(0.0)  # a row with no real position: zero weights, as in self_attention
 
@@ -57,8 +62,9 @@ def additive_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Bahdanau attention for a batch: the context ``(B, Hk)`` and the weights ``(B, S)``.
 
-    query (B, Hq), keys (B, S, Hk) (also the values), mask (B, S) or None,
-    W_q (A, Hq), W_k (A, Hk), v (A,).
+    query (B, Hq), keys (B, S, Hk) (also the values), mask (B, S) of bools (True = may
+    attend) or None, W_q (A, Hq), W_k (A, Hk), v (A,). A query whose mask hides every key
+    gets all-zero weights and a zero context (see :func:`masked_softmax`).
     """
     B, S, Hk = keys.shape
     A = v.shape[0]
@@ -98,7 +104,9 @@ def dot_attention(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Luong attention: scores ``s^T W h_j`` (or ``s^T h_j`` if W is None); context and weights.
 
-    query (B, Hq), keys (B, S, Hk), W (Hq, Hk) or None (then Hq must equal Hk).
+    query (B, Hq), keys (B, S, Hk), mask (B, S) of bools (True = may attend) or None,
+    W (Hq, Hk) or None (then Hq must equal Hk). A fully masked query gets zero weights and a
+    zero context, as in :func:`additive_attention`.
     """
     B, S, Hk = keys.shape
     if W is not None:
@@ -168,6 +176,9 @@ class AttentionSeq2Seq(nn.Module):
         """Encoder states (B, S, 2H), their mask (B, S), the summary (B, 2H) and s_0 (B, H)."""
         require_shape("src", src, ("B", "S"))
         require_shape("lengths", lengths, (src.shape[0],))
+        if len(lengths) and int(lengths.min()) < 1:
+            raise ValueError(f"lengths must all be at least 1 (an empty source has nothing to encode), got "
+                             f"{lengths.tolist()}")
         packed = pack_padded_sequence(self.src_embed(src), lengths.cpu(), batch_first=True, enforce_sorted=False)
         out, h_n = self.encoder(packed)  # h_n (2, B, H): last forward and last backward state
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, 2H)
@@ -194,7 +205,7 @@ class AttentionSeq2Seq(nn.Module):
         return torch.stack(logits, dim=1)
 
     @torch.no_grad()
-    def greedy(self, src: torch.Tensor, lengths: torch.Tensor, steps: int, bos: int = 0):
+    def greedy(self, src: torch.Tensor, lengths: torch.Tensor, steps: int, bos: int = TARGET_BOS):
         """Greedy decoding: token ids (B, steps) and attention weights (B, steps, S) (or None)."""
         states, mask, summary, s = self.encode(src, lengths)
         y = torch.full((src.shape[0],), bos, dtype=torch.long, device=src.device)
@@ -208,7 +219,7 @@ class AttentionSeq2Seq(nn.Module):
         return torch.stack(tokens, dim=1), attn
 
 
-def teacher_forcing_loss(model: AttentionSeq2Seq, batch, bos: int = 0) -> torch.Tensor:
+def teacher_forcing_loss(model: AttentionSeq2Seq, batch, bos: int = TARGET_BOS) -> torch.Tensor:
     """Cross-entropy of a batch ``(src, lengths, tgt)``; the decoder reads ``[bos, tgt[:-1]]``."""
     src, lengths, tgt = batch
     tgt_in = shift_right(tgt, bos)  # (B, T)
@@ -226,6 +237,83 @@ def greedy_exact_match(model: AttentionSeq2Seq, src: torch.Tensor, lengths: torc
         pred, _ = model.greedy(src[i : i + batch_size], lengths[i : i + batch_size], tgt.shape[1])
         hits.append(exact_match(pred, tgt[i : i + batch_size]))
     return torch.cat(hits)
+
+
+# ---------------------------------------------------------------------- the bottleneck by input length (section 4)
+
+# Section 3's task and budget: 30,000 training pairs from the training days, 4,000 test pairs
+# from 5,000 held-out days, batches of 128 random pairs, Adam at 3e-3, gradient norm clipped at 1.
+DATES_TASK = {"n_test_days": 5000, "n_train": 30_000, "n_test": 4000, "batch_size": 128, "lr": 3e-3}
+LENGTH_BUCKETS = ((5, 10), (11, 15), (16, 20), (21, 30))  # input lengths, in characters
+MONTH_NUMBER_FORMATS = tuple(f for f in FORMATS if "{m" in f)  # the month written as digits, not as a name
+
+
+def dates_task() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], list[str]]:
+    """Section 3's data: ``(src, lengths, tgt)`` for training and for the test, and the test examples' formats.
+
+    The same pairs as notebook 06 (day split seed 0, training pairs seed 1, test pairs seed 2).
+    """
+    train_days, test_days = split_days(n_test_days=DATES_TASK["n_test_days"], seed=0)
+    train = make_pairs(train_days, DATES_TASK["n_train"], seed=1)
+    test = make_examples(test_days, DATES_TASK["n_test"], seed=2)
+    src, lengths = encode_source([text for text, _ in train])  # (N, S), (N,)
+    test_src, test_lengths = encode_source([text for text, _, _ in test])
+    return ((src, lengths, encode_target([iso for _, iso in train])),
+            (test_src, test_lengths, encode_target([iso for _, iso, _ in test])), [fmt for *_, fmt in test])
+
+
+def exact_match_by_group(hits: torch.Tensor, groups: list) -> dict:
+    """The mean of ``hits`` (N,) bools per value of ``groups`` (N labels), in the order first seen."""
+    if len(groups) != len(hits):
+        raise ValueError(f"groups has {len(groups)} labels for {len(hits)} hits; give one label per example")
+    out: dict = {}
+    for label in dict.fromkeys(groups):
+        pick = torch.tensor([g == label for g in groups])
+        out[label] = hits[pick].float().mean().item()
+    return out
+
+
+def length_bucket(length: int) -> str:
+    """The :data:`LENGTH_BUCKETS` label (``"5-10"``) of an input length."""
+    for lo, hi in LENGTH_BUCKETS:
+        if lo <= length <= hi:
+            return f"{lo}-{hi}"
+    raise ValueError(f"length {length} lies outside the buckets {LENGTH_BUCKETS}")
+
+
+def bottleneck_study(seeds=(0, 1, 2), budgets=(240, 960), attention=None) -> dict:
+    """Exact match on section 3's test set by input-length bucket and by month style, per seed and step budget.
+
+    For each seed, trains one model (section 3's sizes, data and optimiser; seed 0 draws
+    exactly the notebook's batches) and evaluates it after each number of steps in ``budgets``.
+    Returns ``{(seed, steps): {"all": float, "5-10": float, ..., "month number": float,
+    "month name": float}}``. Slow (minutes on a CPU): the notebook quotes its result; run
+    ``python -c "from course_utils.attention import bottleneck_study as b; print(b())"``.
+    """
+    (src, lengths, tgt), (test_src, test_lengths, test_tgt), formats = dates_task()
+    batch = DATES_TASK["batch_size"]
+    buckets = [length_bucket(int(n)) for n in test_lengths]
+    style = ["month number" if f in MONTH_NUMBER_FORMATS else "month name" for f in formats]
+    cpu, results = torch.device("cpu"), {}
+    for seed in seeds:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = AttentionSeq2Seq(len(SOURCE_CHARS), len(TARGET_CHARS), embed=32, hidden=64, attention=attention)
+        optimizer = torch.optim.Adam(model.parameters(), lr=DATES_TASK["lr"])
+        done = 0
+        for steps in sorted(budgets):
+            g = torch.Generator().manual_seed(1000 * seed + done)  # seed 0, step 0: the notebook's batches
+            chunk = []
+            for _ in range(steps - done):
+                idx = torch.randint(0, len(src), (batch,), generator=g)
+                width = int(lengths[idx].max())
+                chunk.append((src[idx, :width], lengths[idx], tgt[idx]))
+            fit(model, chunk, teacher_forcing_loss, optimizer, clip_grad_norm=1.0, device=cpu, progress=False)
+            done = steps
+            hits = greedy_exact_match(model, test_src, test_lengths, test_tgt)
+            results[(seed, steps)] = {"all": hits.float().mean().item(), **exact_match_by_group(hits, buckets),
+                                      **exact_match_by_group(hits, style)}
+    return results
 
 
 # ----------------------------------------------------------------------------- the masked softmax (exercise 1)
@@ -311,7 +399,7 @@ def check_greedy(fn, seed: int = 0) -> None:
     """
     refuse_reference(fn, ("greedy", "greedy_exact_match"))
     model, src, lengths = _toy_seq2seq(seed)
-    steps, bos = 7, 0
+    steps, bos = 7, TARGET_BOS
     with torch.no_grad():
         got = fn(model, src.clone(), lengths.clone(), steps, bos)
         expected, _ = model.greedy(src, lengths, steps, bos)

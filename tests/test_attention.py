@@ -1,3 +1,4 @@
+import datetime as dt
 import re
 
 import numpy as np
@@ -6,21 +7,28 @@ import torch
 
 from course_utils.attention import (
     DATES_CHALLENGE,
+    LENGTH_BUCKETS,
+    MONTH_NUMBER_FORMATS,
     AdditiveAttention,
     AttentionSeq2Seq,
     DotAttention,
     additive_attention,
     additive_attention_loop,
+    bottleneck_study,
     check_greedy,
     check_masked_softmax,
     check_seq2seq_config,
+    dates_task,
     dot_attention,
+    exact_match_by_group,
     greedy_exact_match,
+    length_bucket,
     masked_softmax,
     seq2seq_config_accuracy,
     teacher_forcing_loss,
 )
 from course_utils.checks import CheckFailed
+from course_utils.data.dates import FORMATS, TARGET_BOS, decode_source, format_date
 from course_utils.seed import seed_everything
 
 
@@ -44,6 +52,52 @@ def test_masked_softmax_zero_at_padding():
     assert torch.allclose(w[1], torch.tensor([0.5, 0.5, 0.0]))
     with pytest.raises(ValueError, match="mask"):
         masked_softmax(scores, mask[:, :2])
+
+
+@pytest.mark.parametrize(
+    ("mask", "words"),
+    [
+        (torch.ones(2, 3), r"torch.bool tensor \(True = may attend\), got torch.float32.*mask == 0"),
+        (torch.ones(2, 3, dtype=torch.long), r"torch.bool tensor \(True = may attend\), got torch.int64.*\.bool\(\)"),
+        ([[True, True, False]] * 2, r"torch.bool tensor \(True = may attend\), got list"),
+    ],
+)
+def test_a_mask_that_is_not_bool_is_refused_naming_the_convention(mask, words):
+    # The course's one convention (06-08): bools, True = may attend. A float mask of 0/-inf
+    # (torch's other convention) would otherwise be silently misread.
+    q, k, W_q, W_k, v, _, _ = params(B=2, S=3)
+    with pytest.raises(TypeError, match=words):
+        masked_softmax(torch.randn(2, 3), mask)
+    with pytest.raises(TypeError, match=words):
+        additive_attention(q, k, mask, W_q, W_k, v)
+    with pytest.raises(TypeError, match=words):
+        dot_attention(q, k, mask, torch.eye(4, 6, dtype=torch.float64))
+
+
+def test_a_query_that_may_attend_nowhere_gets_zero_weights_and_a_zero_context():
+    q, k, W_q, W_k, v, _, mask = params()
+    mask[1] = False  # the second query's mask hides every key
+    for ctx, w in (additive_attention(q, k, mask, W_q, W_k, v), dot_attention(q, k, mask, torch.eye(4, 6).double())):
+        assert not torch.isnan(w).any() and not torch.isnan(ctx).any()
+        assert torch.equal(w[1], torch.zeros(5, dtype=torch.float64))
+        assert torch.equal(ctx[1], torch.zeros(6, dtype=torch.float64))
+        assert torch.allclose(w[[0, 2]].sum(-1), torch.ones(2, dtype=torch.float64))  # the others are untouched
+
+
+def test_the_start_token_default_is_the_dates_vocabulary_constant():
+    import inspect
+
+    assert inspect.signature(AttentionSeq2Seq.greedy).parameters["bos"].default == TARGET_BOS
+    assert inspect.signature(teacher_forcing_loss).parameters["bos"].default == TARGET_BOS
+    model = AttentionSeq2Seq(6, 5, embed=4, hidden=8).eval()
+    src, lengths = torch.randint(1, 6, (3, 4)), torch.tensor([4, 4, 4])
+    assert torch.equal(model.greedy(src, lengths, 3)[0], model.greedy(src, lengths, 3, bos=TARGET_BOS)[0])
+
+
+def test_an_empty_source_is_refused_clearly():
+    model = AttentionSeq2Seq(6, 5, embed=4, hidden=8)
+    with pytest.raises(ValueError, match=r"lengths must all be at least 1 .* got \[3, 0\]"):
+        model.encode(torch.randint(1, 6, (2, 3)), torch.tensor([3, 0]))
 
 
 def test_additive_matches_hand_computed_loop():
@@ -293,3 +347,39 @@ def test_check_seq2seq_config_rejects_malformed_configs_before_training(config, 
     monkeypatch.setattr("course_utils.attention._train_dates", lambda *args: pytest.fail("trained"))
     with pytest.raises(CheckFailed, match=words):
         check_seq2seq_config(config)
+
+
+# ----------------------------------------------------------------------------- section 4: the bottleneck by length
+
+def test_length_buckets_and_groups():
+    assert [length_bucket(n) for n in (5, 10, 11, 20, 21, 30)] == ["5-10", "5-10", "11-15", "16-20", "21-30", "21-30"]
+    with pytest.raises(ValueError, match="length 31 lies outside"):
+        length_bucket(31)
+    hits = torch.tensor([True, False, True, True])
+    assert exact_match_by_group(hits, ["a", "b", "a", "b"]) == {"a": 1.0, "b": 0.5}
+    with pytest.raises(ValueError, match="groups has 3 labels for 4 hits"):
+        exact_match_by_group(hits, ["a", "b", "a"])
+
+
+def test_month_number_formats_are_the_digit_months_and_never_long():
+    assert set(MONTH_NUMBER_FORMATS) == {f for f in FORMATS if "{b}" not in f and "{B}" not in f}
+    assert len(MONTH_NUMBER_FORMATS) == 6
+    day = dt.date(2000, 12, 28)
+    assert max(len(format_date(day, f)) for f in MONTH_NUMBER_FORMATS) <= LENGTH_BUCKETS[0][1]
+
+
+def test_dates_task_is_the_notebooks_data_with_the_test_formats():
+    (src, lengths, tgt), (test_src, test_lengths, test_tgt), formats = dates_task()
+    assert src.shape[0] == 30_000 and tgt.shape == (30_000, 10)
+    assert test_src.shape[0] == len(formats) == 4000 and test_tgt.shape == (4000, 10)
+    for i in (0, 17, 3999):
+        text = decode_source(test_src[i], int(test_lengths[i]))
+        date = dt.date.fromisoformat("".join("^-0123456789"[j] for j in test_tgt[i].tolist()))
+        assert text.lower() == format_date(date, formats[i]).lower()
+
+
+def test_bottleneck_study_reports_every_bucket_and_style():
+    result = bottleneck_study(seeds=(0,), budgets=(2,), attention=None)
+    row = result[(0, 2)]
+    assert set(row) == {"all", "month number", "month name"} | {f"{lo}-{hi}" for lo, hi in LENGTH_BUCKETS}
+    assert all(0.0 <= value <= 1.0 for value in row.values())

@@ -7,12 +7,14 @@ from course_utils.data.dates import (
     FORMATS,
     NUMERIC_FORMATS,
     SOURCE_CHARS,
+    TARGET_BOS,
     TARGET_CHARS,
     decode_source,
     decode_target,
     encode_source,
     encode_target,
     format_date,
+    make_examples,
     make_pairs,
     ordinal,
     parse_two_digit_year,
@@ -92,3 +94,32 @@ def test_numeric_formats_are_short_digit_only_formats_of_the_task():
     texts = [text for text, _ in make_pairs(days, 300, seed=0, formats=NUMERIC_FORMATS)]
     assert all(8 <= len(t) <= 10 and not any(c.isalpha() for c in t) for t in texts)
     assert {len(t) for t in texts} == {8, 10}  # yyyymmdd and the two with separators
+
+
+def test_start_token_is_one_named_id():
+    assert TARGET_BOS == 0 and TARGET_CHARS[TARGET_BOS] == "^"
+    assert "^" not in "".join(iso for _, iso in make_pairs(split_days(100)[0], 50))  # never a target character
+
+
+def test_examples_carry_their_format_and_match_the_pairs():
+    days, _ = split_days(100, seed=0)
+    examples = make_examples(days, 200, seed=4)
+    assert [(text, iso) for text, iso, _ in examples] == make_pairs(days, 200, seed=4)
+    for text, iso, fmt in examples:
+        assert text.lower() == format_date(dt.date.fromisoformat(iso), fmt).lower()
+    assert {fmt for *_, fmt in make_examples(days, 50, seed=4, formats=NUMERIC_FORMATS)} <= set(NUMERIC_FORMATS)
+
+
+@pytest.mark.parametrize(
+    ("texts", "error", "words"),
+    [
+        ([], ValueError, r"non-empty list of date strings.*got \[\]"),
+        ("3 May 1999", ValueError, "non-empty list"),
+        (["3 May 1999", ""], ValueError, "item 1 .* empty string"),
+        (["3 May 1999", 1999], TypeError, "item 1 is a int: 1999"),
+        ([b"3 May 1999"], TypeError, "item 0 is a bytes"),
+    ],
+)
+def test_encode_source_refuses_bad_input_clearly(texts, error, words):
+    with pytest.raises(error, match=words):
+        encode_source(texts)

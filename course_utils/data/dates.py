@@ -54,11 +54,14 @@ FORMATS = (
 NUMERIC_FORMATS = ("{dd}.{mm}.{yyyy}", "{mm}/{dd}/{yyyy}", "{yyyy}{mm}{dd}")
 CASES = ("as is", "lower", "upper")
 
-# Vocabularies. Id 0 is padding in the source; the target has a start token (id 0).
+# Vocabularies. Id 0 is padding in the source; the target has a start token, TARGET_BOS.
 PAD_CHAR, BOS_CHAR = "\0", "^"  # the characters behind id 0 of each vocabulary
 SOURCE_CHARS = PAD_CHAR + " ,-./0123456789" + "".join(sorted(set("".join(MONTHS + WEEKDAYS + ("thndrdsto",)).lower())))
 SOURCE_CHARS += "".join(sorted({c.upper() for c in SOURCE_CHARS if c.isalpha()}))
 TARGET_CHARS = BOS_CHAR + "-0123456789"
+# The decoder's start token for this task: the id of BOS_CHAR, 0. (05c's own seq2seq vocabulary
+# in course_utils.output_types puts its BOS at 1, after padding: each vocabulary names its own.)
+TARGET_BOS = TARGET_CHARS.index(BOS_CHAR)
 TARGET_LEN = 10  # "yyyy-mm-dd"
 
 
@@ -109,20 +112,37 @@ def split_days(n_test_days: int, seed: int = 0) -> tuple[list[dt.date], list[dt.
 def make_pairs(days: Sequence[dt.date], n: int, seed: int = 0,
                formats: Sequence[str] = FORMATS) -> list[tuple[str, str]]:
     """``n`` examples ``(human text, ISO date)``: a random day from ``days``, format and case."""
+    return [(text, iso) for text, iso, _ in make_examples(days, n, seed, formats)]
+
+
+def make_examples(days: Sequence[dt.date], n: int, seed: int = 0,
+                  formats: Sequence[str] = FORMATS) -> list[tuple[str, str, str]]:
+    """The examples of :func:`make_pairs` (same seed, same examples) with their format: ``(text, iso, fmt)``."""
     rng = np.random.default_rng(seed)
     day_idx = rng.integers(0, len(days), size=n)
     fmt_idx = rng.integers(0, len(formats), size=n)
     case_idx = rng.integers(0, len(CASES), size=n)
     return [
-        (format_date(days[i], formats[f], CASES[c]), days[i].isoformat())
+        (format_date(days[i], formats[f], CASES[c]), days[i].isoformat(), formats[f])
         for i, f, c in zip(day_idx, fmt_idx, case_idx, strict=True)
     ]
 
 
 def encode_source(texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Character ids padded with 0 on the right, and the lengths: ``(N, S)`` and ``(N,)``."""
+    """Character ids padded with 0 on the right, and the lengths: ``(N, S)`` and ``(N,)``.
+
+    ``texts`` is a non-empty list of non-empty strings; anything else is refused with a
+    message (an empty string would be a sequence of length 0, which no encoder can read).
+    """
     if isinstance(texts, str) or len(texts) == 0:
-        raise ValueError("encode_source takes a non-empty list of date strings, e.g. ['3 May 1999']")
+        raise ValueError("encode_source takes a non-empty list of date strings, e.g. ['3 May 1999']; "
+                         f"got {texts!r}")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"encode_source takes date strings; item {i} is a {type(text).__name__}: {text!r}")
+        if not text:
+            raise ValueError(f"item {i} of encode_source's list is an empty string: a date needs at least "
+                             "one character")
     index = {c: i for i, c in enumerate(SOURCE_CHARS)}
     lengths = torch.tensor([len(t) for t in texts])
     ids = torch.zeros(len(texts), int(lengths.max()), dtype=torch.long)  # (N, S)
