@@ -32,8 +32,13 @@ def scaled_dot_product_attention(
     """softmax(q k^T / sqrt(d_k)) v, the output ``(..., Tq, d_v)`` and the weights ``(..., Tq, Tk)``.
 
     q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v); ``mask`` (broadcastable to
-    (..., Tq, Tk)) of bools, True where a query may attend. A query row with no allowed key
-    gets zero weights (instead of NaN).
+    (..., Tq, Tk)) of bools, True where a query may attend, as in
+    ``F.scaled_dot_product_attention``. A float or int mask is a ``TypeError`` (see
+    :func:`course_utils.shapes.require_attention_mask`).
+
+    A query row that may attend to no key gets all-zero weights and a zero output.
+    ``torch.softmax`` of an all ``-inf`` row, and ``torch.nn.MultiheadAttention``, give NaN
+    there instead (recent versions of ``F.scaled_dot_product_attention`` give zeros, like us).
     """
     if q.shape[-1] != k.shape[-1]:
         raise ValueError(f"k has shape {tuple(k.shape)}, expected last size d_k = {q.shape[-1]} as in q")
@@ -96,13 +101,19 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
                 kv: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Output (B, T, D) and per-head weights (B, h, T, Tk). ``mask``: True = may attend."""
+        """Output (B, T, D) and per-head weights (B, h, T, Tk).
+
+        ``mask`` of bools, True = may attend: (T, Tk), (B, T, Tk) (the same for every head) or
+        (B, h, T, Tk); a (B, Tk) key-padding mask goes in as ``mask[:, None, :]``. ``kv``
+        (B, Tk, D): the keys and values of cross-attention (default: x itself).
+        """
         D = self.in_proj_weight.shape[1]
         if x.dim() != 3 or x.shape[-1] != D:
             raise ValueError(f"x has shape {tuple(x.shape)}, expected (B, T, {D})")
         if kv is not None:
             require_shape("kv", kv, (x.shape[0], "Tk", D),
-                          "kv is the sequence the queries of x attend to (cross-attention), batch first like x.")
+                          f"kv is the sequence the queries of x attend to (cross-attention): batch first, with "
+                          f"x's batch size and width, and x has shape {tuple(x.shape)}.")
         kv = x if kv is None else kv
         w_q, w_k, w_v = self.in_proj_weight.chunk(3)  # each (D, D)
         b_q, b_k, b_v = self.in_proj_bias.chunk(3) if self.in_proj_bias is not None else (None,) * 3
@@ -111,10 +122,11 @@ class MultiHeadAttention(nn.Module):
         v = split_heads(nn.functional.linear(kv, w_v, b_v), self.n_heads)  # (B, h, Tk, d_k)
         if mask is not None:
             B, T, Tk = x.shape[0], x.shape[1], kv.shape[1]
-            if mask.dim() == 2 and tuple(mask.shape) == (B, Tk) and (B, Tk) != (T, Tk):
+            if isinstance(mask, torch.Tensor) and mask.dim() == 2 and tuple(mask.shape) == (B, Tk) and B != T:
                 raise ValueError(f"mask has shape {tuple(mask.shape)}: a (B, Tk) key-padding mask? Masks here are "
                                  f"(Tq, Tk), (B, Tq, Tk) or (B, h, Tq, Tk); pass mask[:, None, :] for (B, 1, Tk).")
-            require_attention_mask("mask", mask, (B, T, Tk) if mask.dim() == 3 else (B, self.n_heads, T, Tk))
+            scores_shape = (B, T, Tk) if getattr(mask, "ndim", 0) == 3 else (B, self.n_heads, T, Tk)
+            require_attention_mask("mask", mask, scores_shape)
         if mask is not None and mask.dim() == 3:
             mask = mask[:, None]  # (B, 1, Tq, Tk): the same mask for every head
         out, weights = scaled_dot_product_attention(q, k, v, mask)
@@ -179,22 +191,59 @@ class OneLayerAttentionLM(nn.Module):
     """Token embedding + learned positions, one causal :class:`MultiHeadAttention` with a residual, a read-out.
 
     ``attention=False`` drops the attention layer: each position then sees only its own
-    token (a bigram model), the baseline of notebook 07, section 7.
+    token (a bigram model), the baseline of notebook 07, section 7. The position table starts
+    at zero, or, with ``position_std > 0``, at random values of that spread (``nn.Embedding``'s
+    tokens start at spread 1): distinct positions from the first step, so a head can learn
+    to find "the previous position" quickly (notebook 07, section 7).
     """
 
-    def __init__(self, vocab_size: int, context: int, d_model: int = 64, n_heads: int = 4, attention: bool = True):
+    def __init__(self, vocab_size: int, context: int, d_model: int = 64, n_heads: int = 4, attention: bool = True,
+                 position_std: float = 0.0):
         super().__init__()
+        if position_std < 0:
+            raise ValueError(f"position_std must be >= 0, got {position_std}")
         self.embed = nn.Embedding(vocab_size, d_model)
-        self.pos = nn.Parameter(torch.zeros(context, d_model))
+        pos = torch.randn(context, d_model) * position_std if position_std else torch.zeros(context, d_model)
+        self.pos = nn.Parameter(pos)  # (context, D); zeros draw no random numbers, as before position_std
         self.attn = MultiHeadAttention(d_model, n_heads) if attention else None
         self.readout = nn.Linear(d_model, vocab_size)
 
+    def _inputs(self, ids: torch.Tensor) -> torch.Tensor:
+        require_shape("ids", ids, ("B", "T"))
+        if ids.shape[1] > self.pos.shape[0]:
+            raise ValueError(f"ids has {ids.shape[1]} positions, expected at most the context, {self.pos.shape[0]}")
+        return self.embed(ids) + self.pos[: ids.shape[1]]  # (B, T, D)
+
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, T), T <= context -> logits (B, T, V)."""
-        x = self.embed(ids) + self.pos[: ids.shape[1]]  # (B, T, D)
+        x = self._inputs(ids)  # (B, T, D)
         if self.attn is not None:
             x = x + self.attn(x, causal_mask(ids.shape[1], ids.device))[0]
         return self.readout(x)
+
+    def attention_weights(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) -> the causal attention weights of every head, (B, h, T, T) (query t, key s)."""
+        if self.attn is None:
+            raise ValueError("this model was built with attention=False: it has no attention weights")
+        return self.attn(self._inputs(ids), causal_mask(ids.shape[1], ids.device))[1]
+
+
+def mean_weight_by_offset(weights: torch.Tensor, max_offset: int) -> torch.Tensor:
+    """The mean attention weight a query gives the key ``offset`` positions back, for offsets 0..max_offset - 1.
+
+    ``weights`` (..., T, T) (query t, key s) -> (..., max_offset), averaged over the queries
+    t >= max_offset - 1, each of which has a key at every offset. A head that always attends
+    to the previous position gives 1 at offset 1; a causal head spread evenly gives query t
+    1 / (t + 1) at every offset.
+    """
+    T = weights.shape[-1] if weights.dim() else 0
+    require_shape("weights", weights, (None,) * max(weights.dim() - 2, 0) + (T, T),
+                  "One row per query t, one column per key s.")
+    if not 1 <= max_offset <= T:
+        raise ValueError(f"max_offset must be from 1 to T = {T}, got {max_offset}")
+    first = max_offset - 1  # the first query with max_offset keys at or behind it
+    return torch.stack([weights.diagonal(-offset, dim1=-2, dim2=-1)[..., first - offset:].mean(-1)
+                        for offset in range(max_offset)], dim=-1)
 
 
 # ----------------------------------------------------------------------------- exercise 4: an outcome-graded config

@@ -55,16 +55,23 @@ def require_shape(name: str, value: Any, expected: Sequence[Dim], hint: str = ""
 def require_attention_mask(name: str, mask: Any, scores_shape: Sequence[int], hint: str = "") -> None:
     """Check an attention mask: bools, True where a query may attend, broadcastable to ``scores_shape``.
 
-    Notebooks 06-08 use this one convention. Torch also accepts float masks (0 or -inf, added
-    to the scores); those are refused here with a message, rather than silently inverted.
+    Notebooks 06-08 use this one convention (that of ``F.scaled_dot_product_attention``'s
+    bool masks). A float mask (0 or -inf, added to the scores) or an int mask is refused with
+    a ``TypeError`` that says how to convert it, rather than silently misread; a mask that does
+    not broadcast to the scores (..., Tq, Tk) is a ``ValueError``, which for a (B, Tk)
+    key-padding mask says how to reshape it.
     """
     if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
         dtype = getattr(mask, "dtype", type(mask).__name__)
-        raise ValueError(f"{name} must be a torch.bool tensor (True = may attend), got {dtype}. A float mask of "
-                         f"0 and -inf (another convention) converts with {name} == 0; 0/1 ints with .bool().")
-    shape = tuple(scores_shape)
+        raise TypeError(f"{name} must be a torch.bool tensor (True = may attend), got {dtype}. A float mask of "
+                        f"0 and -inf (another convention) converts with {name} == 0; 0/1 ints with .bool().")
+    shape, got = tuple(int(s) for s in scores_shape), tuple(mask.shape)
     try:
-        torch.broadcast_shapes(tuple(mask.shape), shape)
+        torch.broadcast_shapes(got, shape)
     except RuntimeError:
-        raise ValueError(f"{name} has shape {tuple(mask.shape)}, which does not broadcast to the scores' "
+        if len(shape) >= 3 and got == (shape[0], shape[-1]):  # (B, Tk): one row of keys per sequence
+            index = ", ".join([":"] + ["None"] * (len(shape) - 2) + [":"])
+            hint = (f"A (B, Tk) key-padding mask? Give it an axis for the queries: {name}[{index}] has shape "
+                    f"{(shape[0],) + (1,) * (len(shape) - 2) + (shape[-1],)}. " + hint).strip()
+        raise ValueError(f"{name} has shape {got}, which does not broadcast to the scores' "
                          f"{shape} (..., Tq, Tk)." + (f" {hint}" if hint else "")) from None

@@ -9,10 +9,12 @@ from course_utils import CheckFailed
 from course_utils.self_attention import (
     ATTENTION_CHALLENGE,
     MultiHeadAttention,
+    OneLayerAttentionLM,
     attention_config_loss,
     causal_mask,
     check_attention_config,
     check_attention_mask,
+    mean_weight_by_offset,
     merge_heads,
     padding_mask,
     scaled_dot_product_attention,
@@ -51,11 +53,19 @@ def test_masks():
         padding_mask(torch.tensor([[2]]), 3)
 
 
-def test_fully_masked_row_gives_zeros_not_nan():
+def test_fully_masked_row_gives_zero_weights_and_zero_output_not_nan():
     q = k = v = torch.randn(1, 2, 4)
     mask = torch.tensor([[False, False], [True, True]])
     out, w = scaled_dot_product_attention(q, k, v, mask)
-    assert not out.isnan().any() and (w[0, 0] == 0).all()
+    assert not out.isnan().any() and (w[0, 0] == 0).all() and (out[0, 0] == 0).all()
+    assert torch.allclose(w[0, 1].sum(), torch.tensor(1.0))
+    # torch's softmax gives NaN on the same row: the difference the docstring names.
+    scores = (q @ k.transpose(1, 2)).masked_fill(~mask, float("-inf"))
+    assert torch.softmax(scores, -1)[0, 0].isnan().all()
+    mha = MultiHeadAttention(4, 2)
+    out_mha, w_mha = mha(q, mask)
+    assert torch.equal(w_mha[0, :, 0], torch.zeros(2, 2))
+    assert torch.allclose(out_mha[0, 0], mha.out_proj.bias)  # zero heads, then W_O's bias
 
 
 def test_padding_keys_get_no_weight():
@@ -123,26 +133,82 @@ def test_masks_follow_one_convention_with_clear_errors():
 
     torch.manual_seed(0)
     q = k = v = torch.randn(2, 4, 8)
-    with pytest.raises(ValueError, match=r"torch.bool .*0 and -inf .*mask == 0"):
+    with pytest.raises(TypeError, match=r"torch.bool tensor \(True = may attend\), got torch.float32.*mask == 0"):
         scaled_dot_product_attention(q, k, v, torch.zeros(4, 4))
-    with pytest.raises(ValueError, match=r"torch.bool .*\.bool\(\)"):
+    with pytest.raises(TypeError, match=r"torch.bool .*got torch.int64.*\.bool\(\)"):
         scaled_dot_product_attention(q, k, v, causal_mask(4).long())
     with pytest.raises(ValueError, match=r"does not broadcast to the scores' \(2, 4, 4\)"):
         scaled_dot_product_attention(q, k, v, torch.ones(3, 4, dtype=torch.bool))
+    # A (B, Tk) key-padding mask given to the function: told how to reshape it.
+    with pytest.raises(ValueError, match=r"key-padding mask\? .*mask\[:, None, :\] has shape \(2, 1, 4\)"):
+        scaled_dot_product_attention(torch.randn(2, 3, 8), k, v, torch.ones(2, 4, dtype=torch.bool))
     mha = MultiHeadAttention(8, 2)
     x = torch.randn(3, 5, 8)
+    with pytest.raises(TypeError, match=r"torch.bool .*got torch.float32"):
+        mha(x, torch.ones(5, 5))
+    with pytest.raises(TypeError, match=r"torch.bool .*got list"):
+        mha(x, [[True] * 5] * 5)
     with pytest.raises(ValueError, match=r"\(B, Tk\) key-padding mask\? .*mask\[:, None, :\]"):
         mha(x, torch.ones(3, 5, dtype=torch.bool))
-    with pytest.raises(ValueError, match=r"kv has shape \(3, 6, 4\), expected \(3, Tk, 8\)"):
+    with pytest.raises(ValueError, match=r"\(B, Tk\) key-padding mask\? .*mask\[:, None, :\]"):
+        mha(x, torch.ones(3, 6, dtype=torch.bool), kv=torch.randn(3, 6, 8))
+    # kv of the wrong width or batch size: a ValueError naming kv, its shape, the expected one and x's.
+    with pytest.raises(ValueError, match=r"kv has shape \(3, 6, 4\), expected \(3, Tk, 8\)\..*x has shape \(3, 5, 8\)"):
         mha(x, kv=torch.randn(3, 6, 4))
+    with pytest.raises(ValueError, match=r"kv has shape \(2, 6, 8\), expected \(3, Tk, 8\)\..*x has shape \(3, 5, 8\)"):
+        mha(x, kv=torch.randn(2, 6, 8))
+    out_kv, w_kv = mha(x, kv=torch.randn(3, 6, 8))  # cross-attention with the right kv
+    assert out_kv.shape == (3, 5, 8) and w_kv.shape == (3, 2, 5, 6)
     out, w = mha(x, torch.ones(3, 1, 5, dtype=torch.bool))  # the suggested (B, 1, Tk) form works
     assert out.shape == (3, 5, 8) and torch.allclose(w.sum(-1), torch.ones(3, 2, 5))
     # A query that may attend nowhere: zero weights in both modules, never NaN.
     none = torch.zeros(2, 4, 4, dtype=torch.bool)
     assert torch.equal(scaled_dot_product_attention(q, k, v, none)[1], torch.zeros(2, 4, 4))
     assert torch.equal(masked_softmax(torch.randn(2, 3), torch.zeros(2, 3, dtype=torch.bool)), torch.zeros(2, 3))
-    with pytest.raises(ValueError, match="torch.bool"):
+    with pytest.raises(TypeError, match="torch.bool"):
         masked_softmax(torch.randn(2, 3), torch.ones(2, 3))
+
+
+def test_mean_weight_by_offset_by_hand():
+    T = 6
+    # A head that always looks one position back (the first query, with nothing behind it, at itself).
+    previous = torch.zeros(T, T)
+    previous[0, 0] = 1.0
+    previous[torch.arange(1, T), torch.arange(T - 1)] = 1.0
+    assert torch.equal(mean_weight_by_offset(previous, 3), torch.tensor([0.0, 1.0, 0.0]))
+    # A causal head spread evenly: query t gives 1 / (t + 1) to every key; queries t >= 2 are averaged.
+    uniform = causal_mask(T).float() / torch.arange(1, T + 1)[:, None]
+    expected = sum(1 / (t + 1) for t in range(2, T)) / (T - 2)
+    assert torch.allclose(mean_weight_by_offset(uniform, 3), torch.full((3,), expected))
+    # Leading axes are kept: (B, h, T, T) -> (B, h, max_offset).
+    stacked = torch.stack([previous, uniform])[None].expand(2, 2, T, T)
+    got = mean_weight_by_offset(stacked, 3)
+    assert got.shape == (2, 2, 3) and torch.equal(got[1, 0], mean_weight_by_offset(previous, 3))
+    with pytest.raises(ValueError, match="max_offset must be from 1 to T = 6, got 7"):
+        mean_weight_by_offset(uniform, 7)
+    with pytest.raises(ValueError, match=r"weights has shape \(6, 5\), expected \(5, 5\)"):
+        mean_weight_by_offset(torch.ones(6, 5), 2)
+
+
+def test_one_layer_lm_positions_and_attention_weights():
+    torch.manual_seed(0)
+    lm = OneLayerAttentionLM(10, 8, d_model=16, n_heads=2)
+    assert torch.equal(lm.pos, torch.zeros(8, 16))  # the default: positions start at zero
+    lm = OneLayerAttentionLM(10, 8, d_model=16, n_heads=2, position_std=1.0)
+    assert 0.7 < lm.pos.std().item() < 1.3
+    ids = torch.randint(0, 10, (3, 8))
+    w = lm.attention_weights(ids)
+    assert w.shape == (3, 2, 8, 8) and (w.triu(1) == 0).all()
+    assert torch.allclose(w.sum(-1), torch.ones(3, 2, 8))
+    assert lm(ids).shape == (3, 8, 10)
+    with pytest.raises(ValueError, match="at most the context, 8"):
+        lm(torch.randint(0, 10, (3, 9)))
+    with pytest.raises(ValueError, match=r"ids has shape \(8,\), expected \(B, T\)"):
+        lm(ids[0])
+    with pytest.raises(ValueError, match="attention=False"):
+        OneLayerAttentionLM(10, 8, attention=False).attention_weights(ids)
+    with pytest.raises(ValueError, match="position_std must be >= 0"):
+        OneLayerAttentionLM(10, 8, position_std=-1.0)
 
 
 def test_empty_sequences_get_clear_errors():
@@ -204,7 +270,7 @@ def test_check_attention_mask_refuses_the_reference_and_malformed_masks():
 # ----------------------------------------------------------------------------- exercise 4: outcome-graded config
 
 GOOD_ATTENTION_CONFIG = {"d_model": 64, "n_heads": 4, "lr": 1e-2}
-BARELY_MISSES = {"d_model": 64, "n_heads": 4, "lr": 3e-3}  # section 7's learning rate, with fewer steps
+BARELY_MISSES = {"d_model": 64, "n_heads": 4, "lr": 3e-3}  # a learning rate 3x too small for 60 steps
 ATTENTION_CONFIG_MISTAKES = {  # name -> (config, words the feedback must contain)
     "tiny learning rate": ({"d_model": 64, "n_heads": 4, "lr": 1e-4}, "a learning rate of 0.0001 is small"),
     "one-feature heads": ({"d_model": 8, "n_heads": 8, "lr": 1e-2}, "heads of d_k = 1 features are very narrow"),

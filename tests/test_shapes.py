@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.shapes import format_shape, require_shape, shape_matches, shape_of
+from course_utils.shapes import format_shape, require_attention_mask, require_shape, shape_matches, shape_of
 
 
 def test_ints_must_match():
@@ -51,3 +51,44 @@ def test_helpers():
     assert format_shape(()) == "()"
     assert shape_of(np.zeros((2, 3))) == (2, 3) and shape_of(torch.zeros(1)) == (1,) and shape_of([1, 2]) == ()
     assert shape_matches((2, 3), ("B", 3)) and not shape_matches((2, 3), ("B",)) and not shape_matches((2, 3), (2, 4))
+
+
+# ----------------------------------------------------------------------------- attention masks
+
+
+def test_attention_mask_accepts_bools_that_broadcast():
+    require_attention_mask("mask", torch.ones(4, 4, dtype=torch.bool).tril(), (2, 4, 4))
+    require_attention_mask("mask", torch.ones(2, 1, 4, dtype=torch.bool), (2, 4, 4))
+    require_attention_mask("mask", torch.ones(2, 1, 1, 4, dtype=torch.bool), (2, 3, 4, 4))
+
+
+@pytest.mark.parametrize(
+    ("mask", "words"),
+    [
+        (torch.zeros(4, 4), r"mask must be a torch.bool tensor \(True = may attend\), got torch.float32.*mask == 0"),
+        (torch.ones(4, 4, dtype=torch.long), r"got torch.int64\. .*0/1 ints with \.bool\(\)"),
+        (np.ones((4, 4), dtype=bool), r"must be a torch.bool tensor .*got bool"),
+        ([[True] * 4] * 4, r"must be a torch.bool tensor .*got list"),
+    ],
+)
+def test_attention_mask_of_another_type_is_a_type_error(mask, words):
+    with pytest.raises(TypeError, match=words):
+        require_attention_mask("mask", mask, (2, 4, 4))
+
+
+def test_attention_mask_that_does_not_broadcast_names_both_shapes():
+    with pytest.raises(ValueError, match=r"mask has shape \(3, 4\), which does not broadcast to the scores' "
+                       r"\(2, 4, 4\) \(\.\.\., Tq, Tk\)\.$"):
+        require_attention_mask("mask", torch.ones(3, 4, dtype=torch.bool), (2, 4, 4))
+
+
+@pytest.mark.parametrize(
+    ("scores_shape", "words"),
+    [
+        ((3, 5, 6), r"A \(B, Tk\) key-padding mask\? .*pad\[:, None, :\] has shape \(3, 1, 6\)"),
+        ((3, 2, 5, 6), r"A \(B, Tk\) key-padding mask\? .*pad\[:, None, None, :\] has shape \(3, 1, 1, 6\)"),
+    ],
+)
+def test_key_padding_mask_is_told_how_to_reshape(scores_shape, words):
+    with pytest.raises(ValueError, match=r"pad has shape \(3, 6\), which does not broadcast.*" + words):
+        require_attention_mask("pad", torch.ones(3, 6, dtype=torch.bool), scores_shape)
