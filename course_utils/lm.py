@@ -210,7 +210,27 @@ def sample_next(logits: torch.Tensor, temperature: float, generator: torch.Gener
 @torch.no_grad()
 def generate(model: nn.Module, vocab: CharVocab, prompt: str, n_chars: int, context: int,
              temperature: float = 1.0, seed: int = 0) -> str:
-    """Sample ``n_chars`` characters after ``prompt``, feeding back the last ``context`` of them (eval mode)."""
+    """Sample ``n_chars`` characters after ``prompt``, feeding back the last ``context`` of them (eval mode).
+
+    Each character is drawn from ``softmax(logits / temperature)``: ``temperature`` must be
+    positive (small values approach the argmax, large ones uniform guessing). The prompt must
+    be non-empty and use only characters of ``vocab``; ``n_chars = 0`` returns the prompt.
+    """
+    if isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.integer, np.floating)) \
+            or not temperature > 0:
+        raise ValueError(f"temperature must be positive (a number > 0), got {temperature!r}; for the most likely "
+                         "character at every step use a small temperature such as 0.01")
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError(f"prompt must be a non-empty string (the model needs at least one character to start "
+                         f"from), got {prompt!r}")
+    unknown = sorted(set(prompt) - set(vocab.chars))
+    if unknown:
+        raise ValueError(f"prompt {prompt!r} contains characters that are not in the vocabulary: "
+                         f"{', '.join(map(repr, unknown))}; the model knows only the {vocab.size} characters "
+                         "of its training text")
+    for arg, value, least in (("n_chars", n_chars, 0), ("context", context, 1)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+            raise ValueError(f"{arg} must be a whole number >= {least}, got {value!r}")
     device = next(model.parameters()).device
     g = torch.Generator(device=device).manual_seed(seed)
     ids = torch.from_numpy(vocab.encode(prompt)).to(device)[None]  # (1, T)

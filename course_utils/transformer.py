@@ -1,4 +1,4 @@
-"""Notebook 08: the transformer, with positional encodings, a pre-LayerNorm block and a tiny GPT.
+"""Notebook 08, sections 1-5: the transformer, with positional encodings, a pre-LayerNorm block and a tiny GPT.
 
     x = token_embedding + position_encoding                  (B, T, D)
     x = x + MultiHeadAttention(LayerNorm(x), causal mask)    each block
@@ -9,12 +9,15 @@ Attention is :class:`course_utils.self_attention.MultiHeadAttention` (notebook 0
 loss, training and generation are those of every language model (:mod:`course_utils.lm`),
 whose :class:`~course_utils.lm.RecurrentLM` is the baseline the tiny GPT is compared with.
 :func:`train_char_lm` takes any text, so the same code trains on another corpus.
+:func:`saved_activation_bytes` measures what a training step keeps for its backward pass
+(section 5: the tiny GPT's memory against the LSTM's as the sequence grows).
 """
 
 from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import torch
@@ -129,6 +132,37 @@ def train_char_lm(text: str, kind: str = "gpt", *, steps: int, context: int = 64
     model.to(device)
     run = train_lm(model, data, steps=steps, context=context, seed=seed, device=device, progress=progress)
     return model, data, run
+
+
+def saved_activation_bytes(loss_fn: Callable[[], torch.Tensor], exclude: Iterable[torch.Tensor] = ()) -> int:
+    """Measured bytes that autograd keeps for the backward pass of ``loss_fn()``, then runs that backward pass.
+
+    ``loss_fn`` builds a graph and returns a scalar loss. While it runs, a
+    :func:`torch.autograd.graph.saved_tensors_hooks` hook sees every tensor an operation
+    saves for its gradient; the distinct storages among them are counted once each (a view
+    shares its base's storage), leaving out those of ``exclude`` (pass the model's
+    parameters: they exist whether or not we train). This is the activation memory a
+    training step holds at the end of its forward pass, the peak the backward pass then
+    frees step by step; gradients accumulate in ``.grad`` as after any ``backward()``.
+    """
+    skip = {t.untyped_storage().data_ptr() for t in exclude}
+    saved: dict[int, torch.Tensor] = {}  # storage address -> a tensor on it (held, so no address is reused)
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        if t.untyped_storage().data_ptr() not in skip:
+            saved.setdefault(t.untyped_storage().data_ptr(), t)
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = loss_fn()
+    if not isinstance(loss, torch.Tensor) or loss.dim() != 0 or not loss.requires_grad:
+        got = f"shape {tuple(loss.shape)}, requires_grad={loss.requires_grad}" if isinstance(loss, torch.Tensor) \
+            else type(loss).__name__
+        raise ValueError(f"loss_fn must return a scalar tensor that requires grad (a loss), got {got}")
+    total = sum(t.untyped_storage().nbytes() for t in saved.values())
+    saved.clear()
+    loss.backward()
+    return total
 
 
 # ----------------------------------------------------------------------------- exercise 1: sinusoidal positions

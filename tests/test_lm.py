@@ -116,9 +116,39 @@ def test_generate_extends_the_prompt_and_rejects_non_positive_temperature():
     sample = generate(model, data.vocab, "ab", 10, context=4, seed=3)
     assert sample.startswith("ab") and len(sample) == 12 and set(sample) <= set("abc")
     assert generate(model, data.vocab, "ab", 10, context=4, seed=3) == sample  # seeded
-    for temperature in (0.0, -1.0):
-        with pytest.raises(ValueError, match="temperature must be positive"):
+    for temperature in (0.0, -1.0, float("nan"), None):
+        with pytest.raises(ValueError, match=r"temperature must be positive \(a number > 0\), got"):
             generate(model, data.vocab, "ab", 5, context=4, temperature=temperature)
+    assert generate(model, data.vocab, "ab", 0, context=4) == "ab"  # nothing to add
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"prompt": ""}, "prompt must be a non-empty string"),
+        ({"prompt": "abz!"}, "contains characters that are not in the vocabulary: '!', 'z'"),
+        ({"n_chars": -1}, "n_chars must be a whole number >= 0, got -1"),
+        ({"n_chars": 2.5}, "n_chars must be a whole number >= 0, got 2.5"),
+        ({"context": 0}, "context must be a whole number >= 1, got 0"),
+    ],
+)
+def test_generate_rejects_bad_arguments_with_clear_errors(kwargs, words):
+    torch.manual_seed(0)
+    data = CharData.from_text("abcab" * 20)
+    model = RecurrentLM("gru", data.vocab.size, embed_size=4, hidden_size=8)
+    args = {"prompt": "ab", "n_chars": 5, "context": 4, **kwargs}
+    with pytest.raises(ValueError, match=re.escape(words)):
+        generate(model, data.vocab, args["prompt"], args["n_chars"], context=args["context"])
+
+
+def test_generate_at_low_temperature_approaches_greedy():
+    torch.manual_seed(0)
+    data = CharData.from_text("abcab" * 20)
+    model = RecurrentLM("gru", data.vocab.size, embed_size=4, hidden_size=8).eval()
+    ids = torch.from_numpy(data.vocab.encode("ab"))[None]  # (1, 2)
+    for _ in range(6):  # greedy decoding by hand
+        ids = torch.cat([ids, model(ids)[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert generate(model, data.vocab, "ab", 6, context=100, temperature=1e-3) == data.vocab.decode(ids[0])
 
 
 def _sampler(transform=lambda logits, T: logits / T, shift=True, draw=True, squeeze=True):

@@ -8,7 +8,7 @@ import torch
 from course_utils import CheckFailed
 from course_utils.data.text import load_corpus
 from course_utils.layers import count_parameters
-from course_utils.lm import estimate_loss, generate
+from course_utils.lm import RecurrentLM, estimate_loss, generate
 from course_utils.transformer import (
     MLP,
     RECIPE_CHALLENGE,
@@ -17,6 +17,7 @@ from course_utils.transformer import (
     check_sinusoidal_positions,
     check_training_recipe,
     check_warmup_cosine_lr,
+    saved_activation_bytes,
     sinusoidal_positions,
     train_char_lm,
     training_recipe_loss,
@@ -100,6 +101,46 @@ def test_lstm_baseline_trains_on_the_corpus():
     model, data, run = train_char_lm(load_corpus(50_000), "lstm", context=32, steps=40, device=CPU,
                                      hidden_size=64)
     assert run.val_losses[-1] < run.val_losses[0] or run.val_losses[-1] < math.log(data.vocab.size) - 0.5
+
+
+def test_saved_activation_bytes_of_one_matmul_by_hand():
+    a = torch.randn(3, 4, requires_grad=True)
+    b = torch.randn(4, 5, requires_grad=True)
+    # a @ b saves a (12 floats) and b (20 floats) for its gradients: 32 * 4 bytes; sum saves nothing.
+    assert saved_activation_bytes(lambda: (a @ b).sum()) == 128
+    assert a.grad is not None and b.grad is not None  # the backward pass ran
+    assert saved_activation_bytes(lambda: (a @ b).sum(), exclude=[b]) == 48
+    # a[:2] is a view of a: the same storage, counted once.
+    assert saved_activation_bytes(lambda: (a @ b).sum() + (a[:2] @ b).sum()) == 128
+    with pytest.raises(ValueError, match="loss_fn must return a scalar tensor that requires grad"):
+        saved_activation_bytes(lambda: a @ b)
+    with pytest.raises(ValueError, match="requires_grad=False"):
+        saved_activation_bytes(lambda: torch.zeros(()))
+
+
+def _training_bytes(model, T, batch=2):
+    ids = torch.randint(0, 10, (batch, T))
+    loss = lambda: torch.nn.functional.cross_entropy(model(ids).flatten(0, 1), ids.flatten())  # noqa: E731
+    return saved_activation_bytes(loss, exclude=model.parameters())
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_saved_activation_bytes_shows_attentions_quadratic_term(n_layers):
+    torch.manual_seed(0)
+    model = TinyGPT(10, 32, d_model=8, n_heads=2, n_layers=n_layers)
+    f = {T: _training_bytes(model, T) for T in (8, 16, 24)}
+    # Per layer, B * h * T^2 floats twice (softmax's output; the NaN-cleaned weights that
+    # multiply V) and T^2 bools (the inverted mask): f(T) = a T + b T^2 + c with
+    # b = n_layers * (2 * B * h * 4 + 1) bytes, so f(24) - 2 f(16) + f(8) = 2 b 8^2.
+    b = n_layers * (2 * 2 * 2 * 4 + 1)
+    assert f[24] - 2 * f[16] + f[8] == 2 * b * 8**2
+
+
+def test_saved_activation_bytes_of_an_lstm_grow_linearly():
+    torch.manual_seed(0)
+    model = RecurrentLM("lstm", 10, embed_size=8, hidden_size=16)
+    small, large = _training_bytes(model, 128), _training_bytes(model, 256)
+    assert 1.9 < large / small < 2.1  # O(T): one set of gates per step (oneDNN pads its workspace a little)
 
 
 # ----------------------------------------------------------------------------- exercise 1: sinusoidal positions
