@@ -1,0 +1,186 @@
+"""Notebook 08c, section 1: a KV cache for 08's :class:`~course_utils.transformer.TinyGPT`, with its weights.
+
+At generation step t the new token's query must meet the keys and values of positions
+0..t. They do not change once computed (causal mask: position s never sees later tokens),
+so keep them per layer and compute only the new token's q, k, v:
+
+    cache[l] = (K, V), each (B, h, t, d_k)  ->  append the new (B, h, 1, d_k), attend, return.
+
+- :func:`attention_step`: one query against the cached keys and values plus its own;
+- :func:`cached_step`: one token through a whole TinyGPT at position ``pos`` -> logits ``(B, V)``;
+- :func:`generate_ids`: sampling with or without the cache (same draws for the same generator);
+- :func:`time_generation`: the seconds either way, for the measured speed-up;
+- exercise: :func:`check_attention_step`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from .checks import CheckFailed, check_close, check_type, name_mistake, refuse_reference
+from .sampling import sample_token
+from .self_attention import MultiHeadAttention, merge_heads, split_heads
+from .shapes import require_shape
+from .transformer import TinyGPT
+
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: K and V, each (B, h, t, d_k)
+
+
+def attention_step(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, k_cache: torch.Tensor | None,
+                   v_cache: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One decoding step of attention: the new token's ``q (B, h, 1, d_k)`` against all keys so far.
+
+    Appends ``k_new``, ``v_new`` (B, h, 1, d_k) to the caches (B, h, t, d_k) (``None``: empty)
+    and returns ``(out (B, h, 1, d_k), K (B, h, t + 1, d_k), V (B, h, t + 1, d_k))``. No mask:
+    the cache holds only the past, so the new query may see every key.
+    """
+    require_shape("q", q, ("B", "h", 1, "d_k"))
+    require_shape("k_new", k_new, tuple(q.shape))
+    require_shape("v_new", v_new, tuple(q.shape))
+    k = k_new if k_cache is None else torch.cat([k_cache, k_new], dim=2)  # (B, h, t + 1, d_k)
+    v = v_new if v_cache is None else torch.cat([v_cache, v_new], dim=2)
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, 1, t + 1)
+    return torch.softmax(scores, dim=-1) @ v, k, v
+
+
+def cached_attention(attn: MultiHeadAttention, x: torch.Tensor,
+                     kv: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """``attn``'s self-attention for one new position ``x (B, 1, D)``, given the cached (K, V) of the earlier ones."""
+    w_q, w_k, w_v = attn.in_proj_weight.chunk(3)  # each (D, D)
+    b_q, b_k, b_v = attn.in_proj_bias.chunk(3) if attn.in_proj_bias is not None else (None,) * 3
+    q, k, v = (split_heads(nn.functional.linear(x, w, b), attn.n_heads)  # (B, h, 1, d_k) each
+               for w, b in ((w_q, b_q), (w_k, b_k), (w_v, b_v)))
+    out, k_all, v_all = attention_step(q, k, v, *(kv if kv is not None else (None, None)))
+    return attn.out_proj(merge_heads(out)), (k_all, v_all)  # (B, 1, D)
+
+
+def cached_step(model: TinyGPT, ids: torch.Tensor, cache: KVCache | None, pos: int) -> tuple[torch.Tensor, KVCache]:
+    """One new token per row, ``ids (B, 1)`` at position ``pos``, through ``model``'s blocks.
+
+    Returns the next-token logits ``(B, V)`` and the cache grown by one position. The same
+    numbers as ``model(all ids so far)[:, -1]``, with O(t) work instead of O(t^2).
+    """
+    require_shape("ids", ids, ("B", 1))
+    if pos >= model.context:
+        raise ValueError(f"pos = {pos}, but the model has positions 0..{model.context - 1} only "
+                         f"(context = {model.context}): learned positions stop generation at the context")
+    cache = cache if cache is not None else [None] * len(model.blocks)
+    if len(cache) != len(model.blocks):
+        raise ValueError(f"cache has {len(cache)} layers, expected one per block ({len(model.blocks)})")
+    x = model.embed(ids) + model.pos[pos]  # (B, 1, D): the position offset by the tokens already cached
+    new_cache = []
+    for block, kv in zip(model.blocks, cache, strict=True):
+        a, kv = cached_attention(block.attn, block.ln1(x), kv)
+        x = x + a  # (B, 1, D)
+        x = x + block.mlp(block.ln2(x))
+        new_cache.append(kv)
+    return model.head(model.ln_f(x))[:, 0], new_cache  # (B, V)
+
+
+@torch.no_grad()
+def generate_ids(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, use_cache: bool = True,
+                 temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """Sample ``n_new`` tokens after ``prompt (B, T0)``: ``(B, T0 + n_new)`` ids. Call ``model.eval()`` first.
+
+    ``use_cache=False`` re-runs the whole sequence every step (O(t^2) work per token);
+    ``use_cache=True`` feeds one token per step through :func:`cached_step`. Both draw once per
+    step with :func:`~course_utils.sampling.sample_token`, so the same generator gives the same
+    tokens. The total length must fit the model's context (learned positions end there).
+    """
+    require_shape("prompt", prompt, ("B", "T0"))
+    if prompt.shape[1] + n_new > model.context:
+        raise ValueError(f"prompt length {prompt.shape[1]} + n_new {n_new} = {prompt.shape[1] + n_new} exceeds the "
+                         f"model's context {model.context}: learned positions exist only up to it")
+    ids, cache = prompt, None
+    if use_cache:
+        for t in range(prompt.shape[1]):  # the prompt, one position at a time, fills the cache
+            logits, cache = cached_step(model, prompt[:, t:t + 1], cache, t)
+    for _ in range(n_new):
+        if not use_cache:
+            logits = model(ids)[:, -1]  # (B, V): the whole sequence again
+        next_id = sample_token(logits, temperature, top_k, top_p, generator)[:, None]  # (B, 1)
+        ids = torch.cat([ids, next_id], dim=1)
+        if use_cache and ids.shape[1] < model.context:
+            logits, cache = cached_step(model, next_id, cache, ids.shape[1] - 1)
+    return ids
+
+
+def time_generation(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, use_cache: bool,
+                    repeats: int = 3) -> np.ndarray:
+    """Seconds to generate ``n_new`` greedy tokens after ``prompt``, ``repeats`` times: ``(repeats,)``.
+
+    Greedy (``top_k=1``), so both ways do the same work; waits for the device before reading the clock.
+    """
+    times = []
+    for _ in range(repeats):
+        _synchronize(prompt.device)
+        start = time.perf_counter()
+        generate_ids(model, prompt, n_new, use_cache=use_cache, top_k=1)
+        _synchronize(prompt.device)
+        times.append(time.perf_counter() - start)
+    return np.array(times)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ----------------------------------------------------------------------------- exercise: one cached step
+
+
+def _attention_step_mistakes(q, k_new, v_new, k_cache, v_cache) -> dict[str, torch.Tensor]:
+    """What the usual wrong steps return (the output only) for the given tensors."""
+    d_k = q.shape[-1]
+    k_all, v_all = torch.cat([k_cache, k_new], 2), torch.cat([v_cache, v_new], 2)
+
+    def attend(k, v, scale):
+        return torch.softmax(q @ k.transpose(-2, -1) / scale, dim=-1) @ v
+
+    return {
+        "attend to the cache only, without appending the new token's k_new and v_new (a token must see itself)":
+            attend(k_cache, v_cache, math.sqrt(d_k)),
+        "attend to the new token only: concatenate the cache and the new key/value along the time axis (dim=2)":
+            v_new,
+        "divide the scores by d_k instead of sqrt(d_k)": attend(k_all, v_all, d_k),
+        "divide the scores by sqrt(h * d_k), the model's width, instead of the head's sqrt(d_k)":
+            attend(k_all, v_all, math.sqrt(d_k * q.shape[1])),
+        "forget to scale the scores by 1 / sqrt(d_k)": attend(k_all, v_all, 1.0),
+        "take the softmax over the query axis instead of the keys (dim=-1)":
+            torch.softmax(q @ k_all.transpose(-2, -1) / math.sqrt(d_k), dim=-2) @ v_all,
+    }
+
+
+def check_attention_step(fn, seed: int = 0) -> None:
+    """Test ``fn(q, k_new, v_new, k_cache, v_cache) -> (out, K, V)`` against :func:`attention_step` (exercise 2).
+
+    Names the usual mistakes: the new key and value not appended, the cache dropped, scaling by
+    d_k, by the model's width or not at all, the softmax over the wrong axis.
+    """
+    refuse_reference(fn, ("attention_step", "scaled_dot_product_attention", "cached_attention"))
+    g = torch.Generator().manual_seed(seed)
+    B, h, t, d_k = 2, 3, 5 + seed, 4
+    q, k_new, v_new = (torch.randn(B, h, 1, d_k, generator=g, dtype=torch.float64) for _ in range(3))
+    k_cache, v_cache = (torch.randn(B, h, t, d_k, generator=g, dtype=torch.float64) for _ in range(2))
+    got = fn(q, k_new, v_new, k_cache.clone(), v_cache.clone())
+    if not isinstance(got, tuple) or len(got) != 3:
+        raise CheckFailed("return a tuple (out, K, V): the output and the caches with the new position appended.")
+    out, k_all, v_all = got
+    for label, value in (("out", out), ("K", k_all), ("V", v_all)):
+        check_type(f"the {label} of my_attention_step", value, torch.Tensor)
+    exp_out, exp_k, exp_v = attention_step(q, k_new, v_new, k_cache, v_cache)
+    if tuple(k_all.shape) == tuple(k_cache.shape):
+        raise CheckFailed(f"the K you return has shape {tuple(k_all.shape)}, the cache's: append k_new along the "
+                          f"time axis (dim=2), giving {tuple(exp_k.shape)}.")
+    check_close("the K of my_attention_step (cache, then the new key)", k_all, exp_k, quiet=True)
+    check_close("the V of my_attention_step (cache, then the new value)", v_all, exp_v, quiet=True)
+    mistakes = _attention_step_mistakes(q, k_new, v_new, k_cache, v_cache)
+    name_mistake("the out of my_attention_step", out, exp_out, mistakes)
+    check_close("the out of my_attention_step", out, exp_out, quiet=True)
+    print(f"OK my_attention_step: (B, h, t, d_k) = {(B, h, t, d_k)}, output and grown caches match")
