@@ -4,7 +4,7 @@
     python benchmarks/architectures.py --lengths 64 512 --reps 3 --threads 2 --out /tmp/arch
     COURSE_DEVICE=cuda python benchmarks/architectures.py        # the same on a GPU
     python benchmarks/architectures.py --quick --out /tmp/arch   # tiny sizes, a smoke test
-    python benchmarks/architectures.py --scans-only --reps 9     # the recurrence alone, printed
+    python benchmarks/architectures.py --scans-only --reps 9     # the recurrence alone, printed (and timed)
 
 For every layer (vanilla RNN, LSTM, GRU: the course's and torch.nn's; minGRU and minLSTM run
 by the sequential loop, the log-space scan and the chunked scan; a transformer layer: the
@@ -12,20 +12,28 @@ course's pre-LayerNorm block and ``nn.TransformerEncoderLayer``) and every seque
 
 - parameters: counted on the module, and from the formula (both are reported; they must agree);
 - forward time (``torch.no_grad``) and forward+backward time (``out.sum().backward()``) per batch:
-  one warm-up call, then ``--reps`` repetitions interleaved across layers, median reported;
+  one warm-up call, then ``--reps`` repetitions interleaved across layers; the median and the
+  spread (min-max over the repetitions) are reported. Every layer at a given T reads the same
+  input, drawn once (seeded) before any layer is built;
 - the ratio of that median to the torch.nn counterpart's (RNN -> nn.RNN, LSTM and minLSTM ->
   nn.LSTM, GRU and minGRU -> nn.GRU, transformer block -> nn.TransformerEncoderLayer);
-- peak memory of one forward+backward. On CUDA: ``torch.cuda.max_memory_allocated`` above
-  what was allocated before. On the CPU: a fresh subprocess per layer and length builds the
-  layer and the input, reads its resident set size (``/proc/self/status``), runs one
-  forward+backward, and reports the peak resident set (``VmHWM``, reset just before) minus
-  that: the growth of the resident set, which includes allocator slack (Linux only). ``--memory
-  off`` skips it.
+- peak memory of one forward+backward, warm (after one untimed forward+backward) and cold (the
+  first call, which adds one-off costs: kernels' and autograd's first allocations, the
+  allocator's arenas). On CUDA: ``torch.cuda.max_memory_allocated`` above what was allocated
+  before. On the CPU: a fresh subprocess per layer and length builds the layer and the input,
+  reads its resident set size (``/proc/self/status``), runs one forward+backward, and reports the
+  peak resident set (``VmHWM``, reset just before) minus that: the growth of the resident set,
+  which includes allocator slack (Linux only); then the same again for the warm figure.
+  ``--memory off`` skips it.
 
 A second table times the recurrence ``h_t = a_t * h_{t-1} + b_t`` alone, the part of minGRU and
 minLSTM that the three methods compute differently (``course_utils.scan``): ``a`` (in (0.5, 1)),
 ``b`` and a dense upstream gradient ``dL/dh`` given, ``(T, B, H)`` each; forward, and forward plus
-``h.backward(dL/dh)``; interleaved repetitions, median, and the speed-up over the loop.
+``h.backward(dL/dh)``; interleaved repetitions, median and min-max, and the speed-ups over the
+loop (forward, and forward+backward), at each of ``--scan-threads`` (default 1 and 2): torch
+splits an elementwise operation across threads only above a size threshold (32,768 elements),
+which the chunked scan's ``(T/C, B, H)`` tensors pass at long T and the loop's ``(B, H)`` steps
+never do, so the thread count changes the comparison.
 
 Input: batch 32 (``--batch``), input size = hidden size = 128 (``--hidden``), float32. Results go
 to ``OUT/architectures.csv``, ``OUT/scans.csv`` and ``OUT/architectures.md`` (default
@@ -66,9 +74,11 @@ from course_utils.scan import scan_chunked, scan_log, scan_loop  # noqa: E402
 from course_utils.self_attention import causal_mask  # noqa: E402
 from course_utils.transformer import Block  # noqa: E402
 
-FIELDS = ["model", "T", "batch", "hidden", "params", "params_formula", "formula", "forward_ms", "fwd_bwd_ms",
-          "ratio_fwd_bwd", "reference", "peak_mib", "device", "threads", "reps", "machine", "date"]
-SCAN_FIELDS = ["method", "T", "batch", "hidden", "forward_ms", "fwd_bwd_ms", "speedup_fwd_bwd", "device", "threads",
+FIELDS = ["model", "T", "batch", "hidden", "params", "params_formula", "formula", "forward_ms", "forward_min_ms",
+          "forward_max_ms", "fwd_bwd_ms", "fwd_bwd_min_ms", "fwd_bwd_max_ms", "ratio_fwd_bwd", "reference",
+          "peak_mib", "peak_mib_cold", "device", "threads", "reps", "machine", "date"]
+SCAN_FIELDS = ["method", "T", "batch", "hidden", "threads", "forward_ms", "forward_min_ms", "forward_max_ms",
+               "fwd_bwd_ms", "fwd_bwd_min_ms", "fwd_bwd_max_ms", "speedup_forward", "speedup_fwd_bwd", "device",
                "reps", "date"]
 N_HEADS = 4
 
@@ -159,8 +169,8 @@ def _seconds(fn: Callable[[], object], device: torch.device) -> float:
     return time.perf_counter() - start
 
 
-def interleaved_medians(timed: dict[str, Timed], reps: int, device: torch.device) -> dict[str, dict[str, float]]:
-    """Median seconds of the forward (``no_grad``) and of forward+backward, ``{name: {"fwd": s, "bwd": s}}``.
+def interleaved_times(timed: dict[str, Timed], reps: int, device: torch.device) -> dict[str, dict[str, list[float]]]:
+    """Seconds of the forward (``no_grad``) and of forward+backward, ``{name: {"fwd": [s, ...], "bwd": [...]}}``.
 
     One warm-up round, then ``reps`` rounds; each round runs every entry once in turn (interleaved).
     """
@@ -178,13 +188,26 @@ def interleaved_medians(timed: dict[str, Timed], reps: int, device: torch.device
                 t.reset()
                 if rep:
                     times[name][key].append(seconds)
-    return {name: {key: statistics.median(v) for key, v in by_key.items()} for name, by_key in times.items()}
+    return times
+
+
+def summary_ms(seconds: list[float], prefix: str) -> dict[str, float]:
+    """``{prefix_ms: median, prefix_min_ms: min, prefix_max_ms: max}`` in milliseconds."""
+    return {f"{prefix}_ms": 1e3 * statistics.median(seconds), f"{prefix}_min_ms": 1e3 * min(seconds),
+            f"{prefix}_max_ms": 1e3 * max(seconds)}
+
+
+def make_input(T: int, batch: int, hidden: int, device: torch.device, seed: int = 0) -> torch.Tensor:
+    """The input every layer reads at length ``T``: ``(T, B, H)`` standard normal, from its own seeded generator."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(T, batch, hidden, generator=gen).to(device)  # (T, B, H)
 
 
 def build(spec: Spec, hidden: int, device: torch.device, T: int, batch: int, seed: int = 0):
+    """The input (drawn first, the same for every layer) and the layer (its own seeded initialisation)."""
+    x = make_input(T, batch, hidden, device, seed)  # (T, B, H)
     torch.manual_seed(seed)
     model = spec.build(hidden).to(device)
-    x = torch.randn(T, batch, hidden, device=device)  # (T, B, H)
     return model, x
 
 
@@ -197,38 +220,56 @@ def _status_kib(key: str) -> int:
     raise KeyError(key)
 
 
-def peak_memory_child(name: str, T: int, batch: int, hidden: int, threads: int) -> float:
-    """Run in a fresh process: resident-set growth (MiB) of one forward+backward of ``name``.
+def _rss_growth_mib(step: Callable[[], None]) -> float:
+    """Growth of this process's resident set (MiB) during ``step()``: peak ``VmHWM`` minus ``VmRSS`` before.
 
-    The peak is ``VmHWM``, reset to the current size by writing 5 to ``/proc/self/clear_refs``
-    (Linux). Not ``getrusage().ru_maxrss``: after fork and exec it still reports the parent's peak.
+    The peak is reset to the current size by writing 5 to ``/proc/self/clear_refs`` (Linux). Not
+    ``getrusage().ru_maxrss``: after fork and exec it still reports the parent's peak.
+    """
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+    before = _status_kib("VmRSS")
+    step()
+    return max(_status_kib("VmHWM") - before, 0) / 1024
+
+
+def peak_memory_child(name: str, T: int, batch: int, hidden: int, threads: int) -> tuple[float, float]:
+    """Run in a fresh process: ``(cold, warm)`` resident-set growth (MiB) of one forward+backward of ``name``.
+
+    Cold: the process's first call. Warm: a second call, after the gradients are cleared.
     """
     set_cpu_threads(threads)  # the course's thread policy: torch and BLAS alike
     spec = next(s for s in specs() if s.name == name)
     model, x = build(spec, hidden, torch.device("cpu"), T, batch)
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    before = _status_kib("VmRSS")
+    cold = _rss_growth_mib(lambda: spec.call(model, x).sum().backward())
+    model.zero_grad(set_to_none=True)
+    warm = _rss_growth_mib(lambda: spec.call(model, x).sum().backward())
+    return cold, warm
+
+
+def _cuda_peak_mib(spec: Spec, model: nn.Module, x: torch.Tensor) -> float:
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
     spec.call(model, x).sum().backward()
-    return max(_status_kib("VmHWM") - before, 0) / 1024
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
 
 
-def peak_memory(spec: Spec, T: int, batch: int, hidden: int, device: torch.device, threads: int) -> float:
-    """Peak memory (MiB) of one forward+backward: CUDA allocator statistics, or a CPU subprocess."""
+def peak_memory(spec: Spec, T: int, batch: int, hidden: int, device: torch.device, threads: int) -> tuple[float, float]:
+    """``(cold, warm)`` peak memory (MiB) of one forward+backward: CUDA allocator statistics, or a CPU subprocess."""
     if device.type == "cuda":
         model, x = build(spec, hidden, device, T, batch)
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        before = torch.cuda.memory_allocated()
-        spec.call(model, x).sum().backward()
-        torch.cuda.synchronize()
-        return (torch.cuda.max_memory_allocated() - before) / 2**20
+        cold = _cuda_peak_mib(spec, model, x)
+        model.zero_grad(set_to_none=True)
+        return cold, _cuda_peak_mib(spec, model, x)
     args = json.dumps([spec.name, T, batch, hidden, threads])
     code = ("import json, benchmarks.architectures as a; "
-            f"print(a.peak_memory_child(*json.loads({args!r})))")
+            f"print(*a.peak_memory_child(*json.loads({args!r})))")
     env = {**os.environ, "PYTHONPATH": str(REPO), "COURSE_THREADS": str(threads)}
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, check=True)
-    return float(result.stdout.strip().splitlines()[-1])
+    cold, warm = result.stdout.strip().splitlines()[-1].split()
+    return float(cold), float(warm)
 
 
 def run(lengths: list[int], reps: int, batch: int, hidden: int, threads: int, memory: bool, max_attention_len: int,
@@ -242,24 +283,30 @@ def run(lengths: list[int], reps: int, batch: int, hidden: int, threads: int, me
         machine += f", {torch.cuda.get_device_name(device)}"
     for T in lengths:
         active = [s for s in all_specs if not (s.attention and T > max_attention_len)]
+        x = make_input(T, batch, hidden, device)  # (T, B, H): one input for every layer, drawn before any init
         timed = {}
         for s in active:
-            model, x = build(s, hidden, device, T, batch)
+            torch.manual_seed(0)
+            model = s.build(hidden).to(device)
             timed[s.name] = Timed(lambda s=s, m=model, x=x: s.call(m, x), lambda out: out.sum().backward(),
                                   lambda m=model: m.zero_grad(set_to_none=True))
-        times = interleaved_medians(timed, reps, device)
+        times = interleaved_times(timed, reps, device)
         for s in all_specs:
             row = {"model": s.name, "T": T, "batch": batch, "hidden": hidden, "formula": s.formula,
                    "params_formula": s.count(hidden), "reference": s.reference, "device": device.type,
                    "threads": threads, "reps": reps, "machine": machine, "date": dt.date.today().isoformat()}
             row["params"] = sum(p.numel() for p in s.build(hidden).parameters())
             if s.name not in times:
-                row.update(forward_ms="skipped", fwd_bwd_ms="skipped", ratio_fwd_bwd="", peak_mib="skipped")
+                row.update({key: "skipped" for key in FIELDS if key.endswith("_ms") or key.startswith("peak")})
+                row["ratio_fwd_bwd"] = ""
                 rows.append(row)
                 continue
-            row["forward_ms"] = 1e3 * times[s.name]["fwd"]
-            row["fwd_bwd_ms"] = 1e3 * times[s.name]["bwd"]
-            row["peak_mib"] = peak_memory(s, T, batch, hidden, device, threads) if memory else "not measured"
+            row.update(summary_ms(times[s.name]["fwd"], "forward"))
+            row.update(summary_ms(times[s.name]["bwd"], "fwd_bwd"))
+            if memory:
+                row["peak_mib_cold"], row["peak_mib"] = peak_memory(s, T, batch, hidden, device, threads)
+            else:
+                row["peak_mib_cold"] = row["peak_mib"] = "not measured"
             rows.append(row)
         by_name = {r["model"]: r for r in rows if r["T"] == T}
         for r in by_name.values():
@@ -281,10 +328,21 @@ def _scan_methods() -> dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Te
 
 
 def time_scans(
-    lengths: list[int], reps: int, batch: int, hidden: int, threads: int, device: torch.device
+    lengths: list[int], reps: int, batch: int, hidden: int, threads: int | list[int], device: torch.device
 ) -> list[dict]:
-    """The recurrence alone: forward and forward+backward per method and length, median of interleaved reps."""
-    set_cpu_threads(threads)  # the course's thread policy: torch and BLAS alike
+    """The recurrence alone: forward and forward+backward per thread count, length and method.
+
+    Median and min-max of interleaved repetitions; speed-ups are the loop's median over the method's.
+    """
+    rows = []
+    for n in [threads] if isinstance(threads, int) else threads:
+        set_cpu_threads(n)  # the course's thread policy: torch and BLAS alike
+        rows += _time_scans_at(lengths, reps, batch, hidden, n, device)
+    return rows
+
+
+def _time_scans_at(lengths: list[int], reps: int, batch: int, hidden: int, threads: int,
+                   device: torch.device) -> list[dict]:
     rows = []
     for T in lengths:
         gen = torch.Generator().manual_seed(0)
@@ -296,13 +354,15 @@ def time_scans(
             leaves = [t.clone().requires_grad_() for t in ((a.log(), b.log()) if m == "log" else (a, b))]
             timed[m] = Timed(lambda fn=fn, leaves=leaves: fn(*leaves), lambda h, g=grad_h: h.backward(g),
                              partial(_clear_grads, leaves))
-        times = interleaved_medians(timed, reps, device)
+        times = interleaved_times(timed, reps, device)
+        loop = {key: statistics.median(v) for key, v in times["loop"].items()}
         for m, t in times.items():
-            rows.append({"method": m, "T": T, "batch": batch, "hidden": hidden, "forward_ms": 1e3 * t["fwd"],
-                         "fwd_bwd_ms": 1e3 * t["bwd"], "speedup_fwd_bwd": times["loop"]["bwd"] / t["bwd"],
-                         "device": device.type, "threads": threads, "reps": reps,
-                         "date": dt.date.today().isoformat()})
-        print(f"scans, T = {T}: done", file=sys.stderr)
+            rows.append({"method": m, "T": T, "batch": batch, "hidden": hidden, "threads": threads,
+                         **summary_ms(t["fwd"], "forward"), **summary_ms(t["bwd"], "fwd_bwd"),
+                         "speedup_forward": loop["fwd"] / statistics.median(t["fwd"]),
+                         "speedup_fwd_bwd": loop["bwd"] / statistics.median(t["bwd"]),
+                         "device": device.type, "reps": reps, "date": dt.date.today().isoformat()})
+        print(f"scans, {threads} thread(s), T = {T}: done", file=sys.stderr)
     return rows
 
 
@@ -319,7 +379,52 @@ def _write_csv(path: Path, fields: list[str], rows: list[dict]) -> None:
         writer.writerows({k: _fmt(v) for k, v in r.items()} for r in rows)
 
 
-def write(rows: list[dict], scan_rows: list[dict], out: Path) -> tuple[Path, Path, Path]:
+def _spread(r: dict, key: str) -> str:
+    """``median (min-max)`` of a timing column, or its text (``skipped``)."""
+    if not isinstance(r[f"{key}_ms"], float):
+        return str(r[f"{key}_ms"])
+    return f"{_fmt(r[f'{key}_ms'])} ({_fmt(r[f'{key}_min_ms'])}-{_fmt(r[f'{key}_max_ms'])})"
+
+
+SCANS_HEADING = "## The recurrence alone"
+
+
+def scan_section(scan_rows: list[dict], batch: int, hidden: int, note: str = "") -> list[str]:
+    """The Markdown lines of the recurrence-alone table, from its heading down."""
+    lines = [
+        "",
+        SCANS_HEADING,
+        "",
+        "`h_t = a_t * h_{t-1} + b_t` (`course_utils.scan`), the part of minGRU and minLSTM the three methods compute "
+        f"differently: `a`, `b` and a dense upstream gradient given, each ({batch} x {hidden}) per "
+        "step; forward, and forward plus `h.backward(dL/dh)`. The log scan is given `log a` and `log b`. "
+        f"{note or 'Same machine and repetitions as above'}, at 1 and at 2 threads. Speed-ups: the loop's median "
+        "time over the method's, forward and forward+backward. torch splits an elementwise operation across threads "
+        "only above 32,768 elements: the chunked scan's (T/C, B, H) tensors pass that at long T, the loop's (B, H) "
+        "steps never do.",
+        "",
+        "| method | threads | T | forward ms | fwd+bwd ms | speed-up forward | speed-up fwd+bwd |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for r in scan_rows:
+        lines.append(f"| {r['method']} | {r['threads']} | {r['T']} | {_spread(r, 'forward')} | "
+                     f"{_spread(r, 'fwd_bwd')} | {_fmt(r['speedup_forward'])}x | {_fmt(r['speedup_fwd_bwd'])}x |")
+    return lines
+
+
+def write_scans(scan_rows: list[dict], out: Path, note: str) -> tuple[Path, Path]:
+    """Rerun of the recurrence table alone: write ``scans.csv`` and replace that table in ``architectures.md``."""
+    out.mkdir(parents=True, exist_ok=True)
+    scans_path, md_path = out / "scans.csv", out / "architectures.md"
+    _write_csv(scans_path, SCAN_FIELDS, scan_rows)
+    head = md_path.read_text().split("\n" + SCANS_HEADING)[0].rstrip("\n") if md_path.exists() else ""
+    first = scan_rows[0]
+    md_path.write_text(head + "\n" + "\n".join(scan_section(scan_rows, first["batch"], first["hidden"], note)) + "\n")
+    return scans_path, md_path
+
+
+def write(rows: list[dict], scan_rows: list[dict], out: Path, load: str = "") -> tuple[Path, Path, Path]:
+    """Write ``architectures.csv``, ``scans.csv`` and the Markdown tables ``architectures.md`` to ``out``."""
     out.mkdir(parents=True, exist_ok=True)
     csv_path, scans_path, md_path = out / "architectures.csv", out / "scans.csv", out / "architectures.md"
     _write_csv(csv_path, FIELDS, rows)
@@ -330,33 +435,22 @@ def write(rows: list[dict], scan_rows: list[dict], out: Path) -> tuple[Path, Pat
         "",
         f"Written by `benchmarks/architectures.py`. Batch {first['batch']}, input size = hidden size = "
         f"{first['hidden']}, float32, device {first['device']} ({first['machine']}), {first['threads']} threads, "
-        f"median of {first['reps']} interleaved repetitions after a warm-up, {first['date']}. "
-        "Ratio: forward+backward time over the torch.nn counterpart's (in brackets). Peak memory: CUDA allocator "
-        "peak, or on the CPU the growth of a fresh process's resident set during one forward+backward.",
+        f"{first['reps']} interleaved repetitions after a warm-up, {first['date']}{load}. Times: median (min-max "
+        "over the repetitions); every layer at a given T reads the same input. Ratio: the median forward+backward "
+        "time over the torch.nn counterpart's (in brackets). Peak memory: CUDA allocator peak, or on the CPU the "
+        "growth of a fresh process's resident set during one forward+backward, warm (the second call) and cold "
+        "(the first call, which adds one-off allocations).",
         "",
-        "| model | T | params (formula) | forward ms | fwd+bwd ms | ratio | peak MiB |",
+        "| model | T | params (formula) | forward ms | fwd+bwd ms | ratio | peak MiB warm (cold) |",
         "| --- | ---: | --- | ---: | ---: | --- | ---: |",
     ]
     for r in rows:
         params = f"{r['params']:,} ({r['formula']} = {r['params_formula']:,})"
         ratio = f"{_fmt(r['ratio_fwd_bwd'])} ({r['reference'] or 'itself'})" if r["ratio_fwd_bwd"] != "" else ""
-        lines.append(f"| {r['model']} | {r['T']} | {params} | {_fmt(r['forward_ms'])} | {_fmt(r['fwd_bwd_ms'])} | "
-                     f"{ratio} | {_fmt(r['peak_mib'])} |")
-    lines += [
-        "",
-        "## The recurrence alone",
-        "",
-        "`h_t = a_t * h_{t-1} + b_t` (`course_utils.scan`), the part of minGRU and minLSTM the three methods compute "
-        f"differently: `a`, `b` and a dense upstream gradient given, each ({first['batch']} x {first['hidden']}) per "
-        "step; forward, and forward plus `h.backward(dL/dh)`. The log scan is given `log a` and `log b`. Same "
-        "machine, threads and repetitions as above. Speed-up: the loop's forward+backward time over the method's.",
-        "",
-        "| method | T | forward ms | fwd+bwd ms | speed-up over the loop |",
-        "| --- | ---: | ---: | ---: | ---: |",
-    ]
-    for r in scan_rows:
-        lines.append(f"| {r['method']} | {r['T']} | {_fmt(r['forward_ms'])} | {_fmt(r['fwd_bwd_ms'])} | "
-                     f"{r['speedup_fwd_bwd']:.2f}x |")
+        memory = _fmt(r["peak_mib"]) + (f" ({_fmt(r['peak_mib_cold'])})" if isinstance(r["peak_mib"], float) else "")
+        lines.append(f"| {r['model']} | {r['T']} | {params} | {_spread(r, 'forward')} | {_spread(r, 'fwd_bwd')} | "
+                     f"{ratio} | {memory} |")
+    lines += scan_section(scan_rows, first["batch"], first["hidden"])
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, scans_path, md_path
 
@@ -366,26 +460,43 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lengths", type=int, nargs="+", default=[64, 100, 512, 4096])
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--scan-threads", type=int, nargs="+", default=[1, 2],
+                        help="thread counts for the recurrence-alone table")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=128)
     parser.add_argument("--memory", choices=("on", "off"), default="on")
     parser.add_argument("--max-attention-len", type=int, default=1024)
-    parser.add_argument("--scans-only", action="store_true", help="time the recurrence alone; print, write nothing")
+    parser.add_argument("--scans-only", action="store_true",
+                        help="time the recurrence alone and print it; with --out, also write OUT/scans.csv and "
+                             "replace that table in OUT/architectures.md")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition, no memory: a smoke test")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results (not with --scans-only)")
     args = parser.parse_args(argv)
     if args.quick:
         args.lengths, args.reps, args.batch, args.hidden, args.memory = [8, 20], 1, 2, 8, "off"
     device = get_device()
+    start, load = time.perf_counter(), os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     if args.scans_only:
-        for r in time_scans(args.lengths, args.reps, args.batch, args.hidden, args.threads, device):
-            print(f"{r['method']:8s} T={r['T']:5d}  forward {r['forward_ms']:8.2f} ms  "
-                  f"fwd+bwd {r['fwd_bwd_ms']:8.2f} ms  {r['speedup_fwd_bwd']:.2f}x the loop")
+        scan_rows = time_scans(args.lengths, args.reps, args.batch, args.hidden, args.scan_threads, device)
+        for r in scan_rows:
+            print(f"{r['method']:8s} {r['threads']} thread(s) T={r['T']:5d}  forward {r['forward_ms']:8.2f} ms  "
+                  f"fwd+bwd {r['fwd_bwd_ms']:8.2f} ms ({r['fwd_bwd_min_ms']:.2f}-{r['fwd_bwd_max_ms']:.2f})  "
+                  f"{r['speedup_forward']:.2f}x / {r['speedup_fwd_bwd']:.2f}x the loop (forward / fwd+bwd)")
+        took = time.perf_counter() - start
+        print(f"took {took:.0f} s (load average at the start {load:.1f})")
+        if args.out is not None:
+            machine = f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}"
+            note = (f"Rerun alone ({machine}, device {device.type}, {args.reps} interleaved repetitions after a "
+                    f"warm-up, {dt.date.today().isoformat()}, load average {load:.1f} at the start, {took:.0f} s)")
+            for path in write_scans(scan_rows, args.out, note):
+                print("wrote", path)
         return
+    args.out = REPO / "benchmarks" / "results" if args.out is None else args.out
     rows = run(args.lengths, args.reps, args.batch, args.hidden, args.threads, args.memory == "on",
                args.max_attention_len, device)
-    scan_rows = time_scans(args.lengths, args.reps, args.batch, args.hidden, args.threads, device)
-    for path in write(rows, scan_rows, args.out):
+    scan_rows = time_scans(args.lengths, args.reps, args.batch, args.hidden, args.scan_threads, device)
+    note = f", load average {load:.1f} at the start, {time.perf_counter() - start:.0f} s in all"
+    for path in write(rows, scan_rows, args.out, note):
         print("wrote", path)
 
 

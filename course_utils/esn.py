@@ -5,8 +5,10 @@ An echo state network keeps a large random recurrent layer, the *reservoir*, fix
     r_t = tanh(W_in u_t + W r_{t-1} + b)        (N,) reservoir state, W (N, N) never trained
     y_t = W_out [1; r_t]                         only W_out is fitted, by ridge regression
 
-``W`` is scaled to a chosen spectral radius (largest ``|eigenvalue|``), below 1 in practice,
-so that the state forgets its initial condition (the "echo state property").
+``W`` is scaled to a chosen spectral radius (largest ``|eigenvalue|``). The state should forget
+its initial condition when driven by the input (the "echo state property"): a largest singular
+value below 1 guarantees it; a spectral radius below 1 is the usual heuristic, neither necessary
+nor sufficient for a driven reservoir (notebook 09 measures it, and free-runs best a little above 1).
 
 The series it is tested on, Mackey-Glass, is :mod:`course_utils.data.mackey_glass`.
 

@@ -13,8 +13,16 @@ Two variants, as in the paper:
 
 - ``candidate="linear"``: ``h~`` as above (the paper's sequential mode).
 - ``candidate="g"``: ``h~ = g(Linear_h(x_t))`` with ``g(x) = x + 0.5 if x >= 0 else sigmoid(x)``
-  (positive, continuous), and a positive ``h0``: the paper's log-space version, which can run
-  through the log-space scan. All three scans compute the same numbers for it.
+  (positive, continuous): the paper's log-space version, which can run through the log-space
+  scan. Its initial state is ``g(h0)`` for any real ``h0`` (default 0, so the state starts at
+  0.5): the paper's log-space code takes ``log_g(h_0)``; the course applies ``g`` in every
+  method, so the three scans compute the same numbers for ``h0`` of either sign.
+
+Following the paper: the gates and the candidate read ``x_t`` only, minLSTM's normalisation,
+``g`` and ``log_g``, the log-space scan. The course's choices: computing minLSTM's normalised
+gates in log space in every method (``f' = sigmoid(log f - log i)``, no ``0 / 0`` where both
+gates underflow), ``g`` applied to ``h0`` in every method, the chunked scan, and notebook 09's
+gate-bias initialisation.
 
 :class:`IndRNN`: ``h_t = relu(W x_t + u * h_{t-1} + b)``, ``u`` a vector (one recurrent weight
 per unit), so ``dh_t/dh_{t-1}`` is diagonal: ``u * relu'(.)``.
@@ -62,7 +70,10 @@ def _check_min_rnn_options(candidate: str, method: str) -> None:
 
 
 class _MinRNN(nn.Module):
-    """Shared code: ``forward(x (T, B, I), h0 (B, H) | None, method=...) -> (h (T, B, H), h_T (B, H))``."""
+    """Shared code: ``forward(x (T, B, I), h0 (B, H) | None, method=...) -> (h (T, B, H), h_T (B, H))``.
+
+    ``h0`` is the initial state for ``candidate='linear'``; for ``'g'`` the initial state is ``g(h0)``.
+    """
 
     n_blocks = 0  # number of Linear(I, H) maps: 2 for minGRU, 3 for minLSTM
 
@@ -77,7 +88,7 @@ class _MinRNN(nn.Module):
         self.linear = nn.Linear(input_size, self.n_blocks * hidden_size)  # all blocks in one matmul
 
     def initial_state(self, batch: int, like: torch.Tensor) -> torch.Tensor:
-        """The default ``h0``: zeros for ``candidate='linear'``, ``g(0) = 0.5`` for ``'g'`` (must be positive)."""
+        """The default initial *state* ``(batch, H)``: zeros for ``candidate='linear'``, ``g(0) = 0.5`` for ``'g'``."""
         return like.new_full((batch, self.hidden_size), 0.0 if self.candidate == "linear" else 0.5)
 
     def forward(
@@ -86,15 +97,18 @@ class _MinRNN(nn.Module):
         T, B = _check_x(x, self.input_size)
         _check_min_rnn_options(self.candidate, method)
         if h0 is None:
-            h0 = self.initial_state(B, x)
+            state0 = self.initial_state(B, x)  # (B, H)
+            log_state0 = torch.log(state0) if method == "log" else None
         else:
             require_shape("h0", h0, (B, self.hidden_size))
+            state0 = h0 if self.candidate == "linear" else g(h0)  # (B, H): g(h0) > 0 for any real h0
+            log_state0 = log_g(h0) if method == "log" else None  # the paper's log_g(h_0), stable for h0 << 0
         if method == "log":
-            h = scan_log(*self.recurrence(x, log=True), torch.log(h0))
+            h = scan_log(*self.recurrence(x, log=True), log_state0)
         elif method == "chunked":
-            h = scan_chunked(*self.recurrence(x), h0, chunk=self.chunk)
+            h = scan_chunked(*self.recurrence(x), state0, chunk=self.chunk)
         else:
-            h = scan_loop(*self.recurrence(x), h0)
+            h = scan_loop(*self.recurrence(x), state0)
         return h, h[-1]
 
     def recurrence(self, x: torch.Tensor, log: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,9 +146,9 @@ class MinLSTM(_MinRNN):
         if log:  # the paper's log-space form, with diff = log i - log f
             diff = F.softplus(-k_f) - F.softplus(-k_i)
             return -F.softplus(diff), -F.softplus(-diff) + log_g(pre_h)  # log f', log i' + log h~
-        f, i = torch.sigmoid(k_f), torch.sigmoid(k_i)
+        f_norm, i_norm = min_lstm_gates(k_f, k_i)  # f / (f + i), i / (f + i) without 0 / 0 when both underflow
         h_tilde = pre_h if self.candidate == "linear" else g(pre_h)
-        return f / (f + i), i / (f + i) * h_tilde
+        return f_norm, i_norm * h_tilde
 
 
 def min_rnn_param_count(kind: str, input_size: int, hidden_size: int) -> int:

@@ -55,6 +55,25 @@ def test_reservoir_has_the_requested_spectral_radius(rho):
     assert spectral_radius(res["W"]) == pytest.approx(rho, rel=1e-9)
 
 
+def test_echo_state_property_holds_for_the_driven_reservoir_although_sigma_max_exceeds_one():
+    u = (lambda s: (s - s.mean())[:, None])(mackey_glass(300))  # (300, 1), centred, as in notebook 09
+    for rho in (0.95, 1.1):
+        reservoir = make_reservoir(300, 1, spectral_radius_target=rho, seed=0)
+        assert np.linalg.norm(reservoir["W"], 2) > 1  # the sufficient condition sigma_max < 1 does not hold
+        r_zero = run_reservoir(reservoir, u)
+        r_other = run_reservoir(reservoir, u, r0=np.random.default_rng(100).uniform(-1, 1, 300))
+        distance = np.linalg.norm(r_zero - r_other, axis=1)
+        assert distance[0] > 1 and distance[-1] < 1e-6 * distance[0]
+
+
+def test_a_contracting_reservoir_forgets_its_start_for_any_input():
+    reservoir = make_reservoir(50, 1, spectral_radius_target=0.5, seed=1)
+    reservoir["W"] *= 0.9 / np.linalg.norm(reservoir["W"], 2)  # sigma_max = 0.9: a contraction
+    u = np.random.default_rng(2).normal(size=(200, 1)) * 5
+    gap = run_reservoir(reservoir, u) - run_reservoir(reservoir, u, r0=np.ones(50))
+    assert np.linalg.norm(gap[-1]) <= 0.9**200 * np.sqrt(50) * 2 + 1e-12
+
+
 def test_spectral_radius_hand_case():
     assert spectral_radius(np.array([[0.0, 2.0], [-2.0, 0.0]])) == pytest.approx(2.0)  # eigenvalues +-2i
     with pytest.raises(ValueError, match=r"W has shape \(2, 3\), expected \(N, N\)"):

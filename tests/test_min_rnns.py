@@ -46,8 +46,8 @@ def test_min_gru_hand_case():
     model_g = MinGRU(1, 1, candidate="g")
     set_weights(model_g, [[0.0, 0.0], [2.0, 1.0]])
     h = model_g(x, torch.tensor([[4.0]]))[0]
-    # g(3) = 3.5, g(-1) = sigmoid(-1)
-    h1 = 0.5 * 4 + 0.5 * 3.5
+    # the state starts at g(h0) = g(4) = 4.5; g(3) = 3.5, g(-1) = sigmoid(-1)
+    h1 = 0.5 * 4.5 + 0.5 * 3.5
     h2 = 0.5 * h1 + 0.5 * torch.sigmoid(torch.tensor(-1.0)).item()
     torch.testing.assert_close(h.flatten(), torch.tensor([h1, h2]))
 
@@ -86,6 +86,39 @@ def test_three_methods_agree(cls, dtype, rtol):
     assert (reference > 0).all()
     for method in METHODS:
         torch.testing.assert_close(model(x, method=method)[0], reference, rtol=rtol, atol=0.0)
+
+
+@pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
+@pytest.mark.parametrize("h0_value", [-60.0, -2.0, 0.0, 0.5, 3.0])
+def test_log_mode_takes_log_g_of_h0_and_agrees_with_the_loop_for_both_signs(cls, h0_value):
+    torch.manual_seed(4)
+    model = cls(3, 4, candidate="g").double()
+    x = torch.randn(12, 2, 3, dtype=torch.float64)
+    h0 = torch.full((2, 4), h0_value, dtype=torch.float64)
+    reference = model(x, h0, method="loop")[0]
+    for method in ("log", "chunked"):
+        got = model(x, h0, method=method)[0]
+        assert torch.isfinite(got).all(), (method, h0_value)
+        torch.testing.assert_close(got, reference, rtol=1e-10, atol=1e-12)
+    a, b = model.recurrence(x)  # the state starts at g(h0), as the paper's log_g(h_0)
+    torch.testing.assert_close(reference[0], a[0] * g(h0) + b[0])
+    default = model(x, method="log")[0]  # default h0 = 0: the state starts at g(0) = 0.5
+    torch.testing.assert_close(default, model(x, torch.zeros(2, 4, dtype=torch.float64), method="loop")[0])
+
+
+@pytest.mark.parametrize("method", ["loop", "chunked"])
+def test_min_lstm_stays_finite_when_both_gates_underflow(method):
+    model = MinLSTM(1, 2, candidate="linear")
+    with torch.no_grad():  # rows [f (2), i (2), h~ (2)]: both gates near sigmoid(-120) = 0 in float32
+        model.linear.weight.copy_(torch.tensor([[1.0], [1.0], [1.0], [1.0], [1.0], [-1.0]]))
+        model.linear.bias.copy_(torch.tensor([-120.0, -125.0, -121.0, -119.0, 0.0, 0.0]))
+    x = torch.tensor([0.5, -0.3, 1.0]).view(3, 1, 1)
+    h0 = torch.tensor([[1.0, -2.0]])
+    assert torch.sigmoid(model.linear(x)[..., :4]).eq(0).all()  # the direct f / (f + i) would be 0 / 0
+    got = model(x, h0, method=method)[0]
+    assert torch.isfinite(got).all()
+    expected = model.double()(x.double(), h0.double(), method="loop")[0]
+    torch.testing.assert_close(got, expected.float(), rtol=1e-6, atol=1e-6)
 
 
 @pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
