@@ -63,7 +63,10 @@ if "google.colab" in sys.modules:
 # | 06_attention | Attention in sequence-to-sequence models | `attention`, `data.dates` |
 # | 07_self_attention | Self-attention and multi-head attention | `data.text`, `lm`, `self_attention` |
 # | 08_transformers | The transformer | `data.text`, `layers`, `lm`, `self_attention`, `transformer` |
+# | 08b_encoder_decoder | The encoder-decoder transformer | `attention`, `beam_search`, `data.dates`, `encoder_decoder`, `self_attention` |
+# | 08c_training_and_sampling | Training a transformer, and generating as people do | `data.text`, `kv_cache`, `recipe`, `sampling`, `self_attention`, `transformer` |
 # | 09_modern_rnns | Beyond gated RNNs: echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `data.adding`, `data.mackey_glass`, `esn`, `long_range`, `min_rnns`, `scan` |
+# | 09b_scans_linear_attention | Scans as an algorithm, and linear attention as an RNN | `linear_attention`, `prefix_scan`, `scan` |
 # <!-- end of helper table -->
 #
 # Each notebook follows the same path: objectives, the math, an implementation from
@@ -245,7 +248,7 @@ check_softmax(my_softmax, seed=7)
 #
 # Data ships in `data/` with its provenance and a SHA-256 hash. `course_utils.data`
 # checks the hash before handing you the file, so everyone trains on the same numbers.
-# Here is the yearly sunspot number, a series we will forecast in notebook 05:
+# Here is the yearly sunspot number, a series we will forecast in notebook 05d:
 
 # %%
 from course_utils.data import load_sunspots
