@@ -14,6 +14,10 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PORT   ?= 8888
+# pytest workers of `make test`: one per core (TEST_JOBS=1: one process)
+TEST_JOBS ?= 2
+# notebooks the site build runs at once: one per core (each kernel on COURSE_THREADS=1 thread)
+SITE_JOBS ?= 2
 
 .PHONY: setup lab test browser sandbox site release grade check lint sync benchmark clean
 
@@ -36,8 +40,10 @@ lab: setup
 # CPU pass over every notebook (nbval), unit tests, and a GPU pass where one exists
 # (tests/test_notebooks_gpu.py; reported as skipped with its reason where there is none).
 # Widgets are off in tests: the notebooks draw their static figures instead of sliders.
+# Two pytest-xdist workers, one per core, each file whole on one worker (tests/conftest.py):
+# TEST_JOBS=1 runs everything in one process.
 test: setup browser sandbox
-	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest
+	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest --durations=25 $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadgroup)
 
 # Debian packages the tests need, installed where we may (root with apt-get); else a note says
 # what is skipped. $(call debian_tool,command,package,what it is for,what happens without it)
@@ -58,7 +64,7 @@ sandbox:
 	$(call debian_tool,bwrap,bubblewrap,the grader's sandbox,the grader will run without its sandbox)
 
 site: setup
-	$(BIN)/python -m course_tools.website
+	$(BIN)/python -m course_tools.website --jobs $(SITE_JOBS)
 
 # The instructors' grader (README, "For instructors"). `grade` needs SUBMISSIONS=dir;
 # GRADE_FLAGS passes further options, e.g. GRADE_FLAGS="--source notebooks/02_bptt.ipynb --jobs 2".

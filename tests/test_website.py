@@ -39,7 +39,7 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("site")
-    pages = build(out, progress=False, cache_dir=cache_dir)
+    pages = build(out, progress=False, cache_dir=cache_dir, jobs=2)  # two notebooks at once, as `make site`
     assert [p.name for p in pages] == ["index.html"] + [lec.page for lec in lectures()]
     return out
 
@@ -275,3 +275,9 @@ def test_a_second_build_with_nothing_changed_runs_no_notebook(site, cache_dir, t
     assert ran == []
     assert (tmp_path / "again" / "03_lstm.html").read_text() == (site / "03_lstm.html").read_text()
     assert len(pages) == len(lectures()) + 1
+
+
+def test_jobs_below_one_is_refused_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="jobs must be at least 1, got 0"):
+        build(tmp_path / "site", jobs=0, cache_dir=None)
+    assert not (tmp_path / "site").exists()

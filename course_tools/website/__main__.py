@@ -3,6 +3,7 @@
     python -m course_tools.website                 # every notebook, on the CPU, into _site/
     python -m course_tools.website --only 01_rnn   # one page (the index still lists all)
     python -m course_tools.website --no-cache      # run every notebook, even unchanged ones
+    python -m course_tools.website --jobs 2        # two notebooks at once (one per core)
     COURSE_DEVICE=cuda python -m course_tools.website
 
 Then open _site/index.html, or serve it: python -m http.server -d _site 8000
@@ -27,11 +28,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell (default 600)")
     parser.add_argument("--no-cache", action="store_true",
                         help="run every notebook (default: reuse the outputs of unchanged ones, from .cache/site)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="notebooks run at once (default 1); at most one per core, each on COURSE_THREADS threads")
     args = parser.parse_args(argv)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, got {args.jobs}")
     start = time.perf_counter()
     try:
         pages = build(args.out, only=args.only, device=args.device, timeout=args.timeout,
-                      cache_dir=None if args.no_cache else CACHE_DIR)
+                      cache_dir=None if args.no_cache else CACHE_DIR, jobs=args.jobs)
     except (BuildError, SearchIndexError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -27,6 +27,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -245,13 +246,18 @@ def exporter() -> HTMLExporter:
 
 def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: str | None = None,
           timeout: int = 600, student_dir: Path = REPO / "student", progress: bool = True,
-          cache_dir: Path | None = CACHE_DIR, search: bool = True) -> list[Path]:
+          cache_dir: Path | None = CACHE_DIR, search: bool = True, jobs: int = 1) -> list[Path]:
     """Build the site into ``out``; returns the pages written (index first).
 
     ``only``: notebook stems or numbers to build (default: every lecture); the index and the
     navigation still list every lecture. ``cache_dir``: where executed notebooks are kept
     between builds (None: run every notebook). ``search``: build the search index.
+    ``jobs``: notebooks run at once, each kernel on its ``COURSE_THREADS`` threads (default 1):
+    on two cores, ``jobs=2`` builds in about half the time; more jobs than cores only slows
+    every kernel down. Pages are written in lecture order whatever ``jobs`` is.
     """
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     all_lectures = lectures()
     chosen = [lec for lec in all_lectures if not only or lec.number in only or lec.notebook.stem in only]
     out.mkdir(parents=True, exist_ok=True)
@@ -260,12 +266,23 @@ def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: 
     written = [out / "index.html"]
     html_exporter, dark_css = exporter(), dark_theme_css()
     cache = ExecutionCache(cache_dir) if cache_dir is not None else None
-    bar = tqdm(chosen, desc="building the site", unit="notebook", disable=not progress)
-    with kernel_environment(device):
-        for lec in bar:
+    bar = tqdm(total=len(chosen), desc="building the site", unit="notebook", disable=not progress)
+
+    def run(lec: Lecture) -> tuple[NotebookNode, bool, float]:
+        start = time.perf_counter()
+        nb, ran = executed(lec.notebook, timeout, os.environ["COURSE_DEVICE"], cache)
+        return nb, ran, time.perf_counter() - start
+
+    with kernel_environment(device), ThreadPoolExecutor(max_workers=jobs) as pool:
+        futures = [pool.submit(run, lec) for lec in chosen]
+        for lec, future in zip(chosen, futures, strict=True):  # in lecture order; a failure stops the build
             bar.set_postfix_str(lec.notebook.name)
-            start = time.perf_counter()
-            nb, ran = executed(lec.notebook, timeout, os.environ["COURSE_DEVICE"], cache)
+            try:
+                nb, ran, seconds = future.result()
+            except BaseException:
+                for pending in futures:
+                    pending.cancel()
+                raise
             mark_solutions(nb, lec.notebook.name)
             index = all_lectures.index(lec)
             resources = {"course": {"root": "", "nav": navigation(index, all_lectures, student_dir),
@@ -275,7 +292,9 @@ def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: 
             (out / lec.page).write_text(body)
             written.append(out / lec.page)
             how = "ran" if ran else "unchanged, outputs from the cache"
-            bar.write(f"{lec.notebook.name}: {time.perf_counter() - start:.1f} s ({how})")
+            bar.update()
+            bar.write(f"{lec.notebook.name}: {seconds:.1f} s ({how})")
+    bar.close()
     if search:
         bar.write(f"search index: {build_index(out)}")
     return written
