@@ -263,7 +263,7 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> None:
     if called:
         name = getattr(fn, "__name__", "your function")
         raise CheckFailed(f"{name} calls {', '.join(called)}, an existing implementation: the exercise is to "
-                          "write the computation yourself, with numpy operations.")
+                          "write the computation yourself from array operations (numpy or torch).")
 
 
 def learning_rate_hints(lr: float, low: float, high: float, steps: int | None = None,

@@ -173,7 +173,8 @@ def test_refuse_reference_catches_a_call_to_the_course_implementation_even_neste
         return inner(z)
 
     for fn in (calls_it, hides_it):
-        with pytest.raises(CheckFailed, match="calls softmax, an existing implementation"):
+        with pytest.raises(CheckFailed, match=r"calls softmax, an existing implementation.*yourself from array "
+                                              r"operations \(numpy or torch\)"):
             check_softmax(fn)
     refuse_reference(_softmax_right, ("softmax",))  # a real solution passes
     refuse_reference(np.exp, ("softmax",))  # not Python code: left to the value checks
