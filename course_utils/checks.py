@@ -11,7 +11,7 @@ the learner's value; values are converted to numeric arrays and compared element
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -264,6 +264,19 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> None:
         name = getattr(fn, "__name__", "your function")
         raise CheckFailed(f"{name} calls {', '.join(called)}, an existing implementation: the exercise is to "
                           "write the computation yourself from array operations (numpy or torch).")
+
+
+def outcome_verdict(where: str, met: bool, how_far: str, hints: Callable[[], list[str]]) -> None:
+    """The outcome checks' verdict: print ``OK <where>.``, or fail with how far off and the likely culprits.
+
+    ``where`` says what was measured and the target; ``how_far`` is read only on a miss, as are
+    the ``hints`` (called then, since they may validate the config again).
+    """
+    if met:
+        print(f"OK {where}.")
+        return
+    found = hints()
+    raise CheckFailed(f"{where}: {how_far}." + (" Likely culprit: " + "; ".join(found) + "." if found else ""))
 
 
 def learning_rate_hints(lr: float, low: float, high: float, steps: int | None = None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .checks import CheckFailed, learning_rate_hints
+from .checks import CheckFailed, learning_rate_hints, outcome_verdict
 from .data.adding import BASELINE_MSE, adding_batches, adding_problem
 from .gated import gate_slices
 from .layers import recurrent_layer
@@ -155,8 +155,5 @@ def check_adding_config(config: dict, kind: str = "LSTM", *, seed: int = 0) -> N
     c, task = _validate_adding_config(config, kind), ADDING_CHALLENGES[kind]
     where = (f"after {task['steps']} steps on sequences of length {task['length']}, your {kind} reaches a test MSE of "
              f"{got:.4f} (target: below {task['target']}; answering 1 always scores {BASELINE_MSE:.3f})")
-    if not got < task["target"]:
-        hints = _adding_hints(c, kind)
-        raise CheckFailed(f"{where}: {got / task['target']:.1f} times the target."
-                          + (" Likely culprit: " + "; ".join(hints) + "." if hints else ""))
-    print(f"OK {where}.")
+    outcome_verdict(where, got < task["target"], f"{got / task['target']:.1f} times the target",
+                    lambda: _adding_hints(c, kind))

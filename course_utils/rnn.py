@@ -49,6 +49,7 @@ from .checks import (
     check_shape,
     learning_rate_hints,
     name_mistake,
+    outcome_verdict,
     refuse_reference,
 )
 from .data.text import CharVocab, load_corpus
@@ -521,8 +522,5 @@ def check_char_rnn_config(config: dict, *, seed: int = 0) -> None:
     target = bigram_val_loss(seed)
     where = (f"after {CHAR_RNN_CHALLENGE['steps']} steps your CharRNN reaches a validation loss of {got:.3f} nats per "
              f"character (target: below {target:.3f}, the bigram model's loss on the same held-out text)")
-    if not got < target:
-        hints = _char_rnn_hints(_validate_char_rnn_config(config))
-        raise CheckFailed(f"{where}: {got - target:.3f} nats above it, {got / target:.2f} times the target."
-                          + (" Likely culprit: " + "; ".join(hints) + "." if hints else ""))
-    print(f"OK {where}.")
+    outcome_verdict(where, got < target, f"{got - target:.3f} nats above it, {got / target:.2f} times the target",
+                    lambda: _char_rnn_hints(_validate_char_rnn_config(config)))

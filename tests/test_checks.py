@@ -208,3 +208,19 @@ def test_learning_rate_hints_name_the_side_and_the_budget():
     assert learning_rate_hints(0.5, 3e-3, 3e-2, large_note=", even with clipping") == [
         "a learning rate of 0.5 is large: the updates overshoot, even with clipping"]
     assert learning_rate_hints(1e-2, 3e-3, 3e-2) == []
+
+
+def test_outcome_verdict_prints_ok_or_names_how_far_and_the_culprits(capsys):
+    from course_utils.checks import outcome_verdict
+
+    def no_hints_on_a_pass():
+        raise AssertionError("hints are read only on a miss")
+
+    outcome_verdict("loss 1.9 (target: below 2.0)", True, "unused", no_hints_on_a_pass)
+    assert capsys.readouterr().out == "OK loss 1.9 (target: below 2.0).\n"
+    with pytest.raises(CheckFailed, match=r"^loss 2\.2 \(target: below 2\.0\): 1\.1 times the target\. "
+                                          r"Likely culprit: lr is small; few units\.$"):
+        outcome_verdict("loss 2.2 (target: below 2.0)", False, "1.1 times the target",
+                        lambda: ["lr is small", "few units"])
+    with pytest.raises(CheckFailed, match=r"1\.1 times the target\.$"):  # no hint: no "Likely culprit"
+        outcome_verdict("loss 2.2 (target: below 2.0)", False, "1.1 times the target", list)
