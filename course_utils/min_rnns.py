@@ -1,4 +1,4 @@
-"""Notebook 09, sections 2-3 and 5: minGRU and minLSTM (Feng et al. 2024), and IndRNN (Li et al. 2018).
+"""Notebook 09, sections 2-3 and 5: minGRU and minLSTM (Feng et al. 2024), and IndRNN (Li et al. 2018); 09b, section 5.
 
 minGRU and minLSTM ("Were RNNs All We Needed?") drop ``h_{t-1}`` from the gates and the candidate, so each becomes the
 linear recurrence ``h_t = a_t * h_{t-1} + b_t`` of :mod:`course_utils.scan`::
@@ -26,6 +26,11 @@ gate-bias initialisation.
 
 :class:`IndRNN`: ``h_t = relu(W x_t + u * h_{t-1} + b)``, ``u`` a vector (one recurrent weight
 per unit), so ``dh_t/dh_{t-1}`` is diagonal: ``u * relu'(.)``.
+
+:class:`SignedMinGRU` (notebook 09b, section 5): minGRU with ``a = 1 - 2 z`` in ``(-1, 1)``
+instead of ``1 - z`` in ``(0, 1)`` (the change Grazzi et al. 2024 make to Mamba and DeltaNet),
+so that one step can flip the sign of the state. A negative ``a`` has no logarithm: it runs
+with the loop or the chunked scan, and ``method='log'`` is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -149,6 +154,40 @@ class MinLSTM(_MinRNN):
         f_norm, i_norm = min_lstm_gates(k_f, k_i)  # f / (f + i), i / (f + i) without 0 / 0 when both underflow
         h_tilde = pre_h if self.candidate == "linear" else g(pre_h)
         return f_norm, i_norm * h_tilde
+
+
+class SignedMinGRU(MinGRU):
+    """minGRU with a signed decay: ``z = sigmoid(Linear_z(x))``, ``a = 1 - 2 z`` in ``(-1, 1)``, ``b = z h~``.
+
+    ``h = (1 - 2 z) h_prev + z h~``: where ``z`` is near 1 the step flips the sign of the state
+    (``a`` near -1), where ``z`` is near 0 it keeps it (``a`` near 1). Same parameters as
+    :class:`MinGRU`; ``candidate`` defaults to ``"linear"``. Runs with ``method="loop"`` or
+    ``"chunked"``; ``"log"`` raises a ``ValueError`` (``log a`` does not exist for ``a < 0``).
+    """
+
+    def __init__(
+        self, input_size: int, hidden_size: int, *, candidate: Candidate = "linear", chunk: int | None = None
+    ) -> None:
+        super().__init__(input_size, hidden_size, candidate=candidate, chunk=chunk)
+
+    def forward(
+        self, x: torch.Tensor, h0: torch.Tensor | None = None, *, method: Method = "loop"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if method == "log":
+            raise ValueError(_NO_LOG_FOR_SIGNED)
+        return super().forward(x, h0, method=method)
+
+    def recurrence(self, x: torch.Tensor, log: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        if log:
+            raise ValueError(_NO_LOG_FOR_SIGNED)
+        k, pre_h = self.linear(x).chunk(2, dim=-1)  # each (T, B, H)
+        z = torch.sigmoid(k)
+        h_tilde = pre_h if self.candidate == "linear" else g(pre_h)
+        return 1 - 2 * z, z * h_tilde  # a in (-1, 1), b
+
+
+_NO_LOG_FOR_SIGNED = ("SignedMinGRU cannot run with method='log': its a = 1 - 2z is negative where z > 1/2, and the "
+                      "log-space scan needs log a (NaN for a < 0). Use method='chunked' or method='loop'.")
 
 
 def min_rnn_param_count(kind: str, input_size: int, hidden_size: int) -> int:

@@ -12,6 +12,7 @@ from course_utils.min_rnns import (
     LastStep,
     MinGRU,
     MinLSTM,
+    SignedMinGRU,
     check_min_lstm_gates,
     g,
     log_g,
@@ -249,3 +250,80 @@ def test_check_min_lstm_gates_says_what_is_wrong_with_malformed_answers():
         check_min_lstm_gates(lambda k_f, k_i: torch.stack(_gates(k_f, k_i)))
     with pytest.raises(CheckFailed, match="f' has shape"):
         check_min_lstm_gates(lambda k_f, k_i: tuple(x.T for x in _gates(k_f, k_i)))
+
+
+# ----------------------------------------------------------------------------- SignedMinGRU (notebook 09b)
+
+def signed_min_gru_by_hand(model, x, h0):
+    """h_t = (1 - 2 z_t) h_(t-1) + z_t h~_t, one step at a time from the weights (float64)."""
+    W, bias = model.linear.weight, model.linear.bias
+    H = model.hidden_size
+    h, hs = h0, []
+    for x_t in x:  # (B, I)
+        z = torch.sigmoid(x_t @ W[:H].T + bias[:H])
+        h_tilde = x_t @ W[H:].T + bias[H:]
+        h = (1 - 2 * z) * h + z * h_tilde
+        hs.append(h)
+    return torch.stack(hs)
+
+
+def test_signed_min_gru_hand_case():
+    model = SignedMinGRU(1, 1)
+    # z = sigmoid(k) with k = 20 x: a one gives z ~ 1 (a ~ -1), a zero z = 1/2 (a = 0); h~ = 2x + 1
+    set_weights(model, [[20.0, 0.0], [2.0, 1.0]])
+    h = model(torch.tensor([1.0, 0.0]).view(2, 1, 1), torch.tensor([[4.0]]))[0].flatten()
+    z1 = torch.sigmoid(torch.tensor(20.0)).item()
+    h1 = (1 - 2 * z1) * 4 + z1 * 3
+    torch.testing.assert_close(h, torch.tensor([h1, 0.0 * h1 + 0.5 * 1.0]))
+
+
+@pytest.mark.parametrize("candidate", ["linear", "g"])
+def test_signed_min_gru_against_the_loop_reference_float64(candidate):
+    torch.manual_seed(0)
+    model = SignedMinGRU(3, 5, candidate=candidate, chunk=4).double()
+    with torch.no_grad():
+        model.linear.weight.mul_(4)  # gates far from 1/2: a over most of (-1, 1)
+    x = torch.randn(23, 2, 3, dtype=torch.float64)
+    h0 = torch.randn(2, 5, dtype=torch.float64)
+    state0 = h0 if candidate == "linear" else g(h0)
+    a, b = model.recurrence(x)
+    assert (a < -0.5).any() and (a > 0.5).any() and (a.abs() < 1).all()
+    if candidate == "linear":
+        torch.testing.assert_close(model(x, h0)[0], signed_min_gru_by_hand(model, x, h0))
+    for method in ("loop", "chunked"):
+        h, h_T = model(x, h0, method=method)
+        torch.testing.assert_close(h, scan_loop_reference(a, b, state0))
+        torch.testing.assert_close(h_T, h[-1])
+
+
+def scan_loop_reference(a, b, h0):
+    h, hs = h0, []
+    for t in range(a.shape[0]):
+        h = a[t] * h + b[t]
+        hs.append(h)
+    return torch.stack(hs)
+
+
+def test_signed_min_gru_gradcheck_through_the_chunked_scan():
+    torch.manual_seed(1)
+    model = SignedMinGRU(2, 3, chunk=3).double()
+    x = torch.randn(8, 2, 2, dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(2, 3, dtype=torch.float64, requires_grad=True)
+
+    def run(x, h0, weight, bias):  # the layer as a function of its input, initial state and weights
+        weights = {"linear.weight": weight, "linear.bias": bias}
+        return torch.func.functional_call(model, weights, (x, h0), {"method": "chunked"})[0]
+
+    weights = tuple(p.detach().clone().requires_grad_() for p in model.parameters())
+    assert torch.autograd.gradcheck(run, (x, h0, *weights))
+
+
+def test_signed_min_gru_refuses_the_log_scan():
+    model = SignedMinGRU(2, 3)
+    x = torch.randn(5, 1, 2)
+    with pytest.raises(ValueError, match="log-space scan needs log a"):
+        model(x, method="log")
+    with pytest.raises(ValueError, match="use method='chunked' or method='loop'".replace("use", "Use")):
+        model.recurrence(x, log=True)
+    assert SignedMinGRU(2, 3).candidate == "linear" and min_rnn_param_count("minGRU", 2, 3) == sum(
+        p.numel() for p in model.parameters())
