@@ -1,0 +1,483 @@
+"""Notebook 09c, sections 1-3: a minimal selective state-space model (Mamba's S6), minGRU as its N = 1 case.
+
+S6 (Gu & Dao 2023, Algorithm 2), per channel ``d`` of ``D`` and state ``n`` of ``N``::
+
+    Delta_t = softplus(x_t W_Delta + b_Delta)          (T, B, D)   input-dependent step size
+    B_t = x_t W_B + b_B,  C_t = x_t W_C + b_C           (T, B, N)   input-dependent write / read vectors
+    A = -exp(A_log)                                     (D, N)      diagonal, negative: a decay
+    Abar = exp(Delta A)                                 (T, B, D, N)
+    Bbar = (exp(Delta A) - 1) / A * B                   (T, B, D, N)  exact zero-order hold ("zoh")
+         ~ Delta B                                                    Mamba's code ("euler"; same to first order)
+    h_t = Abar_t * h_{t-1} + Bbar_t * u_t               (B, D, N)
+    y_t = C_t . h_t + D_skip * u_t                      (B, D)      (sum over n)
+
+``u_t = x_t W_in + b_in`` is the channel input (Mamba's in_proj; with ``W_in = I`` it is
+Algorithm 2's ``x``). The course adds biases to the ``B`` and ``C`` projections (Mamba has
+none): with them, an S6 with ``N = 1``, ``A = -1``, ``B = C = 1`` is exactly minGRU
+(:func:`s6_from_min_gru`). For every ``(d, n)`` the recurrence is the scalar
+``h_t = a_t h_{t-1} + b_t`` of :mod:`course_utils.scan`, so the ``(D, N)`` states are flattened
+into the scan's ``H`` axis. ``selective=False`` makes ``Delta``, ``B``, ``C`` parameters that do
+not read ``x``: a time-invariant (LTI, S4D-like) control.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
+from .data.selective_copy import BLANK, IGNORE, copy_targets, copy_vocab_size, selective_copying
+from .layers import count_parameters
+from .min_rnns import MinGRU
+from .scan import scan_chunked, scan_loop
+from .shapes import require_shape
+
+Rule = Literal["zoh", "euler"]
+ScanMethod = Literal["chunked", "loop", "steps"]
+SCAN_METHODS = ("chunked", "loop", "steps")
+
+
+# ----------------------------------------------------------------------------- discretisation and one step
+
+def discretize(
+    delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor, rule: Rule = "zoh"
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(Abar, Bbar)`` ``(..., D, N)`` from ``delta`` ``(..., D)``, ``A`` ``(D, N)`` (negative), ``B_t`` ``(..., N)``.
+
+    ``rule="zoh"``: ``Bbar = (exp(delta A) - 1) / A * B`` (exact for an input held constant over
+    the step); ``"euler"``: ``Bbar = delta B``, what Mamba's code uses. ``expm1`` keeps the exact
+    form accurate for small ``delta A``.
+    """
+    if rule not in ("zoh", "euler"):
+        raise ValueError(f"rule must be 'zoh' or 'euler', got {rule!r}")
+    require_shape("A", A, ("D", "N"))
+    D, N = A.shape
+    require_shape("delta", delta, (*delta.shape[:-1], D))
+    require_shape("B_t", B_t, (*delta.shape[:-1], N))
+    dA = delta[..., None] * A  # (..., D, N)
+    if rule == "zoh":
+        Bbar = torch.expm1(dA) / A * B_t[..., None, :]  # (..., D, N)
+    else:
+        Bbar = delta[..., None] * B_t[..., None, :]  # (..., D, N)
+    return torch.exp(dA), Bbar
+
+
+def selective_step(
+    h: torch.Tensor, u_t: torch.Tensor, Abar_t: torch.Tensor, Bbar_t: torch.Tensor, C_t: torch.Tensor,
+    D_skip: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One step: ``h_new = Abar h + Bbar u``, ``y = sum_n C_n h_new[..., n] + D_skip u``; returns ``(y, h_new)``.
+
+    ``h``, ``Abar_t``, ``Bbar_t`` ``(B, D, N)``; ``u_t`` ``(B, D)``; ``C_t`` ``(B, N)``; ``D_skip`` ``(D,)``;
+    ``y`` is ``(B, D)``, ``h_new`` ``(B, D, N)``.
+    """
+    require_shape("h", h, ("B", "D", "N"))
+    B, D, N = h.shape
+    for name, value, shape in (("u_t", u_t, (B, D)), ("Abar_t", Abar_t, (B, D, N)), ("Bbar_t", Bbar_t, (B, D, N)),
+                               ("C_t", C_t, (B, N)), ("D_skip", D_skip, (D,))):
+        require_shape(name, value, shape)
+    h_new = Abar_t * h + Bbar_t * u_t[..., None]  # (B, D, N)
+    y = (h_new * C_t[:, None, :]).sum(-1) + D_skip * u_t  # (B, D)
+    return y, h_new
+
+
+def selective_scan(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor, C_t: torch.Tensor,
+    D_skip: torch.Tensor, h0: torch.Tensor | None = None, *, rule: Rule = "zoh", method: ScanMethod = "chunked",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """S6's recurrence over a sequence: ``y`` ``(T, B, D)`` and the last state ``h_T`` ``(B, D, N)``.
+
+    ``u``, ``delta`` ``(T, B, D)``; ``A`` ``(D, N)``; ``B_t``, ``C_t`` ``(T, B, N)``; ``D_skip`` ``(D,)``;
+    ``h0`` ``(B, D, N)`` (zeros if None). ``method``: ``"chunked"`` (:func:`scan_chunked`, its
+    backward written out), ``"loop"`` (:func:`scan_loop`), both on the ``(D, N)`` states flattened
+    to ``D * N``; or ``"steps"``, :func:`selective_step` once per time step, the reference.
+    """
+    if method not in SCAN_METHODS:
+        raise ValueError(f"method must be one of {SCAN_METHODS}, got {method!r}")
+    require_shape("u", u, ("T", "B", "D"))
+    T, B, D = u.shape
+    require_shape("A", A, (D, "N"))
+    N = A.shape[1]
+    require_shape("delta", delta, (T, B, D))
+    require_shape("B_t", B_t, (T, B, N))
+    require_shape("C_t", C_t, (T, B, N))
+    require_shape("D_skip", D_skip, (D,))
+    h = u.new_zeros(B, D, N) if h0 is None else h0  # (B, D, N)
+    require_shape("h0", h, (B, D, N))
+    Abar, Bbar = discretize(delta, A, B_t, rule)  # each (T, B, D, N)
+    if method == "steps":
+        ys = []
+        for t in range(T):
+            y_t, h = selective_step(h, u[t], Abar[t], Bbar[t], C_t[t], D_skip)
+            ys.append(y_t)
+        return torch.stack(ys), h  # (T, B, D), (B, D, N)
+    a = Abar.reshape(T, B, D * N)  # (T, B, D*N)
+    b = (Bbar * u[..., None]).reshape(T, B, D * N)  # (T, B, D*N)
+    h0_flat = h.reshape(B, D * N)
+    states = scan_chunked(a, b, h0_flat) if method == "chunked" else scan_loop(a, b, h0_flat)
+    states = states.reshape(T, B, D, N)  # (T, B, D, N)
+    y = (states * C_t[:, :, None, :]).sum(-1) + D_skip * u  # (T, B, D)
+    return y, states[-1]
+
+
+# ----------------------------------------------------------------------------- the layer
+
+class S6(nn.Module):
+    """A selective SSM layer: ``forward(x (T, B, I), h0 (B, D, N) | None) -> (y (T, B, D), h_T (B, D, N))``.
+
+    ``A = -exp(A_log)`` starts at S4D-real's ``A_n = -(n + 1)``; ``Delta``'s bias starts so that
+    ``softplus(b_Delta)`` is log-uniform in ``[dt_min, dt_max]`` (as in Mamba). ``selective=False``:
+    ``Delta``, ``B``, ``C`` are learned constants, the same at every step (an LTI layer).
+    """
+
+    def __init__(
+        self, input_size: int, d_model: int, state_size: int, *, selective: bool = True, rule: Rule = "zoh",
+        dt_min: float = 1e-3, dt_max: float = 1e-1,
+    ) -> None:
+        super().__init__()
+        for name, value in (("input_size", input_size), ("d_model", d_model), ("state_size", state_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if rule not in ("zoh", "euler"):
+            raise ValueError(f"rule must be 'zoh' or 'euler', got {rule!r}")
+        self.input_size, self.d_model, self.state_size = input_size, d_model, state_size
+        self.selective, self.rule = selective, rule
+        D, N = d_model, state_size
+        self.in_proj = nn.Linear(input_size, D)  # u = x W_in + b_in
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, N + 1, dtype=torch.float32)).repeat(D, 1))  # (D, N)
+        self.D_skip = nn.Parameter(torch.ones(D))
+        dt = torch.exp(torch.rand(D) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min))  # (D,)
+        dt_bias = dt + torch.log(-torch.expm1(-dt))  # softplus^-1(dt)
+        if selective:
+            self.dt_proj = nn.Linear(input_size, D)
+            self.B_proj = nn.Linear(input_size, N)
+            self.C_proj = nn.Linear(input_size, N)
+            with torch.no_grad():
+                self.dt_proj.bias.copy_(dt_bias)
+        else:
+            self.dt_bias = nn.Parameter(dt_bias)  # (D,)
+            self.B_const = nn.Parameter(torch.randn(N) / math.sqrt(N))  # (N,)
+            self.C_const = nn.Parameter(torch.randn(N) / math.sqrt(N))
+
+    @property
+    def A(self) -> torch.Tensor:
+        """``-exp(A_log)``, ``(D, N)``: negative, so ``Abar = exp(Delta A)`` lies in (0, 1)."""
+        return -torch.exp(self.A_log)
+
+    def parameters_of_step(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(u (T, B, D), delta (T, B, D), B_t (T, B, N), C_t (T, B, N))`` for an input ``x`` ``(T, B, I)``."""
+        require_shape("x", x, ("T", "B", self.input_size))
+        T, B = x.shape[:2]
+        u = self.in_proj(x)  # (T, B, D)
+        if self.selective:
+            return u, F.softplus(self.dt_proj(x)), self.B_proj(x), self.C_proj(x)
+        shape_N = (T, B, self.state_size)
+        return (u, F.softplus(self.dt_bias).expand(T, B, self.d_model), self.B_const.expand(shape_N),
+                self.C_const.expand(shape_N))
+
+    def forward(
+        self, x: torch.Tensor, h0: torch.Tensor | None = None, *, method: ScanMethod = "chunked"
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        u, delta, B_t, C_t = self.parameters_of_step(x)
+        return selective_scan(u, delta, self.A, B_t, C_t, self.D_skip, h0, rule=self.rule, method=method)
+
+
+def s6_from_min_gru(layer: MinGRU) -> S6:
+    """An S6 that computes exactly what ``layer`` (a ``candidate="linear"`` MinGRU) computes.
+
+    ``N = 1``, ``A = -1`` (``A_log = 0``), ``Delta = softplus(k)`` with ``k`` minGRU's gate
+    pre-activation, so ``Abar = exp(-softplus(k)) = 1 - z`` and the exact ZOH's
+    ``Bbar = 1 - exp(-Delta) = z``; ``u = h~`` (minGRU's candidate), ``B = C = 1``, ``D_skip = 0``.
+    """
+    if not isinstance(layer, MinGRU):
+        raise TypeError(f"layer must be a course MinGRU, got {type(layer).__name__}")
+    if layer.candidate != "linear":
+        raise ValueError(f"layer must have candidate='linear' (h~ = Linear_h(x)); got candidate={layer.candidate!r}, "
+                         "whose h~ = g(Linear_h(x)) is not a linear map of x")
+    H, n_in = layer.hidden_size, layer.input_size
+    weight, bias = layer.linear.weight, layer.linear.bias  # (2H, I), (2H,): rows [z, h~]
+    s6 = S6(n_in, H, 1, rule="zoh").to(dtype=weight.dtype, device=weight.device)
+    with torch.no_grad():
+        s6.dt_proj.weight.copy_(weight[:H])
+        s6.dt_proj.bias.copy_(bias[:H])
+        s6.in_proj.weight.copy_(weight[H:])
+        s6.in_proj.bias.copy_(bias[H:])
+        s6.A_log.zero_()
+        for proj in (s6.B_proj, s6.C_proj):
+            proj.weight.zero_()
+            proj.bias.fill_(1.0)
+        s6.D_skip.zero_()
+    return s6
+
+
+# ----------------------------------------------------------------------------- the copying models
+
+# Delta's initial range for sequences of tens of steps (Mamba's default 1e-3 .. 1e-1 is made for thousands)
+COPY_DT = (1e-2, 1.0)
+MODEL_KINDS = ("S6", "LTI", "minGRU", "GRU")
+
+
+class CopyModel(nn.Module):
+    """Embedding, ``n_layers`` recurrent layers (each with a residual connection and a LayerNorm), a linear read-out.
+
+    ``forward(tokens (B, T)) -> logits (B, T, vocab)``. ``kind``: ``"S6"``, ``"LTI"`` (S6 with
+    ``selective=False``), ``"minGRU"`` (``candidate="linear"``, chunked scan) or ``"GRU"`` (``nn.GRU``).
+    """
+
+    def __init__(self, kind: str, vocab: int, width: int, *, state_size: int = 8, n_layers: int = 2) -> None:
+        super().__init__()
+        if kind not in MODEL_KINDS:
+            raise ValueError(f"kind must be one of {MODEL_KINDS}, got {kind!r}")
+        self.kind = kind
+        self.embed = nn.Embedding(vocab, width)
+        self.layers = nn.ModuleList(_make_layer(kind, width, state_size) for _ in range(n_layers))
+        self.norms = nn.ModuleList(nn.LayerNorm(width) for _ in range(n_layers))
+        self.gates = nn.ModuleList(nn.Linear(width, width) for _ in range(n_layers))
+        self.head = nn.Linear(width, vocab)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        require_shape("tokens", tokens, ("B", "T"))
+        x = self.embed(tokens).transpose(0, 1)  # (T, B, W)
+        for layer, norm, gate in zip(self.layers, self.norms, self.gates, strict=True):
+            z = norm(x)  # (T, B, W)
+            x = x + layer(z)[0] * F.silu(gate(z))  # (T, B, W): Mamba's gated block, around any layer
+        return self.head(x.transpose(0, 1))  # (B, T, vocab)
+
+
+def _make_layer(kind: str, width: int, state_size: int) -> nn.Module:
+    if kind in ("S6", "LTI"):
+        return S6(width, width, state_size, selective=kind == "S6", dt_min=COPY_DT[0], dt_max=COPY_DT[1])
+    if kind == "minGRU":
+        return _ChunkedMinGRU(width, width, candidate="linear")
+    return nn.GRU(width, width)
+
+
+class _ChunkedMinGRU(MinGRU):
+    """MinGRU run with the chunked scan (the same scan S6 uses)."""
+
+    def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None, *, method: str = "chunked"):
+        return super().forward(x, h0, method=method)
+
+
+def copy_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the scored positions (targets != IGNORE); ``logits`` ``(B, T, V)``, ``targets`` ``(B, T)``."""
+    require_shape("logits", logits, ("B", "T", "V"))
+    require_shape("targets", targets, logits.shape[:2])
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=IGNORE)
+
+
+def copy_accuracy(logits: torch.Tensor, targets: torch.Tensor) -> tuple[float, float]:
+    """``(per-token, whole-sequence)`` accuracy on the scored positions (a sequence: all its answers right)."""
+    require_shape("logits", logits, ("B", "T", "V"))
+    require_shape("targets", targets, logits.shape[:2])
+    scored = targets != IGNORE  # (B, T)
+    right = (logits.argmax(-1) == targets) | ~scored  # (B, T)
+    per_token = ((logits.argmax(-1) == targets) & scored).sum() / scored.sum()
+    return float(per_token), float(right.all(dim=1).float().mean())
+
+
+COPY_TASK = {"length": 24, "n_data": 4, "n_symbols": 4}
+VALID_SEED, TEST_SEED = 10_000, 20_000  # the held-out sequences: choose settings on the first, report the second
+
+
+def train_copying(
+    kind: str, *, fixed_positions: bool = False, seed: int = 0, steps: int = 250, batch_size: int = 32,
+    width: int = 16, state_size: int = 4, lr: float = 1e-2, n_eval: int = 1000, eval_seed: int = VALID_SEED,
+    task: dict | None = None, device: torch.device | str | None = None,
+) -> dict[str, Any]:
+    """Train a :class:`CopyModel` on fresh batches for ``steps`` steps; accuracy on ``n_eval`` held-out sequences.
+
+    Everything random follows ``seed`` (weights, training batches); the held-out sequences
+    follow ``eval_seed`` (use one seed for validation, another for the test). Adam, gradient
+    norm clipped at 1. Returns ``{"per_token", "sequence", "params", "losses"}``.
+    """
+    task = {**COPY_TASK, **(task or {})}
+    device = torch.device("cpu") if device is None else torch.device(device)
+    vocab = copy_vocab_size(task["n_symbols"])
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = CopyModel(kind, vocab, width, state_size=state_size).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+        losses = []
+        for step in range(steps):
+            tokens = selective_copying(batch_size, fixed_positions=fixed_positions, seed=seed * 1_000_003 + step,
+                                       **task)
+            targets = copy_targets(tokens, task["n_data"]).to(device)
+            loss = copy_loss(model(tokens.to(device)), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+    model.eval()
+    tokens = selective_copying(n_eval, fixed_positions=fixed_positions, seed=eval_seed, **task)
+    with torch.no_grad():
+        logits = model(tokens.to(device))
+    per_token, sequence = copy_accuracy(logits, copy_targets(tokens, task["n_data"]).to(device))
+    return {"per_token": per_token, "sequence": sequence, "params": count_parameters(model), "losses": losses}
+
+
+# ----------------------------------------------------------------------------- exercise 1: the discretisation
+
+def _discretize_mistakes(delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What the usual wrong discretisations return, each as ``stack([Abar, Bbar])`` ``(2, B, D, N)``."""
+    dA = delta[..., None] * A  # (B, D, N)
+    Bn = B_t[..., None, :]  # (B, 1, N)
+    Abar = torch.exp(dA)
+    zoh = torch.expm1(dA) / A * Bn
+    return {
+        "use Bbar = Delta * B, the first-order (Euler) rule of Mamba's code, where the exact zero-order hold "
+        "(exp(Delta A) - 1) / A * B was asked": torch.stack([Abar, delta[..., None] * Bn]),
+        "leave Delta out of Abar: exp(A) instead of exp(Delta A)": torch.stack([torch.exp(A).expand_as(dA), zoh]),
+        "leave Delta out of both: exp(A) and (exp(A) - 1) / A * B":
+            torch.stack([torch.exp(A).expand_as(dA), torch.expm1(A) / A * Bn]),
+        "flip the sign of A (A is already negative: exp(Delta A) must decay, below 1)":
+            torch.stack([torch.exp(-dA), torch.expm1(-dA) / (-A) * Bn]),
+        "forget the -1 in (exp(Delta A) - 1) / A": torch.stack([Abar, Abar / A * Bn]),
+        "multiply by A instead of dividing: (exp(Delta A) - 1) * A * B": torch.stack([Abar, torch.expm1(dA) * A * Bn]),
+    }
+
+
+def check_discretize(fn: Any, seed: int = 0) -> None:
+    """Test ``fn(delta (B, D), A (D, N), B_t (B, N)) -> (Abar, Bbar)``, each ``(B, D, N)``: exact ZOH (notebook 09c).
+
+    Names the mistake the values match: the Euler rule, Delta left out, the sign of A, the -1.
+    """
+    refuse_reference(fn, ("discretize", "selective_scan", "S6"))
+    g = torch.Generator().manual_seed(seed)
+    for Bsz, D, N in ((3, 4, 5), (2, 3, 1)):
+        delta = F.softplus(torch.randn(Bsz, D, generator=g, dtype=torch.float64))  # (B, D), positive
+        A = -torch.rand(D, N, generator=g, dtype=torch.float64) * 3 - 0.2  # (D, N), negative
+        B_t = torch.randn(Bsz, N, generator=g, dtype=torch.float64)  # (B, N)
+        got = fn(delta.clone(), A.clone(), B_t.clone())
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise CheckFailed(f"return the pair (Abar, Bbar); got {type(got).__name__}"
+                              + (f" of length {len(got)}" if isinstance(got, (tuple, list)) else ""))
+        for name, value in zip(("Abar", "Bbar"), got, strict=True):
+            check_shape(f"{name} (B={Bsz}, D={D}, N={N})", value, (Bsz, D, N))
+        Abar, Bbar = discretize(delta, A, B_t, "zoh")
+        name = f"(Abar, Bbar) stacked (B={Bsz}, D={D}, N={N})"
+        name_mistake(name, torch.stack(list(got)), torch.stack([Abar, Bbar]), _discretize_mistakes(delta, A, B_t))
+        check_close(f"Abar (B={Bsz}, D={D}, N={N})", got[0], Abar, quiet=True)
+        check_close(f"Bbar (B={Bsz}, D={D}, N={N})", got[1], Bbar, quiet=True)
+    print("OK Abar = exp(Delta A) and Bbar = (exp(Delta A) - 1) / A * B, for two sizes (float64)")
+
+
+# ----------------------------------------------------------------------------- exercise 2: one selective step
+
+def _step_mistakes(h, u_t, Abar_t, Bbar_t, C_t, D_skip) -> dict[str, dict[str, torch.Tensor | None]]:
+    """Wrong ``y`` and wrong ``h_new``, by mistake."""
+    h_new = Abar_t * h + Bbar_t * u_t[..., None]  # (B, D, N)
+    skip = D_skip * u_t  # (B, D)
+    square = h.shape[1] == h.shape[2]
+    y_mistakes = {
+        "forget the skip term D_skip * u_t": (h_new * C_t[:, None, :]).sum(-1),
+        "read y from the old state h (before the update) instead of h_new": (h * C_t[:, None, :]).sum(-1) + skip,
+        "sum C * h over the channel axis D (dim 1) instead of the state axis N (the last)":
+            (h_new * C_t[:, None, :]).sum(1) + skip if square else None,
+        "multiply C with h_new along the wrong axis (C_t[:, :, None], which pairs C's states with the channels)":
+            (h_new * C_t[:, :, None]).sum(-1) + skip if square else None,
+    }
+    h_mistakes = {
+        "forget to multiply Bbar by the input u_t": Abar_t * h + Bbar_t,
+        "forget the decay Abar on the old state": h + Bbar_t * u_t[..., None],
+    }
+    return {"y": y_mistakes, "h_new": h_mistakes}
+
+
+def check_selective_step(fn: Any, seed: int = 0) -> None:
+    """Test ``fn(h, u_t, Abar_t, Bbar_t, C_t, D_skip) -> (y (B, D), h_new (B, D, N))``, one S6 step (notebook 09c).
+
+    Then runs ``fn`` over a sequence and compares with :func:`selective_scan`. Names the mistakes:
+    no skip term, ``y`` from the old state, the wrong axis, no input or no decay.
+    """
+    refuse_reference(fn, ("selective_step", "selective_scan", "S6"))
+    g = torch.Generator().manual_seed(seed)
+    for Bsz, D, N in ((3, 4, 4), (2, 3, 5)):
+        h = torch.randn(Bsz, D, N, generator=g, dtype=torch.float64)
+        u_t = torch.randn(Bsz, D, generator=g, dtype=torch.float64)
+        Abar_t = torch.rand(Bsz, D, N, generator=g, dtype=torch.float64) * 0.8 + 0.1
+        Bbar_t = torch.randn(Bsz, D, N, generator=g, dtype=torch.float64)
+        C_t = torch.randn(Bsz, N, generator=g, dtype=torch.float64)
+        D_skip = torch.randn(D, generator=g, dtype=torch.float64)
+        args = (h, u_t, Abar_t, Bbar_t, C_t, D_skip)
+        got = fn(*(a.clone() for a in args))
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise CheckFailed(f"return the pair (y, h_new); got {type(got).__name__}")
+        size = f"B={Bsz}, D={D}, N={N}"
+        if isinstance(got[0], torch.Tensor) and tuple(got[0].shape) == (Bsz, N) and D != N:
+            raise CheckFailed(f"y ({size}) has shape {tuple(got[0].shape)}, expected {(Bsz, D)}: sum C * h over "
+                              "the state axis N (the last), not the channel axis D")
+        check_shape(f"y ({size})", got[0], (Bsz, D))
+        check_shape(f"h_new ({size})", got[1], (Bsz, D, N))
+        y, h_new = selective_step(*args)
+        mistakes = _step_mistakes(*args)
+        name_mistake(f"h_new ({size})", got[1], h_new, mistakes["h_new"])
+        check_close(f"h_new ({size})", got[1], h_new, quiet=True)
+        name_mistake(f"y ({size})", got[0], y, mistakes["y"])
+        check_close(f"y ({size})", got[0], y, quiet=True)
+    T, Bsz, D, N = 6, 2, 3, 4  # a sequence, step by step, against the scan
+    u = torch.randn(T, Bsz, D, generator=g, dtype=torch.float64)
+    delta = F.softplus(torch.randn(T, Bsz, D, generator=g, dtype=torch.float64))
+    A = -torch.rand(D, N, generator=g, dtype=torch.float64) - 0.5
+    B_t, C_t = (torch.randn(T, Bsz, N, generator=g, dtype=torch.float64) for _ in range(2))
+    D_skip = torch.randn(D, generator=g, dtype=torch.float64)
+    Abar, Bbar = discretize(delta, A, B_t)
+    h, ys = torch.zeros(Bsz, D, N, dtype=torch.float64), []
+    for t in range(T):
+        y_t, h = fn(h, u[t], Abar[t], Bbar[t], C_t[t], D_skip)
+        ys.append(y_t)
+    y_ref, h_ref = selective_scan(u, delta, A, B_t, C_t, D_skip, method="loop")
+    check_close("y over 6 steps (your step in a loop, against the scan)", torch.stack(ys), y_ref, quiet=True)
+    check_close("h after 6 steps", h, h_ref, quiet=True)
+    print("OK one selective step, for two sizes, and over a 6-step sequence against the scan (float64)")
+
+
+# ----------------------------------------------------------------------------- exercise 3: the targets
+
+def _target_mistakes(tokens: torch.Tensor, n_data: int) -> dict[str, torch.Tensor]:
+    """What the usual wrong target builders return, each ``(n, T)``."""
+    right = copy_targets(tokens, n_data)  # (n, T)
+    T = tokens.shape[1]
+    answers = right[:, T - n_data:]  # (n, K)
+    blank_filled = right.masked_fill(right == IGNORE, BLANK)
+    early = torch.full_like(right, IGNORE)
+    early[:, T - n_data - 1 : T - 1] = answers
+    first = torch.full_like(right, IGNORE)
+    first[:, T - n_data:] = tokens[:, :n_data]
+    reverse = torch.full_like(right, IGNORE)
+    reverse[:, T - n_data:] = answers.flip(1)
+    return {
+        f"fill the unscored positions with the blank token {BLANK} instead of IGNORE ({IGNORE}): the loss would then "
+        "score every position, and most of the loss would go to predicting blanks": blank_filled,
+        "place the answers one position early (at T - K - 1 .. T - 2): the k-th answer belongs at the k-th marker":
+            early,
+        "take the first n_data tokens of the sequence, as in plain copying: in selective copying the data tokens "
+        "stand at random positions among the blanks": first,
+        "put the data tokens in reverse order": reverse,
+    }
+
+
+def check_copy_targets(fn: Any, seed: int = 0) -> None:
+    """Test ``fn(tokens (n, T), n_data) -> targets (n, T)`` int64 (notebook 09c): IGNORE except at the markers.
+
+    Names the mistakes: blanks instead of IGNORE, answers one step early, plain copying's fixed
+    positions, the reverse order.
+    """
+    refuse_reference(fn, ("copy_targets",))
+    for n, length, n_data, n_symbols in ((6, 20, 4, 4), (3, 12, 3, 6)):
+        tokens = selective_copying(n, length=length, n_data=n_data, n_symbols=n_symbols, seed=seed)
+        got = fn(tokens.clone(), n_data)
+        name = f"targets (n={n}, T={length}, n_data={n_data})"
+        check_shape(name, got, (n, length))
+        if not isinstance(got, torch.Tensor) or got.dtype != torch.long:
+            raise CheckFailed(f"{name} should be an int64 (torch.long) tensor, as F.cross_entropy wants its targets; "
+                              f"got {getattr(got, 'dtype', type(got).__name__)}")
+        expected = copy_targets(tokens, n_data)
+        name_mistake(name, got, expected, _target_mistakes(tokens, n_data))
+        check_close(name, got, expected, quiet=True)
+    print("OK the targets: IGNORE everywhere except the markers, which hold the data tokens in order")
