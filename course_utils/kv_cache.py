@@ -9,7 +9,8 @@ so keep them per layer and compute only the new token's q, k, v:
 - :func:`attention_step`: one query against the cached keys and values plus its own;
 - :func:`cached_step`: one token through a whole TinyGPT at position ``pos`` -> logits ``(B, V)``;
 - :func:`generate_ids`: sampling with or without the cache (same draws for the same generator);
-- :func:`time_generation`: the seconds either way, for the measured speed-up;
+- :func:`positions_processed`: the work either way, counted (token positions through the blocks);
+- :func:`time_generation`: the seconds either way, interleaved, for the measured speed-up;
 - exercise: :func:`check_attention_step`.
 """
 
@@ -101,30 +102,58 @@ def generate_ids(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, use_cache:
     if use_cache:
         for t in range(prompt.shape[1]):  # the prompt, one position at a time, fills the cache
             logits, cache = cached_step(model, prompt[:, t:t + 1], cache, t)
-    for _ in range(n_new):
+    for step in range(n_new):
         if not use_cache:
             logits = model(ids)[:, -1]  # (B, V): the whole sequence again
         next_id = sample_token(logits, temperature, top_k, top_p, generator)[:, None]  # (B, 1)
         ids = torch.cat([ids, next_id], dim=1)
-        if use_cache and ids.shape[1] < model.context:
+        if use_cache and step < n_new - 1:  # the last token's logits are never needed
             logits, cache = cached_step(model, next_id, cache, ids.shape[1] - 1)
     return ids
 
 
-def time_generation(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, use_cache: bool,
-                    repeats: int = 3) -> np.ndarray:
-    """Seconds to generate ``n_new`` greedy tokens after ``prompt``, ``repeats`` times: ``(repeats,)``.
+def positions_processed(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, use_cache: bool) -> int:
+    """Token positions that go through ``model``'s blocks while generating ``n_new`` greedy tokens: the work, counted.
 
-    Greedy (``top_k=1``), so both ways do the same work; waits for the device before reading the clock.
+    Counted by a hook on the token embedding, which every position passes once per forward
+    pass. Without the cache, step t re-runs all t positions so far: sum of T0..T0 + n_new - 1
+    (quadratic in ``n_new``); with it, each position goes through once: T0 + n_new - 1.
+    Unlike a time, the count does not depend on the machine or its load.
     """
-    times = []
-    for _ in range(repeats):
-        _synchronize(prompt.device)
-        start = time.perf_counter()
+    count = 0
+
+    def hook(module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        nonlocal count
+        count += args[0].numel() // args[0].shape[0]  # positions per sequence: (B, t) ids -> t
+
+    handle = model.embed.register_forward_hook(hook)
+    try:
         generate_ids(model, prompt, n_new, use_cache=use_cache, top_k=1)
-        _synchronize(prompt.device)
-        times.append(time.perf_counter() - start)
-    return np.array(times)
+    finally:
+        handle.remove()
+    return count
+
+
+def time_generation(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, repeats: int = 3) -> dict[bool, np.ndarray]:
+    """Seconds to generate ``n_new`` greedy tokens after ``prompt``, without and with the cache: ``{False: (repeats,),
+    True: (repeats,)}``, keyed by ``use_cache``.
+
+    The two ways alternate (re-run, cache, cache, re-run, ...), so a burst of load on a busy
+    machine slows both rather than one; compare the fastest repetitions, which a busy machine
+    slows least. Greedy (``top_k=1``), so both ways do the same work; waits for the device
+    before reading the clock.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(repeats):
+        for use_cache in ((False, True) if r % 2 == 0 else (True, False)):
+            _synchronize(prompt.device)
+            start = time.perf_counter()
+            generate_ids(model, prompt, n_new, use_cache=use_cache, top_k=1)
+            _synchronize(prompt.device)
+            times[use_cache].append(time.perf_counter() - start)
+    return {cached: np.array(t) for cached, t in times.items()}
 
 
 def _synchronize(device: torch.device) -> None:

@@ -27,7 +27,7 @@ from torch.nn import functional as F
 from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from .data.text import load_corpus
 from .device import get_device
-from .lm import CharData, LMRun, RecurrentLM, lm_batches, next_token_loss, train_lm
+from .lm import CharData, LMBatch, LMRun, RecurrentLM, lm_batches, next_token_loss, ngram_probabilities, train_lm
 from .self_attention import MultiHeadAttention, causal_mask
 from .shapes import require_shape
 from .training import evaluate
@@ -277,15 +277,38 @@ def check_warmup_cosine_lr(fn, seed: int = 0) -> None:
 
 RECIPE_KEYS = ("warmup_steps", "peak_lr")
 # The challenge: the model, the batches, AdamW's weight decay, the optimiser steps and the
-# validation loss (nats/char) to beat.
+# validation loss (nats/char) to beat. The target asks for more than letter pairs: the bigram
+# model (counted on the training text) scores 2.32-2.35 on the validation windows of seeds
+# 0-2, so a model that learns only which letter follows which cannot pass. Measured (seeds
+# 0-2, 200 steps): warm-up 10 to 0.02 reaches 2.15-2.17, 20 to 0.03 2.14-2.16; 10 to 0.003
+# (section 3's rate) 2.24-2.29; 0 to 0.001 2.46-2.49, worse than the bigram model.
 RECIPE_CHALLENGE = {"d_model": 48, "n_heads": 4, "n_layers": 2, "context": 32, "batch_size": 32,
-                    "weight_decay": 0.01, "steps": 100, "target": 2.38}
+                    "weight_decay": 0.01, "steps": 200, "target": 2.25}
 MAX_PEAK_LR = 1.0
+BIGRAM_MARGIN = 0.02  # within this of the bigram model's loss (or above it) counts as "no better than the bigram"
 
 
 @functools.lru_cache(maxsize=1)
 def _recipe_data() -> CharData:
     return CharData.from_text(load_corpus())
+
+
+def _recipe_val_batches(seed: int) -> list[LMBatch]:
+    """The validation windows the recipe of ``seed`` is scored on: 8 batches of (64, context)."""
+    return lm_batches(_recipe_data().val, 8, 64, RECIPE_CHALLENGE["context"], seed=20_000 + seed)
+
+
+def recipe_bigram_loss(*, seed: int = 0) -> float:
+    """The bigram model's loss (nats/char) on the validation windows :func:`training_recipe_loss` scores ``seed`` on.
+
+    The bigram model is counted on the training text (add-one smoothing,
+    :func:`course_utils.lm.ngram_probabilities`): the best a model that sees only the current
+    character can do, the yardstick the challenge's target sits below.
+    """
+    data = _recipe_data()
+    _, bigram = ngram_probabilities(data.train.numpy(), data.vocab.size)  # (V, V)
+    losses = [-np.log(bigram[x.numpy(), y.numpy()]).mean() for x, y in _recipe_val_batches(seed)]  # (B, T) each
+    return float(np.mean(losses))
 
 
 def _validate_recipe(recipe: dict) -> dict:
@@ -327,8 +350,7 @@ def training_recipe_loss(recipe: dict, *, seed: int = 0) -> float:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
-            val = lm_batches(data.val, 8, 64, task["context"], seed=20_000 + seed)  # 8 batches of (64, T)
-            loss = evaluate(model, val, next_token_loss, device=cpu)
+            loss = evaluate(model, _recipe_val_batches(seed), next_token_loss, device=cpu)
             return loss if math.isfinite(loss) else math.inf
     finally:
         torch.set_num_threads(threads)
@@ -354,16 +376,26 @@ def _recipe_hints(c: dict) -> list[str]:
 def check_training_recipe(recipe: dict, *, seed: int = 0) -> None:
     """Grade a training recipe by outcome (notebook 08, exercise 4): train with it (seeded), beat the target loss.
 
-    Fails with the validation loss reached, how far it is from the target and the likely
-    culprits in the recipe.
+    Fails with the validation loss reached, how far it is from the target, whether it is any
+    better than the bigram model on the same windows, and the likely culprits in the recipe.
     """
     c, task = _validate_recipe(recipe), RECIPE_CHALLENGE  # before any training
     got = training_recipe_loss(c, seed=seed)
+    bigram = recipe_bigram_loss(seed=seed)
     where = (f"after {task['steps']} steps, your tiny GPT reaches a validation loss of {got:.3f} nats/char "
-             f"(target: below {task['target']})")
-    if not got < task["target"]:
-        hints = _recipe_hints(c)
-        far = (f"{got / task['target']:.2f} times the target, {got - task['target']:.3f} nats above it."
-               if math.isfinite(got) else "the training diverged.")
-        raise CheckFailed(f"{where}: {far}" + (" Likely culprit: " + "; ".join(hints) + "." if hints else ""))
-    print(f"OK {where}.")
+             f"(target: below {task['target']}; the bigram model scores {bigram:.3f} on the same windows)")
+    if got < task["target"]:
+        print(f"OK {where}.")
+        return
+    if not math.isfinite(got):
+        far = "the training diverged."
+    elif got >= bigram - BIGRAM_MARGIN:
+        far = (f"no better than the bigram model: {got:.3f} against its {bigram:.3f} nats/char, so the model has "
+               f"learned at most which letter follows which; the target asks for {bigram - task['target']:.2f} "
+               f"nats below the bigram model, which takes context beyond the current character. You are "
+               f"{got - task['target']:.3f} nats above the target.")
+    else:
+        far = (f"{got - task['target']:.3f} nats above the target: better than the bigram model by "
+               f"{bigram - got:.3f} nats, not yet by the {bigram - task['target']:.3f} the target asks.")
+    hints = _recipe_hints(c)
+    raise CheckFailed(f"{where}: {far}" + (" Likely culprit: " + "; ".join(hints) + "." if hints else ""))

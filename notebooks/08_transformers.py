@@ -67,8 +67,10 @@ from course_utils.layers import count_parameters
 from course_utils.lm import CharData, RecurrentLM, generate, ngram_probabilities, train_lm
 from course_utils.self_attention import MultiHeadAttention, causal_mask
 from course_utils.transformer import (
+    RECIPE_CHALLENGE,
     Block,
     TinyGPT,
+    recipe_bigram_loss,
     saved_activation_bytes,
     sinusoidal_positions,
     warmup_cosine_lr,
@@ -477,26 +479,39 @@ check_warmup_cosine_lr(my_warmup_cosine_lr, seed=1)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# ### Exercise 4 (2 points, about 15 minutes): a training recipe for 100 steps
+# ### Exercise 4 (2 points, about 15 minutes): a training recipe for 200 steps
 #
 # Section 3 trained with Adam at a fixed learning rate of 0.003 for 400 steps. Now a smaller
-# tiny GPT (2 layers, $D = 48$, 4 heads, context 32) gets only **100** AdamW steps (weight
+# tiny GPT (2 layers, $D = 48$, 4 heads, context 32) gets only **200** AdamW steps (weight
 # decay 0.01, batches of 32 windows of the same text) under the schedule of exercise 3, and
-# must reach a validation loss below **2.38** nats per character. Choose
+# must reach a validation loss below **2.25** nats per character. Choose
 #
-# - `warmup_steps`: $W$, a whole number from 0 (no warm-up) to 100,
+# - `warmup_steps`: $W$, a whole number from 0 (no warm-up) to 200,
 # - `peak_lr`: $\eta_{\max}$, the rate at the end of the warm-up, in $(0, 1]$.
 #
+# **Why 2.25.** The bigram model of section 3 is the best a model can do that looks only at
+# the current character. On the validation windows the check scores (computed below for the
+# visible and the hidden test) it sits more than 0.05 nats above the target, so a model that
+# has learned only which letter follows which fails; passing takes what attention is for,
+# context beyond the current character.
+#
 # The check trains the model with your recipe (a few seconds) and says which validation
-# loss it reached and how far that is from the target; the hidden test trains again from
-# another random start on other windows, so aim with some margin. Section 3's rate lands
-# just above the target. Too small a peak leaves the model under-trained after 100 steps,
-# too large a peak overshoots: find the range that works, and try whether the length of the
-# warm-up moves its upper end.
+# loss it reached, how far that is from the target and whether it beats the bigram model at
+# all; the hidden test trains again from another random start on other windows, so aim with
+# some margin. Too small a peak leaves the model under-trained after 200 steps (no better
+# than the bigram model, or not by enough), too large a peak overshoots: find the range that
+# works, and try whether the length of the warm-up moves its upper end.
+
+# %%
+check_bigram = {seed: recipe_bigram_loss(seed=seed) for seed in (0, 1)}  # the visible and the hidden test's windows
+print(f"target {RECIPE_CHALLENGE['target']}; the bigram model on the check's validation windows: "
+      + ", ".join(f"{loss:.3f} (seed {seed})" for seed, loss in check_bigram.items())
+      + f"; on the whole validation text {bigram_loss:.3f}")
+assert RECIPE_CHALLENGE["target"] < min(check_bigram.values()) - 0.05  # letter pairs alone cannot pass
 
 # %% nbgrader={"grade": false, "grade_id": "training_recipe", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_training_recipe():
-    """{"warmup_steps": int, "peak_lr": float} for 100 AdamW steps of a small TinyGPT."""
+    """{"warmup_steps": int, "peak_lr": float} for 200 AdamW steps of a small TinyGPT."""
     ### BEGIN SOLUTION
     return {"warmup_steps": 10, "peak_lr": 2e-2}
     ### END SOLUTION
@@ -520,29 +535,38 @@ check_training_recipe(my_training_recipe(), seed=1)
 # An RNN must compute $h_1, h_2, \dots$ one after another: $T$ dependent steps. A
 # transformer layer handles all $T$ positions in a few large matrix products, but its
 # attention compares all $T^2$ pairs. Time one training step (forward and backward, batch
-# 8, the fastest of 2 runs) of a 2-layer transformer and of an LSTM, both with $D = 64$, against $T$:
+# 8) of a 2-layer transformer and of an LSTM, both with $D = 64$, against $T$. A busy machine
+# (another notebook running beside this one, say) slows some runs and never speeds one up,
+# so every (model, $T$) pair is timed in each of 3 rounds, the rounds interleaved, and the
+# fastest of the 3 is kept: a burst of load then hits one round of every length rather than
+# all the runs of one length.
 
 # %%
-def time_step(model, T, batch=8, repeats=2):
+def step_seconds(model, T, batch=8):
+    """Seconds for one forward and backward pass of `model` on a random (batch, T) batch."""
     ids = torch.randint(0, data.vocab.size, (batch, T), device=device)
-    times = []
-    for i in range(repeats + 1):
-        t0 = time.perf_counter()
-        model(ids).float().logsumexp(-1).mean().backward()
-        # Reading a gradient waits for every queued kernel (GPUs run asynchronously).
-        next(model.parameters()).grad.sum().item()
-        model.zero_grad(set_to_none=True)
-        if i:  # the first call warms up
-            times.append(time.perf_counter() - t0)
-    return min(times)  # the least disturbed run
+    t0 = time.perf_counter()
+    model(ids).float().logsumexp(-1).mean().backward()
+    # Reading a gradient waits for every queued kernel (GPUs run asynchronously).
+    next(model.parameters()).grad.sum().item()
+    model.zero_grad(set_to_none=True)
+    return time.perf_counter() - t0
 
 
 lengths = [32, 64, 128, 256, 512]
 MAX_T = 1024  # section 5 goes further
+ROUNDS = 3
 seed_everything(0)
 timing = {"transformer": TinyGPT(data.vocab.size, MAX_T, d_model=64, n_heads=4, n_layers=2).to(device),
           "LSTM": RecurrentLM("lstm", data.vocab.size, embed_size=64, hidden_size=64, num_layers=2).to(device)}
-step_ms = {name: [1000 * time_step(m, T) for T in lengths] for name, m in timing.items()}
+seconds = {name: {T: [] for T in lengths} for name in timing}  # name -> T -> one time per round
+for r in range(ROUNDS + 1):  # round 0 warms up and is not kept
+    for T in lengths if r % 2 else lengths[::-1]:  # alternate the order of the lengths too
+        for name, m in timing.items():
+            took = step_seconds(m, T)
+            if r:
+                seconds[name][T].append(took)
+step_ms = {name: [1000 * min(seconds[name][T]) for T in lengths] for name in timing}  # fastest round
 for name, ms in step_ms.items():
     print(f"{name:11}", "  ".join(f"T={T}: {t:6.1f} ms" for T, t in zip(lengths, ms, strict=True)))
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
@@ -568,19 +592,27 @@ print(f"From T={lengths[0]} to T={lengths[-1]} ({lengths[-1] // lengths[0]}x lon
 # operations adds to them: the plot mixes the linear regime with the start of the quadratic
 # one, and its slope stays below 2. (The softmax, the mask and their gradients over the
 # $T \times T$ scores move memory that a count of multiply-adds leaves out, so on a CPU the
-# last doubling can already cost more than 4 times.)
+# last doubling can already cost more than 4 times.) The asserts below check the count of
+# multiply-adds, which no machine changes, and, with room to spare, that the measured slope
+# stays clearly below 2: a loaded machine shifts the times, but has to slow the longest runs
+# in all three rounds by a large factor to break that.
 
 # %%
 D_T, L_T, V = 64, 2, data.vocab.size
+macs = []  # multiply-adds of one forward pass per sequence, by T
 for T in lengths:
     linear = L_T * 12 * T * D_T**2 + T * D_T * V  # projections, MLPs and read-out
     quadratic = L_T * 2 * T**2 * D_T  # Q K^T and weights @ V
+    macs.append(linear + quadratic)
     print(f"T = {T:3d}: attention's T^2 products are {quadratic / (linear + quadratic):4.0%} of the multiply-adds")
 print(f"equal shares of the two terms per layer at T = 6D = {6 * D_T}")
-time_slope = math.log(ratio["transformer"]) / math.log(lengths[-1] / lengths[0])
-print(f"log-log slope of the transformer's step time from T={lengths[0]} to {lengths[-1]}: {time_slope:.2f} "
-      "(2 would be quadratic)")
-assert time_slope < 1.85  # not yet quadratic over the range
+span = math.log(lengths[-1] / lengths[0])
+mac_slope = math.log(macs[-1] / macs[0]) / span
+time_slope = math.log(ratio["transformer"]) / span
+print(f"log-log slope from T={lengths[0]} to {lengths[-1]} (2 would be quadratic): multiply-adds {mac_slope:.2f}, "
+      f"measured step time {time_slope:.2f}")
+assert mac_slope < 1.6  # the count: not yet quadratic over the range
+assert time_slope < 1.85  # the clock agrees, with room for a busy machine
 
 # %% [markdown]
 # ## 5. The price: attention memory grows as $T^2$

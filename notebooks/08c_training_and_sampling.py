@@ -61,7 +61,7 @@ import torch
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook, tolerance
 from course_utils.data.text import load_corpus
-from course_utils.kv_cache import cached_step, generate_ids, time_generation
+from course_utils.kv_cache import cached_step, generate_ids, positions_processed, time_generation
 from course_utils.recipe import (
     PostLNBlock,
     RecipeConfig,
@@ -142,28 +142,42 @@ print(repr(data.vocab.decode(with_cache[0].cpu())))
 assert torch.equal(with_cache, without)
 
 # %% [markdown]
-# **The speed-up, measured.** A 2-layer model with $D = 64$ and context 192 (untrained: the
-# weights do not change the work), batch 1, greedy, generating $N$ tokens from a one-token
-# prompt; median of 3 repeats, with the spread (min-max).
+# **The work, counted.** Without the cache, generating token $t$ re-runs all $t$ positions
+# so far through every block; with it, each position goes through once. Counted with a hook
+# on the token embedding (`positions_processed`), generating $N$ tokens from a one-token
+# prompt:
 
 # %%
 seed_everything(0)
 timing_model = TinyGPT(data.vocab.size, 192, d_model=64, n_heads=4, n_layers=2).to(device).eval()
 start = torch.zeros(1, 1, dtype=torch.long, device=device)
 LENGTHS = (32, 64, 128, 191)
-times = {cached: [time_generation(timing_model, start, n, use_cache=cached) for n in LENGTHS]
-         for cached in (False, True)}
-for k, n in enumerate(LENGTHS):
-    full_t, cache_t = times[False][k], times[True][k]
+work = {cached: np.array([positions_processed(timing_model, start, n, use_cache=cached) for n in LENGTHS])
+        for cached in (False, True)}
+for n, full_w, cache_w in zip(LENGTHS, work[False], work[True], strict=True):
+    print(f"N = {n:3d}: re-run {full_w:6,d} positions, cache {cache_w:4d} ({full_w / cache_w:5.1f}x fewer)")
+n_arr = np.array(LENGTHS)
+assert np.array_equal(work[False], n_arr * (n_arr + 1) // 2)  # 1 + 2 + ... + N: quadratic in N
+assert np.array_equal(work[True], n_arr)  # one position per token: linear in N
+
+# %% [markdown]
+# **The speed-up, measured.** The same model (untrained: the weights do not change the
+# work), batch 1, greedy; 3 repeats each way, the two ways alternating so that a burst of
+# load on a busy machine hits both; median with the spread (min-max).
+
+# %%
+times = [time_generation(timing_model, start, n, repeats=3) for n in LENGTHS]  # per N: {use_cache: (3,)}
+for n, t in zip(LENGTHS, times, strict=True):
+    full_t, cache_t = t[False], t[True]
     print(f"N = {n:3d}: re-run {np.median(full_t) * 1e3:6.1f} ms ({full_t.min() * 1e3:.1f}-{full_t.max() * 1e3:.1f}), "
           f"cache {np.median(cache_t) * 1e3:6.1f} ms ({cache_t.min() * 1e3:.1f}-{cache_t.max() * 1e3:.1f}), "
           f"speed-up x{np.median(full_t) / np.median(cache_t):.1f}")
 
 fig, ax = plt.subplots(figsize=(5.5, 3.5))
 for cached, label in ((False, "re-run the context"), (True, "KV cache")):
-    med = [np.median(t) for t in times[cached]]
-    ax.errorbar(LENGTHS, med, yerr=[[m - t.min() for m, t in zip(med, times[cached], strict=True)],
-                                    [t.max() - m for m, t in zip(med, times[cached], strict=True)]], marker="o", label=label)
+    med = np.array([np.median(t[cached]) for t in times])
+    low, high = np.array([t[cached].min() for t in times]), np.array([t[cached].max() for t in times])
+    ax.errorbar(LENGTHS, med, yerr=[med - low, high - med], marker="o", label=label)
 ax.set_xlabel("tokens generated N")
 ax.set_ylabel("seconds (median, min-max)")
 ax.set_title("Generation time, with and without a KV cache")
@@ -171,18 +185,23 @@ ax.legend()
 plt.show()
 
 # Fastest repetition against fastest: a busy machine slows some repetitions, never speeds one up.
-ratios = [f.min() / c.min() for f, c in zip(times[False], times[True], strict=True)]
+ratios = [t[False].min() / t[True].min() for t in times]
 print(f"at N = {LENGTHS[-1]}, the cache is x{ratios[-1]:.1f} faster (fastest repetitions); at N = {LENGTHS[0]}, "
       f"x{ratios[0]:.1f}")
-assert ratios[-1] > 1.5
-assert min(ratios) > 1.0 and ratios[-1] > ratios[0], "the cache should win at every length, and by more at the longest"
+assert ratios[-1] > 1.3, "the cache should be clearly faster at the longest length"
 
 # %% [markdown]
-# At short lengths the gap is small: a step of this tiny model is dominated by the fixed
-# cost of launching a few dozen small operations, not by arithmetic. The gap opens with
-# $N$ because re-running does work that grows with the sequence at every step. On a large
-# model, where the arithmetic dominates, the cache is what makes long generation
-# affordable; its price is memory, $2 \times L \times B \times t \times D$ numbers.
+# The assert checks what the claim needs and no more: at the longest length the cache is
+# more than 1.3 times faster (the figure printed above is what this machine measured); the
+# counts above, which no machine changes, carry the growth with $N$.
+#
+# The time falls far less than the count: 16 to 96 times fewer positions, but only a few
+# times less time (both printed above). A step of this tiny model is dominated by the fixed
+# cost of launching a few dozen small operations, which both ways pay once per generated
+# token; how the measured speed-up changes with $N$ depends on the machine and its load, and
+# is not asserted. On a large model, where the arithmetic dominates, the work the cache
+# saves is what makes long generation affordable; its price is memory,
+# $2 \times L \times B \times t \times D$ numbers.
 #
 # **Where generation stops.** Learned positions exist only for $t < $ `context`: the
 # table has no row for position 192. Re-running can slide a window (drop the oldest token
@@ -595,7 +614,9 @@ assert warm.max() < post.min() - 0.3, "warm-up should rescue post-LN"
 #
 # so that the validation loss ends below **2.85** nats per character (the stuck runs above
 # sit near 3.26). The check trains with your recipe (a few seconds) and says where it
-# landed; the hidden test trains again from another seed, so leave some margin.
+# landed: how far above the target, and whether the stack is stuck at the unigram model or
+# learning, only too slowly. The hidden test trains again from another seed, so leave some
+# margin.
 
 # %% nbgrader={"grade": false, "grade_id": "post_ln_recipe", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_post_ln_recipe():
@@ -622,7 +643,9 @@ check_post_ln_recipe(my_post_ln_recipe(), seed=1)
 #
 # - A **KV cache** keeps each layer's keys and values; one token per step gives the full
 #   forward's logits (checked to the dtype's tolerance) with $O(t)$ work per token instead
-#   of $O(t^2)$; measured, it was faster at every length, and by more at the longest.
+#   of $O(t^2)$ (counted: $N$ positions through the blocks instead of $N(N+1)/2$); measured,
+#   it was clearly faster at the longest length, though by far less than the count, as the
+#   fixed cost per step dominates a tiny model.
 #   Learned positions end generation at the context.
 # - **Top-k** keeps the $k$ likeliest tokens, **top-p** the smallest set holding
 #   probability $p$ (the crossing token included). Lowering $p$ traded diversity

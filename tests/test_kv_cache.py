@@ -6,7 +6,14 @@ import torch
 
 from course_utils import CheckFailed
 from course_utils.checks import tolerance
-from course_utils.kv_cache import attention_step, cached_step, check_attention_step, generate_ids
+from course_utils.kv_cache import (
+    attention_step,
+    cached_step,
+    check_attention_step,
+    generate_ids,
+    positions_processed,
+    time_generation,
+)
 from course_utils.self_attention import scaled_dot_product_attention
 from course_utils.transformer import TinyGPT
 
@@ -48,6 +55,28 @@ def test_generation_is_the_same_with_and_without_cache():
         a = generate_ids(model, prompt, 17, use_cache=True, generator=torch.Generator().manual_seed(5), **kwargs)
         b = generate_ids(model, prompt, 17, use_cache=False, generator=torch.Generator().manual_seed(5), **kwargs)
         assert a.shape == (2, 20) and torch.equal(a, b)
+
+
+def test_positions_processed_counted_by_hand():
+    model = _model(context=12)
+    prompt = torch.tensor([[1, 2]])  # T0 = 2, then 5 new tokens
+    # Without the cache, the steps re-run 2, 3, 4, 5, 6 positions; with it, the prompt's 2, then the 4 new
+    # tokens whose logits are needed (the last one's are not).
+    assert positions_processed(model, prompt, 5, use_cache=False) == 2 + 3 + 4 + 5 + 6
+    assert positions_processed(model, prompt, 5, use_cache=True) == 2 + 4
+    n = 11  # up to the context: the cache never steps past it
+    assert positions_processed(model, prompt[:, :1], n, use_cache=False) == n * (n + 1) // 2
+    assert positions_processed(model, prompt[:, :1], n, use_cache=True) == n
+    assert not model.embed._forward_hooks  # the counting hook is removed
+
+
+def test_time_generation_interleaves_and_returns_both_ways():
+    model = _model(torch.float32, context=12)
+    times = time_generation(model, torch.zeros(1, 1, dtype=torch.long), 8, repeats=3)
+    assert set(times) == {False, True}
+    assert all(t.shape == (3,) and (t > 0).all() for t in times.values())
+    with pytest.raises(ValueError, match="repeats must be at least 1, got 0"):
+        time_generation(model, torch.zeros(1, 1, dtype=torch.long), 8, repeats=0)
 
 
 def test_context_limit_is_a_clear_error():

@@ -1,13 +1,17 @@
 import math
 import re
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
 
 from course_utils import CheckFailed
+from course_utils.lm import lm_batches
 from course_utils.recipe import (
+    POST_LN_CHALLENGE,
+    POST_LN_TARGET,
     PostLNBlock,
     PreLNBlock,
     RecipeConfig,
@@ -15,8 +19,11 @@ from course_utils.recipe import (
     check_label_smoothed_loss,
     check_post_ln_recipe,
     copy_to_encoder_layer,
+    corpus_data,
     label_smoothed_loss,
     make_optimizer,
+    post_ln_recipe_loss,
+    post_ln_unigram_loss,
     schedule_lr,
     train_recipe,
 )
@@ -185,13 +192,39 @@ def test_check_refuses_the_reference():
         check_label_smoothed_loss(delegate)
 
 
-def test_post_ln_recipe_meets_the_target_with_warm_up():
-    check_post_ln_recipe({"warmup_steps": 60, "peak_lr": 2e-2})
+def test_post_ln_recipe_meets_the_target_with_warm_up(capsys):
+    for seed in (0, 1):  # the visible and the hidden test
+        check_post_ln_recipe({"warmup_steps": 60, "peak_lr": 2e-2}, seed=seed)
+    out = capsys.readouterr().out
+    assert out.count("OK after 120 steps, the 6-block post-LN stack reaches a validation loss of") == 2
 
 
 def test_post_ln_recipe_without_warm_up_names_the_culprit():
-    with pytest.raises(CheckFailed, match=r"nats above it\. Likely culprit: 0 warm-up steps at a peak of 0\.02"):
+    with pytest.raises(CheckFailed, match=r"nats above it, stuck at the unigram model \(3\.\d{3}\).* Likely culprit: "
+                       r"0 warm-up steps at a peak of 0\.02"):
         check_post_ln_recipe({"warmup_steps": 0, "peak_lr": 2e-2})
+
+
+def test_post_ln_unigram_loss_by_hand():
+    data = corpus_data()
+    counts = np.bincount(data.train.numpy(), minlength=data.vocab.size) + 1  # add-one, as ngram_probabilities
+    p = counts / counts.sum()
+    _, y = lm_batches(data.val, 8, 64, POST_LN_CHALLENGE.context, seed=20_000)[0]
+    first = -np.log(p[y.numpy()]).mean()  # one of the 8 batches
+    assert abs(post_ln_unigram_loss() - first) < 0.1 and 3.0 < post_ln_unigram_loss() < 3.5
+
+
+def test_post_ln_recipe_that_barely_misses_is_told_how_far_it_is():
+    recipe = {"warmup_steps": 60, "peak_lr": 8e-4}  # learns, too slowly
+    loss, unigram = post_ln_recipe_loss(recipe), post_ln_unigram_loss()
+    assert POST_LN_TARGET <= loss < POST_LN_TARGET + 0.15  # close, but not there
+    share = (unigram - loss) / (unigram - POST_LN_TARGET)
+    words = (rf"validation loss of {loss:.3f} nats/char \(target: below {POST_LN_TARGET}\): "
+             rf"{loss - POST_LN_TARGET:.3f} nats above it, {share:.0%} of the way down from the unigram model "
+             rf"\({unigram:.3f}\) to the target: the stack learns, but not far enough in 120 steps\. "
+             r"Likely culprit: a learning rate of 0\.0008 is small for 120 steps")
+    with pytest.raises(CheckFailed, match=words):
+        check_post_ln_recipe(recipe)
 
 
 def test_post_ln_recipe_rejects_bad_input_before_training():
