@@ -16,6 +16,8 @@ by training with it on a short variant of the dates task (the last exercise of 0
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import torch
 from torch import nn
@@ -239,6 +241,35 @@ def greedy_exact_match(model: AttentionSeq2Seq, src: torch.Tensor, lengths: torc
     return torch.cat(hits)
 
 
+# ---------------------------------------------------------------------- the training batches (section 3, and 08b)
+
+def dates_batches(src: torch.Tensor, lengths: torch.Tensor, tgt: torch.Tensor, *, steps: int, batch_size: int,
+                  seed: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """``steps`` batches of ``batch_size`` pairs drawn at random (with replacement), each trimmed to its longest input.
+
+    ``src`` (N, S) padded source ids, ``lengths`` (N,), ``tgt`` (N, T). Yields
+    ``(src (B, W), lengths (B,), tgt (B, T))`` with W the longest input of the batch. The
+    draws come from ``torch.Generator().manual_seed(seed)`` alone, so a seed gives the same
+    batches in the same order on every call and every machine, whatever the global random
+    state; every model given the same seed trains on the same batches.
+    """
+    require_shape("src", src, ("N", "S"))
+    require_shape("lengths", lengths, (src.shape[0],))
+    require_shape("tgt", tgt, (src.shape[0], "T"))
+    for name, value in (("steps", steps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
+    return _draw_batches(src, lengths, tgt, steps, batch_size, torch.Generator().manual_seed(seed))
+
+
+def _draw_batches(src, lengths, tgt, steps: int, batch_size: int, g: torch.Generator):
+    """The generator behind :func:`dates_batches` (which checks its arguments at the call, not at the first batch)."""
+    for _ in range(steps):
+        idx = torch.randint(0, len(src), (batch_size,), generator=g)  # (B,)
+        width = int(lengths[idx].max())  # trim the padding no input of the batch needs
+        yield src[idx, :width], lengths[idx], tgt[idx]  # (B, W), (B,), (B, T)
+
+
 # ---------------------------------------------------------------------- the bottleneck by input length (section 4)
 
 # Section 3's task and budget: 30,000 training pairs from the training days, 4,000 test pairs
@@ -287,8 +318,8 @@ def bottleneck_study(seeds=(0, 1, 2), budgets=(240, 960), attention=None) -> dic
     For each seed, trains one model (section 3's sizes, data and optimiser; seed 0 draws
     exactly the notebook's batches) and evaluates it after each number of steps in ``budgets``.
     Returns ``{(seed, steps): {"all": float, "5-10": float, ..., "month number": float,
-    "month name": float}}``. Slow (minutes on a CPU): the notebook quotes its result; run
-    ``python -c "from course_utils.attention import bottleneck_study as b; print(b())"``.
+    "month name": float}}``. Slow (minutes on a CPU per seed): ``benchmarks/seq2seq_seeds.py``
+    runs it for seeds 0-2 and writes the CSV that the notebook reads.
     """
     (src, lengths, tgt), (test_src, test_lengths, test_tgt), formats = dates_task()
     batch = DATES_TASK["batch_size"]
@@ -302,12 +333,9 @@ def bottleneck_study(seeds=(0, 1, 2), budgets=(240, 960), attention=None) -> dic
         optimizer = torch.optim.Adam(model.parameters(), lr=DATES_TASK["lr"])
         done = 0
         for steps in sorted(budgets):
-            g = torch.Generator().manual_seed(1000 * seed + done)  # seed 0, step 0: the notebook's batches
-            chunk = []
-            for _ in range(steps - done):
-                idx = torch.randint(0, len(src), (batch,), generator=g)
-                width = int(lengths[idx].max())
-                chunk.append((src[idx, :width], lengths[idx], tgt[idx]))
+            # seed 0, step 0: the notebook's batches
+            chunk = list(dates_batches(src, lengths, tgt, steps=steps - done, batch_size=batch,
+                                       seed=1000 * seed + done))
             fit(model, chunk, teacher_forcing_loss, optimizer, clip_grad_norm=1.0, device=cpu, progress=False)
             done = steps
             hits = greedy_exact_match(model, test_src, test_lengths, test_tgt)

@@ -13,6 +13,8 @@ mask instead of a causal one. Attention is notebook 07's
 :class:`~course_utils.self_attention.MultiHeadAttention`. :class:`Seq2SeqTransformer` has the
 interface of notebook 06's ``AttentionSeq2Seq`` (``forward(src, lengths, tgt_in)``,
 ``greedy(src, lengths, steps)``), so 06's loss and exact-match helpers serve both.
+Section 4's training (:func:`train_comparison_model`) is also what ``benchmarks/seq2seq_seeds.py``
+runs for the other seeds.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .attention import teacher_forcing_loss
+from .attention import AttentionSeq2Seq, dates_batches, teacher_forcing_loss
 from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from .data.dates import (
     NUMERIC_FORMATS,
@@ -33,9 +35,11 @@ from .data.dates import (
     make_pairs,
     split_days,
 )
+from .device import get_device
+from .seed import seed_everything
 from .self_attention import MultiHeadAttention, causal_mask, padding_mask
 from .shapes import require_shape
-from .training import fit
+from .training import History, fit
 from .transformer import MLP, Block, sinusoidal_positions
 
 EncoderLayer = Block  # x + SelfAttn(LN1(x), padding mask), then x + MLP(LN2(x)): 08's block, another mask
@@ -138,6 +142,65 @@ def next_log_probs_fn(model: Seq2SeqTransformer):
 def n_parameters(model: nn.Module) -> int:
     """The number of trained numbers in ``model``."""
     return sum(p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- section 4: side by side with 06's model
+
+# 06's budget: 240 Adam steps of 128 dates, gradient norm clipped at 1; each model its own learning rate.
+COMPARISON_BUDGET = {"steps": 240, "batch_size": 128}
+COMPARISON_LR = {"GRU + attention (06)": 3e-3, "transformer": 1e-2}
+
+
+def comparison_task() -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Section 1's splits as ``{"train" | "val" | "test": (src (N, S), lengths (N,), tgt (N, 10))}``.
+
+    06's day split (seed 0) with 2,000 of its training days held out for validation; 30,000
+    training pairs (seed 1), 1,000 validation pairs (seed 3), 2,000 test pairs (seed 2).
+    """
+    train_days, test_days = split_days(n_test_days=5000, seed=0)
+    val_days, train_days = train_days[:2000], train_days[2000:]
+    pairs = {"train": make_pairs(train_days, 30_000, seed=1), "val": make_pairs(val_days, 1000, seed=3),
+             "test": make_pairs(test_days, 2000, seed=2)}
+    out = {}
+    for split, split_pairs in pairs.items():
+        src, lengths = encode_source([text for text, _ in split_pairs])  # (N, S), (N,)
+        out[split] = (src, lengths, encode_target([iso for _, iso in split_pairs]))
+    return out
+
+
+def comparison_model(name: str) -> nn.Module:
+    """A fresh model of section 4: 06's GRU + additive attention, or the small encoder-decoder transformer."""
+    if name == "transformer":
+        return Seq2SeqTransformer(len(SOURCE_CHARS), len(TARGET_CHARS), d_model=32, n_heads=4, n_encoder=2,
+                                  n_decoder=2)
+    if name == "GRU + attention (06)":
+        return AttentionSeq2Seq(len(SOURCE_CHARS), len(TARGET_CHARS), embed=32, hidden=64, attention="additive")
+    raise ValueError(f"name must be one of {', '.join(map(repr, COMPARISON_LR))}, got {name!r}")
+
+
+def train_comparison_model(name: str, train: tuple[torch.Tensor, torch.Tensor, torch.Tensor], *, seed: int = 0,
+                           device: torch.device | None = None, steps: int | None = None,
+                           progress: bool = True) -> tuple[nn.Module, History]:
+    """Train one model of section 4 on ``train`` = ``(src (N, S), lengths (N,), tgt (N, 10))``.
+
+    ``seed`` sets the initial weights (``seed_everything(seed)``) and the batches
+    (:func:`~course_utils.attention.dates_batches` with seed ``1000 * seed``), so both models
+    of one seed read the same batches in the same order; seed 0 is the notebook's run.
+    Adam at :data:`COMPARISON_LR` ``[name]``, :data:`COMPARISON_BUDGET` (``steps`` overrides
+    its number of steps), gradient norm clipped at 1. Returns the model and its ``History``.
+    """
+    steps = COMPARISON_BUDGET["steps"] if steps is None else steps
+    seed_everything(seed)
+    model = comparison_model(name).to(device or get_device())
+
+    def batches(epoch: int):
+        return dates_batches(*train, steps=steps, batch_size=COMPARISON_BUDGET["batch_size"],
+                             seed=1000 * seed + epoch)
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=COMPARISON_LR[name])
+    history = fit(model, batches, teacher_forcing_loss, optimizer, epochs=1, clip_grad_norm=1.0, device=device,
+                  progress=progress, desc=name)
+    return model, history
 
 
 # ----------------------------------------------------------------------------- the check against torch.nn

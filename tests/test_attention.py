@@ -1,5 +1,7 @@
+import csv
 import datetime as dt
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from course_utils.attention import (
     check_greedy,
     check_masked_softmax,
     check_seq2seq_config,
+    dates_batches,
     dates_task,
     dot_attention,
     exact_match_by_group,
@@ -197,6 +200,68 @@ def test_seq2seq_learns_to_copy():
         opt.step()
     src = torch.randint(1, 6, (256, 5))
     assert greedy_exact_match(model, src, torch.full((256,), 5), src).float().mean() > 0.9
+
+
+# ----------------------------------------------------------------------------- the training batches
+
+def small_dates_data(N=50, S=12, T=10, seed=5):
+    g = torch.Generator().manual_seed(seed)
+    lengths = torch.randint(1, S + 1, (N,), generator=g)  # (N,)
+    src = torch.randint(1, 20, (N, S), generator=g).masked_fill(torch.arange(S)[None] >= lengths[:, None], 0)
+    return src, lengths, torch.randint(0, 12, (N, T), generator=g)  # (N, S), (N,), (N, T)
+
+
+def test_dates_batches_draws_steps_trimmed_batches_in_the_seeds_order():
+    src, lengths, tgt = small_dates_data()
+    got = list(dates_batches(src, lengths, tgt, steps=4, batch_size=8, seed=7))
+    assert len(got) == 4
+    draws = torch.Generator().manual_seed(7)  # the contract: step k is the k-th draw of this generator
+    for batch_src, batch_lengths, batch_tgt in got:
+        idx = torch.randint(0, len(src), (8,), generator=draws)
+        width = int(lengths[idx].max())
+        assert batch_src.shape == (8, width) and batch_lengths.shape == (8,) and batch_tgt.shape == (8, 10)
+        assert torch.equal(batch_src, src[idx, :width]) and torch.equal(batch_lengths, lengths[idx])
+        assert torch.equal(batch_tgt, tgt[idx])
+        assert (src[idx, width:] == 0).all()  # only padding was trimmed
+
+
+def test_dates_batches_ignore_the_global_random_state_and_a_longer_run_starts_the_same():
+    src, lengths, tgt = small_dates_data()
+    torch.manual_seed(123)
+    first = list(dates_batches(src, lengths, tgt, steps=4, batch_size=8, seed=7))
+    torch.manual_seed(999)
+    torch.rand(10)
+    longer = list(dates_batches(src, lengths, tgt, steps=6, batch_size=8, seed=7))
+    for one, two in zip(first, longer[:4], strict=True):
+        assert all(torch.equal(a, b) for a, b in zip(one, two, strict=True))
+    other = next(dates_batches(src, lengths, tgt, steps=1, batch_size=8, seed=8))
+    assert not torch.equal(other[1], first[0][1])
+
+
+def test_dates_batches_of_seed_0_are_the_notebooks_first_batches():
+    (src, lengths, tgt), _, _ = dates_task()
+    first = next(dates_batches(src, lengths, tgt, steps=240, batch_size=128, seed=0))
+    idx = torch.randint(0, len(src), (128,), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(first[1], lengths[idx]) and first[0].shape == (128, int(lengths[idx].max()))
+
+
+@pytest.mark.parametrize(("kwargs", "words"), [
+    ({"steps": 0}, "steps must be a positive whole number, got 0"),
+    ({"batch_size": 2.5}, "batch_size must be a positive whole number, got 2.5"),
+    ({"batch_size": True}, "batch_size must be a positive whole number, got True"),
+])
+def test_dates_batches_refuse_a_bad_budget(kwargs, words):
+    src, lengths, tgt = small_dates_data()
+    with pytest.raises(ValueError, match=re.escape(words)):  # at the call, before any batch is asked for
+        dates_batches(src, lengths, tgt, **{"steps": 2, "batch_size": 4, "seed": 0, **kwargs})
+
+
+def test_dates_batches_refuse_data_of_different_sizes():
+    src, lengths, tgt = small_dates_data()
+    with pytest.raises(ValueError, match="tgt"):
+        dates_batches(src, lengths, tgt[:-1], steps=2, batch_size=4, seed=0)
+    with pytest.raises(ValueError, match="lengths"):
+        dates_batches(src, lengths[:-1], tgt, steps=2, batch_size=4, seed=0)
 
 
 # ----------------------------------------------------------------------------- exercise 1: the masked softmax
@@ -383,3 +448,32 @@ def test_bottleneck_study_reports_every_bucket_and_style():
     row = result[(0, 2)]
     assert set(row) == {"all", "month number", "month name"} | {f"{lo}-{hi}" for lo, hi in LENGTH_BUCKETS}
     assert all(0.0 <= value <= 1.0 for value in row.values())
+
+
+SEEDS_CSV = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "seq2seq_seeds.csv"
+
+
+def bottleneck_rows() -> dict:
+    with SEEDS_CSV.open() as f:
+        return {(int(r["seed"]), int(r["steps"]), r["group"]): float(r["exact_match"])
+                for r in csv.DictReader(f) if r["study"] == "bottleneck"}
+
+
+def test_the_committed_seeds_support_notebook_06s_prose():
+    """Notebook 06, section 4 quotes these ranges; a rerun that moves them out fails here until the text changes."""
+    study = bottleneck_rows()
+    seeds = sorted({seed for seed, _, _ in study})
+    assert seeds == [0, 1, 2] and sorted({steps for _, steps, _ in study}) == [240, 960]
+    span = lambda values: (min(values), max(values))  # noqa: E731
+    lo, hi = span([study[(s, 240, "all")] for s in seeds])
+    assert 0.525 <= lo and hi < 0.575  # "53-57 % of the test dates at 240 steps"
+    lo, hi = span([study[(s, 960, "all")] for s in seeds])
+    assert 0.965 <= lo and hi < 0.995  # "97-99 % at 960"
+    gap = {steps: span([study[(s, steps, "month name")] - study[(s, steps, "month number")] for s in seeds])
+           for steps in (240, 960)}
+    assert 0.265 <= gap[240][0] and gap[240][1] < 0.325  # "ahead ... by 27-32 points at 240 steps"
+    assert 0.025 <= gap[960][0] and gap[960][1] < 0.045  # "and by 3-4 points at 960"
+    longer = [f"{lo}-{hi}" for lo, hi in LENGTH_BUCKETS[1:]]
+    assert all(study[(s, 240, "5-10")] < min(study[(s, 240, b)] for b in longer) for s in seeds)  # "weakest bucket"
+    ratio = span([(1 - study[(s, 960, "month number")]) / (1 - study[(s, 960, "month name")]) for s in seeds])
+    assert 3.5 <= ratio[0] and ratio[1] < 9.5  # "between about 4 and 9"

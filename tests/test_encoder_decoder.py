@@ -1,11 +1,17 @@
+import csv
+from pathlib import Path
+
 import pytest
 import torch
 
+import course_utils.encoder_decoder as ed
 from course_utils import CheckFailed
 from course_utils.attention import greedy_exact_match, teacher_forcing_loss
 from course_utils.beam_search import beam_search
-from course_utils.data.dates import SOURCE_CHARS, TARGET_CHARS, encode_source, encode_target
+from course_utils.data.dates import SOURCE_CHARS, TARGET_CHARS, encode_source, encode_target, make_pairs, split_days
 from course_utils.encoder_decoder import (
+    COMPARISON_BUDGET,
+    COMPARISON_LR,
     DecoderLayer,
     EncoderLayer,
     Seq2SeqTransformer,
@@ -14,9 +20,12 @@ from course_utils.encoder_decoder import (
     _validate_transformer_config,
     check_decoder_layer,
     check_transformer_config,
+    comparison_model,
+    comparison_task,
     load_torch_layer,
     next_log_probs_fn,
     torch_layer,
+    train_comparison_model,
     transformer_config_accuracy,
 )
 from course_utils.self_attention import causal_mask, padding_mask
@@ -205,3 +214,71 @@ def test_a_narrow_model_misses_and_says_why():
 def test_the_challenge_is_seeded():
     config = {"d_model": 16, "n_layers": 1, "lr": 1e-2}
     assert transformer_config_accuracy(config, seed=3) == transformer_config_accuracy(config, seed=3)
+
+
+# ----------------------------------------------------------------------------- section 4: the comparison's training
+
+def test_comparison_task_is_section_1s_split():
+    task = comparison_task()
+    assert {split: len(task[split][0]) for split in task} == {"train": 30_000, "val": 1000, "test": 2000}
+    train_days, test_days = split_days(n_test_days=5000, seed=0)
+    val_pairs = make_pairs(train_days[:2000], 1000, seed=3)  # the notebook's recipe, written out
+    src, lengths = encode_source([text for text, _ in val_pairs])
+    assert torch.equal(task["val"][0], src) and torch.equal(task["val"][1], lengths)
+    assert torch.equal(task["val"][2], encode_target([iso for _, iso in val_pairs]))
+    test_pairs = make_pairs(test_days, 2000, seed=2)
+    assert torch.equal(task["test"][2], encode_target([iso for _, iso in test_pairs]))
+
+
+def test_comparison_models_and_a_wrong_name():
+    assert set(COMPARISON_LR) == {"GRU + attention (06)", "transformer"} and COMPARISON_BUDGET["steps"] == 240
+    assert isinstance(comparison_model("transformer"), Seq2SeqTransformer)
+    with pytest.raises(ValueError, match="name must be one of 'GRU \\+ attention \\(06\\)', 'transformer', got 'gru'"):
+        comparison_model("gru")
+
+
+def test_train_comparison_model_is_seeded_and_both_models_read_the_seeds_batches(monkeypatch):
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.randint(5, 12, (40,), generator=g)
+    src = torch.randint(1, len(SOURCE_CHARS), (40, 12), generator=g).masked_fill(
+        torch.arange(12)[None] >= lengths[:, None], 0)
+    train = (src, lengths, torch.randint(1, len(TARGET_CHARS), (40, 10), generator=g))
+    seen = []
+    real = ed.dates_batches
+
+    def spy(*args, **kwargs):
+        batches = list(real(*args, **kwargs))
+        seen.append(batches)
+        return batches
+
+    monkeypatch.setattr(ed, "dates_batches", spy)
+    cpu = torch.device("cpu")
+    runs = {name: train_comparison_model(name, train, seed=1, device=cpu, steps=2, progress=False)
+            for name in COMPARISON_LR}
+    assert all(len(history.losses) == 2 for _, history in runs.values())
+    assert len(seen) == 2
+    for x, y in zip(*seen, strict=True):  # the two models' batches, step by step
+        assert all(torch.equal(a, b) for a, b in zip(x, y, strict=True))
+    again, _ = train_comparison_model("transformer", train, seed=1, device=cpu, steps=2, progress=False)
+    other, _ = train_comparison_model("transformer", train, seed=2, device=cpu, steps=2, progress=False)
+    first = next(runs["transformer"][0].parameters())
+    assert torch.equal(first, next(again.parameters())) and not torch.equal(first, next(other.parameters()))
+
+
+SEEDS_CSV = Path(__file__).resolve().parent.parent / "benchmarks" / "results" / "seq2seq_seeds.csv"
+
+
+def test_the_committed_seeds_support_notebook_08bs_ranking():
+    """Notebook 08b, section 4: the GRU is ahead on every seed, by more than the transformer's spread over seeds."""
+    with SEEDS_CSV.open() as f:
+        rows = [r for r in csv.DictReader(f) if r["study"] == "comparison"]
+    val = {(r["model"], int(r["seed"])): float(r["exact_match"]) for r in rows if r["split"] == "val"}
+    seeds = sorted({seed for _, seed in val})
+    assert seeds == [0, 1, 2] and {int(r["steps"]) for r in rows} == {COMPARISON_BUDGET["steps"]}
+    gru = [val[("GRU + attention (06)", s)] for s in seeds]
+    transformer = [val[("transformer", s)] for s in seeds]
+    gaps = [g - t for g, t in zip(gru, transformer, strict=True)]
+    assert min(gru) >= 0.97 and max(gru) - min(gru) < 0.01  # "its own spread is tiny"
+    assert min(transformer) >= 0.6 and 0.08 <= max(transformer) - min(transformer) < 0.125  # "about ten points"
+    assert min(gaps) > max(transformer) - min(transformer)  # "the smallest gap ... still larger than that spread"
+    assert 0.115 <= min(gaps) and max(gaps) < 0.225  # "between about 12 and 22 points"
