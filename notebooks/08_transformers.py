@@ -699,8 +699,9 @@ print(f"At T = 8192 the T x T terms alone would need b * 8192^2 = {hand_b * 8192
 # - Self-attention is permutation-equivariant; positional encodings (fixed sinusoids or a
 #   learned table) add the order.
 # - A warm-up then cosine-decay schedule starts every run at a small non-zero rate, peaks
-#   after $W$ steps and decays to 0 (plotted above). In a short run the peak rate decides
-#   most of the outcome: too small under-trains, too large overshoots (exercise 4).
+#   after $W$ steps and decays to 0 (plotted above). Exercise 4 asks you to choose $W$ and
+#   the peak rate; its check says whether a miss looks under-trained (rate too small) or
+#   overshooting (too large).
 # - A pre-LN block: $h = x + \operatorname{MHA}(\operatorname{LN}(x))$,
 #   $y = h + \operatorname{MLP}(\operatorname{LN}(h))$; a tiny GPT stacks them under a causal mask.
 # - At equal steps (400) and similar size, the LSTM reached the lower validation loss on the

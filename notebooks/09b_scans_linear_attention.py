@@ -983,8 +983,8 @@ check_parity_scan_inputs(my_parity_scan_inputs, seed=1)
 # State-Tracking in Linear RNNs Through Negative Eigenvalues* (ICLR 2025). W. Merrill, J. Petty,
 # A. Sabharwal (2024), *The Illusion of State in State-Space Models*, ICML.
 #
-# Next: this is the last notebook of the course for now; the README's lecture table lists
-# them all, with their Colab and student links.
+# Next: **09c · a minimal selective state-space model**: Mamba's S6, whose $\Delta$, $B$ and
+# $C$ read the input, run by the same scans, with minGRU as its one-state case.
 
 # %%
 report_run_time()

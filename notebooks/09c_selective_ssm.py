@@ -36,6 +36,27 @@
 # seeds each.
 
 # %%
+# Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.
+import sys
+
+if "google.colab" in sys.modules:
+    import os
+    import subprocess
+
+    COURSE_URL = "https://github.com/seqmodels-course/sequence-models"
+    COURSE_VERSION = "v0.1.0"  # the release this notebook belongs to (a git tag)
+    COURSE_DIR = os.path.abspath("seqmodels")
+    if not os.path.isdir(COURSE_DIR):
+        clone = ["git", "-c", "advice.detachedHead=false", "clone", "--quiet", "--depth=1"]
+        if subprocess.run(clone + ["--branch", COURSE_VERSION, COURSE_URL, COURSE_DIR]).returncode != 0:
+            print(f"Release {COURSE_VERSION} of the course is not on GitHub; using its newest version, "
+                  "which may not match this notebook.")
+            subprocess.run(clone + [COURSE_URL, COURSE_DIR], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "faker==40.63.0"], check=True)
+    if COURSE_DIR not in sys.path:
+        sys.path.insert(0, COURSE_DIR)
+
+# %%
 import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
