@@ -43,7 +43,7 @@ lab: setup
 # Two pytest-xdist workers, one per core, each file whole on one worker (tests/conftest.py):
 # TEST_JOBS=1 runs everything in one process.
 test: setup browser sandbox
-	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest --durations=25 $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadgroup)
+	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest --durations=25 $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
 # Debian packages the tests need, installed where we may (root with apt-get); else a note says
 # what is skipped. $(call debian_tool,command,package,what it is for,what happens without it)

@@ -120,6 +120,13 @@ def set_cpu_threads(requested: int | str | None = None) -> int:
     return torch.get_num_threads()
 
 
+def is_cpu(device: torch.device) -> bool:
+    """True for the CPU, where the committed results in ``benchmarks/results`` were measured: a
+    notebook compares its live run with them there, since another device trains to slightly
+    different weights."""
+    return torch.device(device).type == "cpu"
+
+
 def describe_device(device: torch.device) -> str:
     """One line naming the device, e.g. ``cuda (NVIDIA H100)`` or ``cpu (1 thread, COURSE_THREADS=1)``.
 

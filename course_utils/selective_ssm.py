@@ -32,7 +32,7 @@ from torch import nn
 from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from .data.selective_copy import BLANK, IGNORE, copy_targets, copy_vocab_size, selective_copying
 from .layers import count_parameters
-from .min_rnns import MinGRU
+from .min_rnns import MinGRU, SignedMinGRU
 from .scan import scan_chunked, scan_loop
 from .shapes import require_shape
 
@@ -195,6 +195,9 @@ def s6_from_min_gru(layer: MinGRU) -> S6:
     """
     if not isinstance(layer, MinGRU):
         raise TypeError(f"layer must be a course MinGRU, got {type(layer).__name__}")
+    if isinstance(layer, SignedMinGRU):
+        raise TypeError("layer is a SignedMinGRU, whose a = 1 - 2z can be negative: exp(Delta A) never is, so no "
+                        "S6 computes it; pass a MinGRU (a = 1 - z)")
     if layer.candidate != "linear":
         raise ValueError(f"layer must have candidate='linear' (h~ = Linear_h(x)); got candidate={layer.candidate!r}, "
                          "whose h~ = g(Linear_h(x)) is not a linear map of x")

@@ -413,6 +413,8 @@ assert abs(by_style["additive"]["month number"] - by_style["additive"]["month na
 # The next cell reads that file, prints the table and checks the claims below on it.
 
 # %%
+from course_utils.device import is_cpu
+
 results_dir = Path(course_utils.__file__).resolve().parent.parent / "benchmarks" / "results"
 with (results_dir / "seq2seq_seeds.csv").open() as f:
     study = {(int(r["seed"]), int(r["steps"]), r["group"]): float(r["exact_match"])
@@ -438,6 +440,9 @@ print(f"this notebook's run against the CSV's seed 0 at 240 steps: month number 
       f"and {study[(0, 240, 'month number')]:.1%}, month name {by_style[None]['month name']:.1%} and "
       f"{study[(0, 240, 'month name')]:.1%}")
 assert study_seeds == [0, 1, 2] and budgets == [240, 960]
+if is_cpu(device):  # the CSV was written on a CPU; another device trains to slightly different weights
+    assert all(abs(by_style[None][g] - study[(0, 240, g)]) < 0.03 for g in ("month number", "month name")), \
+        "this run should be the CSV's seed 0"
 assert all(study[(s, 960, "all")] > study[(s, 240, "all")] + 0.2 for s in study_seeds), "longer training catches up"
 assert min(name_gap[240]) > 0.15 and min(name_gap[960]) > 0.01, "month names ahead on every seed, at both budgets"
 assert max(name_gap[960]) < min(name_gap[240]), "the gap shrinks with training"

@@ -293,6 +293,8 @@ assert acc["GRU + attention (06)"] - acc["transformer"] >= 0.05, "the GRU is ahe
 # reads it and checks the ranking on every seed.
 
 # %%
+from course_utils.device import is_cpu
+
 results_dir = Path(course_utils.__file__).resolve().parent.parent / "benchmarks" / "results"
 with (results_dir / "seq2seq_seeds.csv").open() as f:
     seed_acc = {(r["model"], int(r["seed"])): float(r["exact_match"]) for r in csv.DictReader(f)
@@ -306,6 +308,8 @@ for name, values in spread.items():
 print(f"gap GRU minus transformer: {100 * min(gaps):.1f}-{100 * max(gaps):.1f} points; "
       f"this run (seed 0): {100 * (acc['GRU + attention (06)'] - acc['transformer']):.1f}")
 assert seeds == [0, 1, 2]
+if is_cpu(device):  # the CSV was written on a CPU; another device trains to slightly different weights
+    assert all(abs(acc[name] - seed_acc[(name, 0)]) < 0.03 for name in COMPARISON_LR), "this run is the CSV's seed 0"
 assert min(spread["GRU + attention (06)"]) >= 0.97 and min(spread["transformer"]) >= 0.6
 assert max(spread["GRU + attention (06)"]) - min(spread["GRU + attention (06)"]) < 0.01, "the GRU's spread is tiny"
 assert min(gaps) >= 0.05, "the GRU is ahead on every seed"

@@ -789,6 +789,8 @@ try:
     signed(x, h0, method="log")
 except ValueError as error:
     print(f"method='log' refused: {error}")
+else:
+    raise AssertionError("the log-space scan should refuse a negative a")
 
 # %% [markdown]
 # ### The experiment
@@ -867,10 +869,10 @@ plt.show()
 # **Reading it.** Parity: the minGRU with $a \in (0, 1)$ stays near chance on every seed, *also
 # on held-out strings of its training lengths*: with this budget it did not fit parity at
 # all, let alone extrapolate (so this run does not show the "fits short, fails long" pattern;
-# it shows no fit). The signed minGRU gets every held-out string of the training lengths
-# right on every seed and stays well above chance on strings up to 64 bits, more than twice
-# the longest training string; its accuracy does not grow with length, and on these seeds it
-# is lower at 64 bits than at 32 (printed below). A fall is the price
+# it shows no fit). The signed minGRU gets at least 98 % of the held-out strings of the
+# training lengths right on every seed and stays well above chance on strings up to 64 bits,
+# more than twice the longest training string; its accuracy does not grow with length: on
+# every seed it is lower at 64 bits than at 32 (printed below). A fall is the price
 # of the open interval: $a = 1 - 2\sigma(\cdot)$ reaches $\pm 1$ only in the limit, so a learned
 # $|a_t| < 1$ still shrinks the state a little at every step, and far enough beyond the
 # training lengths the read-out misreads it. The GRU is a yardstick, not a contest: it can
@@ -890,12 +892,13 @@ assert spread(2, sgn, 1)[0] >= 0.85, "the signed minGRU should stay well above c
 assert spread(2, pos, 0)[1] <= 0.65 and spread(2, pos, 1)[1] <= 0.65, "the positive minGRU should stay near chance"
 assert spread(2, sgn, 1)[0] - spread(2, pos, 1)[1] >= 0.2, "on long strings, every signed seed beats every positive one"
 for kind in (pos, sgn):
-    assert spread(3, kind, 1)[1] <= 0.45, f"{kind} should stay near chance (1/3) counting mod 3 on long strings"
+    assert spread(3, kind, 0)[1] <= 0.45 and spread(3, kind, 1)[1] <= 0.45, f"{kind}: near chance (1/3) on mod 3"
 longest = [curves[sgn, seed][64] for seed in SEEDS]
 shortest = [curves[sgn, seed][32] for seed in SEEDS]
 print(f"signed minGRU, parity at 32 bits: {min(shortest):.3f}-{max(shortest):.3f}; at 64 bits: "
       f"{min(longest):.3f}-{max(longest):.3f} (min-max over seeds)")
-assert min(shortest) >= 0.95 and sum(longest) <= sum(shortest) + 0.03, "its accuracy should not grow with length"
+assert min(shortest) >= 0.95, "the signed minGRU should get 32-bit strings right"
+assert all(long < short for long, short in zip(longest, shortest, strict=True)), "lower at 64 bits, on every seed"
 
 # %% [markdown]
 # **Where the signed model keeps its parity.** For each trained signed model, the unit whose

@@ -429,8 +429,8 @@ plt.show()
 # do not read the input. The LTI layer learns something above chance but cannot pick the data
 # out of the blanks. Against the recurrent networks, the honest summary at this budget: S6
 # does **not** beat minGRU (its own one-state case, with fewer parameters) — their seeds
-# overlap — and the GRU reaches the highest median, with a wide spread between its seeds
-# (the table). The GRU is a nonlinear RNN, its gates read $h_{t-1}$, and it can solve this
+# overlap — and the GRU reaches the highest median (its seeds' range is in the table;
+# one median of three seeds is not a fine ranking). The GRU is a nonlinear RNN, its gates read $h_{t-1}$, and it can solve this
 # task too; what S6 brings is doing it with a recurrence that is **linear** in the state,
 # computed by a parallel scan, which pays off on long sequences and parallel hardware, not on
 # 24 tokens and one CPU thread. (Mamba also stacks many more layers, adds a short convolution
@@ -441,8 +441,10 @@ s6_low = spread("S6", "per_token")[0]
 lti_high = spread("LTI", "per_token")[2]
 print(f"per-token accuracy: S6 worst seed {s6_low:.3f}, LTI best seed {lti_high:.3f}")
 assert s6_low > lti_high + 0.05  # selection matters
-assert spread("LTI", "per_token")[0] > 0.25  # the LTI layer is above chance, not at it
-assert not spread("S6", "per_token")[0] > spread("minGRU", "per_token")[2]  # S6 does not beat minGRU at every seed
+assert spread("LTI", "per_token")[0] > 0.30  # the LTI layer is above chance (0.25), not at it
+assert spread("S6", "per_token")[0] <= spread("minGRU", "per_token")[2]  # their seeds overlap: S6 does not beat
+assert spread("minGRU", "per_token")[0] <= spread("S6", "per_token")[2]  # minGRU at every seed, nor minGRU S6
+assert results["minGRU"][0]["params"] < results["S6"][0]["params"]  # minGRU with fewer parameters
 assert spread("GRU", "per_token")[1] > spread("S6", "per_token")[1] + 0.03  # the GRU's median is the highest
 assert spread("GRU", "per_token")[1] > spread("minGRU", "per_token")[1] + 0.03
 
@@ -461,7 +463,7 @@ assert spread("GRU", "per_token")[1] > spread("minGRU", "per_token")[1] + 0.03
 #   Checked with copied weights in float64.
 # - On selective copying, at 250 steps and three seeds: S6 well above its time-invariant twin
 #   (selection matters), not better than minGRU (their seeds overlap), and below `nn.GRU`'s
-#   median, whose seeds spread widely (see the table for the numbers). S6's case is the
+#   median (see the table for each model's range over seeds). S6's case is the
 #   parallel scan, not accuracy on 24 tokens.
 #
 # **References.** A. Gu and T. Dao (2023), *Mamba: Linear-Time Sequence Modeling with Selective

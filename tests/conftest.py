@@ -16,16 +16,10 @@ collect_ignore_glob = ["fixtures/*"]
 
 REPO = Path(__file__).resolve().parent.parent
 
-# `make test` runs on two pytest-xdist workers (`-n 2 --dist loadgroup`). Each file is one group,
-# so a notebook's cells share one kernel and a module's fixtures are built once; the two files
-# that run two notebooks at once themselves share a group, so they never overlap each other.
-TWO_AT_ONCE = {"test_course_grading.py", "test_website.py"}
-
-
-def pytest_collection_modifyitems(config, items):
-    for item in items:
-        name = item.path.name
-        item.add_marker(pytest.mark.xdist_group("two-at-once" if name in TWO_AT_ONCE else name))
+# `make test` runs on two pytest-xdist workers (`-n 2 --dist loadfile`): each file goes whole to
+# one worker, so a notebook's cells share one kernel and a module's fixtures are built once.
+# (`--dist loadgroup` would let files share a worker, but pytest-xdist 3.8's groups do not take
+# effect under pytest 9, whose node ids no longer come from the attribute xdist rewrites.)
 
 
 def pytest_configure(config):

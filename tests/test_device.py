@@ -117,3 +117,10 @@ def test_the_first_get_device_applies_the_policy():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1", "[1]"]
+
+
+def test_is_cpu_names_the_cpu_only():
+    from course_utils.device import is_cpu
+
+    assert is_cpu(torch.device("cpu")) and is_cpu("cpu")
+    assert not is_cpu(torch.device("cuda", 0)) and not is_cpu(torch.device("mps"))

@@ -228,6 +228,10 @@ def test_comparison_task_is_section_1s_split():
     assert torch.equal(task["val"][2], encode_target([iso for _, iso in val_pairs]))
     test_pairs = make_pairs(test_days, 2000, seed=2)
     assert torch.equal(task["test"][2], encode_target([iso for _, iso in test_pairs]))
+    train_pairs = make_pairs(train_days[2000:], 30_000, seed=1)  # the split seed 0's claims rest on
+    src, lengths = encode_source([text for text, _ in train_pairs])
+    assert torch.equal(task["train"][0], src) and torch.equal(task["train"][1], lengths)
+    assert torch.equal(task["train"][2], encode_target([iso for _, iso in train_pairs]))
 
 
 def test_comparison_models_and_a_wrong_name():

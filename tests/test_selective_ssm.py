@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from course_utils import CheckFailed
 from course_utils.data.selective_copy import IGNORE, copy_targets, selective_copying
-from course_utils.min_rnns import MinGRU
+from course_utils.min_rnns import MinGRU, SignedMinGRU
 from course_utils.selective_ssm import (
     MODEL_KINDS,
     S6,
@@ -119,6 +119,8 @@ def test_min_gru_is_s6_with_one_state():
         s6_from_min_gru(MinGRU(4, 5, candidate="g"))
     with pytest.raises(TypeError, match="course MinGRU"):
         s6_from_min_gru(torch.nn.GRU(4, 5))
+    with pytest.raises(TypeError, match="SignedMinGRU, whose a = 1 - 2z can be negative"):  # a subclass, refused
+        s6_from_min_gru(SignedMinGRU(4, 5))
 
 
 def test_shape_errors_name_the_argument():

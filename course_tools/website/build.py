@@ -275,13 +275,13 @@ def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: 
 
     with kernel_environment(device), ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(run, lec) for lec in chosen]
-        for lec, future in zip(chosen, futures, strict=True):  # in lecture order; a failure stops the build
+        for lec, future in zip(chosen, futures, strict=True):  # in lecture order
             bar.set_postfix_str(lec.notebook.name)
             try:
                 nb, ran, seconds = future.result()
-            except BaseException:
-                for pending in futures:
-                    pending.cancel()
+            except BaseException:  # a failed notebook (or Ctrl-C) stops the build: nothing new starts, and
+                pool.shutdown(wait=False, cancel_futures=True)  # the error waits only for notebooks running
+                bar.close()
                 raise
             mark_solutions(nb, lec.notebook.name)
             index = all_lectures.index(lec)
