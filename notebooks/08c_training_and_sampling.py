@@ -578,9 +578,11 @@ for name, v in ln_val.items():
     print(f"{name:26s} validation loss {v.mean():.3f} ({v.min():.3f}-{v.max():.3f}) nats/char")
 print(f"for scale: the unigram model (character frequencies, no context) scores {unigram_loss:.3f}")
 
+from course_utils.plotting import smooth
+
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for name, rs in ln_runs.items():
-    curves = np.array([np.convolve(r.train_losses, np.ones(10) / 10, mode="valid") for r in rs])  # (seeds, steps)
+    curves = np.array([smooth(r.train_losses, 10) for r in rs])  # (seeds, steps): moving average over 10 steps
     steps = np.arange(curves.shape[1]) + 10
     line, = ax.plot(steps, curves.mean(0), label=name)
     ax.fill_between(steps, curves.min(0), curves.max(0), color=line.get_color(), alpha=0.25)

@@ -390,6 +390,7 @@ check_copy_targets(my_copy_targets, seed=1)
 # seed) are scored once, after training.
 
 # %%
+from course_utils.plotting import smooth
 from course_utils.selective_ssm import MODEL_KINDS, TEST_SEED, train_copying
 
 SEEDS = (0, 1, 2)
@@ -416,7 +417,7 @@ print("chance: 0.250 per token, 0.004 per sequence")
 fig, ax = plt.subplots(figsize=(7, 3.5))
 for i, kind in enumerate(MODEL_KINDS):
     for r in results[kind]:
-        curve = torch.tensor(r["losses"]).unfold(0, 10, 1).mean(1)  # running mean over 10 steps
+        curve = smooth(r["losses"], 10)  # moving average over 10 steps
         ax.plot(curve, color=f"C{i}", alpha=0.7, label=kind if r is results[kind][0] else None)
 ax.set(xlabel="training step", ylabel="loss on the markers (running mean)",
        title="selective copying: training loss, three seeds per model")
