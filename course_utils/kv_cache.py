@@ -17,7 +17,6 @@ so keep them per layer and compute only the new token's q, k, v:
 from __future__ import annotations
 
 import math
-import time
 
 import numpy as np
 import torch
@@ -27,6 +26,7 @@ from .checks import CheckFailed, check_close, check_type, name_mistake, refuse_r
 from .sampling import sample_token
 from .self_attention import MultiHeadAttention, merge_heads, split_heads
 from .shapes import require_shape
+from .timing import seconds
 from .transformer import TinyGPT
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: K and V, each (B, h, t, d_k)
@@ -140,25 +140,17 @@ def time_generation(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, repeats
 
     The two ways alternate (re-run, cache, cache, re-run, ...), so a burst of load on a busy
     machine slows both rather than one; compare the fastest repetitions, which a busy machine
-    slows least. Greedy (``top_k=1``), so both ways do the same work; waits for the device
-    before reading the clock.
+    slows least. Greedy (``top_k=1``), so both ways do the same work. Timed by
+    :func:`course_utils.timing.seconds`: CPU time on the CPU, the wall clock on a GPU.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     times: dict[bool, list[float]] = {False: [], True: []}
     for r in range(repeats):
         for use_cache in ((False, True) if r % 2 == 0 else (True, False)):
-            _synchronize(prompt.device)
-            start = time.perf_counter()
-            generate_ids(model, prompt, n_new, use_cache=use_cache, top_k=1)
-            _synchronize(prompt.device)
-            times[use_cache].append(time.perf_counter() - start)
+            times[use_cache].append(seconds(
+                lambda cached=use_cache: generate_ids(model, prompt, n_new, use_cache=cached, top_k=1), prompt.device))
     return {cached: np.array(t) for cached, t in times.items()}
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 # ----------------------------------------------------------------------------- exercise: one cached step

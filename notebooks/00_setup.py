@@ -62,11 +62,11 @@ if "google.colab" in sys.modules:
 # | 05d_forecasting | Output types IV: forecasting a real time series | `data`, `forecasting` |
 # | 06_attention | Attention in sequence-to-sequence models | `attention`, `data.dates` |
 # | 07_self_attention | Self-attention and multi-head attention | `data.text`, `lm`, `self_attention` |
-# | 08_transformers | The transformer | `data.text`, `layers`, `lm`, `self_attention`, `transformer` |
+# | 08_transformers | The transformer | `data.text`, `layers`, `lm`, `self_attention`, `timing`, `transformer` |
 # | 08b_encoder_decoder | The encoder-decoder transformer | `attention`, `beam_search`, `data.dates`, `encoder_decoder`, `self_attention` |
 # | 08c_training_and_sampling | Training a transformer, and generating as people do | `data.text`, `kv_cache`, `recipe`, `sampling`, `self_attention`, `transformer` |
-# | 09_modern_rnns | Beyond gated RNNs: echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `data.adding`, `data.mackey_glass`, `esn`, `long_range`, `min_rnns`, `scan` |
-# | 09b_scans_linear_attention | Scans as an algorithm, and linear attention as an RNN | `linear_attention`, `min_rnns`, `prefix_scan`, `scan`, `state_tracking` |
+# | 09_modern_rnns | Beyond gated RNNs: echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `data.adding`, `data.mackey_glass`, `esn`, `long_range`, `min_rnns`, `scan`, `timing` |
+# | 09b_scans_linear_attention | Scans as an algorithm, and linear attention as an RNN | `linear_attention`, `min_rnns`, `prefix_scan`, `scan`, `state_tracking`, `timing` |
 # | 09c_selective_ssm | A minimal selective state-space model: Mamba's S6, and minGRU as its one-state case | `data.selective_copy`, `min_rnns`, `selective_ssm` |
 # <!-- end of helper table -->
 #

@@ -54,7 +54,6 @@ if "google.colab" in sys.modules:
 # %%
 import math
 import re
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -66,6 +65,7 @@ from course_utils.data.text import corpus_source, load_corpus
 from course_utils.layers import count_parameters
 from course_utils.lm import CharData, RecurrentLM, generate, ngram_probabilities, train_lm
 from course_utils.self_attention import MultiHeadAttention, causal_mask
+from course_utils.timing import clock_name, seconds
 from course_utils.transformer import (
     RECIPE_CHALLENGE,
     Block,
@@ -535,22 +535,23 @@ check_training_recipe(my_training_recipe(), seed=1)
 # An RNN must compute $h_1, h_2, \dots$ one after another: $T$ dependent steps. A
 # transformer layer handles all $T$ positions in a few large matrix products, but its
 # attention compares all $T^2$ pairs. Time one training step (forward and backward, batch
-# 8) of a 2-layer transformer and of an LSTM, both with $D = 64$, against $T$. A busy machine
-# (another notebook running beside this one, say) slows some runs and never speeds one up,
-# so every (model, $T$) pair is timed in each of 3 rounds, the rounds interleaved, and the
-# fastest of the 3 is kept: a burst of load then hits one round of every length rather than
-# all the runs of one length.
+# 8) of a 2-layer transformer and of an LSTM, both with $D = 64$, against $T$.
+#
+# A busy machine (another notebook running beside this one, say) takes turns with us on the
+# cores, and the wall clock of a long run stretches more than that of a short one, which it
+# interrupts less often. So on the CPU, `course_utils.timing.seconds` reads this process's
+# **CPU time**, which other programs do not stretch (with one PyTorch thread, the course's
+# default, it equals the wall clock of an idle machine; on a GPU it waits for the device and
+# reads the wall clock). On top of that, every (model, $T$) pair is timed in each of 3
+# rounds, the rounds interleaved, and the fastest of the 3 is kept.
 
 # %%
 def step_seconds(model, T, batch=8):
     """Seconds for one forward and backward pass of `model` on a random (batch, T) batch."""
     ids = torch.randint(0, data.vocab.size, (batch, T), device=device)
-    t0 = time.perf_counter()
-    model(ids).float().logsumexp(-1).mean().backward()
-    # Reading a gradient waits for every queued kernel (GPUs run asynchronously).
-    next(model.parameters()).grad.sum().item()
+    took = seconds(lambda: model(ids).float().logsumexp(-1).mean().backward(), device)
     model.zero_grad(set_to_none=True)
-    return time.perf_counter() - t0
+    return took
 
 
 lengths = [32, 64, 128, 256, 512]
@@ -559,14 +560,14 @@ ROUNDS = 3
 seed_everything(0)
 timing = {"transformer": TinyGPT(data.vocab.size, MAX_T, d_model=64, n_heads=4, n_layers=2).to(device),
           "LSTM": RecurrentLM("lstm", data.vocab.size, embed_size=64, hidden_size=64, num_layers=2).to(device)}
-seconds = {name: {T: [] for T in lengths} for name in timing}  # name -> T -> one time per round
+step_times = {name: {T: [] for T in lengths} for name in timing}  # name -> T -> one time per round
 for r in range(ROUNDS + 1):  # round 0 warms up and is not kept
     for T in lengths if r % 2 else lengths[::-1]:  # alternate the order of the lengths too
         for name, m in timing.items():
             took = step_seconds(m, T)
             if r:
-                seconds[name][T].append(took)
-step_ms = {name: [1000 * min(seconds[name][T]) for T in lengths] for name in timing}  # fastest round
+                step_times[name][T].append(took)
+step_ms = {name: [1000 * min(step_times[name][T]) for T in lengths] for name in timing}  # fastest round
 for name, ms in step_ms.items():
     print(f"{name:11}", "  ".join(f"T={T}: {t:6.1f} ms" for T, t in zip(lengths, ms, strict=True)))
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
@@ -578,7 +579,8 @@ ax.legend()
 plt.show()
 ratio = {name: ms[-1] / ms[0] for name, ms in step_ms.items()}
 print(f"From T={lengths[0]} to T={lengths[-1]} ({lengths[-1] // lengths[0]}x longer) the step time grows "
-      f"{ratio['LSTM']:.1f}x for the LSTM and {ratio['transformer']:.1f}x for the transformer on {device.type}.")
+      f"{ratio['LSTM']:.1f}x for the LSTM and {ratio['transformer']:.1f}x for the transformer "
+      f"on {device.type} ({clock_name(device)}).")
 
 # %% [markdown]
 # If attention's $T^2$ were all of the cost, a 16 times longer sequence would cost 256 times
@@ -594,8 +596,8 @@ print(f"From T={lengths[0]} to T={lengths[-1]} ({lengths[-1] // lengths[0]}x lon
 # $T \times T$ scores move memory that a count of multiply-adds leaves out, so on a CPU the
 # last doubling can already cost more than 4 times.) The asserts below check the count of
 # multiply-adds, which no machine changes, and, with room to spare, that the measured slope
-# stays clearly below 2: a loaded machine shifts the times, but has to slow the longest runs
-# in all three rounds by a large factor to break that.
+# stays clearly below 2 (CPU time, fastest of three rounds: other programs on the machine do
+# not move it much).
 
 # %%
 D_T, L_T, V = 64, 2, data.vocab.size

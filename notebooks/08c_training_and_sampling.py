@@ -163,7 +163,9 @@ assert np.array_equal(work[True], n_arr)  # one position per token: linear in N
 # %% [markdown]
 # **The speed-up, measured.** The same model (untrained: the weights do not change the
 # work), batch 1, greedy; 3 repeats each way, the two ways alternating so that a burst of
-# load on a busy machine hits both; median with the spread (min-max).
+# load on a busy machine hits both; median with the spread (min-max). On the CPU the clock is
+# this process's CPU time (`course_utils.timing`), which other programs on a busy machine do
+# not stretch; on a GPU, the wall clock.
 
 # %%
 times = [time_generation(timing_model, start, n, repeats=3) for n in LENGTHS]  # per N: {use_cache: (3,)}

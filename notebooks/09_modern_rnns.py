@@ -65,7 +65,6 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import time
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -428,6 +427,7 @@ plt.show()
 # %%
 from course_utils.min_rnns import METHODS, MinGRU, MinLSTM, min_rnn_param_count
 from course_utils.scan import scan_chunked, scan_log, scan_loop, scan_loop_indexed
+from course_utils.timing import seconds
 
 rtol, _ = tolerance(torch.float32, device)
 for cls in (MinGRU, MinLSTM):
@@ -677,17 +677,17 @@ check_close("log scan (float32)", h_log, scan_loop(a_u.double(), b_u.double()).f
 
 # %%
 def time_fwd_bwd(fn, *tensors, reps=2):
-    """Best of `reps` timings (s) of fn(*tensors).sum().backward(), after one warm-up."""
-    synchronize = getattr(torch, device.type).synchronize  # torch.cuda/mps/cpu.synchronize: wait for the device
+    """Best of `reps` timings (s) of fn(*tensors).sum().backward(), after one warm-up.
+
+    `seconds` reads this process's CPU time on the CPU (other programs on a busy machine do
+    not stretch it) and the wall clock, after waiting for the device, on a GPU.
+    """
     best = float("inf")
     for rep in range(reps + 1):
         leaves = [t.detach().clone().requires_grad_() for t in tensors]
-        synchronize()
-        start = time.perf_counter()
-        fn(*leaves).sum().backward()
-        synchronize()
+        took = seconds(lambda: fn(*leaves).sum().backward(), device)  # noqa: B023 (called at once)
         if rep:
-            best = min(best, time.perf_counter() - start)
+            best = min(best, took)
     return best
 
 

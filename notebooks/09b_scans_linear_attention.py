@@ -64,7 +64,6 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import time
 from statistics import median
 
 import matplotlib.pyplot as plt
@@ -72,6 +71,7 @@ import torch
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.device import set_cpu_threads
+from course_utils.timing import clock_name, seconds
 
 device = start_notebook()
 
@@ -315,21 +315,19 @@ assert any(torch_scan_runs.values()), "one of the two modes should run"
 # median and the min-max spread over the repetitions. PyTorch runs on **one CPU thread** here
 # (`set_cpu_threads(1)`, the course's default; the cell puts your setting back at the end), so
 # that the table compares the work each scan does, not how each operation spreads over threads
-# that other programs on a shared machine also want.
+# that other programs on a shared machine also want. With one thread, `course_utils.timing`
+# reads this process's CPU time, which those programs do not stretch either (on a GPU, the
+# wall clock after waiting for the device).
 
 # %%
 def time_interleaved(fns: dict, args: tuple, reps: int = 3) -> dict[str, list[float]]:
     """Seconds per call of every fn(*args), `reps` rounds in turn (after one warm-up round)."""
-    synchronize = getattr(torch, device.type).synchronize  # torch.cuda/mps/cpu.synchronize: wait for the device
     times = {name: [] for name in fns}
     for rep in range(reps + 1):
         for name, fn in fns.items():
-            synchronize()
-            start = time.perf_counter()
-            fn(*args)
-            synchronize()
+            took = seconds(lambda: fn(*args), device)  # noqa: B023 (called at once)
             if rep:
-                times[name].append(time.perf_counter() - start)
+                times[name].append(took)
     return times
 
 
@@ -341,7 +339,7 @@ scan_fns = {
 }
 if torch_scan_runs["generic"]:
     scan_fns["torch associative_scan"] = lambda a, b: associative_scan(pairs_combine, (a, b), 0, combine_mode="generic")
-print(f"{set_cpu_threads(1)} CPU thread(s), device {device.type}")
+print(f"{set_cpu_threads(1)} CPU thread(s), device {device.type}, timed by {clock_name(device)}")
 scan_lengths = [64, 256, 1024]
 scan_times = {}
 seed_everything(0)
@@ -630,7 +628,7 @@ attention_fns = {
 }
 attention_times = {}
 seed_everything(0)
-print(f"{set_cpu_threads(1)} CPU thread(s), device {device.type}")
+print(f"{set_cpu_threads(1)} CPU thread(s), device {device.type}, timed by {clock_name(device)}")
 with torch.no_grad():
     for T in attention_lengths:
         q, k, v = random_qkv(2, 4, T, 32, 32, dtype=torch.float32)

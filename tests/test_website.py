@@ -117,6 +117,18 @@ def test_a_failing_notebook_stops_the_build_with_its_name(tmp_path):
         execute(path, timeout=60)
 
 
+def test_a_failing_assert_is_named_by_its_line(tmp_path):
+    """A bare assert has no message: the build names the line, so the author knows which check failed."""
+    source = "x = 1\nassert x > 0\nassert x > 2  # the second check\nprint(x)"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    path = tmp_path / "99_assert.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(BuildError) as failure:
+        execute(path, timeout=60)
+    assert str(failure.value) == ("99_assert.ipynb failed while building the site: AssertionError at line 3 "
+                                  "of the cell: assert x > 2  # the second check")
+
+
 def test_widget_views_are_dropped_and_their_text_kept():
     view = {"application/vnd.jupyter.widget-view+json": {"model_id": "x"}, "text/plain": "train: 100%"}
     only_view = {"application/vnd.jupyter.widget-view+json": {"model_id": "y"}}

@@ -99,6 +99,25 @@ def kernel_environment(device: str | None) -> Iterator[None]:
         os.environ.update(saved)
 
 
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def failure_summary(err: CellExecutionError) -> str:
+    """The error and the line that raised it, e.g. "AssertionError at line 3: assert x > y".
+
+    IPython marks the failing line with an arrow (``---->``), the cell's first; a bare assert has an
+    empty message, so without the line the author would not know which check failed.
+    """
+    lines = ANSI_COLOUR.sub("", str(err)).splitlines()
+    error = f"{err.ename}: {err.evalue}" if err.evalue else err.ename
+    arrows = [line for line in lines if line.lstrip().startswith("---->")]
+    if not arrows:
+        return error
+    where = arrows[0].lstrip()[len("---->"):].strip()  # "3 assert x > y  # ..."
+    number, _, code = where.partition(" ")
+    return f"{error} at line {number} of the cell: {code.strip()}"
+
+
 def execute(path: Path, timeout: int) -> NotebookNode:
     """Run a notebook top to bottom in a fresh kernel (in its own folder) and return it.
 
@@ -112,8 +131,7 @@ def execute(path: Path, timeout: int) -> NotebookNode:
     try:
         client.execute()
     except CellExecutionError as err:
-        last = str(err).strip().splitlines()[-1]
-        raise BuildError(f"{path.name} failed while building the site: {last}") from None
+        raise BuildError(f"{path.name} failed while building the site: {failure_summary(err)}") from None
     del nb.cells[0]
     for cell in nb.cells:  # number the cells as if the alt-text cell had never been there
         if cell.get("execution_count"):

@@ -1,0 +1,72 @@
+import multiprocessing
+import os
+import time
+
+import pytest
+import torch
+
+from course_utils.device import set_cpu_threads
+from course_utils.timing import clock_name, seconds, uses_cpu_time
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture
+def one_thread():
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def work(n: int = 40) -> None:
+    """About a tenth of a second of CPU-bound torch work on one thread."""
+    x = torch.randn(256, 256)
+    for _ in range(n):
+        x = torch.tanh(x @ x / 16)
+
+
+def spin(seconds_: float) -> None:
+    end = time.perf_counter() + seconds_
+    while time.perf_counter() < end:
+        pass
+
+
+def test_one_thread_on_the_cpu_reads_cpu_time(one_thread):
+    assert uses_cpu_time(CPU) and clock_name(CPU) == "CPU time"
+    assert seconds(lambda: time.sleep(0.3), CPU) < 0.05  # waiting is not work
+    took = seconds(lambda: spin(0.2), CPU)
+    assert 0.15 < took < 0.3  # busy work is counted in full
+
+
+def test_several_threads_read_the_wall_clock():
+    previous = set_cpu_threads(2)
+    try:
+        assert not uses_cpu_time(CPU) and clock_name(CPU) == "wall-clock time"
+        assert seconds(lambda: time.sleep(0.2), CPU) >= 0.2
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_other_programs_do_not_stretch_the_time(one_thread):
+    """Twice as many busy processes as cores: the wall clock stretches, the CPU time does not."""
+    quiet = min(seconds(work, CPU) for _ in range(3))
+    busy = [multiprocessing.Process(target=spin, args=(30,), daemon=True) for _ in range(2 * os.cpu_count())]
+    for p in busy:
+        p.start()
+    try:
+        time.sleep(0.2)  # let them start
+        start = time.perf_counter()
+        loaded = min(seconds(work, CPU) for _ in range(3))
+        wall = time.perf_counter() - start
+    finally:
+        for p in busy:
+            p.kill()
+    assert loaded < 1.5 * quiet, f"CPU time {loaded:.3f} s under load, {quiet:.3f} s quiet"
+    assert wall > 1.5 * 3 * quiet, "the machine was not loaded: the test shows nothing"
+
+
+def test_the_work_runs_once_and_its_result_is_not_needed(one_thread):
+    calls = []
+    assert seconds(lambda: calls.append(1), CPU) >= 0
+    assert calls == [1]
