@@ -439,7 +439,8 @@ def write(rows: list[dict], scan_rows: list[dict], out: Path, load: str = "") ->
         "over the repetitions); every layer at a given T reads the same input. Ratio: the median forward+backward "
         "time over the torch.nn counterpart's (in brackets). Peak memory: CUDA allocator peak, or on the CPU the "
         "growth of a fresh process's resident set during one forward+backward, warm (the second call) and cold "
-        "(the first call, which adds one-off allocations).",
+        "(the first call, which adds one-off allocations). A warm 0 on the CPU: the second call fitted in memory the "
+        "process already held from the first.",
         "",
         "| model | T | params (formula) | forward ms | fwd+bwd ms | ratio | peak MiB warm (cold) |",
         "| --- | ---: | --- | ---: | ---: | --- | ---: |",

@@ -750,9 +750,12 @@ print(f"At T = {lengths[-1]} the fastest here is the {fastest}.")
 # benchmark instead, which repeats each timing, interleaves the methods, and reports the spread.
 #
 # It shows what the fewer Python steps buy, and what they do not. At $T = 4096$, batch 32 and
-# 128 units, the chunked scan's forward+backward is 2.36x as fast as the loop's on one thread
-# and 3.77x on two threads (medians of 5 interleaved repetitions on an idle 2-core machine,
-# read from the committed table and checked below). On one thread its forward pass alone
+# 128 units, the chunked scan's forward+backward is 1.7x as fast as the loop's on one thread
+# and 2.59x on two threads (medians of 5 interleaved repetitions on an idle 2-core machine,
+# read from the committed table and checked below). Even such medians move between runs: an
+# earlier run of the same script on the same machine gave 2.36x and 3.77x, mostly because
+# the loop's time moved by a quarter; read a ratio like these as "about 2x", and the
+# min-max columns as the least you should expect to vary. On one thread its forward pass alone
 # gains less than forward+backward: much of the gain is the written-out backward pass, which
 # replaces $T$ autograd nodes. The second thread helps the chunked scan and not the loop, and
 # the reason is not Python: torch splits an elementwise operation across threads only above
