@@ -2,9 +2,10 @@
 that a busy machine does not change the verdict.
 
 A learner's laptop runs a browser, a second notebook, an autograder: they take turns on the
-cores, and every wall-clock time measured meanwhile stretches, long runs more than short
-ones (a long run is interrupted more often). A notebook that asserts "the cache is faster"
-or "the step time grows less than T^2" on the wall clock can then fail on a busy machine.
+cores, and every wall-clock time measured meanwhile stretches, unevenly: load comes in
+bursts, and a long run is more likely than a short one to be caught by one. A notebook that
+asserts "the cache is faster" or "the step time grows less than T^2" on the wall clock can
+then fail on a busy machine.
 
 On the CPU with one PyTorch thread (the course's thread policy, :mod:`course_utils.device`)
 this module reads the **CPU time of this process** (:func:`time.process_time`): the seconds

@@ -498,11 +498,11 @@ check_sequence_loss(my_sequence_loss)
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_sequence_loss(my_sequence_loss, seed=7)
-_ids = torch.from_numpy(val_ids[:65].copy()).reshape(13, 5)  # (T, B)
-with torch.no_grad():
-    _logits = model(_ids.to(device))[0].cpu().double()  # (T, B, V): the trained model's real outputs
-check_close("my_sequence_loss on the trained model's logits", my_sequence_loss(_logits, _ids),
-            torch.nn.functional.cross_entropy(_logits[:-1].reshape(-1, vocab.size), _ids[1:].reshape(-1)))
+_ids = torch.from_numpy(val_ids[:65].copy()).reshape(13, 5)  # (T, B): real text
+_V = int(val_ids.max()) + 1
+_logits = 4 * torch.randn(13, 5, _V, dtype=torch.float64, generator=torch.Generator().manual_seed(7))  # (T, B, V)
+check_close("my_sequence_loss on real text, (T, B, V) = (13, 5, vocabulary)", my_sequence_loss(_logits, _ids),
+            torch.nn.functional.cross_entropy(_logits[:-1].reshape(-1, _V), _ids[1:].reshape(-1)))
 ### END HIDDEN TESTS
 
 # %% [markdown]

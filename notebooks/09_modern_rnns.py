@@ -65,7 +65,6 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-
 import matplotlib.pyplot as plt
 import numpy as np
 import torch

@@ -8,10 +8,11 @@ import nbformat
 import pytest
 
 from course_tools.grading.executor import Limits
-from course_tools.grading.grade import exercises
+from course_tools.grading.grade import LEARNER_KERNEL_NOTE, exercises
 from course_tools.grading.runner import grade_all
 
 REPO = Path(__file__).resolve().parent.parent
+LEARNER_KERNEL = LEARNER_KERNEL_NOTE.split(":")[0]  # "graded in your own kernel"
 
 GRADED = [p for p in sorted((REPO / "notebooks").glob("*.ipynb")) if exercises(nbformat.read(p, as_version=4))]
 
@@ -46,3 +47,10 @@ def test_student_version_scores_zero_and_still_runs(rows, path):
     assert graded and all(r.points == 0 and r.status == "failed" for r in graded)
     assert all("not attempted" in r.message for r in graded), [r.message for r in graded]
     assert not [r for r in mine if r.max_points == 0], [r.message for r in mine if r.max_points == 0]
+
+
+def test_every_test_cell_is_decided_where_no_learner_code_runs(rows):
+    """A test cell that reads an object made in the learner's kernel (a generator or a model from
+    the visible cell, say) would be decided there, where the learner's code can reach the verdict."""
+    own = sorted((r.notebook, r.exercise) for r in rows if r.student == "source" and LEARNER_KERNEL in r.message)
+    assert own == [], own

@@ -154,3 +154,45 @@ def test_only_functions_are_wrapped_a_model_is_a_value(tmp_path):
     replay.record_finish(ns, str(tmp_path / "r.json"))
     with pytest.raises(ReplayError, match="torch.nn.modules.linear.Linear"):
         replay.bind({}, str(tmp_path / "r.json"), [])
+
+
+def _learner_forward(block, x):
+    return block(x) * 1.0
+
+
+def test_a_call_with_a_course_model_replays_where_the_clean_kernel_builds_the_same_model(tmp_path):
+    from course_utils.transformer import Block
+
+    torch.manual_seed(0)
+    block, x = Block(8, 2), torch.randn(2, 3, 8)
+    ns = {"my_forward": _learner_forward}
+    replay.record_start(ns, ["my_forward"])
+    expected = ns["my_forward"](block, x)
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+
+    torch.manual_seed(0)  # the clean kernel's test cell builds its own, equal block
+    same = Block(8, 2)
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    assert torch.equal(clean["my_forward"](same, x), expected)
+    other_weights = Block(8, 2)
+    other_heads = Block(8, 4)  # parameters of the same shapes: only the head count differs
+    other_heads.load_state_dict(same.state_dict())
+    other_mode = Block(8, 2)
+    other_mode.load_state_dict(same.state_dict())
+    other_mode.eval()
+    for other in (other_weights, other_heads, other_mode):
+        replay.bind(clean, str(tmp_path / "r.json"), [])
+        with pytest.raises(ReplayError, match="other arguments"):
+            clean["my_forward"](other, x)
+
+
+def test_a_model_of_the_learners_own_class_does_not_fingerprint():
+    class Mine(torch.nn.Linear):  # the same state as a Linear, any forward
+        pass
+
+    with pytest.raises(Uncrossable, match="Mine"):
+        replay.digest((Mine(2, 2),), {})
+    wrapped = torch.nn.Sequential(torch.nn.Linear(2, 2), Mine(2, 2))  # inside a trusted container too
+    with pytest.raises(Uncrossable, match="Mine"):
+        replay.digest((wrapped,), {})

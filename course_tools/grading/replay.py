@@ -16,7 +16,11 @@ Grading a test cell takes two kernels, both sandboxed:
 Only data crosses: numbers, strings, lists, tuples, dicts, numpy arrays, torch tensors and
 torch generators' states (:func:`encode`, decoded without ``pickle``, so a recording cannot
 run code in the clean kernel), and each function's code object, which checks inspect and
-nothing calls. An answer that is not data (a model object, a class of the learner's) or a
+nothing calls. A model among a call's arguments does not cross either: where it is of the
+course's or torch's own classes, the call's fingerprint includes its classes, sizes and state
+(:func:`digest`), and the clean kernel's test cell, which builds its own model, must call
+with an equal one. An answer that is not data (a model a test cell reads from the learner's
+namespace, a class of the learner's) or a
 test cell that calls the learner's code differently than before raises :class:`ReplayError`
 in the clean kernel; the grader then falls back to the learner's kernel, decides from its
 execute reply, and says so in the gradebook row.
@@ -168,9 +172,43 @@ def _torch_dtype(torch: Any, name: str) -> Any:
 
 
 def digest(args: tuple, kwargs: dict) -> str:
-    """A fingerprint of a call's arguments (raises :class:`Uncrossable` where one is not data)."""
-    text = json.dumps(encode((args, sorted(kwargs.items()))), sort_keys=True)
+    """A fingerprint of a call's arguments (raises :class:`Uncrossable` where one is neither data
+    nor a module of the course's or torch's own classes)."""
+    text = json.dumps(_for_digest((args, sorted(kwargs.items()))), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+TRUSTED_MODULES = ("course_utils.", "torch.nn.")  # where a module argument's classes must come from
+_PLAIN = (bool, int, float, str, type(None))
+
+
+def _for_digest(value: Any) -> Any:
+    """:func:`encode`, except that a torch module is fingerprinted (:func:`_module_fingerprint`).
+    A module never crosses: the clean kernel's test cell builds its own, and the digest only
+    checks that the learner's function was called with the same one."""
+    kind = type(value)
+    if kind in (list, tuple):
+        return {kind.__name__: [_for_digest(v) for v in value]}
+    if kind is dict:
+        return {"dict": [[_for_digest(k), _for_digest(v)] for k, v in value.items()]}
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.nn.Module):
+        return _module_fingerprint(value)
+    return encode(value)
+
+
+def _module_fingerprint(module: Any) -> dict:
+    """Each submodule's class, training flag and plain attributes (sizes, head counts), and the
+    whole state (parameters and buffers). Only exact classes of the course or of ``torch.nn``: a
+    class of the learner's could compute anything from the same state."""
+    parts = []
+    for name, sub in module.named_modules():
+        kind = type(sub)
+        if not kind.__module__.startswith(TRUSTED_MODULES):
+            raise Uncrossable(f"a {kind.__module__}.{kind.__qualname__}")
+        plain = sorted((k, v) for k, v in vars(sub).items() if not k.startswith("_") and type(v) in _PLAIN)
+        parts.append([name, f"{kind.__module__}.{kind.__qualname__}", encode(plain)])
+    return {"module": parts, "state": [[k, encode(t)] for k, t in module.state_dict().items()]}
 
 
 # ----------------------------------------------------------------------------- the code object, for inspection
