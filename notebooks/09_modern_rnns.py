@@ -805,8 +805,9 @@ assert all(0.8 < v < 1.5 for v in layer_gain.values())  # little or nothing gain
 # magnitude per training step at lengths in the hundreds to thousands) were measured on a
 # GPU, where thousands of cores make one long parallel scan far cheaper than $T$ small
 # kernel launches, and against GRU and LSTM run step by step — not against cuDNN's fused
-# `torch.nn.GRU`/`LSTM`. They do not transfer to a laptop CPU. Run this notebook with
-# `COURSE_DEVICE=cuda` on a GPU to see the picture change. The committed benchmark tables, if
+# `torch.nn.GRU`/`LSTM`. They do not transfer to a laptop CPU. On a GPU, run this notebook
+# with `COURSE_DEVICE=cuda` and measure: the course has no GPU table yet, so it makes no GPU
+# claim of its own. The committed benchmark tables, if
 # present, show complete layers, then the recurrence alone:
 
 # %%
@@ -932,7 +933,7 @@ assert abs(min_rnn_param_count("minGRU", HIDDEN, HIDDEN) / (3 * HIDDEN * (2 * HI
 # - Measure before believing a speed-up: on a small CPU the log-space scan is slower than a
 #   careful loop (with `unbind`); on one thread the chunked scan's forward+backward is faster,
 #   much of it through its hand-written backward pass; what a second thread does depends on
-#   tensor sizes and on how busy the machine is; the paper's large factors need a GPU.
+#   tensor sizes and on how busy the machine is; the paper's large factors were measured on a GPU.
 # - `benchmarks/architectures.py` compares every layer of the course, with parameter counts,
 #   times and memory.
 #

@@ -375,8 +375,9 @@ print(f"T = {scan_lengths[-1]}, fastest to slowest: {', '.join(ranking)}")
 # thread every one of its $\log_2 T$ steps streams the whole $(T, B, H)$
 # tensor, and its $T \log_2 T$ work is what the clock sees. Blelloch, with $O(T)$ work, is
 # faster than Hillis-Steele, but its strided slices and $2 \log_2 n$ steps keep it behind the
-# chunked scan; read its place against the loop in the table. Depth only pays off on hardware
-# that runs thousands of operator applications at once: a GPU. The asserts compare the
+# chunked scan; read its place against the loop in the table. Depth can only pay off on
+# hardware that runs thousands of operator applications at once, such as a GPU (the course
+# has not measured one yet). The asserts compare the
 # fastest of the repetitions (the least disturbed by other programs) with a margin, since
 # timings on a shared machine are noisy.
 
