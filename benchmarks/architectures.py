@@ -72,6 +72,7 @@ from course_utils.min_rnns import MinGRU, MinLSTM  # noqa: E402
 from course_utils.rnn import RNN  # noqa: E402
 from course_utils.scan import scan_chunked, scan_log, scan_loop  # noqa: E402
 from course_utils.self_attention import causal_mask  # noqa: E402
+from course_utils.timing import synchronize  # noqa: E402
 from course_utils.transformer import Block  # noqa: E402
 
 FIELDS = ["model", "T", "batch", "hidden", "params", "params_formula", "formula", "forward_ms", "forward_min_ms",
@@ -147,11 +148,6 @@ def specs() -> list[Spec]:
     return out
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
 @dataclass
 class Timed:
     """Something to time: its forward call, the backward pass from its output, and an untimed reset."""
@@ -162,10 +158,10 @@ class Timed:
 
 
 def _seconds(fn: Callable[[], object], device: torch.device) -> float:
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     fn()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 

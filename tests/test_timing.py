@@ -13,10 +13,9 @@ CPU = torch.device("cpu")
 
 @pytest.fixture
 def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
+    set_cpu_threads(1)
     yield
-    torch.set_num_threads(previous)
+    set_cpu_threads()  # back to the course's policy ($COURSE_THREADS)
 
 
 def work(n: int = 40) -> None:
@@ -48,12 +47,12 @@ def test_one_thread_on_the_cpu_reads_cpu_time(one_thread):
 
 
 def test_several_threads_read_the_wall_clock():
-    previous = set_cpu_threads(2)
+    set_cpu_threads(2)
     try:
         assert not uses_cpu_time(CPU) and clock_name(CPU) == "wall-clock time"
         assert seconds(lambda: time.sleep(0.2), CPU) >= 0.2
     finally:
-        torch.set_num_threads(previous)
+        set_cpu_threads()  # back to the course's policy ($COURSE_THREADS)
 
 
 def test_other_programs_do_not_stretch_the_time(one_thread):

@@ -71,11 +71,12 @@ def _array(arr: Any) -> dict:
     return {"dtype": arr.dtype.str, "shape": list(arr.shape), "data": base64.b64encode(arr.tobytes(order="C")).decode()}
 
 
-def encode(value: Any) -> Any:
+def encode(value: Any, *, modules: bool = False) -> Any:
     """``value`` as JSON-ready data; raises :class:`Uncrossable` for anything else.
 
     Types must match exactly: a subclass (of float, of ``np.ndarray``) may behave otherwise
-    than its decoded copy would, so it does not cross.
+    than its decoded copy would, so it does not cross. ``modules=True`` (for :func:`digest`
+    only) writes a torch module as its :func:`_module_fingerprint`, which nothing decodes.
     """
     kind = type(value)
     if value is None or kind in (bool, str):
@@ -87,9 +88,9 @@ def encode(value: Any) -> Any:
     if kind is complex:
         return {"complex": [value.real.hex(), value.imag.hex()]}
     if kind in (list, tuple):
-        return {kind.__name__: [encode(v) for v in value]}
+        return {kind.__name__: [encode(v, modules=modules) for v in value]}
     if kind is dict:
-        return {"dict": [[encode(k), encode(v)] for k, v in value.items()]}
+        return {"dict": [[encode(k, modules=modules), encode(v, modules=modules)] for k, v in value.items()]}
     numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
     if numpy is not None and kind is numpy.ndarray:
         return {"ndarray": _array(value)}
@@ -106,6 +107,8 @@ def encode(value: Any) -> Any:
         return {"generator": _array(value.get_state().numpy()), "generator_device": str(value.device)}
     if torch is not None and kind is torch.dtype:
         return {"torch_dtype_value": str(value).removeprefix("torch.")}
+    if modules and torch is not None and isinstance(value, torch.nn.Module):
+        return _module_fingerprint(value)
     raise Uncrossable(f"a {kind.__module__}.{kind.__qualname__}")
 
 
@@ -174,7 +177,7 @@ def _torch_dtype(torch: Any, name: str) -> Any:
 def digest(args: tuple, kwargs: dict) -> str:
     """A fingerprint of a call's arguments (raises :class:`Uncrossable` where one is neither data
     nor a module of the course's or torch's own classes)."""
-    text = json.dumps(_for_digest((args, sorted(kwargs.items()))), sort_keys=True)
+    text = json.dumps(encode((args, sorted(kwargs.items())), modules=True), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -182,25 +185,12 @@ TRUSTED_MODULES = ("course_utils.", "torch.nn.")  # where a module argument's cl
 _PLAIN = (bool, int, float, str, type(None))
 
 
-def _for_digest(value: Any) -> Any:
-    """:func:`encode`, except that a torch module is fingerprinted (:func:`_module_fingerprint`).
-    A module never crosses: the clean kernel's test cell builds its own, and the digest only
-    checks that the learner's function was called with the same one."""
-    kind = type(value)
-    if kind in (list, tuple):
-        return {kind.__name__: [_for_digest(v) for v in value]}
-    if kind is dict:
-        return {"dict": [[_for_digest(k), _for_digest(v)] for k, v in value.items()]}
-    torch = sys.modules.get("torch")
-    if torch is not None and isinstance(value, torch.nn.Module):
-        return _module_fingerprint(value)
-    return encode(value)
-
-
 def _module_fingerprint(module: Any) -> dict:
     """Each submodule's class, training flag and plain attributes (sizes, head counts), and the
     whole state (parameters and buffers). Only exact classes of the course or of ``torch.nn``: a
-    class of the learner's could compute anything from the same state."""
+    class of the learner's could compute anything from the same state. A module never crosses:
+    the clean kernel's test cell builds its own, and the digest checks that the learner's
+    function was called with an equal one."""
     parts = []
     for name, sub in module.named_modules():
         kind = type(sub)
