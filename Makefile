@@ -1,6 +1,7 @@
 # The two commands of the README, and a few for contributors.
 #   make lab    set up, then open the course in JupyterLab
 #   make test   set up, then run every test and every notebook
+#   make test-fast   the contributors' loop: the tests not marked slow (no notebook, training or browser)
 #   make site   set up, then build the course website into _site/ (runs every notebook)
 #   make release   rewrite student/ from notebooks/ (course_tools.grading)
 #   make release VERSION=0.2.0   first set the course version (Colab cells and links clone tag v0.2.0)
@@ -19,7 +20,7 @@ TEST_JOBS ?= 2
 # notebooks the site build runs at once: one per core (each kernel on COURSE_THREADS=1 thread)
 SITE_JOBS ?= 2
 
-.PHONY: setup lab test browser sandbox site release grade check lint sync benchmark clean
+.PHONY: setup lab test test-fast browser sandbox site release grade check lint sync benchmark clean
 
 setup: $(STAMP)
 
@@ -44,6 +45,12 @@ lab: setup
 # TEST_JOBS=1 runs everything in one process.
 test: setup browser sandbox
 	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest --durations=25 $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
+
+# The contributors' loop, in about 2 minutes: unit tests without training, layout, notebook files,
+# release, the grader on its tiny fixtures. Tests marked slow (notebooks under nbval, training
+# challenges, grading course notebooks, the website, the browser, the Colab-like run) are left out.
+test-fast: setup sandbox
+	COURSE_DEVICE=cpu COURSE_WIDGETS=0 MPLBACKEND=Agg $(BIN)/python -m pytest tests -m "not slow" --durations=10 $(if $(filter-out 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 
 # Debian packages the tests need, installed where we may (root with apt-get); else a note says
 # what is skipped. $(call debian_tool,command,package,what it is for,what happens without it)

@@ -188,6 +188,7 @@ def test_seq2seq_shapes_padding_and_greedy(kind):
     assert greedy_exact_match(model, src, lengths, tokens).all()
 
 
+@pytest.mark.slow
 def test_seq2seq_learns_to_copy():
     seed_everything(0)
     model = AttentionSeq2Seq(6, 6, embed=8, hidden=32, attention="additive")
@@ -361,6 +362,7 @@ CONFIG_MISTAKES = {  # name -> (config, words the feedback must contain)
 BARELY_MISSES = {"attention": "additive", "hidden_size": 32, "lr": 5e-3}  # learns, but not enough in time
 
 
+@pytest.mark.slow
 def test_check_seq2seq_config_passes_a_good_config(capsys):
     check_seq2seq_config(GOOD_CONFIG)
     out = capsys.readouterr().out
@@ -368,12 +370,14 @@ def test_check_seq2seq_config_passes_a_good_config(capsys):
 
 
 @pytest.mark.parametrize("name", list(CONFIG_MISTAKES))
+@pytest.mark.slow
 def test_check_seq2seq_config_says_how_far_and_names_the_culprit(name):
     config, words = CONFIG_MISTAKES[name]
     with pytest.raises(CheckFailed, match=r"percentage points short\. Likely culprit: .*" + re.escape(words)):
         check_seq2seq_config(config)
 
 
+@pytest.mark.slow
 def test_a_config_that_barely_misses_is_told_how_far_it_is():
     accuracy = seq2seq_config_accuracy(BARELY_MISSES)
     target = DATES_CHALLENGE["target"]
@@ -383,6 +387,7 @@ def test_a_config_that_barely_misses_is_told_how_far_it_is():
         check_seq2seq_config(BARELY_MISSES)
 
 
+@pytest.mark.slow
 def test_seq2seq_config_accuracy_is_seeded_and_leaves_the_global_random_state_alone():
     config = {"attention": "dot", "hidden_size": 16, "lr": 2e-2}
     torch.manual_seed(123)

@@ -423,6 +423,7 @@ CLIP_SETTINGS = {  # (lr, max_norm) -> words the feedback must contain (None: pa
 
 
 @pytest.mark.parametrize("settings", CLIP_SETTINGS, ids=str)
+@pytest.mark.slow
 def test_check_clip_settings(settings, char_data, capsys):
     words = CLIP_SETTINGS[settings]
     if words is None:

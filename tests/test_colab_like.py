@@ -7,7 +7,7 @@ none of the course's tools (JupyterLab, jupytext, nbval) and no ``course_utils``
   Colab, so the set-up cell acts;
 - "GitHub" is a local git repository holding the working tree, tagged with this release;
   git's ``url.<base>.insteadOf`` sends the cell's clone there, so the cell runs unchanged;
-- ``00_setup`` and two torch lectures run in that environment, each in a fresh working
+- ``00_setup`` and a torch lecture that reads the course's data run in that environment, each in a fresh working
   folder (a fresh Colab session), with course code found the way the cell finds it.
 
 The environment takes about 40 s to build (PyTorch comes from the local wheel) and the
@@ -32,8 +32,9 @@ from course_tools import colab
 COLAB_SHIPS = ["torch", "numpy", "matplotlib", "ipykernel", "ipywidgets", "nbformat", "threadpoolctl"]
 OTHER_VERSION = "tqdm==4.67.1"  # Colab's versions are not the course's: 00 must say so and go on
 NOT_ON_COLAB = ["jupytext", "jupyterlab", "faker"]  # faker: installed by the set-up cell
-NOTEBOOKS = ["00_setup.ipynb", "01_rnn.ipynb", "05d_forecasting.ipynb"]
+NOTEBOOKS = ["00_setup.ipynb", "05d_forecasting.ipynb"]  # the environment report; a lecture that reads data/
 KERNEL = "colab-like"
+pytestmark = pytest.mark.slow  # builds a virtual environment and runs notebooks: not in `make test-fast`
 
 
 def git(*args: str, cwd: Path) -> str:

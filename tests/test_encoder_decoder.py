@@ -100,6 +100,7 @@ def test_greedy_equals_beam_width_one_and_feeds_its_predictions():
     assert torch.equal(logits.argmax(-1), tokens)
 
 
+@pytest.mark.slow
 def test_a_model_learns_a_few_dates_and_the_loss_of_06_applies():
     model = small_model()
     src, lengths = encode_source(["3 May 1999", "1/2/03"])
@@ -190,10 +191,12 @@ def test_config_validation_names_the_key():
 GOOD_CONFIG = {"d_model": 64, "n_layers": 2, "lr": 3e-3}  # 85.5-91.5 % over seeds 0-2
 
 
+@pytest.mark.slow
 def test_a_good_config_meets_the_target():
     check_transformer_config(GOOD_CONFIG)
 
 
+@pytest.mark.slow
 def test_a_config_that_misses_says_by_how_much():
     # d_model 32, one layer, lr 3e-3: 35-49 % over seeds 0-2, no single culprit to name.
     with pytest.raises(CheckFailed, match=r"held-out dates exactly right \(target: at least 70%\): [\d.]+ percentage "
@@ -201,16 +204,19 @@ def test_a_config_that_misses_says_by_how_much():
         check_transformer_config({"d_model": 32, "n_layers": 1, "lr": 3e-3})
 
 
+@pytest.mark.slow
 def test_a_tiny_learning_rate_misses_and_says_why():
     with pytest.raises(CheckFailed, match="percentage points short. Likely culprit: a learning rate of 0.001 is small"):
         check_transformer_config({"d_model": 32, "n_layers": 1, "lr": 1e-3})
 
 
+@pytest.mark.slow
 def test_a_narrow_model_misses_and_says_why():
     with pytest.raises(CheckFailed, match="Likely culprit: d_model = 16 gives heads of 4 features"):
         check_transformer_config({"d_model": 16, "n_layers": 1, "lr": 1e-2})
 
 
+@pytest.mark.slow
 def test_the_challenge_is_seeded():
     config = {"d_model": 16, "n_layers": 1, "lr": 1e-2}
     assert transformer_config_accuracy(config, seed=3) == transformer_config_accuracy(config, seed=3)
@@ -218,6 +224,7 @@ def test_the_challenge_is_seeded():
 
 # ----------------------------------------------------------------------------- section 4: the comparison's training
 
+@pytest.mark.slow
 def test_comparison_task_is_section_1s_split():
     task = comparison_task()
     assert {split: len(task[split][0]) for split in task} == {"train": 30_000, "val": 1000, "test": 2000}

@@ -18,6 +18,7 @@ import pytest
 from pages import PageProblems
 
 NOTEBOOK = "notebooks/00_setup.ipynb"
+pytestmark = pytest.mark.slow  # starts JupyterLab and a browser: not in `make test-fast`
 
 
 def free_port() -> int:

@@ -11,6 +11,7 @@ Four tiers of ``course_utils``, each importing only itself and the tiers before 
 from __future__ import annotations
 
 import ast
+import json
 import re
 import subprocess
 import sys
@@ -196,26 +197,60 @@ def test_exercise_functions_follow_the_naming_rule():
 
 BLOCKED = ["course_tools", "nbconvert", "nbclient", "jupyter_server_mathjax", "nbgrader", "pytest", "nbval",
            "playwright", "yaml"]
+BLOCK_EXTRAS = (  # Python code: importing a package of BLOCKED raises ImportError from here on
+    "import importlib, importlib.abc, sys\n"
+    f"BLOCKED = {BLOCKED!r}\n"
+    "class Block(importlib.abc.MetaPathFinder):\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.split('.')[0] in BLOCKED:\n"
+    "            raise ImportError(f'{name} is not part of a learner install')\n"
+    "sys.meta_path.insert(0, Block())\n"
+)
 
 
-@pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("*.py")))
-def test_a_learner_install_imports_every_helper_of_the_notebook(notebook):
-    """Every course_utils module the notebook imports loads without the instructors' and test extras."""
-    used = sorted(helper_table.modules_used((REPO / "notebooks" / notebook).read_text(encoding="utf-8")))
+NOTEBOOK_FILES = sorted(p.name for p in (REPO / "notebooks").glob("*.py"))
+
+
+def _helpers(notebook: str) -> list[str]:
+    return sorted(helper_table.modules_used((REPO / "notebooks" / notebook).read_text(encoding="utf-8")))
+
+
+@pytest.fixture(scope="module")
+def learner_install_imports() -> dict[str, str]:
+    """Each course_utils module the notebooks import, loaded in one Python without the instructors'
+    and test extras: {module: "" if it loaded, else the error}. One process for all the notebooks
+    (the block applies to every import, whatever was loaded before)."""
+    used = sorted({m for notebook in NOTEBOOK_FILES for m in _helpers(notebook)})
     code = (
-        "import importlib.abc, sys\n"
-        f"BLOCKED = {BLOCKED!r}\n"
-        "class Block(importlib.abc.MetaPathFinder):\n"
-        "    def find_spec(self, name, path=None, target=None):\n"
-        "        if name.split('.')[0] in BLOCKED:\n"
-        "            raise ImportError(f'{name} is not part of a learner install')\n"
-        "sys.meta_path.insert(0, Block())\n"
+        BLOCK_EXTRAS + "import json, traceback\n"
+        "errors = {}\n"
         f"for m in {used!r}:\n"
-        "    importlib.import_module('course_utils.' + m)\n"
-        "print('ok')\n"
+        "    try:\n"
+        "        importlib.import_module('course_utils.' + m)\n"
+        "        errors[m] = ''\n"
+        "    except Exception:\n"
+        "        errors[m] = traceback.format_exc(limit=-3)\n"
+        "print(json.dumps(errors))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
-    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOK_FILES)
+def test_a_learner_install_imports_every_helper_of_the_notebook(notebook, learner_install_imports):
+    """Every course_utils module the notebook imports loads without the instructors' and test extras."""
+    failed = {m: learner_install_imports[m] for m in _helpers(notebook) if learner_install_imports[m]}
+    assert not failed, failed
+
+
+def test_the_learner_install_check_catches_a_blocked_import(tmp_path):
+    """The block the check relies on refuses what a learner install lacks."""
+    code = (
+        BLOCK_EXTRAS + "import nbconvert\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert done.returncode != 0 and "nbconvert is not part of a learner install" in done.stderr
 
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("0[1-9]*.py")))

@@ -105,23 +105,27 @@ def test_gradient_by_lag_matches_a_hand_computed_linear_rnn():
 
 # ----------------------------------------------------------------------------- the outcome-graded exercise
 
+@pytest.mark.slow
 def test_check_adding_config_passes_a_good_lstm_config(capsys):
     check_adding_config(GOOD["LSTM"], "LSTM")
     assert "OK after 500 steps" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_check_adding_config_passes_a_good_gru_config(capsys):
     check_adding_config(GOOD["GRU"], "GRU")
     assert "your GRU reaches a test MSE" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", list(ADDING_MISTAKES))
+@pytest.mark.slow
 def test_check_adding_config_says_how_far_and_names_the_culprit(name):
     kind, config, words = ADDING_MISTAKES[name]
     with pytest.raises(CheckFailed, match=r"times the target\. Likely culprit: .*" + re.escape(words)):
         check_adding_config(config, kind)
 
 
+@pytest.mark.slow
 def test_a_config_that_barely_misses_is_told_how_far_it_is():
     kind, config = BARELY_MISSES
     mse = adding_config_mse(config, kind)
@@ -132,6 +136,7 @@ def test_a_config_that_barely_misses_is_told_how_far_it_is():
         check_adding_config(config, kind)
 
 
+@pytest.mark.slow
 def test_adding_config_mse_is_seeded_and_leaves_the_global_random_state_alone():
     torch.manual_seed(123)
     before = torch.rand(3)

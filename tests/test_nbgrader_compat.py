@@ -11,6 +11,7 @@ import pytest
 nbgrader_api = pytest.importorskip("nbgrader.api", reason="nbgrader is not installed (pip install -e '.[test]')")
 
 NOTEBOOK = "00_setup.ipynb"
+pytestmark = pytest.mark.slow  # runs nbgrader's own converters on a notebook: not in `make test-fast`
 
 
 def nbgrader(root: Path, *args: str) -> None:

@@ -299,18 +299,21 @@ CLASSIFIER_MISTAKES = {  # name -> (config, words the feedback must contain)
 CLASSIFIER_BARELY_MISSES = {"cell": "gru", "hidden_size": 64, "lr": 1e-2, "pooling": "mean"}
 
 
+@pytest.mark.slow
 def test_check_classifier_config_passes_a_good_config(capsys):
     check_classifier_config(GOOD_CLASSIFIER)
     assert "OK after 150 steps of 64 names, your classifier reaches" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", list(CLASSIFIER_MISTAKES))
+@pytest.mark.slow
 def test_check_classifier_config_says_how_far_and_names_the_culprit(name):
     config, words = CLASSIFIER_MISTAKES[name]
     with pytest.raises(CheckFailed, match=r"times the target's 0\.25\. Likely culprit: .*" + re.escape(words)):
         check_classifier_config(config)
 
 
+@pytest.mark.slow
 def test_a_classifier_config_that_barely_misses_is_told_how_far_it_is():
     target = CLASSIFIER_CHALLENGE["target"]
     words = rf"validation accuracy of (0\.\d+) \(target: at least {target}.*: its error rate .* is 1\.\d times .*" \
@@ -321,6 +324,7 @@ def test_a_classifier_config_that_barely_misses_is_told_how_far_it_is():
     assert target - 0.05 < acc < target  # close, but not there: within 1.2 times the allowed error
 
 
+@pytest.mark.slow
 def test_classifier_config_accuracy_is_seeded_and_leaves_the_global_random_state_alone():
     torch.manual_seed(123)
     before = torch.rand(3)
@@ -401,18 +405,21 @@ TAGGER_MISTAKES = {  # name -> (config, words the feedback must contain)
 TAGGER_BARELY_MISSES = {"bidirectional": True, "hidden_size": 16, "lr": 1e-2}
 
 
+@pytest.mark.slow
 def test_check_tagger_config_passes_a_good_config(capsys):
     check_tagger_config(GOOD_TAGGER)
     assert "OK after 150 steps of 16 chunks, your tagger reaches" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", list(TAGGER_MISTAKES))
+@pytest.mark.slow
 def test_check_tagger_config_says_how_far_and_names_the_culprit(name):
     config, words = TAGGER_MISTAKES[name]
     with pytest.raises(CheckFailed, match=r"times the target's 0\.18\. Likely culprit: .*" + re.escape(words)):
         check_tagger_config(config)
 
 
+@pytest.mark.slow
 def test_a_tagger_config_that_barely_misses_is_told_how_far_it_is():
     target = TAGGER_CHALLENGE["target"]
     words = rf"validation F1 of (0\.\d+) .*\(target: at least {target}.*: its 1 - F1 .* is 1\.\d times .*" \

@@ -192,6 +192,7 @@ def test_check_refuses_the_reference():
         check_label_smoothed_loss(delegate)
 
 
+@pytest.mark.slow
 def test_post_ln_recipe_meets_the_target_with_warm_up(capsys):
     for seed in (0, 1):  # the visible and the hidden test
         check_post_ln_recipe({"warmup_steps": 60, "peak_lr": 2e-2}, seed=seed)
@@ -199,6 +200,7 @@ def test_post_ln_recipe_meets_the_target_with_warm_up(capsys):
     assert out.count("OK after 120 steps, the 6-block post-LN stack reaches a validation loss of") == 2
 
 
+@pytest.mark.slow
 def test_post_ln_recipe_without_warm_up_names_the_culprit():
     with pytest.raises(CheckFailed, match=r"nats above it, stuck at the unigram model \(3\.\d{3}\).* Likely culprit: "
                        r"0 warm-up steps at a peak of 0\.02"):
@@ -214,6 +216,7 @@ def test_post_ln_unigram_loss_by_hand():
     assert abs(post_ln_unigram_loss() - first) < 0.1 and 3.0 < post_ln_unigram_loss() < 3.5
 
 
+@pytest.mark.slow
 def test_post_ln_recipe_that_barely_misses_is_told_how_far_it_is():
     recipe = {"warmup_steps": 60, "peak_lr": 8e-4}  # learns, too slowly
     loss, unigram = post_ln_recipe_loss(recipe), post_ln_unigram_loss()

@@ -277,6 +277,7 @@ ATTENTION_CONFIG_MISTAKES = {  # name -> (config, words the feedback must contai
 }
 
 
+@pytest.mark.slow
 def test_check_attention_config_passes_a_good_config(capsys):
     check_attention_config(GOOD_ATTENTION_CONFIG)
     assert "OK after 60 steps, your one-layer attention model reaches" in capsys.readouterr().out
@@ -290,6 +291,7 @@ def test_check_attention_config_says_how_far_and_names_the_culprit(name):
         check_attention_config(config)
 
 
+@pytest.mark.slow
 def test_a_config_that_barely_misses_is_told_how_far_it_is():
     loss = attention_config_loss(BARELY_MISSES)
     target = ATTENTION_CHALLENGE["target"]
@@ -299,6 +301,7 @@ def test_a_config_that_barely_misses_is_told_how_far_it_is():
         check_attention_config(BARELY_MISSES)
 
 
+@pytest.mark.slow
 def test_attention_config_loss_is_seeded_and_leaves_the_global_random_state_alone():
     torch.manual_seed(123)
     before = torch.rand(3)

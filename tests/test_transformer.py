@@ -273,12 +273,14 @@ def test_recipe_bigram_loss_by_hand():
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.slow
 def test_check_training_recipe_passes_a_good_recipe_on_every_seed(seed, capsys):
     check_training_recipe(GOOD_RECIPE, seed=seed)
     assert "OK after 200 steps, your tiny GPT reaches" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", RECIPE_MISTAKES)
+@pytest.mark.slow
 def test_check_training_recipe_says_how_far_and_names_the_culprit(name):
     recipe, words = RECIPE_MISTAKES[name]
     with pytest.raises(CheckFailed, match=r"nats above the target.* Likely culprit: .*" + re.escape(words)):
@@ -295,12 +297,14 @@ def test_a_bigram_level_model_fails_as_no_better_than_the_bigram(monkeypatch):
         check_training_recipe(recipe)
 
 
+@pytest.mark.slow
 def test_an_under_trained_model_is_no_better_than_the_bigram():
     with pytest.raises(CheckFailed, match=r"no better than the bigram model: .*Likely culprit: a peak learning rate "
                        r"of 0\.001 is small"):
         check_training_recipe({"warmup_steps": 0, "peak_lr": 1e-3})
 
 
+@pytest.mark.slow
 def test_a_recipe_that_barely_misses_is_told_how_far_it_is():
     loss, bigram = training_recipe_loss(BARELY_MISSES), recipe_bigram_loss()
     target = RECIPE_CHALLENGE["target"]
@@ -318,6 +322,7 @@ def test_check_training_recipe_reports_divergence(monkeypatch):
         check_training_recipe({"warmup_steps": 0, "peak_lr": 0.9})
 
 
+@pytest.mark.slow
 def test_training_recipe_loss_is_seeded_and_leaves_the_global_random_state_alone():
     torch.manual_seed(123)
     before = torch.rand(3)

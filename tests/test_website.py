@@ -1,7 +1,13 @@
-"""The course website: built from the executed notebooks, then read in headless Chromium.
+"""The course website: built from the notebooks, then read in headless Chromium.
 
-Building executes every notebook once (a few minutes on a CPU), so the site is built once
-for this file. Screenshots of the index and of one lecture go to test-artifacts/.
+The site built here is a small preview: every page is rendered, but only three cheap
+notebooks (``EXECUTED``, about 30 s of kernel time) are run; the others show their notebook unrun
+under a preview note. Every notebook already runs under nbval (``make test``), and running all
+of them again here took ten minutes; ``make site`` builds the full site. So the checks on
+markdown and code (math, hidden tests, folded solutions, navigation, search, contrast) read
+every page or the pages they always read, and the checks on outputs (plots, alt text) read the
+executed pages. The site is built once for this file. Screenshots of the index and of one
+lecture go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -20,12 +26,16 @@ from pages import PageProblems
 
 from course_tools.colab import colab_url
 from course_tools.website import BuildError, build, lectures
+from course_tools.website.__main__ import main
 from course_tools.website.build import execute, strip_widgets
 from course_tools.website.figure_alt import GENERIC
 
 build_module = importlib.import_module("course_tools.website.build")  # the module (the package exports build())
 
-SCREENSHOT_PAGE = "01_rnn.html"
+pytestmark = pytest.mark.slow  # builds a site and opens a browser: not in `make test-fast`
+EXECUTED = ("00_setup.ipynb", "01_rnn.ipynb", "05d_forecasting.ipynb")  # the quickest to run: 6, 11 and 14 s
+EXECUTED_PAGES = [name.replace(".ipynb", ".html") for name in EXECUTED]
+SCREENSHOT_PAGE = "01_rnn.html"  # executed
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RAW_LATEX = re.compile(r"\$\\[a-zA-Z]+|\$\$")  # $\alpha or $$ in rendered text: math MathJax did not typeset
 MATHJAX_DONE = "() => window.MathJax && MathJax.isReady && MathJax.Hub.queue.pending === 0"
@@ -39,7 +49,8 @@ def cache_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def site(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("site")
-    pages = build(out, progress=False, cache_dir=cache_dir, jobs=2)  # two notebooks at once, as `make site`
+    pages = build(out, progress=False, cache_dir=cache_dir, jobs=2,  # two notebooks at once, as `make site`
+                  execute_only=EXECUTED)
     assert [p.name for p in pages] == ["index.html"] + [lec.page for lec in lectures()]
     return out
 
@@ -99,9 +110,12 @@ def test_every_page_loads_with_math_and_plots(site, served, browser, artifacts):
             assert page.locator(".MathJax_Error, merror").count() == 0, f"{name}: MathJax reported an error"
             raw = page.locator(".jp-MarkdownOutput", has_text=RAW_LATEX)  # MathJax replaces what it typesets
             assert raw.count() == 0, f"{name}: raw LaTeX left in the text: {raw.first.inner_text()[:300]}"
+        if name in EXECUTED_PAGES:
             widths = page.eval_on_selector_all(".jp-OutputArea-output img", "imgs => imgs.map(i => i.naturalWidth)")
             assert widths and min(widths) > 0, f"{name}: expected plots as images, got widths {widths}"
             assert "<Figure size" not in page.content(), f"{name}: a figure was shown as text, not drawn"
+        elif name != "index.html":
+            assert page.locator(".jp-OutputArea-output").count() == 0, f"{name}: outputs on a page that was not run"
         assert not problems.lines, f"{name}: " + "\n".join(problems.lines)
         if name in ("index.html", SCREENSHOT_PAGE):
             page.screenshot(path=str(artifacts / f"site-{name.removesuffix('.html')}.png"))
@@ -172,10 +186,11 @@ def test_no_page_contains_a_hidden_test(site):
     assert checked >= 10  # the course has hidden tests to hide
 
 
-def test_solutions_are_folded_and_the_task_is_shown(site):
-    page = (site / "03_lstm.html").read_text()
+@pytest.mark.parametrize("lecture", ["03_lstm", "01_rnn"])  # not run, and run: folded the same way
+def test_solutions_are_folded_and_the_task_is_shown(site, lecture):
+    page = (site / f"{lecture}.html").read_text()
     solutions = re.findall(r'<details class="course-solution"[^>]*>(.*?)</details>', page, flags=re.S)
-    graded = [n for n in nbformat.read(REPO_NOTEBOOKS / "03_lstm.ipynb", as_version=4).cells
+    graded = [n for n in nbformat.read(REPO_NOTEBOOKS / f"{lecture}.ipynb", as_version=4).cells
               if n.get("metadata", {}).get("nbgrader", {}).get("solution")]
     assert len(solutions) == len(graded) >= 4
     assert all("BEGIN SOLUTION" in _text(s) for s in solutions)  # the whole answer is in the fold
@@ -229,13 +244,13 @@ def _png_images(page: str) -> list[dict[str, str]]:
 
 def test_figures_carry_alt_text(site):
     generic, total = [], 0
-    for lec in lectures():
-        for img in _png_images((site / lec.page).read_text()):
+    for name in EXECUTED_PAGES:  # the pages with outputs
+        for img in _png_images((site / name).read_text()):
             total += 1
-            assert img.get("alt", "").strip(), f"{lec.page}: a figure without alt text"
+            assert img.get("alt", "").strip(), f"{name}: a figure without alt text"
             if img["alt"] == GENERIC:
-                generic.append(lec.page)
-    assert total >= 20
+                generic.append(name)
+    assert total >= 7  # measured: 2 + 1 + 4 figures
     # A figure with neither title nor axis labels gets a generic alt text; keep those rare.
     assert len(generic) <= total // 10, f"figures with neither title nor axis labels (give them one): {generic}"
 
@@ -261,7 +276,7 @@ def test_pages_follow_the_colour_scheme_with_readable_contrast(site, served, bro
     page = browser.new_page(viewport={"width": 1280, "height": 900}, color_scheme=scheme)
     problems = PageProblems(page)
     backgrounds = set()
-    for name in ["index.html", "03_lstm.html", "07_self_attention.html"]:
+    for name in ["index.html", "03_lstm.html", "07_self_attention.html", "01_rnn.html"]:  # 01_rnn: output text
         page.goto(served + name, wait_until="networkidle")
         backgrounds.add(page.evaluate("getComputedStyle(document.body).backgroundColor"))
         selectors = "p, td, .course-nav a, .jp-RenderedText pre, .highlight span, details.course-solution > summary"
@@ -283,10 +298,40 @@ def test_a_second_build_with_nothing_changed_runs_no_notebook(site, cache_dir, t
     real_execute = build_module.execute
     monkeypatch.setattr(build_module, "execute",
                         lambda path, timeout: ran.append(path.name) or real_execute(path, timeout))
-    pages = build(tmp_path / "again", progress=False, cache_dir=cache_dir)
+    pages = build(tmp_path / "again", progress=False, cache_dir=cache_dir, execute_only=EXECUTED)
     assert ran == []
-    assert (tmp_path / "again" / "03_lstm.html").read_text() == (site / "03_lstm.html").read_text()
     assert len(pages) == len(lectures()) + 1
+    for again in pages:  # the executed pages from the cache, the others rendered again: the same pages
+        assert again.read_text() == (site / again.name).read_text(), again.name
+    assert sorted(p.name for p in cache_dir.iterdir()) == [n.replace(".ipynb", ".json") for n in EXECUTED]
+
+
+PREVIEW = re.compile(r'<p class="course-preview"[^>]*>(.*?)</p>', flags=re.S)
+
+
+def test_a_page_not_run_says_so_at_its_top_and_a_run_one_does_not(site):
+    for lec in lectures():
+        page = (site / lec.page).read_text()
+        notes = PREVIEW.findall(page)
+        if lec.notebook.name in EXECUTED:
+            assert notes == [], lec.page
+            continue
+        assert len(notes) == 1 and "without running" in _text(notes[0]), lec.page
+        top = page.split("<main data-pagefind-body", 1)[0]  # after the navigation, before the lecture
+        assert PREVIEW.search(top) and top.index('<p class="course-preview"') > top.index('class="course-nav"'), \
+            lec.page
+    assert "Preview build" in _text((site / "index.html").read_text())
+
+
+def test_execute_only_naming_no_lecture_is_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    ran = []
+    monkeypatch.setattr(build_module, "execute", lambda path, timeout: ran.append(path.name))
+    with pytest.raises(BuildError, match=r"does not have: 99_missing.ipynb \(the lectures are 00_setup.ipynb, "):
+        build(tmp_path / "site", execute_only=["01_rnn.ipynb", "99_missing.ipynb"], cache_dir=None)
+    assert ran == [] and not (tmp_path / "site").exists()
+    assert main(["--out", str(tmp_path / "site"), "--execute-only", "00_setup,99_missing"]) == 1  # the CLI too
+    assert "does not have: 99_missing" in capsys.readouterr().err
+    assert ran == [] and not (tmp_path / "site").exists()
 
 
 def test_jobs_below_one_is_refused_before_anything_runs(tmp_path):

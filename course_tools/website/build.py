@@ -17,6 +17,11 @@ Output (``_site/`` by default)::
 
 Executed notebooks are cached (:mod:`.cache`): a build runs only the notebooks whose code,
 helpers or data changed since the last one.
+
+A quick preview (``execute_only``, ``--execute-only``) runs only the notebooks it names; every
+other page is rendered from its notebook as it is (hidden tests removed, solutions folded, the
+same navigation and search), without outputs, under a note that it was not run. Such pages
+never enter the cache. ``make site`` builds the full site, every notebook run.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -54,7 +59,7 @@ WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 class BuildError(RuntimeError):
-    """A notebook failed to execute; the message names the notebook and the error."""
+    """A notebook failed to execute, or the build was asked for one the course lacks; the message says which."""
 
 
 @dataclass
@@ -67,6 +72,11 @@ class Lecture:
     @property
     def page(self) -> str:
         return self.notebook.stem + ".html"
+
+    @property
+    def names(self) -> set[str]:
+        """What a build option may call it: number, stem or file name ("05a", "05a_classification[.ipynb]")."""
+        return {self.number, self.notebook.stem, self.notebook.name}
 
 
 def lectures(readme: Path = REPO / "README.md", notebooks: Path = REPO / "notebooks") -> list[Lecture]:
@@ -152,6 +162,32 @@ def executed(path: Path, timeout: int, device: str, cache: ExecutionCache | None
     return nb, True
 
 
+def unexecuted(path: Path) -> NotebookNode:
+    """The notebook as it is, for a preview page: hidden tests dropped, no outputs (nothing runs)."""
+    nb = without_hidden_tests(nbformat.read(path, as_version=4), path.name)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    return strip_widgets(nb)
+
+
+def to_execute(execute_only: Collection[str] | None, all_lectures: list[Lecture]) -> set[Path] | None:
+    """The notebooks ``execute_only`` names (by number, stem or file name); None: every one.
+
+    A name that is no lecture is refused (:class:`BuildError`), so a typo cannot quietly give
+    a site with one page fewer run.
+    """
+    if execute_only is None:
+        return None
+    names = {execute_only} if isinstance(execute_only, str) else set(execute_only)
+    unknown = sorted(names - set().union(*(lec.names for lec in all_lectures)))
+    if unknown:
+        known = ", ".join(lec.notebook.name for lec in all_lectures)
+        raise BuildError(f"execute_only names notebooks the course does not have: {', '.join(unknown)} "
+                         f"(the lectures are {known})")
+    return {lec.notebook for lec in all_lectures if lec.names & names}
+
+
 def strip_widgets(nb: NotebookNode) -> NotebookNode:
     """Drop widget views (a static page has no kernel to draw them); their text stays."""
     nb.metadata.pop("widgets", None)
@@ -195,7 +231,14 @@ def navigation(index: int, all_lectures: list[Lecture], student_dir: Path) -> st
     return '<nav class="course-nav">' + " <span>&middot;</span> ".join(parts) + "</nav>"
 
 
-def render_index(all_lectures: list[Lecture], student_dir: Path, search: bool = True) -> str:
+PREVIEW_NOTE = ('<p class="course-preview" role="note" data-pagefind-ignore="all"><strong>Preview:</strong> '
+                'this page was rendered without running its notebook, so it shows no outputs or plots. '
+                'The course site (<code>make site</code>) runs every notebook.</p>')
+INDEX_PREVIEW_NOTE = ('<p class="course-preview" role="note"><strong>Preview build:</strong> some pages were '
+                      'rendered without running their notebook; they say so at the top and show no outputs.</p>')
+
+
+def render_index(all_lectures: list[Lecture], student_dir: Path, search: bool = True, preview: bool = False) -> str:
     rows = []
     for lec in all_lectures:
         rows.append(
@@ -216,6 +259,7 @@ def render_index(all_lectures: list[Lecture], student_dir: Path, search: bool = 
 <body class="course-index">
 <main>
 <h1>{COURSE_TITLE}</h1>
+{INDEX_PREVIEW_NOTE if preview else ""}
 {SEARCH_BOX if search else ""}
 <p>Recurrent networks, backpropagation through time, LSTM and GRU, the kinds of sequence
 outputs, attention, self-attention and transformers, then modern parallel RNNs. Every model is
@@ -262,9 +306,36 @@ def exporter() -> HTMLExporter:
                         mathjax_url=f"mathjax/MathJax.js?config={MATHJAX_CONFIG}")
 
 
+def previewed(lec: Lecture, run: set[Path] | None) -> bool:
+    """Whether a page is shown unrun: ``run`` (from :func:`to_execute`) leaves its notebook out."""
+    return run is not None and lec.notebook not in run
+
+
+def page_notebook(lec: Lecture, run: set[Path] | None, timeout: int,
+                  cache: ExecutionCache | None) -> tuple[NotebookNode, str]:
+    """The notebook a page shows, and how it was had: "ran", "unchanged, ..." (cache) or "not run" (preview)."""
+    if previewed(lec, run):
+        return unexecuted(lec.notebook), "not run: preview"
+    nb, ran = executed(lec.notebook, timeout, os.environ["COURSE_DEVICE"], cache)
+    return nb, "ran" if ran else "unchanged, outputs from the cache"
+
+
+def render_page(nb: NotebookNode, lec: Lecture, all_lectures: list[Lecture], student_dir: Path, *,
+                search: bool, preview: bool, html_exporter: HTMLExporter, dark_css: str) -> str:
+    """One lecture page: exercises folded, navigation, search box, and the preview note where it was not run."""
+    mark_solutions(nb, lec.notebook.name)
+    nav = navigation(all_lectures.index(lec), all_lectures, student_dir)
+    resources = {"course": {"root": "", "nav": nav, "search": SEARCH_BOX if search else "", "dark_css": dark_css,
+                            "preview": PREVIEW_NOTE if preview else ""},
+                 "metadata": {"name": f"{lec.number} · {lec.label}"}}
+    body, _ = html_exporter.from_notebook_node(nb, resources=resources)
+    return body
+
+
 def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: str | None = None,
           timeout: int = 600, student_dir: Path = REPO / "student", progress: bool = True,
-          cache_dir: Path | None = CACHE_DIR, search: bool = True, jobs: int = 1) -> list[Path]:
+          cache_dir: Path | None = CACHE_DIR, search: bool = True, jobs: int = 1,
+          execute_only: Collection[str] | None = None) -> list[Path]:
     """Build the site into ``out``; returns the pages written (index first).
 
     ``only``: notebook stems or numbers to build (default: every lecture); the index and the
@@ -273,43 +344,44 @@ def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: 
     ``jobs``: notebooks run at once, each kernel on its ``COURSE_THREADS`` threads (default 1):
     on two cores, ``jobs=2`` builds in about half the time; more jobs than cores only slows
     every kernel down. Pages are written in lecture order whatever ``jobs`` is.
+    ``execute_only``: a quick preview: run only these notebooks (file names such as
+    ``"00_setup.ipynb"``, stems or numbers; None, the default: every one). The other pages show
+    their notebook unrun, without outputs, under a preview note, and are not cached; a name
+    that is no lecture is refused before anything is built.
     """
     if jobs < 1:
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     all_lectures = lectures()
+    run_these = to_execute(execute_only, all_lectures)
     chosen = [lec for lec in all_lectures if not only or lec.number in only or lec.notebook.stem in only]
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out, student_dir, all_lectures)
-    (out / "index.html").write_text(render_index(all_lectures, student_dir, search))
+    preview = any(previewed(lec, run_these) for lec in chosen)
+    (out / "index.html").write_text(render_index(all_lectures, student_dir, search, preview=preview))
     written = [out / "index.html"]
     html_exporter, dark_css = exporter(), dark_theme_css()
     cache = ExecutionCache(cache_dir) if cache_dir is not None else None
     bar = tqdm(total=len(chosen), desc="building the site", unit="notebook", disable=not progress)
 
-    def run(lec: Lecture) -> tuple[NotebookNode, bool, float]:
+    def run(lec: Lecture) -> tuple[NotebookNode, str, float]:
         start = time.perf_counter()
-        nb, ran = executed(lec.notebook, timeout, os.environ["COURSE_DEVICE"], cache)
-        return nb, ran, time.perf_counter() - start
+        nb, how = page_notebook(lec, run_these, timeout, cache)
+        return nb, how, time.perf_counter() - start
 
     with kernel_environment(device), ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(run, lec) for lec in chosen]
         for lec, future in zip(chosen, futures, strict=True):  # in lecture order
             bar.set_postfix_str(lec.notebook.name)
             try:
-                nb, ran, seconds = future.result()
+                nb, how, seconds = future.result()
             except BaseException:  # a failed notebook (or Ctrl-C) stops the build: nothing new starts, and
                 pool.shutdown(wait=False, cancel_futures=True)  # the error waits only for notebooks running
                 bar.close()
                 raise
-            mark_solutions(nb, lec.notebook.name)
-            index = all_lectures.index(lec)
-            resources = {"course": {"root": "", "nav": navigation(index, all_lectures, student_dir),
-                                    "search": SEARCH_BOX if search else "", "dark_css": dark_css},
-                         "metadata": {"name": f"{lec.number} · {lec.label}"}}
-            body, _ = html_exporter.from_notebook_node(nb, resources=resources)
-            (out / lec.page).write_text(body)
+            (out / lec.page).write_text(render_page(nb, lec, all_lectures, student_dir, search=search,
+                                                    preview=previewed(lec, run_these),
+                                                    html_exporter=html_exporter, dark_css=dark_css))
             written.append(out / lec.page)
-            how = "ran" if ran else "unchanged, outputs from the cache"
             bar.update()
             bar.write(f"{lec.notebook.name}: {seconds:.1f} s ({how})")
     bar.close()
