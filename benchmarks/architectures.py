@@ -27,7 +27,7 @@ course's pre-LayerNorm block and ``nn.TransformerEncoderLayer``) and every seque
   ``--memory off`` skips it.
 
 A second table times the recurrence ``h_t = a_t * h_{t-1} + b_t`` alone, the part of minGRU and
-minLSTM that the three methods compute differently (``course_utils.scan``): ``a`` (in (0.5, 1)),
+minLSTM that the three methods compute differently (``course_utils.linear_recurrence``): ``a`` (in (0.5, 1)),
 ``b`` and a dense upstream gradient ``dL/dh`` given, ``(T, B, H)`` each; forward, and forward plus
 ``h.backward(dL/dh)``; interleaved repetitions, median and min-max, and the speed-ups over the
 loop (forward, and forward+backward), at each of ``--scan-threads`` (default 1 and 2): torch
@@ -67,10 +67,10 @@ sys.path.insert(0, str(REPO))
 
 from course_utils.device import get_device, set_cpu_threads  # noqa: E402
 from course_utils.gru import GRU  # noqa: E402
+from course_utils.linear_recurrence import scan_chunked, scan_log, scan_loop  # noqa: E402
 from course_utils.lstm import LSTM  # noqa: E402
 from course_utils.min_rnns import MinGRU, MinLSTM  # noqa: E402
 from course_utils.rnn import RNN  # noqa: E402
-from course_utils.scan import scan_chunked, scan_log, scan_loop  # noqa: E402
 from course_utils.self_attention import causal_mask  # noqa: E402
 from course_utils.timing import synchronize  # noqa: E402
 from course_utils.transformer import Block  # noqa: E402
@@ -391,8 +391,8 @@ def scan_section(scan_rows: list[dict], batch: int, hidden: int, note: str = "")
         "",
         SCANS_HEADING,
         "",
-        "`h_t = a_t * h_{t-1} + b_t` (`course_utils.scan`), the part of minGRU and minLSTM the three methods compute "
-        f"differently: `a`, `b` and a dense upstream gradient given, each ({batch} x {hidden}) per "
+        "`h_t = a_t * h_{t-1} + b_t` (`course_utils.linear_recurrence`), the part of minGRU and minLSTM the three "
+        f"methods compute differently: `a`, `b` and a dense upstream gradient given, each ({batch} x {hidden}) per "
         "step; forward, and forward plus `h.backward(dL/dh)`. The log scan is given `log a` and `log b`. "
         f"{note or 'Same machine and repetitions as above'}, at 1 and at 2 threads. Speed-ups: the loop's median "
         "time over the method's, forward and forward+backward. torch splits an elementwise operation across threads "

@@ -9,7 +9,7 @@
   measured on the 4,000 test dates after 240 and after 960 steps, per input-length bucket and
   per month style (month written as a number or as a name). Seed s sets the initial weights
   and the batches; seed 0 at 240 steps is the notebook's live model.
-- ``comparison`` (notebook 08b, section 4): ``course_utils.encoder_decoder.train_comparison_model``,
+- ``comparison`` (notebook 08b, section 4): ``course_utils.seq2seq_transformer.train_comparison_model``,
   06's GRU + additive attention against the small encoder-decoder transformer, 240 steps of
   128 dates, both models of a seed on the same batches; greedy exact match on the validation
   and test dates. Seed 0 is the notebook's live run.
@@ -17,7 +17,7 @@
 Both run on the CPU with the course's thread policy (one thread), the code path the notebooks
 run. Results go to ``OUT/seq2seq_seeds.csv`` (one row per study, model, seed, steps, split and
 group) and ``OUT/seq2seq_seeds.md`` (default ``benchmarks/results``). The notebooks read the CSV
-and assert their prose on it; ``tests/test_attention.py`` and ``tests/test_encoder_decoder.py``
+and assert their prose on it; ``tests/test_attention.py`` and ``tests/test_seq2seq_transformer.py``
 fail if a rerun changes what the prose says.
 """
 
@@ -40,7 +40,7 @@ import torch  # noqa: E402
 
 from course_utils.attention import LENGTH_BUCKETS, bottleneck_study, greedy_exact_match  # noqa: E402
 from course_utils.device import get_device  # noqa: E402
-from course_utils.encoder_decoder import COMPARISON_LR, comparison_task, train_comparison_model  # noqa: E402
+from course_utils.seq2seq_transformer import COMPARISON_LR, comparison_task, train_comparison_model  # noqa: E402
 
 COLUMNS = ("study", "model", "seed", "steps", "split", "group", "exact_match")
 GROUPS = ("all", *(f"{lo}-{hi}" for lo, hi in LENGTH_BUCKETS), "month number", "month name")

@@ -23,7 +23,15 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .checks import CheckFailed, check_close, check_shape, learning_rate_hints, name_mistake, refuse_reference
+from .checks import (
+    CheckFailed,
+    check_close,
+    check_shape,
+    learning_rate_hints,
+    name_mistake,
+    outcome_verdict,
+    refuse_reference,
+)
 from .data.dates import (
     FORMATS,
     NUMERIC_FORMATS,
@@ -38,6 +46,7 @@ from .data.dates import (
 )
 from .metrics import exact_match
 from .output_types import shift_right
+from .seed import seeded_run
 from .shapes import require_attention_mask, require_shape
 from .training import fit
 
@@ -506,24 +515,13 @@ def seq2seq_config_accuracy(config: dict, *, seed: int = 0) -> float:
     notebook's own random state; it runs on the CPU, on one thread.
     """
     c = _validate_seq2seq_config(config)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small trains fastest on one thread
-    try:
-        return _train_dates(c, seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_dates(c: dict, seed: int) -> float:
-    cpu = torch.device("cpu")
     batches, (val_src, val_lengths, val_tgt) = _dates_challenge_data(seed)
     kind = None if c["attention"] == "none" else c["attention"]
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded_run(seed):
         model = AttentionSeq2Seq(len(SOURCE_CHARS), len(TARGET_CHARS), embed=DATES_CHALLENGE_EMBED,
                                  hidden=c["hidden_size"], attention=kind)
         fit(model, batches, teacher_forcing_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]),
-            clip_grad_norm=1.0, device=cpu, progress=False)
+            clip_grad_norm=1.0, device=torch.device("cpu"), progress=False)
         return greedy_exact_match(model, val_src, val_lengths, val_tgt).float().mean().item()
 
 
@@ -552,8 +550,5 @@ def check_seq2seq_config(config: dict, *, seed: int = 0) -> None:
     where = (f"after {task['steps']} steps of {task['batch_size']} dates, your model (attention {c['attention']!r}, "
              f"{c['hidden_size']} units, lr {c['lr']:g}) writes {got:.1%} of {task['n_val']} held-out dates "
              f"exactly right (target: at least {task['target']:.0%})")
-    if not got >= task["target"]:
-        hints = _seq2seq_hints(c)
-        raise CheckFailed(f"{where}: {100 * (task['target'] - got):.1f} percentage points short."
-                          + (" Likely culprit: " + "; ".join(hints) + "." if hints else ""))
-    print(f"OK {where}.")
+    outcome_verdict(where, got >= task["target"], f"{100 * (task['target'] - got):.1f} percentage points short",
+                    lambda: _seq2seq_hints(c))

@@ -41,6 +41,7 @@ from .lm import CharData, RecurrentLM, lm_batches, next_token_loss, validation_w
 from .rnn import Params, rnn_forward, rnn_output
 from .seed import seed_everything
 from .shapes import require_shape
+from .training import fit
 
 Grads = dict[str, np.ndarray]
 
@@ -361,20 +362,11 @@ def clipping_run(data: CharData, lr: float, max_norm: float | None, *, steps: in
     batches = lm_batches(data.train, steps, batch_size, seq_len, seed=seed)  # each (B, T)
     seed_everything(seed)
     model = exploding_rnn_lm(data.vocab.size, radius=radius, seed=seed).to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    run = ClipRun(lr, max_norm)
-    model.train()
-    for step, (x, y) in enumerate(batches):
-        loss = next_token_loss(model, (x.to(device), y.to(device)))
-        if not torch.isfinite(loss):
-            run.diverged_at = step
-            return run
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        norm = torch.nn.utils.clip_grad_norm_(model.parameters(), math.inf if max_norm is None else max_norm)
-        optimizer.step()
-        run.losses.append(loss.item())
-        run.grad_norms.append(norm.item())
+    history = fit(model, batches, next_token_loss, torch.optim.SGD(model.parameters(), lr=lr), clip_grad_norm=max_norm,
+                  stop_on_divergence=True, device=device, progress=False)
+    run = ClipRun(lr, max_norm, history.losses, history.grad_norms, diverged_at=history.diverged_at)
+    if run.diverged_at is not None:
+        return run
     model.eval()
     with torch.no_grad():
         val = [next_token_loss(model, (x.to(device), y.to(device))).item()

@@ -266,17 +266,18 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> None:
                           "write the computation yourself from array operations (numpy or torch).")
 
 
-def outcome_verdict(where: str, met: bool, how_far: str, hints: Callable[[], list[str]]) -> None:
+def outcome_verdict(where: str, met: bool, how_far: str | Callable[[], str], hints: Callable[[], list[str]]) -> None:
     """The outcome checks' verdict: print ``OK <where>.``, or fail with how far off and the likely culprits.
 
     ``where`` says what was measured and the target; ``how_far`` is read only on a miss, as are
-    the ``hints`` (called then, since they may validate the config again).
+    the ``hints`` (called then, since they may validate the config again); a ``how_far`` that
+    needs more measuring can be a function, called only then.
     """
     if met:
         print(f"OK {where}.")
         return
-    found = hints()
-    raise CheckFailed(f"{where}: {how_far}." + (" Likely culprit: " + "; ".join(found) + "." if found else ""))
+    far, found = how_far() if callable(how_far) else how_far, hints()
+    raise CheckFailed(f"{where}: {far}." + (" Likely culprit: " + "; ".join(found) + "." if found else ""))
 
 
 def learning_rate_hints(lr: float, low: float, high: float, steps: int | None = None,

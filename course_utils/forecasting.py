@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
+from .checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
 from .data import load_sunspots
 from .layers import recurrent_layer
 from .shapes import require_shape
@@ -248,13 +248,14 @@ def check_ar_order(p, seed: int = 0) -> None:
     target = TARGET_RATIO * mean
     where = (f"AR({p}) forecasting {HORIZON} years ahead reaches an RMSE of {got:.1f} on {train_end + 1}-{val_end} "
              f"(target: below {target:.1f}, {TARGET_RATIO} x the training mean's {mean:.1f})")
-    if not got < target:
-        if p < 9:
-            hint = (f"an AR({p}) sees only {p} past year{'s' if p > 1 else ''}, less than one 11-year cycle: over "
-                    f"{HORIZON} steps its forecast drifts to the mean instead of following the cycle; give it "
-                    "at least a cycle of past years")
-        else:
-            hint = (f"the order {p} does not carry the cycle {HORIZON} steps ahead on these years; compare the "
-                    "orders with ar_order_rmse, not with the one-step RMSE")
-        raise CheckFailed(f"{where}: {got / target:.2f} times the target. Likely culprit: {hint}.")
-    print(f"OK {where}.")
+    outcome_verdict(where, got < target, f"{got / target:.2f} times the target", lambda: [_ar_order_hint(p)])
+
+
+def _ar_order_hint(p: int) -> str:
+    """What an AR order that missed the target gets wrong."""
+    if p < 9:
+        return (f"an AR({p}) sees only {p} past year{'s' if p > 1 else ''}, less than one 11-year cycle: over "
+                f"{HORIZON} steps its forecast drifts to the mean instead of following the cycle; give it "
+                "at least a cycle of past years")
+    return (f"the order {p} does not carry the cycle {HORIZON} steps ahead on these years; compare the "
+            "orders with ar_order_rmse, not with the one-step RMSE")

@@ -15,7 +15,7 @@ the input is GLA / Mamba-2 style. The same outputs three ways:
   ``D_ts = gamma_{s+1} ... gamma_t`` for ``s <= t``, else 0 (:func:`decay_mask`, in log space).
   A ``(T, T)`` matrix per head.
 - :func:`linear_attention_chunkwise`: chunks of ``C`` steps, inside a chunk the parallel form,
-  between chunks the recurrence on ``S``: the chunked scan of :mod:`course_utils.scan` with a
+  between chunks the recurrence on ``S``: the chunked scan of :mod:`course_utils.linear_recurrence` with a
   matrix state (pass 1: every chunk's decay and ``sum gamma.. k v^T`` at once; pass 2: the states
   entering each chunk, one chunk after another; pass 3: every chunk's outputs at once).
 
@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
-from .prefix_scan import _as_chunk
+from .prefix_scan import chunk_size
 from .shapes import require_shape
 
 
@@ -119,7 +119,7 @@ def linear_attention_chunkwise(
     ``T`` is padded to a multiple of ``chunk`` with the identity step (``gamma = 1``, ``k = v = q = 0``).
     """
     B, NH, T, d_k, d_v = _check_qkv(q, k, v)
-    C = _as_chunk(chunk)
+    C = chunk_size(chunk)
     log_g = log_decay(gamma, q)  # (B, NH, T)
     N = -(-T // C)
     pad = N * C - T

@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from torch.nn import functional as F
 
 from .checks import CheckFailed, check_shape, check_type, refuse_reference
 from .data.names import load_surnames, stratified_split
-from .data.text import CharVocab
+from .data.text import CharVocab, load_corpus
 from .device import get_device
 from .layers import recurrent_layer
 from .shapes import require_shape
@@ -60,6 +61,12 @@ class CharData:
         ids = torch.from_numpy(vocab.encode(text))
         split = int(len(ids) * (1 - val_fraction))
         return cls(vocab, ids[:split], ids[split:])
+
+
+@functools.lru_cache(maxsize=1)
+def corpus_data() -> CharData:
+    """The course's corpus as :class:`CharData`, read once: the text the challenges of 01-08c train on."""
+    return CharData.from_text(load_corpus())
 
 
 def random_windows(ids: np.ndarray | torch.Tensor, context: int, batch_size: int,

@@ -15,6 +15,7 @@ from .checks import CheckFailed, learning_rate_hints, outcome_verdict
 from .data.adding import BASELINE_MSE, adding_batches, adding_problem
 from .gated import gate_slices
 from .layers import recurrent_layer
+from .seed import seeded_run
 from .shapes import require_shape
 from .training import evaluate, fit, supervised
 
@@ -103,20 +104,8 @@ def adding_config_mse(config: dict, kind: str = "LSTM", *, seed: int = 0) -> flo
     if kind not in ADDING_CHALLENGES:
         raise ValueError(f"kind must be one of {', '.join(ADDING_CHALLENGES)}, got {kind!r}")
     c = _validate_adding_config(config, kind)
-    task = ADDING_CHALLENGES[kind]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small trains fastest on one thread
-    try:
-        return _train_adding(c, kind, task, seed)
-    finally:
-        torch.set_num_threads(threads)
-
-
-def _train_adding(c: dict, kind: str, task: dict, seed: int) -> float:
-    cpu = torch.device("cpu")
-    mse = supervised(nn.functional.mse_loss)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    task, cpu, mse = ADDING_CHALLENGES[kind], torch.device("cpu"), supervised(nn.functional.mse_loss)
+    with seeded_run(seed):
         model = SequenceToOne(kind, 2, c["hidden_size"], forget_bias=c["bias"] if kind == "LSTM" else None)
         if kind == "GRU":  # the update gate's total bias; z near 1 keeps the state
             rows = gate_slices(c["hidden_size"], ("r", "z", "n"))["z"]

@@ -1,7 +1,7 @@
 """Notebook 09, sections 2-3 and 5: minGRU and minLSTM (Feng et al. 2024), and IndRNN (Li et al. 2018); 09b, section 5.
 
 minGRU and minLSTM ("Were RNNs All We Needed?") drop ``h_{t-1}`` from the gates and the candidate, so each becomes the
-linear recurrence ``h_t = a_t * h_{t-1} + b_t`` of :mod:`course_utils.scan`::
+linear recurrence ``h_t = a_t * h_{t-1} + b_t`` of :mod:`course_utils.linear_recurrence`::
 
     minGRU:  z_t = sigmoid(Linear_z(x_t)),  h~_t = Linear_h(x_t)
              h_t = (1 - z_t) * h_{t-1} + z_t * h~_t                 a = 1 - z,  b = z * h~
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
-from .scan import scan_chunked, scan_log, scan_loop
+from .linear_recurrence import scan_chunked, scan_log, scan_loop
 from .shapes import require_shape
 
 Candidate = Literal["linear", "g"]

@@ -1,4 +1,4 @@
-"""Every notebook: its first and last lines, the device line and the notebook's run time.
+"""Every notebook: its first and last lines, the device line, the notebook's run time, and the course's code shown.
 
 The first code cell of each lecture calls :func:`start_notebook`, the last one
 :func:`report_run_time`::
@@ -6,11 +6,17 @@ The first code cell of each lecture calls :func:`start_notebook`, the last one
     device = start_notebook()   # prints "Running on: cpu (1 thread, COURSE_THREADS=1)", starts the timer
     ...
     report_run_time()           # prints "notebook ran in 12.3 s (after imports) on cpu (1 thread, ...)"
+
+Where a lesson reads a helper's code, :func:`show_source` prints it with the file it lives in.
 """
 
 from __future__ import annotations
 
+import inspect
+import textwrap
 import time
+from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,3 +40,21 @@ def report_run_time() -> float:
     seconds = time.perf_counter() - _started["time"]  # type: ignore[operator]
     print(f"notebook ran in {seconds:.1f} s (after imports) on {describe_device(_started['device'])}")
     return seconds
+
+
+def show_source(obj: Any) -> str:
+    """Print the code of a function, class or method of the course, under the file and line it starts at.
+
+    Returns the printed text. A lesson calls it where the code is the lesson, e.g.
+    ``show_source(DecoderLayer.forward)``.
+    """
+    try:
+        lines, start = inspect.getsourcelines(obj)
+        path = Path(inspect.getsourcefile(obj) or "")
+    except (TypeError, OSError):
+        raise TypeError(f"show_source needs a function, class or method written in Python, got {obj!r}") from None
+    parts = path.parts
+    where = "/".join(parts[parts.index("course_utils"):]) if "course_utils" in parts else path.name
+    text = f"# {where}, line {start}\n" + textwrap.dedent("".join(lines))  # a method without its class's indent
+    print(text)
+    return text

@@ -40,6 +40,7 @@ from .data.text import CharVocab, load_corpus
 from .layers import recurrent_layer
 from .lm import sample_next
 from .metrics import binary_f1, exact_match
+from .seed import seeded_run
 from .shapes import require_shape
 from .training import fit
 
@@ -438,22 +439,16 @@ def classifier_config_accuracy(config: dict, *, seed: int = 0) -> float:
     batches: list[tuple] = []
     while len(batches) < task["steps"]:  # fresh shuffles, as many as the budget needs
         batches += name_batches(ids, labels, train_idx, task["batch_size"], rng)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small trains fastest on one thread
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = SequenceClassifier(vocab_size, task["embed"], c["hidden_size"], num_classes, cell=c["cell"],
-                                       pooling=c["pooling"])
-            fit(model, batches[: task["steps"]], _name_loss,
-                torch.optim.Adam(model.parameters(), lr=c["lr"]), clip_grad_norm=1.0, device=torch.device("cpu"),
-                progress=False)
-            model.eval()
-            with torch.no_grad():
-                (x, lengths, y), = name_batches(ids, labels, val_idx, len(val_idx))
-                return (model(x, lengths).argmax(-1) == y).float().mean().item()
-    finally:
-        torch.set_num_threads(threads)
+    with seeded_run(seed):
+        model = SequenceClassifier(vocab_size, task["embed"], c["hidden_size"], num_classes, cell=c["cell"],
+                                   pooling=c["pooling"])
+        fit(model, batches[: task["steps"]], _name_loss,
+            torch.optim.Adam(model.parameters(), lr=c["lr"]), clip_grad_norm=1.0, device=torch.device("cpu"),
+            progress=False)
+        model.eval()
+        with torch.no_grad():
+            (x, lengths, y), = name_batches(ids, labels, val_idx, len(val_idx))
+            return (model(x, lengths).argmax(-1) == y).float().mean().item()
 
 
 def _name_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -610,19 +605,13 @@ def tagger_config_f1(config: dict, *, seed: int = 0) -> float:
     train, val = tagger_split(len(X), seed)
     rows = np.random.default_rng(10_000 + seed).choice(train, size=(task["steps"], task["batch_size"]))
     batches = [(X[r], Y[r]) for r in rows]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small trains fastest on one thread
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = Tagger(26, task["embed"], c["hidden_size"], 2, bidirectional=c["bidirectional"])
-            fit(model, batches, _tag_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]), clip_grad_norm=1.0,
-                device=torch.device("cpu"), progress=False)
-            model.eval()
-            with torch.no_grad():
-                return binary_f1(model(X[val]).argmax(-1), Y[val])
-    finally:
-        torch.set_num_threads(threads)
+    with seeded_run(seed):
+        model = Tagger(26, task["embed"], c["hidden_size"], 2, bidirectional=c["bidirectional"])
+        fit(model, batches, _tag_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]), clip_grad_norm=1.0,
+            device=torch.device("cpu"), progress=False)
+        model.eval()
+        with torch.no_grad():
+            return binary_f1(model(X[val]).argmax(-1), Y[val])
 
 
 def _tag_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

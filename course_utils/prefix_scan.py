@@ -17,7 +17,7 @@ first pair, ``b_1 <- a_1 h0 + b_1``), and any bracketing computes them:
   ``2 (n - 1)`` applications in ``2 L`` steps, O(T) work.
 - :func:`two_level_scan`: chunks of ``C`` steps; scan inside every chunk (all chunks at once),
   scan the chunks' totals (one chunk after another), then fix up every element with its chunk's
-  entering prefix: the structure of :func:`course_utils.scan.scan_chunked`.
+  entering prefix: the structure of :func:`course_utils.linear_recurrence.scan_chunked`.
 
 Every function takes time-major ``a``, ``b`` ``(T, B, H)`` and ``h0`` ``(B, H)`` or None (zeros),
 returns ``h_1 .. h_T`` ``(T, B, H)``, and, given a :class:`ScanCost`, adds up the operator
@@ -34,7 +34,7 @@ from typing import Any
 import torch
 
 from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
-from .scan import scan_loop
+from .linear_recurrence import scan_loop
 from .shapes import require_shape
 
 Pair = tuple[torch.Tensor, torch.Tensor]
@@ -158,7 +158,7 @@ def two_level_scan(
     """
     a, b = _prepare(a, b, h0)
     T = a.shape[0]
-    C = max(1, round(math.sqrt(T))) if chunk is None else _as_chunk(chunk)
+    C = max(1, round(math.sqrt(T))) if chunk is None else chunk_size(chunk)
     N = -(-T // C)
     a, b = pad_with_identity(a, b, N * C)
     a_c, b_c = a.unflatten(0, (N, C)), b.unflatten(0, (N, C))  # (N, C, B, H)
@@ -185,7 +185,8 @@ def two_level_scan(
     return h.flatten(0, 1)[:T]
 
 
-def _as_chunk(chunk: Any) -> int:
+def chunk_size(chunk: Any) -> int:
+    """``chunk`` as a chunk length for the chunked scans: an integer >= 1, else a ValueError that says so."""
     try:
         value = operator.index(chunk)
     except TypeError:

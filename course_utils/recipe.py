@@ -20,11 +20,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import CheckFailed, check_close, learning_rate_hints, name_mistake, refuse_reference
-from .data.text import load_corpus
-from .lm import CharData, LMBatch, lm_batches, ngram_probabilities
+from .checks import CheckFailed, check_close, learning_rate_hints, name_mistake, outcome_verdict, refuse_reference
+from .lm import CharData, LMBatch, corpus_data, lm_batches, next_token_loss, ngram_probabilities
+from .seed import seeded_run
 from .self_attention import MultiHeadAttention, causal_mask
 from .shapes import require_shape
+from .training import evaluate, fit
 from .transformer import MLP, warmup_cosine_lr
 
 # ----------------------------------------------------------------------------- blocks
@@ -206,17 +207,10 @@ def schedule_lr(config: RecipeConfig, step: int) -> float:
     raise ValueError(f"schedule must be 'cosine' or 'constant', got {config.schedule!r}")
 
 
-@torch.no_grad()
-def _eval_loss(model: nn.Module, batches: list[LMBatch]) -> float:
-    model.eval()
-    losses = [F.cross_entropy(model(x).flatten(0, 1), y.flatten()).item() for x, y in batches]
-    return float(np.mean(losses))
-
-
-@functools.lru_cache(maxsize=1)
-def corpus_data() -> CharData:
-    """The course's corpus as :class:`~course_utils.lm.CharData` (built once)."""
-    return CharData.from_text(load_corpus())
+def _smoothed_loss(model: nn.Module, batch: LMBatch, eps: float) -> torch.Tensor:
+    """The training loss of a recipe: next-character cross-entropy with label smoothing ``eps``."""
+    x, y = batch  # (B, T) each
+    return label_smoothed_loss(model(x).flatten(0, 1), y.flatten(), eps)  # logits (B * T, V)
 
 
 def train_recipe(config: RecipeConfig, *, seed: int = 0, data: CharData | None = None) -> RecipeRun:
@@ -227,37 +221,24 @@ def train_recipe(config: RecipeConfig, *, seed: int = 0, data: CharData | None =
     """
     data = data or corpus_data()
     c = config
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = RecipeGPT(data.vocab.size, c.context, c.d_model, c.n_heads, c.n_layers, dropout=c.dropout,
-                              tie_weights=c.tie_weights, post_ln=c.post_ln)
-            opt = make_optimizer(model, c.optimizer, c.lr, c.weight_decay)
-            run = RecipeRun(c, n_params=sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()))
-            train = lm_batches(data.train, c.steps, c.batch_size, c.context, seed=10_000 + seed)
-            model.train()
-            for step, (x, y) in enumerate(train):  # (B, T) each
-                for group in opt.param_groups:
-                    group["lr"] = schedule_lr(c, step)
-                logits = model(x).flatten(0, 1)  # (B * T, V)
-                loss = label_smoothed_loss(logits, y.flatten(), c.label_smoothing)
-                if not torch.isfinite(loss):
-                    run.val_loss = run.train_loss = math.inf
-                    return run
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if c.clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), c.clip_grad_norm)
-                opt.step()
-                run.train_losses.append(loss.item())
-            run.val_loss = _eval_loss(model, lm_batches(data.val, 8, 64, c.context, seed=20_000))
-            run.train_loss = _eval_loss(model, lm_batches(data.train, 8, 64, c.context, seed=30_000))
-            run.model = model
+    with seeded_run(seed):
+        model = RecipeGPT(data.vocab.size, c.context, c.d_model, c.n_heads, c.n_layers, dropout=c.dropout,
+                          tie_weights=c.tie_weights, post_ln=c.post_ln)
+        opt = make_optimizer(model, c.optimizer, c.lr, c.weight_decay)
+        run = RecipeRun(c, n_params=sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()))
+        train = lm_batches(data.train, c.steps, c.batch_size, c.context, seed=10_000 + seed)
+        history = fit(model, train, lambda m, batch: _smoothed_loss(m, batch, c.label_smoothing), opt,
+                      clip_grad_norm=c.clip_grad_norm, lr_schedule=lambda step: schedule_lr(c, step),
+                      stop_on_divergence=True, device=torch.device("cpu"), progress=False)  # no other loop
+        run.train_losses = history.losses
+        if history.diverged_at is not None:
+            run.val_loss = run.train_loss = math.inf
             return run
-    finally:
-        torch.set_num_threads(threads)
+        cpu = torch.device("cpu")
+        run.val_loss = evaluate(model, lm_batches(data.val, 8, 64, c.context, seed=20_000), next_token_loss, cpu)
+        run.train_loss = evaluate(model, lm_batches(data.train, 8, 64, c.context, seed=30_000), next_token_loss, cpu)
+        run.model = model.eval()
+        return run
 
 
 def run_seeds(config: RecipeConfig, seeds: tuple[int, ...] = (0, 1)) -> list[RecipeRun]:
@@ -370,23 +351,29 @@ def check_post_ln_recipe(recipe: dict, *, seed: int = 0) -> None:
     steps = POST_LN_CHALLENGE.steps
     where = (f"after {steps} steps, the 6-block post-LN stack reaches a validation loss of {got:.3f} nats/char "
              f"(target: below {POST_LN_TARGET})")
-    if got < POST_LN_TARGET:
-        print(f"OK {where}.")
-        return
+    outcome_verdict(where, got < POST_LN_TARGET, lambda: _post_ln_how_far(got, steps),
+                    lambda: _post_ln_hints(c, steps))
+
+
+def _post_ln_hints(c: dict, steps: int) -> list[str]:
+    """What in a post-LN recipe that missed the target is the likely culprit."""
     hints = learning_rate_hints(c["peak_lr"], 2e-3, 3e-2, steps, " even after a warm-up")
     if c["peak_lr"] >= 1e-2 and c["warmup_steps"] < 20:
         hints.append(f"{c['warmup_steps']} warm-up steps at a peak of {c['peak_lr']:g}: post-LN's first updates "
                      "at full rate throw it to the unigram model (about 3.25 nats/char); warm up for longer")
     if c["warmup_steps"] > 0.8 * steps:
         hints.append(f"a warm-up of {c['warmup_steps']} of {steps} steps leaves almost no steps at the peak rate")
+    return hints
+
+
+def _post_ln_how_far(got: float, steps: int) -> str:
+    """How far a missed post-LN run is: diverged, stuck at the unigram model, or part of the way down."""
     unigram = post_ln_unigram_loss()
     if not math.isfinite(got):
-        far = "the training diverged"
-    elif got >= unigram - STUCK_MARGIN:
-        far = (f"{got - POST_LN_TARGET:.3f} nats above it, stuck at the unigram model ({unigram:.3f}): the stack "
-               "predicts character frequencies and nothing more")
-    else:
-        share = (unigram - got) / (unigram - POST_LN_TARGET)
-        far = (f"{got - POST_LN_TARGET:.3f} nats above it, {share:.0%} of the way down from the unigram model "
-               f"({unigram:.3f}) to the target: the stack learns, but not far enough in {steps} steps")
-    raise CheckFailed(f"{where}: {far}." + (" Likely culprit: " + "; ".join(hints) + "." if hints else ""))
+        return "the training diverged"
+    if got >= unigram - STUCK_MARGIN:
+        return (f"{got - POST_LN_TARGET:.3f} nats above it, stuck at the unigram model ({unigram:.3f}): the stack "
+                "predicts character frequencies and nothing more")
+    share = (unigram - got) / (unigram - POST_LN_TARGET)
+    return (f"{got - POST_LN_TARGET:.3f} nats above it, {share:.0%} of the way down from the unigram model "
+            f"({unigram:.3f}) to the target: the stack learns, but not far enough in {steps} steps")

@@ -54,6 +54,7 @@ from .checks import (
 )
 from .data.text import CharVocab, load_corpus
 from .lm import next_token_loss, ngram_probabilities, random_windows, validation_windows
+from .seed import seeded_run
 from .shapes import require_shape
 from .training import evaluate, fit
 
@@ -475,14 +476,8 @@ def char_rnn_config_loss(config: dict, *, seed: int = 0) -> float:
     mean next-character cross-entropy over fixed windows of ``val_context`` characters.
     """
     c = _validate_char_rnn_config(config)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small trains fastest on one thread
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return _train_char_rnn(c, seed)
-    finally:
-        torch.set_num_threads(threads)
+    with seeded_run(seed):
+        return _train_char_rnn(c, seed)
 
 
 def _train_char_rnn(c: dict, seed: int) -> float:

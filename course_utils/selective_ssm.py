@@ -15,7 +15,7 @@ S6 (Gu & Dao 2023, Algorithm 2), per channel ``d`` of ``D`` and state ``n`` of `
 Algorithm 2's ``x``). The course adds biases to the ``B`` and ``C`` projections (Mamba has
 none): with them, an S6 with ``N = 1``, ``A = -1``, ``B = C = 1`` is exactly minGRU
 (:func:`s6_from_min_gru`). For every ``(d, n)`` the recurrence is the scalar
-``h_t = a_t h_{t-1} + b_t`` of :mod:`course_utils.scan`, so the ``(D, N)`` states are flattened
+``h_t = a_t h_{t-1} + b_t`` of :mod:`course_utils.linear_recurrence`, so the ``(D, N)`` states are flattened
 into the scan's ``H`` axis. ``selective=False`` makes ``Delta``, ``B``, ``C`` parameters that do
 not read ``x``: a time-invariant (LTI, S4D-like) control.
 """
@@ -32,8 +32,8 @@ from torch import nn
 from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from .data.selective_copy import BLANK, IGNORE, copy_targets, copy_vocab_size, selective_copying
 from .layers import count_parameters
+from .linear_recurrence import scan_chunked, scan_loop
 from .min_rnns import MinGRU, SignedMinGRU
-from .scan import scan_chunked, scan_loop
 from .shapes import require_shape
 
 Rule = Literal["zoh", "euler"]

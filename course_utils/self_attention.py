@@ -13,15 +13,22 @@ can be compared weight for weight.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape, learning_rate_hints, name_mistake, refuse_reference
-from .data.text import load_corpus
-from .lm import CharData, lm_batches, next_token_loss
+from .checks import (
+    CheckFailed,
+    check_close,
+    check_shape,
+    learning_rate_hints,
+    name_mistake,
+    outcome_verdict,
+    refuse_reference,
+)
+from .lm import corpus_data, lm_batches, next_token_loss
+from .seed import seeded_run
 from .shapes import require_attention_mask, require_shape
 from .training import evaluate, fit
 
@@ -254,11 +261,6 @@ ATTENTION_CHALLENGE = {"context": 32, "batch_size": 32, "steps": 60, "target": 2
 MAX_D_MODEL = 128  # keeps the check at a few seconds
 
 
-@functools.lru_cache(maxsize=1)
-def _corpus_data() -> CharData:
-    return CharData.from_text(load_corpus())
-
-
 def _validate_attention_config(config: dict) -> dict:
     if not isinstance(config, dict) or set(config) != set(ATTENTION_CONFIG_KEYS):
         got = sorted(config) if isinstance(config, dict) else type(config).__name__
@@ -283,20 +285,14 @@ def attention_config_loss(config: dict, *, seed: int = 0) -> float:
     without touching the notebook's random state; it runs on one CPU thread.
     """
     c = _validate_attention_config(config)
-    task, data, cpu = ATTENTION_CHALLENGE, _corpus_data(), torch.device("cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small trains fastest on one thread
-    try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = OneLayerAttentionLM(data.vocab.size, task["context"], c["d_model"], c["n_heads"])
-            train = lm_batches(data.train, task["steps"], task["batch_size"], task["context"], seed=10_000 + seed)
-            fit(model, train, next_token_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]), device=cpu,
-                progress=False)
-            val = lm_batches(data.val, 8, 64, task["context"], seed=20_000 + seed)
-            return evaluate(model, val, next_token_loss, device=cpu)
-    finally:
-        torch.set_num_threads(threads)
+    task, data, cpu = ATTENTION_CHALLENGE, corpus_data(), torch.device("cpu")
+    with seeded_run(seed):
+        model = OneLayerAttentionLM(data.vocab.size, task["context"], c["d_model"], c["n_heads"])
+        train = lm_batches(data.train, task["steps"], task["batch_size"], task["context"], seed=10_000 + seed)
+        fit(model, train, next_token_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]), device=cpu,
+            progress=False)
+        val = lm_batches(data.val, 8, 64, task["context"], seed=20_000 + seed)
+        return evaluate(model, val, next_token_loss, device=cpu)
 
 
 def _attention_config_hints(c: dict) -> list[str]:
@@ -322,8 +318,6 @@ def check_attention_config(config: dict, *, seed: int = 0) -> None:
     c, task = _validate_attention_config(config), ATTENTION_CHALLENGE
     where = (f"after {task['steps']} steps, your one-layer attention model reaches a validation loss of {got:.3f} "
              f"nats/char (target: below {task['target']})")
-    if not got < task["target"]:
-        hints = _attention_config_hints(c)
-        raise CheckFailed(f"{where}: {got / task['target']:.2f} times the target, {got - task['target']:.3f} "
-                          "nats above it." + (" Likely culprit: " + "; ".join(hints) + "." if hints else ""))
-    print(f"OK {where}.")
+    outcome_verdict(where, got < task["target"],
+                    f"{got / task['target']:.2f} times the target, {got - task['target']:.3f} nats above it",
+                    lambda: _attention_config_hints(c))

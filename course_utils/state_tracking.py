@@ -25,8 +25,8 @@ from torch import nn
 
 from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from .device import get_device
+from .linear_recurrence import scan_loop
 from .min_rnns import MinGRU, SignedMinGRU
-from .scan import scan_loop
 from .seed import seed_everything
 from .shapes import require_shape
 from .training import History, fit, supervised

@@ -38,6 +38,7 @@ class History:
     seconds: float = 0.0  # wall time of the whole fit
     epoch_seconds: list[float] = field(default_factory=list)  # training time so far, at each epoch's end
     # (validation time excluded)
+    diverged_at: int | None = None  # the step whose loss was not finite, where fit(stop_on_divergence=True) stopped
 
     @property
     def final_loss(self) -> float:
@@ -120,6 +121,8 @@ def fit(
     progress: bool = True,
     desc: str = "train",
     total_steps: int | None = None,
+    lr_schedule: Callable[[int], float] | None = None,
+    stop_on_divergence: bool = False,
 ) -> History:
     """Train ``model`` in place and return its :class:`History`.
 
@@ -134,6 +137,11 @@ def fit(
         device: where batches go; default :func:`course_utils.get_device`.
         progress: show a tqdm progress bar.
         total_steps: the bar's length where ``train_data`` is a callable (its length is unknown).
+        lr_schedule: ``step -> learning rate``, set on every parameter group before each step
+            (a warm-up, a cosine decay); steps count from 0 across epochs.
+        stop_on_divergence: a loss that is not finite ends training there, with
+            ``history.diverged_at`` set, instead of raising ``FloatingPointError``: for runs whose
+            divergence is the result being measured.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -149,7 +157,15 @@ def fit(
     model.train()
     for epoch in range(epochs):
         for batch in _epoch_batches(train_data, epoch):
+            if lr_schedule is not None:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_schedule(len(history.losses))
             loss = loss_fn(model, to_device(batch, device))
+            if not torch.isfinite(loss) and stop_on_divergence:
+                history.diverged_at = len(history.losses)
+                bar.close()
+                history.seconds = time.perf_counter() - t0
+                return history
             if not torch.isfinite(loss):
                 bar.close()
                 raise FloatingPointError(

@@ -52,21 +52,21 @@ if "google.colab" in sys.modules:
 # | notebook | topic | its helpers in `course_utils` (besides the core) |
 # | --- | --- | --- |
 # | 00_setup | Setup: your environment, and how this course works | `checks`, `data`, `device`, `plotting`, `seed`, `training` |
-# | 01_rnn | RNN: the recurrent connection | `char_rnn`, `data.text`, `lm`, `rnn` |
-# | 02_bptt | BPTT: training through time | `bptt`, `char_rnn`, `data.text`, `lm`, `rnn` |
+# | 01_rnn | RNN: the recurrent connection | `data.text`, `lm`, `numpy_lm`, `rnn` |
+# | 02_bptt | BPTT: training through time | `bptt`, `data.text`, `lm`, `numpy_lm`, `rnn` |
 # | 03_lstm | LSTM: a memory cell with gates | `data.adding`, `data.text`, `gated`, `layers`, `lm`, `long_range`, `lstm`, `lstm_backward` |
 # | 04_gru | GRU: a lighter gated cell, and RNN vs LSTM vs GRU | `data.adding`, `data.text`, `gated`, `gru`, `layers`, `lm`, `long_range`, `lstm` |
 # | 05a_classification | Output types I: one-to-one and many-to-one (which language is this surname?) | `data.names`, `data.padding`, `data.text`, `metrics`, `output_types` |
 # | 05b_generation | Output types II: one-to-many (spell a surname in a given language) | `data.names`, `data.text`, `lm`, `output_types` |
 # | 05c_tagging_seq2seq | Output types III: many-to-many, aligned and unaligned | `data.padding`, `data.synthetic`, `data.text`, `metrics`, `output_types` |
 # | 05d_forecasting | Output types IV: forecasting a real time series | `data`, `forecasting` |
-# | 06_attention | Attention in sequence-to-sequence models | `attention`, `data.dates` |
+# | 06_attention | Attention in sequence-to-sequence models | `attention`, `data.dates`, `data.files` |
 # | 07_self_attention | Self-attention and multi-head attention | `data.text`, `lm`, `self_attention` |
 # | 08_transformers | The transformer | `data.text`, `layers`, `lm`, `self_attention`, `timing`, `transformer` |
-# | 08b_encoder_decoder | The encoder-decoder transformer | `attention`, `beam_search`, `data.dates`, `encoder_decoder`, `self_attention` |
+# | 08b_encoder_decoder | The encoder-decoder transformer | `attention`, `beam_search`, `data.dates`, `data.files`, `layers`, `self_attention`, `seq2seq_transformer` |
 # | 08c_training_and_sampling | Training a transformer, and generating as people do | `data.text`, `kv_cache`, `recipe`, `sampling`, `self_attention`, `transformer` |
-# | 09_modern_rnns | Beyond gated RNNs: echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `data.adding`, `data.mackey_glass`, `esn`, `long_range`, `min_rnns`, `scan`, `timing` |
-# | 09b_scans_linear_attention | Scans as an algorithm, and linear attention as an RNN | `linear_attention`, `min_rnns`, `prefix_scan`, `scan`, `state_tracking`, `timing` |
+# | 09_modern_rnns | Beyond gated RNNs: echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `data.adding`, `data.files`, `data.mackey_glass`, `esn`, `linear_recurrence`, `long_range`, `min_rnns`, `timing` |
+# | 09b_scans_linear_attention | Scans as an algorithm, and linear attention as an RNN | `linear_attention`, `linear_recurrence`, `min_rnns`, `prefix_scan`, `state_tracking`, `timing` |
 # | 09c_selective_ssm | A minimal selective state-space model: Mamba's S6, and minGRU as its one-state case | `data.selective_copy`, `min_rnns`, `selective_ssm` |
 # <!-- end of helper table -->
 #

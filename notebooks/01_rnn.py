@@ -23,7 +23,8 @@
 # 3. implement the cell and the sequence forward pass in numpy, batched, and check both against `torch.nn.RNN`,
 # 4. train a small character-level RNN on real text and see that its memory helps.
 #
-# Helpers: `course_utils/rnn.py` (open it: the numpy and PyTorch RNN are a page each).
+# Helpers: `course_utils/rnn.py` (open it: the numpy and PyTorch RNN are a page each) and
+# `course_utils/numpy_lm.py` (text cut into parallel streams for training).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.
@@ -252,12 +253,12 @@ assert max(diff_torch, diff_numpy) < atol  # 1e-6 on the CPU; 1e-5 on a GPU
 # `course_utils.rnn.CharRNN` wraps our `RNN` with the output layer $W_{hy}, b_y$.
 #
 # The text is cut into $B$ parallel streams and chunks of $T$ characters
-# (`course_utils.char_rnn.stream_batches`); the last 10 % is held out for validation.
+# (`course_utils.numpy_lm.stream_batches`); the last 10 % is held out for validation.
 
 # %%
-from course_utils.char_rnn import stream_batches
 from course_utils.data.text import CharVocab, corpus_source, load_corpus
 from course_utils.lm import next_token_loss
+from course_utils.numpy_lm import stream_batches
 
 text = load_corpus()
 vocab = CharVocab.from_text(text)

@@ -28,7 +28,7 @@
 #    models without memory.
 #
 # Helpers: `course_utils/bptt.py` (losses, backward, gradient checks, clipping, gradient flow, the
-# exercises' checks) and `course_utils/char_rnn.py` (batching, Adagrad, sampling) on top of
+# exercises' checks) and `course_utils/numpy_lm.py` (batching, Adagrad, sampling) on top of
 # `course_utils/rnn.py`. Language models are compared in **nats per character** (the mean
 # cross-entropy) and in **perplexity**, $e^{\text{nats/char}}$: the number of equally likely
 # characters the model is, on average, choosing between.
@@ -504,9 +504,9 @@ check_clip_grad_norm(my_clip_grad_norm, seed=2)
 
 # %%
 from course_utils.bptt import clip_grad_norm, clip_grad_value, global_norm  # the course's clipping (Exercise 3)
-from course_utils.char_rnn import adagrad_step, char_rnn_loss, sample_chars, stream_batches
 from course_utils.data.text import corpus_source, load_corpus
 from course_utils.lm import CharData, ngram_probabilities, validation_windows
+from course_utils.numpy_lm import adagrad_step, char_rnn_loss, sample_chars, stream_batches
 
 data = CharData.from_text(load_corpus())  # ids, split into training head and validation tail
 vocab, train_ids, val_ids = data.vocab, data.train.numpy(), data.val.numpy()

@@ -32,6 +32,10 @@
 #
 # It builds on **02 · BPTT**, where the gradient of a plain RNN shrank (or blew up) by a
 # factor per step. It runs in well under a minute on a laptop CPU.
+#
+# Helpers: `course_utils/lstm.py` (the cell and the layer, in numpy and PyTorch),
+# `course_utils/lstm_backward.py` (the backward pass by hand) and `course_utils/long_range.py`
+# (a recurrent layer read at its last step, and its gradient by time lag).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.

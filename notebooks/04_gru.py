@@ -31,6 +31,9 @@
 #    choose hyperparameters that make it learn a long-range task fast.
 #
 # It builds on **03 · LSTM** and runs in about a minute on a laptop CPU.
+#
+# Helpers: `course_utils/gru.py` (the cell and the layer, in numpy and PyTorch); from 03,
+# `course_utils/lstm.py` and `course_utils/long_range.py` (a recurrent layer read at its last step).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.

@@ -40,6 +40,8 @@
 # 4. read a confusion matrix.
 #
 # It runs in well under a minute on a laptop CPU.
+#
+# Helpers: `course_utils/output_types.py` (the models of 05a-05c, with their masks).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.

@@ -30,6 +30,8 @@
 # **untrained, random weights**, so their "generated text" is noise; some also compute the
 # softmax without subtracting the maximum, which overflows for large logits. Here the
 # model is trained first, and the softmax is the stable one.
+#
+# Helpers: `course_utils/output_types.py` (the models of 05a-05c, the conditioned generator among them).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.

@@ -32,6 +32,8 @@
 # evaluate a seq2seq model on held-out data; see the fixed-size bottleneck in numbers. Every
 # comparison and choice is made on a validation set; each test set is read once, for the
 # chosen model.
+#
+# Helpers: `course_utils/output_types.py` (the models of 05a-05c: the tagger and the encoder-decoder here).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.

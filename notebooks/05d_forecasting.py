@@ -32,6 +32,8 @@
 # 4. forecast several years ahead by feeding forecasts back, and choose the order for it
 #    on the validation years;
 # 5. see why a course should not promise stock-price prediction.
+#
+# Helpers: `course_utils/forecasting.py` (windows, scaling, the autoregression, the RNN forecaster).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.

@@ -52,18 +52,23 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import csv
 import datetime as dt
-import inspect
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-import course_utils
-from course_utils import check_close, fit, plot_losses, report_run_time, seed_everything, start_notebook, tolerance
+from course_utils import (
+    check_close,
+    fit,
+    plot_losses,
+    report_run_time,
+    seed_everything,
+    show_source,
+    start_notebook,
+    tolerance,
+)
 from course_utils.attention import (
     DATES_CHALLENGE,
     DATES_CHALLENGE_EMBED,
@@ -146,7 +151,7 @@ print(f"input lengths {lengths.min().item()}-{lengths.max().item()}, mean {lengt
 # notion of padding, and builds its weights as a list of `(1,)` arrays:
 
 # %%
-print(inspect.getsource(additive_attention_loop))
+show_source(additive_attention_loop)
 
 # %% [markdown]
 # The masked softmax is the step every attention in this course shares (07 and 08 use it
@@ -413,12 +418,11 @@ assert abs(by_style["additive"]["month number"] - by_style["additive"]["month na
 # The next cell reads that file, prints the table and checks the claims below on it.
 
 # %%
+from course_utils.data.files import benchmark_results
 from course_utils.device import is_cpu
 
-results_dir = Path(course_utils.__file__).resolve().parent.parent / "benchmarks" / "results"
-with (results_dir / "seq2seq_seeds.csv").open() as f:
-    study = {(int(r["seed"]), int(r["steps"]), r["group"]): float(r["exact_match"])
-             for r in csv.DictReader(f) if r["study"] == "bottleneck"}
+study = {(int(r["seed"]), int(r["steps"]), r["group"]): float(r["exact_match"])
+         for r in benchmark_results("seq2seq_seeds.csv") if r["study"] == "bottleneck"}
 study_seeds, budgets = sorted({seed for seed, _, _ in study}), sorted({steps for _, steps, _ in study})
 print("without attention, held-out exact match (%), from the CSV")
 print(f"{'steps':>5} {'seed':>4} {'all':>6} {'len 5-10':>8} {'lowest of 11-30':>15} {'month number':>12} "

@@ -27,7 +27,7 @@
 #    sequence length, and the memory a training step saves, whose attention part grows as $T^2$.
 #
 # The helpers live in `course_utils/transformer.py`; attention is notebook 07's
-# `MultiHeadAttention`, and the data, loss, training loop and sampling are those of every
+# `MultiHeadAttention` (`course_utils/self_attention.py`), and the data, loss, training loop and sampling are those of every
 # language model in the course (`course_utils/lm.py`).
 
 # %%

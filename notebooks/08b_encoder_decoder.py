@@ -28,8 +28,10 @@
 #    decoding;
 # 5. read the trained model's cross-attention head by head, with a number behind each reading.
 #
-# The helpers live in `course_utils/encoder_decoder.py` (the layers, the model, the checks)
-# and `course_utils/beam_search.py`; the data is 06's (`course_utils/data/dates.py`).
+# The helpers live in `course_utils/seq2seq_transformer.py` (the layers, the model, the checks)
+# and `course_utils/beam_search.py`; the data is 06's (`course_utils/data/dates.py`), and so is
+# the GRU + attention model it is compared with (`course_utils/attention.py`); attention is 07's
+# (`course_utils/self_attention.py`).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.
@@ -53,16 +55,12 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
-import csv
-import inspect
 import math
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
 
-import course_utils
-from course_utils import check_close, report_run_time, seed_everything, start_notebook, tolerance
+from course_utils import check_close, report_run_time, seed_everything, show_source, start_notebook, tolerance
 from course_utils.attention import greedy_exact_match
 from course_utils.beam_search import (
     beam_search,
@@ -83,19 +81,19 @@ from course_utils.data.dates import (
     make_pairs,
     split_days,
 )
-from course_utils.encoder_decoder import (
+from course_utils.layers import count_parameters
+from course_utils.self_attention import causal_mask, padding_mask
+from course_utils.seq2seq_transformer import (
     COMPARISON_BUDGET,
     COMPARISON_LR,
     DecoderLayer,
     EncoderLayer,
     comparison_model,
     load_torch_layer,
-    n_parameters,
     next_log_probs_fn,
     torch_layer,
     train_comparison_model,
 )
-from course_utils.self_attention import causal_mask, padding_mask
 
 device = start_notebook()
 
@@ -158,10 +156,10 @@ assert not set(val_days) & set(train_days) and not set(test_days) & set(train_da
 #   every real source position, and none of the padding. It masks **keys** (columns), and
 #   it is not causal: the source is all there.
 #
-# The decoder layer, in `course_utils/encoder_decoder.py`:
+# The decoder layer, in `course_utils/seq2seq_transformer.py`:
 
 # %%
-print(inspect.getsource(DecoderLayer.forward))
+show_source(DecoderLayer.forward)
 
 # %% [markdown]
 # **Check against `torch.nn`.** We copy the weights of torch's pre-LN layers
@@ -218,14 +216,14 @@ def my_decoder_layer(layer, y, memory, src_lengths):
 
 
 # %% nbgrader={"grade": true, "grade_id": "decoder_layer_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.encoder_decoder import check_decoder_layer
+from course_utils.seq2seq_transformer import check_decoder_layer
 
 check_decoder_layer(my_decoder_layer)  # a random layer in float64, 3 targets of 5, sources of 7 with padding
 
 # %% nbgrader={"grade": true, "grade_id": "decoder_layer_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.encoder_decoder import check_decoder_layer
+from course_utils.seq2seq_transformer import check_decoder_layer
 
 check_decoder_layer(my_decoder_layer, seed=1)
 ### END HIDDEN TESTS
@@ -256,8 +254,8 @@ check_decoder_layer(my_decoder_layer, seed=1)
 # We measure exact match on the validation dates with greedy decoding.
 
 # %%
-print(inspect.getsource(train_comparison_model))
-print(inspect.getsource(comparison_model))
+show_source(train_comparison_model)
+show_source(comparison_model)
 BATCH, STEPS = COMPARISON_BUDGET["batch_size"], COMPARISON_BUDGET["steps"]
 assert (BATCH, STEPS) == (128, 240)  # 06's budget
 
@@ -267,7 +265,7 @@ for name, lr in COMPARISON_LR.items():
     hits = greedy_exact_match(model, val_src.to(device), val_lengths.to(device), val_tgt.to(device)).cpu()
     models[name] = model
     rows[name] = {"val exact match": hits.float().mean().item(), "steps": STEPS, "seconds": history.seconds,
-                  "parameters": n_parameters(model), "lr": lr}
+                  "parameters": count_parameters(model), "lr": lr}
 
 print(f"{'model':22} {'val exact match':>16} {'steps':>6} {'train s':>8} {'parameters':>11} {'lr':>6}")
 for name, r in rows.items():
@@ -293,12 +291,11 @@ assert acc["GRU + attention (06)"] - acc["transformer"] >= 0.05, "the GRU is ahe
 # reads it and checks the ranking on every seed.
 
 # %%
+from course_utils.data.files import benchmark_results
 from course_utils.device import is_cpu
 
-results_dir = Path(course_utils.__file__).resolve().parent.parent / "benchmarks" / "results"
-with (results_dir / "seq2seq_seeds.csv").open() as f:
-    seed_acc = {(r["model"], int(r["seed"])): float(r["exact_match"]) for r in csv.DictReader(f)
-                if r["study"] == "comparison" and r["split"] == "val"}
+seed_acc = {(r["model"], int(r["seed"])): float(r["exact_match"]) for r in benchmark_results("seq2seq_seeds.csv")
+            if r["study"] == "comparison" and r["split"] == "val"}
 seeds = sorted({seed for _, seed in seed_acc})
 spread = {name: [seed_acc[(name, s)] for s in seeds] for name in COMPARISON_LR}
 gaps = [seed_acc[("GRU + attention (06)", s)] - seed_acc[("transformer", s)] for s in seeds]
@@ -574,14 +571,14 @@ def my_transformer_config():
 
 
 # %% nbgrader={"grade": true, "grade_id": "transformer_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.encoder_decoder import check_transformer_config
+from course_utils.seq2seq_transformer import check_transformer_config
 
 check_transformer_config(my_transformer_config())
 
 # %% nbgrader={"grade": true, "grade_id": "transformer_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.encoder_decoder import check_transformer_config
+from course_utils.seq2seq_transformer import check_transformer_config
 
 check_transformer_config(my_transformer_config(), seed=1)
 ### END HIDDEN TESTS

@@ -27,7 +27,8 @@
 # 4. see a deep **post-LN** transformer fail to train without warm-up where pre-LN trains.
 #
 # The helpers live in `course_utils/kv_cache.py`, `course_utils/sampling.py` and
-# `course_utils/recipe.py`; the model is notebook 08's `TinyGPT`.
+# `course_utils/recipe.py`; the model is notebook 08's `TinyGPT` (`course_utils/transformer.py`,
+# its attention in `course_utils/self_attention.py`).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.

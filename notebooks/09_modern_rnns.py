@@ -30,7 +30,8 @@
 # 5. trained minGRU and minLSTM against `torch.nn.GRU` on the adding problem of notebook 03.
 #
 # The helpers live in `course_utils/esn.py`, `course_utils/min_rnns.py` and
-# `course_utils/scan.py`; the benchmark of all the course's layers is
+# `course_utils/linear_recurrence.py`, with 03's `course_utils/long_range.py` (a recurrent
+# layer read at its last step); the benchmark of all the course's layers is
 # `benchmarks/architectures.py`.
 #
 # > **Corrections to the lecture material.** The slides' "minLSTM" and "minGRU" are not the
@@ -424,8 +425,8 @@ plt.show()
 # The three must agree. The reference is the loop in float64; each method runs in float32.
 
 # %%
+from course_utils.linear_recurrence import scan_chunked, scan_log, scan_loop, scan_loop_indexed
 from course_utils.min_rnns import METHODS, MinGRU, MinLSTM, min_rnn_param_count
-from course_utils.scan import scan_chunked, scan_log, scan_loop, scan_loop_indexed
 from course_utils.timing import seconds
 
 rtol, _ = tolerance(torch.float32, device)
@@ -631,7 +632,7 @@ def my_scan_cumprod(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch
 
 
 # %% nbgrader={"grade": true, "grade_id": "scan_cumprod_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.scan import check_scan_cumprod
+from course_utils.linear_recurrence import check_scan_cumprod
 
 check_scan_cumprod(my_scan_cumprod)  # float64, T = 12 and T = 1, against scan_loop
 
@@ -651,7 +652,7 @@ check_scan_cumprod(my_scan_cumprod, seed=1)
 # The course's `scan_cumprod` is the formula above:
 
 # %%
-from course_utils.scan import scan_cumprod
+from course_utils.linear_recurrence import scan_cumprod
 
 seed_everything(0)
 a_u = torch.rand(512, 4, 16) * 0.5 + 0.25  # (T, B, H), float32: a_t in [0.25, 0.75)
@@ -766,14 +767,9 @@ print(f"At T = {lengths[-1]} the fastest here is the {fastest}.")
 # table.
 
 # %%
-import csv
-from pathlib import Path
+from course_utils.data.files import benchmark_results
 
-import course_utils
-
-results_dir = Path(course_utils.__file__).resolve().parent.parent / "benchmarks" / "results"
-with (results_dir / "scans.csv").open() as f:
-    scan_rows = {(r["method"], int(r["threads"]), int(r["T"])): r for r in csv.DictReader(f)}
+scan_rows = {(r["method"], int(r["threads"]), int(r["T"])): r for r in benchmark_results("scans.csv")}
 T_LONG = max(T for _, _, T in scan_rows)
 for threads in (1, 2):
     chunked = scan_rows["chunked", threads, T_LONG]
@@ -786,9 +782,8 @@ assert speedup[1, "speedup_fwd_bwd"] > 1.3  # one thread, forward+backward: fast
 assert speedup[1, "speedup_forward"] < speedup[1, "speedup_fwd_bwd"]  # ... and the forward alone gains less
 assert speedup[2, "speedup_fwd_bwd"] > speedup[1, "speedup_fwd_bwd"]  # the second thread helps the chunked scan
 assert all(float(r["speedup_fwd_bwd"]) < 1 for (m, _, _), r in scan_rows.items() if m == "log")
-with (results_dir / "architectures.csv").open() as f:  # whole layers: loop over chunked, forward+backward
-    layer_ms = {(r["model"], int(r["T"])): float(r["fwd_bwd_ms"]) for r in csv.DictReader(f)
-                if r["model"].startswith("min")}
+layer_ms = {(r["model"], int(r["T"])): float(r["fwd_bwd_ms"])  # whole layers: loop over chunked, fwd+bwd
+            for r in benchmark_results("architectures.csv") if r["model"].startswith("min")}
 layer_gain = {(kind, T): layer_ms[f"{kind} (loop)", T] / layer_ms[f"{kind} (chunked)", T]
               for kind, T in {(m.split()[0], T) for m, T in layer_ms}}
 print("whole layers, loop time / chunked time:", ", ".join(f"{k} T={T}: {v:.2f}" for (k, T), v in
@@ -813,7 +808,9 @@ assert all(0.8 < v < 1.5 for v in layer_gain.values())  # little or nothing gain
 # %%
 from IPython.display import Markdown, display
 
-table = results_dir / "architectures.md"
+from course_utils.data.files import RESULTS_DIR
+
+table = RESULTS_DIR / "architectures.md"
 if table.exists():
     display(Markdown(table.read_text()))
 else:

@@ -38,7 +38,7 @@
 #
 # The helpers live in `course_utils/prefix_scan.py`, `course_utils/linear_attention.py` and
 # `course_utils/state_tracking.py`; notebook 09's loop and chunked scan come from
-# `course_utils/scan.py`, its minGRU (and the signed variant) from `course_utils/min_rnns.py`.
+# `course_utils/linear_recurrence.py`, its minGRU (and the signed variant) from `course_utils/min_rnns.py`.
 # Sections 1-4 train nothing: each is an identity between computations, checked in float64.
 # Section 5 trains small models, three seeds each.
 
@@ -162,8 +162,8 @@ check_combine_affine(my_combine_affine, seed=1)
 # Both equal the loop, in float64, for powers of two and for other lengths (padded):
 
 # %%
+from course_utils.linear_recurrence import scan_chunked, scan_loop
 from course_utils.prefix_scan import blelloch_scan, hillis_steele_scan, two_level_scan
-from course_utils.scan import scan_chunked, scan_loop
 
 for T in (1, 7, 8, 13, 64, 100):
     a = torch.rand(T, 3, 4, dtype=torch.float64) * 1.2 + 0.2  # (T, B, H): decays and growths

@@ -30,7 +30,7 @@
 #    for what it shows.
 #
 # The helpers live in `course_utils/selective_ssm.py` (S6, the copying models, the checks) and
-# `course_utils/data/selective_copy.py` (the task); the scans come from `course_utils/scan.py`
+# `course_utils/data/selective_copy.py` (the task); the scans come from `course_utils/linear_recurrence.py`
 # (notebook 09), minGRU from `course_utils/min_rnns.py`. Sections 1-2 train nothing: each is an
 # identity between computations, checked in float64. Section 3 trains small models, three
 # seeds each.
@@ -170,7 +170,7 @@ check_discretize(my_discretize, seed=1)
 # **The recurrence is notebook 09's scan.** For every channel $d$ and state $n$, the update is
 # the scalar linear recurrence $h_t = a_t h_{t-1} + b_t$ with $a_t = \bar A_{t,d,n}$ and
 # $b_t = \bar B_{t,d,n} u_{t,d}$, and $a_t$ does not depend on $h$: so the $(D, N)$ states are
-# flattened into the $H = D \cdot N$ axis of `course_utils.scan` and run through
+# flattened into the $H = D \cdot N$ axis of `course_utils.linear_recurrence` and run through
 # `scan_loop` or `scan_chunked` (whose backward pass notebook 09 wrote out), then
 # $y_t = \sum_n C_{t,n} h_{t,:,n} + D_{skip} u_t$ reads all the states at once.
 # `selective_scan(..., method=...)` does that for `"loop"` and `"chunked"`, and for `"steps"`

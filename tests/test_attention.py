@@ -414,7 +414,7 @@ def test_seq2seq_config_accuracy_is_seeded_and_leaves_the_global_random_state_al
     ],
 )
 def test_check_seq2seq_config_rejects_malformed_configs_before_training(config, words, monkeypatch):
-    monkeypatch.setattr("course_utils.attention._train_dates", lambda *args: pytest.fail("trained"))
+    monkeypatch.setattr("course_utils.attention._dates_challenge_data", lambda *args: pytest.fail("trained"))
     with pytest.raises(CheckFailed, match=words):
         check_seq2seq_config(config)
 

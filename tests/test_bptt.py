@@ -1,4 +1,4 @@
-"""course_utils.bptt and course_utils.char_rnn: backward vs autograd and finite differences, clipping, shapes."""
+"""course_utils.bptt and course_utils.numpy_lm: backward vs autograd and finite differences, clipping, shapes."""
 
 import re
 
@@ -27,9 +27,9 @@ from course_utils.bptt import (
     rnn_loss_and_grads,
     scaled_orthogonal,
 )
-from course_utils.char_rnn import adagrad_step, char_rnn_loss, sample_chars, stream_batches
 from course_utils.data.text import load_corpus
 from course_utils.lm import CharData
+from course_utils.numpy_lm import adagrad_step, char_rnn_loss, sample_chars, stream_batches
 from course_utils.rnn import PARAM_NAMES, init_rnn_params, rnn_forward
 
 

@@ -5,6 +5,7 @@ import pytest
 
 from course_utils import data
 from course_utils.data import DataFileError, data_path, load_sunspots, manifest, sha256_of
+from course_utils.data.files import benchmark_results
 
 
 def test_every_listed_file_matches_its_hash():
@@ -54,3 +55,12 @@ def test_unknown_name_lists_the_known_ones(copy_of_data):
 def test_missing_manifest(tmp_path):
     with pytest.raises(DataFileError, match="README.md is missing"):
         data_path("sunspots.csv", tmp_path)
+
+
+def test_benchmark_results_are_read_as_rows(tmp_path):
+    rows = benchmark_results("scans.csv")  # committed by benchmarks/architectures.py
+    assert rows and {"method", "threads", "T"} <= set(rows[0])
+    (tmp_path / "tiny.csv").write_text("a,b\n1,x\n2,y\n")
+    assert benchmark_results("tiny.csv", tmp_path) == [{"a": "1", "b": "x"}, {"a": "2", "b": "y"}]
+    with pytest.raises(DataFileError, match=r"git checkout -- benchmarks/results/missing.csv"):
+        benchmark_results("missing.csv", tmp_path)

@@ -181,6 +181,39 @@ def test_the_helper_table_in_00_matches_the_notebooks_imports():
     assert helper_table.with_table(text) == text, "run `make sync` (python -m course_tools.helper_table)"
 
 
+@pytest.mark.parametrize("path", [helper_table.README, helper_table.PACKAGE / "__init__.py"], ids=lambda p: p.name)
+def test_the_lists_of_tiers_match_the_modules_on_disk(path):
+    text = path.read_text(encoding="utf-8")
+    assert helper_table.GENERATED[path](text) == text, "run `make sync` (python -m course_tools.helper_table)"
+
+
+def _first_markdown(source: str) -> str:
+    """The markdown cells of a percent-format notebook before its first code cell."""
+    text = ""
+    for cell in re.split(r"^# %%", source, flags=re.MULTILINE)[1:]:
+        if not cell.startswith(" [markdown]"):
+            break
+        text += cell
+    return text
+
+
+@pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("0[1-9]*.py")))
+def test_each_lecture_names_its_lecture_modules_before_its_code(notebook):
+    """A learner who wants to read the code finds the files named at the top."""
+    source = (REPO / "notebooks" / notebook).read_text(encoding="utf-8")
+    lectures = {m for m, _ in helper_table.lecture_modules()}
+    used = sorted(m for m in helper_table.modules_used(source) if m in lectures)
+    missing = [m for m in used if f"`course_utils/{m}.py`" not in _first_markdown(source)]
+    assert not missing, f"name these helper modules in the opening text, as `course_utils/<module>.py`: {missing}"
+
+
+def test_the_tier_lists_name_every_module_once():
+    listed = [*helper_table.CORE, *helper_table.SHARED, *(m for m, _ in helper_table.lecture_modules())]
+    on_disk = [name for name in modules() if name and not name.startswith("data")]
+    assert sorted(listed) == sorted(on_disk)
+    assert ("timing", "08") not in helper_table.lecture_modules()  # a shared helper is not a lecture's
+
+
 def test_exercise_functions_follow_the_naming_rule():
     """A function a learner writes in a solution cell is ``my_<name>``: it never shadows a library helper."""
     wrong = []

@@ -13,7 +13,7 @@ from course_utils.linear_attention import (
     linear_attention_recurrent,
     linear_attention_step,
 )
-from course_utils.scan import scan_loop
+from course_utils.linear_recurrence import scan_loop
 
 
 def qkv(B=2, NH=3, T=11, d_k=4, d_v=5, seed=0, gamma="data"):

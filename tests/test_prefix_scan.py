@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
+from course_utils.linear_recurrence import scan_chunked, scan_loop
 from course_utils.prefix_scan import (
     ScanCost,
     blelloch_scan,
@@ -17,7 +18,6 @@ from course_utils.prefix_scan import (
     scan_cost_formulas,
     two_level_scan,
 )
-from course_utils.scan import scan_chunked, scan_loop
 
 SCANS = [hillis_steele_scan, blelloch_scan, two_level_scan, lambda a, b, h0: two_level_scan(a, b, h0, chunk=3)]
 

@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from course_utils import CheckFailed
-from course_utils.lm import lm_batches
+from course_utils.lm import corpus_data, lm_batches
 from course_utils.recipe import (
     POST_LN_CHALLENGE,
     POST_LN_TARGET,
@@ -19,7 +19,6 @@ from course_utils.recipe import (
     check_label_smoothed_loss,
     check_post_ln_recipe,
     copy_to_encoder_layer,
-    corpus_data,
     label_smoothed_loss,
     make_optimizer,
     post_ln_recipe_loss,

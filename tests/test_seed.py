@@ -5,6 +5,8 @@ import pytest
 import torch
 
 from course_utils import seed_everything
+from course_utils.device import set_cpu_threads
+from course_utils.seed import seeded_run
 
 
 def draw():
@@ -33,3 +35,24 @@ def test_returns_seeded_generator():
 def test_rejects_bad_seed(bad):
     with pytest.raises(ValueError, match="non-negative int"):
         seed_everything(bad)
+
+
+def test_seeded_run_is_apart_from_the_caller():
+    """One thread and torch's random state seeded inside; the caller's threads and random numbers untouched."""
+    torch.set_num_threads(2)
+    try:
+        torch.manual_seed(123)
+        expected_next = torch.rand(3)
+        torch.manual_seed(123)
+        with seeded_run(7):
+            assert torch.get_num_threads() == 1
+            inside = torch.rand(3)
+        assert torch.get_num_threads() == 2
+        assert torch.equal(torch.rand(3), expected_next)  # as if the block had not run
+        with seeded_run(7):
+            assert torch.equal(torch.rand(3), inside)  # the block's numbers follow its seed alone
+        with pytest.raises(ZeroDivisionError), seeded_run(7):
+            raise ZeroDivisionError("inside the block")
+        assert torch.get_num_threads() == 2  # put back after an error too
+    finally:
+        set_cpu_threads()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
-from course_utils.scan import scan_chunked, scan_loop
+from course_utils.linear_recurrence import scan_chunked, scan_loop
 from course_utils.state_tracking import (
     KINDS,
     StateTracker,

@@ -138,3 +138,34 @@ def test_total_steps_sets_the_bar_length_for_callable_data(monkeypatch, capsys):
         torch.optim.SGD(model.parameters(), lr=0.01), epochs=3, device=CPU, desc="gen", total_steps=6)
     out = capsys.readouterr().out
     assert "gen: 100%" in out and "6/6" in out  # 3 epochs x 2 batches, a known length
+
+
+def test_a_diverging_run_can_stop_instead_of_raising():
+    """Where divergence is the result being measured (a learning rate too large), fit stops and says where."""
+    model = torch.nn.Linear(1, 1)
+    good = (torch.ones(1, 1), torch.ones(1, 1))
+    data = [good, good, (torch.ones(1, 1), torch.tensor([[math.inf]])), good]
+    before = model.weight.detach().clone()
+    history = fit(model, data, supervised(torch.nn.functional.mse_loss),
+                  torch.optim.SGD(model.parameters(), lr=0.1), device=CPU, progress=False, stop_on_divergence=True)
+    assert history.diverged_at == 2 and len(history.losses) == len(history.grad_norms) == 2
+    assert not torch.equal(model.weight, before)  # the two good steps were taken, the bad one not
+    assert fit(model, data[:2], supervised(torch.nn.functional.mse_loss), torch.optim.SGD(model.parameters(), lr=0.1),
+               device=CPU, progress=False, stop_on_divergence=True).diverged_at is None
+
+
+def test_lr_schedule_sets_every_group_before_each_step():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Linear(4, 1))
+    groups = [{"params": model[0].parameters()}, {"params": model[1].parameters(), "lr": 5.0}]
+    optimizer = torch.optim.SGD(groups, lr=1.0)
+    seen = []
+    step = optimizer.step
+
+    def spy():
+        seen.append([g["lr"] for g in optimizer.param_groups])
+        return step()
+
+    optimizer.step = spy
+    fit(model, linear_data()[:3], supervised(torch.nn.functional.mse_loss), optimizer, epochs=2, device=CPU,
+        progress=False, lr_schedule=lambda s: 0.1 / (s + 1))
+    assert seen == [[0.1 / (s + 1)] * 2 for s in range(6)]  # steps count across epochs

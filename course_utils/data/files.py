@@ -1,7 +1,8 @@
-"""Notebooks 00 and 05d (sunspots): the course's shipped data files, checked against their hashes.
+"""Notebooks 00 and 05d (sunspots), 06, 08b and 09 (benchmark results): the course's shipped files.
 
 Finds a file in ``data/``, checks it against the SHA-256 listed in ``data/README.md``, and
-says exactly what is wrong when one is missing or changed.
+says exactly what is wrong when one is missing or changed. Reads the tables the benchmarks
+write to ``benchmarks/results/`` (runs too long for a notebook), for the notebooks that quote them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parents[2] / "data"  # the repository's data/ folder
+RESULTS_DIR = Path(__file__).resolve().parents[2] / "benchmarks" / "results"  # what benchmarks/*.py write
 MANIFEST = DATA_DIR / "README.md"
 _ROW = re.compile(r"^\|\s*([^|\s]+)\s*\|\s*([0-9a-f]{64})\s*\|", re.MULTILINE)
 
@@ -71,3 +73,14 @@ def load_sunspots() -> tuple[np.ndarray, np.ndarray]:
     years = np.array([int(float(r["YEAR"])) for r in rows])
     values = np.array([float(r["SUNACTIVITY"]) for r in rows])
     return years, values
+
+
+def benchmark_results(name: str, results_dir: Path = RESULTS_DIR) -> list[dict[str, str]]:
+    """The rows of ``benchmarks/results/<name>`` (a CSV a benchmark script wrote), as dicts of strings."""
+    path = results_dir / name
+    if not path.exists():
+        raise DataFileError(f"The benchmark results {path} are missing. They ship with the course repository: "
+                            f"restore them with `git checkout -- benchmarks/results/{name}`, or run the "
+                            f"script in benchmarks/ that writes {name}.")
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

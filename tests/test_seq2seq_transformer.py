@@ -4,12 +4,13 @@ from pathlib import Path
 import pytest
 import torch
 
-import course_utils.encoder_decoder as ed
+import course_utils.seq2seq_transformer as ed
 from course_utils import CheckFailed
 from course_utils.attention import greedy_exact_match, teacher_forcing_loss
 from course_utils.beam_search import beam_search
 from course_utils.data.dates import SOURCE_CHARS, TARGET_CHARS, encode_source, encode_target, make_pairs, split_days
-from course_utils.encoder_decoder import (
+from course_utils.self_attention import causal_mask, padding_mask
+from course_utils.seq2seq_transformer import (
     COMPARISON_BUDGET,
     COMPARISON_LR,
     DecoderLayer,
@@ -28,7 +29,6 @@ from course_utils.encoder_decoder import (
     train_comparison_model,
     transformer_config_accuracy,
 )
-from course_utils.self_attention import causal_mask, padding_mask
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from .attention import AttentionSeq2Seq, dates_batches, teacher_forcing_loss
-from .checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
+from .checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
 from .data.dates import (
     NUMERIC_FORMATS,
     SOURCE_CHARS,
@@ -36,7 +36,7 @@ from .data.dates import (
     split_days,
 )
 from .device import get_device
-from .seed import seed_everything
+from .seed import seed_everything, seeded_run
 from .self_attention import MultiHeadAttention, causal_mask, padding_mask
 from .shapes import require_shape
 from .training import History, fit
@@ -137,11 +137,6 @@ def next_log_probs_fn(model: Seq2SeqTransformer):
         return torch.log_softmax(logits[:, -1].float(), dim=-1).view(N, K, -1)
 
     return next_log_probs
-
-
-def n_parameters(model: nn.Module) -> int:
-    """The number of trained numbers in ``model``."""
-    return sum(p.numel() for p in model.parameters())
 
 
 # ----------------------------------------------------------------------------- section 4: side by side with 06's model
@@ -370,21 +365,15 @@ def transformer_config_accuracy(config: dict, *, seed: int = 0) -> float:
     random state; it runs on one CPU thread.
     """
     c, task, cpu = _validate_transformer_config(config), TRANSFORMER_CHALLENGE, torch.device("cpu")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # a model this small trains fastest on one thread
-    try:
-        batches, (val_src, val_lengths, val_tgt) = _challenge_data(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = Seq2SeqTransformer(len(SOURCE_CHARS), len(TARGET_CHARS), c["d_model"], task["n_heads"],
-                                       c["n_layers"], c["n_layers"])
-            fit(model, batches, teacher_forcing_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]),
-                clip_grad_norm=1.0, device=cpu, progress=False)
-            model.eval()
-            pred, _ = model.greedy(val_src, val_lengths, val_tgt.shape[1])
-            return (pred == val_tgt).all(dim=1).float().mean().item()
-    finally:
-        torch.set_num_threads(threads)
+    batches, (val_src, val_lengths, val_tgt) = _challenge_data(seed)
+    with seeded_run(seed):
+        model = Seq2SeqTransformer(len(SOURCE_CHARS), len(TARGET_CHARS), c["d_model"], task["n_heads"],
+                                   c["n_layers"], c["n_layers"])
+        fit(model, batches, teacher_forcing_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]),
+            clip_grad_norm=1.0, device=cpu, progress=False)
+        model.eval()
+        pred, _ = model.greedy(val_src, val_lengths, val_tgt.shape[1])
+        return (pred == val_tgt).all(dim=1).float().mean().item()
 
 
 def _transformer_hints(c: dict) -> list[str]:
@@ -408,9 +397,6 @@ def check_transformer_config(config: dict, *, seed: int = 0) -> None:
     where = (f"after {task['steps']} steps of {task['batch_size']} dates, your transformer (d_model {c['d_model']}, "
              f"{c['n_layers']} + {c['n_layers']} layers, lr {c['lr']:g}) writes {got:.1%} of {task['n_val']} "
              f"held-out dates exactly right (target: at least {task['target']:.0%})")
-    if not got >= task["target"]:
-        hints = _transformer_hints(c)
-        raise CheckFailed(f"{where}: {100 * (task['target'] - got):.1f} percentage points short."
-                          + (" Likely culprit: " + "; ".join(hints) + "." if hints else ""))
-    print(f"OK {where}.")
+    outcome_verdict(where, got >= task["target"], f"{100 * (task['target'] - got):.1f} percentage points short",
+                    lambda: _transformer_hints(c))
 
