@@ -56,12 +56,13 @@ def title(source: str) -> str:
 def table(notebooks: Path = NOTEBOOKS) -> str:
     """The markdown table (as ``# ``-commented lines of a percent-format notebook)."""
     lines = [
-        "# | notebook | topic | its helpers in `course_utils` (besides the core) |",
+        "# | notebook | topic | its helpers in `course_utils` (besides the core and its exercises' checks) |",
         "# | --- | --- | --- |",
     ]
     for path in sorted(notebooks.glob("[0-9][0-9]*_*.py")):
         source = path.read_text(encoding="utf-8")
-        used = sorted(modules_used(source) - (set() if path.stem.startswith("00") else set(CORE)))
+        used = sorted(m for m in modules_used(source) - (set() if path.stem.startswith("00") else set(CORE))
+                      if not m.startswith("exercises"))
         lines.append(f"# | {path.stem} | {title(source)} | {', '.join(f'`{m}`' for m in used)} |")
     return "\n".join(lines)
 
@@ -91,6 +92,10 @@ def data_modules(package: Path = PACKAGE) -> list[str]:
     return sorted(p.stem for p in (package / "data").glob("*.py") if p.stem != "__init__")
 
 
+def exercise_modules(package: Path = PACKAGE) -> list[str]:
+    return sorted(p.stem for p in (package / "exercises").glob("*.py") if p.stem != "__init__")
+
+
 def _by_notebook(modules: list[tuple[str, str]], quote: str, join: str, fmt: str) -> str:
     """``rnn (01), bptt, numpy_lm (02), ...``: modules of one notebook together, its id after them."""
     groups: dict[str, list[str]] = {}
@@ -105,6 +110,7 @@ def tiers_table(package: Path = PACKAGE) -> str:
     data = ", ".join(f"`{m}`" for m in data_modules(package))
     shared = ", ".join(f"`{m}`" for m in SHARED)
     lectures = _by_notebook(lecture_modules(package), "`", ", ", "{} ({})")
+    exercises = ", ".join(f"`{m}`" for m in exercise_modules(package))
     return "\n".join([
         "| tier | modules | what they hold |",
         "| --- | --- | --- |",
@@ -118,6 +124,8 @@ def tiers_table(package: Path = PACKAGE) -> str:
         "machine does not stretch |",
         f"| lectures | {lectures} | one notebook's concepts, named by the notebook its first line names; a lecture "
         "module may use those of earlier notebooks |",
+        f"| exercises | `course_utils.exercises`: {exercises} | the graded exercises of each lecture module (the same "
+        "name): checks that name the usual mistakes, and the challenges graded by outcome; nothing else imports them |",
     ])
 
 
@@ -128,7 +136,9 @@ def tiers_doc(package: Path = PACKAGE) -> str:
         "data, ``course_utils.data``: " + ", ".join(f"``{m}``" for m in data_modules(package)) + ";",
         "shared by several lectures: " + ", ".join(f"``{m}``" for m in SHARED) + ";",
         "lectures, one module per concept, under the notebook its docstring names first: "
-        + _by_notebook(lecture_modules(package), "``", "/", "{} {}") + ".",
+        + _by_notebook(lecture_modules(package), "``", "/", "{} {}") + ";",
+        "exercises, ``course_utils.exercises``: the checks and challenges of each lecture module, under its name ("
+        + ", ".join(f"``{m}``" for m in exercise_modules(package)) + "); nothing else imports them.",
     ]
     return "\n".join(textwrap.fill(item, 96, initial_indent=f"{n}. ", subsequent_indent="   ")
                      for n, item in enumerate(items, 1))

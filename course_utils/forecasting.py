@@ -5,6 +5,8 @@ into the past, the scaler and the autoregression are fitted on the training year
 and every model is compared with the naive baselines (persistence, the training mean).
 :func:`recursive_forecast` forecasts several years ahead by feeding its own predictions
 back; the check helpers grade the notebook's exercises 3-5 and name the usual mistakes.
+
+The exercises on this module (checks, challenges) are in :mod:`course_utils.exercises.forecasting`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
-from .data import load_sunspots
 from .layers import recurrent_layer
 from .shapes import require_shape
 
@@ -107,42 +107,6 @@ class RNNForecaster(nn.Module):
         return self.out(outputs[:, -1]).squeeze(-1)  # (B,)
 
 
-# ----------------------------------------------------------------------------- standardising (exercise 3)
-
-def check_standardize(fn, seed: int = 0) -> None:
-    """Test ``fn(series, years, train_end) -> z (T,)``: the series scaled with the training years' statistics.
-
-    ``z = (series - mean) / std`` with the mean and the (population, ``ddof=0``) standard
-    deviation of the values of the years ``<= train_end``. Fails naming the usual mistakes:
-    statistics of the whole series (leaks the later years), ``ddof=1``, the training years
-    without ``train_end``, min-max scaling, dividing by the variance.
-    """
-    refuse_reference(fn, ("Standardizer",))
-    rng = np.random.default_rng(seed)
-    years = np.arange(1800, 1830)
-    series = np.cumsum(rng.normal(size=30)) * 5 + 50 + np.linspace(0, 40, 30)  # (T,) drifts: the later years differ
-    train_end = 1819
-    got = fn(series.copy(), years.copy(), train_end)
-    if isinstance(got, tuple):
-        raise CheckFailed(f"return z alone (one array of shape {series.shape}), not a tuple of {len(got)}")
-    check_shape("z", got, series.shape)
-    train = series[years <= train_end]
-    expected = (series - train.mean()) / train.std()
-    early = series[years < train_end]
-    name_mistake("z", got, expected, {
-        "use the mean and standard deviation of the whole series: the validation and test years leak into "
-        "the scaling (fit on series[years <= train_end] only)": (series - series.mean()) / series.std(),
-        "use the sample standard deviation (ddof=1); the course's Standardizer uses np.std's default, ddof=0":
-            (series - train.mean()) / train.std(ddof=1),
-        "leave out the year train_end itself (years < train_end instead of <=)": (series - early.mean()) / early.std(),
-        "scale to [0, 1] with the minimum and maximum (min-max scaling) instead of standardising":
-            (series - train.min()) / (train.max() - train.min()),
-        "divide by the variance instead of the standard deviation": (series - train.mean()) / train.var(),
-        "subtract the mean without dividing by the standard deviation": series - train.mean(),
-    })
-    check_close("z", got, expected)
-
-
 # ----------------------------------------------------------------------------- several steps ahead (exercise 4)
 
 def recursive_forecast(coef: np.ndarray, history: np.ndarray, steps: int) -> np.ndarray:
@@ -163,99 +127,3 @@ def recursive_forecast(coef: np.ndarray, history: np.ndarray, steps: int) -> np.
         out.append(y)
         window = window[1:] + [y]
     return np.array(out)
-
-
-def _recursive_mistakes(coef: np.ndarray, history: np.ndarray, steps: int) -> dict[str, np.ndarray]:
-    p = len(coef) - 1
-    window = history[-p:]
-    flipped = np.concatenate([coef[:-1][::-1], coef[-1:]])
-    no_b = np.concatenate([coef[:-1], [0.0]])
-    return {
-        "never feed the predictions back: every step reads the same last p known values, so all forecasts "
-        "are equal": np.full(steps, window @ coef[:-1] + coef[-1]),
-        "apply the weights to the window in the reverse order: coef[0] multiplies the OLDEST value of the "
-        "window (X[i] = series[i : i + p]), coef[p - 1] the newest": recursive_forecast(flipped, history, steps),
-        "forget the intercept b = coef[-1]": recursive_forecast(no_b, history, steps),
-        "take the first p values of the history instead of the last p": recursive_forecast(coef, history[:p], steps),
-    }
-
-
-def check_recursive_forecast(fn, seed: int = 0) -> None:
-    """Test ``fn(coef, history, steps) -> (steps,)`` against :func:`recursive_forecast`.
-
-    Fails naming the usual mistakes: predictions not fed back, weights in reverse order,
-    no intercept, the first p values of the history instead of the last p.
-    """
-    refuse_reference(fn, ("recursive_forecast", "ar_predict"))
-    rng = np.random.default_rng(seed)
-    p, steps = 3, 6
-    coef = np.concatenate([rng.normal(0, 0.5, size=p), [rng.normal(2.0, 0.5)]])  # (p + 1,)
-    history = rng.normal(10, 3, size=p + 4)  # (n,), longer than p
-    got = fn(coef.copy(), history.copy(), steps)
-    if isinstance(got, list):
-        got = np.asarray(got, dtype=np.float64)
-    check_shape("the forecasts", got, (steps,))
-    expected = recursive_forecast(coef, history, steps)
-    name_mistake("the forecasts", got, expected, _recursive_mistakes(coef, history, steps))
-    check_close("the forecasts", got, expected)
-
-
-# ----------------------------------------------------------------------------- choosing p (exercise 5)
-
-HORIZON = 5  # years ahead
-MAX_ORDER = 30
-TARGET_RATIO = 0.85  # the AR forecast's RMSE must be below this share of the training mean's
-# seed -> (last training year, last validation year): all before the test years 1921-1987.
-ORDER_SPLITS = {0: (1900, 1920), 1: (1880, 1900), 2: (1860, 1880), 3: (1840, 1860), 4: (1820, 1840)}
-
-
-def _validate_order(p) -> int:
-    if isinstance(p, bool) or not isinstance(p, (int, np.integer)):
-        raise CheckFailed(f"return the order p as a whole number (an int from 1 to {MAX_ORDER}), got {p!r}")
-    if not 1 <= p <= MAX_ORDER:
-        raise CheckFailed(f"p should be a whole number from 1 to {MAX_ORDER}, got {p}")
-    return int(p)
-
-
-def ar_order_rmse(p: int, seed: int = 0) -> tuple[float, float]:
-    """``HORIZON``-years-ahead RMSE of AR(p) and of the training mean on the validation years of ``seed``.
-
-    AR(p) is fitted by least squares on the target years up to the split's last training
-    year; for each validation year t it forecasts recursively from the p values up to
-    ``t - HORIZON``. Deterministic (no random numbers); never touches the test years.
-    """
-    p = _validate_order(p)
-    if seed not in ORDER_SPLITS:
-        raise ValueError(f"seed must be one of {sorted(ORDER_SPLITS)}, got {seed!r}")
-    train_end, val_end = ORDER_SPLITS[seed]
-    years, series = load_sunspots()
-    X, y, _ = windows_for_years(series, years, p, years[0], train_end)
-    coef = fit_ar(X, y)  # (p + 1,)
-    val = np.flatnonzero((years > train_end) & (years <= val_end))  # indices of the validation targets
-    preds = [recursive_forecast(coef, series[: t - HORIZON + 1], HORIZON)[-1] for t in val]
-    mean = np.full(len(val), series[years <= train_end].mean())
-    return rmse(np.array(preds), series[val]), rmse(mean, series[val])
-
-
-def check_ar_order(p, seed: int = 0) -> None:
-    """Grade a chosen AR order by outcome: its 5-years-ahead validation RMSE must beat the target.
-
-    The target is ``TARGET_RATIO`` times the RMSE of the training mean on the same years.
-    Fails with the RMSE reached, the target, how far it is, and the likely culprit.
-    """
-    got, mean = ar_order_rmse(p, seed)  # validates p first
-    train_end, val_end = ORDER_SPLITS[seed]
-    target = TARGET_RATIO * mean
-    where = (f"AR({p}) forecasting {HORIZON} years ahead reaches an RMSE of {got:.1f} on {train_end + 1}-{val_end} "
-             f"(target: below {target:.1f}, {TARGET_RATIO} x the training mean's {mean:.1f})")
-    outcome_verdict(where, got < target, f"{got / target:.2f} times the target", lambda: [_ar_order_hint(p)])
-
-
-def _ar_order_hint(p: int) -> str:
-    """What an AR order that missed the target gets wrong."""
-    if p < 9:
-        return (f"an AR({p}) sees only {p} past year{'s' if p > 1 else ''}, less than one 11-year cycle: over "
-                f"{HORIZON} steps its forecast drifts to the mean instead of following the cycle; give it "
-                "at least a cycle of past years")
-    return (f"the order {p} does not carry the cycle {HORIZON} steps ahead on these years; compare the "
-            "orders with ar_order_rmse, not with the one-step RMSE")

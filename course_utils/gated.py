@@ -3,7 +3,7 @@
 Both cells stack their gate and candidate blocks in rows, as ``torch.nn.LSTM`` and
 ``torch.nn.GRU`` do: ``W_x`` is ``(n_blocks * H, I)`` and ``W_h`` is ``(n_blocks * H, H)``.
 This module knows that layout (:func:`gate_slices`, :func:`gated_param_count`,
-:func:`weights_from_torch`, :func:`check_step_shapes`) and the numerically safe sigmoid.
+:func:`weights_from_torch`, :func:`require_step_shapes`) and the numerically safe sigmoid.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
     return np.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
-def check_step_shapes(x, h_prev, W_x, W_h, biases: dict[str, Any], n_blocks: int) -> tuple[int, int]:
+def require_step_shapes(x, h_prev, W_x, W_h, biases: dict[str, Any], n_blocks: int) -> tuple[int, int]:
     """Validate one step's arguments of a cell with ``n_blocks`` stacked blocks; returns ``(B, H)``.
 
     ``biases`` names each bias vector, ``{"b": b}`` for the LSTM, ``{"b_x": b_x, "b_h": b_h}``

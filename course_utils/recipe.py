@@ -7,21 +7,20 @@
 - optimisers: AdamW's decoupled weight decay against Adam with an L2 term (:func:`make_optimizer`);
 - training at a fixed step budget: :class:`RecipeConfig` and :func:`train_recipe`;
 - exercises: :func:`check_label_smoothed_loss` and, graded by outcome, :func:`check_post_ln_recipe`.
+
+The exercises on this module (checks, challenges) are in :mod:`course_utils.exercises.recipe`.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import CheckFailed, check_close, learning_rate_hints, name_mistake, outcome_verdict, refuse_reference
-from .lm import CharData, LMBatch, corpus_data, lm_batches, next_token_loss, ngram_probabilities
+from .lm import CharData, LMBatch, corpus_data, lm_batches, next_token_loss
 from .seed import seeded_run
 from .self_attention import MultiHeadAttention, causal_mask
 from .shapes import require_shape
@@ -249,131 +248,3 @@ def run_seeds(config: RecipeConfig, seeds: tuple[int, ...] = (0, 1)) -> list[Rec
 def config_dict(config: RecipeConfig) -> dict:
     """The config as a dict (for printing one factor's change)."""
     return asdict(config)
-
-
-
-# ----------------------------------------------------------------------------- exercise: label smoothing
-
-
-def _smoothing_mistakes(logits: torch.Tensor, targets: torch.Tensor, eps: float) -> dict[str, torch.Tensor]:
-    """What the usual wrong label-smoothed losses give (scalars) for ``logits (N, V)`` and ``targets (N,)``."""
-    V, real = logits.shape[-1], targets != -100
-    log_p = F.log_softmax(logits, dim=-1)  # (N, V)
-    t = targets.clamp(min=0)
-    nll = -log_p.gather(1, t[:, None])[:, 0]  # (N,)
-    uniform = -log_p.mean(-1)  # (N,)
-    others = (-log_p.sum(-1) - nll) / (V - 1)  # (N,): the mean over the V - 1 wrong classes
-    per_pos = (1 - eps) * nll + eps * uniform  # (N,)
-    return {
-        "give the target 1 - eps and every other class eps / (V - 1) (the other convention); here, as in "
-        "F.cross_entropy(label_smoothing=eps), every class gets eps / V and the target 1 - eps + eps / V":
-            ((1 - eps) * nll + eps * others)[real].mean(),
-        "average over the padded positions too (targets == -100): they should count neither in the sum nor in "
-        "the number you divide by": (per_pos * real).mean(),
-        "sum over the positions instead of averaging": per_pos[real].sum(),
-        "forget the smoothing (plain cross-entropy)": nll[real].mean(),
-    }
-
-
-def check_label_smoothed_loss(fn, seed: int = 0) -> None:
-    """Test ``fn(logits (N, V), targets (N,), eps) -> scalar`` against :func:`label_smoothed_loss` (exercise 3).
-
-    Targets of -100 are padding. Names the usual mistakes: the ``eps / (V - 1)`` convention,
-    padding averaged in, a sum instead of a mean, no smoothing.
-    """
-    refuse_reference(fn, ("label_smoothed_loss", "cross_entropy", "CrossEntropyLoss", "nll_loss"))
-    g = torch.Generator().manual_seed(seed)
-    for eps, n_pad in ((0.1, 3), (0.3, 0), (0.0, 2)):
-        logits = torch.randn(10, 7, generator=g, dtype=torch.float64) * 2
-        targets = torch.randint(0, 7, (10,), generator=g)
-        targets[torch.randperm(10, generator=g)[:n_pad]] = -100
-        name = f"my_label_smoothed_loss with eps = {eps} on 10 positions ({n_pad} of them padding)"
-        got = fn(logits.clone(), targets.clone(), eps)
-        if not isinstance(got, torch.Tensor) or got.numel() != 1:
-            raise CheckFailed(f"{name} should return a single number as a torch tensor, got "
-                              f"{type(got).__name__}{tuple(got.shape) if isinstance(got, torch.Tensor) else ''}.")
-        expected = label_smoothed_loss(logits, targets, eps)
-        mistakes = {hint: value for hint, value in _smoothing_mistakes(logits, targets, eps).items()
-                    if not torch.allclose(value, expected)}  # eps = 0 or no padding: some mistakes do not show
-        name_mistake(name, got.reshape(()), expected, mistakes)
-        check_close(name, got.reshape(()).double(), expected, quiet=True)
-    print("OK my_label_smoothed_loss: eps = 0.1, 0.3 and 0, with and without padding")
-
-
-# ----------------------------------------------------------------------------- exercise: warm up a post-LN stack
-
-# Section 4's deep post-LN stack; a recipe (warm-up steps, peak rate) must bring its validation
-# loss below the target in the step budget. Measured (seeds 0-2): no warm-up at peak 0.02 stays at
-# 3.26-3.29 (the unigram model); 60 warm-up steps at 0.02 reach 2.53-2.69, at 0.001 2.81-2.86,
-# at 0.0008 2.91-2.98 (learning, but too slowly).
-POST_LN_CHALLENGE = RecipeConfig(steps=120, batch_size=16, context=16, d_model=32, n_layers=6, lr=2e-2,
-                                 warmup_steps=0, schedule="cosine", optimizer="adamw", weight_decay=0.0,
-                                 post_ln=True)
-POST_LN_TARGET = 2.85
-STUCK_MARGIN = 0.1  # within this of the unigram model's loss, a run has learned character frequencies only
-
-
-@functools.lru_cache(maxsize=1)
-def post_ln_unigram_loss() -> float:
-    """The unigram model's loss (character frequencies of the training text) on the windows the challenge scores."""
-    data = corpus_data()
-    unigram, _ = ngram_probabilities(data.train.numpy(), data.vocab.size)  # (V,)
-    val = lm_batches(data.val, 8, 64, POST_LN_CHALLENGE.context, seed=20_000)  # train_recipe's windows
-    return float(np.mean([-np.log(unigram[y.numpy()]).mean() for _, y in val]))
-
-
-def _validate_post_ln_recipe(recipe: dict) -> dict:
-    steps = POST_LN_CHALLENGE.steps
-    if not isinstance(recipe, dict) or set(recipe) != {"warmup_steps", "peak_lr"}:
-        got = sorted(recipe) if isinstance(recipe, dict) else type(recipe).__name__
-        raise CheckFailed(f"return a dict with exactly the keys warmup_steps, peak_lr; got {got}")
-    w, lr = recipe["warmup_steps"], recipe["peak_lr"]
-    if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or not 0 <= w <= steps:
-        raise CheckFailed(f"warmup_steps should be a whole number from 0 to {steps} (the run's steps), got {w!r}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not 0 < lr <= 1.0:
-        raise CheckFailed(f"peak_lr should be a number in (0, 1], got {lr!r}")
-    return {"warmup_steps": int(w), "peak_lr": float(lr)}
-
-
-def post_ln_recipe_loss(recipe: dict, *, seed: int = 0) -> float:
-    """Validation loss of :data:`POST_LN_CHALLENGE` trained with ``recipe`` (warm-up, then cosine; seeded)."""
-    c = _validate_post_ln_recipe(recipe)
-    return train_recipe(replace(POST_LN_CHALLENGE, lr=c["peak_lr"], warmup_steps=c["warmup_steps"]), seed=seed).val_loss
-
-
-def check_post_ln_recipe(recipe: dict, *, seed: int = 0) -> None:
-    """Grade a warm-up and peak rate by outcome (exercise 4): the post-LN stack must get below the target.
-
-    Fails with the loss reached, how far from the target, and the likely culprit.
-    """
-    c = _validate_post_ln_recipe(recipe)
-    got = post_ln_recipe_loss(c, seed=seed)
-    steps = POST_LN_CHALLENGE.steps
-    where = (f"after {steps} steps, the 6-block post-LN stack reaches a validation loss of {got:.3f} nats/char "
-             f"(target: below {POST_LN_TARGET})")
-    outcome_verdict(where, got < POST_LN_TARGET, lambda: _post_ln_how_far(got, steps),
-                    lambda: _post_ln_hints(c, steps))
-
-
-def _post_ln_hints(c: dict, steps: int) -> list[str]:
-    """What in a post-LN recipe that missed the target is the likely culprit."""
-    hints = learning_rate_hints(c["peak_lr"], 2e-3, 3e-2, steps, " even after a warm-up")
-    if c["peak_lr"] >= 1e-2 and c["warmup_steps"] < 20:
-        hints.append(f"{c['warmup_steps']} warm-up steps at a peak of {c['peak_lr']:g}: post-LN's first updates "
-                     "at full rate throw it to the unigram model (about 3.25 nats/char); warm up for longer")
-    if c["warmup_steps"] > 0.8 * steps:
-        hints.append(f"a warm-up of {c['warmup_steps']} of {steps} steps leaves almost no steps at the peak rate")
-    return hints
-
-
-def _post_ln_how_far(got: float, steps: int) -> str:
-    """How far a missed post-LN run is: diverged, stuck at the unigram model, or part of the way down."""
-    unigram = post_ln_unigram_loss()
-    if not math.isfinite(got):
-        return "the training diverged"
-    if got >= unigram - STUCK_MARGIN:
-        return (f"{got - POST_LN_TARGET:.3f} nats above it, stuck at the unigram model ({unigram:.3f}): the stack "
-                "predicts character frequencies and nothing more")
-    share = (unigram - got) / (unigram - POST_LN_TARGET)
-    return (f"{got - POST_LN_TARGET:.3f} nats above it, {share:.0%} of the way down from the unigram model "
-            f"({unigram:.3f}) to the target: the stack learns, but not far enough in {steps} steps")

@@ -9,6 +9,8 @@ Multi-head attention splits D into h heads of d_k = D / h, attends in each, conc
 the heads and projects with W_O. :class:`MultiHeadAttention` stores its weights like
 ``torch.nn.MultiheadAttention`` (one ``in_proj`` of shape (3D, D), ``out_proj``) so the two
 can be compared weight for weight.
+
+The exercises on this module (checks, challenges) are in :mod:`course_utils.exercises.self_attention`.
 """
 
 from __future__ import annotations
@@ -18,19 +20,7 @@ import math
 import torch
 from torch import nn
 
-from .checks import (
-    CheckFailed,
-    check_close,
-    check_shape,
-    learning_rate_hints,
-    name_mistake,
-    outcome_verdict,
-    refuse_reference,
-)
-from .lm import corpus_data, lm_batches, next_token_loss
-from .seed import seeded_run
 from .shapes import require_attention_mask, require_shape
-from .training import evaluate, fit
 
 
 def scaled_dot_product_attention(
@@ -140,58 +130,6 @@ class MultiHeadAttention(nn.Module):
         return self.out_proj(merge_heads(out)), weights
 
 
-# ----------------------------------------------------------------------------- exercise 3: the attention mask
-
-def _mask_mistakes(lengths: torch.Tensor, T: int) -> dict[str, torch.Tensor]:
-    """What the usual wrong masks give for ``lengths`` (B,) and ``T``: each (B, T, T) bools."""
-    B = len(lengths)
-    causal, keys = causal_mask(T), padding_mask(lengths, T)  # (T, T), (B, 1, T)
-    queries = keys.transpose(1, 2)  # (B, T, 1): the padding of the queries (rows)
-    right = causal & keys  # (B, T, T)
-    return {
-        "mask the diagonal too (tril with diagonal=-1, or s < t): a position may not see itself, and the first "
-        "position sees nothing at all": torch.ones(T, T, dtype=torch.bool).tril(-1) & keys,
-        "keep the upper triangle (triu) instead of the lower (tril): query t sees the future s >= t, not the past":
-            causal.T & keys,
-        "invert the convention: here True means 'may attend' (as in F.scaled_dot_product_attention), "
-        "the opposite of torch.nn.MultiheadAttention's 'masked'": ~right,
-        "mask the padded queries (rows) instead of the padded keys (columns): a real query still looks at padding":
-            causal & queries,
-        "mask the padded queries (rows) as well as the keys: a query that may see no key gets a softmax of "
-        "all -inf, NaN; leave the rows alone, the padded positions' outputs are ignored anyway":
-            right & queries,
-        "compare positions with <= lengths instead of < lengths: the first padding key is still visible":
-            causal & (torch.arange(T)[None, :] <= lengths[:, None])[:, None, :],
-        "leave out the padding mask: queries of a short sequence look at its padding": causal.expand(B, T, T),
-        "leave out the causal mask: every query sees the future": keys.expand(B, T, T),
-    }
-
-
-def check_attention_mask(fn, seed: int = 0) -> None:
-    """Test ``fn(lengths, T) -> mask``, the (B, T, T) causal-and-padding mask of a batch (notebook 07, exercise 3).
-
-    ``mask[b, t, s]`` is True (may attend) when key s is at or before query t and s is a
-    real token of sequence b (s < lengths[b]). Fails naming the usual mistake the mask
-    matches: the diagonal masked, the upper triangle, the inverted convention, padded
-    queries instead of keys, an off-by-one in the lengths, a missing part.
-    """
-    refuse_reference(fn, ("causal_mask", "padding_mask", "MultiHeadAttention", "scaled_dot_product_attention"))
-    g = torch.Generator().manual_seed(seed)
-    T = 6
-    lengths = torch.cat([torch.tensor([T, 1]), torch.randint(2, T, (2,), generator=g)])  # (B,) = (4,)
-    got = fn(lengths.clone(), T)
-    if not isinstance(got, torch.Tensor):
-        raise CheckFailed(f"the mask should be a torch tensor of bools, but it is a {type(got).__name__}.")
-    if got.dtype != torch.bool:
-        raise CheckFailed(f"the mask has dtype {got.dtype}: return bools (torch.bool), True where a query may attend "
-                          "(a float mask of 0 and -inf is added to the scores instead; here we use bools).")
-    B = len(lengths)
-    check_shape("the mask", got, (B, T, T))
-    expected = causal_mask(T) & padding_mask(lengths, T)  # (B, T, T)
-    name_mistake(f"the mask for lengths {lengths.tolist()}", got, expected, _mask_mistakes(lengths, T))
-    check_close(f"the mask for lengths {lengths.tolist()}, T = {T}", got, expected)
-
-
 # ----------------------------------------------------------------------------- section 7: one layer on text
 
 class OneLayerAttentionLM(nn.Module):
@@ -251,73 +189,3 @@ def mean_weight_by_offset(weights: torch.Tensor, max_offset: int) -> torch.Tenso
     first = max_offset - 1  # the first query with max_offset keys at or behind it
     return torch.stack([weights.diagonal(-offset, dim1=-2, dim2=-1)[..., first - offset:].mean(-1)
                         for offset in range(max_offset)], dim=-1)
-
-
-# ----------------------------------------------------------------------------- exercise 4: an outcome-graded config
-
-ATTENTION_CONFIG_KEYS = ("d_model", "n_heads", "lr")
-# The challenge: context, batch size, optimiser steps and the validation loss (nats/char) to beat.
-ATTENTION_CHALLENGE = {"context": 32, "batch_size": 32, "steps": 60, "target": 2.40}
-MAX_D_MODEL = 128  # keeps the check at a few seconds
-
-
-def _validate_attention_config(config: dict) -> dict:
-    if not isinstance(config, dict) or set(config) != set(ATTENTION_CONFIG_KEYS):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(ATTENTION_CONFIG_KEYS)}; got {got}")
-    d, h, lr = config["d_model"], config["n_heads"], config["lr"]
-    for key, value, top in (("d_model", d, MAX_D_MODEL), ("n_heads", h, 16)):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:
-            raise CheckFailed(f"{key} should be a whole number from 1 to {top}, got {value!r}")
-    if d % h:
-        raise CheckFailed(f"d_model = {d} is not divisible by n_heads = {h}: each head takes d_k = d_model / n_heads "
-                          "features")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 0.1:
-        raise CheckFailed(f"lr should be a number in (0, 0.1], got {lr!r}")
-    return {"d_model": d, "n_heads": h, "lr": float(lr)}
-
-
-def attention_config_loss(config: dict, *, seed: int = 0) -> float:
-    """Train a :class:`OneLayerAttentionLM` with ``config`` on the course's text; return its validation loss.
-
-    :data:`ATTENTION_CHALLENGE` fixes the context, batch size and number of Adam steps.
-    Everything random (initial weights, training and validation windows) follows ``seed``,
-    without touching the notebook's random state; it runs on one CPU thread.
-    """
-    c = _validate_attention_config(config)
-    task, data, cpu = ATTENTION_CHALLENGE, corpus_data(), torch.device("cpu")
-    with seeded_run(seed):
-        model = OneLayerAttentionLM(data.vocab.size, task["context"], c["d_model"], c["n_heads"])
-        train = lm_batches(data.train, task["steps"], task["batch_size"], task["context"], seed=10_000 + seed)
-        fit(model, train, next_token_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]), device=cpu,
-            progress=False)
-        val = lm_batches(data.val, 8, 64, task["context"], seed=20_000 + seed)
-        return evaluate(model, val, next_token_loss, device=cpu)
-
-
-def _attention_config_hints(c: dict) -> list[str]:
-    """What in a config that missed the target is the likely culprit."""
-    hints = []
-    hints += learning_rate_hints(c["lr"], 5e-3, 5e-2, ATTENTION_CHALLENGE["steps"])
-    if c["d_model"] < 32:
-        hints.append(f"d_model = {c['d_model']} is narrow: each position's vector must hold its token, its position "
-                     "and what attention brought")
-    if c["d_model"] // c["n_heads"] < 4:
-        hints.append(f"heads of d_k = {c['d_model'] // c['n_heads']} features are very narrow: their scores "
-                     "q . k can hardly tell keys apart")
-    return hints
-
-
-def check_attention_config(config: dict, *, seed: int = 0) -> None:
-    """Grade a config by outcome (notebook 07, exercise 4): train with it (seeded) and beat the target loss.
-
-    Fails with the validation loss reached, how far it is from the target and the likely
-    culprits in the config.
-    """
-    got = attention_config_loss(config, seed=seed)  # validates the config first
-    c, task = _validate_attention_config(config), ATTENTION_CHALLENGE
-    where = (f"after {task['steps']} steps, your one-layer attention model reaches a validation loss of {got:.3f} "
-             f"nats/char (target: below {task['target']})")
-    outcome_verdict(where, got < task["target"],
-                    f"{got / task['target']:.2f} times the target, {got - task['target']:.3f} nats above it",
-                    lambda: _attention_config_hints(c))

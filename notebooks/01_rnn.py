@@ -53,17 +53,8 @@ import numpy as np
 import torch
 
 from course_utils import check_close, fit, plot_losses, report_run_time, seed_everything, start_notebook, tolerance
-from course_utils.rnn import (
-    RNN,
-    CharRNN,
-    check_rnn_cell,
-    check_rnn_forward,
-    params_from_torch,
-    rnn_cell_forward,
-    rnn_forward,
-    rnn_output,
-    softmax,
-)
+from course_utils.exercises.rnn import check_rnn_cell, check_rnn_forward
+from course_utils.rnn import RNN, CharRNN, params_from_torch, rnn_cell_forward, rnn_forward, rnn_output, softmax
 
 device = start_notebook()
 
@@ -414,7 +405,7 @@ def my_sample_next(logits, temperature, generator):
 
 
 # %% nbgrader={"grade": true, "grade_id": "sample_next_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.lm import check_sample_next
+from course_utils.exercises.lm import check_sample_next
 
 check_sample_next(my_sample_next)
 
@@ -490,7 +481,7 @@ def my_sequence_loss(logits, ids):
 # %% nbgrader={"grade": true, "grade_id": "sequence_loss_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Compares with course_utils.rnn.sequence_loss on small and on large logits, and names the
 # usual mistakes (targets not shifted, the wrong axis, a sum instead of a mean, overflow).
-from course_utils.rnn import check_sequence_loss
+from course_utils.exercises.rnn import check_sequence_loss
 
 check_sequence_loss(my_sequence_loss)
 
@@ -548,7 +539,7 @@ def my_char_rnn_config():
 # %% nbgrader={"grade": true, "grade_id": "char_rnn_config_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
 # Trains a CharRNN with your choice (seed 0, the last tenth of the text held out) and says
 # how far its validation loss is from the bigram model's.
-from course_utils.rnn import check_char_rnn_config
+from course_utils.exercises.rnn import check_char_rnn_config
 
 check_char_rnn_config(my_char_rnn_config())
 

@@ -27,8 +27,8 @@
 # 6. put it all together: train a character-level RNN in numpy on real text and compare it with
 #    models without memory.
 #
-# Helpers: `course_utils/bptt.py` (losses, backward, gradient checks, clipping, gradient flow, the
-# exercises' checks) and `course_utils/numpy_lm.py` (batching, Adagrad, sampling) on top of
+# Helpers: `course_utils/bptt.py` (losses, backward, gradient checks, clipping, gradient flow;
+# the exercises' checks are in `course_utils/exercises/bptt.py`) and `course_utils/numpy_lm.py` (batching, Adagrad, sampling) on top of
 # `course_utils/rnn.py`. Language models are compared in **nats per character** (the mean
 # cross-entropy) and in **perplexity**, $e^{\text{nats/char}}$: the number of equally likely
 # characters the model is, on average, choosing between.
@@ -63,10 +63,6 @@ import torch
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.bptt import (
-    check_clip_grad_norm,
-    check_clip_settings,
-    check_rnn_backward,
-    check_rnn_cell_backward,
     cross_entropy_loss,
     hidden_grad_norms,
     mse_loss,
@@ -74,6 +70,12 @@ from course_utils.bptt import (
     relative_error,
     rnn_loss_and_grads,
     scaled_orthogonal,
+)
+from course_utils.exercises.bptt import (
+    check_clip_grad_norm,
+    check_clip_settings,
+    check_rnn_backward,
+    check_rnn_cell_backward,
 )
 from course_utils.rnn import PARAM_NAMES, init_rnn_params, one_hot, rnn_forward
 

@@ -697,7 +697,7 @@ def my_lstm_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
 
 
 # %% nbgrader={"grade": true, "grade_id": "lstm_cell_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.lstm import check_lstm_cell
+from course_utils.exercises.lstm import check_lstm_cell
 
 check_lstm_cell(my_lstm_cell_forward)  # names the usual mistakes: gate order, (c, h), h = o * c, ...
 torch_cell = torch.nn.LSTMCell(7, 2).double()  # and against PyTorch's own cell
@@ -746,7 +746,7 @@ def my_gate_values(goal: str) -> tuple[float, float, float]:
 
 
 # %% nbgrader={"grade": true, "grade_id": "gate_values_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.lstm import check_lstm_gate_values
+from course_utils.exercises.lstm import check_lstm_gate_values
 
 check_lstm_gate_values(my_gate_values, goals=("hold", "replace"))  # names each gate that is off, and what it does
 
@@ -842,7 +842,7 @@ def my_adding_config():
 
 
 # %% nbgrader={"grade": true, "grade_id": "adding_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.long_range import check_adding_config
+from course_utils.exercises.long_range import check_adding_config
 
 check_adding_config(my_adding_config(), "LSTM")  # trains with your choice; says how far from the target you are
 

@@ -379,7 +379,7 @@ def my_gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
 
 
 # %% nbgrader={"grade": true, "grade_id": "gru_cell_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.gru import check_gru_cell
+from course_utils.exercises.gru import check_gru_cell
 
 check_gru_cell(my_gru_cell_forward)  # names the usual mistakes: z convention, where r and b_hn go, ...
 torch_cell = torch.nn.GRUCell(6, 2).double()  # and against PyTorch's own cell
@@ -426,7 +426,7 @@ def my_gru_gate_values(goal: str) -> tuple[float, float]:
 
 
 # %% nbgrader={"grade": true, "grade_id": "gru_gate_values_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.gru import check_gru_gate_values
+from course_utils.exercises.gru import check_gru_gate_values
 
 check_gru_gate_values(my_gru_gate_values, goals=("copy", "ignore"))  # names each gate that is off, and what it does
 
@@ -459,7 +459,7 @@ def my_gru_forward(xs, h0, W_x, W_h, b_x, b_h):
 
 
 # %% nbgrader={"grade": true, "grade_id": "gru_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.gru import check_gru_forward
+from course_utils.exercises.gru import check_gru_forward
 
 check_gru_forward(my_gru_forward)  # names: state not carried, hs off by one step, wrong h_T, z convention, ...
 torch_gru = torch.nn.GRU(3, 2).double()  # and against PyTorch's own layer
@@ -504,7 +504,7 @@ def my_gru_adding_config():
 
 
 # %% nbgrader={"grade": true, "grade_id": "gru_adding_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.long_range import check_adding_config
+from course_utils.exercises.long_range import check_adding_config
 
 check_adding_config(my_gru_adding_config(), "GRU")  # trains with your choice; says how far from the target you are
 

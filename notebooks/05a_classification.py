@@ -257,7 +257,7 @@ def my_last_valid(outputs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "last_valid_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.output_types import check_last_valid
+from course_utils.exercises.output_types import check_last_valid
 
 check_last_valid(my_last_valid)  # names the usual mistake when your values match it
 
@@ -470,7 +470,7 @@ def my_classifier_config():
 
 
 # %% nbgrader={"grade": true, "grade_id": "classifier_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.output_types import check_classifier_config
+from course_utils.exercises.output_types import check_classifier_config
 
 check_classifier_config(my_classifier_config())  # trains your choice; says how far from the target you are
 

@@ -382,7 +382,7 @@ def my_exact_match(pred: torch.Tensor, targets: torch.Tensor, pad: int) -> torch
 
 
 # %% nbgrader={"grade": true, "grade_id": "exact_match_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.output_types import check_exact_match
+from course_utils.exercises.output_types import check_exact_match
 
 check_exact_match(my_exact_match)  # names the usual mistake when your values match it
 
@@ -547,7 +547,7 @@ def my_tagger_config():
 
 
 # %% nbgrader={"grade": true, "grade_id": "tagger_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.output_types import check_tagger_config
+from course_utils.exercises.output_types import check_tagger_config
 
 check_tagger_config(my_tagger_config())  # trains your choice; says how far from the target you are
 

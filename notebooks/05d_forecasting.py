@@ -64,11 +64,10 @@ import torch
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.data import load_sunspots
+from course_utils.exercises.forecasting import HORIZON, ar_order_rmse
 from course_utils.forecasting import (
-    HORIZON,
     RNNForecaster,
     Standardizer,
-    ar_order_rmse,
     ar_predict,
     fit_ar,
     recursive_forecast,
@@ -243,7 +242,7 @@ def my_standardize(series: np.ndarray, years: np.ndarray, train_end: int) -> np.
 
 
 # %% nbgrader={"grade": true, "grade_id": "standardize_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.forecasting import check_standardize
+from course_utils.exercises.forecasting import check_standardize
 
 check_standardize(my_standardize)  # a drifting toy series: leaking the later years shows
 
@@ -525,7 +524,7 @@ def my_recursive_forecast(coef: np.ndarray, history: np.ndarray, steps: int) -> 
 
 
 # %% nbgrader={"grade": true, "grade_id": "recursive_forecast_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.forecasting import check_recursive_forecast
+from course_utils.exercises.forecasting import check_recursive_forecast
 
 check_recursive_forecast(my_recursive_forecast)
 
@@ -580,7 +579,7 @@ def my_ar_order() -> int:
 
 
 # %% nbgrader={"grade": true, "grade_id": "ar_order_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.forecasting import check_ar_order
+from course_utils.exercises.forecasting import check_ar_order
 
 check_ar_order(my_ar_order())  # validation years 1901-1920; says how far from the target you are
 

@@ -70,8 +70,6 @@ from course_utils import (
     tolerance,
 )
 from course_utils.attention import (
-    DATES_CHALLENGE,
-    DATES_CHALLENGE_EMBED,
     LENGTH_BUCKETS,
     MONTH_NUMBER_FORMATS,
     AttentionSeq2Seq,
@@ -100,6 +98,7 @@ from course_utils.data.dates import (
     make_pairs,
     split_days,
 )
+from course_utils.exercises.attention import DATES_CHALLENGE, DATES_CHALLENGE_EMBED
 
 device = start_notebook()
 
@@ -177,7 +176,7 @@ def my_masked_softmax(scores: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "masked_softmax_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.attention import check_masked_softmax
+from course_utils.exercises.attention import check_masked_softmax
 
 check_masked_softmax(my_masked_softmax)  # lengths 6, 4, 1 and 0 (a row of padding only)
 
@@ -288,7 +287,7 @@ def my_greedy(model, src, lengths, steps, bos=TARGET_BOS):
 
 
 # %% nbgrader={"grade": true, "grade_id": "greedy_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.attention import check_greedy
+from course_utils.exercises.attention import check_greedy
 
 check_greedy(my_greedy)  # a small untrained model, 8 padded sequences, 7 steps
 
@@ -611,7 +610,7 @@ def my_seq2seq_config():
 
 
 # %% nbgrader={"grade": true, "grade_id": "seq2seq_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.attention import check_seq2seq_config
+from course_utils.exercises.attention import check_seq2seq_config
 
 check_seq2seq_config(my_seq2seq_config())  # trains with your choice; says how far from the target you are
 

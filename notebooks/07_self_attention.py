@@ -538,7 +538,7 @@ def my_attention_mask(lengths, T):
 
 
 # %% nbgrader={"grade": true, "grade_id": "attention_mask_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.self_attention import check_attention_mask
+from course_utils.exercises.self_attention import check_attention_mask
 
 check_attention_mask(my_attention_mask)  # names the usual mistakes: the diagonal, triu, True = masked, rows, <=
 
@@ -578,7 +578,7 @@ def my_attention_config():
 
 
 # %% nbgrader={"grade": true, "grade_id": "attention_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.self_attention import check_attention_config
+from course_utils.exercises.self_attention import check_attention_config
 
 check_attention_config(my_attention_config())  # trains with your choice; says how far from the target you are
 

@@ -62,19 +62,12 @@ from torch.nn import functional as F
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.data.text import corpus_source, load_corpus
+from course_utils.exercises.transformer import RECIPE_CHALLENGE, recipe_bigram_loss
 from course_utils.layers import count_parameters
 from course_utils.lm import CharData, RecurrentLM, generate, ngram_probabilities, train_lm
 from course_utils.self_attention import MultiHeadAttention, causal_mask
 from course_utils.timing import clock_name, seconds
-from course_utils.transformer import (
-    RECIPE_CHALLENGE,
-    Block,
-    TinyGPT,
-    recipe_bigram_loss,
-    saved_activation_bytes,
-    sinusoidal_positions,
-    warmup_cosine_lr,
-)
+from course_utils.transformer import Block, TinyGPT, saved_activation_bytes, sinusoidal_positions, warmup_cosine_lr
 
 device = start_notebook()
 
@@ -177,7 +170,7 @@ def my_sinusoidal_positions(T, D):
 
 
 # %% nbgrader={"grade": true, "grade_id": "sinusoidal_positions_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.transformer import check_sinusoidal_positions
+from course_utils.exercises.transformer import check_sinusoidal_positions
 
 check_sinusoidal_positions(my_sinusoidal_positions)  # names: sin/cos concatenated or swapped, i/D, t from 1
 
@@ -469,7 +462,7 @@ def my_warmup_cosine_lr(step, warmup_steps, peak_lr, total_steps):
 
 
 # %% nbgrader={"grade": true, "grade_id": "warmup_cosine_lr_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.transformer import check_warmup_cosine_lr
+from course_utils.exercises.transformer import check_warmup_cosine_lr
 
 check_warmup_cosine_lr(my_warmup_cosine_lr)  # names: lr 0 at step 0, no decay, cosine from step 0, below 0, linear
 
@@ -520,7 +513,7 @@ def my_training_recipe():
 
 
 # %% nbgrader={"grade": true, "grade_id": "training_recipe_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.transformer import check_training_recipe
+from course_utils.exercises.transformer import check_training_recipe
 
 check_training_recipe(my_training_recipe())  # trains with your recipe; says how far from the target you are
 

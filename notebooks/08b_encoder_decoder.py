@@ -28,8 +28,8 @@
 #    decoding;
 # 5. read the trained model's cross-attention head by head, with a number behind each reading.
 #
-# The helpers live in `course_utils/seq2seq_transformer.py` (the layers, the model, the checks)
-# and `course_utils/beam_search.py`; the data is 06's (`course_utils/data/dates.py`), and so is
+# The helpers live in `course_utils/seq2seq_transformer.py` (the layers and the model; the checks
+# are in `course_utils/exercises/seq2seq_transformer.py`) and `course_utils/beam_search.py`; the data is 06's (`course_utils/data/dates.py`), and so is
 # the GRU + attention model it is compared with (`course_utils/attention.py`); attention is 07's
 # (`course_utils/self_attention.py`).
 
@@ -216,14 +216,14 @@ def my_decoder_layer(layer, y, memory, src_lengths):
 
 
 # %% nbgrader={"grade": true, "grade_id": "decoder_layer_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.seq2seq_transformer import check_decoder_layer
+from course_utils.exercises.seq2seq_transformer import check_decoder_layer
 
 check_decoder_layer(my_decoder_layer)  # a random layer in float64, 3 targets of 5, sources of 7 with padding
 
 # %% nbgrader={"grade": true, "grade_id": "decoder_layer_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.seq2seq_transformer import check_decoder_layer
+from course_utils.exercises.seq2seq_transformer import check_decoder_layer
 
 check_decoder_layer(my_decoder_layer, seed=1)
 ### END HIDDEN TESTS
@@ -418,14 +418,14 @@ def my_beam_step(total, length, finished, log_probs, beam_width, alpha, eos):
 
 
 # %% nbgrader={"grade": true, "grade_id": "beam_step_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.beam_search import check_beam_step
+from course_utils.exercises.beam_search import check_beam_step
 
 check_beam_step(my_beam_step)  # 2 inputs x 3 beams (one finished in each) over 5 tokens, eos = 4
 
 # %% nbgrader={"grade": true, "grade_id": "beam_step_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.beam_search import check_beam_step
+from course_utils.exercises.beam_search import check_beam_step
 
 check_beam_step(my_beam_step, seed=1)
 ### END HIDDEN TESTS
@@ -571,14 +571,14 @@ def my_transformer_config():
 
 
 # %% nbgrader={"grade": true, "grade_id": "transformer_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.seq2seq_transformer import check_transformer_config
+from course_utils.exercises.seq2seq_transformer import check_transformer_config
 
 check_transformer_config(my_transformer_config())
 
 # %% nbgrader={"grade": true, "grade_id": "transformer_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.seq2seq_transformer import check_transformer_config
+from course_utils.exercises.seq2seq_transformer import check_transformer_config
 
 check_transformer_config(my_transformer_config(), seed=1)
 ### END HIDDEN TESTS

@@ -240,7 +240,7 @@ def my_attention_step(q, k_new, v_new, k_cache, v_cache):
 
 
 # %% nbgrader={"grade": true, "grade_id": "attention_step_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.kv_cache import check_attention_step
+from course_utils.exercises.kv_cache import check_attention_step
 
 check_attention_step(my_attention_step)  # names: new k/v not appended, scaled by d_k or the width, softmax axis
 
@@ -306,7 +306,7 @@ def my_filter_logits(logits, top_k, top_p):
 
 
 # %% nbgrader={"grade": true, "grade_id": "filter_logits_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.sampling import check_filter_logits
+from course_utils.exercises.sampling import check_filter_logits
 
 check_filter_logits(my_filter_logits)  # names: probabilities returned, crossing token dropped, top-k per batch
 
@@ -537,7 +537,7 @@ def my_label_smoothed_loss(logits, targets, eps):
 
 
 # %% nbgrader={"grade": true, "grade_id": "label_smoothed_loss_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.recipe import check_label_smoothed_loss
+from course_utils.exercises.recipe import check_label_smoothed_loss
 
 check_label_smoothed_loss(my_label_smoothed_loss)  # names: eps / (V - 1), padding averaged in, a sum
 
@@ -632,7 +632,7 @@ def my_post_ln_recipe():
 
 
 # %% nbgrader={"grade": true, "grade_id": "post_ln_recipe_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.recipe import check_post_ln_recipe
+from course_utils.exercises.recipe import check_post_ln_recipe
 
 check_post_ln_recipe(my_post_ln_recipe())  # trains with your recipe; says how far from the target you are
 

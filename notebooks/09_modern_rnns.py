@@ -237,7 +237,7 @@ def my_esn_readout(states: np.ndarray, targets: np.ndarray, washout: int, alpha:
 
 
 # %% nbgrader={"grade": true, "grade_id": "esn_readout_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.esn import check_esn_readout
+from course_utils.exercises.esn import check_esn_readout
 
 check_esn_readout(my_esn_readout)  # a 30-unit reservoir's states, a washout of 25, alpha = 0.3
 
@@ -257,7 +257,7 @@ check_esn_readout(my_esn_readout, seed=1)
 # NRMSE over those 200 steps. The setting of this section misses an NRMSE of 0.05:
 
 # %%
-from course_utils.esn import ESN_CHALLENGE, check_esn_config, esn_config_nrmse
+from course_utils.exercises.esn import ESN_CHALLENGE, check_esn_config, esn_config_nrmse
 
 section_setting = {"spectral_radius": RHO, "input_scale": 0.5, "alpha": ALPHA}
 section_error = esn_config_nrmse(section_setting)
@@ -580,7 +580,7 @@ def my_min_lstm_gates(k_f: torch.Tensor, k_i: torch.Tensor) -> tuple[torch.Tenso
 
 
 # %% nbgrader={"grade": true, "grade_id": "min_lstm_gates_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.min_rnns import check_min_lstm_gates
+from course_utils.exercises.min_rnns import check_min_lstm_gates
 
 check_min_lstm_gates(my_min_lstm_gates)  # float32, (4, 5); in the last row both gates are near sigmoid(-120)
 
@@ -632,7 +632,7 @@ def my_scan_cumprod(a: torch.Tensor, b: torch.Tensor, h0: torch.Tensor) -> torch
 
 
 # %% nbgrader={"grade": true, "grade_id": "scan_cumprod_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.linear_recurrence import check_scan_cumprod
+from course_utils.exercises.linear_recurrence import check_scan_cumprod
 
 check_scan_cumprod(my_scan_cumprod)  # float64, T = 12 and T = 1, against scan_loop
 

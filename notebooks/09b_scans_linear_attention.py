@@ -124,7 +124,7 @@ def my_combine_affine(a1: torch.Tensor, b1: torch.Tensor, a2: torch.Tensor, b2: 
 
 
 # %% nbgrader={"grade": true, "grade_id": "combine_affine_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.prefix_scan import check_combine_affine
+from course_utils.exercises.prefix_scan import check_combine_affine
 
 check_combine_affine(my_combine_affine)  # float64 (4, 3) tensors, against combine_affine
 
@@ -194,7 +194,7 @@ def my_hillis_steele_step(a: torch.Tensor, b: torch.Tensor, offset: int):
 
 
 # %% nbgrader={"grade": true, "grade_id": "hillis_steele_step_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.prefix_scan import check_hillis_steele_step
+from course_utils.exercises.prefix_scan import check_hillis_steele_step
 
 check_hillis_steele_step(my_hillis_steele_step)  # T = 10 and 7, offsets 1, 2, 4; then a scan of 13 steps
 
@@ -540,7 +540,7 @@ def my_decay_mask(gamma: torch.Tensor) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "decay_mask_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.linear_attention import check_decay_mask
+from course_utils.exercises.linear_attention import check_decay_mask
 
 check_decay_mask(my_decay_mask)  # shapes (6,) and (2, 3, 9), then T = 400 with gamma near 0.1
 
@@ -571,7 +571,7 @@ def my_linear_attention_step(S: torch.Tensor, q: torch.Tensor, k: torch.Tensor, 
 
 
 # %% nbgrader={"grade": true, "grade_id": "linear_attention_step_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.linear_attention import check_linear_attention_step
+from course_utils.exercises.linear_attention import check_linear_attention_step
 
 check_linear_attention_step(my_linear_attention_step)  # d_k = d_v = 4 and d_k = 3, d_v = 5; then 7 steps
 
@@ -933,7 +933,7 @@ def my_parity_scan_inputs(bits: torch.Tensor):
 
 
 # %% nbgrader={"grade": true, "grade_id": "parity_scan_inputs_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.state_tracking import check_parity_scan_inputs
+from course_utils.exercises.state_tracking import check_parity_scan_inputs
 
 check_parity_scan_inputs(my_parity_scan_inputs)  # float64 bits, T = 7, 1 and 200
 

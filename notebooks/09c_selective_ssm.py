@@ -29,7 +29,7 @@
 #    **selective-copying** task at the same step budget, three seeds each, and read the table
 #    for what it shows.
 #
-# The helpers live in `course_utils/selective_ssm.py` (S6, the copying models, the checks) and
+# The helpers live in `course_utils/selective_ssm.py` (S6, the copying models; the checks are in `course_utils/exercises/selective_ssm.py`) and
 # `course_utils/data/selective_copy.py` (the task); the scans come from `course_utils/linear_recurrence.py`
 # (notebook 09), minGRU from `course_utils/min_rnns.py`. Sections 1-2 train nothing: each is an
 # identity between computations, checked in float64. Section 3 trains small models, three
@@ -155,7 +155,7 @@ def my_discretize(delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor) -> tu
 
 
 # %% nbgrader={"grade": true, "grade_id": "discretize_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.selective_ssm import check_discretize
+from course_utils.exercises.selective_ssm import check_discretize
 
 check_discretize(my_discretize)  # float64, (B, D, N) = (3, 4, 5) and (2, 3, 1)
 
@@ -255,7 +255,7 @@ def my_selective_step(h: torch.Tensor, u_t: torch.Tensor, Abar_t: torch.Tensor, 
 
 
 # %% nbgrader={"grade": true, "grade_id": "selective_step_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.selective_ssm import check_selective_step
+from course_utils.exercises.selective_ssm import check_selective_step
 
 check_selective_step(my_selective_step)  # (B, D, N) = (3, 4, 4) and (2, 3, 5); then 6 steps against the scan
 
@@ -360,7 +360,7 @@ def my_copy_targets(tokens: torch.Tensor, n_data: int) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "copy_targets_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.selective_ssm import check_copy_targets
+from course_utils.exercises.selective_ssm import check_copy_targets
 
 check_copy_targets(my_copy_targets)  # 6 sequences of 20 tokens with 4 data tokens; 3 of 12 with 3
 

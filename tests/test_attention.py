@@ -8,7 +8,6 @@ import pytest
 import torch
 
 from course_utils.attention import (
-    DATES_CHALLENGE,
     LENGTH_BUCKETS,
     MONTH_NUMBER_FORMATS,
     AdditiveAttention,
@@ -17,9 +16,6 @@ from course_utils.attention import (
     additive_attention,
     additive_attention_loop,
     bottleneck_study,
-    check_greedy,
-    check_masked_softmax,
-    check_seq2seq_config,
     dates_batches,
     dates_task,
     dot_attention,
@@ -27,11 +23,17 @@ from course_utils.attention import (
     greedy_exact_match,
     length_bucket,
     masked_softmax,
-    seq2seq_config_accuracy,
     teacher_forcing_loss,
 )
 from course_utils.checks import CheckFailed
 from course_utils.data.dates import FORMATS, TARGET_BOS, decode_source, format_date
+from course_utils.exercises.attention import (
+    DATES_CHALLENGE,
+    check_greedy,
+    check_masked_softmax,
+    check_seq2seq_config,
+    seq2seq_config_accuracy,
+)
 from course_utils.seed import seed_everything
 
 
@@ -414,7 +416,7 @@ def test_seq2seq_config_accuracy_is_seeded_and_leaves_the_global_random_state_al
     ],
 )
 def test_check_seq2seq_config_rejects_malformed_configs_before_training(config, words, monkeypatch):
-    monkeypatch.setattr("course_utils.attention._dates_challenge_data", lambda *args: pytest.fail("trained"))
+    monkeypatch.setattr("course_utils.exercises.attention._dates_challenge_data", lambda *args: pytest.fail("trained"))
     with pytest.raises(CheckFailed, match=words):
         check_seq2seq_config(config)
 

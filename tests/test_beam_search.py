@@ -5,16 +5,14 @@ import torch
 
 from course_utils import CheckFailed
 from course_utils.beam_search import (
-    _beam_case,
-    _beam_step_variant,
     beam_search,
     beam_step,
     bigram_table_model,
-    check_beam_step,
     exhaustive_search,
     greedy_search,
     normalised_score,
 )
+from course_utils.exercises.beam_search import _beam_case, _beam_step_variant, check_beam_step
 
 # Vocabulary 0 = start, 1 = A, 2 = B, 3 = C; no end token, outputs of 2 tokens.
 # Greedy takes A (0.5) and then at best 1/3: 0.167. B (0.4) then A (0.9) is 0.36.

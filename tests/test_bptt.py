@@ -8,10 +8,6 @@ import torch
 
 from course_utils import CheckFailed
 from course_utils.bptt import (
-    check_clip_grad_norm,
-    check_clip_settings,
-    check_rnn_backward,
-    check_rnn_cell_backward,
     clip_grad_norm,
     clip_grad_value,
     clipping_run,
@@ -28,6 +24,12 @@ from course_utils.bptt import (
     scaled_orthogonal,
 )
 from course_utils.data.text import load_corpus
+from course_utils.exercises.bptt import (
+    check_clip_grad_norm,
+    check_clip_settings,
+    check_rnn_backward,
+    check_rnn_cell_backward,
+)
 from course_utils.lm import CharData
 from course_utils.numpy_lm import adagrad_step, char_rnn_loss, sample_chars, stream_batches
 from course_utils.rnn import PARAM_NAMES, init_rnn_params, rnn_forward

@@ -182,7 +182,8 @@ def test_refuse_reference_catches_a_call_to_the_course_implementation_even_neste
 
 
 def test_check_rnn_cell_refuses_the_reference_but_check_rnn_forward_allows_the_cell():
-    from course_utils.rnn import check_rnn_cell, check_rnn_forward, rnn_cell_forward
+    from course_utils.exercises.rnn import check_rnn_cell, check_rnn_forward
+    from course_utils.rnn import rnn_cell_forward
 
     def cell(x_t, h_prev, W_xh, W_hh, b_h):
         return rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h)

@@ -7,19 +7,8 @@ import pytest
 
 from course_utils import CheckFailed
 from course_utils.data.mackey_glass import mackey_glass
-from course_utils.esn import (
-    ESN_CHALLENGE,
-    check_esn_config,
-    check_esn_readout,
-    esn_config_nrmse,
-    free_run,
-    make_reservoir,
-    nrmse,
-    ridge_readout,
-    run_reservoir,
-    spectral_radius,
-    with_bias,
-)
+from course_utils.esn import free_run, make_reservoir, nrmse, ridge_readout, run_reservoir, spectral_radius, with_bias
+from course_utils.exercises.esn import ESN_CHALLENGE, check_esn_config, check_esn_readout, esn_config_nrmse
 
 
 def test_mackey_glass_is_deterministic_and_in_range():

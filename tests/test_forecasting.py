@@ -4,16 +4,18 @@ import torch
 
 from course_utils.checks import CheckFailed
 from course_utils.data import load_sunspots
-from course_utils.forecasting import (
+from course_utils.exercises.forecasting import (
     ORDER_SPLITS,
     TARGET_RATIO,
-    RNNForecaster,
-    Standardizer,
     ar_order_rmse,
-    ar_predict,
     check_ar_order,
     check_recursive_forecast,
     check_standardize,
+)
+from course_utils.forecasting import (
+    RNNForecaster,
+    Standardizer,
+    ar_predict,
     fit_ar,
     recursive_forecast,
     rmse,

@@ -5,13 +5,11 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
+from course_utils.exercises.gru import check_gru_cell, check_gru_forward, check_gru_gate_values
 from course_utils.gated import sigmoid
 from course_utils.gru import (
     GRU,
     GRUCell,
-    check_gru_cell,
-    check_gru_forward,
-    check_gru_gate_values,
     flip_update_gate,
     gru_cell_numpy,
     gru_cell_torch,

@@ -6,14 +6,8 @@ import torch
 
 from course_utils import CheckFailed
 from course_utils.checks import tolerance
-from course_utils.kv_cache import (
-    attention_step,
-    cached_step,
-    check_attention_step,
-    generate_ids,
-    positions_processed,
-    time_generation,
-)
+from course_utils.exercises.kv_cache import check_attention_step
+from course_utils.kv_cache import attention_step, cached_step, generate_ids, positions_processed, time_generation
 from course_utils.self_attention import scaled_dot_product_attention
 from course_utils.transformer import TinyGPT
 

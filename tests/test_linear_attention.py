@@ -4,9 +4,8 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
+from course_utils.exercises.linear_attention import check_decay_mask, check_linear_attention_step
 from course_utils.linear_attention import (
-    check_decay_mask,
-    check_linear_attention_step,
     decay_mask,
     linear_attention_chunkwise,
     linear_attention_parallel,

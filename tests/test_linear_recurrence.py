@@ -6,14 +6,8 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
-from course_utils.linear_recurrence import (
-    check_scan_cumprod,
-    scan_chunked,
-    scan_cumprod,
-    scan_log,
-    scan_loop,
-    scan_loop_indexed,
-)
+from course_utils.exercises.linear_recurrence import check_scan_cumprod
+from course_utils.linear_recurrence import scan_chunked, scan_cumprod, scan_log, scan_loop, scan_loop_indexed
 
 
 def inputs(T=50, B=3, H=4, dtype=torch.float32, seed=0):

@@ -175,7 +175,7 @@ SAMPLER_MISTAKES = {  # keyword arguments -> words the feedback must contain
 
 
 def test_check_sample_next_passes_any_correct_sampler(capsys):
-    from course_utils.lm import check_sample_next
+    from course_utils.exercises.lm import check_sample_next
 
     check_sample_next(_sampler())
 
@@ -191,7 +191,7 @@ def test_check_sample_next_passes_any_correct_sampler(capsys):
 @pytest.mark.parametrize("mistake", SAMPLER_MISTAKES)
 def test_check_sample_next_names_each_mistake(mistake):
     from course_utils import CheckFailed
-    from course_utils.lm import check_sample_next
+    from course_utils.exercises.lm import check_sample_next
 
     options, words = SAMPLER_MISTAKES[mistake]
     with pytest.raises(CheckFailed, match=re.escape(words)):

@@ -5,15 +5,13 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
+from course_utils.exercises.lstm import LSTM_GATE_GOALS, check_lstm_cell, check_lstm_gate_values
 from course_utils.gated import gate_slices, gated_param_count, sigmoid, weights_from_torch
 from course_utils.gru import GRU
 from course_utils.lstm import (
     LSTM,
-    LSTM_GATE_GOALS,
     LSTMCell,
-    check_lstm_cell,
     check_lstm_cell_backward,
-    check_lstm_gate_values,
     lstm_cell_backward_autograd,
     lstm_cell_backward_numpy,
     lstm_cell_cache,

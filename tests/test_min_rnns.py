@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
+from course_utils.exercises.min_rnns import check_min_lstm_gates
 from course_utils.min_rnns import (
     METHODS,
     IndRNN,
@@ -13,7 +14,6 @@ from course_utils.min_rnns import (
     MinGRU,
     MinLSTM,
     SignedMinGRU,
-    check_min_lstm_gates,
     g,
     log_g,
     min_lstm_gates,

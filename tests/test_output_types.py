@@ -9,24 +9,27 @@ from course_utils import CheckFailed
 from course_utils.attention import AttentionSeq2Seq
 from course_utils.data.padding import pad_batch
 from course_utils.data.synthetic import letters_only, reversal_pairs, segmentation_data
+from course_utils.exercises.output_types import (
+    CLASSIFIER_CHALLENGE,
+    TAGGER_CHALLENGE,
+    check_classifier_config,
+    check_exact_match,
+    check_last_valid,
+    check_tagger_config,
+    classifier_config_accuracy,
+    tagger_config_f1,
+)
 from course_utils.metrics import exact_match
 from course_utils.output_types import (
     BOS,
-    CLASSIFIER_CHALLENGE,
     EOS,
     PAD,
-    TAGGER_CHALLENGE,
     BagOfCharsMLP,
     ConditionalCharLM,
     EncoderDecoder,
     SequenceClassifier,
     Tagger,
     bidirectional_rnn,
-    check_classifier_config,
-    check_exact_match,
-    check_last_valid,
-    check_tagger_config,
-    classifier_config_accuracy,
     last_valid,
     length_mask,
     linear_schedule,
@@ -34,7 +37,6 @@ from course_utils.output_types import (
     reverse_padded,
     shift_right,
     stacked_rnn,
-    tagger_config_f1,
     tagger_split,
 )
 

@@ -4,12 +4,11 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
+from course_utils.exercises.prefix_scan import check_combine_affine, check_hillis_steele_step
 from course_utils.linear_recurrence import scan_chunked, scan_loop
 from course_utils.prefix_scan import (
     ScanCost,
     blelloch_scan,
-    check_combine_affine,
-    check_hillis_steele_step,
     combine_affine,
     hillis_steele_scan,
     hillis_steele_step,

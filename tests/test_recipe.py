@@ -8,21 +8,23 @@ from torch import nn
 from torch.nn import functional as F
 
 from course_utils import CheckFailed
-from course_utils.lm import corpus_data, lm_batches
-from course_utils.recipe import (
+from course_utils.exercises.recipe import (
     POST_LN_CHALLENGE,
     POST_LN_TARGET,
+    check_label_smoothed_loss,
+    check_post_ln_recipe,
+    post_ln_recipe_loss,
+    post_ln_unigram_loss,
+)
+from course_utils.lm import corpus_data, lm_batches
+from course_utils.recipe import (
     PostLNBlock,
     PreLNBlock,
     RecipeConfig,
     RecipeGPT,
-    check_label_smoothed_loss,
-    check_post_ln_recipe,
     copy_to_encoder_layer,
     label_smoothed_loss,
     make_optimizer,
-    post_ln_recipe_loss,
-    post_ln_unigram_loss,
     schedule_lr,
     train_recipe,
 )

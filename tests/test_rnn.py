@@ -8,16 +8,18 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
-from course_utils.rnn import (
-    RNN,
-    CharRNN,
+from course_utils.exercises.rnn import (
     bigram_val_loss,
     char_rnn_config_loss,
-    char_rnn_split,
     check_char_rnn_config,
     check_rnn_cell,
     check_rnn_forward,
     check_sequence_loss,
+)
+from course_utils.rnn import (
+    RNN,
+    CharRNN,
+    char_rnn_split,
     init_rnn_params,
     one_hot,
     params_from_torch,

@@ -5,13 +5,8 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
-from course_utils.sampling import (
-    check_filter_logits,
-    distinct_ngrams,
-    filter_logits,
-    sample_token,
-    top_p_mask,
-)
+from course_utils.exercises.sampling import check_filter_logits
+from course_utils.sampling import distinct_ngrams, filter_logits, sample_token, top_p_mask
 
 
 def _loop_reference(logits: torch.Tensor, top_k, top_p) -> torch.Tensor:

@@ -10,14 +10,12 @@ import torch.nn.functional as F
 
 from course_utils import CheckFailed
 from course_utils.data.selective_copy import IGNORE, copy_targets, selective_copying
+from course_utils.exercises.selective_ssm import check_copy_targets, check_discretize, check_selective_step
 from course_utils.min_rnns import MinGRU, SignedMinGRU
 from course_utils.selective_ssm import (
     MODEL_KINDS,
     S6,
     CopyModel,
-    check_copy_targets,
-    check_discretize,
-    check_selective_step,
     copy_accuracy,
     copy_loss,
     discretize,

@@ -6,14 +6,16 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import CheckFailed
-from course_utils.self_attention import (
+from course_utils.exercises.self_attention import (
     ATTENTION_CHALLENGE,
-    MultiHeadAttention,
-    OneLayerAttentionLM,
     attention_config_loss,
-    causal_mask,
     check_attention_config,
     check_attention_mask,
+)
+from course_utils.self_attention import (
+    MultiHeadAttention,
+    OneLayerAttentionLM,
+    causal_mask,
     mean_weight_by_offset,
     merge_heads,
     padding_mask,

@@ -9,6 +9,14 @@ from course_utils import CheckFailed
 from course_utils.attention import greedy_exact_match, teacher_forcing_loss
 from course_utils.beam_search import beam_search
 from course_utils.data.dates import SOURCE_CHARS, TARGET_CHARS, encode_source, encode_target, make_pairs, split_days
+from course_utils.exercises.seq2seq_transformer import (
+    _decoder_case,
+    _decoder_variant,
+    _validate_transformer_config,
+    check_decoder_layer,
+    check_transformer_config,
+    transformer_config_accuracy,
+)
 from course_utils.self_attention import causal_mask, padding_mask
 from course_utils.seq2seq_transformer import (
     COMPARISON_BUDGET,
@@ -16,18 +24,12 @@ from course_utils.seq2seq_transformer import (
     DecoderLayer,
     EncoderLayer,
     Seq2SeqTransformer,
-    _decoder_case,
-    _decoder_variant,
-    _validate_transformer_config,
-    check_decoder_layer,
-    check_transformer_config,
     comparison_model,
     comparison_task,
     load_torch_layer,
     next_log_probs_fn,
     torch_layer,
     train_comparison_model,
-    transformer_config_accuracy,
 )
 
 

@@ -4,12 +4,12 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
+from course_utils.exercises.state_tracking import check_parity_scan_inputs
 from course_utils.linear_recurrence import scan_chunked, scan_loop
 from course_utils.state_tracking import (
     KINDS,
     StateTracker,
     accuracy_by_length,
-    check_parity_scan_inputs,
     count_mod_batch,
     curriculum_lengths,
     is_held_out,

@@ -5,24 +5,26 @@ import numpy as np
 import pytest
 import torch
 
-import course_utils.transformer as transformer
+import course_utils.exercises.transformer as transformer_exercises
 from course_utils import CheckFailed
 from course_utils.data.text import load_corpus
-from course_utils.layers import count_parameters
-from course_utils.lm import CharData, RecurrentLM, estimate_loss, generate, lm_batches, ngram_probabilities
-from course_utils.transformer import (
-    MLP,
+from course_utils.exercises.transformer import (
     RECIPE_CHALLENGE,
-    Block,
-    TinyGPT,
     check_sinusoidal_positions,
     check_training_recipe,
     check_warmup_cosine_lr,
     recipe_bigram_loss,
+    training_recipe_loss,
+)
+from course_utils.layers import count_parameters
+from course_utils.lm import CharData, RecurrentLM, estimate_loss, generate, lm_batches, ngram_probabilities
+from course_utils.transformer import (
+    MLP,
+    Block,
+    TinyGPT,
     saved_activation_bytes,
     sinusoidal_positions,
     train_char_lm,
-    training_recipe_loss,
     warmup_cosine_lr,
 )
 
@@ -289,7 +291,7 @@ def test_check_training_recipe_says_how_far_and_names_the_culprit(name):
 
 def test_a_bigram_level_model_fails_as_no_better_than_the_bigram(monkeypatch):
     recipe = {"warmup_steps": 10, "peak_lr": 0.3}  # a good rate for a (V, V) table
-    monkeypatch.setattr(transformer, "TinyGPT", BigramNet)  # the check trains a bigram model instead
+    monkeypatch.setattr(transformer_exercises, "TinyGPT", BigramNet)  # the check trains a bigram model instead
     loss, bigram = training_recipe_loss(recipe), recipe_bigram_loss()
     assert abs(loss - bigram) < 0.05  # it learns letter pairs, and nothing more
     with pytest.raises(CheckFailed, match=rf"validation loss of {loss:.3f} .*: no better than the bigram model: "
@@ -317,7 +319,7 @@ def test_a_recipe_that_barely_misses_is_told_how_far_it_is():
 
 
 def test_check_training_recipe_reports_divergence(monkeypatch):
-    monkeypatch.setattr(transformer, "training_recipe_loss", lambda recipe, seed=0: math.inf)
+    monkeypatch.setattr(transformer_exercises, "training_recipe_loss", lambda recipe, seed=0: math.inf)
     with pytest.raises(CheckFailed, match=r"reaches a validation loss of inf .*: the training diverged\."):
         check_training_recipe({"warmup_steps": 0, "peak_lr": 0.9})
 
@@ -348,6 +350,6 @@ def test_training_recipe_loss_is_seeded_and_leaves_the_global_random_state_alone
     ],
 )
 def test_check_training_recipe_rejects_malformed_recipes_before_training(recipe, words, monkeypatch):
-    monkeypatch.setattr(transformer, "TinyGPT", None)  # training would fail on calling it
+    monkeypatch.setattr(transformer_exercises, "TinyGPT", None)  # training would fail on calling it
     with pytest.raises(CheckFailed, match=words):
         check_training_recipe(recipe)

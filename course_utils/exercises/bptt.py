@@ -1,0 +1,352 @@
+"""Notebook 02, the exercises on :mod:`course_utils.bptt`.
+
+Checks that name the usual mistakes: ``check_rnn_cell_backward``, ``check_rnn_backward``,
+``check_clip_grad_norm``.
+Graded by outcome (the learner's setting is trained, seeded): ``check_clip_settings``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import torch
+
+from ..bptt import Grads, clipping_run, global_norm
+from ..checks import CheckFailed, check_close, check_scalar, check_shape, name_mistake, refuse_reference
+from ..data.text import load_corpus
+from ..lm import CharData
+from ..rnn import rnn_forward
+
+_CELL_KEYS = ("x_t", "h_prev", "W_xh", "W_hh", "b_h")
+
+
+_SEQ_WEIGHT_KEYS = ("W_xh", "W_hh", "b_h")
+
+
+def _require_grad_dict(name: str, got: object, keys: tuple[str, ...]) -> None:
+    """Fail unless ``got`` is a dict holding (at least) ``keys``."""
+    if not isinstance(got, dict):
+        hint = " Did you forget a `return`?" if got is None else ""
+        raise CheckFailed(f"{name} should return a dict with keys {', '.join(keys)}; got a {type(got).__name__}.{hint}")
+    missing = [k for k in keys if k not in got]
+    if missing:
+        raise CheckFailed(f"{name} returned a dict without the key(s) {', '.join(missing)}; it has {sorted(got)}.")
+
+
+def _flat(grads: Mapping[str, object], keys: tuple[str, ...]) -> np.ndarray:
+    """The values of ``keys`` as one float64 vector (for :func:`name_mistake`)."""
+    return np.concatenate([np.asarray(grads[k], dtype=np.float64).ravel() for k in keys])
+
+
+def _check_grad_shape(name: str, value: object, expected: tuple[int, ...], batch: int) -> None:
+    """Shape check with the two hints a backward pass needs: a bias not summed, a transposed weight."""
+    shape = tuple(np.shape(value))
+    if len(expected) == 1 and shape == (batch, *expected):
+        raise CheckFailed(f"{name} has shape {shape}, expected {expected}: sum the bias gradient over the batch "
+                          "(axis 0): b_h is used by every row.")
+    if len(expected) == 2 and expected[0] != expected[1] and shape == expected[::-1]:
+        raise CheckFailed(f"{name} has shape {shape}, expected {expected}: it is transposed (the weight gradient "
+                          "is da.T @ input, shaped like the weight).")
+    check_shape(name, value, expected)
+
+
+def _cell_backward_case(rng: np.random.Generator, B: int, n_in: int, H: int) -> tuple[np.ndarray, ...]:
+    """``(dh_t, h_t, x_t, h_prev, W_xh, W_hh, b_h)`` for one step, float64."""
+    x_t, h_prev = rng.normal(size=(B, n_in)), rng.normal(size=(B, H)) * 0.8
+    W_xh, W_hh, b_h = rng.normal(size=(H, n_in)), rng.normal(size=(H, H)) * 0.5, rng.normal(size=H)
+    h_t = np.tanh(x_t @ W_xh.T + h_prev @ W_hh.T + b_h)  # (B, H)
+    return rng.normal(size=(B, H)), h_t, x_t, h_prev, W_xh, W_hh, b_h
+
+
+def _autograd_rnn(dhs: np.ndarray, x: np.ndarray, h_init: np.ndarray, W_xh: np.ndarray, W_hh: np.ndarray,
+                  b_h: np.ndarray) -> Grads:
+    """Gradients of ``L = sum_t <dhs[t], h_t>`` by torch's autograd: the reference the checks compare with."""
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in
+         {"x": x, "h_init": h_init, "W_xh": W_xh, "W_hh": W_hh, "b_h": b_h}.items()}
+    h, loss = t["h_init"], 0.0
+    for step in range(x.shape[0]):
+        h = torch.tanh(t["x"][step] @ t["W_xh"].T + h @ t["W_hh"].T + t["b_h"])
+        loss = loss + (h * torch.from_numpy(dhs[step])).sum()
+    loss.backward()
+    return {k: v.grad.numpy() for k, v in t.items()}
+
+
+def _cell_backward_mistakes(dh_t: np.ndarray, h_t: np.ndarray, x_t: np.ndarray, h_prev: np.ndarray,
+                            W_xh: np.ndarray, W_hh: np.ndarray) -> dict[str, Grads]:
+    """What the usual wrong cell backward passes return, keyed by the feedback that names the mistake."""
+
+    def grads(da: np.ndarray, **change: np.ndarray) -> Grads:
+        right = {"x_t": da @ W_xh, "h_prev": da @ W_hh, "W_xh": da.T @ x_t, "W_hh": da.T @ h_prev, "b_h": da.sum(0)}
+        return right | change
+
+    da = dh_t * (1 - h_t**2)
+    return {
+        "skip the tanh: multiply dh_t by tanh'(a_t) = 1 - h_t**2 first": grads(dh_t),
+        "compute tanh' from h_prev: it is 1 - h_t**2, from the step's own output h_t": grads(dh_t * (1 - h_prev**2)),
+        "compute tanh' as 1 - tanh(h_t)**2: h_t is already tanh(a_t), so tanh'(a_t) = 1 - h_t**2":
+            grads(dh_t * (1 - np.tanh(h_t) ** 2)),
+        "write (1 - h_t)**2 for tanh': it is 1 - h_t**2": grads(dh_t * (1 - h_t) ** 2),
+        "use W_hh.T for the gradient of h_prev: it is da @ W_hh, because a_t = h_prev @ W_hh.T + ...":
+            grads(da, h_prev=da @ W_hh.T),
+        "transpose the gradient of W_hh (h_prev.T @ da instead of da.T @ h_prev)": grads(da, W_hh=h_prev.T @ da),
+        "average the gradient of b_h over the batch: sum it, as every other gradient here": grads(da, b_h=da.mean(0)),
+    }
+
+
+def check_rnn_cell_backward(fn: Callable[..., Grads], seed: int = 0, B: int = 3, n_in: int = 4, H: int = 5) -> None:
+    """Test ``fn(dh_t, h_t, x_t, h_prev, W_xh, W_hh) -> {x_t, h_prev, W_xh, W_hh, b_h}`` (notebook 02, exercise 1).
+
+    Compares with torch's autograd on the same step and names the usual mistakes: no tanh',
+    tanh' of the wrong state or of tanh(h_t), ``(1 - h)**2``, W_hh.T for dh_prev, a
+    transposed dW_hh, a bias gradient averaged or not summed over the batch.
+    """
+    refuse_reference(fn, ("rnn_cell_backward", "rnn_backward", "backward", "grad"))  # autograd too
+    dh_t, h_t, x_t, h_prev, W_xh, W_hh, b_h = _cell_backward_case(np.random.default_rng(seed), B, n_in, H)
+    args = (dh_t, h_t, x_t, h_prev, W_xh, W_hh)
+    got = fn(*[a.copy() for a in args])
+    _require_grad_dict("my_rnn_cell_backward", got, _CELL_KEYS)
+    ref = _autograd_rnn(dh_t[None], x_t[None], h_prev, W_xh, W_hh, b_h)
+    expected = {"x_t": ref["x"][0], "h_prev": ref["h_init"], "W_xh": ref["W_xh"], "W_hh": ref["W_hh"],
+                "b_h": ref["b_h"]}
+    for k in _CELL_KEYS:
+        _check_grad_shape(f"grad {k}", got[k], expected[k].shape, B)
+    mistakes = _cell_backward_mistakes(*args)
+    name_mistake("the result of my_rnn_cell_backward", _flat(got, _CELL_KEYS), _flat(expected, _CELL_KEYS),
+                 {hint: _flat(m, _CELL_KEYS) for hint, m in mistakes.items()})
+    for k in _CELL_KEYS:
+        check_close(f"grad {k} (vs autograd)", got[k], expected[k])
+
+
+def _rnn_backward_variant(dhs: np.ndarray, x: np.ndarray, h_init: np.ndarray, hs: np.ndarray, W_xh: np.ndarray,
+                          W_hh: np.ndarray, *, carry: bool = True, wrap: bool = False, keep: str = "all",
+                          tanh_of: str = "h_t", prev_is: str = "h_prev", W_back: str = "W_hh",
+                          carry_before_tanh: bool = False, h_init_as_dh0: bool = False) -> Grads:
+    """BPTT with one switch per usual mistake (the defaults are right); ``keep`` is "all", "first" or "last"."""
+    T = hs.shape[0]
+    grads: Grads = {k: 0.0 for k in _SEQ_WEIGHT_KEYS}
+    dh_next = np.zeros_like(h_init)  # (B, H)
+    for t in reversed(range(T)):
+        h_prev = hs[t - 1] if (t > 0 or wrap) else h_init  # hs[-1] is the LAST state
+        dh = dhs[t] + (dh_next if carry else 0.0)
+        da = dh * (1 - (hs[t] if tanh_of == "h_t" else h_prev) ** 2)
+        step = {"W_xh": da.T @ x[t], "W_hh": da.T @ (h_prev if prev_is == "h_prev" else hs[t]), "b_h": da.sum(0)}
+        if keep == "all":
+            grads = {k: grads[k] + step[k] for k in grads}
+        elif (keep == "first" and t == T - 1) or (keep == "last" and t == 0):
+            grads = step
+        dh_next = (dh if carry_before_tanh else da) @ (W_hh if W_back == "W_hh" else W_hh.T)
+    return grads | {"h_init": dh if h_init_as_dh0 else dh_next}
+
+
+def _rnn_backward_mistakes(*args: np.ndarray) -> dict[str, Grads]:
+    """The usual wrong sequence backward passes, keyed by the feedback that names the mistake."""
+    return {
+        "do not carry the gradient back through time: at step t, dh_t is dhs[t] PLUS dh_next = da_{t+1} @ W_hh "
+        "from step t+1": _rnn_backward_variant(*args, carry=False),
+        "take h_{t-1} as hs[t-1] at t = 0: hs[-1] is the LAST state (Python wraps around); at t = 0 the previous "
+        "state is h_init": _rnn_backward_variant(*args, wrap=True),
+        "keep only one step's gradient (the last one the loop visits, t = 0): add each step's share, the weights "
+        "are used at every step": _rnn_backward_variant(*args, keep="last"),
+        "keep only one step's gradient (t = T-1): add each step's share, the weights are used at every step":
+            _rnn_backward_variant(*args, keep="first"),
+        "apply tanh' to the wrong state: da_t = dh_t * (1 - h_t**2) with h_t = hs[t], not h_{t-1}":
+            _rnn_backward_variant(*args, tanh_of="h_prev"),
+        "multiply da_t by h_t for dW_hh: W_hh acts on the previous state, so it is da_t.T @ h_{t-1}":
+            _rnn_backward_variant(*args, prev_is="h_t"),
+        "carry dh back with W_hh.T: it is dh_{t-1} = da_t @ W_hh, no transpose":
+            _rnn_backward_variant(*args, W_back="W_hh.T"),
+        "carry dh back before the tanh': dh_{t-1} = da_t @ W_hh with da_t = dh_t * (1 - h_t**2)":
+            _rnn_backward_variant(*args, carry_before_tanh=True),
+    }
+
+
+def check_rnn_backward(fn: Callable[..., Grads], seed: int = 0, T: int = 5, B: int = 3, n_in: int = 4,
+                       H: int = 5) -> None:
+    """Test ``fn(dhs, x, h_init, hs, W_xh, W_hh) -> {W_xh, W_hh, b_h, h_init}`` (notebook 02, exercise 2).
+
+    The reference is torch's autograd on ``L = sum_t <dhs[t], h_t>``. Names the usual
+    mistakes: dh not carried back, ``hs[t-1]`` at t = 0 (the last state), one step's
+    gradient instead of the sum over time, tanh' of the wrong state, ``h_t`` instead of
+    ``h_{t-1}`` in dW_hh, W_hh.T in the carry, the carry taken before the tanh'.
+    """
+    refuse_reference(fn, ("rnn_backward", "rnn_loss_and_grads", "backward", "grad"))  # the cell backward is allowed
+    rng = np.random.default_rng(seed)
+    x, h_init = rng.normal(size=(T, B, n_in)), rng.normal(size=(B, H)) * 0.8
+    W_xh, W_hh, b_h = rng.normal(size=(H, n_in)) * 0.5, rng.normal(size=(H, H)) * 0.6, rng.normal(size=H) * 0.2
+    hs = rnn_forward(x, h_init, W_xh, W_hh, b_h)  # (T, B, H)
+    dhs = rng.normal(size=hs.shape)
+    args = (dhs, x, h_init, hs, W_xh, W_hh)
+    got = fn(*[a.copy() for a in args])
+    keys = (*_SEQ_WEIGHT_KEYS, "h_init")
+    _require_grad_dict("my_rnn_backward", got, keys)
+    ref = _autograd_rnn(*args[:3], W_xh, W_hh, b_h)
+    for k in keys:
+        if k in _SEQ_WEIGHT_KEYS and np.shape(got[k]) == (T, *ref[k].shape):
+            raise CheckFailed(f"grad {k} has shape {np.shape(got[k])}, expected {ref[k].shape}: sum the steps' "
+                              "shares over time instead of stacking them.")
+        _check_grad_shape(f"grad {k}", got[k], ref[k].shape, B)
+    mistakes = _rnn_backward_mistakes(*args)
+    name_mistake("the result of my_rnn_backward (W_xh, W_hh, b_h)", _flat(got, _SEQ_WEIGHT_KEYS),
+                 _flat(ref, _SEQ_WEIGHT_KEYS), {hint: _flat(m, _SEQ_WEIGHT_KEYS) for hint, m in mistakes.items()})
+    name_mistake("grad h_init", got["h_init"], ref["h_init"], {
+        "return dL/dh_0: h_init is one step further back, dL/dh_init = da_0 @ W_hh":
+            _rnn_backward_variant(*args, h_init_as_dh0=True)["h_init"],
+        "leave grad h_init at zero: it is da_0 @ W_hh, the gradient carried one step further back":
+            np.zeros_like(h_init),
+        **{hint: m["h_init"] for hint, m in mistakes.items()},
+    })
+    for k in keys:
+        check_close(f"grad {k} (vs autograd)", got[k], ref[k])
+
+
+def _clip_mistakes(grads: Mapping[str, np.ndarray], max_norm: float, eps: float = 1e-6) -> dict[str, Grads]:
+    """The usual wrong clippings of ``grads``, keyed by the feedback that names the mistake."""
+    norm = global_norm(grads)
+    squares = sum(float(np.sum(g**2)) for g in grads.values())
+    norms_sum = sum(float(np.linalg.norm(g)) for g in grads.values())
+    return {
+        "divide by the norm alone: the rule is max_norm / (norm + 1e-6), with eps = 1e-6 as in "
+        "torch.nn.utils.clip_grad_norm_ (it keeps the division safe when the norm is 0)":
+            {k: g * min(1.0, max_norm / norm) for k, g in grads.items()} if norm > 0 else None,
+        "clip each tensor by its own norm: the norm is ONE number for all gradients together (global norm)":
+            {k: g * min(1.0, max_norm / (float(np.linalg.norm(g)) + eps)) for k, g in grads.items()},
+        "rescale even when the norm is below max_norm: then the gradients must stay unchanged (scale = "
+        "min(1, max_norm / (norm + eps)))": {k: g * max_norm / (norm + eps) for k, g in grads.items()},
+        "clip each entry to [-max_norm, max_norm]: that is clipping by value, not by norm":
+            {k: np.clip(g, -max_norm, max_norm) for k, g in grads.items()},
+        "forget the square root: the norm is sqrt(sum of all squared entries)":
+            {k: g * min(1.0, max_norm / (squares + eps)) for k, g in grads.items()},
+        "add the tensors' norms: the global norm is sqrt(sum of ALL squared entries), not the sum of the norms":
+            {k: g * min(1.0, max_norm / (norms_sum + eps)) for k, g in grads.items()},
+        "rescale to norm 1: multiply by max_norm / (norm + eps), not 1 / (norm + eps)":
+            {k: g * min(1.0, 1.0 / (norm + eps)) for k, g in grads.items()} if max_norm != 1 else None,
+    }
+
+
+def _clip_case(fn: Callable[..., tuple[Grads, float]], label: str, grads: Grads, max_norm: float) -> None:
+    """Run ``fn`` on one case and compare with ``torch.nn.utils.clip_grad_norm_``."""
+    name = f"my_clip_grad_norm ({label})"
+    original = {k: v.copy() for k, v in grads.items()}
+    result = fn(grads, max_norm)
+    if not (isinstance(result, tuple) and len(result) == 2):
+        raise CheckFailed(f"{name} should return a tuple (clipped_dict, norm_before); got a {type(result).__name__}.")
+    clipped, norm = result
+    for k in original:
+        if not np.array_equal(grads[k], original[k]):
+            raise CheckFailed(f"{name} changed grads[{k!r}] in place: return a NEW dict, e.g. "
+                              "{k: g * scale for k, g in grads.items()}.")
+    _require_grad_dict(name, clipped, tuple(original))
+    if clipped is grads:
+        raise CheckFailed(f"{name} returned the dict it was given: return a new dict.")
+    tensors = [torch.zeros(v.shape, dtype=torch.float64) for v in original.values()]
+    for t, v in zip(tensors, original.values(), strict=True):
+        t.grad = torch.tensor(v)
+    expected_norm = torch.nn.utils.clip_grad_norm_(tensors, max_norm).item()
+    expected = {k: t.grad.numpy() for k, t in zip(original, tensors, strict=True)}
+    if isinstance(norm, np.ndarray) and norm.ndim == 0:
+        norm = norm.item()
+    if np.ndim(norm) != 0 or isinstance(norm, dict):
+        raise CheckFailed(f"{name}: the norm should be one number (the global norm), got {type(norm).__name__} "
+                          f"of shape {np.shape(norm)}.")
+    if isinstance(norm, (int, float, np.number)) and not isinstance(norm, bool):
+        after = min(expected_norm, max_norm)
+        if abs(norm - expected_norm) > 1e-9 * expected_norm and abs(norm - after) < 1e-6 * after:
+            raise CheckFailed(f"{name}: the returned norm {float(norm):.6g} is the norm AFTER clipping; return the "
+                              f"norm before ({expected_norm:.6g}).")
+        if abs(norm - expected_norm**2) < 1e-9 * expected_norm**2 and abs(expected_norm - 1) > 1e-3:
+            raise CheckFailed(f"{name}: the returned norm {float(norm):.6g} is the sum of squares; take its "
+                              "square root.")
+    keys = tuple(original)
+    for k in keys:
+        check_shape(f"{name}: clipped[{k!r}]", clipped[k], original[k].shape)
+    got_flat, expected_flat = _flat(clipped, keys), _flat(expected, keys)
+    mistakes = {hint: None if m is None else _flat(m, keys) for hint, m in _clip_mistakes(original, max_norm).items()}
+    no_eps = next(iter(mistakes.items()))
+    # eps changes the result by only ~1e-6 / norm: compare tightly, so that a missing eps is named, not just "off"
+    if (no_eps[1] is not None and np.allclose(got_flat, no_eps[1], rtol=1e-13, atol=0)
+            and not np.allclose(got_flat, expected_flat, rtol=1e-13, atol=0)):
+        raise CheckFailed(f"{name} is off: it matches what you get when you {no_eps[0]}.")
+    name_mistake(f"the clipped dict of {name}", got_flat, expected_flat, mistakes)
+    for k in keys:
+        check_close(f"{name}: clipped[{k!r}] (vs torch.nn.utils.clip_grad_norm_)", clipped[k], expected[k], quiet=True)
+    check_scalar(f"{name}: norm before clipping", norm, expected_norm, rtol=1e-9)
+
+
+def check_clip_grad_norm(fn: Callable[..., tuple[Grads, float]], seed: int = 0) -> None:
+    """Test ``fn(grads, max_norm) -> (clipped, norm_before)`` against ``torch.nn.utils.clip_grad_norm_`` (02, ex. 3).
+
+    Four cases (above the threshold, below it, tiny gradients, one tensor much larger than
+    the others); names the usual mistakes: no eps, per-tensor norms, clipping below the
+    threshold, clipping by value, no square root, the sum of the norms, rescaling to 1,
+    the norm after clipping, the input modified in place.
+    """
+    refuse_reference(fn, ("clip_grad_norm", "clip_grad_norm_", "clip_grads"))
+    rng = np.random.default_rng(seed)
+
+    def grads(scale: float = 1.0) -> Grads:
+        return {"W_xh": rng.normal(size=(3, 4)) * scale, "W_hh": rng.normal(size=(3, 3)) * scale,
+                "b_h": rng.normal(size=3) * scale}
+
+    big = grads()
+    big["W_hh"] *= 20.0
+    cases = {"norm above max_norm": (grads(), 1.5), "norm below max_norm": (grads(), 100.0),
+             "tiny gradients, norm 100 x max_norm": (grads(1e-4), 5e-6),
+             "one tensor much larger": (big, 2.0)}
+    for label, (g, max_norm) in cases.items():
+        _clip_case(fn, label, g, max_norm)
+    print(f"OK my_clip_grad_norm: {len(cases)} cases match torch.nn.utils.clip_grad_norm_")
+
+
+CLIP_TASK = {"min_lr": 4.0, "steps": 150, "target": 2.25}  # notebook 02, exercise 4
+
+
+def check_clip_settings(fn: Callable[[], tuple[float, float | None]], data: CharData | None = None,
+                        seed: int = 1) -> None:
+    """Train :func:`clipping_run` with the ``(lr, max_norm)`` that ``fn()`` returns (notebook 02, exercise 4).
+
+    ``data``: the course corpus split as in the notebook (``CharData.from_text(load_corpus())``)
+    unless given.
+
+    Passes when ``lr >= CLIP_TASK["min_lr"]`` and the validation loss after
+    ``CLIP_TASK["steps"]`` steps is below ``CLIP_TASK["target"]``; otherwise says how far
+    off the run is and what the clipping statistics suggest. A few seconds on a CPU.
+    """
+    data = data if data is not None else CharData.from_text(load_corpus())
+    settings = fn()
+    if not (isinstance(settings, tuple) and len(settings) == 2):
+        raise CheckFailed(f"my_clip_settings() should return a tuple (lr, max_norm); got {settings!r}.")
+    lr, max_norm = settings
+    if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not math.isfinite(lr):
+        raise CheckFailed(f"lr should be a number, got {lr!r}.")
+    if max_norm is not None and (not isinstance(max_norm, (int, float)) or isinstance(max_norm, bool)
+                                 or not max_norm > 0):
+        raise CheckFailed(f"max_norm should be a positive number (or None: no clipping), got {max_norm!r}.")
+    min_lr, steps, target = CLIP_TASK["min_lr"], int(CLIP_TASK["steps"]), CLIP_TASK["target"]
+    if lr < min_lr:
+        raise CheckFailed(f"lr = {lr} is below {min_lr}: the exercise asks for a learning rate of at least {min_lr}.")
+    run = clipping_run(data, float(lr), None if max_norm is None else float(max_norm), steps=steps, seed=seed)
+    what = f"lr = {lr}, max_norm = {max_norm}"
+    if run.diverged_at is not None:
+        raise CheckFailed(f"{what}: the loss stopped being finite at step {run.diverged_at} (largest gradient norm "
+                          f"{max(run.grad_norms, default=math.nan):.3g}). Clip, or lower max_norm: no step then moves "
+                          "the parameters by more than lr x max_norm.")
+    norms = np.array(run.grad_norms)
+    print(f"{what}: validation loss {run.val_loss:.3f} nats/char (perplexity {math.exp(min(run.val_loss, 50)):.2f}) "
+          f"after {steps} steps; target below {target}. Gradient norm before clipping: median {np.median(norms):.3g}, "
+          f"largest {norms.max():.3g}; {run.clipped_fraction:.0%} of the steps clipped.")
+    if not run.val_loss < target:
+        if max_norm is None:
+            hint = "Without clipping the first, exploding gradients throw the model far off: clip."
+        elif run.clipped_fraction < 0.5:
+            hint = ("Most steps were not clipped, so the spikes still reach the weights at full size: "
+                    "try a lower max_norm.")
+        elif lr * max_norm < 1.5:
+            hint = (f"{run.clipped_fraction:.0%} of the steps were clipped to the same short length lr x max_norm = "
+                    f"{lr * max_norm:.3g}: try a larger max_norm.")
+        else:
+            hint = "Try another max_norm: between spikes that are let through and steps that are too short."
+        raise CheckFailed(f"{what}: validation loss {run.val_loss:.3f} is {run.val_loss - target:.3f} above the "
+                          f"target {target}. {hint}")
+    print(f"OK: below {target} after {steps} steps")

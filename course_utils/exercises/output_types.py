@@ -1,0 +1,330 @@
+"""Notebooks 05a-05c, the exercises on :mod:`course_utils.output_types`.
+
+Checks that name the usual mistakes: ``check_last_valid``, ``check_exact_match``.
+Graded by outcome (the learner's setting is trained, seeded): ``check_classifier_config``,
+``check_tagger_config``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..checks import (
+    CheckFailed,
+    check_close,
+    check_shape,
+    check_type,
+    learning_rate_hints,
+    name_mistake,
+    outcome_verdict,
+    refuse_reference,
+)
+from ..data.names import load_surnames, name_batches, stratified_split
+from ..data.synthetic import segmentation_data
+from ..data.text import CharVocab, load_corpus
+from ..metrics import binary_f1, exact_match
+from ..output_types import (
+    EOS,
+    PAD,
+    POOLINGS,
+    SequenceClassifier,
+    Tagger,
+    last_valid,
+    length_mask,
+    masked_mean,
+    tagger_split,
+)
+from ..seed import seeded_run
+from ..training import fit
+
+
+def _last_valid_mistakes(outputs: torch.Tensor, lengths: torch.Tensor) -> dict[str, torch.Tensor | None]:
+    """What the usual wrong readings of the last valid step return (None where one cannot show)."""
+    B, T, _ = outputs.shape
+    rows = torch.arange(B)
+    return {
+        "take outputs[:, -1], the last step of the padded batch: for every sequence shorter than the longest "
+        "that step is padding": outputs[:, -1],
+        "index with lengths instead of lengths - 1: step lengths[b] is one past the end of sequence b":
+            outputs[rows, lengths] if int(lengths.max()) < T else None,
+        "take outputs[:, 0], the first step": outputs[:, 0],
+        "index the batch axis with lengths - 1 (outputs[lengths - 1, 0], e.g. gather along dim 0): "
+        "the lengths index time, the second axis": outputs[lengths - 1, 0] if int(lengths.max()) <= B else None,
+        "take the mean over the valid steps instead of the last one": masked_mean(outputs, length_mask(lengths, T)),
+    }
+
+
+def check_last_valid(fn, seed: int = 0) -> None:
+    """Test ``fn(outputs, lengths) -> (B, H)``, each sequence's output at its last real step (05a, exercise 3).
+
+    Fails naming the usual mistake the values match: the padded last step ``outputs[:, -1]``,
+    ``lengths`` instead of ``lengths - 1``, the first step, the batch axis instead of time.
+    """
+    refuse_reference(fn, ("last_valid", "pad_packed_sequence", "pack_padded_sequence"))
+    g = torch.Generator().manual_seed(seed)
+    cases = {  # label -> (outputs (B, T, H), lengths (B,))
+        "a batch padded two steps past its longest sequence": (torch.randn(6, 7, 3, generator=g),
+                                                               torch.tensor([5, 1, 3, 2, 4, 5])),
+        "a batch as long as its longest sequence": (torch.randn(5, 9, 4, generator=g), torch.tensor([9, 2, 6, 1, 9])),
+    }
+    for label, (outputs, lengths) in cases.items():
+        name = f"my_last_valid on {label}"
+        B, T, H = outputs.shape
+        try:
+            got = fn(outputs.clone(), lengths.clone())
+        except (IndexError, RuntimeError) as error:
+            raise CheckFailed(f"{name} raised {type(error).__name__}: {error}. With lengths[b] = T, step lengths[b] "
+                              f"does not exist: the last real step of sequence b is lengths[b] - 1.") from error
+        if isinstance(got, torch.Tensor) and tuple(got.shape) == (B, B, H):
+            raise CheckFailed(f"{name} has shape {(B, B, H)}, expected {(B, H)}: outputs[:, lengths - 1] takes "
+                              "every sequence's state at every length. Pair row b with its own length: "
+                              "outputs[torch.arange(B), lengths - 1].")
+        check_shape(name, got, (B, H))
+        check_type(name, got, torch.Tensor)
+        expected = last_valid(outputs, lengths)
+        name_mistake(name, got, expected, _last_valid_mistakes(outputs, lengths))
+        check_close(name, got, expected, quiet=True)
+    print(f"OK my_last_valid: {len(cases)} padded batches, the last real step of every sequence")
+
+
+# The outcome-graded exercise of 05a: what the learner chooses, and the budget and target.
+CLASSIFIER_CONFIG_KEYS = ("cell", "hidden_size", "lr", "pooling")
+
+
+CLASSIFIER_CHALLENGE = {"steps": 150, "batch_size": 64, "embed": 16, "max_hidden": 64, "target": 0.75}
+
+
+@functools.lru_cache(maxsize=1)
+def _surnames() -> tuple[list[np.ndarray], np.ndarray, int, int]:
+    """``(ids, labels, number of classes, vocabulary size with padding)`` of the surnames of 05a."""
+    names, labels, classes = load_surnames()
+    vocab = CharVocab.from_text("".join(names))
+    return [vocab.encode(n) + 1 for n in names], labels, len(classes), vocab.size + 1  # id 0 = padding
+
+
+def _validate_classifier_config(config: dict) -> dict:
+    keys, top = CLASSIFIER_CONFIG_KEYS, CLASSIFIER_CHALLENGE["max_hidden"]
+    if not isinstance(config, dict) or set(config) != set(keys):
+        got = sorted(config) if isinstance(config, dict) else type(config).__name__
+        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+    cell, hidden, lr, pooling = (config[k] for k in keys)
+    if cell not in ("rnn", "lstm", "gru"):
+        raise CheckFailed(f"cell should be 'rnn', 'lstm' or 'gru', got {cell!r}")
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= top:
+        raise CheckFailed(f"hidden_size should be a whole number from 1 to {top}, got {hidden!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 0.1:
+        raise CheckFailed(f"lr should be a number in (0, 0.1], got {lr!r}")
+    if pooling not in POOLINGS:
+        raise CheckFailed(f"pooling should be one of {', '.join(map(repr, POOLINGS))}, got {pooling!r}")
+    return {"cell": cell, "hidden_size": hidden, "lr": float(lr), "pooling": pooling}
+
+
+def classifier_config_accuracy(config: dict, *, seed: int = 0) -> float:
+    """Train a :class:`SequenceClassifier` on the surnames with ``config``; return its validation accuracy.
+
+    ``seed`` sets the train/validation/test split (:func:`stratified_split`), the initial
+    weights and the batch order, without touching the notebook's random state; the test
+    part is never read. Runs on the CPU, one thread: Adam, gradient norm clipped at 1.
+    """
+    c, task = _validate_classifier_config(config), CLASSIFIER_CHALLENGE
+    ids, labels, num_classes, vocab_size = _surnames()
+    train_idx, val_idx, _ = stratified_split(labels, (0.8, 0.1, 0.1), seed=seed)
+    rng = np.random.default_rng(10_000 + seed)
+    batches: list[tuple] = []
+    while len(batches) < task["steps"]:  # fresh shuffles, as many as the budget needs
+        batches += name_batches(ids, labels, train_idx, task["batch_size"], rng)
+    with seeded_run(seed):
+        model = SequenceClassifier(vocab_size, task["embed"], c["hidden_size"], num_classes, cell=c["cell"],
+                                   pooling=c["pooling"])
+        fit(model, batches[: task["steps"]], _name_loss,
+            torch.optim.Adam(model.parameters(), lr=c["lr"]), clip_grad_norm=1.0, device=torch.device("cpu"),
+            progress=False)
+        model.eval()
+        with torch.no_grad():
+            (x, lengths, y), = name_batches(ids, labels, val_idx, len(val_idx))
+            return (model(x, lengths).argmax(-1) == y).float().mean().item()
+
+
+def _name_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, lengths, y = batch  # (B, T), (B,), (B,)
+    return nn.functional.cross_entropy(model(x, lengths), y)
+
+
+def _classifier_hints(c: dict) -> list[str]:
+    """What in a configuration that missed the target is the likely culprit."""
+    hints = []
+    if c["pooling"] != "last":
+        hints.append(f"pooling {c['pooling']!r} mixes the states after the first letters, which have not read the "
+                     "ending yet, into the vector; the last state has read the whole name")
+    if c["cell"] == "rnn":
+        hints.append("a plain RNN ('rnn') has no gates and learns more slowly than a GRU or an LSTM (notebook 04)")
+    hints += learning_rate_hints(c["lr"], 3e-3, 3e-2, CLASSIFIER_CHALLENGE["steps"])
+    if c["hidden_size"] < 24:
+        hints.append(f"{c['hidden_size']} units are few to tell eight languages apart by their spelling")
+    return hints
+
+
+def check_classifier_config(config: dict, *, seed: int = 0) -> None:
+    """Grade a learner's classifier configuration by outcome: train it (seeded), reach the target accuracy.
+
+    ``config`` has the keys :data:`CLASSIFIER_CONFIG_KEYS`. Fails with the validation accuracy
+    reached, how far its error rate is from the target's, and the likely culprits.
+    """
+    got = classifier_config_accuracy(config, seed=seed)  # validates the config first
+    c, task = _validate_classifier_config(config), CLASSIFIER_CHALLENGE
+    _, labels, _, _ = _surnames()
+    majority = np.bincount(labels).max() / len(labels)
+    where = (f"after {task['steps']} steps of {task['batch_size']} names, your classifier reaches a validation "
+             f"accuracy of {got:.3f} (target: at least {task['target']}; always answering the largest class "
+             f"scores about {majority:.2f})")
+    error, allowed = 1 - got, 1 - task["target"]
+    outcome_verdict(where, got >= task["target"],
+                    f"its error rate {error:.3f} is {error / allowed:.1f} times the target's {allowed:.2f}",
+                    lambda: _classifier_hints(c))
+
+
+def _exact_match_mistakes(pred: torch.Tensor, targets: torch.Tensor, pad: int) -> dict[str, torch.Tensor | None]:
+    """What the usual wrong exact matches return for ``pred`` (B, T_pred) and ``targets`` (B, T)."""
+    cut = pred[:, : targets.shape[1]]  # (B, T)
+    ok, real = cut == targets, targets != pad  # (B, T) each
+    return {
+        "compare the padding too: a decoder that is right up to EOS and writes anything after it is exactly right, "
+        "so ignore the positions where the target is pad": ok.all(1),
+        "average over the tokens (a per-sequence token accuracy) instead of asking for every token to be right":
+            (ok & real).sum(1) / real.sum(1),
+        "skip the positions where the prediction is pad instead of those where the target is pad":
+            (ok | (cut == pad)).all(1),
+        "ask for any token to be right (any) instead of every token (all)": (ok & real).any(1),
+    }
+
+
+def check_exact_match(fn, seed: int = 0) -> None:
+    """Test ``fn(pred, targets, pad) -> (B,) bool``, whole-sequence exact match ignoring padding (05c, exercise 3).
+
+    Fails naming the mistake the values match: padding compared, a token accuracy instead of
+    all tokens, the prediction's pad skipped instead of the target's, any instead of all.
+    """
+    refuse_reference(fn, ("exact_match",))
+    g = torch.Generator().manual_seed(seed)
+    hand = (torch.tensor([[4, 5, EOS, 9], [6, EOS, 3, 3], [7, 3, EOS, PAD], [9, EOS, PAD, PAD], [3, PAD, PAD, PAD]]),
+            torch.tensor([[4, 5, EOS], [6, EOS, PAD], [7, 8, EOS], [9, EOS, PAD], [3, EOS, PAD]]))
+    cases = {"five hand-made sequences": hand, "a random batch": _random_decodes(g)}
+    for label, (pred, targets) in cases.items():
+        name = f"my_exact_match on {label}"
+        B = targets.shape[0]
+        try:
+            got = fn(pred.clone(), targets.clone(), PAD)
+        except NotImplementedError:  # a RuntimeError too, but it means "not attempted": say that
+            raise
+        except RuntimeError as error:
+            raise CheckFailed(f"{name} raised RuntimeError: {error}. pred has {pred.shape[1]} steps and targets "
+                              f"{targets.shape[1]}: compare pred[:, :T] with the targets.") from error
+        check_shape(name, got, (B,))
+        check_type(name, got, torch.Tensor)
+        expected = exact_match(pred, targets, ignore_index=PAD)
+        name_mistake(name, got, expected, _exact_match_mistakes(pred, targets, PAD))
+        check_close(name, got, expected, quiet=True)
+    print(f"OK my_exact_match: {len(cases)} batches, padding ignored, every token required")
+
+
+def _random_decodes(g: torch.Generator, B: int = 40, T: int = 8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets ``(B, T)`` ending in EOS then PAD, and predictions ``(B, T + 2)``: a third wrong, junk after EOS."""
+    lengths = torch.randint(1, T, (B,), generator=g)  # tokens before EOS
+    targets = torch.randint(3, 20, (B, T), generator=g)
+    steps = torch.arange(T)[None, :]  # (1, T)
+    targets = torch.where(steps == lengths[:, None], EOS, torch.where(steps > lengths[:, None], PAD, targets))
+    pred = torch.cat([targets, torch.randint(0, 20, (B, 2), generator=g)], dim=1)  # (B, T + 2)
+    junk = torch.randint(0, 20, (B, T + 2), generator=g)
+    after = torch.arange(T + 2)[None, :] > lengths[:, None]  # past EOS: anything may follow
+    pred = torch.where(after, junk, pred)
+    wrong = torch.arange(B) % 3 == 0
+    pred[wrong, 0] = 20 + pred[wrong, 0] % 3  # a token the targets never hold
+    return pred, targets
+
+
+# The outcome-graded exercise of 05c: what the learner chooses, and the budget and target.
+TAGGER_CONFIG_KEYS = ("bidirectional", "hidden_size", "lr")
+
+
+TAGGER_CHALLENGE = {"steps": 150, "batch_size": 16, "chunk": 48, "embed": 16, "max_hidden": 48, "target": 0.82}
+
+
+@functools.lru_cache(maxsize=1)
+def _segmentation() -> tuple[torch.Tensor, torch.Tensor]:
+    """The word-end tagging data of 05c: letters and tags, ``(N, chunk)`` each."""
+    letters, tags = segmentation_data(load_corpus(), chunk=TAGGER_CHALLENGE["chunk"])
+    return torch.from_numpy(letters), torch.from_numpy(tags)
+
+
+def _validate_tagger_config(config: dict) -> dict:
+    keys, top = TAGGER_CONFIG_KEYS, TAGGER_CHALLENGE["max_hidden"]
+    if not isinstance(config, dict) or set(config) != set(keys):
+        got = sorted(config) if isinstance(config, dict) else type(config).__name__
+        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+    bidirectional, hidden, lr = (config[k] for k in keys)
+    if not isinstance(bidirectional, bool):
+        raise CheckFailed(f"bidirectional should be True or False, got {bidirectional!r}")
+    if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= top:
+        raise CheckFailed(f"hidden_size should be a whole number from 1 to {top} (per direction), got {hidden!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 0.1:
+        raise CheckFailed(f"lr should be a number in (0, 0.1], got {lr!r}")
+    return {"bidirectional": bidirectional, "hidden_size": hidden, "lr": float(lr)}
+
+
+def tagger_config_f1(config: dict, *, seed: int = 0) -> float:
+    """Train a GRU :class:`Tagger` on the word ends of 05c with ``config``; return its validation F1.
+
+    ``seed`` sets the validation runs (:func:`tagger_split`), the initial weights and the
+    training batches, without touching the notebook's random state; the test block is never
+    read. Runs on the CPU, one thread: Adam, gradient norm clipped at 1.
+    """
+    c, task = _validate_tagger_config(config), TAGGER_CHALLENGE
+    X, Y = _segmentation()  # (N, chunk) each
+    train, val = tagger_split(len(X), seed)
+    rows = np.random.default_rng(10_000 + seed).choice(train, size=(task["steps"], task["batch_size"]))
+    batches = [(X[r], Y[r]) for r in rows]
+    with seeded_run(seed):
+        model = Tagger(26, task["embed"], c["hidden_size"], 2, bidirectional=c["bidirectional"])
+        fit(model, batches, _tag_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]), clip_grad_norm=1.0,
+            device=torch.device("cpu"), progress=False)
+        model.eval()
+        with torch.no_grad():
+            return binary_f1(model(X[val]).argmax(-1), Y[val])
+
+
+def _tag_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    x, y = batch  # (B, T) each
+    logits = model(x)  # (B, T, 2)
+    return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
+
+
+def _tagger_hints(c: dict) -> list[str]:
+    """What in a configuration that missed the target is the likely culprit."""
+    hints = []
+    if not c["bidirectional"]:
+        hints.append("a unidirectional tagger decides at letter t having read only the letters up to t, but whether "
+                     "a word ends there depends on the next letters (the|quick, theory)")
+    hints += learning_rate_hints(c["lr"], 3e-3, 5e-2, TAGGER_CHALLENGE["steps"])
+    if c["hidden_size"] < 24:
+        hints.append(f"{c['hidden_size']} units per direction are few to hold the letters around t")
+    return hints
+
+
+def check_tagger_config(config: dict, *, seed: int = 0) -> None:
+    """Grade a learner's tagger configuration by outcome: train it (seeded), reach the target F1.
+
+    ``config`` has the keys :data:`TAGGER_CONFIG_KEYS`. Fails with the validation F1 of the
+    word-end tag, how far ``1 - F1`` is from the target's, and the likely culprits.
+    """
+    got = tagger_config_f1(config, seed=seed)  # validates the config first
+    c, task = _validate_tagger_config(config), TAGGER_CHALLENGE
+    where = (f"after {task['steps']} steps of {task['batch_size']} chunks, your tagger reaches a validation F1 of "
+             f"{got:.3f} for the word-end tag (target: at least {task['target']}; always answering 0 scores 0)")
+    miss, allowed = 1 - got, 1 - task["target"]
+    outcome_verdict(where, got >= task["target"],
+                    f"its 1 - F1 of {miss:.3f} is {miss / allowed:.1f} times the target's {allowed:.2f}",
+                    lambda: _tagger_hints(c))
