@@ -158,8 +158,9 @@ check_close("dL/dy (MSE)", dy, y_t.grad)
 # $\sum_t \frac{\partial L_t}{\partial h_t} \prod_{k=1}^{t} \frac{\partial h_k}{\partial h_{k-1}}$
 # lacks the sum over the step $k$ where $W$ is used; the full form is
 # $\frac{\partial L}{\partial W} = \sum_t \sum_{k \le t} \frac{\partial L_t}{\partial h_t}
-# \Big(\prod_{j=k+1}^{t} \frac{\partial h_j}{\partial h_{j-1}}\Big) \frac{\partial^+ h_k}{\partial W}$
-# with $\frac{\partial h_j}{\partial h_{j-1}} = \operatorname{diag}(1 - h_j^2)\, W_{hh}$. A widely
+# \, J_t J_{t-1} \cdots J_{k+1}\, \frac{\partial^+ h_k}{\partial W}$ with the Jacobians
+# $J_j = \frac{\partial h_j}{\partial h_{j-1}} = \operatorname{diag}(1 - h_j^2)\, W_{hh}$, multiplied newest first
+# (matrices do not commute, so a $\prod$ with no stated order is ambiguous). A widely
 # copied numpy version uses the hidden state as the output (`dh = h - target`, no $W_{hy}$), and at $t = 0$
 # reads `h_states[t-1]`, which in Python is the **last** state; it must be $h_{-1}$.
 #
@@ -323,8 +324,8 @@ assert max(autograd_errors.values()) < 1e-8
 # ## 4. Vanishing and exploding gradients, shown
 #
 # How much does the loss at the last step care about the state $k$ steps earlier? By the chain
-# rule, $\frac{\partial L}{\partial h_{t-k}} = \frac{\partial L}{\partial h_t}\prod_{j=t-k+1}^{t}
-# \operatorname{diag}(1 - h_j^2)\,W_{hh}$: a product of $k$ Jacobians. Without the tanh this is
+# rule, $\frac{\partial L}{\partial h_{t-k}} = \frac{\partial L}{\partial h_t}\, J_t J_{t-1} \cdots J_{t-k+1}$
+# with $J_j = \operatorname{diag}(1 - h_j^2)\,W_{hh}$: a product of $k$ Jacobians, newest first. Without the tanh this is
 # $W_{hh}^k$, which shrinks or grows like $\rho^k$ where $\rho$ is the spectral radius of
 # $W_{hh}$ (its largest eigenvalue modulus). We build $W_{hh} = \rho\,Q$ with $Q$ a random
 # orthogonal matrix, so every eigenvalue and singular value has modulus exactly $\rho$, and
@@ -394,10 +395,20 @@ flow_widget = slider_plot(plot_gradient_flow, static=[{"radius": 1.3}], radius=(
 # %% [markdown]
 # Without the tanh the curves are exactly $\rho^k$: $\rho < 1$ vanishes, $\rho = 1$ keeps the
 # norm, $\rho > 1$ explodes. The tanh multiplies each step by $\operatorname{diag}(1 - h_j^2)$,
-# whose entries are at most 1: it can only shrink the gradient. So a largest singular value below 1
+# whose entries are at most 1: it can only shrink the *bound* on the gradient's norm, not the
+# gradient itself (the next cell: a gradient that $W_{hh}$ alone sends to 0 survives once the
+# tanh scales one unit by $\frac12$). So a largest singular value below 1
 # is *sufficient* for vanishing, and above 1 is *necessary* (not sufficient) for exploding
 # (Pascanu, Mikolov & Bengio, 2013, "On the difficulty of training recurrent neural networks").
-#
+
+# %%
+g = np.array([1.0, 1.0])  # dL/dh_t, a row
+W_2 = np.array([[1.0, 1.0], [-1.0, -1.0]])
+without_tanh, with_tanh = g @ W_2, g @ np.diag([1.0, 0.5]) @ W_2
+print("g W_hh =", without_tanh, "  g diag(1, 1/2) W_hh =", with_tanh)
+assert np.linalg.norm(without_tanh) == 0 < np.linalg.norm(with_tanh)  # the tanh's factor made it larger
+
+# %% [markdown]
 # **Saturation.** When the pre-activations $a_t$ are large, $h_t = \tanh(a_t)$ sits near $\pm 1$ and
 # $\tanh'(a_t) = 1 - h_t^2$ near 0: the gradient is cut off even when $W_{hh}$ would preserve it.
 # Same $\rho = 1$ matrix, larger inputs:

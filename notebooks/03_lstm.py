@@ -169,8 +169,10 @@ check_close("numpy LSTM outputs vs torch.nn.LSTM", hs_torch, torch.from_numpy(hs
 check_close("numpy final cell state vs torch.nn.LSTM", c_torch[0], torch.from_numpy(c_numpy), rtol=rtol, atol=atol)
 
 # %% [markdown]
-# The PyTorch version, `course_utils.lstm.LSTM`, runs `LSTMCell` in a Python loop (slow, but
-# every step is visible and it can return the gates). `LSTM.from_torch` copies the weights.
+# The PyTorch version, `course_utils.lstm.LSTM`, has two paths. Asked for the gates (or built
+# with peepholes), it runs `LSTMCell` step by step in a Python loop, every step visible to
+# autograd. A plain LSTM instead projects the inputs of all $T$ steps at once and runs the same
+# equations through `LSTMHandwrittenBPTT`, whose backward pass is written by hand (section 6). `LSTM.from_torch` copies the weights.
 # Like `torch.nn.LSTM` (and the course's `RNN` of notebook 01), it takes and returns the
 # state with a leading layer axis: `(h, c)`, each `(1, B, H)`.
 # We also compare all four gates of one step with the numpy cell, naming each gate, so a

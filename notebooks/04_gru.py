@@ -228,7 +228,8 @@ print(f"free parameters of the function: {textbook:,} + H = {textbook + 50:,}")
 # %% [markdown]
 # ## 4. RNN vs LSTM vs GRU
 #
-# Same hidden size, same data, same optimiser, two tasks:
+# Same hidden size, same data, same optimiser, two tasks (the LSTM alone also gets notebook 03's
+# forget-gate bias of 1; `forget_bias` means nothing to the other two):
 #
 # - **the adding problem** of notebook 03, $T = 50$: the sum of two marked values, one in each
 #   half of the sequence. MSE on 2000 test sequences (the trivial answer 1 scores about 1/6),

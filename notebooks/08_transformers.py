@@ -420,8 +420,8 @@ assert near[0] > 0.5 and near[0] > near[-1] + 0.5  # neighbours alike, distant p
 # The runs above kept Adam's learning rate fixed. Most transformers are trained with a
 # **schedule**: a linear *warm-up* from a small rate to a peak $\eta_{\max}$ over the first
 # $W$ steps (Adam's running averages of the gradient are still poor estimates then, and
-# post-LN transformers can diverge without it), then a slow *decay*, here along a cosine to 0
-# at the last of $N$ steps:
+# post-LN transformers can diverge without it), then a slow *decay*, here along a cosine that
+# would reach 0 at $s = N$, one step after the last ($s = N - 1$, whose rate is small but not 0):
 #
 # $$\eta(s) = \eta_{\max}\,\frac{s + 1}{W} \quad (s < W), \qquad
 #   \eta(s) = \eta_{\max}\,\tfrac12\Big(1 + \cos\big(\pi\,\tfrac{s - W}{N - W}\big)\Big) \quad (s \ge W),$$

@@ -827,8 +827,10 @@ else:
 #
 # To hold a value for $T$ steps a unit needs $(1 - z)^T \approx 1$ on unmarked steps, i.e. an
 # update gate almost shut. As with the LSTM's forget-gate bias in notebook 03, we start it
-# that way: the bias of $z$ at $-4$ (minGRU), and for minLSTM the biases of $f$ and $i$ at
-# $+4$ and $-4$, so that $1 - z$ and $f'$ start near $\sigma(4)$ (printed below). This
+# nearer shut than open: the bias of $z$ at $-4$ (minGRU), and for minLSTM the biases of $f$ and
+# $i$ at $+4$ and $-4$, so that $1 - z$ and $f'$ start near $\sigma(4) \approx 0.982$ (printed
+# below). That is a start, not yet a memory: over $T = 50$ steps it keeps $\sigma(4)^{50} \approx 0.40$
+# of a value (printed below too); training must shut the gate further on unmarked steps. This
 # initialisation is the course's choice for this task, not the paper's. We train minGRU and
 # minLSTM (chunked scan) and a `torch.nn.GRU` with the same width $H$ (not the same number of
 # parameters), the same batches and the same optimiser.
@@ -840,6 +842,9 @@ from course_utils.long_range import SequenceToOne
 from course_utils.min_rnns import LastStep
 
 T_ADD, HIDDEN, STEPS, BATCH, GATE_BIAS = 50, 32, 250, 64, 4.0
+kept = torch.sigmoid(torch.tensor(GATE_BIAS)).item()  # 1 - z at initialisation, zero input
+print(f"at initialisation a unit keeps {kept:.4f} of its state per step, {kept ** T_ADD:.2f} over {T_ADD} steps")
+assert 0.98 < kept < 0.99 and 0.39 < kept**T_ADD < 0.41  # a start, not yet a memory of 50 steps
 x_test, y_test = adding_problem(1000, T_ADD, seed=12345)
 train_batches = adding_batches(STEPS, BATCH, T_ADD, seed=1)
 mse = supervised(torch.nn.functional.mse_loss)

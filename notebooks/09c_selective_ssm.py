@@ -29,9 +29,10 @@
 #    **selective-copying** task at the same step budget, three seeds each, and read the table
 #    for what it shows.
 #
-# The helpers live in `course_utils/selective_ssm.py` (S6, the copying models; the checks are in `course_utils/exercises/selective_ssm.py`) and
-# `course_utils/data/selective_copy.py` (the task); the scans come from `course_utils/linear_recurrence.py`
-# (notebook 09), minGRU from `course_utils/min_rnns.py`. Sections 1-2 train nothing: each is an
+# The helpers live in `course_utils/selective_ssm.py` (S6, the copying models; the checks are in
+# `course_utils/exercises/selective_ssm.py`) and `course_utils/data/selective_copy.py` (the
+# task); the scans come from `course_utils/linear_recurrence.py` (notebook 09), minGRU from
+# `course_utils/min_rnns.py`. Sections 1-2 train nothing: each is an
 # identity between computations, checked in float64. Section 3 trains small models, three
 # seeds each.
 
@@ -75,7 +76,8 @@ seed_everything(0)
 #
 # $$h'(t) = A\, h(t) + B\, x(t), \qquad y(t) = C\, h(t) + D\, x(t).$$
 #
-# S4 and Mamba take $A$ **diagonal**, one state vector of size $N$ per channel, so each of the
+# The diagonal state-space models (S4D and DSS, then Mamba) take $A$ **diagonal** — S4 itself
+# used a diagonal-plus-low-rank $A$ from the HiPPO theory —, one state vector of size $N$ per channel, so each of the
 # $N$ states of a channel is a scalar ODE $h' = a h + b x$ with $a < 0$ (a decay). The
 # course's S6 writes $A$ = `-exp(A_log)`, of shape $(D, N)$, and starts from S4D-real's
 # $A_n = -(n + 1)$.
@@ -282,7 +284,10 @@ check_selective_step(my_selective_step, seed=1)
 #
 # $$h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t, \qquad y_t = h_t:$$
 #
-# exactly minGRU (notebook 09, `candidate="linear"`). `s6_from_min_gru` builds that S6 from a
+# exactly minGRU (notebook 09, `candidate="linear"`). The connection is Gu & Dao's (2023,
+# section 3.5.1, Theorem 1): a selective SSM with $N = 1$, $A = -1$, $B = 1$ and
+# $\Delta = \operatorname{softplus}$ of a linear map of $x_t$ is a gated recurrence of this form;
+# minGRU (Feng et al., 2024) is that gated recurrence. `s6_from_min_gru` builds that S6 from a
 # course `MinGRU`, copying its weights; the two agree in float64, from any initial state:
 
 # %%
@@ -471,8 +476,9 @@ assert spread("GRU", "per_token")[1] > spread("minGRU", "per_token")[1] + 0.03
 # State Spaces* (Algorithm 2, section 3.1). A. Gu, K. Goel, A. Gupta, C. Ré (2022), *On the
 # Parameterization and Initialization of Diagonal State Space Models* (S4D). L. Feng, F. Tung,
 # M. O. Ahmed, Y. Bengio, H. Hajimirsadeghi (2024), *Were RNNs All We Needed?* (minGRU).
-# M. Arjovsky, A. Shah, Y. Bengio (2016) introduced the copying memory task that selective
-# copying varies.
+# The copying memory task that selective copying varies goes back to S. Hochreiter and
+# J. Schmidhuber (1997), *Long Short-Term Memory*; M. Arjovsky, A. Shah, Y. Bengio (2016),
+# *Unitary Evolution Recurrent Neural Networks*, popularised the form used today.
 #
 # Next: this is the last notebook of the course for now; the README's lecture table lists
 # them all, with their Colab and student links.

@@ -19,6 +19,10 @@ from pages import PageProblems
 
 NOTEBOOK = "notebooks/00_setup.ipynb"
 pytestmark = pytest.mark.slow  # starts JupyterLab and a browser: not in `make test-fast`
+# JupyterLab's debugger asks each new kernel for its state and logs this console error when the
+# kernel's connection changes before the answer comes (on a busy machine, as the kernel starts):
+# its own race, with nothing shown to the learner and nothing lost, so it is not a problem here.
+JUPYTERLAB_RACE = "Could not restore the debugger state: Canceled future for debug_request message"
 
 
 def free_port() -> int:
@@ -98,6 +102,6 @@ def test_open_a_notebook_and_run_its_first_cells(lab, browser, artifacts):
     assert page.locator(".jp-NotebookPanel .jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
                         ).filter(has_text="Error").count() == 0
     page.screenshot(path=str(artifacts / "jupyterlab-00_setup.png"))
-    page.close()
-    serious = [line for line in problems.lines if "favicon" not in line]
+    serious = [line for line in problems.lines if "favicon" not in line and JUPYTERLAB_RACE not in line]
+    page.close()  # after reading the problems: closing cancels what the page still had in flight
     assert not serious, "\n".join(serious)
