@@ -15,7 +15,7 @@ The blocks are stacked in rows in the order r, z, n: ``W_x`` (3H, I) is ``weight
 Two variations exist in the literature, both available here:
 
 - ``z_weights="candidate"``: ``h = (1 - z) * h_prev + z * n`` (Chung et al. 2014, and
-  several of the course's slides). Replacing z by 1 - z, i.e. negating the z rows of
+  Coursera's Deep Learning Specialization). Replacing z by 1 - z, i.e. negating the z rows of
   ``W_x``, ``W_h``, ``b_x`` and ``b_h``, turns one into the other exactly.
 - ``reset_after=False``: ``n = tanh(x @ W_xn.T + b_xn + (r * h_prev) @ W_hn.T + b_hn)``,
   the reset gate applied *before* the recurrent matmul (Cho et al. 2014). This is a

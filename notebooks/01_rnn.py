@@ -109,16 +109,16 @@ assert bag_same and np.abs(h_a - h_b).max() > 1e-3
 # $W_{xh}$ (`W_xh`, shape $H \times I$) maps the input to the hidden space, $W_{hh}$ (`W_hh`,
 # $H \times H$) is the **recurrent** connection, $W_{hy}$ (`W_hy`, $O \times H$) maps the state
 # to the output, and $g$ is the output's activation: the identity for regression, softmax
-# for classification. (Some notes write $\sigma$ for $g$, and call $b_h$ the "output bias"; the
-# output bias is $b_y$.)
+# for classification. ($g$ is also written $\sigma$, and $b_h$ is sometimes called the "output
+# bias"; the output bias is $b_y$.)
 #
 # **Unfolding.** Draw one copy of the cell per time step and the loop becomes a deep
 # feed-forward graph $x_0 \to h_0 \to h_1 \to \dots$ in which every copy uses **the same**
 # weights $W_{xh}, W_{hh}, W_{hy}, b_h, b_y$: weight sharing. That is why one RNN handles
 # sequences of any length, and why its gradient is a sum over time steps (notebook 02).
 #
-# We number steps from $t = 0$, as the lecture does. The lecture writes
-# $h_0 = f(W_{xh} x_0 + b_h)$ "without $W_{hh}$"; that is the general formula with an initial
+# We number steps from $t = 0$, as the code does. The first step is often written
+# $h_0 = f(W_{xh} x_0 + b_h)$, "without $W_{hh}$"; that is the general formula with an initial
 # state $h_{-1} = 0$, which is what the code does (`h_init`, which PyTorch calls `h_0`).
 #
 # ### The worked example, t = 0..3, with numbers

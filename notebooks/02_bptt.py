@@ -86,8 +86,8 @@ device = start_notebook()
 #
 # With $a_t = W_{xh} x_t + W_{hh} h_{t-1} + b_h$, $h_t = \tanh(a_t)$ and output logits
 # $o_t = W_{hy} h_t + b_y$ for $t = 0..T-1$ (and $h_{-1}$ given), the loss of a sequence is
-# the sum of the per-step losses, $L = \sum_{t=0}^{T-1} L_t$ (some notes number the forward pass
-# from 0 but sum the loss from 1 to $T$; one index range is enough). For a batch we average $L$
+# the sum of the per-step losses, $L = \sum_{t=0}^{T-1} L_t$ (numbering the forward pass from 0
+# and the loss from 1 to $T$ is an easy slip: keep one index range). For a batch we average $L$
 # over the $B$ sequences.
 #
 # - **Regression**, identity output $\hat y_t = o_t$: $L_t = \tfrac12 \lVert \hat y_t - y_t \rVert^2$ (`mse_loss`).
@@ -150,7 +150,7 @@ check_close("dL/dy (MSE)", dy, y_t.grad)
 #      \frac{\partial L}{\partial b_h} = \sum_t \delta a_t .$$
 #    At $t = 0$ the previous state is $h_{-1}$ (the initial state), and $\partial L/\partial h_{-1} = W_{hh}^\top \delta a_0$.
 #
-# **Three common slips.** Lecture notes often write
+# **Three common slips.** A frequent shortcut writes
 # $\frac{\partial L}{\partial W_{hh}} = \sum_t \frac{\partial L_t}{\partial h_t}\frac{\partial h_t}{\partial W_{hh}}$:
 # that is only right if $\frac{\partial L_t}{\partial h_t}$ is replaced by the *total*
 # $\delta h_t$ of step 2 (which collects all later losses) and $\frac{\partial h_t}{\partial W_{hh}}$
@@ -438,10 +438,10 @@ plt.show()
 # %% [markdown]
 # ### The "quick brown fox" stories, recounted
 #
-# A popular lecture script tells both effects on *"The quick brown fox jumped over the lazy
-# dog"*: to predict "dog", the gradient must travel back to "The". It says the gradient doubles
-# per step and reaches $2^{10} = 1024$ at "The", and counts "over" as one step back from "dog".
-# Counting the words gives different numbers:
+# Both effects are often told on *"The quick brown fox jumped over the lazy dog"*: to predict
+# "dog", the gradient must travel back to "The". Count the steps before trusting the story's
+# numbers (a version in circulation says $2^{10} = 1024$ at "The", with "over" one step from
+# "dog"):
 
 # %%
 for sentence in ["The quick brown fox jumped over the lazy dog",

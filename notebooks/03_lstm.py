@@ -120,10 +120,10 @@ device = start_notebook()
 # memory — and its gradient — survives many steps. We derive the whole backward pass in
 # section 6 and check this Jacobian in section 7.
 #
-# **Notation.** The lecture slides write each gate as one matrix acting on the
-# concatenation, $f_t = \sigma(W_f\,[h_{t-1}, x_t] + b_f)$; that $W_f$ is just $[W_{hf} \mid W_{xf}]$
-# side by side. They call the candidate $\tilde C_t$ in one table and $g_t$ in another; the
-# code uses `g`, as PyTorch does. Here is every symbol with its name in `course_utils.lstm`
+# **Notation.** Many texts (Olah's *Understanding LSTM Networks*, for one) write each gate as
+# one matrix acting on the concatenation, $f_t = \sigma(W_f\,[h_{t-1}, x_t] + b_f)$; that $W_f$
+# is just $[W_{hf} \mid W_{xf}]$ side by side. The candidate is $\tilde C_t$ there and $g_t$ in
+# PyTorch's documentation; the code uses `g`, as PyTorch does. Here is every symbol with its name in `course_utils.lstm`
 # (rows of the stacked weights, hidden size $H$):
 #
 # | math | code | shape | rows of the stack |
@@ -208,7 +208,7 @@ assert np.abs(hs_swapped - hs_numpy).max() > 1e-2
 # ## 3. Counting parameters
 #
 # Each of the four blocks has a weight matrix for the input ($H \times I$), one for the
-# previous hidden state ($H \times H$) and a bias ($H$). The lecture notes' count is
+# previous hidden state ($H \times H$) and a bias ($H$). The usual count is
 #
 # $$N = 4\,\big((I + H)\,H + H\big),$$
 #

@@ -19,8 +19,8 @@
 # **Objectives.** By the end of this notebook you will
 # 1. know the GRU's reset and update gates and its candidate state, with every symbol
 #    matched to a name in the code,
-# 2. know the two conventions for the update gate found in the literature (and in the
-#    lecture slides), why they are the same model up to relabelling $z \to 1 - z$, and
+# 2. know the two conventions for the update gate found in the literature and in courses,
+#    why they are the same model up to relabelling $z \to 1 - z$, and
 #    PyTorch's reset-after-the-matmul form, which is a genuinely different model,
 # 3. have a GRU cell in numpy and in PyTorch (`course_utils.gru`) that computes exactly what
 #    `torch.nn.GRU` computes,
@@ -120,16 +120,18 @@ device = start_notebook()
 # | $W_{hr}, W_{hz}, W_{hn}$ | `W_h` = `weight_hh_l0` | (3H, H) | same |
 # | $b_{x\cdot}$, $b_{h\cdot}$ | `b_x` = `bias_ih_l0`, `b_h` = `bias_hh_l0` | (3H,) each | same |
 #
-# **Two conventions for $z$.** The lecture slides (and Chung et al. 2014) write
-# $h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t$ — there $z$ is the share of the *new*
-# candidate; other slides, the notes' table, Cho et al. 2014 and PyTorch write
-# $h_t = z_t \odot h_{t-1} + (1 - z_t) \odot \tilde h_t$ — $z$ is the share of the *old* state.
+# **Two conventions for $z$.** Chung et al. (2014) write
+# $h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t$, and Coursera's Deep Learning
+# Specialization $c_t = \Gamma_u \odot \tilde c_t + (1 - \Gamma_u) \odot c_{t-1}$ — there $z$ is the
+# share of the *new* candidate; Cho et al. (2014), d2l ($Z_t \odot H_{t-1} + (1 - Z_t) \odot
+# \tilde H_t$) and PyTorch write $h_t = z_t \odot h_{t-1} + (1 - z_t) \odot \tilde h_t$ — $z$ is the
+# share of the *old* state.
 # Since $1 - \sigma(a) = \sigma(-a)$, the two are one model with $z$ relabelled: negate the
 # $z$ rows of the weights and biases and one convention computes exactly what the other did.
 #
 # **Where the reset gate goes.** Cho et al. (2014) reset *before* the recurrent matrix
-# product, $\tilde h_t = \tanh(W_{xn} x_t + W_{hn}(r_t \odot h_{t-1}) + b_n)$, as in the
-# slides. PyTorch (following cuDNN) resets *after* it, $r_t \odot (W_{hn} h_{t-1} + b_{hn})$.
+# product, $\tilde h_t = \tanh(W_{xn} x_t + W_{hn}(r_t \odot h_{t-1}) + b_n)$, as most textbooks
+# do. PyTorch (following cuDNN) resets *after* it, $r_t \odot (W_{hn} h_{t-1} + b_{hn})$.
 # That lets all three recurrent products $W_h h_{t-1}$ be done as one matrix product before
 # $r_t$ is known. It is a different function, not a relabelling. We check both statements:
 
@@ -142,9 +144,9 @@ x, h_prev = np.random.default_rng(0).normal(size=(B, n_in)), np.random.default_r
 
 h_course, gates = gru_cell_numpy(x, h_prev, **w)  # PyTorch's convention
 W_x2, W_h2, b_x2, b_h2 = flip_update_gate(w["W_x"], w["W_h"], w["b_x"], w["b_h"])  # z rows negated
-h_slides, gates_slides = gru_cell_numpy(x, h_prev, W_x2, W_h2, b_x2, b_h2, z_weights="candidate")
-check_close("h, slides' convention with z rows negated vs PyTorch's", h_slides, h_course)
-check_close("z' vs 1 - z", gates_slides["z"], 1 - gates["z"])
+h_chung, gates_chung = gru_cell_numpy(x, h_prev, W_x2, W_h2, b_x2, b_h2, z_weights="candidate")
+check_close("h, Chung et al.'s convention with z rows negated vs PyTorch's", h_chung, h_course)
+check_close("z' vs 1 - z", gates_chung["z"], 1 - gates["z"])
 
 h_before, _ = gru_cell_numpy(x, h_prev, **w, reset_after=False)
 print(f"reset before vs after the matmul, same weights: max |difference| = {np.abs(h_before - h_course).max():.3f}")
@@ -334,7 +336,7 @@ print(f"Next character: validation loss RNN {char['RNN']['loss']:.3f}, LSTM {cha
 #   time depends on PyTorch's kernels as much as on the parameter count; read the printed
 #   seconds of this run rather than expecting "fewer parameters, faster".
 #
-# The lecture script says GRUs are "faster to train" than LSTMs: per step they do 3/4 of the
+# GRUs are often said to be "faster to train" than LSTMs: per step they do 3/4 of the
 # multiply-adds, but whether that shows up in wall time depends on the implementation — check
 # the table.
 #

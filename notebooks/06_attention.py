@@ -144,9 +144,9 @@ print(f"input lengths {lengths.min().item()}-{lengths.max().item()}, mean {lengt
 #   c_t = \sum_j a_{tj}\, h_j .$$
 #
 # In code (`additive_attention`): `query` is $s_{t-1}$ `(B, Hq)`, `keys` are the $h_j$
-# `(B, S, Hk)`, `W_q` `(A, Hq)`, `W_k` `(A, Hk)`, `v` `(A,)`. The lecture's version loops
-# over positions for one sequence. We keep a corrected loop as a reference: the common
-# version applies `np.exp` to raw scores (in float64 `np.exp(710)` is already `inf`), has no
+# `(B, S, Hk)`, `W_q` `(A, Hq)`, `W_k` `(A, Hk)`, `v` `(A,)`. A loop over positions, one
+# sequence at a time, is how the score is often first written. We keep a corrected loop as a
+# reference: the common version applies `np.exp` to raw scores (in float64 `np.exp(710)` is already `inf`), has no
 # notion of padding, and builds its weights as a list of `(1,)` arrays:
 
 # %%
@@ -482,8 +482,8 @@ print(f"Without attention the worst output position is {worst} ('yyyy-mm-dd'[{wo
 # The weights $a_{tj}$ form a matrix per example: one row per output character, one column
 # per input character. For a model that has learned to translate, each row should point at
 # the input characters that determine that output character. (`AttentionSeq2Seq.greedy` keeps the
-# weights of every step; the lecture's `translate` overwrote them and returned only the
-# last step's.)
+# weights of every step; a decoding loop that stores them in one variable keeps only the last
+# step's.)
 
 # %%
 model = results["additive"][0].eval()

@@ -263,8 +263,9 @@ except TypeError as error:
 # $$\operatorname{MHA}(X) = \operatorname{Concat}(\text{head}_1, \dots, \text{head}_h)\,W_O,\qquad
 #   \text{head}_i = \operatorname{Attention}(XW_Q^{(i)}, XW_K^{(i)}, XW_V^{(i)}).$$
 #
-# (The lecture slide writes $\text{head}_i = \operatorname{Attention}(QW_Q^{(i)}, \dots)$, with
-# $Q$ already a projection; we project $X$ once.) In code, the $h$ matrices
+# (Vaswani et al. (2017) write $\text{head}_i = \operatorname{Attention}(QW_i^Q, KW_i^K, VW_i^V)$,
+# where $Q$, $K$, $V$ are the layer's *inputs*, all equal to $X$ in self-attention; so their
+# formula is this one.) In code, the $h$ matrices
 # $W_Q^{(i)}$ are the column blocks of one $D \times D$ matrix, so the projection is a
 # single product, and "splitting into heads" is a reshape of its output
 # `(B, T, D) -> (B, h, T, d_k)` — the same parameters and cost as one head of size $D$.

@@ -589,10 +589,9 @@ print(f"From T={lengths[0]} to T={lengths[-1]} ({lengths[-1] // lengths[0]}x lon
 # operations adds to them: the plot mixes the linear regime with the start of the quadratic
 # one, and its slope stays below 2. (The softmax, the mask and their gradients over the
 # $T \times T$ scores move memory that a count of multiply-adds leaves out, so on a CPU the
-# last doubling can already cost more than 4 times.) The asserts below check the count of
-# multiply-adds, which no machine changes, and, with room to spare, that the measured slope
-# stays clearly below 2 (CPU time, fastest of three rounds: other programs on the machine do
-# not move it much).
+# last doubling can already cost more than 4 times.) The count of multiply-adds is the same on
+# every machine; the measured slope is this machine's (CPU time, fastest of three rounds, so
+# other programs on the machine move it little), and it stays clearly below 2.
 
 # %%
 D_T, L_T, V = 64, 2, data.vocab.size
@@ -688,7 +687,7 @@ print(f"At T = 8192 the T x T terms alone would need b * 8192^2 = {hand_b * 8192
 # $T = 1024$. This is the motivation for fused
 # kernels that never store the $T \times T$ matrix (FlashAttention, behind
 # `F.scaled_dot_product_attention`) and for the linear-time recurrent models of notebook 09.
-# (The lecture script claims transformers "handle long sequences much more efficiently";
+# (Transformers are often said to "handle long sequences much more efficiently";
 # per step they are more parallel, but their memory in $T$ is quadratic, as measured here.)
 #
 # ## Summary

@@ -194,15 +194,14 @@ print(f"at N = {LENGTHS[-1]}, the cache is x{ratios[-1]:.1f} faster (fastest rep
 assert ratios[-1] > 1.3, "the cache should be clearly faster at the longest length"
 
 # %% [markdown]
-# The assert checks what the claim needs and no more: at the longest length the cache is
-# more than 1.3 times faster (the figure printed above is what this machine measured); the
-# counts above, which no machine changes, carry the growth with $N$.
+# At the longest length the cache is more than 1.3 times faster here (the figure printed above
+# is this machine's and yours will differ); the counts of positions above, the same on every
+# machine, are what grows with $N$.
 #
 # The time falls far less than the count: 16 to 96 times fewer positions, but only a few
 # times less time (both printed above). A step of this tiny model is dominated by the fixed
 # cost of launching a few dozen small operations, which both ways pay once per generated
-# token; how the measured speed-up changes with $N$ depends on the machine and its load, and
-# is not asserted. On a large model, where the arithmetic dominates, the work the cache
+# token; how the measured speed-up changes with $N$ depends on the machine and its load. On a large model, where the arithmetic dominates, the work the cache
 # saves is what makes long generation affordable; its price is memory,
 # $2 \times L \times B \times t \times D$ numbers.
 #

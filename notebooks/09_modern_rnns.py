@@ -34,13 +34,13 @@
 # layer read at its last step); the benchmark of all the course's layers is
 # `benchmarks/architectures.py`.
 #
-# > **Corrections to the lecture material.** The slides' "minLSTM" and "minGRU" are not the
-# > published models: their gates read $h_{t-1}$, the minGRU candidate goes through a tanh of
+# > **What minGRU and minLSTM are not.** Versions in circulation are not the published
+# > models: their gates read $h_{t-1}$, the minGRU candidate goes through a tanh of
 # > $h_{t-1}$, and the minLSTM keeps an output gate and a tanh. In Feng et al. (2024) the gates
 # > and the candidate depend on $x_t$ **only**, the candidate is a linear map of $x_t$, minLSTM
 # > normalises $f_t$ and $i_t$ by their sum, and training runs as a parallel scan — which is
-# > the whole point. The slides' "Results Comparison" table (memory in MB, ms per batch,
-# > "2.5x"/"1.8x" parameter formulas) was not measured; the parameter counts are
+# > the whole point. Comparison tables quoted with them (memory in MB, ms per batch,
+# > "2.5x"/"1.8x" parameter formulas) do not come from a measurement; the parameter counts are
 # > $3(IH + H)$ for minLSTM and $2(IH + H)$ for minGRU (below), and every time and memory
 # > figure in this notebook is measured when you run it.
 

@@ -241,7 +241,7 @@ def _gru_gates_answer(goal):
 
 
 GRU_GATE_MISTAKES = {  # the learner's (r, z) for one goal -> words the feedback must contain
-    "slides' convention for copy": ({"copy": (1.0, 0.0)}, "z = 1 keeps h_prev"),
+    "the other convention for copy": ({"copy": (1.0, 0.0)}, "z = 1 keeps h_prev"),
     "reset open when ignoring": ({"ignore": (1.0, 0.0)}, "check gate r. (r scales the recurrent part"),
     "reset shut for a plain RNN step": ({"rnn": (0.0, 0.0)}, "r = 0 shuts h_prev out of n"),
 }

@@ -62,8 +62,8 @@ def check_gru_cell(fn, seed: int = 0) -> None:
 
 _GRU_GATE_ROLES = {
     "z": "z is the share of the old state, h = (1 - z) * n + z * h_prev in the course's (PyTorch's) convention: "
-         "z = 1 keeps h_prev, z = 0 takes the candidate n (the slides' other convention, z * n + (1 - z) * h_prev, "
-         "is the opposite)",
+         "z = 1 keeps h_prev, z = 0 takes the candidate n (the other convention, Chung et al.'s, "
+         "z * n + (1 - z) * h_prev, is the opposite)",
     "r": "r scales the recurrent part of the candidate, n = tanh(W_xn x + b_xn + r * (W_hn h_prev + b_hn)): "
          "r = 0 shuts h_prev out of n, r = 1 lets all of it in",
 }
