@@ -8,7 +8,8 @@ With queries ``q_t``, keys ``k_t`` ``(d_k,)``, values ``v_t`` ``(d_v,)`` and a d
 
 ``gamma = 1`` is plain causal linear attention (Katharopoulos et al. 2020, without the feature
 map and the normaliser); a constant ``gamma`` is RetNet's retention; a ``gamma_t`` computed from
-the input is GLA / Mamba-2 style. The same outputs three ways:
+the input is Mamba-2's (GLA's gate is a vector per key dimension, not covered here). The same
+outputs three ways:
 
 - :func:`linear_attention_recurrent`: the loop over ``t``, a constant-size state.
 - :func:`linear_attention_parallel`: ``O = ((Q K^T) * D) V`` with the decay mask

@@ -17,7 +17,9 @@ first pair, ``b_1 <- a_1 h0 + b_1``), and any bracketing computes them:
   ``2 (n - 1)`` applications in ``2 L`` steps, O(T) work.
 - :func:`two_level_scan`: chunks of ``C`` steps; scan inside every chunk (all chunks at once),
   scan the chunks' totals (one chunk after another), then fix up every element with its chunk's
-  entering prefix: the structure of :func:`course_utils.linear_recurrence.scan_chunked`.
+  entering prefix: the structure of :func:`course_utils.linear_recurrence.scan_chunked`, which
+  keeps only the chunks' totals and runs the recurrence inside the chunks again instead of
+  storing their prefixes (depth about ``3 sqrt(T)`` against ``2 sqrt(T)``, less memory).
 
 Every function takes time-major ``a``, ``b`` ``(T, B, H)`` and ``h0`` ``(B, H)`` or None (zeros),
 returns ``h_1 .. h_T`` ``(T, B, H)``, and, given a :class:`ScanCost`, adds up the operator

@@ -26,7 +26,7 @@
 #    case of the same idea;
 # 3. tried torch's own `associative_scan` and measured all the scans on this machine,
 #    reading the table for what it shows;
-# 4. computed **linear attention with decay** (plain, RetNet-style and GLA/Mamba-2-style) in
+# 4. computed **linear attention with decay** (plain, RetNet-style and Mamba-2-style) in
 #    three forms — recurrent, masked parallel and chunkwise — and shown them equal, in values
 #    and gradients: linear attention *is* an RNN with a matrix state;
 # 5. measured the trade-off between the recurrent form's constant-size state and the
@@ -258,8 +258,11 @@ assert work_ratio > 5 and 2 * costs[T_big]["Hillis-Steele"][1] == costs[T_big]["
 # $\log_2 T$ levels of fan-out 2: (1) is the up-sweep inside the chunks, (2) a sequential scan of
 # the chunks' totals, (3) the down-sweep's hand-over. `two_level_scan` writes it with the
 # operator; with $C = \sqrt{T}$ its work is about $2T$ and its depth about $2\sqrt{T}$ (the
-# table above). It gives the same numbers as `scan_chunked`, which computes with $a$ and $b$
-# directly:
+# table above): pass (1) stores every in-chunk prefix, so pass (3) is one step. `scan_chunked`,
+# which computes with $a$ and $b$ directly, stores only each chunk's total in pass (1) and
+# runs the recurrence inside the chunks again in pass (3), $C$ more sequential steps: depth
+# about $3\sqrt{T}$ (as notebook 09 says), for memory of $N$ totals instead of $T$ prefixes.
+# The two give the same numbers:
 
 # %%
 a = torch.rand(50, 3, 4, dtype=torch.float64) * 0.7 + 0.3
@@ -375,9 +378,11 @@ print(f"T = {scan_lengths[-1]}, fastest to slowest: {', '.join(ranking)}")
 # thread every one of its $\log_2 T$ steps streams the whole $(T, B, H)$
 # tensor, and its $T \log_2 T$ work is what the clock sees. Blelloch, with $O(T)$ work, is
 # faster than Hillis-Steele, but its strided slices and $2 \log_2 n$ steps keep it behind the
-# chunked scan; read its place against the loop in the table. Depth can only pay off on
-# hardware that runs thousands of operator applications at once, such as a GPU (the course
-# has not measured one yet). The asserts compare the
+# chunked scan; read its place against the loop in the table. Small depth can only pay off
+# where thousands of operator applications run at once, such as a GPU (the course has not
+# measured one yet), and even there, with $B \cdot H$ channels already run side by side by the
+# loop, most of the gain of a scan kernel comes from fusing the $T$ steps into one launch that
+# keeps the state on chip. The asserts compare the
 # fastest of the repetitions (the least disturbed by other programs) with a margin, since
 # timings on a shared machine are noisy.
 
@@ -401,11 +406,17 @@ if on_default_device:
 # $$S_t = \gamma_t S_{t-1} + k_t v_t^\top, \qquad o_t^\top = q_t^\top S_t.$$
 #
 # $\gamma_t = 1$ is plain causal linear attention; a constant $\gamma$ is RetNet's retention
-# (Sun et al. 2023); a $\gamma_t$ computed from the input is gated linear attention (GLA, Yang et
-# al. 2024) and, with a scalar per head, Mamba-2 (Dao and Gu 2024). Three ways to compute it:
+# (Sun et al. 2023); a scalar $\gamma_t$ per head computed from the input is Mamba-2's (Dao and
+# Gu 2024, its SSD form). Gated linear attention (GLA, Yang et al. 2024) goes one step further:
+# a gate per key dimension, $S_t = \operatorname{diag}(\alpha_t) S_{t-1} + k_t v_t^\top$, whose
+# decay mask is no longer one $(T, T)$ matrix per head but one per key dimension, which is why
+# its chunkwise form needs more care; this section keeps the scalar gate. Three ways to compute it:
 #
 # - **(a) recurrent** (`linear_attention_recurrent`): the loop over $t$, a $(d_k, d_v)$ state per
-#   head, $O(T\, d_k d_v)$ work, memory independent of $T$;
+#   head, $O(T\, d_k d_v)$ work; at inference its memory does not depend on $T$, but training
+#   through the loop keeps every state for the backward pass, $T\, d_k d_v$ numbers per head and
+#   sequence: at $T = 1024$, $d_k = d_v = 32$ as many as the parallel form's $T^2$ scores (4 MiB
+#   in float32). That is why GLA and Mamba-2 train chunkwise;
 # - **(b) masked parallel** (`linear_attention_parallel`): unrolling the recurrence,
 #   $S_t = \sum_{s \le t} \big(\prod_{r=s+1}^{t} \gamma_r\big) k_s v_s^\top$, so
 #   $$O = \big((Q K^\top) \odot D\big) V, \qquad D_{ts} = \prod_{r=s+1}^{t} \gamma_r \ (s \le t), \quad D_{ts} = 0 \ (s > t).$$
@@ -741,7 +752,9 @@ assert same_from < n_ones - 10 and h_signed[-1] == 1 and h_signed[-2] == -1
 # - Merrill, Petty and Sabharwal (2024), *The Illusion of State in State-Space Models*, show
 #   that S4, Mamba and related SSMs lie, like transformers, in the complexity class
 #   $\mathsf{TC}^0$, so (unless $\mathsf{TC}^0 = \mathsf{NC}^1$) they cannot express harder state
-#   tracking such as composing permutations of five elements.
+#   tracking such as composing permutations of five elements. Parity itself lies in
+#   $\mathsf{TC}^0$: that bound does not rule it out; the two results above do, for nonnegative
+#   transitions.
 #
 # These are statements about what a model *can represent* at every length. What follows is an
 # experiment: what gradient descent *finds*, with one small budget, on three seeds. It can
@@ -877,9 +890,13 @@ plt.show()
 # training lengths the read-out misreads it. The GRU is a yardstick, not a contest: it can
 # represent parity; at this budget read its min-max spread above rather than one number. We
 # assert nothing about it. Counting **modulo 3**: both minGRUs stay near chance,
-# the signed one too, as Grazzi et al.'s result on triangular (here: diagonal) transitions
-# predicts; a sign flip is a rotation by $180°$, and counting to 3 needs a rotation by $120°$,
-# which a real diagonal $a$ cannot make (a complex $a$, or a $2 \times 2$ rotation block, could).
+# the signed one too, consistent with Grazzi et al.'s result on triangular (here: diagonal)
+# transitions (a result about arbitrary lengths, which three seeds at a few lengths cannot
+# confirm). A sign flip is a rotation by $180°$, and counting to 3 needs a rotation by $120°$,
+# which a real diagonal $a$ cannot make. A complex $a$ or a $2 \times 2$ rotation block could
+# in exact arithmetic, but a $120°$ rotation drifts in floating point; the exact construction
+# is a $3 \times 3$ cyclic permutation, the product of two Householder reflections (DeltaNet's
+# transition $I - \beta k k^\top$ with $\beta = 2$).
 #
 # The asserts, with margins ("near chance" is a band: three seeds, a few hundred strings per
 # length):
@@ -952,13 +969,16 @@ check_parity_scan_inputs(my_parity_scan_inputs, seed=1)
 #   associativity lets any bracketing compute the prefixes.
 # - **Hillis-Steele**: depth $\lceil \log_2 T \rceil$, work $T L - (2^L - 1)$. **Blelloch**: depth
 #   $2 \log_2 n$, work $2(n - 1)$, for $T$ padded to $n = 2^L$ with the identity. The
-#   **chunked scan** of notebook 09 is the two-level case: depth about $2\sqrt{T}$, work about
-#   $2T$. Counted, and equal to the formulas.
+#   **two-level scan** has depth about $2\sqrt{T}$ and work about $2T$; notebook 09's chunked
+#   scan recomputes the in-chunk prefixes instead of storing them (depth about $3\sqrt{T}$,
+#   less memory). Counted, and equal to the formulas.
 # - On a CPU, small depth did not buy speed: at the longest length Hillis-Steele was slower
 #   than Blelloch and the loop, and Blelloch slower than the chunked scan (the table in
-#   section 2). Depth pays off on parallel hardware.
-# - Linear attention with a decay $\gamma_t$ (1: plain; constant: RetNet; from the data: GLA,
-#   Mamba-2) is an RNN with a $(d_k, d_v)$ matrix state. Its recurrent, masked parallel
+#   section 2). With $B \cdot H$ channels the loop is already parallel across channels; what
+#   parallel hardware gains is mostly fusing the $T$ steps into one kernel that keeps the state
+#   on chip, rather than depth.
+# - Linear attention with a decay $\gamma_t$ (1: plain; constant: RetNet; a scalar from the
+#   data: Mamba-2; GLA's gate is per key dimension) is an RNN with a $(d_k, d_v)$ matrix state. Its recurrent, masked parallel
 #   ($(QK^\top \odot D) V$) and chunkwise forms give the same outputs and gradients; the
 #   chunkwise form is the chunked scan with a matrix state, and the scalar case is notebook
 #   09's scan.

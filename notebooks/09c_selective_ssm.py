@@ -90,7 +90,9 @@ seed_everything(0)
 #
 # Mamba's code uses the simpler $\bar B = \Delta B$ (the Euler rule), keeping the exact
 # $\bar A$; since $e^{\Delta A} - 1 = \Delta A + O(\Delta^2)$, the two agree to **first
-# order** in $\Delta$: their gap shrinks like $\Delta^2$. `discretize(delta, A, B_t, rule)`
+# order** in $\Delta$ for small $\Delta$: their gap shrinks like $\Delta^2$. For large $\Delta$
+# (the "reset" regime below) they part: Euler's $\Delta B$ grows without bound, while the ZOH's
+# $\bar B$ levels off at $B/|A|$. `discretize(delta, A, B_t, rule)`
 # computes both, with $\Delta$ `delta` of shape $(\dots, D)$, $A$ `A` $(D, N)$ and $B$
 # `B_t` $(\dots, N)$, returning $\bar A$, $\bar B$ of shape $(\dots, D, N)$. First a check
 # against the ODE: for a constant input the ZOH step is the exact solution
