@@ -67,25 +67,32 @@ def table(notebooks: Path = NOTEBOOKS) -> str:
     return "\n".join(lines)
 
 
+def between(text: str, start: str, end: str, body: str, where: str) -> str:
+    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``body``."""
+    if start not in text or end not in text:
+        raise ValueError(f"{where} lacks the markers {start!r} and {end!r}")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{body}\n{end}{tail}"
+
+
 def with_table(text: str, notebooks: Path = NOTEBOOKS) -> str:
     """``text`` (00_setup.py) with the table between the markers replaced by a fresh one."""
-    if START not in text or END not in text:
-        raise ValueError(f"00_setup.py lacks the helper-table markers {START!r} and {END!r}")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{table(notebooks)}\n{END}{tail}"
+    return between(text, START, END, table(notebooks), "00_setup.py")
+
+
+def first_notebook(path: Path) -> str:
+    """The notebook a module's docstring names first ("01", "05a"); "00" where it names none."""
+    doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
+    found = NOTEBOOK_ID.findall(doc.splitlines()[0] if doc else "")
+    return found[0] if found else "00"
 
 
 def lecture_modules(package: Path = PACKAGE) -> list[tuple[str, str]]:
     """``(module, notebook)`` of every lecture module, in lecture order: the notebook its docstring names first."""
-    found = []
-    for path in sorted(package.glob("*.py")):
-        if path.stem in ("__init__", *CORE, *SHARED):
-            continue
-        doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
-        first = NOTEBOOK_ID.findall(doc.splitlines()[0] if doc else "")
-        found.append((first[0] if first else "00", path.stem))
-    return [(module, notebook) for notebook, module in sorted(found)]
+    found = sorted((first_notebook(path), path.stem) for path in package.glob("*.py")
+                   if path.stem not in ("__init__", *CORE, *SHARED))
+    return [(module, notebook) for notebook, module in found]
 
 
 def data_modules(package: Path = PACKAGE) -> list[str]:
@@ -144,17 +151,8 @@ def tiers_doc(package: Path = PACKAGE) -> str:
                      for n, item in enumerate(items, 1))
 
 
-def between(text: str, start: str, end: str, body: str, where: str) -> str:
-    """``text`` with what lies between the markers ``start`` and ``end`` replaced by ``body``."""
-    if start not in text or end not in text:
-        raise ValueError(f"{where} lacks the markers {start!r} and {end!r}")
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{body}\n{end}{tail}"
-
-
 GENERATED = {  # file -> how to rewrite it
-    SETUP: lambda text: with_table(text),
+    SETUP: with_table,
     README: lambda text: between(text, TIERS_START, TIERS_END, tiers_table(), "README.md"),
     PACKAGE / "__init__.py": lambda text: between(text, DOC_START, DOC_END, tiers_doc(), "course_utils/__init__.py"),
 }

@@ -38,6 +38,7 @@ from .data.dates import (
 )
 from .metrics import exact_match
 from .output_types import shift_right
+from .seed import seeded
 from .shapes import require_attention_mask, require_shape
 from .training import fit
 
@@ -83,11 +84,11 @@ def additive_attention(
 def additive_attention_loop(
     query: np.ndarray, keys: np.ndarray, length: int, W_q: np.ndarray, W_k: np.ndarray, v: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The lecture's loop version for ONE sequence, corrected: the same numbers, slowly.
+    """Additive attention as a loop over positions for ONE sequence, corrected: the same numbers, slowly.
 
     query (Hq,), keys (S, Hk) of which the first ``length`` are real, W_q (A, Hq), W_k (A, Hk),
     v (A,). Returns context (Hk,) and weights (S,), zero at padding. Unlike the common
-    lecture version it skips padding, subtracts the max before ``exp`` (no overflow), and returns
+    loop version it skips padding, subtracts the max before ``exp`` (no overflow), and returns
     1-d arrays instead of a list of (1,) arrays.
     """
     scores = np.full(len(keys), -np.inf)
@@ -327,8 +328,7 @@ def bottleneck_study(seeds=(0, 1, 2), budgets=(240, 960), attention=None) -> dic
     style = ["month number" if f in MONTH_NUMBER_FORMATS else "month name" for f in formats]
     cpu, results = torch.device("cpu"), {}
     for seed in seeds:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             model = AttentionSeq2Seq(len(SOURCE_CHARS), len(TARGET_CHARS), embed=32, hidden=64, attention=attention)
         optimizer = torch.optim.Adam(model.parameters(), lr=DATES_TASK["lr"])
         done = 0

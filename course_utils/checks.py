@@ -266,6 +266,13 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> None:
                           "write the computation yourself from array operations (numpy or torch).")
 
 
+def require_keys(answer: Any, keys: Sequence[str]) -> None:
+    """Fail unless ``answer`` is a dict with exactly ``keys``, the setting an outcome-graded exercise asks for."""
+    if not isinstance(answer, dict) or set(answer) != set(keys):
+        got = sorted(answer) if isinstance(answer, dict) else type(answer).__name__
+        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+
+
 def outcome_verdict(where: str, met: bool, how_far: str | Callable[[], str], hints: Callable[[], list[str]]) -> None:
     """The outcome checks' verdict: print ``OK <where>.``, or fail with how far off and the likely culprits.
 

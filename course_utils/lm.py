@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checks import CheckFailed, refuse_reference
+from .checks import CheckFailed, refuse_reference, require_keys
 from .data.names import load_surnames, stratified_split
 from .data.text import CharVocab, load_corpus
 from .device import get_device
@@ -452,9 +452,7 @@ GENERATION_CHALLENGE = {"per_class": 50, "max_len": 24, "max_copies": 0.15}
 
 
 def _validate_generation_settings(settings: dict, vocab_size: int) -> tuple[float, int | None]:
-    if not isinstance(settings, dict) or set(settings) != {"temperature", "top_k"}:
-        got = sorted(settings) if isinstance(settings, dict) else type(settings).__name__
-        raise CheckFailed(f"return a dict with exactly the keys temperature, top_k; got {got}")
+    require_keys(settings, ("temperature", "top_k"))
     temperature, top_k = settings["temperature"], settings["top_k"]
     if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not 0.05 <= temperature <= 5:
         raise CheckFailed(f"temperature should be a number from 0.05 to 5, got {temperature!r}")

@@ -2,7 +2,7 @@
 
 :class:`course_utils.lstm.LSTM` runs this path (:class:`LSTMHandwrittenBPTT`) for a plain
 LSTM, because it is several times faster than letting autograd record every step; with
-peepholes, or when the gates are asked for, it runs the step-by-step cell of the lecture
+peepholes, or when the gates are asked for, it runs the step-by-step cell of section 2
 (:meth:`course_utils.lstm.LSTMCell.step`) under autograd instead. Both compute the same
 numbers: ``tests/test_lstm.py`` checks this backward with ``gradcheck`` and against
 ``torch.nn.LSTM``.

@@ -13,7 +13,7 @@ Conventions (the same as ``torch.nn.RNN`` with its default ``batch_first=False``
   ``b_h (H,)``, ``W_hy (O, H)``, ``b_y (O,)``. With a batch of row vectors the cell is
   ``h_t = tanh(x_t @ W_xh.T + h_prev @ W_hh.T + b_h)``.
 - The initial state is called ``h_init`` here (PyTorch calls it ``h_0``; in the course's
-  notation, which numbers inputs from 0 as the lecture does, it is h_{-1}).
+  notation, which numbers inputs from 0, it is h_{-1}).
 
 ``torch.nn.RNN`` has two bias vectors, ``bias_ih_l0`` and ``bias_hh_l0``, that are simply
 added: our single ``b_h`` equals their sum (see :func:`params_from_torch`).
@@ -37,13 +37,11 @@ The exercises on this module (checks, challenges) are in :mod:`course_utils.exer
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 import torch
 from torch import nn
 
-from .data.text import CharVocab, load_corpus
+from .lm import corpus_data
 from .shapes import require_shape
 
 Params = dict[str, np.ndarray]  # keys "W_xh", "W_hh", "b_h", "W_hy", "b_y"
@@ -281,15 +279,7 @@ def sequence_loss(logits: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
     return nn.functional.cross_entropy(logits[:-1].reshape(-1, V), ids[1:].reshape(-1))
 
 
-# ----------------------------------------------------------------------------- the course corpus as ids
-
-
-@lru_cache(maxsize=1)
-def corpus_ids() -> tuple[int, torch.Tensor]:
-    """The course corpus as ids (and the vocabulary size), read once."""
-    text = load_corpus()
-    vocab = CharVocab.from_text(text)
-    return vocab.size, torch.from_numpy(vocab.encode(text))
+# ----------------------------------------------------------------------------- the course corpus, split by seed
 
 
 def char_rnn_split(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -297,7 +287,8 @@ def char_rnn_split(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
     Seed ``s`` holds out the tenth number ``9 - s % 10``; the training text is the rest, joined.
     """
-    _, ids = corpus_ids()
+    data = corpus_data()
+    ids = torch.cat([data.train, data.val])  # the whole corpus
     size = len(ids) // 10
     fold = 9 - seed % 10
     val = ids[fold * size:(fold + 1) * size]

@@ -30,6 +30,14 @@ def seed_everything(seed: int = 0) -> np.random.Generator:
 
 
 @contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run a block with torch's CPU random state seeded by ``seed``, then put the caller's state back."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
+@contextmanager
 def seeded_run(seed: int) -> Iterator[None]:
     """Run a block on one CPU thread with torch's random state seeded by ``seed``, then put both back.
 
@@ -40,8 +48,7 @@ def seeded_run(seed: int) -> Iterator[None]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with seeded(seed):
             yield
     finally:
         torch.set_num_threads(threads)

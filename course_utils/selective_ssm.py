@@ -35,6 +35,7 @@ from .data.selective_copy import IGNORE, copy_targets, copy_vocab_size, selectiv
 from .layers import count_parameters
 from .linear_recurrence import scan_chunked, scan_loop
 from .min_rnns import MinGRU, SignedMinGRU
+from .seed import seeded
 from .shapes import require_shape
 
 Rule = Literal["zoh", "euler"]
@@ -302,8 +303,7 @@ def train_copying(
     task = {**COPY_TASK, **(task or {})}
     device = torch.device("cpu") if device is None else torch.device(device)
     vocab = copy_vocab_size(task["n_symbols"])
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = CopyModel(kind, vocab, width, state_size=state_size).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=lr)
         losses = []

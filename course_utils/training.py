@@ -161,13 +161,12 @@ def fit(
                 for group in optimizer.param_groups:
                     group["lr"] = lr_schedule(len(history.losses))
             loss = loss_fn(model, to_device(batch, device))
-            if not torch.isfinite(loss) and stop_on_divergence:
-                history.diverged_at = len(history.losses)
-                bar.close()
-                history.seconds = time.perf_counter() - t0
-                return history
             if not torch.isfinite(loss):
                 bar.close()
+                if stop_on_divergence:
+                    history.diverged_at = len(history.losses)
+                    history.seconds = time.perf_counter() - t0
+                    return history
                 raise FloatingPointError(
                     f"loss became {loss.item()} at step {len(history.losses)} (epoch {epoch}); "
                     "try a smaller learning rate or gradient clipping."

@@ -212,7 +212,7 @@ assert np.abs(hs_swapped - hs_numpy).max() > 1e-2
 #
 # $$N = 4\,\big((I + H)\,H + H\big),$$
 #
-# which for their example $I = 100$, $H = 50$ is computed below. `torch.nn.LSTM(100, 50)`
+# which for an example with $I = 100$, $H = 50$ is computed below. `torch.nn.LSTM(100, 50)`
 # reports more:
 
 # %%

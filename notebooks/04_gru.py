@@ -189,8 +189,8 @@ check_close("gates at t=0, torch vs numpy", stacked_ours, torch.from_numpy(stack
 # %% [markdown]
 # ## 3. Counting parameters
 #
-# Three blocks instead of the LSTM's four: the lecture notes' count is
-# $N = 3\,((I + H)\,H + H)$, for their example $I = 100$, $H = 50$:
+# Three blocks instead of the LSTM's four: the usual count is
+# $N = 3\,((I + H)\,H + H)$, for an example with $I = 100$, $H = 50$:
 
 # %%
 seed_everything(0)

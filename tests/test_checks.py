@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_utils import CheckFailed, check_close, check_scalar, check_shape, check_type, tolerance
-from course_utils.checks import check_softmax, name_mistake, refuse_reference
+from course_utils.checks import check_softmax, name_mistake, refuse_reference, require_keys
 
 
 class AlwaysEqual:
@@ -225,3 +225,11 @@ def test_outcome_verdict_prints_ok_or_names_how_far_and_the_culprits(capsys):
                         lambda: ["lr is small", "few units"])
     with pytest.raises(CheckFailed, match=r"1\.1 times the target\.$"):  # no hint: no "Likely culprit"
         outcome_verdict("loss 2.2 (target: below 2.0)", False, "1.1 times the target", list)
+
+
+@pytest.mark.parametrize(("answer", "got"),
+                         [({"a": 1}, r"\['a'\]"), ([1, 2], "list"), ({"a": 1, "b": 2, "c": 3}, "'c'")])
+def test_require_keys_names_the_keys_wanted_and_got(answer, got):
+    require_keys({"b": 1, "a": 2}, ("a", "b"))  # any order
+    with pytest.raises(CheckFailed, match=rf"return a dict with exactly the keys a, b; got .*{got}"):
+        require_keys(answer, ("a", "b"))

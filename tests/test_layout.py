@@ -22,12 +22,13 @@ from pathlib import Path
 import pytest
 
 from course_tools import helper_table
+from course_tools.helper_table import first_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "course_utils"
 CORE, SHARED = set(helper_table.CORE), set(helper_table.SHARED)
 NOTEBOOK_IDS = {p.stem.split("_")[0] for p in (REPO / "notebooks").glob("*.py")}  # "00", "05a", ...
-NOTEBOOK_ID = re.compile(r"\b(\d\d[a-d]?)\b")
+NOTEBOOK_ID = helper_table.NOTEBOOK_ID  # "01", "05a" in a module docstring's first line
 
 
 def modules(package: Path = PACKAGE) -> dict[str, Path]:
@@ -53,11 +54,6 @@ def tier(name: str) -> int:
 def first_line(path: Path) -> str:
     doc = ast.get_docstring(ast.parse(path.read_text(encoding="utf-8"))) or ""
     return doc.splitlines()[0] if doc else ""
-
-
-def first_notebook(name: str, path: Path) -> str:
-    found = NOTEBOOK_ID.findall(first_line(path))
-    return found[0] if found else "00"
 
 
 def course_imports(path: Path, repo: Path = REPO) -> list[tuple[str, int, bool]]:
@@ -165,7 +161,7 @@ def violations(package: Path = PACKAGE) -> list[str]:
             if tier(target) > tier(name):
                 who = name or "course_utils"
                 wrong.append(f"{where}: {who} (tier {tier(name)}) imports {target} (tier {tier(target)})")
-            elif tier(name) == tier(target) == 4 and first_notebook(target, known[target]) > first_notebook(name, path):
+            elif tier(name) == tier(target) == 4 and first_notebook(known[target]) > first_notebook(path):
                 wrong.append(f"{where}: lecture {name} imports {target}, which belongs to a later notebook")
     return wrong
 

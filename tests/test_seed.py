@@ -6,7 +6,7 @@ import torch
 
 from course_utils import seed_everything
 from course_utils.device import set_cpu_threads
-from course_utils.seed import seeded_run
+from course_utils.seed import seeded, seeded_run
 
 
 def draw():
@@ -51,6 +51,8 @@ def test_seeded_run_is_apart_from_the_caller():
         assert torch.equal(torch.rand(3), expected_next)  # as if the block had not run
         with seeded_run(7):
             assert torch.equal(torch.rand(3), inside)  # the block's numbers follow its seed alone
+        with seeded(7):  # the same random state, the caller's threads
+            assert torch.equal(torch.rand(3), inside) and torch.get_num_threads() == 2
         with pytest.raises(ZeroDivisionError), seeded_run(7):
             raise ZeroDivisionError("inside the block")
         assert torch.get_num_threads() == 2  # put back after an error too

@@ -1,9 +1,9 @@
-import multiprocessing
 import os
 import time
 
 import pytest
 import torch
+from load import busy_processes
 
 from course_utils.device import set_cpu_threads
 from course_utils.timing import clock_name, seconds, uses_cpu_time
@@ -23,13 +23,6 @@ def work(n: int = 40) -> None:
     x = torch.randn(256, 256)
     for _ in range(n):
         x = torch.tanh(x @ x / 16)
-
-
-def spin(seconds_: float) -> None:
-    """Keep a core busy for ``seconds_`` of wall-clock time."""
-    end = time.perf_counter() + seconds_
-    while time.perf_counter() < end:
-        pass
 
 
 def spin_cpu(seconds_: float) -> None:
@@ -58,17 +51,10 @@ def test_several_threads_read_the_wall_clock():
 def test_other_programs_do_not_stretch_the_time(one_thread):
     """Twice as many busy processes as cores: the wall clock stretches, the CPU time does not."""
     quiet = min(seconds(work, CPU) for _ in range(3))
-    busy = [multiprocessing.Process(target=spin, args=(30,), daemon=True) for _ in range(2 * os.cpu_count())]
-    for p in busy:
-        p.start()
-    try:
-        time.sleep(0.2)  # let them start
+    with busy_processes(2 * os.cpu_count(), seconds=30):
         start = time.perf_counter()
         loaded = min(seconds(work, CPU) for _ in range(3))
         wall = time.perf_counter() - start
-    finally:
-        for p in busy:
-            p.kill()
     assert loaded < 1.5 * quiet, f"CPU time {loaded:.3f} s under load, {quiet:.3f} s quiet"
     assert wall > 1.5 * 3 * quiet, "the machine was not loaded: the test shows nothing"
 

@@ -55,20 +55,27 @@ def source_imports(source: NotebookNode) -> tuple[str, list[str]]:
     return "\n".join(statements), sorted(set(names))
 
 
+def names_bound(source: str) -> set[str]:
+    """Names a cell binds: by assignment (loops and ``with`` included), def, class or import."""
+    tree = _python(source)
+    bound = set()
+    for node in ast.walk(tree) if tree is not None else []:
+        if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Load):
+            bound.add(node.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            bound.update(_import_names(node))
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+    return bound
+
+
 def names_read(test_source: str) -> list[str]:
     """Names a test cell reads and does not bind itself (by import, assignment or def); no builtins."""
     tree = _python(test_source)
     if tree is None:
         return []
-    loaded, bound = set(), set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Name):
-            (loaded if isinstance(node.ctx, ast.Load) else bound).add(node.id)
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            bound.update(_import_names(node))
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            bound.add(node.name)
-    return sorted(loaded - bound - _BUILTINS)
+    loaded = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)}
+    return sorted(loaded - names_bound(test_source) - _BUILTINS)
 
 
 @dataclass

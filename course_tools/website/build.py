@@ -353,7 +353,7 @@ def build(out: Path = REPO / "_site", *, only: list[str] | None = None, device: 
         raise ValueError(f"jobs must be at least 1, got {jobs}")
     all_lectures = lectures()
     run_these = to_execute(execute_only, all_lectures)
-    chosen = [lec for lec in all_lectures if not only or lec.number in only or lec.notebook.stem in only]
+    chosen = [lec for lec in all_lectures if not only or lec.names & set(only)]
     out.mkdir(parents=True, exist_ok=True)
     copy_assets(out, student_dir, all_lectures)
     preview = any(previewed(lec, run_these) for lec in chosen)

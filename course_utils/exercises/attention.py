@@ -17,6 +17,7 @@ from ..checks import (
     name_mistake,
     outcome_verdict,
     refuse_reference,
+    require_keys,
 )
 from ..data.dates import (
     NUMERIC_FORMATS,
@@ -28,7 +29,7 @@ from ..data.dates import (
     make_pairs,
     split_days,
 )
-from ..seed import seeded_run
+from ..seed import seeded, seeded_run
 from ..training import fit
 
 
@@ -90,8 +91,7 @@ def _greedy_variant(model: AttentionSeq2Seq, src, lengths, steps: int, bos: int,
 
 def _toy_seq2seq(seed: int) -> tuple[AttentionSeq2Seq, torch.Tensor, torch.Tensor]:
     """A small untrained model with strong weights (its outputs depend on what it is fed) and a padded batch."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         model = AttentionSeq2Seq(9, 7, embed=8, hidden=12, attention="additive").double().eval()
         with torch.no_grad():
             for param in model.parameters():
@@ -152,9 +152,7 @@ MAX_SEQ2SEQ_HIDDEN = 64  # keeps the check at a few seconds
 
 def _validate_seq2seq_config(config: dict) -> dict:
     keys = SEQ2SEQ_CONFIG_KEYS
-    if not isinstance(config, dict) or set(config) != set(keys):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+    require_keys(config, keys)
     kind, hidden, lr = config["attention"], config["hidden_size"], config["lr"]
     if kind not in SEQ2SEQ_ATTENTION_KINDS:
         raise CheckFailed(f"attention should be one of {', '.join(map(repr, SEQ2SEQ_ATTENTION_KINDS))}, got {kind!r}")

@@ -13,7 +13,15 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
+from ..checks import (
+    CheckFailed,
+    check_close,
+    check_shape,
+    name_mistake,
+    outcome_verdict,
+    refuse_reference,
+    require_keys,
+)
 from ..data.mackey_glass import mackey_glass
 from ..esn import free_run, make_reservoir, nrmse, ridge_readout, run_reservoir, with_bias
 
@@ -72,9 +80,7 @@ def _mackey_glass_inputs(length: int) -> np.ndarray:
 
 
 def _validate_esn_config(config: Any) -> dict[str, float]:
-    if not isinstance(config, dict) or set(config) != set(ESN_CONFIG_KEYS):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(ESN_CONFIG_KEYS)}; got {got}")
+    require_keys(config, ESN_CONFIG_KEYS)
     for key, (low, high) in ESN_CONFIG_RANGES.items():
         value = config[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..checks import CheckFailed, learning_rate_hints, outcome_verdict
+from ..checks import CheckFailed, learning_rate_hints, outcome_verdict, require_keys
 from ..data.adding import BASELINE_MSE, adding_batches, adding_problem
 from ..gated import gate_slices
 from ..long_range import SequenceToOne
@@ -32,9 +32,7 @@ MAX_HIDDEN = 64  # keeps the check at a few seconds
 
 def _validate_adding_config(config: dict, kind: str) -> dict:
     keys = ADDING_CONFIG_KEYS[kind]
-    if not isinstance(config, dict) or set(config) != set(keys):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+    require_keys(config, keys)
     bias_key = keys[0]
     hidden, lr, bias = config["hidden_size"], config["lr"], config[bias_key]
     if isinstance(hidden, bool) or not isinstance(hidden, int) or not 1 <= hidden <= MAX_HIDDEN:

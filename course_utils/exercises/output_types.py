@@ -22,6 +22,7 @@ from ..checks import (
     name_mistake,
     outcome_verdict,
     refuse_reference,
+    require_keys,
 )
 from ..data.names import load_surnames, name_batches, stratified_split
 from ..data.synthetic import segmentation_data
@@ -108,9 +109,7 @@ def _surnames() -> tuple[list[np.ndarray], np.ndarray, int, int]:
 
 def _validate_classifier_config(config: dict) -> dict:
     keys, top = CLASSIFIER_CONFIG_KEYS, CLASSIFIER_CHALLENGE["max_hidden"]
-    if not isinstance(config, dict) or set(config) != set(keys):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+    require_keys(config, keys)
     cell, hidden, lr, pooling = (config[k] for k in keys)
     if cell not in ("rnn", "lstm", "gru"):
         raise CheckFailed(f"cell should be 'rnn', 'lstm' or 'gru', got {cell!r}")
@@ -262,9 +261,7 @@ def _segmentation() -> tuple[torch.Tensor, torch.Tensor]:
 
 def _validate_tagger_config(config: dict) -> dict:
     keys, top = TAGGER_CONFIG_KEYS, TAGGER_CHALLENGE["max_hidden"]
-    if not isinstance(config, dict) or set(config) != set(keys):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+    require_keys(config, keys)
     bidirectional, hidden, lr = (config[k] for k in keys)
     if not isinstance(bidirectional, bool):
         raise CheckFailed(f"bidirectional should be True or False, got {bidirectional!r}")

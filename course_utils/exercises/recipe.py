@@ -14,7 +14,15 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..checks import CheckFailed, check_close, learning_rate_hints, name_mistake, outcome_verdict, refuse_reference
+from ..checks import (
+    CheckFailed,
+    check_close,
+    learning_rate_hints,
+    name_mistake,
+    outcome_verdict,
+    refuse_reference,
+    require_keys,
+)
 from ..lm import corpus_data, lm_batches, ngram_probabilities
 from ..recipe import RecipeConfig, label_smoothed_loss, train_recipe
 
@@ -90,9 +98,7 @@ def post_ln_unigram_loss() -> float:
 
 def _validate_post_ln_recipe(recipe: dict) -> dict:
     steps = POST_LN_CHALLENGE.steps
-    if not isinstance(recipe, dict) or set(recipe) != {"warmup_steps", "peak_lr"}:
-        got = sorted(recipe) if isinstance(recipe, dict) else type(recipe).__name__
-        raise CheckFailed(f"return a dict with exactly the keys warmup_steps, peak_lr; got {got}")
+    require_keys(recipe, ("warmup_steps", "peak_lr"))
     w, lr = recipe["warmup_steps"], recipe["peak_lr"]
     if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or not 0 <= w <= steps:
         raise CheckFailed(f"warmup_steps should be a whole number from 0 to {steps} (the run's steps), got {w!r}")

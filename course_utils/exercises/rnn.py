@@ -21,9 +21,10 @@ from ..checks import (
     name_mistake,
     outcome_verdict,
     refuse_reference,
+    require_keys,
 )
-from ..lm import next_token_loss, ngram_probabilities, random_windows, validation_windows
-from ..rnn import CharRNN, char_rnn_split, corpus_ids, rnn_cell_forward, rnn_forward, sequence_loss
+from ..lm import corpus_data, next_token_loss, ngram_probabilities, random_windows, validation_windows
+from ..rnn import CharRNN, char_rnn_split, rnn_cell_forward, rnn_forward, sequence_loss
 from ..seed import seeded_run
 from ..training import evaluate, fit
 
@@ -159,9 +160,7 @@ CHAR_RNN_CHALLENGE = {"steps": 150, "batch_size": 32, "val_context": 64}
 
 def _validate_char_rnn_config(config: dict) -> dict:
     keys = tuple(CHAR_RNN_CONFIG_RANGES)
-    if not isinstance(config, dict) or set(config) != set(keys):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+    require_keys(config, keys)
     for key, (low, high) in CHAR_RNN_CONFIG_RANGES.items():
         value = config[key]
         whole = key != "lr"
@@ -174,7 +173,7 @@ def _validate_char_rnn_config(config: dict) -> dict:
 
 def bigram_val_loss(seed: int = 0) -> float:
     """The target: the validation loss (nats per character) of the bigram model of :func:`char_rnn_split`."""
-    vocab_size, _ = corpus_ids()
+    vocab_size = corpus_data().vocab.size
     train, val = (part.numpy() for part in char_rnn_split(seed))
     _, bigram = ngram_probabilities(train, vocab_size)  # (V, V)
     return float(-np.log(bigram[val[:-1], val[1:]]).mean())
@@ -194,7 +193,7 @@ def char_rnn_config_loss(config: dict, *, seed: int = 0) -> float:
 
 def _train_char_rnn(c: dict, seed: int) -> float:
     cpu, task = torch.device("cpu"), CHAR_RNN_CHALLENGE
-    vocab_size, _ = corpus_ids()
+    vocab_size = corpus_data().vocab.size
     train, val = char_rnn_split(seed)
     model = CharRNN(vocab_size, c["hidden_size"], use_torch_rnn=True)
     g = torch.Generator().manual_seed(10_000 + seed)

@@ -16,6 +16,7 @@ from ..checks import (
     name_mistake,
     outcome_verdict,
     refuse_reference,
+    require_keys,
 )
 from ..lm import corpus_data, lm_batches, next_token_loss
 from ..seed import seeded_run
@@ -84,9 +85,7 @@ MAX_D_MODEL = 128  # keeps the check at a few seconds
 
 
 def _validate_attention_config(config: dict) -> dict:
-    if not isinstance(config, dict) or set(config) != set(ATTENTION_CONFIG_KEYS):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(ATTENTION_CONFIG_KEYS)}; got {got}")
+    require_keys(config, ATTENTION_CONFIG_KEYS)
     d, h, lr = config["d_model"], config["n_heads"], config["lr"]
     for key, value, top in (("d_model", d, MAX_D_MODEL), ("n_heads", h, 16)):
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= top:

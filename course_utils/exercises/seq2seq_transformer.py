@@ -11,7 +11,15 @@ from typing import Any
 import torch
 
 from ..attention import teacher_forcing_loss
-from ..checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
+from ..checks import (
+    CheckFailed,
+    check_close,
+    check_shape,
+    name_mistake,
+    outcome_verdict,
+    refuse_reference,
+    require_keys,
+)
 from ..data.dates import (
     NUMERIC_FORMATS,
     SOURCE_CHARS,
@@ -21,7 +29,7 @@ from ..data.dates import (
     make_pairs,
     split_days,
 )
-from ..seed import seeded_run
+from ..seed import seeded, seeded_run
 from ..self_attention import causal_mask, padding_mask
 from ..seq2seq_transformer import DecoderLayer, Seq2SeqTransformer
 from ..training import fit
@@ -61,8 +69,7 @@ def _decoder_variant(layer: DecoderLayer, y, memory, lengths, *, causal=True, cr
 
 def _decoder_case(seed: int) -> tuple[DecoderLayer, torch.Tensor, torch.Tensor, torch.Tensor]:
     """A random layer (LayerNorm weights randomised too) and a batch with padded sources, in float64."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with seeded(seed):
         layer = _PartsOnly(8, 2).double()
         with torch.no_grad():
             for ln in (layer.ln1, layer.ln2, layer.ln3):
@@ -122,9 +129,7 @@ MAX_TRANSFORMER_D_MODEL = 64  # keeps the check at a few seconds
 
 def _validate_transformer_config(config: Any) -> dict:
     keys = TRANSFORMER_CONFIG_KEYS
-    if not isinstance(config, dict) or set(config) != set(keys):
-        got = sorted(config) if isinstance(config, dict) else type(config).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(keys)}; got {got}")
+    require_keys(config, keys)
     d, n, lr = config["d_model"], config["n_layers"], config["lr"]
     if isinstance(d, bool) or not isinstance(d, int) or not 4 <= d <= MAX_TRANSFORMER_D_MODEL or d % 4:
         raise CheckFailed(f"d_model should be a multiple of 4 (the heads) from 4 to {MAX_TRANSFORMER_D_MODEL}, "

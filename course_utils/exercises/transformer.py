@@ -11,7 +11,15 @@ import math
 import numpy as np
 import torch
 
-from ..checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
+from ..checks import (
+    CheckFailed,
+    check_close,
+    check_shape,
+    name_mistake,
+    outcome_verdict,
+    refuse_reference,
+    require_keys,
+)
 from ..lm import (
     LMBatch,
     corpus_data,
@@ -153,9 +161,7 @@ def recipe_bigram_loss(*, seed: int = 0) -> float:
 
 
 def _validate_recipe(recipe: dict) -> dict:
-    if not isinstance(recipe, dict) or set(recipe) != set(RECIPE_KEYS):
-        got = sorted(recipe) if isinstance(recipe, dict) else type(recipe).__name__
-        raise CheckFailed(f"return a dict with exactly the keys {', '.join(RECIPE_KEYS)}; got {got}")
+    require_keys(recipe, RECIPE_KEYS)
     w, lr, steps = recipe["warmup_steps"], recipe["peak_lr"], RECIPE_CHALLENGE["steps"]
     if isinstance(w, bool) or not isinstance(w, (int, np.integer)) or not 0 <= w <= steps:
         raise CheckFailed(f"warmup_steps should be a whole number from 0 to {steps} (the run's steps), got {w!r}")
