@@ -65,14 +65,14 @@ from torch import nn
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from course_utils.device import get_device, set_cpu_threads  # noqa: E402
+from course_utils.core.device import get_device, set_cpu_threads  # noqa: E402
 from course_utils.gru import GRU  # noqa: E402
 from course_utils.linear_recurrence import scan_chunked, scan_log, scan_loop  # noqa: E402
 from course_utils.lstm import LSTM  # noqa: E402
 from course_utils.min_rnns import MinGRU, MinLSTM  # noqa: E402
 from course_utils.rnn import RNN  # noqa: E402
 from course_utils.self_attention import causal_mask  # noqa: E402
-from course_utils.timing import synchronize  # noqa: E402
+from course_utils.shared.timing import synchronize  # noqa: E402
 from course_utils.transformer import Block  # noqa: E402
 
 FIELDS = ["model", "T", "batch", "hidden", "params", "params_formula", "formula", "forward_ms", "forward_min_ms",

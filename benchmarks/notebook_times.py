@@ -168,14 +168,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from course_utils import get_device
-    from course_utils.device import cpu_threads_requested
+    from course_utils.core.device import cpu_threads_requested
 
     device = get_device().type  # fails clearly if COURSE_DEVICE asks for a missing device
     os.environ["COURSE_DEVICE"] = device  # the kernels inherit it
     os.environ.setdefault("MPLBACKEND", "Agg")
     if args.threads:
         cpu_threads_requested(args.threads)  # a clear error for "0" or "two", before any kernel starts
-        os.environ["COURSE_THREADS"] = str(args.threads)  # the kernels apply it (course_utils.device)
+        os.environ["COURSE_THREADS"] = str(args.threads)  # the kernels apply it (course_utils.core.device)
     threads = os.environ.get("COURSE_THREADS", "1")
     paths = args.notebooks or sorted((REPO / "notebooks").glob("*.ipynb"))
     rows = []

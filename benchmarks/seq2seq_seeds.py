@@ -39,7 +39,7 @@ os.environ.setdefault("COURSE_DEVICE", "cpu")  # the notebooks' numbers are CPU 
 import torch  # noqa: E402
 
 from course_utils.attention import LENGTH_BUCKETS, bottleneck_study, greedy_exact_match  # noqa: E402
-from course_utils.device import get_device  # noqa: E402
+from course_utils.core.device import get_device  # noqa: E402
 from course_utils.seq2seq_transformer import COMPARISON_LR, comparison_task, train_comparison_model  # noqa: E402
 
 COLUMNS = ("study", "model", "seed", "steps", "split", "group", "exact_match")

@@ -25,6 +25,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .core.seed import seeded
+from .core.shapes import require_attention_mask, require_shape
+from .core.training import fit
 from .data.dates import (
     FORMATS,
     SOURCE_CHARS,
@@ -36,11 +39,8 @@ from .data.dates import (
     make_pairs,
     split_days,
 )
-from .metrics import exact_match
 from .output_types import shift_right
-from .seed import seeded
-from .shapes import require_attention_mask, require_shape
-from .training import fit
+from .shared.metrics import exact_match
 
 
 def masked_softmax(scores: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from .shapes import require_shape
+from .core.shapes import require_shape
 
 NextLogProbs = Callable[[torch.Tensor, Any], torch.Tensor]  # (prefixes (N, K, t), state) -> (N, K, V)
 

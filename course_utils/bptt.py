@@ -36,12 +36,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .device import get_device
-from .lm import CharData, RecurrentLM, lm_batches, next_token_loss, validation_windows
+from .core.device import get_device
+from .core.seed import seed_everything
+from .core.shapes import require_shape
+from .core.training import fit
 from .rnn import Params, rnn_forward, rnn_output
-from .seed import seed_everything
-from .shapes import require_shape
-from .training import fit
+from .shared.lm import CharData, RecurrentLM, lm_batches, next_token_loss, validation_windows
 
 Grads = dict[str, np.ndarray]
 
@@ -334,7 +334,7 @@ class ClipRun:
 
 def exploding_rnn_lm(vocab_size: int, hidden_size: int = 128, embed_size: int = 32, radius: float = 2.0,
                      seed: int = 0) -> RecurrentLM:
-    """A character RNN (:class:`course_utils.lm.RecurrentLM`) whose W_hh starts at ``radius`` x an orthogonal matrix.
+    """A character RNN (:class:`~course_utils.shared.lm.RecurrentLM`) whose W_hh starts at ``radius`` x orthogonal.
 
     With ``radius > 1`` the gradient through many steps can grow like ``radius**k``: the
     first gradients of a 64-character chunk have norms in the hundreds.
@@ -354,7 +354,7 @@ def clipping_run(data: CharData, lr: float, max_norm: float | None, *, steps: in
     The batches (random windows of the training text) and the initialisation depend on
     ``seed`` only, so two runs with the same seed differ in ``lr`` and ``max_norm`` alone.
     A run whose loss stops being finite is stopped (``diverged_at``, ``val_loss = inf``).
-    The validation loss is the mean over the fixed :func:`course_utils.lm.validation_windows`.
+    The validation loss is the mean over the fixed :func:`course_utils.shared.lm.validation_windows`.
     """
     if lr <= 0 or steps < 1 or (max_norm is not None and max_norm <= 0):
         raise ValueError(f"need lr > 0, steps >= 1 and max_norm > 0 or None; got {lr}, {steps}, {max_norm}")

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .layers import recurrent_layer
-from .shapes import require_shape
+from .core.shapes import require_shape
+from .shared.layers import recurrent_layer
 
 
 def windows(series: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:

@@ -32,14 +32,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gated import (
+from .core.shapes import require_shape
+from .shared.gated import (
     gate_slices,
     gated_param_count,
     require_step_shapes,
     sigmoid,
     weights_from_torch,
 )
-from .shapes import require_shape
 
 GRU_GATES = ("r", "z", "n")  # torch.nn.GRU's row blocks, in order
 ZWeights = Literal["h_prev", "candidate"]

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from .core.shapes import require_shape
 from .sampling import sample_token
 from .self_attention import MultiHeadAttention, merge_heads, split_heads
-from .shapes import require_shape
-from .timing import seconds
+from .shared.timing import seconds
 from .transformer import TinyGPT
 
 KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: K and V, each (B, h, t, d_k)
@@ -142,7 +142,7 @@ def time_generation(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, repeats
     The two ways alternate (re-run, cache, cache, re-run, ...), so a burst of load on a busy
     machine slows both rather than one; compare the fastest repetitions, which a busy machine
     slows least. Greedy (``top_k=1``), so both ways do the same work. Timed by
-    :func:`course_utils.timing.seconds`: CPU time on the CPU, the wall clock on a GPU.
+    :func:`course_utils.shared.timing.seconds`: CPU time on the CPU, the wall clock on a GPU.
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
-from .shapes import require_shape
+from .core.shapes import require_shape
 
 
 def _check_inputs(

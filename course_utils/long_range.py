@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .layers import recurrent_layer
-from .shapes import require_shape
+from .core.shapes import require_shape
+from .shared.layers import recurrent_layer
 
 
 class SequenceToOne(nn.Module):
@@ -22,7 +22,7 @@ class SequenceToOne(nn.Module):
 
     ``forward(x)`` takes ``(B, T, input_size)`` and returns ``(B, out_features)``: a linear
     map of the hidden state after the last step. An LSTM starts with forget-gate bias
-    ``forget_bias`` (see :func:`course_utils.layers.set_forget_bias`; ``None`` keeps PyTorch's).
+    ``forget_bias`` (see :func:`course_utils.shared.layers.set_forget_bias`; ``None`` keeps PyTorch's).
     """
 
     def __init__(

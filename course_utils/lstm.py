@@ -30,16 +30,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
-from .gated import (
+from .core.shapes import require_shape
+from .lstm_backward import LSTMHandwrittenBPTT
+from .shared.gated import (
     gate_slices,
     gated_param_count,
     require_step_shapes,
     sigmoid,
     weights_from_torch,
 )
-from .lstm_backward import LSTMHandwrittenBPTT
-from .shapes import require_shape
 
 LSTM_GATES = ("i", "f", "g", "o")  # torch.nn.LSTM's row blocks, in order
 
@@ -263,32 +262,16 @@ def lstm_cell_cache(
     return h, c, {"x": x, "h_prev": h_prev, "c_prev": c_prev, "W_x": W_x, "W_h": W_h, **gates, "c": c}
 
 
-def _lstm_backward(
-    dh: np.ndarray,
-    dc: np.ndarray,
-    cache: dict[str, np.ndarray],
-    *,
-    c_through_h: bool = True,
-    forget_in_dc_prev: bool = True,
-    g_derivative: str = "tanh",
-    order: tuple[str, ...] = LSTM_GATES,
-    dh_prev: str = "W_h",
-) -> tuple[np.ndarray, ...]:
-    """The derivation of notebook 03, section 6, with switches that make the usual mistakes."""
+def lstm_gate_gradients(delta_c: np.ndarray, dh: np.ndarray, cache: dict[str, np.ndarray]) -> np.ndarray:
+    """``dA (B, 4H)``: dL/d each block's pre-activation, stacked i, f, g, o, from ``delta_c`` (all that reaches c_t)."""
     i, f, g, o, c, c_prev = (cache[k] for k in ("i", "f", "g", "o", "c", "c_prev"))
-    tanh_c = np.tanh(c)
-    delta_c = dc + dh * o * (1 - tanh_c**2) if c_through_h else dc  # (B, H) all that reaches c_t
-    g_slope = 1 - g**2 if g_derivative == "tanh" else g * (1 - g)
-    da = {  # (B, H) each: dL/d pre-activation of each block
-        "i": delta_c * g * i * (1 - i),
+    da = {  # (B, H) each
+        "i": delta_c * g * i * (1 - i),  # c = f * c_prev + i * g; sigmoid' = i (1 - i)
         "f": delta_c * c_prev * f * (1 - f),
-        "g": delta_c * i * g_slope,
-        "o": dh * tanh_c * o * (1 - o),
+        "g": delta_c * i * (1 - g**2),  # g is a tanh: tanh' = 1 - g^2
+        "o": dh * np.tanh(c) * o * (1 - o),  # h = o * tanh(c)
     }
-    dA = np.concatenate([da[k] for k in order], axis=1)  # (B, 4H)
-    d_h_prev = {"W_h": dA @ cache["W_h"], "dh": dh, "W_h + dh": dA @ cache["W_h"] + dh}[dh_prev]  # (B, H)
-    dc_prev = delta_c * f if forget_in_dc_prev else delta_c  # (B, H)
-    return dA @ cache["W_x"], d_h_prev, dc_prev, dA.T @ cache["x"], dA.T @ cache["h_prev"], dA.sum(axis=0)
+    return np.concatenate([da[k] for k in LSTM_GATES], axis=1)
 
 
 def lstm_cell_backward_numpy(
@@ -305,7 +288,10 @@ def lstm_cell_backward_numpy(
         ``dx (B, I)``, ``dh_prev (B, H)``, ``dc_prev (B, H)``, ``dW_x (4H, I)``, ``dW_h (4H, H)``,
         ``db (4H,)``, the stacked gradients in the order i, f, g, o.
     """
-    return _lstm_backward(dh, dc, cache)
+    delta_c = dc + dh * cache["o"] * (1 - np.tanh(cache["c"]) ** 2)  # (B, H): c_t reaches the loss directly and via h_t
+    dA = lstm_gate_gradients(delta_c, dh, cache)  # (B, 4H)
+    dc_prev = delta_c * cache["f"]  # c_t = f * c_prev + ...
+    return dA @ cache["W_x"], dA @ cache["W_h"], dc_prev, dA.T @ cache["x"], dA.T @ cache["h_prev"], dA.sum(axis=0)
 
 
 def lstm_cell_backward_autograd(
@@ -318,53 +304,3 @@ def lstm_cell_backward_autograd(
     upstream = (torch.as_tensor(dh, dtype=torch.float64), torch.as_tensor(dc, dtype=torch.float64))
     torch.autograd.backward((h, c), upstream)
     return tuple(t.grad.numpy() for t in inputs)  # dx, dh_prev, dc_prev, dW_x, dW_h, db
-
-
-_LSTM_BACKWARD_MISTAKES = {
-    "forget that c_t also reaches the loss through h_t = o * tanh(c_t): add dh * o * (1 - tanh(c)^2) to dc "
-    "before using it": dict(c_through_h=False),
-    "leave the forget gate out of dc_prev (it is dc_prev = f * (dc + dh * o * (1 - tanh(c)^2)), since "
-    "c_t = f * c_prev + ...)": dict(forget_in_dc_prev=False),
-    "use the sigmoid's derivative g * (1 - g) for the candidate g, which is a tanh: its derivative is 1 - g^2":
-        dict(g_derivative="sigmoid"),
-    "stack the gate gradients as i, f, o, g (PyTorch's rows, and so the stacked gradient, are i, f, g, o)":
-        dict(order=("i", "f", "o", "g")),
-    "stack the gate gradients as f, i, g, o (PyTorch's rows, and so the stacked gradient, are i, f, g, o)":
-        dict(order=("f", "i", "g", "o")),
-    "pass dh straight through as dh_prev: h_prev reaches the step only through the pre-activations, so "
-    "dh_prev = dA @ W_h (W_h^T times dA, for column vectors)": dict(dh_prev="dh"),
-    "add the upstream dh to dh_prev: dh belongs to h_t; dh_prev is dA @ W_h alone (the loop over time adds "
-    "the output's own gradient at step t - 1)": dict(dh_prev="W_h + dh"),
-}
-
-
-def check_lstm_cell_backward(fn, seed: int = 0) -> None:
-    """Test ``fn(dh, dc, cache) -> (dx, dh_prev, dc_prev, dW_x, dW_h, db)`` against autograd (notebook 03, exercise 3).
-
-    Fails naming the output that is wrong and the usual mistake its values match: no dc
-    through h, no forget gate in dc_prev, a sigmoid slope for g, another gate order in the
-    stacked gradient, dh_prev without W_h; a wrong stacked gradient also names its gate blocks.
-    """
-    refuse_reference(fn, ("lstm_cell_backward_numpy", "lstm_cell_backward_autograd", "LSTMHandwrittenBPTT",
-                          "backward", "grad"))  # autograd too: the exercise is the derivation
-    rng = np.random.default_rng(seed)
-    B, n_in, H = 3, 4, 5
-    args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H)),
-            0.5 * rng.normal(size=(4 * H, n_in)), 0.5 * rng.normal(size=(4 * H, H)), 0.5 * rng.normal(size=4 * H))
-    dh, dc = rng.normal(size=(B, H)), rng.normal(size=(B, H))
-    _, _, cache = lstm_cell_cache(*args)
-    result = fn(dh.copy(), dc.copy(), {k: v.copy() for k, v in cache.items()})
-    check_type("the result", result, tuple)
-    if len(result) != len(LSTM_BACKWARD_NAMES):
-        raise CheckFailed(f"return six arrays, ({', '.join(LSTM_BACKWARD_NAMES)}); got a tuple of {len(result)}")
-    expected = lstm_cell_backward_autograd(dh, dc, *args)
-    mistakes = {hint: _lstm_backward(dh, dc, cache, **switches) for hint, switches in _LSTM_BACKWARD_MISTAKES.items()}
-    for k, name in enumerate(LSTM_BACKWARD_NAMES):
-        got = result[k]
-        if name == "dh_prev" and np.shape(got) == (B, n_in):
-            raise CheckFailed("dh_prev has shape (B, I), the input's: h_prev enters through W_h, so dh_prev = dA @ W_h")
-        check_shape(name, got, expected[k].shape)
-        name_mistake(name, got, expected[k], {hint: value[k] for hint, value in mistakes.items()})
-        blocks = gate_slices(H) if name in ("dW_x", "dW_h", "db") else None  # rows i, f, g, o
-        check_close(f"{name} (vs autograd)", got, expected[k], parts=blocks, axis=0, quiet=True)
-    print(f"OK my_lstm_cell_backward: {', '.join(LSTM_BACKWARD_NAMES)} equal autograd's")

@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core.shapes import require_shape
 from .linear_recurrence import scan_chunked, scan_log, scan_loop
-from .shapes import require_shape
 
 Candidate = Literal["linear", "g"]
 Method = Literal["loop", "log", "chunked"]

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from .bptt import cross_entropy_loss
+from .core.shapes import require_shape
 from .rnn import Params, one_hot, rnn_cell_forward, rnn_forward, rnn_output, softmax
-from .shapes import require_shape
 
 
 def stream_batches(ids: np.ndarray, batch_size: int, seq_len: int) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,9 @@ One recurrent layer, five wirings:
 
 - one-to-one: :class:`BagOfCharsMLP`, a feed-forward net on a fixed-size vector;
 - many-to-one: :class:`SequenceClassifier`, the last hidden state of a packed batch;
-- one-to-many: :class:`ConditionalCharLM`, a class sets the initial state, then characters
-  are sampled one at a time (:func:`course_utils.lm.sample_next`);
+- one-to-many: :class:`ConditionalCharLM`, a class sets the initial state, then :func:`spell`
+  samples characters one at a time (:func:`course_utils.shared.lm.sample_next`), each fed back,
+  until the end token;
 - many-to-many, aligned: :class:`Tagger`, one output per input step, optionally bidirectional;
 - many-to-many, unaligned: :class:`EncoderDecoder`, an encoder squeezes the input into one vector
   and a decoder unrolls it, with teacher forcing or scheduled sampling.
@@ -25,9 +26,9 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .layers import recurrent_layer
-from .lm import sample_next
-from .shapes import require_shape
+from .core.shapes import require_shape
+from .shared.layers import recurrent_layer
+from .shared.lm import sample_next
 
 # ---------------------------------------------------------------- padding and masks
 
@@ -202,21 +203,54 @@ class ConditionalCharLM(nn.Module):
         outputs, _ = self.rnn(self.embed(inputs), self.initial_state(cond))
         return self.out(outputs)
 
-    @torch.no_grad()
     def sample(self, cond: torch.Tensor, temperature: float = 1.0, max_len: int = 20,
                generator: torch.Generator | None = None) -> list[list[int]]:
-        """Spell one sequence per entry of ``cond`` (B,), stopping at token 0 or ``max_len``."""
-        h = self.initial_state(cond)  # (1, B, H)
-        token = torch.zeros(len(cond), 1, dtype=torch.long, device=cond.device)  # (B, 1): start
-        out = torch.zeros(len(cond), max_len, dtype=torch.long)
-        for t in range(max_len):
-            o, h = self.rnn(self.embed(token), h)  # (B, 1, H)
-            token = sample_next(self.out(o[:, 0]), temperature, generator).unsqueeze(1)  # (B, 1)
-            out[:, t] = token[:, 0].cpu()
-        seqs = []
-        for row in out.tolist():
-            seqs.append(row[: row.index(0)] if 0 in row else row)
-        return seqs
+        """Spell one sequence per entry of ``cond`` (B,), stopping at token 0 or ``max_len`` (:func:`spell`)."""
+        return spell(self, cond, temperature, max_len, generator)
+
+
+# A one-to-many speller (ConditionalCharLM, or the checks' stand-in) has ``initial_state(cond) -> (1, B, H)``,
+# ``embed``, a batch-first ``rnn(x, h) -> (o, h)`` and a read-out ``out``; token 0 starts and ends a name.
+END = 0
+
+
+def _top_k(logits: torch.Tensor, top_k: int | None) -> torch.Tensor:
+    """``logits (B, V)`` with everything below each row's ``top_k`` largest set to -inf."""
+    if top_k is None or top_k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(top_k, dim=-1).values[:, -1:]  # (B, 1)
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+@torch.no_grad()
+def draw_tokens(model: nn.Module, h: torch.Tensor, max_len: int, temperature: float = 1.0,
+                generator: torch.Generator | None = None, top_k: int | None = None) -> torch.Tensor:
+    """``max_len`` tokens ``(B, max_len)`` drawn from state ``h (1, B, H)``, each fed back as the next input."""
+    token = torch.full((h.shape[1], 1), END, dtype=torch.long, device=h.device)  # (B, 1): the start token
+    drawn = []
+    for _ in range(max_len):
+        o, h = model.rnn(model.embed(token), h)  # (B, 1, H)
+        next_id = sample_next(_top_k(model.out(o[:, 0]), top_k), temperature, generator)  # (B,)
+        drawn.append(next_id.cpu())
+        token = next_id[:, None]
+    return torch.stack(drawn, dim=1)  # (B, max_len)
+
+
+def cut_at_end(rows: torch.Tensor) -> list[list[int]]:
+    """Each row of drawn tokens ``(B, max_len)`` up to (without) its first end token."""
+    return [row[: row.index(END)] if END in row else row for row in rows.tolist()]
+
+
+def spell(model: nn.Module, cond: torch.Tensor, temperature: float = 1.0, max_len: int = 20,
+          generator: torch.Generator | None = None, top_k: int | None = None) -> list[list[int]]:
+    """Sample one name per class in ``cond (B,)``: token ids without the start and end tokens.
+
+    Starts from ``model.initial_state(cond)`` and token 0, draws each next token with
+    :func:`sample_next` (from the ``top_k`` most likely, if given), feeds it back, and stops
+    a name at token 0 or after ``max_len`` tokens. Call ``model.eval()`` first.
+    """
+    require_shape("cond", cond, ("B",))
+    return cut_at_end(draw_tokens(model, model.initial_state(cond), max_len, temperature, generator, top_k))
 
 
 class Tagger(nn.Module):

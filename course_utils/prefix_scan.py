@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from .shapes import require_shape
+from .core.shapes import require_shape
 
 Pair = tuple[torch.Tensor, torch.Tensor]
 

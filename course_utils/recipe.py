@@ -20,11 +20,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .lm import CharData, LMBatch, corpus_data, lm_batches, next_token_loss
-from .seed import seeded_run
+from .core.seed import seeded_run
+from .core.shapes import require_shape
+from .core.training import evaluate, fit
 from .self_attention import MultiHeadAttention, causal_mask
-from .shapes import require_shape
-from .training import evaluate, fit
+from .shared.lm import CharData, LMBatch, corpus_data, lm_batches, next_token_loss
 from .transformer import MLP, warmup_cosine_lr
 
 # ----------------------------------------------------------------------------- blocks

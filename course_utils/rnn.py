@@ -41,8 +41,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .lm import corpus_data
-from .shapes import require_shape
+from .core.shapes import require_shape
+from .shared.lm import corpus_data
 
 Params = dict[str, np.ndarray]  # keys "W_xh", "W_hh", "b_h", "W_hy", "b_y"
 PARAM_NAMES = ("W_xh", "W_hh", "b_h", "W_hy", "b_y")

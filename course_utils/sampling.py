@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .lm import sample_next
-from .shapes import require_shape
+from .core.shapes import require_shape
+from .shared.lm import sample_next
 
 
 def _validate_filter_args(top_k: int | None, top_p: float | None, temperature: float = 1.0) -> None:

@@ -31,12 +31,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .core.seed import seeded
+from .core.shapes import require_shape
 from .data.selective_copy import IGNORE, copy_targets, copy_vocab_size, selective_copying
-from .layers import count_parameters
 from .linear_recurrence import scan_chunked, scan_loop
 from .min_rnns import MinGRU, SignedMinGRU
-from .seed import seeded
-from .shapes import require_shape
+from .shared.layers import count_parameters
 
 Rule = Literal["zoh", "euler"]
 ScanMethod = Literal["chunked", "loop", "steps"]

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 
-from .shapes import require_attention_mask, require_shape
+from .core.shapes import require_attention_mask, require_shape
 
 
 def scaled_dot_product_attention(
@@ -31,7 +31,7 @@ def scaled_dot_product_attention(
     q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v); ``mask`` (broadcastable to
     (..., Tq, Tk)) of bools, True where a query may attend, as in
     ``F.scaled_dot_product_attention``. A float or int mask is a ``TypeError`` (see
-    :func:`course_utils.shapes.require_attention_mask`).
+    :func:`course_utils.core.shapes.require_attention_mask`).
 
     A query row that may attend to no key gets all-zero weights and a zero output.
     ``torch.softmax`` of an all ``-inf`` row, and ``torch.nn.MultiheadAttention``, give NaN

@@ -25,6 +25,10 @@ import torch
 from torch import nn
 
 from .attention import AttentionSeq2Seq, dates_batches, teacher_forcing_loss
+from .core.device import get_device
+from .core.seed import seed_everything
+from .core.shapes import require_shape
+from .core.training import History, fit
 from .data.dates import (
     SOURCE_CHARS,
     TARGET_CHARS,
@@ -33,11 +37,7 @@ from .data.dates import (
     make_pairs,
     split_days,
 )
-from .device import get_device
-from .seed import seed_everything
 from .self_attention import MultiHeadAttention, causal_mask, padding_mask
-from .shapes import require_shape
-from .training import History, fit
 from .transformer import MLP, Block, sinusoidal_positions
 
 EncoderLayer = Block  # x + SelfAttn(LN1(x), padding mask), then x + MLP(LN2(x)): 08's block, another mask

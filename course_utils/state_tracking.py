@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import get_device
+from .core.device import get_device
+from .core.seed import seed_everything
+from .core.shapes import require_shape
+from .core.training import History, fit, supervised
 from .min_rnns import MinGRU, SignedMinGRU
-from .seed import seed_everything
-from .shapes import require_shape
-from .training import History, fit, supervised
 
 KINDS = ("minGRU, a in (0, 1)", "minGRU, a in (-1, 1)", "GRU")
 HELD_OUT_FROM = 10  # strings of this length or longer may be held out of training

@@ -6,8 +6,8 @@
     logits = Linear(LayerNorm(x))                            (B, T, V)
 
 Attention is :class:`course_utils.self_attention.MultiHeadAttention` (notebook 07); the data,
-loss, training and generation are those of every language model (:mod:`course_utils.lm`),
-whose :class:`~course_utils.lm.RecurrentLM` is the baseline the tiny GPT is compared with.
+loss, training and generation are those of every language model (:mod:`course_utils.shared.lm`),
+whose :class:`~course_utils.shared.lm.RecurrentLM` is the baseline the tiny GPT is compared with.
 :func:`train_char_lm` takes any text, so the same code trains on another corpus.
 :func:`saved_activation_bytes` measures what a training step keeps for its backward pass
 (section 5: the tiny GPT's memory against the LSTM's as the sequence grows).
@@ -24,15 +24,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .device import get_device
-from .lm import (
+from .core.device import get_device
+from .core.shapes import require_shape
+from .self_attention import MultiHeadAttention, causal_mask
+from .shared.lm import (
     CharData,
     LMRun,
     RecurrentLM,
     train_lm,
 )
-from .self_attention import MultiHeadAttention, causal_mask
-from .shapes import require_shape
 
 
 def sinusoidal_positions(T: int, D: int) -> torch.Tensor:
@@ -118,9 +118,9 @@ def train_char_lm(text: str, kind: str = "gpt", *, steps: int, context: int = 64
                   **model_kwargs) -> tuple[nn.Module, CharData, LMRun]:
     """Train a character language model on any ``text`` for ``steps`` steps: ``kind`` is ``"gpt"`` or ``"lstm"``.
 
-    ``model_kwargs`` go to :class:`TinyGPT` or :class:`~course_utils.lm.RecurrentLM` (for the
+    ``model_kwargs`` go to :class:`TinyGPT` or :class:`~course_utils.shared.lm.RecurrentLM` (for the
     LSTM, ``embed_size`` and ``hidden_size`` default to 64 and 128). Returns the model, the
-    data (with its vocabulary, for :func:`course_utils.lm.generate`) and the run.
+    data (with its vocabulary, for :func:`course_utils.shared.lm.generate`) and the run.
     """
     device = device or get_device()
     data = CharData.from_text(text)

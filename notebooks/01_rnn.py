@@ -248,8 +248,8 @@ assert max(diff_torch, diff_numpy) < atol  # 1e-6 on the CPU; 1e-5 on a GPU
 
 # %%
 from course_utils.data.text import CharVocab, corpus_source, load_corpus
-from course_utils.lm import next_token_loss
 from course_utils.numpy_lm import stream_batches
+from course_utils.shared.lm import next_token_loss
 
 text = load_corpus()
 vocab = CharVocab.from_text(text)
@@ -266,7 +266,7 @@ xv, yv = stream_batches(val_ids, batch_size, seq_len)
 val_batches = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(xv[:40], yv[:40], strict=True)]
 
 # The loss of a (T, B) chunk, from a zero state: mean cross-entropy per character (nats),
-# `course_utils.lm.next_token_loss`, the same loss as every language model of the course.
+# `course_utils.shared.lm.next_token_loss`, the same loss as every language model of the course.
 
 seed_everything(0)
 model = CharRNN(vocab.size, hidden_size).to(device)
@@ -281,11 +281,11 @@ plt.show()
 # best model that ignores the input altogether uses the character frequencies (unigram). We
 # compute both on the validation text (with add-one smoothing) and compare:
 #
-# (`course_utils.lm.ngram_probabilities` counts characters and pairs of the training text,
+# (`course_utils.shared.lm.ngram_probabilities` counts characters and pairs of the training text,
 # with one pseudo-count each, and normalises the counts.)
 
 # %%
-from course_utils.lm import ngram_probabilities
+from course_utils.shared.lm import ngram_probabilities
 
 unigram, bigram = ngram_probabilities(train_ids, vocab.size)  # (V,), (V, V): bigram[a, b] = P(b | a)
 bigram_loss = -np.log(bigram[val_ids[:-1], val_ids[1:]]).mean()
@@ -418,10 +418,10 @@ check_sample_next(my_sample_next, seed=3)
 
 # %% [markdown]
 # The trained model of section 5, sampled at three temperatures with the course's own
-# `course_utils.lm.sample_next` (so this cell runs whether or not you did the exercise):
+# `course_utils.shared.lm.sample_next` (so this cell runs whether or not you did the exercise):
 
 # %%
-from course_utils.lm import sample_next
+from course_utils.shared.lm import sample_next
 
 
 @torch.no_grad()

@@ -366,7 +366,7 @@ for radius in radii:
 # website, you see the figure for $\rho = 1.3$ instead.)
 
 # %%
-from course_utils.widgets import slider_plot
+from course_utils.core.widgets import slider_plot
 
 flow_Q = scaled_orthogonal(H, 1.0, np.random.default_rng(1))  # fixed: the slider changes the scale only
 flow_inputs = (x * 0.1, np.zeros((B, H)), W_xh)
@@ -518,8 +518,8 @@ check_clip_grad_norm(my_clip_grad_norm, seed=2)
 # %%
 from course_utils.bptt import clip_grad_norm, clip_grad_value, global_norm  # the course's clipping (Exercise 3)
 from course_utils.data.text import corpus_source, load_corpus
-from course_utils.lm import CharData, ngram_probabilities, validation_windows
 from course_utils.numpy_lm import adagrad_step, char_rnn_loss, sample_chars, stream_batches
+from course_utils.shared.lm import CharData, ngram_probabilities, validation_windows
 
 data = CharData.from_text(load_corpus())  # ids, split into training head and validation tail
 vocab, train_ids, val_ids = data.vocab, data.train.numpy(), data.val.numpy()
@@ -569,7 +569,7 @@ check_close("clip_grad_norm vs torch.nn.utils.clip_grad_norm_", np.concatenate([
 # %% [markdown]
 # ### Clipping against exploding gradients, measured
 #
-# A character model (`course_utils.lm.RecurrentLM`: embedding, `torch.nn.RNN` with 128 units, linear
+# A character model (`course_utils.shared.lm.RecurrentLM`: embedding, `torch.nn.RNN` with 128 units, linear
 # read-out) whose recurrent matrix starts at $W_{hh} = 2Q$, spectral radius 2 (section 4), trained with
 # plain SGD on 64-character windows, batch 32, for 150 steps (`clipping_run`). Every run below starts from
 # the same weights and sees the same batches; only the learning rate and the clipping differ. We record
@@ -713,8 +713,8 @@ assert (reach[:-k] == 0).all() and (reach[-k:] > 0).all()
 # truncation $k = 32$ (eight updates per sequence), for the same number of characters.
 
 # %%
-from course_utils.lm import next_token_loss
 from course_utils.rnn import CharRNN
+from course_utils.shared.lm import next_token_loss
 
 long_x, long_y = stream_batches(train_ids, 32, 256)
 n_seq = 6

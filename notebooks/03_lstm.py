@@ -77,9 +77,6 @@ from course_utils import (
 )
 from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
 from course_utils.data.text import CharVocab, load_corpus
-from course_utils.gated import gate_slices
-from course_utils.layers import count_parameters, time_first_copy
-from course_utils.lm import RecurrentLM, char_accuracy, lm_batches, next_token_loss
 from course_utils.long_range import SequenceToOne, gradient_by_lag
 from course_utils.lstm import (
     LSTM,
@@ -91,6 +88,9 @@ from course_utils.lstm import (
     lstm_weights_from_torch,
 )
 from course_utils.lstm_backward import LSTMHandwrittenBPTT
+from course_utils.shared.gated import gate_slices
+from course_utils.shared.layers import count_parameters, time_first_copy
+from course_utils.shared.lm import RecurrentLM, char_accuracy, lm_batches, next_token_loss
 
 device = start_notebook()
 
@@ -792,7 +792,8 @@ def my_lstm_cell_backward(dh, dc, cache):
 
 
 # %% nbgrader={"grade": true, "grade_id": "lstm_cell_backward_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.lstm import check_lstm_cell_backward, lstm_cell_backward_autograd, lstm_cell_cache
+from course_utils.exercises.lstm import check_lstm_cell_backward
+from course_utils.lstm import lstm_cell_backward_autograd, lstm_cell_cache
 
 check_lstm_cell_backward(my_lstm_cell_backward)  # vs autograd; names: dc through h, f in dc_prev, g's slope, gate order, ...
 torch_cell = torch.nn.LSTMCell(3, 2).double()  # and with PyTorch's initial weights, batch of 1

@@ -72,9 +72,9 @@ from course_utils import (
     supervised,
     tolerance,
 )
+from course_utils.core.plotting import smooth
 from course_utils.data.adding import adding_batches, adding_problem
 from course_utils.data.text import CharVocab, load_corpus
-from course_utils.gated import gate_slices
 from course_utils.gru import (
     GRU,
     GRU_GATES,
@@ -84,11 +84,11 @@ from course_utils.gru import (
     gru_param_count,
     gru_weights_from_torch,
 )
-from course_utils.layers import count_parameters
-from course_utils.lm import RecurrentLM, char_accuracy, lm_batches, next_token_loss
 from course_utils.long_range import SequenceToOne
 from course_utils.lstm import lstm_param_count
-from course_utils.plotting import smooth
+from course_utils.shared.gated import gate_slices
+from course_utils.shared.layers import count_parameters
+from course_utils.shared.lm import RecurrentLM, char_accuracy, lm_batches, next_token_loss
 
 device = start_notebook()
 

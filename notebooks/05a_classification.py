@@ -72,12 +72,12 @@ import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from course_utils import check_close, evaluate, fit, report_run_time, seed_everything, start_notebook, tolerance
+from course_utils.core.plotting import plot_confusion
 from course_utils.data.names import load_surnames, name_batches, names_source, stratified_split
 from course_utils.data.padding import pad_batch
 from course_utils.data.text import CharVocab
-from course_utils.metrics import confusion_matrix
 from course_utils.output_types import BagOfCharsMLP, SequenceClassifier, last_valid, stacked_rnn
-from course_utils.plotting import plot_confusion
+from course_utils.shared.metrics import confusion_matrix
 
 device = start_notebook()
 

@@ -64,15 +64,9 @@ import torch
 from course_utils import check_close, fit, report_run_time, seed_everything, start_notebook
 from course_utils.data.names import load_surnames, spelling_batches, stratified_split
 from course_utils.data.text import CharVocab
-from course_utils.lm import (
-    GENERATION_CHALLENGE,
-    generation_stats,
-    names_speller,
-    sample_next,
-    spell,
-    temperature_softmax,
-)
-from course_utils.output_types import ConditionalCharLM
+from course_utils.exercises.output_types import GENERATION_CHALLENGE, generation_stats, names_speller
+from course_utils.output_types import ConditionalCharLM, spell
+from course_utils.shared.lm import sample_next, temperature_softmax
 
 device = start_notebook()
 
@@ -329,7 +323,7 @@ for lang in ("Irish", "Italian", "Slovak", "Dutch"):
 # see the figure at $T = 0.5$ and $T = 1.5$ instead.
 
 # %%
-from course_utils.widgets import slider_plot
+from course_utils.core.widgets import slider_plot
 
 model.eval()
 first_logits = z_real.cpu()  # (C, V): next-token logits at the start of a name, per language
@@ -436,7 +430,7 @@ def my_spell(model, lang: int, temperature: float, max_len: int, generator: torc
 
 
 # %% nbgrader={"grade": true, "grade_id": "spell_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.lm import check_spell
+from course_utils.exercises.output_types import check_spell
 
 check_spell(my_spell)  # six names on the stand-in speller, draw for draw against the course's spell
 
@@ -467,7 +461,7 @@ def my_generation_settings():
 
 
 # %% nbgrader={"grade": true, "grade_id": "generation_settings_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.lm import check_generation_settings
+from course_utils.exercises.output_types import check_generation_settings
 
 check_generation_settings(my_generation_settings())  # samples with your settings; says how far from each target
 

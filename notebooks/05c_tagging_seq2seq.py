@@ -67,7 +67,6 @@ from course_utils import check_close, fit, report_run_time, seed_everything, sta
 from course_utils.data.padding import pad_batch
 from course_utils.data.synthetic import letters_only, reversal_pairs, segmentation_data
 from course_utils.data.text import corpus_source, load_corpus
-from course_utils.metrics import binary_f1, exact_match
 from course_utils.output_types import (
     BOS,
     EOS,
@@ -81,6 +80,7 @@ from course_utils.output_types import (
     shift_right,
     tagger_split,
 )
+from course_utils.shared.metrics import binary_f1, exact_match
 
 device = start_notebook()
 rtol, atol = tolerance(torch.float32, device)

@@ -417,8 +417,8 @@ assert abs(by_style["additive"]["month number"] - by_style["additive"]["month na
 # The next cell reads that file, prints the table and checks the claims below on it.
 
 # %%
+from course_utils.core.device import is_cpu
 from course_utils.data.files import benchmark_results
-from course_utils.device import is_cpu
 
 study = {(int(r["seed"]), int(r["steps"]), r["group"]): float(r["exact_match"])
          for r in benchmark_results("seq2seq_seeds.csv") if r["study"] == "bottleneck"}

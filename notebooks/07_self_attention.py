@@ -67,7 +67,6 @@ from course_utils import (
     tolerance,
 )
 from course_utils.data.text import CharVocab, load_corpus
-from course_utils.lm import lm_batches, next_token_loss
 from course_utils.self_attention import (
     MultiHeadAttention,
     OneLayerAttentionLM,
@@ -78,6 +77,7 @@ from course_utils.self_attention import (
     scaled_dot_product_attention,
     split_heads,
 )
+from course_utils.shared.lm import lm_batches, next_token_loss
 
 device = start_notebook()
 

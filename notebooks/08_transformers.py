@@ -28,7 +28,7 @@
 #
 # The helpers live in `course_utils/transformer.py`; attention is notebook 07's
 # `MultiHeadAttention` (`course_utils/self_attention.py`), and the data, loss, training loop and sampling are those of every
-# language model in the course (`course_utils/lm.py`).
+# language model in the course (`course_utils/shared/lm.py`).
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.
@@ -63,10 +63,10 @@ from torch.nn import functional as F
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.data.text import corpus_source, load_corpus
 from course_utils.exercises.transformer import RECIPE_CHALLENGE, recipe_bigram_loss
-from course_utils.layers import count_parameters
-from course_utils.lm import CharData, RecurrentLM, generate, ngram_probabilities, train_lm
 from course_utils.self_attention import MultiHeadAttention, causal_mask
-from course_utils.timing import clock_name, seconds
+from course_utils.shared.layers import count_parameters
+from course_utils.shared.lm import CharData, RecurrentLM, generate, ngram_probabilities, train_lm
+from course_utils.shared.timing import clock_name, seconds
 from course_utils.transformer import Block, TinyGPT, saved_activation_bytes, sinusoidal_positions, warmup_cosine_lr
 
 device = start_notebook()
@@ -265,7 +265,7 @@ with torch.no_grad():
 # **bigram** model (the next character given only the current one), both counted on the
 # training text. A model with a memory should end well below the bigram.
 #
-# Both train with `course_utils.lm.train_lm`, the course's `fit` on random windows. The
+# Both train with `course_utils.shared.lm.train_lm`, the course's `fit` on random windows. The
 # entry point `course_utils.transformer.train_char_lm(text, "gpt", steps=...)` takes any
 # text: it builds the vocabulary, the split, the model and trains it — point it at another
 # corpus and it runs unchanged.
@@ -534,7 +534,7 @@ check_training_recipe(my_training_recipe(), seed=1)
 #
 # A busy machine (another notebook running beside this one, say) takes turns with us on the
 # cores, and the wall clock of a long run stretches more than that of a short one, which it
-# interrupts less often. So on the CPU, `course_utils.timing.seconds` reads this process's
+# interrupts less often. So on the CPU, `course_utils.shared.timing.seconds` reads this process's
 # **CPU time**, which other programs do not stretch (with one PyTorch thread, the course's
 # default, it equals the wall clock of an idle machine; on a GPU it waits for the device and
 # reads the wall clock). On top of that, every (model, $T$) pair is timed in each of 3

@@ -81,7 +81,6 @@ from course_utils.data.dates import (
     make_pairs,
     split_days,
 )
-from course_utils.layers import count_parameters
 from course_utils.self_attention import causal_mask, padding_mask
 from course_utils.seq2seq_transformer import (
     COMPARISON_BUDGET,
@@ -94,6 +93,7 @@ from course_utils.seq2seq_transformer import (
     torch_layer,
     train_comparison_model,
 )
+from course_utils.shared.layers import count_parameters
 
 device = start_notebook()
 
@@ -291,8 +291,8 @@ assert acc["GRU + attention (06)"] - acc["transformer"] >= 0.05, "the GRU is ahe
 # reads it and checks the ranking on every seed.
 
 # %%
+from course_utils.core.device import is_cpu
 from course_utils.data.files import benchmark_results
-from course_utils.device import is_cpu
 
 seed_acc = {(r["model"], int(r["seed"])): float(r["exact_match"]) for r in benchmark_results("seq2seq_seeds.csv")
             if r["study"] == "comparison" and r["split"] == "val"}

@@ -165,7 +165,7 @@ assert np.array_equal(work[True], n_arr)  # one position per token: linear in N
 # **The speed-up, measured.** The same model (untrained: the weights do not change the
 # work), batch 1, greedy; 3 repeats each way, the two ways alternating so that a burst of
 # load on a busy machine hits both; median with the spread (min-max). On the CPU the clock is
-# this process's CPU time (`course_utils.timing`), which other programs on a busy machine do
+# this process's CPU time (`course_utils.shared.timing`), which other programs on a busy machine do
 # not stretch; on a GPU, the wall clock.
 
 # %%
@@ -580,7 +580,7 @@ for name, v in ln_val.items():
     print(f"{name:26s} validation loss {v.mean():.3f} ({v.min():.3f}-{v.max():.3f}) nats/char")
 print(f"for scale: the unigram model (character frequencies, no context) scores {unigram_loss:.3f}")
 
-from course_utils.plotting import smooth
+from course_utils.core.plotting import smooth
 
 fig, ax = plt.subplots(figsize=(6.5, 3.5))
 for name, rs in ln_runs.items():

@@ -427,7 +427,7 @@ plt.show()
 # %%
 from course_utils.linear_recurrence import scan_chunked, scan_log, scan_loop, scan_loop_indexed
 from course_utils.min_rnns import METHODS, MinGRU, MinLSTM, min_rnn_param_count
-from course_utils.timing import seconds
+from course_utils.shared.timing import seconds
 
 rtol, _ = tolerance(torch.float32, device)
 for cls in (MinGRU, MinLSTM):

@@ -70,8 +70,8 @@ import matplotlib.pyplot as plt
 import torch
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
-from course_utils.device import set_cpu_threads
-from course_utils.timing import clock_name, seconds
+from course_utils.core.device import set_cpu_threads
+from course_utils.shared.timing import clock_name, seconds
 
 device = start_notebook()
 
@@ -318,7 +318,7 @@ assert any(torch_scan_runs.values()), "one of the two modes should run"
 # median and the min-max spread over the repetitions. PyTorch runs on **one CPU thread** here
 # (`set_cpu_threads(1)`, the course's default; the cell puts your setting back at the end), so
 # that the table compares the work each scan does, not how each operation spreads over threads
-# that other programs on a shared machine also want. With one thread, `course_utils.timing`
+# that other programs on a shared machine also want. With one thread, `course_utils.shared.timing`
 # reads this process's CPU time, which those programs do not stretch either (on a GPU, the
 # wall clock after waiting for the device).
 
@@ -826,8 +826,8 @@ else:
 # and puts your setting back at the end.
 
 # %%
+from course_utils.core.training import progress_bar
 from course_utils.state_tracking import KINDS, accuracy_by_length, train_state_tracker
-from course_utils.training import progress_bar
 
 SEEN_LENGTHS = [10, 14, 18, 22, 24]  # held-out strings of the training lengths
 LONG_LENGTHS = [32, 40, 48, 56, 64]  # longer than any training string

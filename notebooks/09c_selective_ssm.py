@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
-from course_utils.device import set_cpu_threads
+from course_utils.core.device import set_cpu_threads
 
 device = start_notebook()
 seed_everything(0)
@@ -397,7 +397,7 @@ check_copy_targets(my_copy_targets, seed=1)
 # seed) are scored once, after training.
 
 # %%
-from course_utils.plotting import smooth
+from course_utils.core.plotting import smooth
 from course_utils.selective_ssm import MODEL_KINDS, TEST_SEED, train_copying
 
 SEEDS = (0, 1, 2)

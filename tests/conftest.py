@@ -7,7 +7,7 @@ import matplotlib
 import pytest
 from pages import CHROMIUM, CHROMIUM_ARGS
 
-from course_utils.device import set_cpu_threads
+from course_utils.core.device import set_cpu_threads
 
 matplotlib.use("Agg")
 

@@ -25,7 +25,8 @@ from course_utils.attention import (
     masked_softmax,
     teacher_forcing_loss,
 )
-from course_utils.checks import CheckFailed
+from course_utils.core.checks import CheckFailed
+from course_utils.core.seed import seed_everything
 from course_utils.data.dates import FORMATS, TARGET_BOS, decode_source, format_date
 from course_utils.exercises.attention import (
     DATES_CHALLENGE,
@@ -34,7 +35,6 @@ from course_utils.exercises.attention import (
     check_seq2seq_config,
     seq2seq_config_accuracy,
 )
-from course_utils.seed import seed_everything
 
 
 def params(B=3, S=5, Hq=4, Hk=6, A=7, seed=0):

@@ -30,9 +30,9 @@ from course_utils.exercises.bptt import (
     check_rnn_backward,
     check_rnn_cell_backward,
 )
-from course_utils.lm import CharData
 from course_utils.numpy_lm import adagrad_step, char_rnn_loss, sample_chars, stream_batches
 from course_utils.rnn import PARAM_NAMES, init_rnn_params, rnn_forward
+from course_utils.shared.lm import CharData
 
 
 def _problem(seed=0, T=5, B=3, n_in=4, H=6, n_out=3):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_utils import CheckFailed, check_close, check_scalar, check_shape, check_type, tolerance
-from course_utils.checks import check_softmax, name_mistake, refuse_reference, require_keys
+from course_utils.core.checks import check_softmax, name_mistake, refuse_reference, require_keys
 
 
 class AlwaysEqual:
@@ -202,7 +202,7 @@ def test_check_rnn_cell_refuses_the_reference_but_check_rnn_forward_allows_the_c
 
 
 def test_learning_rate_hints_name_the_side_and_the_budget():
-    from course_utils.checks import learning_rate_hints
+    from course_utils.core.checks import learning_rate_hints
 
     assert learning_rate_hints(1e-4, 3e-3, 3e-2, 150) == [
         "a learning rate of 0.0001 is small for 150 steps: Adam moves each weight by about lr per step"]
@@ -212,7 +212,7 @@ def test_learning_rate_hints_name_the_side_and_the_budget():
 
 
 def test_outcome_verdict_prints_ok_or_names_how_far_and_the_culprits(capsys):
-    from course_utils.checks import outcome_verdict
+    from course_utils.core.checks import outcome_verdict
 
     def no_hints_on_a_pass():
         raise AssertionError("hints are read only on a miss")

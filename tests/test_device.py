@@ -6,8 +6,8 @@ import pytest
 import torch
 from threadpoolctl import threadpool_info
 
-from course_utils import device as device_module
-from course_utils.device import (
+from course_utils.core import device as device_module
+from course_utils.core.device import (
     DeviceUnavailableError,
     available_devices,
     cpu_threads_requested,
@@ -120,7 +120,7 @@ def test_the_first_get_device_applies_the_policy():
 
 
 def test_is_cpu_names_the_cpu_only():
-    from course_utils.device import is_cpu
+    from course_utils.core.device import is_cpu
 
     assert is_cpu(torch.device("cpu")) and is_cpu("cpu")
     assert not is_cpu(torch.device("cuda", 0)) and not is_cpu(torch.device("mps"))

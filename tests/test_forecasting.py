@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils.checks import CheckFailed
+from course_utils.core.checks import CheckFailed
 from course_utils.data import load_sunspots
 from course_utils.exercises.forecasting import (
     ORDER_SPLITS,

@@ -20,7 +20,7 @@ def homework(answer: str) -> nbformat.NotebookNode:
     hidden = dict(test, grade_id="add_one_hidden_test")
     return NB.new_notebook(cells=[
         NB.new_markdown_cell("### Exercise 1 (2 points, about 5 minutes): add one"),
-        NB.new_code_cell("import numpy as np\nfrom course_utils.checks import check_close"),
+        NB.new_code_cell("import numpy as np\nfrom course_utils.core.checks import check_close"),
         NB.new_code_cell(f"def add_one(x):\n    ### BEGIN SOLUTION\n    {answer}\n    ### END SOLUTION",
                          metadata={"nbgrader": solution}),
         NB.new_code_cell('check_close("add_one", add_one(np.arange(3.0)), np.arange(1.0, 4.0))',

@@ -10,7 +10,7 @@ import torch
 
 from course_tools.grading import replay
 from course_tools.grading.replay import ReplayError, Uncrossable, decode, encode
-from course_utils.checks import CheckFailed, refuse_reference
+from course_utils.core.checks import CheckFailed, refuse_reference
 
 
 @pytest.mark.parametrize("value", [
@@ -118,7 +118,7 @@ def test_a_torch_generator_crosses_with_its_state_and_what_a_call_draws_from_it(
 
 
 def test_the_reference_check_reads_recorded_code_names(tmp_path):
-    from course_utils.checks import _softmax as softmax
+    from course_utils.core.checks import _softmax as softmax
 
     def my_softmax(z):
         return softmax(z)

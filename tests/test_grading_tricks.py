@@ -35,7 +35,7 @@ TRICKS = {
     "traceback_off": ("ip = get_ipython()\n"
                       "ip.showtraceback = lambda *a, **k: None\nip._showtraceback = lambda *a, **k: None"),
     "checks_patched": (
-        "import numpy as np\nimport numpy.testing\nimport course_utils.checks as checks\n"
+        "import numpy as np\nimport numpy.testing\nimport course_utils.core.checks as checks\n"
         "np.allclose = lambda *a, **k: True\nnumpy.testing.assert_allclose = lambda *a, **k: None\n"
         "checks.check_close = checks.check_scalar = lambda *a, **k: None\n"
         "check_close = check_scalar = checks.check_close"),
@@ -122,7 +122,7 @@ def test_reference_delegation_scores_zero_with_the_reason(tmp_path):
     for cell in nb.cells:
         if grade_id(cell) == "softmax":
             head = cell.source.split("### BEGIN SOLUTION")[0]
-            cell.source = "from course_utils.checks import _softmax as softmax\n\n" + head + "return softmax(z)"
+            cell.source = "from course_utils.core.checks import _softmax as softmax\n\n" + head + "return softmax(z)"
     (tmp_path / "subs").mkdir()
     nbformat.write(nb, tmp_path / "subs" / "00_setup.ipynb")
     shutil.copy(REPO / "notebooks" / "00_setup.ipynb", tmp_path / "source.ipynb")

@@ -6,7 +6,6 @@ import torch
 
 from course_utils import CheckFailed
 from course_utils.exercises.gru import check_gru_cell, check_gru_forward, check_gru_gate_values
-from course_utils.gated import sigmoid
 from course_utils.gru import (
     GRU,
     GRUCell,
@@ -17,6 +16,7 @@ from course_utils.gru import (
     gru_param_count,
     gru_weights_from_torch,
 )
+from course_utils.shared.gated import sigmoid
 
 
 def reference_gru(input_size=3, hidden_size=4, seed=0):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
-from course_utils.checks import tolerance
+from course_utils.core.checks import tolerance
 from course_utils.exercises.kv_cache import check_attention_step
 from course_utils.kv_cache import attention_step, cached_step, generate_ids, positions_processed, time_generation
 from course_utils.self_attention import scaled_dot_product_attention

@@ -1,10 +1,10 @@
-"""torch.nn's recurrent layers by name, the LSTM's forget bias, parameter counts (course_utils.layers)."""
+"""torch.nn's recurrent layers by name, the LSTM's forget bias, parameter counts (course_utils.shared.layers)."""
 
 import pytest
 import torch
 
-from course_utils.gated import gate_slices
-from course_utils.layers import (
+from course_utils.shared.gated import gate_slices
+from course_utils.shared.layers import (
     RECURRENT_LAYERS,
     count_parameters,
     layer_class,

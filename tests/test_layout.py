@@ -26,7 +26,6 @@ from course_tools.helper_table import first_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "course_utils"
-CORE, SHARED = set(helper_table.CORE), set(helper_table.SHARED)
 NOTEBOOK_IDS = {p.stem.split("_")[0] for p in (REPO / "notebooks").glob("*.py")}  # "00", "05a", ...
 NOTEBOOK_ID = helper_table.NOTEBOOK_ID  # "01", "05a" in a module docstring's first line
 
@@ -42,13 +41,13 @@ def modules(package: Path = PACKAGE) -> dict[str, Path]:
 
 
 def tier(name: str) -> int:
-    if name in CORE or name == "":
+    if name in ("", "core") or name.startswith("core."):
         return 1
     if name == "data" or name.startswith("data."):
         return 2
     if name == "exercises" or name.startswith("exercises."):
         return 5
-    return 3 if name in SHARED else 4
+    return 3 if name == "shared" or name.startswith("shared.") else 4
 
 
 def first_line(path: Path) -> str:
@@ -93,7 +92,7 @@ def resolve(full: str, known: dict[str, Path]) -> str | None:
 
 
 def test_every_module_docstring_names_the_notebooks_it_serves():
-    bad = [name for name, path in modules().items() if name not in ("", "data")
+    bad = [name for name, path in modules().items() if name not in ("", "data", "core", "shared")
            and not re.match(r"^(Every notebook|Notebooks? \d\d)", first_line(path))]
     assert not bad, f"start these modules' docstrings with the notebook(s) they serve: {bad}"
     for name, path in modules().items():
@@ -122,12 +121,6 @@ def test_no_name_is_defined_twice_in_the_library():
 
 
 EXERCISE_MACHINERY = re.compile(r"^check_|MISTAKES|CHALLENGE")
-# Still in their concept module, to move next: 05b's speller exercise and generation challenge (lm, whose
-# speller's reference carries the exercise's mistakes as switches) and 03's backward check (lstm, likewise).
-NOT_MOVED_YET = {"lm": {"check_spell", "_SPELL_MISTAKES", "GENERATION_CHALLENGE", "check_generation_settings"},
-                 "lstm": {"check_lstm_cell_backward", "_LSTM_BACKWARD_MISTAKES"}}
-
-
 def test_concept_modules_hold_no_exercise_machinery():
     """Checks, mistake catalogues and challenges live in course_utils.exercises; concept modules read as the lesson."""
     found = {}
@@ -137,7 +130,7 @@ def test_concept_modules_hold_no_exercise_machinery():
         tree = ast.parse(path.read_text(encoding="utf-8"))
         defined = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
         defined |= {t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
-        machinery = {d for d in defined if EXERCISE_MACHINERY.search(d)} - NOT_MOVED_YET.get(name, set())
+        machinery = {d for d in defined if EXERCISE_MACHINERY.search(d)}
         if machinery:
             found[name] = sorted(machinery)
     assert not found, f"move these to course_utils/exercises/<module>.py: {found}"
@@ -173,14 +166,17 @@ def test_imports_point_down_the_tiers():
 
 def test_the_rules_catch_wrong_way_imports(tmp_path):
     package = tmp_path / "course_utils"
-    (package / "data").mkdir(parents=True)
+    for folder in ("data", "core", "shared"):
+        (package / folder).mkdir(parents=True)
     files = {
         "__init__.py": '"""The package."""\n',
-        "checks.py": '"""Every notebook: checks."""\nfrom .rnn import step\n',  # core -> lecture
+        "core/__init__.py": '"""Core."""\n',
+        "shared/__init__.py": '"""Shared."""\n',
+        "core/checks.py": '"""Every notebook: checks."""\nfrom ..rnn import step\n',  # core -> lecture
         "rnn.py": '"""Notebook 01: the RNN."""\nfrom .attention import score\n',  # 01 -> 06
         "attention.py": '"""Notebook 06: attention."""\nfrom .rnn import step\n',  # fine
         # a function-local import, and a shared module importing a lecture module:
-        "lm.py": '"""Notebooks 01-08: shared."""\n\ndef f():\n    from .rnn import step\n',
+        "shared/lm.py": '"""Notebooks 01-08: shared."""\n\ndef f():\n    from ..rnn import step\n',
         "data/__init__.py": '"""Data."""\n',
         "data/names.py": '"""Notebook 05a: names."""\nfrom ..attention import score\nimport course_tools\n',
         "data/dates.py": '"""Notebook 06: dates."""\nfrom course_utils import attention\n',  # absolute form
@@ -188,9 +184,9 @@ def test_the_rules_catch_wrong_way_imports(tmp_path):
     for rel, text in files.items():
         (package / rel).write_text(text)
     found = "\n".join(violations(package))
-    assert "checks (tier 1) imports rnn (tier 4)" in found
+    assert "core.checks (tier 1) imports rnn (tier 4)" in found
     assert "lecture rnn imports attention, which belongs to a later notebook" in found
-    assert "inside a function" in found and "lm (tier 3) imports rnn (tier 4)" in found
+    assert "inside a function" in found and "shared.lm (tier 3) imports rnn (tier 4)" in found
     assert "data.names (tier 2) imports attention (tier 4)" in found
     assert "data.dates (tier 2) imports attention (tier 4)" in found
     assert "imports the instructors' toolkit course_tools" in found
@@ -229,13 +225,15 @@ def test_each_lecture_names_its_lecture_modules_before_its_code(notebook):
 
 
 def test_the_tier_lists_name_every_module_once():
-    listed = [*helper_table.CORE, *helper_table.SHARED, *(m for m, _ in helper_table.lecture_modules())]
-    on_disk = [name for name in modules() if name and not name.startswith(("data", "exercises"))]
+    listed = [*(f"core.{m}" for m in helper_table.CORE), *(f"shared.{m}" for m in helper_table.SHARED),
+              *(m for m, _ in helper_table.lecture_modules())]
+    on_disk = [name for name in modules() if name and name not in ("core", "shared")
+               and not name.startswith(("data", "exercises"))]
     assert sorted(listed) == sorted(on_disk)
     assert ("timing", "08") not in helper_table.lecture_modules()  # a shared helper is not a lecture's
     exercises = {name.removeprefix("exercises.") for name in modules() if name.startswith("exercises.")}
     assert exercises == set(helper_table.exercise_modules())
-    assert exercises <= set(listed), "an exercises module is named after the lecture module it grades"
+    assert exercises <= {name.split(".")[-1] for name in listed}, "named after the module it grades"
 
 
 def test_exercise_functions_follow_the_naming_rule():
@@ -312,7 +310,7 @@ def test_the_learner_install_check_catches_a_blocked_import(tmp_path):
 
 @pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("0[1-9]*.py")))
 def test_each_lecture_starts_and_ends_with_the_preamble_helpers(notebook):
-    """The device line and the timer come from course_utils.notebook, not from code in each notebook."""
+    """The device line and the timer come from course_utils.core.notebook, not from code in each notebook."""
     code = (REPO / "notebooks" / notebook).read_text(encoding="utf-8")
     assert re.search(r"^device = start_notebook\(\)$", code, re.MULTILINE), "the first cell: device = start_notebook()"
     assert code.rstrip().endswith("report_run_time()"), "the last cell: report_run_time()"

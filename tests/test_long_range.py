@@ -6,8 +6,8 @@ import torch
 from course_utils import CheckFailed
 from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
 from course_utils.exercises.long_range import ADDING_CHALLENGES, adding_config_mse, check_adding_config
-from course_utils.layers import count_parameters
 from course_utils.long_range import SequenceToOne, gradient_by_lag
+from course_utils.shared.layers import count_parameters
 
 # The outcome-graded exercises (03 and 04, exercise 4): configs a learner might hand in.
 GOOD = {"LSTM": {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-2},

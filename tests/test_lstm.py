@@ -5,13 +5,16 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
-from course_utils.exercises.lstm import LSTM_GATE_GOALS, check_lstm_cell, check_lstm_gate_values
-from course_utils.gated import gate_slices, gated_param_count, sigmoid, weights_from_torch
+from course_utils.exercises.lstm import (
+    LSTM_GATE_GOALS,
+    check_lstm_cell,
+    check_lstm_cell_backward,
+    check_lstm_gate_values,
+)
 from course_utils.gru import GRU
 from course_utils.lstm import (
     LSTM,
     LSTMCell,
-    check_lstm_cell_backward,
     lstm_cell_backward_autograd,
     lstm_cell_backward_numpy,
     lstm_cell_cache,
@@ -22,6 +25,7 @@ from course_utils.lstm import (
     lstm_weights_from_torch,
 )
 from course_utils.lstm_backward import LSTMHandwrittenBPTT
+from course_utils.shared.gated import gate_slices, gated_param_count, sigmoid, weights_from_torch
 
 CPU = torch.device("cpu")
 

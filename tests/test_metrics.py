@@ -1,11 +1,11 @@
-"""Scores of sequence models (course_utils.metrics): exact match and the confusion matrix."""
+"""Scores of sequence models (course_utils.shared.metrics): exact match and the confusion matrix."""
 
 import numpy as np
 import pytest
 import torch
 
-from course_utils.metrics import binary_f1, confusion_matrix, exact_match
 from course_utils.output_types import EOS, PAD
+from course_utils.shared.metrics import binary_f1, confusion_matrix, exact_match
 
 
 def test_exact_match_ignoring_padding():

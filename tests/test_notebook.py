@@ -1,11 +1,11 @@
-"""course_utils.notebook: the lines every notebook starts and ends with, and show_source."""
+"""course_utils.core.notebook: the lines every notebook starts and ends with, and show_source."""
 
 import inspect
 
 import pytest
 
 from course_utils.attention import additive_attention_loop
-from course_utils.notebook import show_source
+from course_utils.core.notebook import show_source
 from course_utils.seq2seq_transformer import DecoderLayer
 
 

@@ -13,7 +13,7 @@ import sys
 import pytest
 import torch
 
-from course_utils.device import available_devices
+from course_utils.core.device import available_devices
 
 
 @pytest.mark.skipif(

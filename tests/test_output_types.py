@@ -19,7 +19,6 @@ from course_utils.exercises.output_types import (
     classifier_config_accuracy,
     tagger_config_f1,
 )
-from course_utils.metrics import exact_match
 from course_utils.output_types import (
     BOS,
     EOS,
@@ -39,6 +38,7 @@ from course_utils.output_types import (
     stacked_rnn,
     tagger_split,
 )
+from course_utils.shared.metrics import exact_match
 
 
 def test_pad_batch_and_mask():

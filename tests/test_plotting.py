@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from course_utils import History, plot_losses
-from course_utils.plotting import smooth
+from course_utils.core.plotting import smooth
 
 
 def test_smooth_is_a_moving_average():

@@ -16,7 +16,6 @@ from course_utils.exercises.recipe import (
     post_ln_recipe_loss,
     post_ln_unigram_loss,
 )
-from course_utils.lm import corpus_data, lm_batches
 from course_utils.recipe import (
     PostLNBlock,
     PreLNBlock,
@@ -29,6 +28,7 @@ from course_utils.recipe import (
     train_recipe,
 )
 from course_utils.self_attention import causal_mask
+from course_utils.shared.lm import corpus_data, lm_batches
 from course_utils.transformer import Block
 
 

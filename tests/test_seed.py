@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from course_utils import seed_everything
-from course_utils.device import set_cpu_threads
-from course_utils.seed import seeded, seeded_run
+from course_utils.core.device import set_cpu_threads
+from course_utils.core.seed import seeded, seeded_run
 
 
 def draw():

@@ -1,10 +1,10 @@
-"""The one shape validator (course_utils.shapes.require_shape) and its message."""
+"""The one shape validator (course_utils.core.shapes.require_shape) and its message."""
 
 import numpy as np
 import pytest
 import torch
 
-from course_utils.shapes import format_shape, require_attention_mask, require_shape, shape_matches, shape_of
+from course_utils.core.shapes import format_shape, require_attention_mask, require_shape, shape_matches, shape_of
 
 
 def test_ints_must_match():

@@ -5,8 +5,8 @@ import pytest
 import torch
 from load import busy_processes
 
-from course_utils.device import set_cpu_threads
-from course_utils.timing import clock_name, seconds, uses_cpu_time
+from course_utils.core.device import set_cpu_threads
+from course_utils.shared.timing import clock_name, seconds, uses_cpu_time
 
 CPU = torch.device("cpu")
 

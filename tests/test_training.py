@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from course_utils import History, evaluate, fit, seed_everything, supervised
-from course_utils.training import to_device
+from course_utils.core.training import to_device
 
 CPU = torch.device("cpu")
 

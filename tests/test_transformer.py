@@ -16,8 +16,8 @@ from course_utils.exercises.transformer import (
     recipe_bigram_loss,
     training_recipe_loss,
 )
-from course_utils.layers import count_parameters
-from course_utils.lm import CharData, RecurrentLM, estimate_loss, generate, lm_batches, ngram_probabilities
+from course_utils.shared.layers import count_parameters
+from course_utils.shared.lm import CharData, RecurrentLM, estimate_loss, generate, lm_batches, ngram_probabilities
 from course_utils.transformer import (
     MLP,
     Block,

@@ -4,7 +4,7 @@ import sys
 import matplotlib.pyplot as plt
 import pytest
 
-from course_utils.widgets import slider_plot, widgets_enabled
+from course_utils.core.widgets import slider_plot, widgets_enabled
 
 ipywidgets = pytest.importorskip("ipywidgets")
 

@@ -124,7 +124,7 @@ class Kernel:
         os.environ.setdefault("MPLBACKEND", "Agg")
         if self.limits.threads > 0:  # kernels running side by side must not fight over the cores
             for var in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                os.environ[var] = str(self.limits.threads)  # COURSE_THREADS: the course's policy (course_utils.device)
+                os.environ[var] = str(self.limits.threads)  # COURSE_THREADS: the course's policy (core.device)
         self._run = _Run(self.limits, cwd, jupyter_path)
         try:
             self._run._start()

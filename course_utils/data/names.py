@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import torch
 
-from ..shapes import require_shape
+from ..core.shapes import require_shape
 from .padding import pad_batch
 
 # language -> Faker locales whose surname lists it pools (Latin script only: with Cyrillic

@@ -1,10 +1,10 @@
 """Every notebook's graded exercises: the checks and outcome-graded challenges, one module per lecture module.
 
 ``course_utils.exercises.attention`` holds the exercises on :mod:`course_utils.attention`, and so
-on: checks that name the usual mistakes (built with :func:`course_utils.checks.name_mistake`),
-the references a solution must not call (:func:`course_utils.checks.refuse_reference`), and the
-challenges graded by outcome, which train inside :func:`course_utils.seed.seeded_run` and end in
-:func:`course_utils.checks.outcome_verdict`. They sit apart from the concept modules, so a
+on: checks that name the usual mistakes (built with :func:`course_utils.core.checks.name_mistake`),
+the references a solution must not call (:func:`course_utils.core.checks.refuse_reference`), and the
+challenges graded by outcome, which train inside :func:`course_utils.core.seed.seeded_run` and end in
+:func:`course_utils.core.checks.outcome_verdict`. They sit apart from the concept modules, so a
 concept module reads as the lesson; they may import any of the library, and nothing in the
 library imports them.
 """

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from ..attention import AttentionSeq2Seq, greedy_exact_match, masked_softmax, teacher_forcing_loss
-from ..checks import (
+from ..core.checks import (
     CheckFailed,
     check_close,
     check_shape,
@@ -19,6 +19,8 @@ from ..checks import (
     refuse_reference,
     require_keys,
 )
+from ..core.seed import seeded, seeded_run
+from ..core.training import fit
 from ..data.dates import (
     NUMERIC_FORMATS,
     SOURCE_CHARS,
@@ -29,8 +31,6 @@ from ..data.dates import (
     make_pairs,
     split_days,
 )
-from ..seed import seeded, seeded_run
-from ..training import fit
 
 
 def _masked_softmax_mistakes(scores: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

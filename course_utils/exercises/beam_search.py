@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from ..beam_search import beam_step, normalised_score
-from ..checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
+from ..core.checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 
 
 def _beam_step_variant(total, length, finished, log_probs, beam_width, alpha, eos, *, norm="length",

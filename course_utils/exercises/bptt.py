@@ -14,10 +14,10 @@ import numpy as np
 import torch
 
 from ..bptt import Grads, clipping_run, global_norm
-from ..checks import CheckFailed, check_close, check_scalar, check_shape, name_mistake, refuse_reference
+from ..core.checks import CheckFailed, check_close, check_scalar, check_shape, name_mistake, refuse_reference
 from ..data.text import load_corpus
-from ..lm import CharData
 from ..rnn import rnn_forward
+from ..shared.lm import CharData
 
 _CELL_KEYS = ("x_t", "h_prev", "W_xh", "W_hh", "b_h")
 

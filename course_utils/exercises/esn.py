@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ..checks import (
+from ..core.checks import (
     CheckFailed,
     check_close,
     check_shape,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
+from ..core.checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
 from ..data import load_sunspots
 from ..forecasting import fit_ar, recursive_forecast, rmse, windows_for_years
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
-from ..gated import (
+from ..core.checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
+from ..gru import GRU_GATES, gru_cell_numpy, gru_forward_numpy
+from ..shared.gated import (
     gate_slices,
     read_gate_values,
     reorder_blocks,
 )
-from ..gru import GRU_GATES, gru_cell_numpy, gru_forward_numpy
 
 
 def _gru_mistakes(x, h_prev, W_x, W_h, b_x, b_h) -> dict[str, np.ndarray]:

@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from ..checks import CheckFailed, check_close, check_type, name_mistake, refuse_reference
+from ..core.checks import CheckFailed, check_close, check_type, name_mistake, refuse_reference
 from ..kv_cache import attention_step
 
 

@@ -1,4 +1,4 @@
-"""Notebook 01, the exercises on :mod:`course_utils.lm`.
+"""Notebook 01, the exercises on :mod:`course_utils.shared.lm`.
 
 Checks that name the usual mistakes: ``check_sample_next``.
 """
@@ -9,8 +9,8 @@ import math
 
 import torch
 
-from ..checks import CheckFailed, check_shape, check_type, refuse_reference
-from ..lm import temperature_softmax
+from ..core.checks import CheckFailed, check_shape, check_type, refuse_reference
+from ..shared.lm import temperature_softmax
 
 
 def _distribution_of(fn, logits: torch.Tensor, temperature: float, rows: int, seed: int) -> torch.Tensor:

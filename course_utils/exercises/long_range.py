@@ -8,12 +8,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..checks import CheckFailed, learning_rate_hints, outcome_verdict, require_keys
+from ..core.checks import CheckFailed, learning_rate_hints, outcome_verdict, require_keys
+from ..core.seed import seeded_run
+from ..core.training import evaluate, fit, supervised
 from ..data.adding import BASELINE_MSE, adding_batches, adding_problem
-from ..gated import gate_slices
 from ..long_range import SequenceToOne
-from ..seed import seeded_run
-from ..training import evaluate, fit, supervised
+from ..shared.gated import gate_slices
 
 # What the learner chooses, by layer kind: the gate bias that decides how much state is kept
 # at the start of training, the number of units and Adam's learning rate.

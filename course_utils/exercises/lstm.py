@@ -1,20 +1,29 @@
 """Notebook 03, the exercises on :mod:`course_utils.lstm`.
 
-Checks that name the usual mistakes: ``check_lstm_cell``, ``check_lstm_gate_values``.
+Checks that name the usual mistakes: ``check_lstm_cell``, ``check_lstm_gate_values``,
+``check_lstm_cell_backward``.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
-from ..gated import (
+from ..core.checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
+from ..lstm import (
+    LSTM_BACKWARD_NAMES,
+    LSTM_GATES,
+    lstm_cell_backward_autograd,
+    lstm_cell_backward_numpy,
+    lstm_cell_cache,
+    lstm_cell_numpy,
+    lstm_gate_gradients,
+)
+from ..shared.gated import (
     gate_slices,
     read_gate_values,
     reorder_blocks,
     sigmoid,
 )
-from ..lstm import LSTM_GATES, lstm_cell_numpy
 
 
 def _lstm_mistakes(x, h_prev, c_prev, W_x, W_h, b) -> dict[str, np.ndarray]:
@@ -91,3 +100,66 @@ def check_lstm_gate_values(fn, goals: tuple[str, ...] = ("hold", "replace", "rev
         h_want = {"hold": np.zeros(5), "replace": np.tanh(g), "reveal": np.tanh(c_prev)}[goal]
         check_close(f"c_t for {goal!r}", c, c_want, atol=0.02, rtol=0.0)
         check_close(f"h_t for {goal!r}", h, h_want, atol=0.02, rtol=0.0)
+
+
+def _lstm_backward_mistakes(dh: np.ndarray, dc: np.ndarray, cache: dict[str, np.ndarray]) -> dict[str, tuple]:
+    """``{hint: (dx, dh_prev, dc_prev, dW_x, dW_h, db)}`` that the usual wrong derivations return (exercise 3)."""
+    right = lstm_cell_backward_numpy(dh, dc, cache)
+    f, g, H = cache["f"], cache["g"], dh.shape[1]
+    delta_c = dc + dh * cache["o"] * (1 - np.tanh(cache["c"]) ** 2)  # (B, H)
+    dA = lstm_gate_gradients(delta_c, dh, cache)  # (B, 4H), i, f, g, o
+
+    def from_dA(dA: np.ndarray, dc_prev: np.ndarray = right[2]) -> tuple:  # what follows from a (wrong) dA
+        return dA @ cache["W_x"], dA @ cache["W_h"], dc_prev, dA.T @ cache["x"], dA.T @ cache["h_prev"], dA.sum(0)
+
+    blocks = gate_slices(H)
+    sigmoid_slope = dA.copy()
+    sigmoid_slope[:, blocks["g"]] *= g / (1 + g)  # g (1 - g) in place of 1 - g^2
+    order = "(PyTorch's rows, and so the stacked gradient, are i, f, g, o)"
+    return {
+        "forget that c_t also reaches the loss through h_t = o * tanh(c_t): add dh * o * (1 - tanh(c)^2) to dc "
+        "before using it": from_dA(lstm_gate_gradients(dc, dh, cache), dc * f),
+        "leave the forget gate out of dc_prev (it is dc_prev = f * (dc + dh * o * (1 - tanh(c)^2)), since "
+        "c_t = f * c_prev + ...)": (*right[:2], delta_c, *right[3:]),
+        "use the sigmoid's derivative g * (1 - g) for the candidate g, which is a tanh: its derivative is 1 - g^2":
+            from_dA(sigmoid_slope),
+        **{f"stack the gate gradients as {', '.join(wrong)} {order}":
+           from_dA(np.concatenate([dA[:, blocks[k]] for k in wrong], axis=1))
+           for wrong in (("i", "f", "o", "g"), ("f", "i", "g", "o"))},
+        "pass dh straight through as dh_prev: h_prev reaches the step only through the pre-activations, so "
+        "dh_prev = dA @ W_h (W_h^T times dA, for column vectors)": (right[0], dh, *right[2:]),
+        "add the upstream dh to dh_prev: dh belongs to h_t; dh_prev is dA @ W_h alone (the loop over time adds "
+        "the output's own gradient at step t - 1)": (right[0], right[1] + dh, *right[2:]),
+    }
+
+
+def check_lstm_cell_backward(fn, seed: int = 0) -> None:
+    """Test ``fn(dh, dc, cache) -> (dx, dh_prev, dc_prev, dW_x, dW_h, db)`` against autograd (notebook 03, exercise 3).
+
+    Fails naming the output that is wrong and the usual mistake its values match: no dc
+    through h, no forget gate in dc_prev, a sigmoid slope for g, another gate order in the
+    stacked gradient, dh_prev without W_h; a wrong stacked gradient also names its gate blocks.
+    """
+    refuse_reference(fn, ("lstm_cell_backward_numpy", "lstm_cell_backward_autograd", "LSTMHandwrittenBPTT",
+                          "backward", "grad"))  # autograd too: the exercise is the derivation
+    rng = np.random.default_rng(seed)
+    B, n_in, H = 3, 4, 5
+    args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H)),
+            0.5 * rng.normal(size=(4 * H, n_in)), 0.5 * rng.normal(size=(4 * H, H)), 0.5 * rng.normal(size=4 * H))
+    dh, dc = rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    _, _, cache = lstm_cell_cache(*args)
+    result = fn(dh.copy(), dc.copy(), {k: v.copy() for k, v in cache.items()})
+    check_type("the result", result, tuple)
+    if len(result) != len(LSTM_BACKWARD_NAMES):
+        raise CheckFailed(f"return six arrays, ({', '.join(LSTM_BACKWARD_NAMES)}); got a tuple of {len(result)}")
+    expected = lstm_cell_backward_autograd(dh, dc, *args)
+    mistakes = _lstm_backward_mistakes(dh, dc, cache)
+    for k, name in enumerate(LSTM_BACKWARD_NAMES):
+        got = result[k]
+        if name == "dh_prev" and np.shape(got) == (B, n_in):
+            raise CheckFailed("dh_prev has shape (B, I), the input's: h_prev enters through W_h, so dh_prev = dA @ W_h")
+        check_shape(name, got, expected[k].shape)
+        name_mistake(name, got, expected[k], {hint: value[k] for hint, value in mistakes.items()})
+        blocks = gate_slices(H) if name in ("dW_x", "dW_h", "db") else None  # rows i, f, g, o
+        check_close(f"{name} (vs autograd)", got, expected[k], parts=blocks, axis=0, quiet=True)
+    print(f"OK my_lstm_cell_backward: {', '.join(LSTM_BACKWARD_NAMES)} equal autograd's")

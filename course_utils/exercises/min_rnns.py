@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
+from ..core.checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from ..min_rnns import min_lstm_gates
 
 

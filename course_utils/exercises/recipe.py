@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from ..checks import (
+from ..core.checks import (
     CheckFailed,
     check_close,
     learning_rate_hints,
@@ -23,8 +23,8 @@ from ..checks import (
     refuse_reference,
     require_keys,
 )
-from ..lm import corpus_data, lm_batches, ngram_probabilities
 from ..recipe import RecipeConfig, label_smoothed_loss, train_recipe
+from ..shared.lm import corpus_data, lm_batches, ngram_probabilities
 
 
 def _smoothing_mistakes(logits: torch.Tensor, targets: torch.Tensor, eps: float) -> dict[str, torch.Tensor]:

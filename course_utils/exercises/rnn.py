@@ -12,7 +12,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..checks import (
+from ..core.checks import (
     CheckFailed,
     check_close,
     check_scalar,
@@ -23,10 +23,10 @@ from ..checks import (
     refuse_reference,
     require_keys,
 )
-from ..lm import corpus_data, next_token_loss, ngram_probabilities, random_windows, validation_windows
+from ..core.seed import seeded_run
+from ..core.training import evaluate, fit
 from ..rnn import CharRNN, char_rnn_split, rnn_cell_forward, rnn_forward, sequence_loss
-from ..seed import seeded_run
-from ..training import evaluate, fit
+from ..shared.lm import corpus_data, next_token_loss, ngram_probabilities, random_windows, validation_windows
 
 
 def _cell_case(rng: np.random.Generator, B: int = 3, n_in: int = 4, H: int = 5) -> tuple[np.ndarray, ...]:

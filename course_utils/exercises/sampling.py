@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
+from ..core.checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
 from ..sampling import filter_logits, top_k_mask, top_p_mask
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
+from ..core.checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from ..data.selective_copy import BLANK, IGNORE, copy_targets, selective_copying
 from ..selective_ssm import discretize, selective_scan, selective_step
 

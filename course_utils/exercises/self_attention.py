@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..checks import (
+from ..core.checks import (
     CheckFailed,
     check_close,
     check_shape,
@@ -18,10 +18,10 @@ from ..checks import (
     refuse_reference,
     require_keys,
 )
-from ..lm import corpus_data, lm_batches, next_token_loss
-from ..seed import seeded_run
+from ..core.seed import seeded_run
+from ..core.training import evaluate, fit
 from ..self_attention import OneLayerAttentionLM, causal_mask, padding_mask
-from ..training import evaluate, fit
+from ..shared.lm import corpus_data, lm_batches, next_token_loss
 
 
 def _mask_mistakes(lengths: torch.Tensor, T: int) -> dict[str, torch.Tensor]:

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from ..attention import teacher_forcing_loss
-from ..checks import (
+from ..core.checks import (
     CheckFailed,
     check_close,
     check_shape,
@@ -20,6 +20,8 @@ from ..checks import (
     refuse_reference,
     require_keys,
 )
+from ..core.seed import seeded, seeded_run
+from ..core.training import fit
 from ..data.dates import (
     NUMERIC_FORMATS,
     SOURCE_CHARS,
@@ -29,10 +31,8 @@ from ..data.dates import (
     make_pairs,
     split_days,
 )
-from ..seed import seeded, seeded_run
 from ..self_attention import causal_mask, padding_mask
 from ..seq2seq_transformer import DecoderLayer, Seq2SeqTransformer
-from ..training import fit
 
 
 class _PartsOnly(DecoderLayer):

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import torch
 
-from ..checks import (
+from ..core.checks import (
     CheckFailed,
     check_close,
     check_shape,
@@ -20,15 +20,15 @@ from ..checks import (
     refuse_reference,
     require_keys,
 )
-from ..lm import (
+from ..core.seed import seeded_run
+from ..core.training import evaluate, fit
+from ..shared.lm import (
     LMBatch,
     corpus_data,
     lm_batches,
     next_token_loss,
     ngram_probabilities,
 )
-from ..seed import seeded_run
-from ..training import evaluate, fit
 from ..transformer import TinyGPT, warmup_cosine_lr
 
 
@@ -151,7 +151,7 @@ def recipe_bigram_loss(*, seed: int = 0) -> float:
     """The bigram model's loss (nats/char) on the validation windows :func:`training_recipe_loss` scores ``seed`` on.
 
     The bigram model is counted on the training text (add-one smoothing,
-    :func:`course_utils.lm.ngram_probabilities`): the best a model that sees only the current
+    :func:`course_utils.shared.lm.ngram_probabilities`): the best a model that sees only the current
     character can do, the yardstick the challenge's target sits below.
     """
     data = corpus_data()

@@ -5,7 +5,7 @@ A helper that gets an argument of the wrong shape raises ``ValueError`` through
 
     require_shape("h_prev", h_prev, ("B", H))   # "h_prev has shape (3, 5), expected (B, 4)."
 
-The graded checks (:func:`course_utils.checks.check_shape`) use the same matching and
+The graded checks (:func:`course_utils.core.checks.check_shape`) use the same matching and
 wording, with their own exception so that a test cell's failure reads as a check.
 """
 

@@ -7,7 +7,7 @@ bursts, and a long run is more likely than a short one to be caught by one. A no
 asserts "the cache is faster" or "the step time grows less than T^2" on the wall clock can
 then fail on a busy machine.
 
-On the CPU with one PyTorch thread (the course's thread policy, :mod:`course_utils.device`)
+On the CPU with one PyTorch thread (the course's thread policy, :mod:`course_utils.core.device`)
 this module reads the **CPU time of this process** (:func:`time.process_time`): the seconds
 the cores spent on our work, which other programs do not stretch. On an idle machine it
 equals the wall clock. It reads the wall clock instead, after waiting for the device, on a

@@ -3,7 +3,7 @@
 :func:`exact_match` compares whole output sequences (05c's reversal, 06's dates);
 :func:`binary_f1` scores one tag of a tagger, counted over every token (05c's word ends);
 :func:`confusion_matrix` counts which class is mistaken for which (05a; drawn by
-:func:`course_utils.plotting.plot_confusion`).
+:func:`course_utils.core.plotting.plot_confusion`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .shapes import require_shape
+from ..core.shapes import require_shape
 
 
 def exact_match(pred: torch.Tensor, targets: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .checks import CheckFailed, check_type
-from .shapes import require_shape
+from ..core.checks import CheckFailed, check_type
+from ..core.shapes import require_shape
 
 
 def gate_slices(hidden_size: int, names: Sequence[str] = ("i", "f", "g", "o")) -> dict[str, slice]:
