@@ -33,6 +33,7 @@ from torch import nn
 
 from .core.seed import seeded
 from .core.shapes import require_shape
+from .core.training import fit
 from .data.selective_copy import IGNORE, copy_targets, copy_vocab_size, selective_copying
 from .linear_recurrence import scan_chunked, scan_loop
 from .min_rnns import MinGRU, SignedMinGRU
@@ -303,23 +304,20 @@ def train_copying(
     task = {**COPY_TASK, **(task or {})}
     device = torch.device("cpu") if device is None else torch.device(device)
     vocab = copy_vocab_size(task["n_symbols"])
-    with seeded(seed):
-        model = CopyModel(kind, vocab, width, state_size=state_size).to(device)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        losses = []
+    def batches():  # fresh sequences every step, each batch seeded by the run's seed and the step
         for step in range(steps):
             tokens = selective_copying(batch_size, fixed_positions=fixed_positions, seed=seed * 1_000_003 + step,
                                        **task)
-            targets = copy_targets(tokens, task["n_data"]).to(device)
-            loss = copy_loss(model(tokens.to(device)), targets)
-            optimizer.zero_grad()
-            loss.backward()
-            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            losses.append(loss.item())
+            yield tokens, copy_targets(tokens, task["n_data"])
+
+    with seeded(seed):
+        model = CopyModel(kind, vocab, width, state_size=state_size).to(device)
+        history = fit(model, batches(), lambda m, batch: copy_loss(m(batch[0]), batch[1]),
+                      torch.optim.Adam(model.parameters(), lr=lr), clip_grad_norm=1.0, device=device, progress=False)
     model.eval()
     tokens = selective_copying(n_eval, fixed_positions=fixed_positions, seed=eval_seed, **task)
     with torch.no_grad():
         logits = model(tokens.to(device))
     per_token, sequence = copy_accuracy(logits, copy_targets(tokens, task["n_data"]).to(device))
-    return {"per_token": per_token, "sequence": sequence, "params": count_parameters(model), "losses": losses}
+    return {"per_token": per_token, "sequence": sequence, "params": count_parameters(model),
+            "losses": history.losses}

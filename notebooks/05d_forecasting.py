@@ -62,7 +62,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
-from course_utils import check_close, report_run_time, seed_everything, start_notebook
+from course_utils import check_close, fit, report_run_time, seed_everything, start_notebook, supervised
 from course_utils.data import load_sunspots
 from course_utils.exercises.forecasting import HORIZON, ar_order_rmse
 from course_utils.forecasting import (
@@ -271,27 +271,15 @@ def as_tensor(a):
 
 
 def train_forecaster(cell, seed, epochs=300, lr=1e-2):
-    """Full-batch Adam; keep the weights of the epoch with the lowest validation RMSE."""
+    """Full-batch Adam; keep the weights of the epoch with the lowest validation error (fit's keep_best)."""
     seed_everything(seed)
     model = RNNForecaster(32, cell=cell).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    x_train, y_train, x_val = as_tensor(Xz_train), as_tensor(yz_train), as_tensor(Xz_val)
-    best, best_state, curve = np.inf, None, []
-    for _ in range(epochs):
-        model.train()
-        loss = torch.nn.functional.mse_loss(model(x_train), y_train)
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            val_rmse = rmse(scaler.inverse(model(x_val).cpu().numpy()), scaler.inverse(yz_val))
-        curve.append(val_rmse)
-        if val_rmse < best:
-            best, best_state = val_rmse, {k: v.clone() for k, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
+    train = [(as_tensor(Xz_train), as_tensor(yz_train))]  # one batch: the whole training set
+    val = [(as_tensor(Xz_val), as_tensor(yz_val))]
+    history = fit(model, train, supervised(torch.nn.functional.mse_loss), torch.optim.Adam(model.parameters(), lr=lr),
+                  epochs=epochs, val_data=val, clip_grad_norm=1.0, keep_best=True, device=device, progress=False)
     model.eval()
+    curve = scaler.std * np.sqrt(history.val_losses)  # validation RMSE in sunspots per epoch (the scaler is affine)
     return model, curve
 
 

@@ -5,7 +5,14 @@ import pytest
 import torch
 
 from course_utils import CheckFailed, check_close, check_scalar, check_shape, check_type, tolerance
-from course_utils.core.checks import check_softmax, name_mistake, refuse_reference, require_keys
+from course_utils.core.checks import (
+    Challenge,
+    Verdict,
+    check_softmax,
+    name_mistake,
+    refuse_reference,
+    require_keys,
+)
 
 
 class AlwaysEqual:
@@ -233,3 +240,42 @@ def test_require_keys_names_the_keys_wanted_and_got(answer, got):
     require_keys({"b": 1, "a": 2}, ("a", "b"))  # any order
     with pytest.raises(CheckFailed, match=rf"return a dict with exactly the keys a, b; got .*{got}"):
         require_keys(answer, ("a", "b"))
+
+
+# ----------------------------------------------------------------------------- Challenge: the outcome-graded exercises
+
+
+def _toy_challenge(calls: list[str]) -> Challenge:
+    """A challenge whose score is the answer's "x" doubled; the target is a score of at least 10."""
+    def validate(answer):
+        calls.append("validate")
+        if not isinstance(answer, dict) or not isinstance(answer.get("x"), int):
+            raise CheckFailed("x should be a whole number")
+        return answer["x"]
+
+    def measure(answer, seed):
+        calls.append("measure")
+        return 2 * answer["x"] + seed
+
+    def hints(x):
+        calls.append("hints")
+        return ["x is small"] if x < 5 else []
+
+    return Challenge(validate, measure, lambda x, got, seed: Verdict(f"scored {got} (target: 10)", got >= 10,
+                                                                     f"{10 - got} short"), hints)
+
+
+def test_a_challenge_validates_before_measuring_and_hints_only_on_a_miss(capsys):
+    calls: list[str] = []
+    challenge = _toy_challenge(calls)
+    with pytest.raises(CheckFailed, match="x should be a whole number"):
+        challenge.check({"x": "3"})
+    assert calls == ["validate"]  # nothing was measured
+    calls.clear()
+    challenge.check({"x": 5})
+    assert calls == ["validate", "measure"] and capsys.readouterr().out == "OK scored 10 (target: 10).\n"
+    calls.clear()
+    with pytest.raises(CheckFailed, match=r"^scored 7 \(target: 10\): 3 short\. Likely culprit: x is small\.$"):
+        challenge.check({"x": 3}, seed=1)
+    assert calls == ["validate", "measure", "hints"]
+    assert challenge.score({"x": 3}, seed=2) == 8

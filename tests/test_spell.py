@@ -11,10 +11,10 @@ import torch
 from course_utils import CheckFailed
 from course_utils.exercises.output_types import (
     BigramSpeller,
-    _check_generation_settings,
     bigram_bits,
     check_generation_settings,
     check_spell,
+    generation_grading,
     generation_stats,
     names_speller,
 )
@@ -140,7 +140,7 @@ def test_settings_that_copy_training_names_are_told_to_raise_the_temperature(cap
     ids = [np.array([1, 2]), np.array([2, 1]), np.array([1, 1])]
     parrot = BigramSpeller([ids[0]] * 200, [0] * 200, 3, 1)  # spells one training name at low temperature
     with pytest.raises(CheckFailed, match=r"\d+\.\d times the share of copies allowed: the samples play safe"):
-        _check_generation_settings({"temperature": 0.3, "top_k": 1}, parrot, ids, np.arange(1), 1)
+        generation_grading(parrot, ids, np.arange(1), 1).check({"temperature": 0.3, "top_k": 1})
 
 
 @pytest.mark.parametrize(

@@ -169,3 +169,18 @@ def test_lr_schedule_sets_every_group_before_each_step():
     fit(model, linear_data()[:3], supervised(torch.nn.functional.mse_loss), optimizer, epochs=2, device=CPU,
         progress=False, lr_schedule=lambda s: 0.1 / (s + 1))
     assert seen == [[0.1 / (s + 1)] * 2 for s in range(6)]  # steps count across epochs
+
+
+def test_keep_best_loads_the_weights_of_the_lowest_validation_loss():
+    model = torch.nn.Linear(1, 1, bias=False)
+    torch.nn.init.zeros_(model.weight)
+    train = [(torch.ones(1, 1), torch.full((1, 1), 1.0))]  # SGD overshoots: w = 1.5, 0.75, 1.125, 0.94 after each epoch
+    val = [(torch.ones(1, 1), torch.full((1, 1), 1.5))]  # the validation target is 1.5: epoch 0's weight is best
+    opt = torch.optim.SGD(model.parameters(), lr=0.75)
+    hist = fit(model, train, supervised(torch.nn.functional.mse_loss), opt, epochs=4, val_data=val,
+               device=CPU, progress=False, keep_best=True)
+    assert hist.best_epoch == 0 and hist.val_losses[0] == min(hist.val_losses) == pytest.approx(0.0)
+    assert model.weight.item() == pytest.approx(1.5)  # epoch 0's weight, not the last epoch's
+    assert hist.val_losses[-1] > 0.01
+    with pytest.raises(ValueError, match="keep_best=True needs val_data"):
+        fit(model, train, supervised(torch.nn.functional.mse_loss), opt, keep_best=True, device=CPU, progress=False)

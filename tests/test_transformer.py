@@ -1,3 +1,4 @@
+import dataclasses
 import math
 import re
 
@@ -319,7 +320,8 @@ def test_a_recipe_that_barely_misses_is_told_how_far_it_is():
 
 
 def test_check_training_recipe_reports_divergence(monkeypatch):
-    monkeypatch.setattr(transformer_exercises, "training_recipe_loss", lambda recipe, seed=0: math.inf)
+    diverging = dataclasses.replace(transformer_exercises.RECIPE_GRADING, measure=lambda recipe, seed=0: math.inf)
+    monkeypatch.setattr(transformer_exercises, "RECIPE_GRADING", diverging)
     with pytest.raises(CheckFailed, match=r"reaches a validation loss of inf .*: the training diverged\."):
         check_training_recipe({"warmup_steps": 0, "peak_lr": 0.9})
 

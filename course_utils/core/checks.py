@@ -12,6 +12,7 @@ the learner's value; values are converted to numeric arrays and compared element
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -285,6 +286,46 @@ def outcome_verdict(where: str, met: bool, how_far: str | Callable[[], str], hin
         return
     far, found = how_far() if callable(how_far) else how_far, hints()
     raise CheckFailed(f"{where}: {far}." + (" Likely culprit: " + "; ".join(found) + "." if found else ""))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What a challenge measured against its target: ``where`` (the measurement and the target), ``met``, and
+    ``how_far`` (read only on a miss; a function if it needs more measuring)."""
+
+    where: str
+    met: bool
+    how_far: str | Callable[[], str]
+
+
+@dataclass(frozen=True)
+class Challenge:
+    """An exercise graded by outcome: the learner's answer (a dict of settings) is run, and its score judged.
+
+    Four steps, each a function, so that each can be tested alone (the hints without any training):
+
+    - ``validate(answer) -> settings``: raises :class:`CheckFailed` naming a bad or missing key;
+    - ``measure(answer, seed) -> score``: trains or samples inside :func:`course_utils.core.seed.seeded_run`,
+      so the score depends on ``seed`` alone and the notebook's random state is untouched;
+    - ``judge(settings, score, seed) -> Verdict``: what was measured, the target, how far off;
+    - ``hints(settings) -> list[str]``: the likely culprits, shown on a miss.
+    """
+
+    validate: Callable[[Any], Any]
+    measure: Callable[..., Any]
+    judge: Callable[[Any, Any, int], Verdict]
+    hints: Callable[[Any], list[str]]
+
+    def score(self, answer: Any, *, seed: int = 0) -> Any:
+        """The measured score of ``answer`` (validated first)."""
+        return self.measure(answer, seed=seed)
+
+    def check(self, answer: Any, *, seed: int = 0) -> None:
+        """Validate, measure, then print ``OK ...`` or fail with how far off and the likely culprits."""
+        settings = self.validate(answer)
+        got = self.measure(answer, seed=seed)
+        verdict = self.judge(settings, got, seed)
+        outcome_verdict(verdict.where, verdict.met, verdict.how_far, lambda: self.hints(settings))
 
 
 def learning_rate_hints(lr: float, low: float, high: float, steps: int | None = None,

@@ -39,6 +39,7 @@ class History:
     epoch_seconds: list[float] = field(default_factory=list)  # training time so far, at each epoch's end
     # (validation time excluded)
     diverged_at: int | None = None  # the step whose loss was not finite, where fit(stop_on_divergence=True) stopped
+    best_epoch: int | None = None  # the epoch of the lowest validation loss, whose weights fit(keep_best=True) kept
 
     @property
     def final_loss(self) -> float:
@@ -123,6 +124,7 @@ def fit(
     total_steps: int | None = None,
     lr_schedule: Callable[[int], float] | None = None,
     stop_on_divergence: bool = False,
+    keep_best: bool = False,
 ) -> History:
     """Train ``model`` in place and return its :class:`History`.
 
@@ -142,9 +144,14 @@ def fit(
         stop_on_divergence: a loss that is not finite ends training there, with
             ``history.diverged_at`` set, instead of raising ``FloatingPointError``: for runs whose
             divergence is the result being measured.
+        keep_best: early stopping's choice without the stopping: at the end, load the weights of
+            the epoch with the lowest validation loss (``history.best_epoch``); needs ``val_data``.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
+    if keep_best and val_data is None:
+        raise ValueError("keep_best=True needs val_data: the best epoch is the one with the lowest validation loss")
+    best_state: dict[str, torch.Tensor] | None = None
     device = device or get_device()
     history = History()
     t0 = time.perf_counter()
@@ -184,8 +191,13 @@ def fit(
         if val_data is not None:
             v0 = time.perf_counter()
             history.val_losses.append(evaluate(model, val_data, loss_fn, device))
+            if keep_best and history.val_losses[-1] < min(history.val_losses[:-1], default=math.inf):
+                history.best_epoch = epoch
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             validation_seconds += time.perf_counter() - v0
             bar.set_postfix(epoch=epoch, val_loss=f"{history.val_losses[-1]:.4f}")
     bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     history.seconds = time.perf_counter() - t0
     return history

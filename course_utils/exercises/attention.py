@@ -10,12 +10,13 @@ import torch
 
 from ..attention import AttentionSeq2Seq, greedy_exact_match, masked_softmax, teacher_forcing_loss
 from ..core.checks import (
+    Challenge,
     CheckFailed,
+    Verdict,
     check_close,
     check_shape,
     learning_rate_hints,
     name_mistake,
-    outcome_verdict,
     refuse_reference,
     require_keys,
 )
@@ -217,16 +218,22 @@ def _seq2seq_hints(c: dict) -> list[str]:
     return hints
 
 
+def _judge_seq2seq(c: dict, got: float, seed: int) -> Verdict:
+    """What check_seq2seq_config measured, against the target."""
+    task = DATES_CHALLENGE
+    where = (f"after {task['steps']} steps of {task['batch_size']} dates, your model (attention {c['attention']!r}, "
+             f"{c['hidden_size']} units, lr {c['lr']:g}) writes {got:.1%} of {task['n_val']} held-out dates "
+             f"exactly right (target: at least {task['target']:.0%})")
+    return Verdict(where, got >= task["target"], f"{100 * (task['target'] - got):.1f} percentage points short")
+
+
+SEQ2SEQ_GRADING = Challenge(_validate_seq2seq_config, seq2seq_config_accuracy, _judge_seq2seq, _seq2seq_hints)
+
+
 def check_seq2seq_config(config: dict, *, seed: int = 0) -> None:
     """Grade a learner's choice by outcome: train with it (seeded) and reach the target exact match.
 
     ``config`` has the keys :data:`SEQ2SEQ_CONFIG_KEYS`. Fails with the exact match reached,
     how far it is from the target, and the likely culprits in the config.
     """
-    got = seq2seq_config_accuracy(config, seed=seed)  # validates the config first
-    c, task = _validate_seq2seq_config(config), DATES_CHALLENGE
-    where = (f"after {task['steps']} steps of {task['batch_size']} dates, your model (attention {c['attention']!r}, "
-             f"{c['hidden_size']} units, lr {c['lr']:g}) writes {got:.1%} of {task['n_val']} held-out dates "
-             f"exactly right (target: at least {task['target']:.0%})")
-    outcome_verdict(where, got >= task["target"], f"{100 * (task['target'] - got):.1f} percentage points short",
-                    lambda: _seq2seq_hints(c))
+    SEQ2SEQ_GRADING.check(config, seed=seed)

@@ -14,11 +14,12 @@ import numpy as np
 from threadpoolctl import threadpool_limits
 
 from ..core.checks import (
+    Challenge,
     CheckFailed,
+    Verdict,
     check_close,
     check_shape,
     name_mistake,
-    outcome_verdict,
     refuse_reference,
     require_keys,
 )
@@ -136,15 +137,21 @@ def _esn_hints(c: dict[str, float]) -> list[str]:
     return hints
 
 
+def _judge_esn(c: dict, got: float, seed: int) -> Verdict:
+    """What check_esn_config measured, against the target."""
+    task = ESN_CHALLENGE
+    where = (f"running free for {task['steps']} steps, your ESN (reservoir seed {seed}) reaches an NRMSE of "
+             f"{got:.4f} (target: below {task['target']}; predicting the mean scores 1)")
+    return Verdict(where, got < task["target"], f"{got / task['target']:.1f} times the target")
+
+
+ESN_GRADING = Challenge(_validate_esn_config, esn_config_nrmse, _judge_esn, _esn_hints)
+
+
 def check_esn_config(config: dict, *, seed: int = 0) -> None:
     """Grade a learner's reservoir by outcome: its free run must stay below the target NRMSE (notebook 09).
 
     ``config`` has the keys of :data:`ESN_CONFIG_KEYS`. Fails with the NRMSE reached, how far it
     is from the target, and the likely culprits in the config.
     """
-    got = esn_config_nrmse(config, seed=seed)  # validates the config first
-    task = ESN_CHALLENGE
-    where = (f"running free for {task['steps']} steps, your ESN (reservoir seed {seed}) reaches an NRMSE of "
-             f"{got:.4f} (target: below {task['target']}; predicting the mean scores 1)")
-    outcome_verdict(where, got < task["target"], f"{got / task['target']:.1f} times the target",
-                    lambda: _esn_hints(_validate_esn_config(config)))
+    ESN_GRADING.check(config, seed=seed)

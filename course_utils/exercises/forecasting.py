@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.checks import CheckFailed, check_close, check_shape, name_mistake, outcome_verdict, refuse_reference
+from ..core.checks import Challenge, CheckFailed, Verdict, check_close, check_shape, name_mistake, refuse_reference
 from ..data import load_sunspots
 from ..forecasting import fit_ar, recursive_forecast, rmse, windows_for_years
 
@@ -123,18 +123,27 @@ def ar_order_rmse(p: int, seed: int = 0) -> tuple[float, float]:
     return rmse(np.array(preds), series[val]), rmse(mean, series[val])
 
 
+def _judge_ar_order(p: int, scores: tuple[float, float], seed: int) -> Verdict:
+    """What check_ar_order measured (the forecast's RMSE and the training mean's), against the target."""
+    got, mean = scores
+    train_end, val_end = ORDER_SPLITS[seed]
+    target = TARGET_RATIO * mean
+    where = (f"AR({p}) forecasting {HORIZON} years ahead reaches an RMSE of {got:.1f} on {train_end + 1}-{val_end} "
+             f"(target: below {target:.1f}, {TARGET_RATIO} x the training mean's {mean:.1f})")
+    return Verdict(where, got < target, f"{got / target:.2f} times the target")
+
+
+AR_ORDER_GRADING = Challenge(_validate_order, lambda p, seed: ar_order_rmse(p, seed), _judge_ar_order,
+                             lambda p: [_ar_order_hint(p)])
+
+
 def check_ar_order(p, seed: int = 0) -> None:
     """Grade a chosen AR order by outcome: its 5-years-ahead validation RMSE must beat the target.
 
     The target is ``TARGET_RATIO`` times the RMSE of the training mean on the same years.
     Fails with the RMSE reached, the target, how far it is, and the likely culprit.
     """
-    got, mean = ar_order_rmse(p, seed)  # validates p first
-    train_end, val_end = ORDER_SPLITS[seed]
-    target = TARGET_RATIO * mean
-    where = (f"AR({p}) forecasting {HORIZON} years ahead reaches an RMSE of {got:.1f} on {train_end + 1}-{val_end} "
-             f"(target: below {target:.1f}, {TARGET_RATIO} x the training mean's {mean:.1f})")
-    outcome_verdict(where, got < target, f"{got / target:.2f} times the target", lambda: [_ar_order_hint(p)])
+    AR_ORDER_GRADING.check(p, seed=seed)
 
 
 def _ar_order_hint(p: int) -> str:

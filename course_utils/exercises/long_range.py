@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..core.checks import CheckFailed, learning_rate_hints, outcome_verdict, require_keys
+from ..core.checks import Challenge, CheckFailed, Verdict, learning_rate_hints, require_keys
 from ..core.seed import seeded_run
 from ..core.training import evaluate, fit, supervised
 from ..data.adding import BASELINE_MSE, adding_batches, adding_problem
@@ -84,15 +84,28 @@ def _adding_hints(c: dict, kind: str) -> list[str]:
     return hints
 
 
+def _adding_grading(kind: str) -> Challenge:
+    """The adding-problem challenge for one layer kind."""
+    def judge(c: dict, got: float, seed: int) -> Verdict:
+        task = ADDING_CHALLENGES[kind]
+        where = (f"after {task['steps']} steps on sequences of length {task['length']}, your {kind} reaches a test "
+                 f"MSE of {got:.4f} (target: below {task['target']}; answering 1 always scores {BASELINE_MSE:.3f})")
+        return Verdict(where, got < task["target"], f"{got / task['target']:.1f} times the target")
+
+    return Challenge(lambda config: _validate_adding_config(config, kind),
+                     lambda config, seed: adding_config_mse(config, kind, seed=seed), judge,
+                     lambda c: _adding_hints(c, kind))
+
+
+ADDING_GRADING = {kind: _adding_grading(kind) for kind in ADDING_CHALLENGES}
+
+
 def check_adding_config(config: dict, kind: str = "LSTM", *, seed: int = 0) -> None:
     """Grade a learner's hyperparameters by outcome: train with them (seeded) and beat the target MSE.
 
     ``config`` has the keys of :data:`ADDING_CONFIG_KEYS` for ``kind``. Fails with the
     MSE reached, how far it is from the target, and the likely culprits in the config.
     """
-    got = adding_config_mse(config, kind, seed=seed)  # validates kind and config first
-    c, task = _validate_adding_config(config, kind), ADDING_CHALLENGES[kind]
-    where = (f"after {task['steps']} steps on sequences of length {task['length']}, your {kind} reaches a test MSE of "
-             f"{got:.4f} (target: below {task['target']}; answering 1 always scores {BASELINE_MSE:.3f})")
-    outcome_verdict(where, got < task["target"], f"{got / task['target']:.1f} times the target",
-                    lambda: _adding_hints(c, kind))
+    if kind not in ADDING_GRADING:
+        raise ValueError(f"kind must be one of {', '.join(ADDING_GRADING)}, got {kind!r}")
+    ADDING_GRADING[kind].check(config, seed=seed)

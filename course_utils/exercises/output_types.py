@@ -20,13 +20,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..core.checks import (
+    Challenge,
     CheckFailed,
+    Verdict,
     check_close,
     check_shape,
     check_type,
     learning_rate_hints,
     name_mistake,
-    outcome_verdict,
     refuse_reference,
     require_keys,
 )
@@ -176,23 +177,31 @@ def _classifier_hints(c: dict) -> list[str]:
     return hints
 
 
-def check_classifier_config(config: dict, *, seed: int = 0) -> None:
-    """Grade a learner's classifier configuration by outcome: train it (seeded), reach the target accuracy.
-
-    ``config`` has the keys :data:`CLASSIFIER_CONFIG_KEYS`. Fails with the validation accuracy
-    reached, how far its error rate is from the target's, and the likely culprits.
-    """
-    got = classifier_config_accuracy(config, seed=seed)  # validates the config first
-    c, task = _validate_classifier_config(config), CLASSIFIER_CHALLENGE
+def _judge_classifier(c: dict, got: float, seed: int) -> Verdict:
+    """What check_classifier_config measured, against the target."""
+    task = CLASSIFIER_CHALLENGE
     _, labels, _, _ = _surnames()
     majority = np.bincount(labels).max() / len(labels)
     where = (f"after {task['steps']} steps of {task['batch_size']} names, your classifier reaches a validation "
              f"accuracy of {got:.3f} (target: at least {task['target']}; always answering the largest class "
              f"scores about {majority:.2f})")
     error, allowed = 1 - got, 1 - task["target"]
-    outcome_verdict(where, got >= task["target"],
-                    f"its error rate {error:.3f} is {error / allowed:.1f} times the target's {allowed:.2f}",
-                    lambda: _classifier_hints(c))
+    how_far = (f"its error rate {error:.3f}"
+               f" is {error / allowed:.1f} times the target's {allowed:.2f}")
+    return Verdict(where, got >= task["target"], how_far)
+
+
+CLASSIFIER_GRADING = Challenge(_validate_classifier_config, classifier_config_accuracy,
+                               _judge_classifier, _classifier_hints)
+
+
+def check_classifier_config(config: dict, *, seed: int = 0) -> None:
+    """Grade a learner's classifier configuration by outcome: train it (seeded), reach the target accuracy.
+
+    ``config`` has the keys :data:`CLASSIFIER_CONFIG_KEYS`. Fails with the validation accuracy
+    reached, how far its error rate is from the target's, and the likely culprits.
+    """
+    CLASSIFIER_GRADING.check(config, seed=seed)
 
 
 def _exact_match_mistakes(pred: torch.Tensor, targets: torch.Tensor, pad: int) -> dict[str, torch.Tensor | None]:
@@ -320,20 +329,27 @@ def _tagger_hints(c: dict) -> list[str]:
     return hints
 
 
+def _judge_tagger(c: dict, got: float, seed: int) -> Verdict:
+    """What check_tagger_config measured, against the target."""
+    task = TAGGER_CHALLENGE
+    where = (f"after {task['steps']} steps of {task['batch_size']} chunks, your tagger reaches a validation F1 of "
+             f"{got:.3f} for the word-end tag (target: at least {task['target']}; always answering 0 scores 0)")
+    miss, allowed = 1 - got, 1 - task["target"]
+    how_far = (f"its 1 - F1 of {miss:.3f}"
+               f" is {miss / allowed:.1f} times the target's {allowed:.2f}")
+    return Verdict(where, got >= task["target"], how_far)
+
+
+TAGGER_GRADING = Challenge(_validate_tagger_config, tagger_config_f1, _judge_tagger, _tagger_hints)
+
+
 def check_tagger_config(config: dict, *, seed: int = 0) -> None:
     """Grade a learner's tagger configuration by outcome: train it (seeded), reach the target F1.
 
     ``config`` has the keys :data:`TAGGER_CONFIG_KEYS`. Fails with the validation F1 of the
     word-end tag, how far ``1 - F1`` is from the target's, and the likely culprits.
     """
-    got = tagger_config_f1(config, seed=seed)  # validates the config first
-    c, task = _validate_tagger_config(config), TAGGER_CHALLENGE
-    where = (f"after {task['steps']} steps of {task['batch_size']} chunks, your tagger reaches a validation F1 of "
-             f"{got:.3f} for the word-end tag (target: at least {task['target']}; always answering 0 scores 0)")
-    miss, allowed = 1 - got, 1 - task["target"]
-    outcome_verdict(where, got >= task["target"],
-                    f"its 1 - F1 of {miss:.3f} is {miss / allowed:.1f} times the target's {allowed:.2f}",
-                    lambda: _tagger_hints(c))
+    TAGGER_GRADING.check(config, seed=seed)
 
 
 # ----------------------------------------------------------------------------- notebook 05b: exercises 3 and 4
@@ -544,22 +560,10 @@ def generation_stats(settings: dict, model: nn.Module, ids: Sequence[np.ndarray]
             "mean_length": float(np.mean([len(s) for s in samples]))}
 
 
-def check_generation_settings(settings: dict, *, seed: int = 0) -> None:
-    """Grade a temperature and top-k by outcome: the samples must be new and as plausible as real names.
-
-    Samples with :func:`names_speller`'s stand-in (seeded by ``seed``). Fails with the
-    measured share of copies and bits per character, the targets, how far, and the likely
-    culprit in ``settings``.
-    """
-    model, ids, train_idx, n_classes = names_speller()
-    _check_generation_settings(settings, model, ids, train_idx, n_classes, seed=seed)
-
-
-def _check_generation_settings(settings: dict, model: nn.Module, ids: Sequence[np.ndarray], train_idx: np.ndarray,
-                               n_classes: int, *, seed: int = 0) -> None:
-    stats = generation_stats(settings, model, ids, train_idx, n_classes, seed=seed)
-    temperature, top_k = _validate_generation_settings(settings, model.out.out_features)
-    max_copies, n = GENERATION_CHALLENGE["max_copies"], GENERATION_CHALLENGE["per_class"] * n_classes
+def _judge_generation(settings: tuple[float, int | None], stats: dict[str, float], n_classes: int) -> Verdict:
+    """The samples' share of copies and bits per character, against both targets."""
+    (temperature, top_k), max_copies = settings, GENERATION_CHALLENGE["max_copies"]
+    n = GENERATION_CHALLENGE["per_class"] * n_classes
     where = (f"of {n} names sampled with temperature {temperature:g} and top_k {top_k}, {stats['copies']:.1%} copy a "
              f"training name or an earlier sample (target: at most {max_copies:.0%}) and their spelling costs "
              f"{stats['bits']:.3f} bits "
@@ -574,6 +578,22 @@ def _check_generation_settings(settings: dict, model: nn.Module, ids: Sequence[n
                         f"target ({stats['bits'] / stats['target_bits']:.2f} times it): the samples misspell "
                         "(a high temperature gives rare, unlikely characters a chance; lower it, or cut the tail "
                         "with top_k)")
-    if problems:
-        raise CheckFailed(f"{where}: " + "; ".join(problems) + ".")
-    print(f"OK {where}.")
+    return Verdict(where, not problems, "; ".join(problems))
+
+
+def generation_grading(model: nn.Module, ids: Sequence[np.ndarray], train_idx: np.ndarray,
+                       n_classes: int) -> Challenge:
+    """Exercise 4's challenge on a speller and its names (the hints are in the verdict: which target is missed)."""
+    return Challenge(lambda settings: _validate_generation_settings(settings, model.out.out_features),
+                     lambda settings, seed: generation_stats(settings, model, ids, train_idx, n_classes, seed=seed),
+                     lambda settings, stats, seed: _judge_generation(settings, stats, n_classes), lambda _: [])
+
+
+def check_generation_settings(settings: dict, *, seed: int = 0) -> None:
+    """Grade a temperature and top-k by outcome: the samples must be new and as plausible as real names.
+
+    Samples with :func:`names_speller`'s stand-in (seeded by ``seed``). Fails with the
+    measured share of copies and bits per character, the targets, how far, and the likely
+    culprit in ``settings``.
+    """
+    generation_grading(*names_speller()).check(settings, seed=seed)

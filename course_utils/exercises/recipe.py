@@ -15,11 +15,12 @@ import torch
 from torch.nn import functional as F
 
 from ..core.checks import (
+    Challenge,
     CheckFailed,
+    Verdict,
     check_close,
     learning_rate_hints,
     name_mistake,
-    outcome_verdict,
     refuse_reference,
     require_keys,
 )
@@ -113,18 +114,24 @@ def post_ln_recipe_loss(recipe: dict, *, seed: int = 0) -> float:
     return train_recipe(replace(POST_LN_CHALLENGE, lr=c["peak_lr"], warmup_steps=c["warmup_steps"]), seed=seed).val_loss
 
 
+def _judge_post_ln(c: dict, got: float, seed: int) -> Verdict:
+    """What check_post_ln_recipe measured, against the target."""
+    steps = POST_LN_CHALLENGE.steps
+    where = (f"after {steps} steps, the 6-block post-LN stack reaches a validation loss of {got:.3f} nats/char "
+             f"(target: below {POST_LN_TARGET})")
+    return Verdict(where, got < POST_LN_TARGET, lambda: _post_ln_how_far(got, steps))
+
+
+POST_LN_GRADING = Challenge(_validate_post_ln_recipe, post_ln_recipe_loss, _judge_post_ln,
+                            lambda c: _post_ln_hints(c, POST_LN_CHALLENGE.steps))
+
+
 def check_post_ln_recipe(recipe: dict, *, seed: int = 0) -> None:
     """Grade a warm-up and peak rate by outcome (exercise 4): the post-LN stack must get below the target.
 
     Fails with the loss reached, how far from the target, and the likely culprit.
     """
-    c = _validate_post_ln_recipe(recipe)
-    got = post_ln_recipe_loss(c, seed=seed)
-    steps = POST_LN_CHALLENGE.steps
-    where = (f"after {steps} steps, the 6-block post-LN stack reaches a validation loss of {got:.3f} nats/char "
-             f"(target: below {POST_LN_TARGET})")
-    outcome_verdict(where, got < POST_LN_TARGET, lambda: _post_ln_how_far(got, steps),
-                    lambda: _post_ln_hints(c, steps))
+    POST_LN_GRADING.check(recipe, seed=seed)
 
 
 def _post_ln_hints(c: dict, steps: int) -> list[str]:

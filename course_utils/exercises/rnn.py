@@ -13,13 +13,14 @@ import numpy as np
 import torch
 
 from ..core.checks import (
+    Challenge,
     CheckFailed,
+    Verdict,
     check_close,
     check_scalar,
     check_shape,
     learning_rate_hints,
     name_mistake,
-    outcome_verdict,
     refuse_reference,
     require_keys,
 )
@@ -218,15 +219,21 @@ def _char_rnn_hints(c: dict) -> list[str]:
     return hints
 
 
+def _judge_char_rnn(c: dict, got: float, seed: int) -> Verdict:
+    """What check_char_rnn_config measured, against the target."""
+    target = bigram_val_loss(seed)
+    where = (f"after {CHAR_RNN_CHALLENGE['steps']} steps your CharRNN reaches a validation loss of {got:.3f} nats per "
+             f"character (target: below {target:.3f}, the bigram model's loss on the same held-out text)")
+    return Verdict(where, got < target, f"{got - target:.3f} nats above it, {got / target:.2f} times the target")
+
+
+CHAR_RNN_GRADING = Challenge(_validate_char_rnn_config, char_rnn_config_loss, _judge_char_rnn, _char_rnn_hints)
+
+
 def check_char_rnn_config(config: dict, *, seed: int = 0) -> None:
     """Grade hyperparameters by outcome: the trained CharRNN must beat the bigram model on held-out text.
 
     Fails with the validation loss reached, the target, how far it is, and the likely
     culprits in ``config``.
     """
-    got = char_rnn_config_loss(config, seed=seed)  # validates the config first
-    target = bigram_val_loss(seed)
-    where = (f"after {CHAR_RNN_CHALLENGE['steps']} steps your CharRNN reaches a validation loss of {got:.3f} nats per "
-             f"character (target: below {target:.3f}, the bigram model's loss on the same held-out text)")
-    outcome_verdict(where, got < target, f"{got - target:.3f} nats above it, {got / target:.2f} times the target",
-                    lambda: _char_rnn_hints(_validate_char_rnn_config(config)))
+    CHAR_RNN_GRADING.check(config, seed=seed)

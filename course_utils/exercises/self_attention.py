@@ -9,12 +9,13 @@ from __future__ import annotations
 import torch
 
 from ..core.checks import (
+    Challenge,
     CheckFailed,
+    Verdict,
     check_close,
     check_shape,
     learning_rate_hints,
     name_mistake,
-    outcome_verdict,
     refuse_reference,
     require_keys,
 )
@@ -129,16 +130,24 @@ def _attention_config_hints(c: dict) -> list[str]:
     return hints
 
 
+def _judge_attention(c: dict, got: float, seed: int) -> Verdict:
+    """What check_attention_config measured, against the target."""
+    task = ATTENTION_CHALLENGE
+    where = (f"after {task['steps']} steps, your one-layer attention model reaches a validation loss of {got:.3f} "
+             f"nats/char (target: below {task['target']})")
+    how_far = (f"{got / task['target']:.2f}"
+               f" times the target, {got - task['target']:.3f} nats above it")
+    return Verdict(where, got < task["target"], how_far)
+
+
+ATTENTION_GRADING = Challenge(_validate_attention_config, attention_config_loss,
+                              _judge_attention, _attention_config_hints)
+
+
 def check_attention_config(config: dict, *, seed: int = 0) -> None:
     """Grade a config by outcome (notebook 07, exercise 4): train with it (seeded) and beat the target loss.
 
     Fails with the validation loss reached, how far it is from the target and the likely
     culprits in the config.
     """
-    got = attention_config_loss(config, seed=seed)  # validates the config first
-    c, task = _validate_attention_config(config), ATTENTION_CHALLENGE
-    where = (f"after {task['steps']} steps, your one-layer attention model reaches a validation loss of {got:.3f} "
-             f"nats/char (target: below {task['target']})")
-    outcome_verdict(where, got < task["target"],
-                    f"{got / task['target']:.2f} times the target, {got - task['target']:.3f} nats above it",
-                    lambda: _attention_config_hints(c))
+    ATTENTION_GRADING.check(config, seed=seed)

@@ -12,11 +12,12 @@ import torch
 
 from ..attention import teacher_forcing_loss
 from ..core.checks import (
+    Challenge,
     CheckFailed,
+    Verdict,
     check_close,
     check_shape,
     name_mistake,
-    outcome_verdict,
     refuse_reference,
     require_keys,
 )
@@ -189,12 +190,19 @@ def _transformer_hints(c: dict) -> list[str]:
     return hints
 
 
-def check_transformer_config(config: dict, *, seed: int = 0) -> None:
-    """Grade a config by outcome: train with it (seeded) and reach the target held-out exact match."""
-    got = transformer_config_accuracy(config, seed=seed)  # validates the config first
-    c, task = _validate_transformer_config(config), TRANSFORMER_CHALLENGE
+def _judge_transformer(c: dict, got: float, seed: int) -> Verdict:
+    """What check_transformer_config measured, against the target."""
+    task = TRANSFORMER_CHALLENGE
     where = (f"after {task['steps']} steps of {task['batch_size']} dates, your transformer (d_model {c['d_model']}, "
              f"{c['n_layers']} + {c['n_layers']} layers, lr {c['lr']:g}) writes {got:.1%} of {task['n_val']} "
              f"held-out dates exactly right (target: at least {task['target']:.0%})")
-    outcome_verdict(where, got >= task["target"], f"{100 * (task['target'] - got):.1f} percentage points short",
-                    lambda: _transformer_hints(c))
+    return Verdict(where, got >= task["target"], f"{100 * (task['target'] - got):.1f} percentage points short")
+
+
+TRANSFORMER_GRADING = Challenge(_validate_transformer_config, transformer_config_accuracy,
+                                _judge_transformer, _transformer_hints)
+
+
+def check_transformer_config(config: dict, *, seed: int = 0) -> None:
+    """Grade a config by outcome: train with it (seeded) and reach the target held-out exact match."""
+    TRANSFORMER_GRADING.check(config, seed=seed)

@@ -12,11 +12,12 @@ import numpy as np
 import torch
 
 from ..core.checks import (
+    Challenge,
     CheckFailed,
+    Verdict,
     check_close,
     check_shape,
     name_mistake,
-    outcome_verdict,
     refuse_reference,
     require_keys,
 )
@@ -210,18 +211,24 @@ def _recipe_hints(c: dict) -> list[str]:
     return hints
 
 
+def _judge_recipe(c: dict, got: float, seed: int) -> Verdict:
+    """What check_training_recipe measured, against the target and the bigram model."""
+    task, bigram = RECIPE_CHALLENGE, recipe_bigram_loss(seed=seed)
+    where = (f"after {task['steps']} steps, your tiny GPT reaches a validation loss of {got:.3f} nats/char "
+             f"(target: below {task['target']}; the bigram model scores {bigram:.3f} on the same windows)")
+    return Verdict(where, got < task["target"], _recipe_how_far(got, bigram))
+
+
+RECIPE_GRADING = Challenge(_validate_recipe, training_recipe_loss, _judge_recipe, _recipe_hints)
+
+
 def check_training_recipe(recipe: dict, *, seed: int = 0) -> None:
     """Grade a training recipe by outcome (notebook 08, exercise 4): train with it (seeded), beat the target loss.
 
     Fails with the validation loss reached, how far it is from the target, whether it is any
     better than the bigram model on the same windows, and the likely culprits in the recipe.
     """
-    c, task = _validate_recipe(recipe), RECIPE_CHALLENGE  # before any training
-    got = training_recipe_loss(c, seed=seed)
-    bigram = recipe_bigram_loss(seed=seed)
-    where = (f"after {task['steps']} steps, your tiny GPT reaches a validation loss of {got:.3f} nats/char "
-             f"(target: below {task['target']}; the bigram model scores {bigram:.3f} on the same windows)")
-    outcome_verdict(where, got < task["target"], _recipe_how_far(got, bigram), lambda: _recipe_hints(c))
+    RECIPE_GRADING.check(recipe, seed=seed)
 
 
 def _recipe_how_far(got: float, bigram: float) -> str:
