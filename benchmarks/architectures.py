@@ -72,7 +72,7 @@ from course_utils.lstm import LSTM  # noqa: E402
 from course_utils.min_rnns import MinGRU, MinLSTM  # noqa: E402
 from course_utils.rnn import RNN  # noqa: E402
 from course_utils.self_attention import causal_mask  # noqa: E402
-from course_utils.shared.timing import synchronize  # noqa: E402
+from course_utils.shared.timing import time_rounds  # noqa: E402
 from course_utils.transformer import Block  # noqa: E402
 
 FIELDS = ["model", "T", "batch", "hidden", "params", "params_formula", "formula", "forward_ms", "forward_min_ms",
@@ -157,34 +157,23 @@ class Timed:
     reset: Callable[[], None]  # clears the gradients after each timed call
 
 
-def _seconds(fn: Callable[[], object], device: torch.device) -> float:
-    synchronize(device)
-    start = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - start
-
-
 def interleaved_times(timed: dict[str, Timed], reps: int, device: torch.device) -> dict[str, dict[str, list[float]]]:
-    """Seconds of the forward (``no_grad``) and of forward+backward, ``{name: {"fwd": [s, ...], "bwd": [...]}}``.
+    """Wall-clock seconds of the forward (no_grad) and of forward+backward: ``{name: {"fwd": [...], "bwd": [...]}}``.
 
-    One warm-up round, then ``reps`` rounds; each round runs every entry once in turn (interleaved).
+    One warm-up round, then ``reps`` rounds; each round runs every entry once in turn (interleaved,
+    :func:`course_utils.shared.timing.time_rounds`), its gradients cleared after each call.
     """
 
     def forward_only(t: Timed) -> None:
         with torch.no_grad():
             t.forward()
 
-    calls = {"fwd": forward_only, "bwd": lambda t: t.backward(t.forward())}
-    times = {name: {key: [] for key in calls} for name in timed}
-    for rep in range(reps + 1):  # rep 0 is the warm-up
-        for name, t in timed.items():
-            for key, call in calls.items():
-                seconds = _seconds(partial(call, t), device)
-                t.reset()
-                if rep:
-                    times[name][key].append(seconds)
-    return times
+    calls = {}
+    for name, t in timed.items():
+        calls[name, "fwd"] = partial(forward_only, t)
+        calls[name, "bwd"] = partial(lambda t: t.backward(t.forward()), t)
+    times = time_rounds(calls, device, reps=reps, between=lambda key: timed[key[0]].reset(), wall_clock=True)
+    return {name: {key: times[name, key] for key in ("fwd", "bwd")} for name in timed}
 
 
 def summary_ms(seconds: list[float], prefix: str) -> dict[str, float]:

@@ -427,7 +427,7 @@ plt.show()
 # %%
 from course_utils.linear_recurrence import scan_chunked, scan_log, scan_loop, scan_loop_indexed
 from course_utils.min_rnns import METHODS, MinGRU, MinLSTM, min_rnn_param_count
-from course_utils.shared.timing import seconds
+from course_utils.shared.timing import time_rounds
 
 rtol, _ = tolerance(torch.float32, device)
 for cls in (MinGRU, MinLSTM):
@@ -677,18 +677,18 @@ check_close("log scan (float32)", h_log, scan_loop(a_u.double(), b_u.double()).f
 
 # %%
 def time_fwd_bwd(fn, *tensors, reps=2):
-    """Best of `reps` timings (s) of fn(*tensors).sum().backward(), after one warm-up.
+    """Best of `reps` timings (s) of fn(*tensors).sum().backward(), after one warm-up, on fresh leaves each time.
 
-    `seconds` reads this process's CPU time on the CPU (other programs on a busy machine do
-    not stretch it) and the wall clock, after waiting for the device, on a GPU.
+    `time_rounds` times with `seconds`: this process's CPU time on the CPU (other programs on a
+    busy machine do not stretch it) and the wall clock, after waiting for the device, on a GPU.
     """
-    best = float("inf")
-    for rep in range(reps + 1):
-        leaves = [t.detach().clone().requires_grad_() for t in tensors]
-        took = seconds(lambda: fn(*leaves).sum().backward(), device)  # noqa: B023 (called at once)
-        if rep:
-            best = min(best, took)
-    return best
+    leaves = [t.detach().clone().requires_grad_() for t in tensors]
+
+    def fresh_leaves(_):
+        leaves[:] = [t.detach().clone().requires_grad_() for t in tensors]
+
+    return min(time_rounds({"fwd+bwd": lambda: fn(*leaves).sum().backward()}, device, reps=reps,
+                           between=fresh_leaves)["fwd+bwd"])
 
 
 seed_everything(0)

@@ -64,6 +64,7 @@ if "google.colab" in sys.modules:
         sys.path.insert(0, COURSE_DIR)
 
 # %%
+import functools
 from statistics import median
 
 import matplotlib.pyplot as plt
@@ -71,7 +72,7 @@ import torch
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.core.device import set_cpu_threads
-from course_utils.shared.timing import clock_name, seconds
+from course_utils.shared.timing import clock_name, time_rounds
 
 device = start_notebook()
 
@@ -325,13 +326,7 @@ assert any(torch_scan_runs.values()), "one of the two modes should run"
 # %%
 def time_interleaved(fns: dict, args: tuple, reps: int = 3) -> dict[str, list[float]]:
     """Seconds per call of every fn(*args), `reps` rounds in turn (after one warm-up round)."""
-    times = {name: [] for name in fns}
-    for rep in range(reps + 1):
-        for name, fn in fns.items():
-            took = seconds(lambda: fn(*args), device)  # noqa: B023 (called at once)
-            if rep:
-                times[name].append(took)
-    return times
+    return time_rounds({name: functools.partial(fn, *args) for name, fn in fns.items()}, device, reps=reps)
 
 
 scan_fns = {

@@ -6,7 +6,7 @@ import torch
 from load import busy_processes
 
 from course_utils.core.device import set_cpu_threads
-from course_utils.shared.timing import clock_name, seconds, uses_cpu_time
+from course_utils.shared.timing import clock_name, seconds, time_rounds, uses_cpu_time
 
 CPU = torch.device("cpu")
 
@@ -63,3 +63,11 @@ def test_the_work_runs_once_and_its_result_is_not_needed(one_thread):
     calls = []
     assert seconds(lambda: calls.append(1), CPU) >= 0
     assert calls == [1]
+
+
+def test_time_rounds_interleaves_the_calls_and_keeps_only_the_timed_rounds():
+    order = []
+    calls = {"a": lambda: order.append("a"), "b": lambda: order.append("b")}
+    times = time_rounds(calls, torch.device("cpu"), reps=2, warmup=1, between=lambda name: order.append(f"{name}!"))
+    assert order == ["a", "a!", "b", "b!"] * 3  # one warm-up round and two timed rounds, each call in turn
+    assert set(times) == {"a", "b"} and all(len(v) == 2 and min(v) >= 0 for v in times.values())

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 
 import torch
 
@@ -44,11 +44,32 @@ def synchronize(device: torch.device) -> None:
         torch.mps.synchronize()
 
 
-def seconds(work: Callable[[], object], device: torch.device) -> float:
-    """Seconds that ``work()`` takes on ``device``: CPU time where :func:`uses_cpu_time`, else wall clock."""
-    clock = time.process_time if uses_cpu_time(device) else time.perf_counter
+def seconds(work: Callable[[], object], device: torch.device, *, wall_clock: bool = False) -> float:
+    """Seconds that ``work()`` takes on ``device``: CPU time where :func:`uses_cpu_time`, else (or with
+    ``wall_clock``) the wall clock."""
+    clock = time.process_time if uses_cpu_time(device) and not wall_clock else time.perf_counter
     synchronize(device)
     start = clock()
     work()
     synchronize(device)
     return clock() - start
+
+
+def time_rounds(calls: dict[Hashable, Callable[[], object]], device: torch.device, *, reps: int, warmup: int = 1,
+                between: Callable[[Hashable], None] | None = None,
+                wall_clock: bool = False) -> dict[Hashable, list[float]]:
+    """Seconds of each call, ``{name: [s, ...]}`` (``reps`` each), timed in interleaved rounds.
+
+    Each round runs every call once, in turn, so a burst of load slows all of them alike rather
+    than one; the first ``warmup`` rounds are not kept (caches, lazy initialisation).
+    ``between(name)`` runs, untimed, after each call (fresh inputs, cleared gradients).
+    """
+    times: dict[Hashable, list[float]] = {name: [] for name in calls}
+    for round_ in range(warmup + reps):
+        for name, call in calls.items():
+            took = seconds(call, device, wall_clock=wall_clock)
+            if between is not None:
+                between(name)
+            if round_ >= warmup:
+                times[name].append(took)
+    return times
