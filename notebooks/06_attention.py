@@ -20,7 +20,7 @@
 # 1. say why a single fixed-size vector is a bottleneck for an encoder-decoder, and see it
 #    in numbers;
 # 2. write additive (Bahdanau) attention for a whole batch, with a padding mask, and
-#    dot-product (Luong) scoring;
+#    dot-product (Luong's "general") scoring;
 # 3. train a GRU encoder-decoder with attention that translates human-written dates into
 #    ISO dates to at least 99 % exact match, on a CPU, in seconds;
 # 4. decode greedily, feeding the model its own predictions;
@@ -233,10 +233,13 @@ assert "torch.bool" in refused and "True = may attend" in refused
 assert (weights_0[1] == 0).all() and (context_0[1] == 0).all() and torch.allclose(context_0[0], context[0])
 
 # %% [markdown]
-# **Dot-product (Luong) scoring** replaces the small network by a bilinear form,
+# **Dot-product scoring** replaces the small network by a bilinear form,
 # $e_{tj} = s^\top W h_j$ (Luong, Pham and Manning, 2015, call it "general"; with $W = I$ it
-# is the plain dot product $s^\top h_j$, which needs equal sizes). It is cheaper — one
-# matrix product, no `tanh` — and it is the score transformers use (notebook 07).
+# is the plain dot product $s^\top h_j$, which needs equal sizes). Only the score is Luong's
+# here: the decoder stays Bahdanau-style, scoring with the state before the step, $s_{t-1}$,
+# where Luong et al. score with the new state $s_t$ and compute the context after the step.
+# The score is cheaper — one matrix product, no `tanh` — and it is the score transformers
+# use (notebook 07).
 # With $W = I$ it must equal a softmax of plain dot products:
 
 # %%
@@ -252,8 +255,9 @@ check_close("dot-product weights vs einsum + softmax", w_dot, reference)
 # (packed, so padding never enters a state), and a `GRUCell` decoder. At step $t$:
 # $c_t$ = attention($s_{t-1}$, $h$), $s_t$ = GRUCell($[\text{embed}(y_{t-1}); c_t]$, $s_{t-1}$),
 # logits = Linear($[s_t; c_t]$). **Without attention** the context is the same vector at
-# every step, the encoder's two final states — notebook 05c's bottleneck, with the same
-# sizes otherwise. Training uses teacher forcing; evaluation uses greedy decoding of 10
+# every step, the encoder's two final states: the same one-vector summary as notebook 05c's
+# encoder-decoder, though this decoder reads it at every step where 05c's only starts from
+# it. Sizes are the same otherwise. Training uses teacher forcing; evaluation uses greedy decoding of 10
 # characters and counts an example as right only if all 10 are.
 #
 # Greedy decoding starts from the start token, `TARGET_BOS` (id 0, the one constant for it in
@@ -558,7 +562,7 @@ assert (w2[1, 2:] == 0).all(), "padding positions must get exactly zero weight"
 # %% [markdown]
 # ## 7. Dot-product scoring on the same task
 #
-# The same model with Luong's scoring, same steps and batches:
+# The same model with dot-product ("general") scoring, same steps and batches:
 
 # %%
 t0 = time.perf_counter()

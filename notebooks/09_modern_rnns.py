@@ -367,7 +367,11 @@ plt.show()
 # ## 3. minGRU and minLSTM
 #
 # Feng et al. (2024), "Were RNNs All We Needed?", strip the GRU and the LSTM down until the
-# gates and the candidate read **only the input** $x_t$:
+# gates and the candidate read **only the input** $x_t$. The idea is older than their paper:
+# quasi-recurrent networks (QRNN, Bradbury et al. 2017) and simple recurrent units (SRU, Lei
+# et al. 2018) already computed their gates from the input alone, so that only an
+# elementwise recurrence is left, and Martin and Cundy (2018) ran such linear recurrences as a
+# parallel scan. What Feng et al. add is the minimal form below and its log-space scan:
 #
 # | | gates and candidate | update |
 # | --- | --- | --- |
@@ -890,7 +894,9 @@ assert adding_results["minGRU"] < 0.5 * BASELINE_MSE, "minGRU should learn the a
 # a verdict.
 #
 # **How many parameters, really?** A common summary is that minGRU has "about a third of the
-# GRU's parameters". With input size $d$ and hidden size $H$ the layers have
+# GRU's parameters". (Feng et al. set minGRU against the GRU and minLSTM against the LSTM;
+# this section sets both against the GRU trained beside them. The LSTM's $4H(d + H + 2)$
+# would make minLSTM's ratio smaller still.) With input size $d$ and hidden size $H$ the layers have
 # $2H(d + 1)$ (minGRU), $3H(d + 1)$ (minLSTM) and $3H(d + H + 2)$ (`torch.nn.GRU`), so
 #
 # $$\frac{\text{minGRU}}{\text{GRU}} = \frac{2(d + 1)}{3(d + H + 2)}, \qquad

@@ -401,7 +401,8 @@ if on_default_device:
 # $$S_t = \gamma_t S_{t-1} + k_t v_t^\top, \qquad o_t^\top = q_t^\top S_t.$$
 #
 # $\gamma_t = 1$ is plain causal linear attention; a constant $\gamma$ is RetNet's retention
-# (Sun et al. 2023); a scalar $\gamma_t$ per head computed from the input is Mamba-2's (Dao and
+# (Sun et al. 2023, which also rotates $q$ and $k$ by their positions, its xPos encoding, left
+# out here); a scalar $\gamma_t$ per head computed from the input is Mamba-2's (Dao and
 # Gu 2024, its SSD form). Gated linear attention (GLA, Yang et al. 2024) goes one step further:
 # a gate per key dimension, $S_t = \operatorname{diag}(\alpha_t) S_{t-1} + k_t v_t^\top$, whose
 # decay mask is no longer one $(T, T)$ matrix per head but one per key dimension, which is why
