@@ -574,9 +574,10 @@ assert median_norm < 1.0, "clipping at 1 should leave the typical step alone"
 # mechanism: an LSTM's gradient *can* grow with the lag, through $W_h$, and nothing in the
 # cell bounds it. The second shows only that in a real run the norm jumps far above its
 # usual size; it does not say why. Where the largest spike falls and the training loss just
-# before it are printed: compare that loss with the baseline — a spike can come after the
-# task is learned, from a steep wall of the loss surface rather than from a gradient growing
-# across the sequence, and we did not measure the gradient by lag at that step.
+# before it are printed: compare that loss with the baseline to see whether the model was
+# still learning to remember or had already learned. A spike may come from a steep wall of
+# the loss surface as well as from a gradient growing across the sequence; we did not
+# measure the gradient by lag at that step, so the spike alone does not show which.
 #
 # Either way a gradient can jump far above its usual size, gated cell or not, which is why
 # this notebook and the next clip the gradient norm of *every* model (gradient clipping,
