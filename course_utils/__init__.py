@@ -12,7 +12,7 @@ README's from the folders):
 3. shared by several lectures, ``course_utils.shared``: ``gated``, ``layers``, ``lm``,
    ``metrics``, ``timing``;
 4. lectures, ``course_utils.<module>``, one module per concept, under the notebook its docstring
-   names first: ``rnn`` 01, ``bptt``/``numpy_lm`` 02, ``long_range``/``lstm``/``lstm_backward``
+   names first: ``rnn`` 01, ``bptt``/``long_range``/``numpy_lm`` 02, ``lstm``/``lstm_backward``
    03, ``gru`` 04, ``output_types`` 05a, ``forecasting`` 05d, ``attention`` 06,
    ``self_attention`` 07, ``transformer`` 08, ``beam_search``/``seq2seq_transformer`` 08b,
    ``kv_cache``/``recipe``/``sampling`` 08c, ``esn``/``linear_recurrence``/``min_rnns`` 09,

@@ -8,7 +8,7 @@ The course's convention is PyTorch's (the cuDNN variant of the GRU)::
     h = (1 - z) * n + z * h_prev                                   new state    (B, H)
 
 The blocks are stacked in rows in the order r, z, n: ``W_x`` (3H, I) is ``weight_ih_l0``,
-``W_h`` (3H, H) is ``weight_hh_l0``, ``b_x`` and ``b_h`` (3H,) are ``bias_ih_l0`` and
+``W_h`` (3H, H) is ``weight_hh_l0``, ``b_x`` and ``b_hh`` (3H,) are ``bias_ih_l0`` and
 ``bias_hh_l0``. Unlike the LSTM, the two biases cannot be merged: ``b_hn`` sits inside
 ``r * (...)``.
 
@@ -16,7 +16,7 @@ Two variations exist in the literature, both available here:
 
 - ``z_weights="candidate"``: ``h = (1 - z) * h_prev + z * n`` (Chung et al. 2014, and
   Coursera's Deep Learning Specialization). Replacing z by 1 - z, i.e. negating the z rows of
-  ``W_x``, ``W_h``, ``b_x`` and ``b_h``, turns one into the other exactly.
+  ``W_x``, ``W_h``, ``b_x`` and ``b_hh``, turns one into the other exactly.
 - ``reset_after=False``: ``n = tanh(x @ W_xn.T + b_xn + (r * h_prev) @ W_hn.T + b_hn)``,
   the reset gate applied *before* the recurrent matmul (Cho et al. 2014). This is a
   different function, not a relabelling.
@@ -63,7 +63,7 @@ def gru_cell_numpy(
     W_x: np.ndarray,
     W_h: np.ndarray,
     b_x: np.ndarray,
-    b_h: np.ndarray,
+    b_hh: np.ndarray,
     *,
     z_weights: ZWeights = "h_prev",
     reset_after: bool = True,
@@ -71,7 +71,7 @@ def gru_cell_numpy(
     """One GRU step in numpy, for a batch.
 
     Args:
-        x: ``(B, I)``; h_prev: ``(B, H)``; W_x: ``(3H, I)``; W_h: ``(3H, H)``; b_x, b_h: ``(3H,)``.
+        x: ``(B, I)``; h_prev: ``(B, H)``; W_x: ``(3H, I)``; W_h: ``(3H, H)``; b_x, b_hh: ``(3H,)``.
         z_weights: which term z multiplies: ``"h_prev"`` (PyTorch, the course) or ``"candidate"``.
         reset_after: apply r after the recurrent matmul (PyTorch, cuDNN) or before it (Cho et al.).
 
@@ -79,15 +79,15 @@ def gru_cell_numpy(
         ``(h, gates)``: h ``(B, H)`` and ``{"r", "z", "n": (B, H)}``.
     """
     _check_gru_options(z_weights, reset_after)
-    _, hidden = require_step_shapes(x, h_prev, W_x, W_h, {"b_x": b_x, "b_h": b_h}, 3)
+    _, hidden = require_step_shapes(x, h_prev, W_x, W_h, {"b_x": b_x, "b_hh": b_hh}, 3)
     s = gate_slices(hidden, GRU_GATES)
     a_x = x @ W_x.T + b_x  # (B, 3H) input part of every block
-    r = sigmoid(a_x[:, s["r"]] + h_prev @ W_h[s["r"]].T + b_h[s["r"]])  # (B, H)
-    z = sigmoid(a_x[:, s["z"]] + h_prev @ W_h[s["z"]].T + b_h[s["z"]])  # (B, H)
+    r = sigmoid(a_x[:, s["r"]] + h_prev @ W_h[s["r"]].T + b_hh[s["r"]])  # (B, H)
+    z = sigmoid(a_x[:, s["z"]] + h_prev @ W_h[s["z"]].T + b_hh[s["z"]])  # (B, H)
     if reset_after:
-        n = np.tanh(a_x[:, s["n"]] + r * (h_prev @ W_h[s["n"]].T + b_h[s["n"]]))
+        n = np.tanh(a_x[:, s["n"]] + r * (h_prev @ W_h[s["n"]].T + b_hh[s["n"]]))
     else:
-        n = np.tanh(a_x[:, s["n"]] + (r * h_prev) @ W_h[s["n"]].T + b_h[s["n"]])
+        n = np.tanh(a_x[:, s["n"]] + (r * h_prev) @ W_h[s["n"]].T + b_hh[s["n"]])
     h = (1 - z) * n + z * h_prev if z_weights == "h_prev" else (1 - z) * h_prev + z * n  # (B, H)
     return h, {"r": r, "z": z, "n": n}
 
@@ -98,19 +98,19 @@ def gru_cell_torch(
     W_x: torch.Tensor,
     W_h: torch.Tensor,
     b_x: torch.Tensor,
-    b_h: torch.Tensor,
+    b_hh: torch.Tensor,
     *,
     z_weights: ZWeights = "h_prev",
     reset_after: bool = True,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The same step as :func:`gru_cell_numpy`, in PyTorch (differentiable, any device)."""
     _check_gru_options(z_weights, reset_after)
-    require_step_shapes(x, h_prev, W_x, W_h, {"b_x": b_x, "b_h": b_h}, 3)
+    require_step_shapes(x, h_prev, W_x, W_h, {"b_x": b_x, "b_hh": b_hh}, 3)
     a_x = x @ W_x.T + b_x  # (B, 3H)
     if reset_after:
-        return gru_step_from_preactivations(a_x, h_prev @ W_h.T + b_h, h_prev, z_weights)
+        return gru_step_from_preactivations(a_x, h_prev @ W_h.T + b_hh, h_prev, z_weights)
     W_hr, W_hz, W_hn = W_h.chunk(3, dim=0)  # each (H, H)
-    b_hr, b_hz, b_hn = b_h.chunk(3)
+    b_hr, b_hz, b_hn = b_hh.chunk(3)
     a_xr, a_xz, a_xn = a_x.chunk(3, dim=1)  # each (B, H)
     r = torch.sigmoid(a_xr + h_prev @ W_hr.T + b_hr)
     z = torch.sigmoid(a_xz + h_prev @ W_hz.T + b_hz)
@@ -121,7 +121,7 @@ def gru_cell_torch(
 def gru_step_from_preactivations(
     a_x: torch.Tensor, a_h: torch.Tensor, h_prev: torch.Tensor, z_weights: ZWeights = "h_prev"
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One GRU step (``reset_after=True``) from ``a_x = x W_x^T + b_x`` and ``a_h = h_prev W_h^T + b_h``, each (B, 3H).
+    """One GRU step (``reset_after=True``) from ``a_x = x W_x^T + b_x`` and ``a_h = h_prev W_h^T + b_hh``, each (B, 3H).
 
     :class:`GRU` computes ``a_x`` for all steps in one matmul and calls this once per step.
     """
@@ -137,15 +137,15 @@ def _update(h_prev: torch.Tensor, z: torch.Tensor, n: torch.Tensor, z_weights: Z
     return (1 - z) * n + z * h_prev if z_weights == "h_prev" else (1 - z) * h_prev + z * n
 
 
-def flip_update_gate(W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_h: np.ndarray):
+def flip_update_gate(W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_hh: np.ndarray):
     """Weights for the other z convention: negate the z rows, so that ``z' = sigmoid(-a_z) = 1 - z``.
 
-    Returns new arrays ``(W_x, W_h, b_x, b_h)``; works for numpy arrays and tensors alike.
+    Returns new arrays ``(W_x, W_h, b_x, b_hh)``; works for numpy arrays and tensors alike.
     """
     hidden = W_h.shape[1]
     rows = gate_slices(hidden, GRU_GATES)["z"]
     flipped = []
-    for w in (W_x, W_h, b_x, b_h):
+    for w in (W_x, W_h, b_x, b_hh):
         w = w.copy() if isinstance(w, np.ndarray) else w.clone()
         w[rows] = -w[rows]
         flipped.append(w)
@@ -153,12 +153,12 @@ def flip_update_gate(W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_h: np.
 
 
 def gru_weights_from_torch(gru: nn.GRU | nn.GRUCell) -> dict[str, np.ndarray]:
-    """``{"W_x", "W_h", "b_x", "b_h"}`` as numpy arrays from a one-layer ``nn.GRU`` (or ``nn.GRUCell``)."""
+    """``{"W_x", "W_h", "b_x", "b_hh"}`` as numpy arrays from a one-layer ``nn.GRU`` (or ``nn.GRUCell``)."""
     return {k: v.cpu().numpy().copy() for k, v in weights_from_torch(gru, 3).items()}
 
 
 class GRUCell(nn.Module):
-    """A GRU cell with ``W_x (3H, I)``, ``W_h (3H, H)``, ``b_x``, ``b_h (3H,)``; initialised like ``nn.GRUCell``."""
+    """A GRU cell with ``W_x (3H, I)``, ``W_h (3H, H)``, ``b_x``, ``b_hh (3H,)``; initialised like ``nn.GRUCell``."""
 
     def __init__(
         self, input_size: int, hidden_size: int, *, z_weights: ZWeights = "h_prev", reset_after: bool = True
@@ -173,7 +173,7 @@ class GRUCell(nn.Module):
         self.W_x = nn.Parameter(torch.empty(3 * hidden_size, input_size).uniform_(-k, k))
         self.W_h = nn.Parameter(torch.empty(3 * hidden_size, hidden_size).uniform_(-k, k))
         self.b_x = nn.Parameter(torch.empty(3 * hidden_size).uniform_(-k, k))
-        self.b_h = nn.Parameter(torch.empty(3 * hidden_size).uniform_(-k, k))
+        self.b_hh = nn.Parameter(torch.empty(3 * hidden_size).uniform_(-k, k))
 
     def step(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One step: ``(h, gates)``; ``h_prev`` defaults to zeros."""
@@ -181,7 +181,7 @@ class GRUCell(nn.Module):
         if h_prev is None:
             h_prev = x.new_zeros(x.shape[0], self.hidden_size)
         return gru_cell_torch(
-            x, h_prev, self.W_x, self.W_h, self.b_x, self.b_h, z_weights=self.z_weights, reset_after=self.reset_after
+            x, h_prev, self.W_x, self.W_h, self.b_x, self.b_hh, z_weights=self.z_weights, reset_after=self.reset_after
         )
 
     def forward(self, x: torch.Tensor, h_prev: torch.Tensor | None = None) -> torch.Tensor:
@@ -215,7 +215,7 @@ class GRU(nn.Module):
         W_h_T = cell.W_h.T  # (H, 3H)
         h, outputs = h_0[0], []  # h: (B, H)
         for a_x in x_proj.unbind(0):  # (B, 3H); unbind, not x_proj[t]: cheaper backward
-            h, _ = gru_step_from_preactivations(a_x, torch.addmm(cell.b_h, h, W_h_T), h, cell.z_weights)
+            h, _ = gru_step_from_preactivations(a_x, torch.addmm(cell.b_hh, h, W_h_T), h, cell.z_weights)
             outputs.append(h)
         return torch.stack(outputs), h[None]  # (T, B, H), (1, B, H)
 
@@ -245,7 +245,7 @@ class GRU(nn.Module):
 # ----------------------------------------------------------------------------- a sequence (exercise 3)
 
 def gru_forward_numpy(
-    xs: np.ndarray, h0: np.ndarray, W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_h: np.ndarray,
+    xs: np.ndarray, h0: np.ndarray, W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_hh: np.ndarray,
     **options,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run :func:`gru_cell_numpy` over ``xs (T, B, I)`` from ``h0 (B, H)``: ``(hs (T, B, H), h_T (B, H))``.
@@ -255,6 +255,6 @@ def gru_forward_numpy(
     require_shape("xs", xs, ("T", "B", "I"))
     h, hs = h0, []
     for x in xs:  # x: (B, I)
-        h, _ = gru_cell_numpy(x, h, W_x, W_h, b_x, b_h, **options)
+        h, _ = gru_cell_numpy(x, h, W_x, W_h, b_x, b_hh, **options)
         hs.append(h)
     return np.stack(hs), h

@@ -1,4 +1,4 @@
-"""Notebooks 03, 04 and 09 (sections 5-8, 4-5 and 5): a recurrent layer read at its last step; gradients by lag.
+"""Notebooks 02, 03, 04 and 09 (sections 6, 5-8, 4-5 and 5): a recurrent layer read at its last step; gradients by lag.
 
 :class:`SequenceToOne` solves the adding problem (:mod:`course_utils.data.adding`) with any
 of the course's recurrent layers; :func:`gradient_by_lag` measures how far back its output

@@ -116,7 +116,7 @@ def lstm_weights_from_torch(lstm: nn.LSTM | nn.LSTMCell) -> dict[str, np.ndarray
     """
     w = weights_from_torch(lstm, 4)
     return {"W_x": w["W_x"].cpu().numpy().copy(), "W_h": w["W_h"].cpu().numpy().copy(),
-            "b": (w["b_x"] + w["b_h"]).cpu().numpy()}
+            "b": (w["b_x"] + w["b_hh"]).cpu().numpy()}
 
 
 def lstm_cell_torch(
@@ -241,7 +241,7 @@ class LSTM(nn.Module):
         with torch.no_grad():
             model.cell.W_x.copy_(w["W_x"])
             model.cell.W_h.copy_(w["W_h"])
-            model.cell.b.copy_(w["b_x"] + w["b_h"])
+            model.cell.b.copy_(w["b_x"] + w["b_hh"])
         return model
 
 

@@ -38,18 +38,17 @@ def top_k_mask(logits: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def top_p_mask(logits: torch.Tensor, p: float) -> torch.Tensor:
-    """(B, V) bools, True at the nucleus: tokens whose likelier tokens hold less than ``p`` of the probability.
+    """(B, V) bools, True at the nucleus: the smallest set of likeliest tokens whose probability reaches ``p``.
 
     In order of probability, tokens are kept while the mass before them is below ``p``: the
-    token that crosses ``p`` is kept, so the likeliest token always is. Tokens tied with the
-    last kept one are kept too (the result does not depend on how a sort orders ties).
+    token that crosses ``p`` is kept, so the likeliest token always is (Holtzman et al., 2020).
+    The set is exactly that prefix of the sorted row: tokens tied with the last kept one are
+    not added. Among tied tokens the sort is stable, so the lower index comes first.
     """
     probs = torch.softmax(logits.double(), dim=-1)  # (B, V)
-    sorted_p, _ = probs.sort(dim=-1, descending=True)  # (B, V)
+    sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)  # (B, V)
     before = sorted_p.cumsum(dim=-1) - sorted_p  # (B, V): mass of the likelier tokens
-    kept = before < p  # (B, V), a prefix of the sorted row
-    threshold = sorted_p.masked_fill(~kept, float("inf")).min(dim=-1, keepdim=True).values  # (B, 1)
-    return probs >= threshold
+    return torch.zeros_like(probs, dtype=torch.bool).scatter(1, order, before < p)  # the prefix, in place
 
 
 def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float | None = None) -> torch.Tensor:

@@ -53,7 +53,7 @@ if "google.colab" in sys.modules:
 # | --- | --- | --- |
 # | 00_setup | Setup: your environment, and how this course works | `core.checks`, `core.device`, `core.plotting`, `core.seed`, `core.training`, `data` |
 # | 01_rnn | RNN: the recurrent connection | `data.text`, `numpy_lm`, `rnn`, `shared.lm` |
-# | 02_bptt | BPTT: training through time | `bptt`, `data.text`, `numpy_lm`, `rnn`, `shared.lm` |
+# | 02_bptt | BPTT: training through time | `bptt`, `data.adding`, `data.text`, `long_range`, `numpy_lm`, `rnn`, `shared.lm` |
 # | 03_lstm | LSTM: a memory cell with gates | `data.adding`, `data.text`, `long_range`, `lstm`, `lstm_backward`, `shared.gated`, `shared.layers`, `shared.lm` |
 # | 04_gru | GRU: a lighter gated cell, and RNN vs LSTM vs GRU | `data.adding`, `data.text`, `gru`, `long_range`, `lstm`, `shared.gated`, `shared.layers`, `shared.lm` |
 # | 05a_classification | Output types I: one-to-one and many-to-one (which language is this surname?) | `data.names`, `data.padding`, `data.text`, `output_types`, `shared.metrics` |

@@ -276,9 +276,9 @@ plot_losses(history, smooth_window=10, title=f"CharRNN, hidden {hidden_size}, {s
 plt.show()
 
 # %% [markdown]
-# How good is that? A model **without memory** sees only the current character. The best such
-# model predicts the next character from the bigram frequencies of the training text, and the
-# best model that ignores the input altogether uses the character frequencies (unigram). We
+# How good is that? A model **without memory** sees only the current character. A strong such
+# model predicts the next character from the bigram frequencies of the training text, and a
+# model that ignores the input altogether uses the character frequencies (unigram). We
 # compute both on the validation text (with add-one smoothing) and compare:
 #
 # (`course_utils.shared.lm.ngram_probabilities` counts characters and pairs of the training text,
@@ -298,8 +298,10 @@ print(f"perplexity (e to the cross-entropy: the number of equally likely charact
 assert rnn_loss < bigram_loss < unigram_loss, "the RNN should beat every model without memory"
 
 # %% [markdown]
-# The RNN beats the bigram model, which is the best any model can do that looks at one character:
-# its hidden state carries information from earlier characters. Notebook 02 trains the same
+# The RNN beats the bigram model. That model is a smoothed count estimate, not a bound on what
+# a model that looks at one character can do (other smoothings would score a little
+# differently), but it is a strong one; the RNN's hidden state carries information from earlier
+# characters that no model of the current character alone has. Notebook 02 trains the same
 # kind of model in numpy, with the gradients computed by hand, for longer.
 #
 # ## 6. Exercises
@@ -440,15 +442,15 @@ def sample_text(model, prompt: str, n_chars: int, temperature: float, seed: int 
 
 
 for temperature in (0.5, 1.0, 1.5):
-    print(f"T = {temperature}: {sample_text(model, 'The ', 80, temperature)!r}")
+    print(f"tau = {temperature}: {sample_text(model, 'The ', 80, temperature)!r}")
 
 # %% [markdown]
-# A low temperature keeps to the commonest patterns (and repeats them); a high one spreads the
-# probability over rarer characters. Counted over longer samples:
+# A low temperature $\tau$ keeps to the commonest patterns (and repeats them); a high one spreads
+# the probability over rarer characters. Counted over longer samples:
 
 # %%
-variety = {T: len(set(sample_text(model, "The ", 400, T, seed=1))) for T in (0.5, 1.5)}
-print(f"distinct characters in 400 sampled: T = 0.5: {variety[0.5]}, T = 1.5: {variety[1.5]}")
+variety = {tau: len(set(sample_text(model, "The ", 400, tau, seed=1))) for tau in (0.5, 1.5)}
+print(f"distinct characters in 400 sampled: tau = 0.5: {variety[0.5]}, tau = 1.5: {variety[1.5]}")
 assert variety[0.5] < variety[1.5]
 
 # %% [markdown]
@@ -518,7 +520,7 @@ check_close("sequence_loss vs next_token_loss", whole, shifted, rtol=1e-5, atol=
 # An open task, graded by what your choice achieves. Choose the hidden size, Adam's learning
 # rate and the window length `seq_len` (the $T$ of the training chunks) so that a `CharRNN`
 # trained for **150 steps** on batches of 32 random windows reaches a validation loss below
-# the bigram model's: the best a model without memory can do (section 5). The check trains
+# the bigram model's: section 5's smoothed count estimate, a strong model without memory. The check trains
 # with your choice (seeded, on the CPU, a few seconds) and measures the loss on windows of 64
 # held-out characters; the hidden check holds out another tenth of the text and uses another
 # seed, so choose with some margin.

@@ -29,7 +29,8 @@
 #
 # Helpers: `course_utils/bptt.py` (losses, backward, gradient checks, clipping, gradient flow;
 # the exercises' checks are in `course_utils/exercises/bptt.py`) and `course_utils/numpy_lm.py` (batching, Adagrad, sampling) on top of
-# `course_utils/rnn.py`. Language models are compared in **nats per character** (the mean
+# `course_utils/rnn.py`; section 6 borrows `course_utils/long_range.py` (a recurrent layer read at
+# its last step) from notebook 03. Language models are compared in **nats per character** (the mean
 # cross-entropy) and in **perplexity**, $e^{\text{nats/char}}$: the number of equally likely
 # characters the model is, on average, choosing between.
 
@@ -88,7 +89,7 @@ device = start_notebook()
 # $o_t = W_{hy} h_t + b_y$ for $t = 0..T-1$ (and $h_{-1}$ given), the loss of a sequence is
 # the sum of the per-step losses, $L = \sum_{t=0}^{T-1} L_t$ (numbering the forward pass from 0
 # and the loss from 1 to $T$ is an easy slip: keep one index range). For a batch we average $L$
-# over the $B$ sequences.
+# over the $B$ sequences: $\mathcal{L} = \frac1B \sum_{b=1}^{B} L^{(b)}$.
 #
 # - **Regression**, identity output $\hat y_t = o_t$: $L_t = \tfrac12 \lVert \hat y_t - y_t \rVert^2$ (`mse_loss`).
 # - **Classification**, softmax output $\hat y_t = \operatorname{softmax}(o_t)$ over $C$ classes:
@@ -97,7 +98,9 @@ device = start_notebook()
 # Careful with hats: here $\hat y_t$ is the **prediction** and $y_t$ the target (some notes use
 # them the other way round). In both cases the gradient with respect to the logits is the same
 # simple expression, $\partial L_t / \partial o_t = \hat y_t - y_t$ (with $y_t$ one-hot for
-# cross-entropy). Both helpers return the loss and this gradient; PyTorch agrees:
+# cross-entropy); for the batch mean $\mathcal{L}$ each sequence's gradient carries the factor
+# $\frac1B$, $\partial \mathcal{L} / \partial o_t^{(b)} = \frac1B(\hat y_t^{(b)} - y_t^{(b)})$.
+# Both helpers return the batch-mean loss and this gradient; PyTorch agrees:
 
 # %%
 rng = seed_everything(0)
@@ -575,6 +578,21 @@ check_close("clip_grad_norm vs torch.nn.utils.clip_grad_norm_", np.concatenate([
 # the same weights and sees the same batches; only the learning rate and the clipping differ. We record
 # the global gradient norm of every step *before* clipping and the validation loss after the last step.
 #
+# An **embedding** (`torch.nn.Embedding(V, E)`) is the one-hot input vector times a $(V, E)$
+# weight matrix, $\operatorname{onehot}(c)\, W_e$: that product is row $c$ of $W_e$, so PyTorch
+# stores the matrix and looks the row up instead of multiplying. (The numpy models of this
+# notebook multiply the one-hot vector by $W_{xh}$ directly: the same lookup, one matrix fewer.)
+#
+# **Which axis comes first.** `RecurrentLM` is the first model here that takes the batch first.
+# The rule in this course: the code written from scratch (numpy, `CharRNN`, the course's own
+# LSTM and GRU) is time-first, like `torch.nn.RNN`'s default; the models built on a
+# `torch.nn` layer with `batch_first=True`, and the batches made for them, are batch-first.
+#
+# | layout | helpers |
+# | --- | --- |
+# | time first: `(T, B, ...)` | numpy code (`rnn_forward`, `rnn_loss_and_grads`; `stream_batches` gives `(n_chunks, T, B)`), `CharRNN` (ids `(T, B)`), the course's `LSTM` and `GRU` (notebooks 03, 04) |
+# | batch first: `(B, T, ...)` | `RecurrentLM` (ids `(B, T)`), `SequenceToOne` (inputs `(B, T, I)`, notebook 03), `lm_batches` (windows `(B, T)`) |
+#
 # 1. Learning rate 2, **no clipping**: do the gradients explode?
 # 2. Learning rate 2, **clipped at $c = 1$**: does the same run train?
 # 3. Is the unclipped failure just a learning rate that is too large? Three more runs without clipping,
@@ -708,7 +726,7 @@ print("steps back with a non-zero gradient:", int((reach.flip(0) > 0).sum()), f"
 assert (reach[:-k] == 0).all() and (reach[-k:] > 0).all()
 
 # %% [markdown]
-# Now the cost and the benefit, measured: train the PyTorch char model on the same 256-character
+# First what truncation saves, measured: train the PyTorch char model on the same 256-character
 # sequences per stream, either with full BPTT over all 256 steps (one update per sequence) or with
 # truncation $k = 32$ (eight updates per sequence), for the same number of characters.
 
@@ -751,6 +769,73 @@ print(f"On the same {n_seq * 256 * 32:,} characters, truncation to k = 32 stored
       f"{results[32][0] // results[256][0]}x more updates in {results[32][1] / results[256][1]:.1f}x the time, and "
       f"reached validation {nats_and_perplexity(results[32][2])} against {nats_and_perplexity(results[256][2])} "
       "for full BPTT.")
+assert results[32][2] < results[256][2], "eight times the updates on the same characters should win"
+
+# %% [markdown]
+# That comparison shows what truncation *buys* — more updates from the same characters, less
+# memory per update — but not what it *costs*: eight times as many updates would win whatever
+# the gradient missed. To see the cost, compare at the **same number of updates** on a
+# dependency longer than $k$. The adding problem (notebook 03 studies it): each step carries a
+# value $u_t \sim U[0, 1]$ and a marker, two steps are marked, and the answer, read after the
+# last step, is the sum of the two marked values; always answering 1 scores an MSE of
+# $\tfrac16$. We append 8 unmarked steps of zeros, so that every marked value lies at least 8
+# steps before the answer ($T = 32$ in all), and cut the gradient every $k = 8$ steps: the
+# last chunk, the only one the loss's gradient reaches, holds no marked value. Full BPTT
+# and truncation train the same model from the same start on the same 300 batches of 64,
+# one update per batch each; three seeds. The model is a small gated layer, a GRU with 32
+# units (`torch.nn.GRU`, notebook 04), because a plain tanh RNN hardly learns lags this long
+# even with full BPTT (notebook 03 measures that).
+
+# %%
+from course_utils.data.adding import BASELINE_MSE, adding_problem
+from course_utils.long_range import SequenceToOne
+
+T_LONG, K_CUT, QUIET, N_UPDATES = 32, 8, 8, 300
+
+
+def late_answer_adding(n, seed):
+    """The adding problem over T_LONG - QUIET steps, then QUIET unmarked zero steps: x (n, T_LONG, 2), y (n, 1)."""
+    x, y = adding_problem(n, T_LONG - QUIET, seed=seed)
+    return torch.cat([x, torch.zeros(n, QUIET, 2)], dim=1), y
+
+
+def truncated_adding_mse(k, seed):
+    """Validation MSE of a GRU after N_UPDATES updates, its gradient cut every k steps (k = T_LONG: full BPTT)."""
+    seed_everything(seed)
+    model = SequenceToOne("GRU", input_size=2, hidden_size=32).to(device)  # batch-first: x (B, T, 2)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    x_all, y_all = late_answer_adding(N_UPDATES * 64, seed=100 + seed)
+    for x, y in zip(x_all.to(device).split(64), y_all.to(device).split(64), strict=True):
+        h_state = None
+        for chunk in x.split(k, dim=1):  # (64, k, 2)
+            out, h_state = model.rnn(chunk, h_state)
+            h_state = h_state.detach()  # carry the value, cut the graph
+        loss = torch.nn.functional.mse_loss(model.head(out[:, -1]), y)  # the answer after the last step
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+    x_val, y_val = late_answer_adding(1000, seed=999)
+    model.eval()
+    with torch.no_grad():
+        return torch.nn.functional.mse_loss(model(x_val.to(device)), y_val.to(device)).item()
+
+
+cut_mse = {k: np.array([truncated_adding_mse(k, seed) for seed in (0, 1, 2)]) for k in (T_LONG, K_CUT)}
+for k, v in cut_mse.items():
+    label = f"full BPTT (k = {k})" if k == T_LONG else f"truncated, k = {k}"
+    print(f"{label:20s}: validation MSE {v.mean():.4f} (seeds {v.min():.4f}-{v.max():.4f}) after {N_UPDATES} updates")
+print(f"always answering 1: {BASELINE_MSE:.4f}")
+assert cut_mse[T_LONG].max() < 0.1 * BASELINE_MSE, "full BPTT should learn the long dependency on every seed"
+assert cut_mse[K_CUT].min() > 0.9 * BASELINE_MSE, "truncated BPTT should stay at the baseline on every seed"
+
+# %% [markdown]
+# At the same number of updates, full BPTT solves the task on every seed and truncation does
+# not learn it at all: it ends at the baseline, answering about the mean. No gradient ever
+# connected a marked value with the answer, so nothing taught the model to store one. That
+# is the cost of truncation: dependencies longer than $k$ are invisible to the gradient, even
+# though the forward pass carries the state across the cut. (Truncation can still work when
+# what must be learned also shows up within $k$ steps; here, by construction, it never does.)
 
 # %% [markdown]
 # ## 7. Putting it together: a character-level RNN in numpy
@@ -846,8 +931,10 @@ assert rnn_val < char_base["bigram"] - 0.2 < char_base["unigram"] - 0.2
 # - Clipping by norm bounds the step without turning it. On a model started at spectral radius 2 it
 #   turned a run that ended worse than a uniform guess into one below the bigram model, at the same
 #   learning rate and step budget, and it beat every smaller learning rate we tried without clipping.
-# - Truncated BPTT with `detach()` bounds memory and gives more updates, at the price of gradients
-#   that reach at most $k$ steps back.
+# - Truncated BPTT with `detach()` bounds memory and gives more updates from the same data, at the
+#   price of gradients that reach at most $k$ steps back: at the same number of updates, a GRU
+#   learned an adding problem whose marked values all lay more than $k$ steps back with full
+#   BPTT, and stayed at the baseline with truncation.
 # - A numpy char-RNN trained with all of it goes from random characters to word-like text and beats
 #   the models without memory on the same validation characters.
 #

@@ -553,9 +553,12 @@ assert cell_path.max() <= 1.0, "the cell path's factor is a product of sigmoids"
 # %%
 norms_before_clip = np.array(adding_histories["LSTM"].grad_norms)  # (STEPS,)
 median_norm = np.median(norms_before_clip)
+spike_step = int(norms_before_clip.argmax())
+loss_before_spike = float(np.mean(adding_histories["LSTM"].losses[max(spike_step - 20, 0):spike_step + 1]))
 print(f"gradient norm before clipping: median {median_norm:.3f}, largest {norms_before_clip.max():.2f} "
-      f"({norms_before_clip.max() / median_norm:.0f} times the median) at step {norms_before_clip.argmax()}; "
+      f"({norms_before_clip.max() / median_norm:.0f} times the median) at step {spike_step}; "
       f"clipped (norm above 1) in {np.mean(norms_before_clip > 1.0):.0%} of the steps")
+print(f"training loss over the 20 steps before the largest spike: {loss_before_spike:.4f} (baseline {baseline:.4f})")
 fig, ax = plt.subplots(figsize=(7, 3))
 ax.semilogy(norms_before_clip, lw=0.8)
 ax.axhline(1.0, color="C3", ls="--", label="clipping threshold")
@@ -566,13 +569,22 @@ assert norms_before_clip.max() > 5 * median_norm, "the LSTM's gradient norm shou
 assert median_norm < 1.0, "clipping at 1 should leave the typical step alone"
 
 # %% [markdown]
-# The LSTM's gradient norm spikes during training, far above its typical size: gradients
-# explode in a gated cell too, and nothing in the cell stops them. That is why this notebook
-# and the next clip the gradient norm of *every* model, gated or not (gradient clipping,
+# The LSTM's gradient norm spikes during training, far above its typical size. Read the two
+# measurements of this section for what each shows. The first (the scaled LSTM) shows the
+# mechanism: an LSTM's gradient *can* grow with the lag, through $W_h$, and nothing in the
+# cell bounds it. The second shows only that in a real run the norm jumps far above its
+# usual size; it does not say why. Where the largest spike falls and the training loss just
+# before it are printed: compare that loss with the baseline to see whether the model was
+# still learning to remember or had already learned. A spike may come from a steep wall of
+# the loss surface as well as from a gradient growing across the sequence; we did not
+# measure the gradient by lag at that step, so the spike alone does not show which.
+#
+# Either way a gradient can jump far above its usual size, gated cell or not, which is why
+# this notebook and the next clip the gradient norm of *every* model (gradient clipping,
 # notebook 02, with a run that clipping rescues): clipping leaves the usual gradients alone
-# and rescales an exploding one to norm 1 before the optimiser sees it. Gates fix
-# vanishing gradients, by giving the gradient a path along which it need not decay;
-# against exploding ones, clip.
+# and rescales a large one to norm 1 before the optimiser sees it. Gates fix vanishing
+# gradients, by giving the gradient a path along which it need not decay; against exploding
+# ones, clip.
 #
 # ## 9. The gates at work
 #
@@ -619,7 +631,9 @@ assert i_on[unit] - i_off[unit] > 0.3, "some unit should open its input gate at 
 # The adding problem was designed to need memory. On real data the gates are less tidy. We
 # train a small character-level LSTM language model on the course's corpus (Python's own
 # help texts, `course_utils.data.text.load_corpus`) for a few hundred steps, then look at its
-# gates on a line of held-out text.
+# gates on a line of held-out text. Its first layer is an embedding of size 32: the one-hot
+# vector of a character times a $(V, 32)$ matrix, i.e. a lookup of that matrix's row
+# (notebook 02, section 5).
 
 # %%
 text = load_corpus()
@@ -873,8 +887,9 @@ check_adding_config(my_adding_config(), "LSTM", seed=1)
 # - Along the cell state the Jacobian is $\operatorname{diag}(f_t)$; a trained LSTM keeps
 #   gradients alive over the whole sequence where a plain RNN's vanish, and so it solves the
 #   adding problem that keeps the RNN at the baseline.
-# - Gates tame *vanishing* gradients, not *exploding* ones: the road back through $W_h$ can
-#   still grow, and an LSTM's gradient norm spikes in training. Clip it.
+# - The cell path's factor is a product of forget gates, never above 1; the road back through
+#   $W_h$ is not bounded, and in an LSTM with large recurrent weights the gradient grew with
+#   the lag (section 8). The trained LSTM's gradient norm spiked too; every model is clipped.
 #
 # Next: **04 · GRU**, a lighter gated cell, and RNN vs LSTM vs GRU side by side.
 

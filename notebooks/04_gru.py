@@ -118,7 +118,10 @@ device = start_notebook()
 # | $r_t, z_t, n_t$ | `r`, `z`, `n` | (B, H) each | |
 # | $W_{xr}, W_{xz}, W_{xn}$ | `W_x` = `weight_ih_l0` | (3H, I) | `0:H`, `H:2H`, `2H:3H` |
 # | $W_{hr}, W_{hz}, W_{hn}$ | `W_h` = `weight_hh_l0` | (3H, H) | same |
-# | $b_{x\cdot}$, $b_{h\cdot}$ | `b_x` = `bias_ih_l0`, `b_h` = `bias_hh_l0` | (3H,) each | same |
+# | $b_{x\cdot}$, $b_{h\cdot}$ | `b_x` = `bias_ih_l0`, `b_hh` = `bias_hh_l0` | (3H,) each | same |
+#
+# (`b_hh` is PyTorch's `bias_hh`, three blocks; the `b_h` of notebooks 01-02 is the plain
+# RNN's single summed bias, shape (H,).)
 #
 # **Two conventions for $z$.** Chung et al. (2014) write
 # $h_t = (1 - z_t) \odot h_{t-1} + z_t \odot \tilde h_t$, and Coursera's Deep Learning
@@ -139,12 +142,12 @@ device = start_notebook()
 seed_everything(0)
 n_in, H, B = 4, 5, 3  # n_in is the input size I
 reference = torch.nn.GRU(n_in, H).double()
-w = gru_weights_from_torch(reference)  # {"W_x": (3H, I), "W_h": (3H, H), "b_x": (3H,), "b_h": (3H,)}
+w = gru_weights_from_torch(reference)  # {"W_x": (3H, I), "W_h": (3H, H), "b_x": (3H,), "b_hh": (3H,)}
 x, h_prev = np.random.default_rng(0).normal(size=(B, n_in)), np.random.default_rng(1).normal(size=(B, H))
 
 h_course, gates = gru_cell_numpy(x, h_prev, **w)  # PyTorch's convention
-W_x2, W_h2, b_x2, b_h2 = flip_update_gate(w["W_x"], w["W_h"], w["b_x"], w["b_h"])  # z rows negated
-h_chung, gates_chung = gru_cell_numpy(x, h_prev, W_x2, W_h2, b_x2, b_h2, z_weights="candidate")
+W_x2, W_h2, b_x2, b_hh2 = flip_update_gate(w["W_x"], w["W_h"], w["b_x"], w["b_hh"])  # z rows negated
+h_chung, gates_chung = gru_cell_numpy(x, h_prev, W_x2, W_h2, b_x2, b_hh2, z_weights="candidate")
 check_close("h, Chung et al.'s convention with z rows negated vs PyTorch's", h_chung, h_course)
 check_close("z' vs 1 - z", gates_chung["z"], 1 - gates["z"])
 
@@ -341,7 +344,7 @@ print(f"Next character: validation loss RNN {char['RNN']['loss']:.3f}, LSTM {cha
 # the table.
 #
 # **Clipping.** Every model above was trained with its gradient norm clipped at 1, the gated
-# ones too: gates tame vanishing gradients, not exploding ones (notebook 03, section 8).
+# ones too, for the reason measured in notebook 03, section 8.
 # `fit` recorded each step's gradient norm before clipping; here is how often clipping acted:
 
 # %%
@@ -365,15 +368,15 @@ assert min(spikes.values()) > 2.0, "the gated models' gradients should spike pas
 # recurrent product (including its bias $b_{hn}$), and $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$.
 
 # %% nbgrader={"grade": false, "grade_id": "gru_cell_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def my_gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_h):
-    """One GRU step. x: (B, I); h_prev: (B, H); W_x: (3H, I); W_h: (3H, H); b_x, b_h: (3H,).
+def my_gru_cell_forward(x, h_prev, W_x, W_h, b_x, b_hh):
+    """One GRU step. x: (B, I); h_prev: (B, H); W_x: (3H, I); W_h: (3H, H); b_x, b_hh: (3H,).
 
     Returns h, shape (B, H).
     """
     ### BEGIN SOLUTION
     H = h_prev.shape[1]
     a_x = x @ W_x.T + b_x  # (B, 3H)
-    a_h = h_prev @ W_h.T + b_h  # (B, 3H)
+    a_h = h_prev @ W_h.T + b_hh  # (B, 3H)
     r = 1 / (1 + np.exp(-(a_x[:, :H] + a_h[:, :H])))
     z = 1 / (1 + np.exp(-(a_x[:, H:2 * H] + a_h[:, H:2 * H])))
     n = np.tanh(a_x[:, 2 * H:] + r * a_h[:, 2 * H:])
@@ -446,16 +449,16 @@ check_gru_gate_values(my_gru_gate_values, goals=("rnn",), seed=1)
 # Run the GRU over a time-major sequence `xs (T, B, I)` from the state `h0 (B, H)`, as
 # `torch.nn.GRU` does: return `(hs, h_T)`, where `hs (T, B, H)` holds the new state after
 # every step and `h_T (B, H)` is the last one (`torch.nn.GRU` adds a leading layer axis to
-# it). For one step, call `gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h)` (imported at the
+# it). For one step, call `gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_hh)` (imported at the
 # top; it returns `(h, gates)`) or your own Exercise 1.
 
 # %% nbgrader={"grade": false, "grade_id": "gru_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def my_gru_forward(xs, h0, W_x, W_h, b_x, b_h):
+def my_gru_forward(xs, h0, W_x, W_h, b_x, b_hh):
     """The GRU over xs: (T, B, I), from h0: (B, H). Returns (hs (T, B, H), h_T (B, H))."""
     ### BEGIN SOLUTION
     h, hs = h0, []
     for x in xs:  # x: (B, I)
-        h, _ = gru_cell_numpy(x, h, W_x, W_h, b_x, b_h)
+        h, _ = gru_cell_numpy(x, h, W_x, W_h, b_x, b_hh)
         hs.append(h)
     return np.stack(hs), h
     ### END SOLUTION
@@ -530,8 +533,8 @@ check_adding_config(my_gru_adding_config(), "GRU", seed=1)
 #   ($b_{hn}$) are genuinely free.
 # - On the adding problem both gated cells learn what the plain RNN cannot; on next-character
 #   prediction the three are closer; parameter counts and times are in the table above.
-# - Gated or not, every model's gradient norm is clipped: on the adding problem the LSTM's
-#   and the GRU's gradients spiked past the threshold too.
+# - Gated or not, every model's gradient norm is clipped (notebook 03, section 8): on the
+#   adding problem the LSTM's and the GRU's gradient norms spiked past the threshold too.
 #
 # Next: **05 · output types**: generation, classification, tagging, seq2seq and forecasting.
 

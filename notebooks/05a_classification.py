@@ -86,8 +86,11 @@ device = start_notebook()
 #
 # Faker, a package the course installs, ships lists of common surnames for many locales.
 # We read them directly from its provider modules (no random sampling) and keep eight
-# Latin-script languages, so that the alphabet alone does not give the answer. A name listed
-# under two languages has no single correct label, so we drop it. Everything is lower-cased.
+# Latin-script languages, so that the script alone does not give the answer. The alphabet
+# still gives some names away: letters such as ß, ñ, ľ, ť or đ occur in the training names
+# of one language only (the vocabulary, those letters and how many validation names carry
+# one are printed two cells below). A name listed under two languages has no single correct
+# label, so we drop it. Everything is lower-cased.
 
 # %%
 names, labels, classes = load_surnames()
@@ -114,6 +117,18 @@ majority_val = float((labels[val_idx] == majority).mean())  # the baseline for c
 print(f"vocabulary: {vocab.size} characters ({''.join(vocab.chars)!r})")
 print(f"train {len(train_idx)}, validation {len(val_idx)}, test {len(test_idx)} names")
 print(f"always '{classes[majority]}': validation accuracy {majority_val:.3f}")
+langs_of = {}  # character -> the languages whose training names contain it
+for i in train_idx:
+    for ch in set(names[i]):
+        langs_of.setdefault(ch, set()).add(int(labels[i]))
+telltale = {ch for ch, langs in langs_of.items() if len(langs) == 1}  # letters of one language only
+val_telltale = [i for i in val_idx if telltale & set(names[i])]
+telltale_right = np.mean([langs_of[next(iter(telltale & set(names[i])))] == {int(labels[i])} for i in val_telltale])
+print(f"{len(telltale)} characters occur in the training names of one language only ({''.join(sorted(telltale))!r}); "
+      f"{len(val_telltale) / len(val_idx):.0%} of the validation names contain one, and for "
+      f"{telltale_right:.0%} of those it names the right language")
+assert 0.03 < len(val_telltale) / len(val_idx) < 0.5 and telltale_right > 0.9, \
+    "a few names, not most, should carry a letter that gives their language away"
 
 # %% [markdown]
 # ## 2. Batches of different lengths: padding, masks and packing

@@ -185,12 +185,15 @@ print(f"Bayes-rule test accuracy of the generator: {bayes_acc:.3f} (chance by ma
       f"{(labels[test_idx] == np.argmax(log_prior)).mean():.3f})")
 print(f"mean log-likelihood of a test name: {own.mean():.2f} nats under its own language, "
       f"{(scores.sum(1) - own).mean() / (len(classes) - 1):.2f} nats under the others")
-assert bayes_acc > 0.5
+majority_acc = float((labels[test_idx] == np.argmax(log_prior)).mean())
+assert bayes_acc > majority_acc + 0.3, "the generator should classify far better than the majority class"
 
 # %% [markdown]
-# A model trained only to *spell* classifies names about as well as the dedicated
-# many-to-one classifier of 05a (compare with the test accuracy that notebook prints):
-# what the model knows about spelling works in both directions.
+# A model trained only to *spell* also classifies names, far above the majority class
+# (printed above). Notebook 05a trains dedicated many-to-one classifiers on the same split;
+# compare its printed test accuracy with this one — they were trained differently, so read
+# the comparison as a hint, not a measurement. What the model knows about spelling works in
+# both directions.
 #
 # ## 4. Sampling with a temperature
 #

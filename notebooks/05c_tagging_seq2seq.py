@@ -467,32 +467,64 @@ assert tf_char[4] > tf_char[20] + 0.3, "so should the accuracy per character, no
 # Short inputs are reversed almost perfectly; long ones almost never, although every
 # length was trained on equally often. Exact match would fall with length even if every
 # character had the same chance $p$ of being right ($p^n$ for $n$ characters); the right
-# panel rules that out: the chance of each *single* character being right falls too.
-# Which characters go wrong? For the 16-character snippets, the accuracy at each output
-# position:
+# panel shows more than that: the chance of each *single* character being right falls too.
+# But greedy per-character accuracy mixes two causes. The decoder may have *forgotten* the
+# character (the fixed-size vector cannot hold it), or it may have been *derailed*: greedy
+# output is compared with the target position by position, so once the decoder drops or
+# inserts one character, every later position is shifted and counts as wrong, even if the
+# decoder still "knows" the rest — the exposure bias of the previous section. To separate
+# them, score the same model a second way: **teacher-forced** accuracy feeds the *true*
+# previous characters and asks only for the next one, so no earlier error can carry over.
+# Its curve is the memory effect; the gap between it and greedy is the compounding. For the
+# 16-character snippets, both by output position:
 
 # %%
 n = 16
+model_tf = seq2seq["teacher forcing (p = 1)"][0]
 _, _, preds = scores["teacher forcing (p = 1)"]
-position_acc = (preds[n][:, :n] == val_sets[n][2][:, :n]).float().mean(0)
+src, src_lengths, tgt = val_sets[n]
+greedy_right = preds[n][:, :n] == tgt[:, :n]  # (200, n): greedy, its own guesses fed back
+with torch.no_grad():
+    logits = model_tf(src.to(device), src_lengths, shift_right(tgt, BOS).to(device)).cpu()  # true inputs fed
+forced_right = logits.argmax(-1)[:, :n] == tgt[:, :n]
+greedy_acc, forced_acc = greedy_right.float().mean(0), forced_right.float().mean(0)
 fig, ax = plt.subplots(figsize=(6, 3))
-ax.plot(range(1, n + 1), position_acc, "o-")
+ax.plot(range(1, n + 1), forced_acc, "o-", label="teacher-forced (true previous characters)")
+ax.plot(range(1, n + 1), greedy_acc, "s-", label="greedy (its own previous guesses)")
 ax.set_xlabel(f"output position (1 = last input character), input length {n}")
 ax.set_ylabel("accuracy")
+ax.set_ylim(0, 1.02)
+ax.legend()
 ax.grid(alpha=0.3)
 plt.show()
-src, src_lengths, tgt = val_sets[n]
 for b in range(3):
     print(f"{decode(src[b].tolist()):>18s} -> {decode(preds[n][b].tolist()):18s} (truth: {decode(tgt[b].tolist())})")
-print(f"position 1: {position_acc[0]:.2f}, position {n}: {position_acc[-1]:.2f}")
-assert position_acc[0] > position_acc[-1] + 0.3, "early outputs (recent inputs) should be far more accurate"
+print(f"{'position':>14s}" + "".join(f"{t:5d}" for t in range(1, n + 1)))
+print(f"{'teacher-forced':>14s}" + "".join(f"{a:5.2f}" for a in forced_acc))
+print(f"{'greedy':>14s}" + "".join(f"{a:5.2f}" for a in greedy_acc))
+errors = ~greedy_right
+after_error = errors & (errors.long().cumsum(1) > 1)  # an error with an earlier error in the same output
+share_after = after_error.sum().item() / errors.sum().item()
+late_forced, late_greedy = forced_acc[7:].mean().item(), greedy_acc[7:].mean().item()
+print(f"positions 8 to {n}: teacher-forced accuracy {late_forced:.2f} on average "
+      f"({forced_acc[7:].min():.2f} to {forced_acc[7:].max():.2f}), greedy {late_greedy:.2f}")
+print(f"{share_after:.0%} of greedy's errors follow an earlier error in the same output")
+assert forced_acc[0] > forced_acc[7:].mean() + 0.15, "even with true inputs, late positions should be harder (memory)"
+assert late_forced > late_greedy + 0.25, "most of greedy's late loss should be compounding, not memory"
+assert share_after > 0.7, "most greedy errors should come after an earlier error"
+assert forced_acc[7:].max() - forced_acc[7:].min() < 0.15, "teacher-forced accuracy should level off after position 8"
 
 # %% [markdown]
-# The first output characters are the *last* ones the encoder read, still fresh in $c$;
-# the accuracy decays towards the end of the output, i.e. the beginning of the input, which
-# had to survive the most steps of being squeezed into the same 128 numbers. That is the
-# **bottleneck**: however long the input, the decoder sees one fixed-size vector, and on a
-# task that must carry *every* input character through it, the longest inputs suffer most.
+# Two effects, measured apart. **Memory** (the teacher-forced curve): the first output
+# characters are the *last* ones the encoder read, still fresh in $c$; with the true previous
+# characters given, accuracy still falls over the first eight positions — the beginning of
+# the input had to survive the most steps of being squeezed into the same 128 numbers — and
+# then levels off. That is the **bottleneck**: however long the input, the
+# decoder sees one fixed-size vector, and on a task that must carry *every* input character
+# through it, the longest inputs suffer most. **Compounding** (the gap between the curves):
+# greedy decoding falls much further, and most of its errors come after an earlier error in
+# the same output — a dropped or repeated character shifts everything after it. Exposure bias
+# turns a moderate memory loss into a near-total loss of exact matches.
 # (Sutskever et al., 2014, reversed their *source* sentences for exactly this reason: it
 # puts the first words to translate close to the decoder.) Notebook 06 lets the decoder look
 # back at *every* encoder state — attention.
@@ -569,9 +601,12 @@ check_tagger_config(my_tagger_config(), seed=1)
 #   a decoder unrolls it. Train with **teacher forcing** (`shift_right`), optionally
 #   **scheduled sampling**; decode greedily, token by token, until `EOS`.
 # - Without attention, on the reversal task, accuracy falls with input length, per
-#   character as well as per sequence, and the characters read first suffer most: a
+#   character as well as per sequence. Two causes, measured apart: with the true previous
+#   characters fed (teacher-forced), the characters read first are still the hardest — a
 #   fixed-size context is a bottleneck for a task that must carry every input character
-#   through it. (Which inputs suffer most depends on the task; notebook 06 measures its own.)
+#   through it; greedy decoding loses far more, because one dropped or inserted character
+#   shifts every later one (exposure bias compounding). (Which inputs suffer most depends
+#   on the task; notebook 06 measures its own.)
 # - Compare and choose on validation; read the test set once, for the chosen model.
 #
 # Next: **05d**, forecasting, closes this chapter; then **06 · attention** lets the

@@ -314,7 +314,10 @@ print(f"parameters: ours {sum(p.numel() for p in our_mha.parameters())}, "
 # %% [markdown]
 # ## 5. Exercise 1 (2 points, about 15 minutes): scaled dot-product attention with a mask
 #
-# Implement $\operatorname{softmax}(QK^\top/\sqrt{d_k} + M)\,V$ for tensors with any leading
+# Implement $\operatorname{softmax}(QK^\top/\sqrt{d_k} + M)\,V$, where $M$ is the mask written as
+# numbers added to the scores: $M_{ts} = 0$ where query $t$ may attend to key $s$ and
+# $M_{ts} = -\infty$ where it may not (section 3), so masked keys get weight exactly 0. Your
+# function takes the boolean mask and applies it, for tensors with any leading
 # axes: `q (..., Tq, d_k)`, `k (..., Tk, d_k)`, `v (..., Tk, d_v)`, and a boolean `mask`
 # broadcastable to `(..., Tq, Tk)` (`True` = may attend) or `None`. Return the output
 # `(..., Tq, d_v)` and the weights `(..., Tq, Tk)`. (You may assume every query may attend
@@ -568,7 +571,8 @@ check_close("mask with T = 7", m_ex, causal_mask(7) & padding_mask(torch.tensor(
 # loss it reached and how far that is from the target; the hidden test trains again from
 # another random start on other windows, so aim with some margin. Section 7's width and
 # heads with a learning rate of 0.003 land just above the target: what limits how far Adam
-# can move in 60 steps, and what does section 2 say about the scores of very small heads?
+# can move in 60 steps? And a head's score $q \cdot k$ sums only $d_k = D/h$ products: how
+# well can a head of very few features tell keys apart?
 
 # %% nbgrader={"grade": false, "grade_id": "attention_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_attention_config():

@@ -27,7 +27,7 @@ def reference_gru(input_size=3, hidden_size=4, seed=0):
 def random_step(seed=0, B=2, n_in=3, H=4):
     rng = np.random.default_rng(seed)
     return dict(x=rng.normal(size=(B, n_in)), h_prev=rng.normal(size=(B, H)), W_x=rng.normal(size=(3 * H, n_in)),
-                W_h=rng.normal(size=(3 * H, H)), b_x=rng.normal(size=3 * H), b_h=rng.normal(size=3 * H))
+                W_h=rng.normal(size=(3 * H, H)), b_x=rng.normal(size=3 * H), b_hh=rng.normal(size=3 * H))
 
 
 def test_param_counts():
@@ -54,14 +54,14 @@ def test_numpy_sequence_matches_torch_gru():
 def test_hand_computed_step():
     # H = I = 1, zero weights: r = sigmoid(b_xr + b_hr), z = sigmoid(b_xz + b_hz), n = tanh(b_xn + r * b_hn).
     zeros = np.zeros((3, 1))
-    b_x, b_h = np.array([0.0, 0.0, 0.2]), np.array([0.0, np.log(3.0), 0.4])  # r = 0.5, z = 0.75
-    h, gates = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_h)
+    b_x, b_hh = np.array([0.0, 0.0, 0.2]), np.array([0.0, np.log(3.0), 0.4])  # r = 0.5, z = 0.75
+    h, gates = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_hh)
     n = np.tanh(0.2 + 0.5 * 0.4)
     assert gates["z"][0, 0] == pytest.approx(0.75)
     assert h[0, 0] == pytest.approx(0.25 * n + 0.75 * 2.0)
-    h_before, _ = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_h, reset_after=False)
+    h_before, _ = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_hh, reset_after=False)
     assert h_before[0, 0] == pytest.approx(0.25 * np.tanh(0.2 + 0.4) + 0.75 * 2.0)  # b_hn outside r
-    h_cand, _ = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_h, z_weights="candidate")
+    h_cand, _ = gru_cell_numpy(np.ones((1, 1)), np.full((1, 1), 2.0), zeros, zeros, b_x, b_hh, z_weights="candidate")
     assert h_cand[0, 0] == pytest.approx(0.25 * 2.0 + 0.75 * n)
 
 
@@ -70,7 +70,8 @@ def test_reset_before_matches_cho_formula():
     h, gates = gru_cell_numpy(**step, reset_after=False)
     H = 4
     W_xn, W_hn = step["W_x"][2 * H:], step["W_h"][2 * H:]
-    n = np.tanh(step["x"] @ W_xn.T + step["b_x"][2 * H:] + (gates["r"] * step["h_prev"]) @ W_hn.T + step["b_h"][2 * H:])
+    n = np.tanh(step["x"] @ W_xn.T + step["b_x"][2 * H:]
+                + (gates["r"] * step["h_prev"]) @ W_hn.T + step["b_hh"][2 * H:])
     np.testing.assert_allclose(gates["n"], n, atol=1e-12)
     assert not np.allclose(h, gru_cell_numpy(**step)[0])
 
@@ -78,13 +79,13 @@ def test_reset_before_matches_cho_formula():
 def test_flipped_update_gate_is_the_same_model():
     step = random_step(2)
     h, gates = gru_cell_numpy(**step)
-    W_x, W_h, b_x, b_h = flip_update_gate(step["W_x"], step["W_h"], step["b_x"], step["b_h"])
-    h2, gates2 = gru_cell_numpy(step["x"], step["h_prev"], W_x, W_h, b_x, b_h, z_weights="candidate")
+    W_x, W_h, b_x, b_hh = flip_update_gate(step["W_x"], step["W_h"], step["b_x"], step["b_hh"])
+    h2, gates2 = gru_cell_numpy(step["x"], step["h_prev"], W_x, W_h, b_x, b_hh, z_weights="candidate")
     np.testing.assert_allclose(h2, h, atol=1e-12)
     np.testing.assert_allclose(gates2["z"], 1 - gates["z"], atol=1e-12)
     np.testing.assert_allclose(gates2["r"], gates["r"])
     assert np.array_equal(step["W_x"], random_step(2)["W_x"])  # the inputs were not modified
-    tensors = flip_update_gate(*(torch.from_numpy(step[k]) for k in ("W_x", "W_h", "b_x", "b_h")))
+    tensors = flip_update_gate(*(torch.from_numpy(step[k]) for k in ("W_x", "W_h", "b_x", "b_hh")))
     np.testing.assert_array_equal(tensors[0].numpy(), W_x)
 
 
@@ -97,7 +98,8 @@ def test_torch_cell_matches_numpy_in_every_convention():
                                       z_weights=z_weights, reset_after=reset_after)
             np.testing.assert_allclose(h_t.numpy(), h_n, atol=1e-12)
             np.testing.assert_allclose(g_t["r"].numpy(), sigmoid(
-                step["x"] @ step["W_x"][:4].T + step["b_x"][:4] + step["h_prev"] @ step["W_h"][:4].T + step["b_h"][:4]))
+                step["x"] @ step["W_x"][:4].T + step["b_x"][:4]
+                + step["h_prev"] @ step["W_h"][:4].T + step["b_hh"][:4]))
 
 
 def test_gru_module_copies_torch_with_gradients():
@@ -112,7 +114,7 @@ def test_gru_module_copies_torch_with_gradients():
     out.sum().backward()
     out2.sum().backward()
     torch.testing.assert_close(ours.cell.W_h.grad, ref.weight_hh_l0.grad)
-    torch.testing.assert_close(ours.cell.b_h.grad, ref.bias_hh_l0.grad)
+    torch.testing.assert_close(ours.cell.b_hh.grad, ref.bias_hh_l0.grad)
 
 
 
@@ -141,10 +143,10 @@ def test_gru_cell_matches_nn_grucell():
         ours.W_x.copy_(ref.weight_ih)
         ours.W_h.copy_(ref.weight_hh)
         ours.b_x.copy_(ref.bias_ih)
-        ours.b_h.copy_(ref.bias_hh)
+        ours.b_hh.copy_(ref.bias_hh)
     x = torch.randn(2, 3, dtype=torch.float64)
     torch.testing.assert_close(ours(x), ref(x))  # default state: zeros
-    np.testing.assert_allclose(gru_weights_from_torch(ref)["b_h"], ref.bias_hh.detach().numpy())
+    np.testing.assert_allclose(gru_weights_from_torch(ref)["b_hh"], ref.bias_hh.detach().numpy())
 
 
 @pytest.mark.parametrize(
@@ -155,7 +157,7 @@ def test_gru_cell_matches_nn_grucell():
         (dict(W_x=np.zeros((12, 2))), "W_x"),
         (dict(W_h=np.zeros((16, 4))), "W_h"),
         (dict(b_x=np.zeros(11)), "b_x"),
-        (dict(b_h=np.zeros((12, 1))), "b_h"),
+        (dict(b_hh=np.zeros((12, 1))), "b_hh"),
     ],
 )
 def test_shape_errors_name_the_argument(override, name):
@@ -183,14 +185,14 @@ def _sig(a):
     return 1 / (1 + np.exp(-a))
 
 
-def _gru_step(x, h_prev, W_x, W_h, b_x, b_h, order="rzn", z_on="h_prev", reset="after", b_hn_inside=True,
+def _gru_step(x, h_prev, W_x, W_h, b_x, b_hh, order="rzn", z_on="h_prev", reset="after", b_hn_inside=True,
               n_fn=np.tanh, return_n=False):
     """A learner's GRU step, right by default; each keyword makes one plausible mistake."""
     H = h_prev.shape[1]
     rows = {name: slice(k * H, (k + 1) * H) for k, name in enumerate(order)}
-    r = _sig(x @ W_x[rows["r"]].T + b_x[rows["r"]] + h_prev @ W_h[rows["r"]].T + b_h[rows["r"]])
-    z = _sig(x @ W_x[rows["z"]].T + b_x[rows["z"]] + h_prev @ W_h[rows["z"]].T + b_h[rows["z"]])
-    W_hn, b_hn, a_xn = W_h[rows["n"]], b_h[rows["n"]], x @ W_x[rows["n"]].T + b_x[rows["n"]]
+    r = _sig(x @ W_x[rows["r"]].T + b_x[rows["r"]] + h_prev @ W_h[rows["r"]].T + b_hh[rows["r"]])
+    z = _sig(x @ W_x[rows["z"]].T + b_x[rows["z"]] + h_prev @ W_h[rows["z"]].T + b_hh[rows["z"]])
+    W_hn, b_hn, a_xn = W_h[rows["n"]], b_hh[rows["n"]], x @ W_x[rows["n"]].T + b_x[rows["n"]]
     if reset == "before":
         n = n_fn(a_xn + (r * h_prev) @ W_hn.T + b_hn)
     elif b_hn_inside:
@@ -274,11 +276,11 @@ def test_gru_forward_numpy_matches_torch_gru():
     np.testing.assert_allclose(h, hT[0].numpy(), atol=1e-12)
 
 
-def _gru_loop(xs, h0, W_x, W_h, b_x, b_h, carry=True, store="after", last="h", **step_mistake):
+def _gru_loop(xs, h0, W_x, W_h, b_x, b_hh, carry=True, store="after", last="h", **step_mistake):
     """A learner's loop over time, right by default; each keyword makes one plausible mistake."""
     h, hs = h0, []
     for x in xs:
-        new = _gru_step(x, h if carry else h0, W_x, W_h, b_x, b_h, **step_mistake)
+        new = _gru_step(x, h if carry else h0, W_x, W_h, b_x, b_hh, **step_mistake)
         hs.append(new if store == "after" else h)
         h = new
     return np.stack(hs), {"h": h, "first": hs[0], "h0": h0}[last]

@@ -19,7 +19,8 @@ def _loop_reference(logits: torch.Tensor, top_k, top_p) -> torch.Tensor:
         probs = [q / total for q in probs]
         for j, v in enumerate(row):
             larger = sum(1 for u in row if u > v)  # tokens strictly above: top-k keeps j if fewer than k
-            mass_above = sum(q for q in probs if q > probs[j])  # nucleus keeps j if its likelier tokens hold < p
+            # nucleus keeps j if the tokens sorted before it (likelier, or tied and of lower index) hold < p
+            mass_above = sum(q for i, q in enumerate(probs) if q > probs[j] or (q == probs[j] and i < j))
             if (top_k is not None and larger >= top_k) or (top_p is not None and mass_above >= top_p):
                 out[b, j] = float("-inf")
     return out
@@ -46,8 +47,14 @@ def test_hand_cases():
     # probabilities 1/2, 1/4, 1/4 (exact in binary): p = 1/2 is covered exactly by the first token
     halves = torch.tensor([[0.5, 0.25, 0.25]]).log()
     assert torch.isfinite(filter_logits(halves, top_p=0.5)).tolist() == [[True, False, False]]
-    # just above 1/2: the next tokens cross p; they are tied, so both are kept
-    assert torch.isfinite(filter_logits(halves, top_p=0.51)).tolist() == [[True, True, True]]
+    # just above 1/2: the second token crosses p and is kept; the third, tied with it, is not (smallest set)
+    assert torch.isfinite(filter_logits(halves, top_p=0.51)).tolist() == [[True, True, False]]
+    # 1/2, 1/4, 1/8, 1/8 at p = 0.8: the smallest set reaching 0.8 has three tokens (notebook 08c's hand case)
+    eighths = torch.tensor([[0.5, 0.25, 0.125, 0.125]]).log()
+    assert torch.isfinite(filter_logits(eighths, top_p=0.8)).tolist() == [[True, True, True, False]]
+    # ties within the sorted row: the lower index comes first, whatever the row's order
+    assert torch.isfinite(filter_logits(torch.tensor([[0.125, 0.125, 0.25, 0.5]]).log(), top_p=0.8)).tolist() == \
+        [[True, False, True, True]]
     # a tiny p always keeps the likeliest token
     assert torch.isfinite(filter_logits(torch.tensor([[0.0, 0.1, 0.0]]), top_p=1e-9)).tolist() == [[False, True, False]]
 
@@ -95,7 +102,7 @@ def test_distinct_ngrams():
 def _right(logits, top_k, top_p):
     out = logits.clone()
     probs = torch.softmax(logits, -1)
-    sorted_p, order = probs.sort(-1, descending=True)
+    sorted_p, order = probs.sort(dim=-1, descending=True, stable=True)
     before = sorted_p.cumsum(-1) - sorted_p
     keep = torch.ones_like(logits, dtype=torch.bool)
     if top_p is not None:
@@ -125,6 +132,27 @@ def _crossing_dropped(logits, top_k, top_p):
     return logits.masked_fill(~keep, float("-inf"))
 
 
+def _ties_kept(logits, top_k, top_p):
+    """The nucleus widened to every token tied with the last one kept (not the smallest set)."""
+    keep = torch.isfinite(_right(logits, None, top_p))
+    if top_p is not None:
+        probs = torch.softmax(logits, -1)
+        keep = probs >= probs.masked_fill(~keep, float("inf")).min(-1, keepdim=True).values
+    if top_k is not None:
+        keep &= logits >= logits.topk(top_k, -1).values[:, -1:]
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def _last_tied_first(logits, top_k, top_p):
+    """Right, but of tied tokens the higher index comes first: the other smallest set, also accepted."""
+    flipped = _right(logits.flip(-1), top_k, top_p).flip(-1)
+    return flipped
+
+
+def test_check_accepts_either_tied_token():
+    check_filter_logits(_last_tied_first)
+
+
 def _batch_k(logits, top_k, top_p):
     out = _right(logits, None, top_p)
     if top_k is not None:
@@ -136,6 +164,7 @@ def _batch_k(logits, top_k, top_p):
     (_probabilities, "return probabilities"),
     (_crossing_dropped, "the token that crosses p must be kept"),
     (_batch_k, "the k largest logits of the whole batch"),
+    (_ties_kept, "the nucleus is the *smallest* set"),
 ])
 def test_check_names_the_mistake(fn, words):
     with pytest.raises(CheckFailed, match=re.escape(words)):

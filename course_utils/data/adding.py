@@ -1,4 +1,4 @@
-"""Notebooks 03, 04 and 09 (sections 5, 4 and 5): the adding problem, a long-range memory task.
+"""Notebooks 02, 03, 04 and 09 (sections 6, 5, 4 and 5): the adding problem, a long-range memory task.
 
 The adding problem (Hochreiter & Schmidhuber 1997), in its common modern form: each
 input step carries two numbers, a value drawn from U[0, 1] and a marker that is 1 at

@@ -17,21 +17,21 @@ from ..shared.gated import (
 )
 
 
-def _gru_mistakes(x, h_prev, W_x, W_h, b_x, b_h) -> dict[str, np.ndarray]:
+def _gru_mistakes(x, h_prev, W_x, W_h, b_x, b_hh) -> dict[str, np.ndarray]:
     """``{hint: h}`` that the usual wrong GRU steps return (notebook 04, exercise 1)."""
-    h, gates = gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h)
+    h, gates = gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_hh)
     r, z = gates["r"], gates["z"]
     s = gate_slices(h.shape[1], GRU_GATES)
-    n_bias_outside = np.tanh(x @ W_x[s["n"]].T + b_x[s["n"]] + r * (h_prev @ W_h[s["n"]].T) + b_h[s["n"]])
-    n_no_tanh = x @ W_x[s["n"]].T + b_x[s["n"]] + r * (h_prev @ W_h[s["n"]].T + b_h[s["n"]])
-    z_r_n = [reorder_blocks(w, ("z", "r", "n"), GRU_GATES) for w in (W_x, W_h, b_x, b_h)]
+    n_bias_outside = np.tanh(x @ W_x[s["n"]].T + b_x[s["n"]] + r * (h_prev @ W_h[s["n"]].T) + b_hh[s["n"]])
+    n_no_tanh = x @ W_x[s["n"]].T + b_x[s["n"]] + r * (h_prev @ W_h[s["n"]].T + b_hh[s["n"]])
+    z_r_n = [reorder_blocks(w, ("z", "r", "n"), GRU_GATES) for w in (W_x, W_h, b_x, b_hh)]
     return {
         "use the other convention, h = z * n + (1 - z) * h_prev (the course's, PyTorch's: (1 - z) * n + z * h_prev)":
-            gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h, z_weights="candidate")[0],
+            gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_hh, z_weights="candidate")[0],
         "apply r to h_prev before the recurrent matmul (Cho et al.'s GRU); PyTorch applies r after it, to "
-        "W_hn h_prev + b_hn": gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h, reset_after=False)[0],
+        "W_hn h_prev + b_hn": gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_hh, reset_after=False)[0],
         "follow the original paper both ways (r before the matmul, h = z * n + (1 - z) * h_prev)":
-            gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_h, z_weights="candidate", reset_after=False)[0],
+            gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_hh, z_weights="candidate", reset_after=False)[0],
         "leave b_hn outside the reset gate (r * (W_hn h_prev) + b_hn instead of r * (W_hn h_prev + b_hn))":
             (1 - z) * n_bias_outside + z * h_prev,
         "read the stacked rows as z, r, n (PyTorch's order is r, z, n)": gru_cell_numpy(x, h_prev, *z_r_n)[0],
@@ -41,7 +41,7 @@ def _gru_mistakes(x, h_prev, W_x, W_h, b_x, b_h) -> dict[str, np.ndarray]:
 
 
 def check_gru_cell(fn, seed: int = 0) -> None:
-    """Test ``fn(x, h_prev, W_x, W_h, b_x, b_h) -> h`` against :func:`gru_cell_numpy`.
+    """Test ``fn(x, h_prev, W_x, W_h, b_x, b_hh) -> h`` against :func:`gru_cell_numpy`.
 
     Fails naming the shape that is wrong or the usual mistake the values match: the other
     z convention, r before the matmul, b_hn outside r, another gate order, no tanh on n.
@@ -108,7 +108,7 @@ def _gru_forward_mistakes(xs, h0, *weights) -> dict[str, tuple[np.ndarray, np.nd
 
 
 def check_gru_forward(fn, seed: int = 0) -> None:
-    """Test ``fn(xs, h0, W_x, W_h, b_x, b_h) -> (hs, h_T)`` against :func:`gru_forward_numpy` (notebook 04, exercise 3).
+    """Test ``fn(xs, h0, W_x, W_h, b_x, b_hh) -> (hs, h_T)`` against :func:`gru_forward_numpy` (notebook 04, ex. 3).
 
     Fails naming the shape that is wrong or the usual mistake the values match: the state
     not carried from step to step, hs off by one step, the wrong final state, the other z

@@ -72,7 +72,7 @@ def sigmoid(a: np.ndarray) -> np.ndarray:
 def require_step_shapes(x, h_prev, W_x, W_h, biases: dict[str, Any], n_blocks: int) -> tuple[int, int]:
     """Validate one step's arguments of a cell with ``n_blocks`` stacked blocks; returns ``(B, H)``.
 
-    ``biases`` names each bias vector, ``{"b": b}`` for the LSTM, ``{"b_x": b_x, "b_h": b_h}``
+    ``biases`` names each bias vector, ``{"b": b}`` for the LSTM, ``{"b_x": b_x, "b_hh": b_hh}``
     for the GRU, so an error names the argument the learner passed.
     """
     require_shape("x", x, ("B", "I"))
@@ -88,7 +88,11 @@ def require_step_shapes(x, h_prev, W_x, W_h, biases: dict[str, Any], n_blocks: i
 
 
 def weights_from_torch(layer: nn.Module, n_blocks: int = 4) -> dict[str, torch.Tensor]:
-    """``{"W_x", "W_h", "b_x", "b_h"}`` (detached tensors) of a one-layer ``nn.LSTM``/``nn.GRU`` or cell."""
+    """``{"W_x", "W_h", "b_x", "b_hh"}`` (detached tensors) of a one-layer ``nn.LSTM``/``nn.GRU`` or cell.
+
+    ``b_x`` is PyTorch's ``bias_ih`` and ``b_hh`` its ``bias_hh``, each ``(n_blocks * H,)``; not to be
+    confused with the plain RNN's summed bias ``b_h`` ``(H,)`` of notebooks 01-02.
+    """
     if isinstance(layer, (nn.LSTM, nn.GRU)):
         if layer.num_layers != 1 or layer.bidirectional or getattr(layer, "proj_size", 0):
             raise ValueError("only a one-layer, one-directional recurrent layer without projection can be copied")
@@ -104,7 +108,7 @@ def weights_from_torch(layer: nn.Module, n_blocks: int = 4) -> dict[str, torch.T
         raise ValueError(f"expected {n_blocks} stacked blocks, got weight_ih of shape {tuple(W_x.shape)}")
     if layer.bias:
         b_x = getattr(layer, "bias_ih" + suffix).detach()
-        b_h = getattr(layer, "bias_hh" + suffix).detach()
+        b_hh = getattr(layer, "bias_hh" + suffix).detach()
     else:
-        b_x = b_h = W_x.new_zeros(W_x.shape[0])
-    return {"W_x": W_x, "W_h": W_h, "b_x": b_x, "b_h": b_h}
+        b_x = b_hh = W_x.new_zeros(W_x.shape[0])
+    return {"W_x": W_x, "W_h": W_h, "b_x": b_x, "b_hh": b_hh}
