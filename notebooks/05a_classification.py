@@ -196,9 +196,12 @@ def my_length_mask(lengths: torch.Tensor, max_len: int) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "length_mask_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.core.checks import refuse_reference
+
+my_length_mask_checked = refuse_reference(my_length_mask, ("length_mask",))  # the course's own fails
 from course_utils import check_shape, check_type
 
-got = my_length_mask(torch.tensor([3, 1, 4]), 5)
+got = my_length_mask_checked(torch.tensor([3, 1, 4]), 5)
 check_type("my_length_mask(...)", got, torch.Tensor)
 check_shape("my_length_mask(torch.tensor([3, 1, 4]), 5)", got, (3, 5))
 expected = torch.tensor([[1, 1, 1, 0, 0], [1, 0, 0, 0, 0], [1, 1, 1, 1, 0]], dtype=torch.bool)
@@ -208,11 +211,14 @@ check_close("my_length_mask(torch.tensor([3, 1, 4]), 5)", got, expected)
 # %% nbgrader={"grade": true, "grade_id": "length_mask_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
+from course_utils.core.checks import refuse_reference
+
+my_length_mask_checked = refuse_reference(my_length_mask, ("length_mask",))  # the course's own fails
 from course_utils.output_types import length_mask as reference_mask
 
 lens = torch.randint(1, 9, (17,))
-check_close("a random mask", my_length_mask(lens, 12), reference_mask(lens, 12))
-check_close("a mask with max_len == max(lengths)", my_length_mask(lens, int(lens.max())), reference_mask(lens))
+check_close("a random mask", my_length_mask_checked(lens, 12), reference_mask(lens, 12))
+check_close("a mask with max_len == max(lengths)", my_length_mask_checked(lens, int(lens.max())), reference_mask(lens))
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -232,24 +238,30 @@ def my_masked_mean(h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "masked_mean_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.core.checks import refuse_reference
+
+my_masked_mean_checked = refuse_reference(my_masked_mean, ("masked_mean",))  # the course's own fails
 h = torch.arange(24, dtype=torch.float32).reshape(2, 4, 3)
 mask = torch.tensor([[True, True, False, False], [True, True, True, True]])
 expected = torch.stack([h[0, :2].mean(0), h[1].mean(0)])
-check_close("my_masked_mean(h, mask)", my_masked_mean(h, mask), expected)
+check_close("my_masked_mean(h, mask)", my_masked_mean_checked(h, mask), expected)
 
 
 # %% nbgrader={"grade": true, "grade_id": "masked_mean_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
+from course_utils.core.checks import refuse_reference
+
+my_masked_mean_checked = refuse_reference(my_masked_mean, ("masked_mean",))  # the course's own fails
 from course_utils.output_types import masked_mean as reference_mean
 
 g = torch.Generator().manual_seed(3)
 h = torch.randn(5, 7, 4, generator=g)
 mask = torch.arange(7)[None, :] < torch.tensor([7, 1, 3, 5, 2])[:, None]
-check_close("my_masked_mean, random", my_masked_mean(h, mask), reference_mean(h, mask))
+check_close("my_masked_mean, random", my_masked_mean_checked(h, mask), reference_mean(h, mask))
 h2 = h.clone()
 h2[~mask] = 1e6  # garbage in the padding must not matter
-check_close("my_masked_mean ignores padding", my_masked_mean(h2, mask), reference_mean(h, mask))
+check_close("my_masked_mean ignores padding", my_masked_mean_checked(h2, mask), reference_mean(h, mask))
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -225,21 +225,27 @@ def my_temperature_softmax(logits: torch.Tensor, temperature: float) -> torch.Te
 
 
 # %% nbgrader={"grade": true, "grade_id": "temperature_softmax_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.core.checks import refuse_reference
+
+my_temperature_softmax_checked = refuse_reference(my_temperature_softmax, ("temperature_softmax", "sample_next"))  # the course's own fails
 z = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]])
 for T in (0.5, 1.0, 2.0):
-    check_close(f"my_temperature_softmax(z, {T})", my_temperature_softmax(z, T), torch.softmax(z / T, dim=-1))
+    check_close(f"my_temperature_softmax(z, {T})", my_temperature_softmax_checked(z, T), torch.softmax(z / T, dim=-1))
 
 
 # %% nbgrader={"grade": true, "grade_id": "temperature_softmax_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
+from course_utils.core.checks import refuse_reference
+
+my_temperature_softmax_checked = refuse_reference(my_temperature_softmax, ("temperature_softmax", "sample_next"))  # the course's own fails
 big = torch.tensor([1000.0, 1001.0, 1002.0])
-check_close("large logits", my_temperature_softmax(big, 0.7), torch.softmax(big / 0.7, dim=-1))
+check_close("large logits", my_temperature_softmax_checked(big, 0.7), torch.softmax(big / 0.7, dim=-1))
 z3 = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(1))
-check_close("a 3-d tensor", my_temperature_softmax(z3, 1.5), torch.softmax(z3 / 1.5, dim=-1))
+check_close("a 3-d tensor", my_temperature_softmax_checked(z3, 1.5), torch.softmax(z3 / 1.5, dim=-1))
 for bad in (0.0, -1.0):
     try:
-        my_temperature_softmax(z, bad)
+        my_temperature_softmax_checked(z, bad)
     except ValueError:
         pass
     else:
@@ -265,10 +271,13 @@ def my_sample_next(logits: torch.Tensor, temperature: float, generator: torch.Ge
 
 
 # %% nbgrader={"grade": true, "grade_id": "sample_next_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.core.checks import refuse_reference
+
+my_sample_next_checked = refuse_reference(my_sample_next, ("sample_next",))  # the course's own fails
 from course_utils import check_shape
 
 logits = torch.tensor([[2.0, 1.0, 0.0, -1.0]]).repeat(20000, 1)
-draws = my_sample_next(logits, 0.5, torch.Generator().manual_seed(0))
+draws = my_sample_next_checked(logits, 0.5, torch.Generator().manual_seed(0))
 check_shape("my_sample_next(logits, 0.5)", draws, (20000,))
 freq = torch.bincount(draws, minlength=4).double() / len(draws)
 check_close("sample frequencies at T = 0.5", freq, torch.softmax(logits[0].double() / 0.5, dim=-1), rtol=0, atol=0.015)
@@ -277,7 +286,10 @@ check_close("sample frequencies at T = 0.5", freq, torch.softmax(logits[0].doubl
 # %% nbgrader={"grade": true, "grade_id": "sample_next_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-draws = my_sample_next(logits, 2.0, torch.Generator().manual_seed(1))
+from course_utils.core.checks import refuse_reference
+
+my_sample_next_checked = refuse_reference(my_sample_next, ("sample_next",))  # the course's own fails
+draws = my_sample_next_checked(logits, 2.0, torch.Generator().manual_seed(1))
 freq = torch.bincount(draws, minlength=4).double() / len(draws)
 check_close("sample frequencies at T = 2", freq, torch.softmax(logits[0].double() / 2.0, dim=-1), rtol=0, atol=0.015)
 assert draws.dtype == torch.long, f"ids should be int64, got {draws.dtype}"

@@ -115,19 +115,25 @@ def my_reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "reverse_padded_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.core.checks import refuse_reference
+
+my_reverse_padded_checked = refuse_reference(my_reverse_padded, ("reverse_padded", "bidirectional_rnn"))  # the course's own fails
 x = torch.arange(8, dtype=torch.float32).reshape(2, 4, 1)  # rows [0 1 2 3] and [4 5 6 7]
-got = my_reverse_padded(x, torch.tensor([4, 2]))
+got = my_reverse_padded_checked(x, torch.tensor([4, 2]))
 check_close("my_reverse_padded(x, [4, 2])", got, torch.tensor([[3.0, 2, 1, 0], [5, 4, 6, 7]]).reshape(2, 4, 1))
 
 
 # %% nbgrader={"grade": true, "grade_id": "reverse_padded_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
+from course_utils.core.checks import refuse_reference
+
+my_reverse_padded_checked = refuse_reference(my_reverse_padded, ("reverse_padded", "bidirectional_rnn"))  # the course's own fails
 g = torch.Generator().manual_seed(0)
 x = torch.randn(6, 9, 3, generator=g)
 lens = torch.tensor([9, 1, 4, 7, 2, 9])
-check_close("random batch", my_reverse_padded(x, lens), reverse_padded(x, lens))
-check_close("reversing twice is the identity", my_reverse_padded(my_reverse_padded(x, lens), lens), x)
+check_close("random batch", my_reverse_padded_checked(x, lens), reverse_padded(x, lens))
+check_close("reversing twice is the identity", my_reverse_padded_checked(my_reverse_padded_checked(x, lens), lens), x)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -343,18 +349,24 @@ def my_shift_right(targets: torch.Tensor, bos: int) -> torch.Tensor:
 
 
 # %% nbgrader={"grade": true, "grade_id": "shift_right_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.core.checks import refuse_reference
+
+my_shift_right_checked = refuse_reference(my_shift_right, ("shift_right",))  # the course's own fails
 y = torch.tensor([[5, 6, 7, 2], [8, 2, 0, 0]])
-check_close("my_shift_right(y, 1)", my_shift_right(y, 1), torch.tensor([[1, 5, 6, 7], [1, 8, 2, 0]]))
+check_close("my_shift_right(y, 1)", my_shift_right_checked(y, 1), torch.tensor([[1, 5, 6, 7], [1, 8, 2, 0]]))
 
 
 # %% nbgrader={"grade": true, "grade_id": "shift_right_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
+from course_utils.core.checks import refuse_reference
+
+my_shift_right_checked = refuse_reference(my_shift_right, ("shift_right",))  # the course's own fails
 from course_utils.output_types import shift_right as reference_shift_right
 
 y = torch.randint(0, 30, (7, 11), generator=torch.Generator().manual_seed(0))
-check_close("random targets", my_shift_right(y, 9), reference_shift_right(y, 9))
-check_close("length-1 targets", my_shift_right(y[:, :1], 4), torch.full((7, 1), 4))
+check_close("random targets", my_shift_right_checked(y, 9), reference_shift_right(y, 9))
+check_close("length-1 targets", my_shift_right_checked(y[:, :1], 4), torch.full((7, 1), 4))
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -127,16 +127,22 @@ def my_windows(series: np.ndarray, p: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 # %% nbgrader={"grade": true, "grade_id": "windows_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.core.checks import refuse_reference
+
+my_windows_checked = refuse_reference(my_windows, ("windows", "windows_for_years"))  # the course's own fails
 s = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-X, y = my_windows(s, 2)
-check_close("X of my_windows([1, 2, 3, 4, 5], 2)", X, np.array([[1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]))
-check_close("y of my_windows([1, 2, 3, 4, 5], 2)", y, np.array([3.0, 4.0, 5.0]))
+X, y = my_windows_checked(s, 2)
+check_close("X of my_windows_checked([1, 2, 3, 4, 5], 2)", X, np.array([[1.0, 2.0], [2.0, 3.0], [3.0, 4.0]]))
+check_close("y of my_windows_checked([1, 2, 3, 4, 5], 2)", y, np.array([3.0, 4.0, 5.0]))
 
 
 # %% nbgrader={"grade": true, "grade_id": "windows_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-X, y = my_windows(sunspots, 9)
+from course_utils.core.checks import refuse_reference
+
+my_windows_checked = refuse_reference(my_windows, ("windows", "windows_for_years"))  # the course's own fails
+X, y = my_windows_checked(sunspots, 9)
 X_ref, y_ref = windows(sunspots, 9)
 check_close("windows of the sunspots, p = 9", X, X_ref)
 check_close("targets of the sunspots, p = 9", y, y_ref)
@@ -170,16 +176,22 @@ def my_fit_ar(X: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 # %% nbgrader={"grade": true, "grade_id": "fit_ar_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.core.checks import refuse_reference
+
+my_fit_ar_checked = refuse_reference(my_fit_ar, ("fit_ar",))  # the course's own fails
 X_toy = np.array([[0.0, 1.0], [1.0, 0.0], [1.0, 1.0], [2.0, 1.0]])
 y_toy = X_toy @ np.array([2.0, -1.0]) + 0.5  # exactly linear: the fit must recover it
-check_close("my_fit_ar on an exact linear toy", my_fit_ar(X_toy, y_toy), np.array([2.0, -1.0, 0.5]), atol=1e-9)
+check_close("my_fit_ar on an exact linear toy", my_fit_ar_checked(X_toy, y_toy), np.array([2.0, -1.0, 0.5]), atol=1e-9)
 
 
 # %% nbgrader={"grade": true, "grade_id": "fit_ar_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
+from course_utils.core.checks import refuse_reference
+
+my_fit_ar_checked = refuse_reference(my_fit_ar, ("fit_ar",))  # the course's own fails
 X9, y9, _ = windows_for_years(sunspots, years, 9, 1700, 1920)
-check_close("AR(9) on the sunspots", my_fit_ar(X9, y9), fit_ar(X9, y9), rtol=1e-6, atol=1e-8)
+check_close("AR(9) on the sunspots", my_fit_ar_checked(X9, y9), fit_ar(X9, y9), rtol=1e-6, atol=1e-8)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -530,35 +530,22 @@ def my_min_gru_step(
 
 
 # %% nbgrader={"grade": true, "grade_id": "min_gru_step_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils import check_shape
-from course_utils.min_rnns import MinGRU
+from course_utils.exercises.min_rnns import check_min_gru_step
 
-
-def min_gru_reference(x, h_prev, W_z, b_z, W_h, b_h):
-    """The course's MinGRU (candidate='linear') for one step, with these weights."""
-    layer = MinGRU(W_z.shape[1], W_z.shape[0], candidate="linear").to(device=x.device, dtype=x.dtype)
-    with torch.no_grad():
-        layer.linear.weight.copy_(torch.cat([W_z, W_h]))
-        layer.linear.bias.copy_(torch.cat([b_z, b_h]))
-        return layer(x.unsqueeze(0), h_prev)[1]  # (B, H)
-
-
-g_ex = torch.Generator().manual_seed(0)
-args = [torch.randn(*shape, generator=g_ex) for shape in [(4, 3), (4, 5), (5, 3), (5,), (5, 3), (5,)]]
-got = my_min_gru_step(*args)
-check_shape("h", got, (4, 5))
-check_close("h", got, min_gru_reference(*args))
+check_min_gru_step(my_min_gru_step)  # vs the course's MinGRU; names: 04's z convention, a tanh on h~, no sigmoid
 
 
 # %% nbgrader={"grade": true, "grade_id": "min_gru_step_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-g_ex = torch.Generator().manual_seed(1)  # its own generator: a test cell depends on no other cell's state
-args = [torch.randn(*shape, generator=g_ex, dtype=torch.float64) for shape in [(2, 7), (2, 1), (1, 7), (1,), (1, 7), (1,)]]
-check_close("h (B=2, I=7, H=1, float64)", my_min_gru_step(*args), min_gru_reference(*args))
+from course_utils.core.checks import refuse_reference
+from course_utils.exercises.min_rnns import check_min_gru_step
+
+check_min_gru_step(my_min_gru_step, seed=1)
+my_min_gru_step_checked = refuse_reference(my_min_gru_step, ("MinGRU",))  # the course's own fails
 x_h, h_h = torch.tensor([[1.0]]), torch.tensor([[4.0]])
 one, zero = torch.tensor([[0.0]]), torch.tensor([0.0])
-check_close("h, hand case (z = 0.5, h~ = 1)", my_min_gru_step(x_h, h_h, one, zero, torch.tensor([[1.0]]), zero),
+check_close("h, hand case (z = 0.5, h~ = 1)", my_min_gru_step_checked(x_h, h_h, one, zero, torch.tensor([[1.0]]), zero),
             torch.tensor([[2.5]]))
 ### END HIDDEN TESTS
 

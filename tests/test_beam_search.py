@@ -133,11 +133,20 @@ def test_the_beam_step_mistakes_differ_from_the_answer():
     ({"expand_finished": True}, "extend finished beams"),
 ])
 def test_check_beam_step_names_the_mistake(kwargs, message):
-    def wrong(total, length, finished, log_probs, beam_width, alpha, eos):
-        return _beam_step_variant(total, length, finished, log_probs, beam_width, alpha, eos, **kwargs)
+    def wrong(total, length, finished, log_probs, beam_width, alpha, eos, norm="length", expand_finished=False):
+        """A learner's beam step with one mistake, written from the learner's own solution (not the course's)."""
+        N, K, V = log_probs.shape
+        if expand_finished:
+            finished = torch.zeros_like(finished)
+        parent, tok, tot, ln, fin = solution_beam_step(total, length, finished, log_probs, K * V, 0.0, eos)
+        if norm == "step":
+            ln = ln + finished.gather(1, parent).long()
+        score = tot if norm == "none" else tot / ln.double() ** alpha
+        order = score.topk(beam_width, dim=1).indices
+        return tuple(x.gather(1, order) for x in (parent, tok, tot, ln, fin))
 
     with pytest.raises(CheckFailed, match=message):
-        check_beam_step(wrong)
+        check_beam_step(lambda *args: wrong(*args, **kwargs))
 
 
 def test_check_beam_step_refuses_the_reference():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_utils import CheckFailed
-from course_utils.exercises.min_rnns import check_min_lstm_gates
+from course_utils.exercises.min_rnns import check_min_gru_step, check_min_lstm_gates
 from course_utils.min_rnns import (
     METHODS,
     IndRNN,
@@ -327,3 +327,37 @@ def test_signed_min_gru_refuses_the_log_scan():
         model.recurrence(x, log=True)
     assert SignedMinGRU(2, 3).candidate == "linear" and min_rnn_param_count("minGRU", 2, 3) == sum(
         p.numel() for p in model.parameters())
+
+
+# ----------------------------------------------------------------------------- exercise 3: one minGRU step
+
+
+def _min_gru_step(convention="feng", tanh=False, sigmoid=True, candidate_only=False):
+    """A learner's minGRU step, right by default; each keyword makes one plausible mistake."""
+    def my_min_gru_step(x, h_prev, W_z, b_z, W_h, b_h):
+        a_z, h_tilde = x @ W_z.T + b_z, x @ W_h.T + b_h
+        z = torch.sigmoid(a_z) if sigmoid else a_z
+        h_tilde = torch.tanh(h_tilde) if tanh else h_tilde
+        if candidate_only:
+            return h_tilde
+        return (1 - z) * h_prev + z * h_tilde if convention == "feng" else z * h_prev + (1 - z) * h_tilde
+    return my_min_gru_step
+
+
+def test_check_min_gru_step_passes_the_step_and_names_each_mistake(capsys):
+    check_min_gru_step(_min_gru_step())
+    check_min_gru_step(_min_gru_step(), seed=1)
+    assert "OK my_min_gru_step" in capsys.readouterr().out
+    for options, words in [(dict(convention="04"), "notebook 04's PyTorch convention"),
+                           (dict(tanh=True), "squash the candidate with tanh"),
+                           (dict(sigmoid=False), "leave out the sigmoid on z"),
+                           (dict(candidate_only=True), "return the candidate h~ alone")]:
+        with pytest.raises(CheckFailed, match=re.escape(words)):
+            check_min_gru_step(_min_gru_step(**options))
+
+
+def test_check_min_gru_step_refuses_the_course_s_min_gru():
+    from course_utils.exercises import min_rnns as exercises
+
+    with pytest.raises(CheckFailed, match="reaches course_utils.min_rnns.MinGRU"):
+        check_min_gru_step(lambda *args: exercises._min_gru_step(*args))  # a private route to the reference

@@ -11,6 +11,8 @@ the learner's value; values are converted to numeric arrays and compared element
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -221,7 +223,7 @@ def check_softmax(fn: Any, seed: int = 0) -> None:
     max for the whole array instead of each row's, the wrong axis, a missing or global
     normaliser, a max without ``keepdims``.
     """
-    refuse_reference(fn, ("softmax", "log_softmax", "temperature_softmax"))
+    fn = refuse_reference(fn, ("softmax", "log_softmax", "temperature_softmax"))
     rng = np.random.default_rng(seed)
     cases = {
         "small values": np.array([[1.0, 2.0, 3.0], [0.0, 0.0, -1.0]]),
@@ -251,20 +253,85 @@ def _names_used(code: Any) -> set[str]:
     return names
 
 
-def refuse_reference(fn: Any, references: Sequence[str]) -> None:
-    """Fail when an exercise's function calls one of the course's own implementations by name.
+# Libraries whose functions an exercise's function may not reach by a reference's name, at run time.
+_REFERENCE_LIBRARIES = ("course_utils", "torch", "scipy", "sklearn")
+# Names too generic to refuse in the libraries besides the course's own (torch.distributions' sample, ...).
+_COURSE_ONLY = frozenset({"sample", "forward", "decode", "generate", "recurrence", "step"})
 
-    The lectures import their reference implementations (``rnn_cell_forward``) to teach with;
-    an exercise that asks for the same function must not be passable by calling it.
+
+def _reached_reference(frame: Any, event: str, arg: Any, references: frozenset[str]) -> str | None:
+    """``module.name`` when a profiled call is one of ``references`` in a reference library, else None."""
+    if event == "call":
+        code = frame.f_code
+        names = {code.co_name, getattr(code, "co_qualname", code.co_name).split(".")[0]}  # a method: its class too
+        module = frame.f_globals.get("__name__") or ""
+        if code.co_argcount and code.co_varnames[0] in ("self", "cls"):  # an inherited or generated method
+            owner = frame.f_locals.get(code.co_varnames[0])
+            owner = owner if isinstance(owner, type) else type(owner)
+            if owner.__name__ in references and owner.__module__.split(".")[0] in _REFERENCE_LIBRARIES:
+                names, module = {owner.__name__}, owner.__module__
+    elif event == "c_call":  # a builtin: torch.softmax, a tensor's .softmax, torch._C's kernels
+        names = {getattr(arg, "__name__", "")}
+        owner = getattr(arg, "__self__", None)
+        module = getattr(arg, "__module__", None) or (type(owner).__module__ if owner is not None else "") or ""
+    else:
+        return None
+    library = module.split(".")[0]
+    if library not in _REFERENCE_LIBRARIES:
+        return None
+    hit = sorted(n for n in names & references if library == "course_utils" or n not in _COURSE_ONLY)
+    return f"{module}.{hit[0]}" if hit else None
+
+
+def refuse_reference(fn: Any, references: Sequence[str]) -> Any:
+    """Refuse an exercise's function that reaches one of the course's (or a library's) own implementations.
+
+    Two layers. Before any call: a function whose code names a reference (``rnn_cell_forward``)
+    fails at once. Then the returned function, which the check calls instead of ``fn``, runs
+    ``fn`` under a profiler and fails if any call reaches a function or class of that name in
+    ``course_utils``, ``torch``, ``scipy`` or ``sklearn``, however it was reached: an alias
+    (``import rnn_cell_forward as step``), ``getattr``, ``importlib``, a model's own method.
+    The learner's own function of the same name is in the notebook's module, so it passes.
     """
     code = getattr(fn, "__code__", None)
-    if code is None:  # not a plain Python function: the value checks decide
-        return
-    called = sorted(set(references) & _names_used(code))
-    if called:
-        name = getattr(fn, "__name__", "your function")
-        raise CheckFailed(f"{name} calls {', '.join(called)}, an existing implementation: the exercise is to "
-                          "write the computation yourself from array operations (numpy or torch).")
+    name = getattr(fn, "__name__", "your function")
+    if code is not None:
+        called = sorted(set(references) & _names_used(code))
+        if called:
+            raise CheckFailed(f"{name} calls {', '.join(called)}, an existing implementation: the exercise is to "
+                              "write the computation yourself from array operations (numpy or torch).")
+    if not callable(fn):
+        return fn
+    wanted = frozenset(references)
+
+    @functools.wraps(fn)
+    def traced(*args: Any, **kwargs: Any) -> Any:
+        reached: list[str] = []
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            if not reached and (hit := _reached_reference(frame, event, arg, wanted)):
+                reached.append(hit)
+
+        previous = sys.getprofile()
+        sys.setprofile(profile)
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as error:
+            sys.setprofile(previous)
+            if reached:
+                raise _refusal(name, reached[0]) from error
+            raise
+        sys.setprofile(previous)
+        if reached:
+            raise _refusal(name, reached[0])
+        return result
+
+    return traced
+
+
+def _refusal(name: str, reached: str) -> CheckFailed:
+    return CheckFailed(f"{name} reaches {reached}, an existing implementation (whatever name it goes by): the "
+                       "exercise is to write the computation yourself from array operations (numpy or torch).")
 
 
 def require_keys(answer: Any, keys: Sequence[str]) -> None:

@@ -43,7 +43,7 @@ def check_beam_step(fn, seed: int = 0) -> None:
     naming the usual mistakes: ranking by the plain sum (no normalisation, or one length for
     all), a finished beam's length growing with the steps, extending finished beams.
     """
-    refuse_reference(fn, ("beam_step", "beam_search", "normalised_score"))
+    fn = refuse_reference(fn, ("beam_step", "beam_search", "normalised_score"))
     total, length, finished, log_probs = _beam_case(seed)
     width, alpha, eos = 3, 1.0, 4
     got = fn(total.clone(), length.clone(), finished.clone(), log_probs.clone(), width, alpha, eos)

@@ -102,7 +102,7 @@ def check_rnn_cell_backward(fn: Callable[..., Grads], seed: int = 0, B: int = 3,
     tanh' of the wrong state or of tanh(h_t), ``(1 - h)**2``, W_hh.T for dh_prev, a
     transposed dW_hh, a bias gradient averaged or not summed over the batch.
     """
-    refuse_reference(fn, ("rnn_cell_backward", "rnn_backward", "backward", "grad"))  # autograd too
+    fn = refuse_reference(fn, ("rnn_cell_backward", "rnn_backward", "backward", "grad"))  # autograd too
     dh_t, h_t, x_t, h_prev, W_xh, W_hh, b_h = _cell_backward_case(np.random.default_rng(seed), B, n_in, H)
     args = (dh_t, h_t, x_t, h_prev, W_xh, W_hh)
     got = fn(*[a.copy() for a in args])
@@ -171,7 +171,7 @@ def check_rnn_backward(fn: Callable[..., Grads], seed: int = 0, T: int = 5, B: i
     gradient instead of the sum over time, tanh' of the wrong state, ``h_t`` instead of
     ``h_{t-1}`` in dW_hh, W_hh.T in the carry, the carry taken before the tanh'.
     """
-    refuse_reference(fn, ("rnn_backward", "rnn_loss_and_grads", "backward", "grad"))  # the cell backward is allowed
+    fn = refuse_reference(fn, ("rnn_backward", "rnn_loss_and_grads", "backward", "grad"))  # the cell's is allowed
     rng = np.random.default_rng(seed)
     x, h_init = rng.normal(size=(T, B, n_in)), rng.normal(size=(B, H)) * 0.8
     W_xh, W_hh, b_h = rng.normal(size=(H, n_in)) * 0.5, rng.normal(size=(H, H)) * 0.6, rng.normal(size=H) * 0.2
@@ -282,7 +282,7 @@ def check_clip_grad_norm(fn: Callable[..., tuple[Grads, float]], seed: int = 0) 
     threshold, clipping by value, no square root, the sum of the norms, rescaling to 1,
     the norm after clipping, the input modified in place.
     """
-    refuse_reference(fn, ("clip_grad_norm", "clip_grad_norm_", "clip_grads"))
+    fn = refuse_reference(fn, ("clip_grad_norm", "clip_grad_norm_", "clip_grads"))
     rng = np.random.default_rng(seed)
 
     def grads(scale: float = 1.0) -> Grads:

@@ -48,7 +48,7 @@ def check_esn_readout(fn: Any, seed: int = 0) -> None:
     The states come from a real reservoir started at zero, so its transient is visible; the
     targets have a large mean, so a penalised bias shows. Names the mistake the values match.
     """
-    refuse_reference(fn, ("ridge_readout", "Ridge", "RidgeCV"))
+    fn = refuse_reference(fn, ("ridge_readout", "Ridge", "RidgeCV"))
     rng = np.random.default_rng(seed)
     N, T, n_out, washout, alpha = 30, 150, 2, 25, 0.3
     reservoir = make_reservoir(N, 1, spectral_radius_target=0.95, seed=seed)

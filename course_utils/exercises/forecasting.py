@@ -21,7 +21,7 @@ def check_standardize(fn, seed: int = 0) -> None:
     statistics of the whole series (leaks the later years), ``ddof=1``, the training years
     without ``train_end``, min-max scaling, dividing by the variance.
     """
-    refuse_reference(fn, ("Standardizer",))
+    fn = refuse_reference(fn, ("Standardizer",))
     rng = np.random.default_rng(seed)
     years = np.arange(1800, 1830)
     series = np.cumsum(rng.normal(size=30)) * 5 + 50 + np.linspace(0, 40, 30)  # (T,) drifts: the later years differ
@@ -68,7 +68,7 @@ def check_recursive_forecast(fn, seed: int = 0) -> None:
     Fails naming the usual mistakes: predictions not fed back, weights in reverse order,
     no intercept, the first p values of the history instead of the last p.
     """
-    refuse_reference(fn, ("recursive_forecast", "ar_predict"))
+    fn = refuse_reference(fn, ("recursive_forecast", "ar_predict"))
     rng = np.random.default_rng(seed)
     p, steps = 3, 6
     coef = np.concatenate([rng.normal(0, 0.5, size=p), [rng.normal(2.0, 0.5)]])  # (p + 1,)

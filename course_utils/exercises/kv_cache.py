@@ -41,7 +41,7 @@ def check_attention_step(fn, seed: int = 0) -> None:
     Names the usual mistakes: the new key and value not appended, the cache dropped, scaling by
     d_k, by the model's width or not at all, the softmax over the wrong axis.
     """
-    refuse_reference(fn, ("attention_step", "scaled_dot_product_attention", "cached_attention"))
+    fn = refuse_reference(fn, ("attention_step", "scaled_dot_product_attention", "cached_attention"))
     g = torch.Generator().manual_seed(seed)
     B, h, t, d_k = 2, 3, 5 + seed, 4
     q, k_new, v_new = (torch.randn(B, h, 1, d_k, generator=g, dtype=torch.float64) for _ in range(3))

@@ -39,7 +39,7 @@ def check_decay_mask(fn: Any, seed: int = 0) -> None:
     Names the mistake the values match: ``gamma_s`` included, no causal mask, the range or the
     triangle swapped, one decay for all steps; then a long sequence (T = 400, decays near 0.1).
     """
-    refuse_reference(fn, ("decay_mask", "linear_attention_parallel", "linear_attention_chunkwise"))
+    fn = refuse_reference(fn, ("decay_mask", "linear_attention_parallel", "linear_attention_chunkwise"))
     g = torch.Generator().manual_seed(seed)
     for shape in ((6,), (2, 3, 9)):
         gamma = torch.rand(*shape, generator=g, dtype=torch.float64) * 0.6 + 0.35  # (..., T) in (0.35, 0.95)
@@ -88,7 +88,7 @@ def check_linear_attention_step(fn: Any, seed: int = 0) -> None:
     no decay, ``S q`` for ``S^T q``, a transposed outer product; then runs the step over a sequence
     and compares with the parallel form.
     """
-    refuse_reference(fn, ("linear_attention_step", "linear_attention_recurrent", "linear_attention_parallel",
+    fn = refuse_reference(fn, ("linear_attention_step", "linear_attention_recurrent", "linear_attention_parallel",
                           "linear_attention_chunkwise"))
     g = torch.Generator().manual_seed(seed)
     for B, d_k, d_v in ((3, 4, 4), (2, 3, 5)):

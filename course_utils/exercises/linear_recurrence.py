@@ -45,8 +45,9 @@ def check_scan_cumprod(fn: Any, seed: int = 0) -> None:
     Refuses a loop over time and the course's scans; names the mistake the values match: no
     ``h0`` term, an off-by-one in the cumulative product, the wrong axis.
     """
-    refuse_reference(fn, ("scan_cumprod", "scan_loop", "scan_loop_indexed", "scan_log", "scan_chunked", "ChunkedScan"))
-    code = getattr(fn, "__code__", None)
+    code = getattr(fn, "__code__", None)  # the learner's own function, before refuse_reference wraps it
+    fn = refuse_reference(fn, ("scan_cumprod", "scan_loop", "scan_loop_indexed", "scan_log", "scan_chunked",
+                               "ChunkedScan"))
     if isinstance(code, CodeType) and _loops(code):  # a grader's wrapper may hold something else: skip then
         raise CheckFailed(f"{getattr(fn, '__name__', 'your function')} runs a loop: the exercise is to compute every "
                           "h_t at once, with torch.cumprod and torch.cumsum over time (dim=0), no loop over t")

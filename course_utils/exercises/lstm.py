@@ -55,7 +55,7 @@ def check_lstm_cell(fn, seed: int = 0) -> None:
     returned, another gate order, ``h = o * c``, the old cell state in h, a sigmoid
     candidate, the forget gate on h_prev, no bias.
     """
-    refuse_reference(fn, ("lstm_cell_numpy", "lstm_cell_torch", "LSTMCell", "lstm_forward_numpy", "LSTM"))
+    fn = refuse_reference(fn, ("lstm_cell_numpy", "lstm_cell_torch", "LSTMCell", "lstm_forward_numpy", "LSTM"))
     rng = np.random.default_rng(seed)
     B, n_in, H = 3, 4, 5
     args = (rng.normal(size=(B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H)),
@@ -140,7 +140,7 @@ def check_lstm_cell_backward(fn, seed: int = 0) -> None:
     through h, no forget gate in dc_prev, a sigmoid slope for g, another gate order in the
     stacked gradient, dh_prev without W_h; a wrong stacked gradient also names its gate blocks.
     """
-    refuse_reference(fn, ("lstm_cell_backward_numpy", "lstm_cell_backward_autograd", "LSTMHandwrittenBPTT",
+    fn = refuse_reference(fn, ("lstm_cell_backward_numpy", "lstm_cell_backward_autograd", "LSTMHandwrittenBPTT",
                           "backward", "grad"))  # autograd too: the exercise is the derivation
     rng = np.random.default_rng(seed)
     B, n_in, H = 3, 4, 5

@@ -75,7 +75,7 @@ def check_last_valid(fn, seed: int = 0) -> None:
     Fails naming the usual mistake the values match: the padded last step ``outputs[:, -1]``,
     ``lengths`` instead of ``lengths - 1``, the first step, the batch axis instead of time.
     """
-    refuse_reference(fn, ("last_valid", "pad_packed_sequence", "pack_padded_sequence"))
+    fn = refuse_reference(fn, ("last_valid", "pad_packed_sequence", "pack_padded_sequence"))
     g = torch.Generator().manual_seed(seed)
     cases = {  # label -> (outputs (B, T, H), lengths (B,))
         "a batch padded two steps past its longest sequence": (torch.randn(6, 7, 3, generator=g),
@@ -225,7 +225,7 @@ def check_exact_match(fn, seed: int = 0) -> None:
     Fails naming the mistake the values match: padding compared, a token accuracy instead of
     all tokens, the prediction's pad skipped instead of the target's, any instead of all.
     """
-    refuse_reference(fn, ("exact_match",))
+    fn = refuse_reference(fn, ("exact_match",))
     g = torch.Generator().manual_seed(seed)
     hand = (torch.tensor([[4, 5, EOS, 9], [6, EOS, 3, 3], [7, 3, EOS, PAD], [9, EOS, PAD, PAD], [3, PAD, PAD, PAD]]),
             torch.tensor([[4, 5, EOS], [6, EOS, PAD], [7, 8, EOS], [9, EOS, PAD], [3, EOS, PAD]]))
@@ -475,7 +475,7 @@ def check_spell(fn, seed: int = 0) -> None:
     the reference's name. Names the usual mistakes: the drawn token not fed back, no stop at
     the end token, the start or end token returned, the language ignored.
     """
-    refuse_reference(fn, ("spell", "_spell", "sample", "generate"))
+    fn = refuse_reference(fn, ("spell", "_spell", "sample", "generate"))
     model, _, _, n_classes = names_speller()
     rng = np.random.default_rng(seed)
     langs, temperature, max_len = rng.integers(0, n_classes, size=6).tolist(), (0.8, 1.0)[seed % 2], 12

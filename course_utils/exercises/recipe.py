@@ -54,7 +54,7 @@ def check_label_smoothed_loss(fn, seed: int = 0) -> None:
     Targets of -100 are padding. Names the usual mistakes: the ``eps / (V - 1)`` convention,
     padding averaged in, a sum instead of a mean, no smoothing.
     """
-    refuse_reference(fn, ("label_smoothed_loss", "cross_entropy", "CrossEntropyLoss", "nll_loss"))
+    fn = refuse_reference(fn, ("label_smoothed_loss", "cross_entropy", "CrossEntropyLoss", "nll_loss"))
     g = torch.Generator().manual_seed(seed)
     for eps, n_pad in ((0.1, 3), (0.3, 0), (0.0, 2)):
         logits = torch.randn(10, 7, generator=g, dtype=torch.float64) * 2

@@ -47,7 +47,7 @@ def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> None:
     values match (no tanh, no bias, a transposed W_hh, h_prev ignored, ...). Returns the
     largest absolute difference.
     """
-    refuse_reference(fn, ("rnn_cell_forward", "rnn_forward", "RNN"))
+    fn = refuse_reference(fn, ("rnn_cell_forward", "rnn_forward", "RNN"))
     x_t, h_prev, W_xh, W_hh, b_h = _cell_case(np.random.default_rng(seed))
     got = fn(x_t, h_prev, W_xh, W_hh, b_h)
     expected = rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h)
@@ -67,7 +67,7 @@ def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> None:
 
 def check_rnn_forward(fn: Callable[..., np.ndarray], seed: int = 0, T: int = 4) -> None:
     """Test ``fn(x, h_init, W_xh, W_hh, b_h) -> hs (T, B, H)`` against :func:`rnn_forward`."""
-    refuse_reference(fn, ("rnn_forward", "RNN"))  # calling rnn_cell_forward in the loop is allowed
+    fn = refuse_reference(fn, ("rnn_forward", "RNN"))  # calling rnn_cell_forward in the loop is allowed
     rng = np.random.default_rng(seed)
     x_t, h_init, W_xh, W_hh, b_h = _cell_case(rng)
     x = rng.normal(size=(T, *x_t.shape))  # (T, B, I)
@@ -125,7 +125,7 @@ def check_sequence_loss(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     log-softmax over the wrong axis, a sum instead of a mean, the sign, and an exp that
     overflows for large logits because the max was not subtracted.
     """
-    refuse_reference(fn, ("sequence_loss", "next_token_loss", "cross_entropy", "log_softmax", "nll_loss",
+    fn = refuse_reference(fn, ("sequence_loss", "next_token_loss", "cross_entropy", "log_softmax", "nll_loss",
                           "CrossEntropyLoss", "NLLLoss", "LogSoftmax"))
     rng = np.random.default_rng(seed)
     T, B, V = 6, 3, 7

@@ -85,7 +85,7 @@ def check_filter_logits(fn, seed: int = 0) -> None:
     ``p``), every token tied with the last one kept (the nucleus is the smallest set; which of
     the tied tokens is kept is free), top-k over the whole batch instead of per row.
     """
-    refuse_reference(fn, ("filter_logits", "top_k_mask", "top_p_mask", "_top_k", "sample_token"))
+    fn = refuse_reference(fn, ("filter_logits", "top_k_mask", "top_p_mask", "_top_k", "sample_token"))
     for label, logits, k, p in _filter_cases(seed):
         name = f"my_filter_logits with {label}"
         got = fn(logits.clone(), k, p)

@@ -40,7 +40,7 @@ def check_discretize(fn: Any, seed: int = 0) -> None:
 
     Names the mistake the values match: the Euler rule, Delta left out, the sign of A, the -1.
     """
-    refuse_reference(fn, ("discretize", "selective_scan", "S6"))
+    fn = refuse_reference(fn, ("discretize", "selective_scan", "S6"))
     g = torch.Generator().manual_seed(seed)
     for Bsz, D, N in ((3, 4, 5), (2, 3, 1)):
         delta = F.softplus(torch.randn(Bsz, D, generator=g, dtype=torch.float64))  # (B, D), positive
@@ -86,7 +86,7 @@ def check_selective_step(fn: Any, seed: int = 0) -> None:
     Then runs ``fn`` over a sequence and compares with :func:`selective_scan`. Names the mistakes:
     no skip term, ``y`` from the old state, the wrong axis, no input or no decay.
     """
-    refuse_reference(fn, ("selective_step", "selective_scan", "S6"))
+    fn = refuse_reference(fn, ("selective_step", "selective_scan", "S6"))
     g = torch.Generator().manual_seed(seed)
     for Bsz, D, N in ((3, 4, 4), (2, 3, 5)):
         h = torch.randn(Bsz, D, N, generator=g, dtype=torch.float64)
@@ -157,7 +157,7 @@ def check_copy_targets(fn: Any, seed: int = 0) -> None:
     Names the mistakes: blanks instead of IGNORE, answers one step early, plain copying's fixed
     positions, the reverse order.
     """
-    refuse_reference(fn, ("copy_targets",))
+    fn = refuse_reference(fn, ("copy_targets",))
     for n, length, n_data, n_symbols in ((6, 20, 4, 4), (3, 12, 3, 6)):
         tokens = selective_copying(n, length=length, n_data=n_data, n_symbols=n_symbols, seed=seed)
         got = fn(tokens.clone(), n_data)

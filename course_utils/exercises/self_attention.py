@@ -58,7 +58,7 @@ def check_attention_mask(fn, seed: int = 0) -> None:
     matches: the diagonal masked, the upper triangle, the inverted convention, padded
     queries instead of keys, an off-by-one in the lengths, a missing part.
     """
-    refuse_reference(fn, ("causal_mask", "padding_mask", "MultiHeadAttention", "scaled_dot_product_attention"))
+    fn = refuse_reference(fn, ("causal_mask", "padding_mask", "MultiHeadAttention", "scaled_dot_product_attention"))
     g = torch.Generator().manual_seed(seed)
     T = 6
     lengths = torch.cat([torch.tensor([T, 1]), torch.randint(2, T, (2,), generator=g)])  # (B,) = (4,)

@@ -90,7 +90,7 @@ def check_decoder_layer(fn, seed: int = 0) -> None:
     usual mistakes: no causal mask, a causal mask on the cross-attention too, the padding
     mask on the queries (rows) or left out, keys and values from the decoder, post-LN.
     """
-    refuse_reference(fn, ("DecoderLayer", "TransformerDecoderLayer", "decode"))
+    fn = refuse_reference(fn, ("DecoderLayer", "TransformerDecoderLayer", "decode"))
     layer, y, memory, lengths = _decoder_case(seed)
     with torch.no_grad():
         got = fn(layer, y.clone(), memory.clone(), lengths.clone())

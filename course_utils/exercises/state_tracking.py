@@ -43,7 +43,7 @@ def check_parity_scan_inputs(fn: Any, seed: int = 0) -> None:
     ``h_t`` with ``(-1)^(ones in x_1 .. x_t)``; names the mistake it matches: a decay in
     ``(0, 1)`` or a ``0`` on a one, ``h0 = 0`` or ``-1``, the flip on zeros, a count in ``b``.
     """
-    refuse_reference(fn, ("parity_scan_inputs",))
+    fn = refuse_reference(fn, ("parity_scan_inputs",))
     g = torch.Generator().manual_seed(seed)
     for T, B in ((7, 5), (1, 3), (200, 4)):
         bits = torch.randint(0, 2, (T, B, 1), generator=g).double()  # (T, B, 1)

@@ -54,7 +54,7 @@ def check_sinusoidal_positions(fn, seed: int = 0) -> None:
     interleaved, or swapped, the exponent i/D instead of 2i/D, positions counted from 1,
     positions and dimensions swapped.
     """
-    refuse_reference(fn, ("sinusoidal_positions", "TinyGPT", "_sinusoid"))
+    fn = refuse_reference(fn, ("sinusoidal_positions", "TinyGPT", "_sinusoid"))
     T, D = 9 + seed, 12  # T != D, so a transposed answer shows in the shape
     got = fn(T, D)
     if not isinstance(got, torch.Tensor):
@@ -103,7 +103,7 @@ def check_warmup_cosine_lr(fn, seed: int = 0) -> None:
     Fails naming the usual mistake the curve matches: lr 0 at step 0, no decay, the cosine
     started at step 0, a cosine that goes negative, a linear decay.
     """
-    refuse_reference(fn, ("warmup_cosine_lr", "LambdaLR", "CosineAnnealingLR", "OneCycleLR", "SequentialLR"))
+    fn = refuse_reference(fn, ("warmup_cosine_lr", "LambdaLR", "CosineAnnealingLR", "OneCycleLR", "SequentialLR"))
     rng = np.random.default_rng(seed)
     cases = [(int(rng.integers(3, 8)), float(rng.choice([1e-3, 3e-3, 1e-2])), int(rng.integers(20, 40))),
              (1, 5e-3, 10)]  # warm-up of one step: the peak at step 0
