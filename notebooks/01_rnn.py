@@ -161,8 +161,8 @@ for t, x_t in enumerate(xs):
 # | `hs` | `(T, B, H)` | every hidden state $h_0 .. h_{T-1}$ |
 # | `W_xh`, `W_hh`, `b_h` | `(H, I)`, `(H, H)`, `(H,)` | stored output-by-input, like `torch.nn` |
 #
-# With rows, $W_{xh} x_t$ becomes `x_t @ W_xh.T`: `rnn_cell_forward` computes
-# `np.tanh(x_t @ W_xh.T + h_prev @ W_hh.T + b_h)` and `rnn_forward` loops it over time.
+# With rows, $W_{xh} x_t$ becomes `x_t @ W_xh.T`. The course's `rnn_cell_forward` computes one
+# step in this layout (exercise 1 asks you to write it) and `rnn_forward` loops it over time.
 # The batched code gives the same numbers as the column-vector loop above:
 
 # %%
@@ -270,7 +270,7 @@ val_batches = [(torch.from_numpy(a), torch.from_numpy(b)) for a, b in zip(xv[:40
 
 seed_everything(0)
 model = CharRNN(vocab.size, hidden_size).to(device)
-optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
 history = fit(model, train_batches, next_token_loss, optimizer, epochs=1, val_data=val_batches, clip_grad_norm=1.0)
 plot_losses(history, smooth_window=10, title=f"CharRNN, hidden {hidden_size}, {seq_len}-character chunks")
 plt.show()

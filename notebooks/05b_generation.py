@@ -225,31 +225,17 @@ def my_temperature_softmax(logits: torch.Tensor, temperature: float) -> torch.Te
 
 
 # %% nbgrader={"grade": true, "grade_id": "temperature_softmax_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
-from course_utils.core.checks import refuse_reference
+from course_utils.exercises.lm import check_temperature_softmax
 
-my_temperature_softmax_checked = refuse_reference(my_temperature_softmax, ("temperature_softmax", "sample_next"))  # the course's own fails
-z = torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]])
-for T in (0.5, 1.0, 2.0):
-    check_close(f"my_temperature_softmax(z, {T})", my_temperature_softmax_checked(z, T), torch.softmax(z / T, dim=-1))
+check_temperature_softmax(my_temperature_softmax)  # names: no max shift, T multiplied or ignored, the wrong axis
 
 
 # %% nbgrader={"grade": true, "grade_id": "temperature_softmax_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.core.checks import refuse_reference
+from course_utils.exercises.lm import check_temperature_softmax
 
-my_temperature_softmax_checked = refuse_reference(my_temperature_softmax, ("temperature_softmax", "sample_next"))  # the course's own fails
-big = torch.tensor([1000.0, 1001.0, 1002.0])
-check_close("large logits", my_temperature_softmax_checked(big, 0.7), torch.softmax(big / 0.7, dim=-1))
-z3 = torch.randn(2, 3, 5, generator=torch.Generator().manual_seed(1))
-check_close("a 3-d tensor", my_temperature_softmax_checked(z3, 1.5), torch.softmax(z3 / 1.5, dim=-1))
-for bad in (0.0, -1.0):
-    try:
-        my_temperature_softmax_checked(z, bad)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError(f"temperature {bad} should raise ValueError")
+check_temperature_softmax(my_temperature_softmax, seed=1)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -488,25 +474,24 @@ check_generation_settings(my_generation_settings(), seed=1)
 ### END HIDDEN TESTS
 
 # %% [markdown]
-# Both extremes miss, for the stand-in speller: $T = 0.5$ repeats itself, $T = 1$ without a
-# cut misspells, and a cut of the tail ($k = 12$) at $T = 1$ meets both targets. The
-# course's `spell` takes the same `top_k`; here are names from the trained GRU with it.
+# Both extremes miss, for the stand-in speller, as measured below: $T = 0.5$ repeats itself and
+# $T = 1$ without a cut misspells. (Your setting lies between; the check above measured it.)
+# The course's `spell` takes the same `top_k`; here are names from the trained GRU with a
+# small cut, $k = 5$ at $T = 1$: every character comes from the five most likely.
 
 # %%
 speller, speller_ids, speller_train, _ = names_speller()
 outcome = {(T, k): generation_stats({"temperature": T, "top_k": k}, speller, speller_ids, speller_train, len(classes))
-           for T, k in ((0.5, None), (1.0, None), (1.0, 12))}
+           for T, k in ((0.5, None), (1.0, None))}
 for (T, k), o in outcome.items():
     print(f"T = {T}, top_k = {k}: {o['copies']:.1%} copies or repeats, {o['bits']:.3f} bits per character "
           f"(targets: {GENERATION_CHALLENGE['max_copies']:.0%}, {o['target_bits']:.3f})")
 assert outcome[0.5, None]["copies"] > GENERATION_CHALLENGE["max_copies"]
 assert outcome[1.0, None]["bits"] > outcome[1.0, None]["target_bits"]
-assert outcome[1.0, 12]["copies"] <= GENERATION_CHALLENGE["max_copies"]
-assert outcome[1.0, 12]["bits"] <= outcome[1.0, 12]["target_bits"]
 model.eval()
 for lang in ("Irish", "Italian"):
     g = torch.Generator().manual_seed(0)
-    drawn = spell(model, torch.full((6,), classes.index(lang), device=device), 1.0, 24, g, top_k=12)
+    drawn = spell(model, torch.full((6,), classes.index(lang), device=device), 1.0, 24, g, top_k=5)
     print(f"{lang:8s}", ", ".join(vocab.decode(np.array(s, dtype=np.int64) - 1) for s in drawn))
 
 # %% [markdown]

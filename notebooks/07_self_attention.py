@@ -58,7 +58,6 @@ import torch.nn.functional as F
 
 from course_utils import (
     check_close,
-    check_shape,
     fit,
     plot_losses,
     report_run_time,
@@ -336,33 +335,17 @@ def my_attention(q, k, v, mask=None):
 
 
 # %% nbgrader={"grade": true, "grade_id": "sdpa_masked_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.core.checks import refuse_reference
+from course_utils.exercises.self_attention import check_attention
 
-my_attention_checked = refuse_reference(my_attention, ("scaled_dot_product_attention", "MultiHeadAttention", "MultiheadAttention"))  # the course's own fails
-g = torch.Generator().manual_seed(0)
-q_ex, k_ex, v_ex = (torch.randn(2, 5, 4, generator=g) for _ in range(3))
-out_ex, w_ex = my_attention_checked(q_ex, k_ex, v_ex)
-check_shape("output", out_ex, (2, 5, 4))
-check_close("weights, no mask", w_ex, scaled_dot_product_attention(q_ex, k_ex, v_ex)[1])
-check_close("output, no mask", out_ex, F.scaled_dot_product_attention(q_ex, k_ex, v_ex))
-out_ex, w_ex = my_attention_checked(q_ex, k_ex, v_ex, causal_mask(5))
-check_close("weights, causal mask", w_ex, scaled_dot_product_attention(q_ex, k_ex, v_ex, causal_mask(5))[1])
-check_close("output, causal mask", out_ex, F.scaled_dot_product_attention(q_ex, k_ex, v_ex, is_causal=True))
+check_attention(my_attention)  # names: no sqrt(d_k), d_k, the softmax over queries, the inverted mask, zeros after
 
 
 # %% nbgrader={"grade": true, "grade_id": "sdpa_masked_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.core.checks import refuse_reference
+from course_utils.exercises.self_attention import check_attention
 
-my_attention_checked = refuse_reference(my_attention, ("scaled_dot_product_attention", "MultiHeadAttention", "MultiheadAttention"))  # the course's own fails
-g = torch.Generator().manual_seed(1)  # its own generator: a test cell depends on no other cell's state
-q4, k4 = torch.randn(2, 3, 4, 8, generator=g, dtype=torch.float64), torch.randn(2, 3, 6, 8, generator=g, dtype=torch.float64)
-v4 = torch.randn(2, 3, 6, 5, generator=g, dtype=torch.float64)
-m4 = padding_mask(torch.tensor([6, 2]), 6)[:, None]  # (2, 1, 1, 6)
-o4, w4 = my_attention_checked(q4, k4, v4, m4)
-check_close("4-d, Tq != Tk, d_v != d_k, padding mask", o4, F.scaled_dot_product_attention(q4, k4, v4, attn_mask=m4))
-assert (w4[1, :, :, 2:] == 0).all()
+check_attention(my_attention, seed=1)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -391,28 +374,17 @@ def my_merge_heads(x):
 
 
 # %% nbgrader={"grade": true, "grade_id": "split_merge_heads_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.core.checks import refuse_reference
+from course_utils.exercises.self_attention import check_split_merge_heads
 
-my_merge_heads_checked = refuse_reference(my_merge_heads, ("split_heads", "merge_heads"))  # the course's own fails
-my_split_heads_checked = refuse_reference(my_split_heads, ("split_heads", "merge_heads"))  # the course's own fails
-x_ex = torch.arange(2 * 3 * 8, dtype=torch.float32).reshape(2, 3, 8)
-split_ex = my_split_heads_checked(x_ex, 4)
-check_shape("my_split_heads(x, 4)", split_ex, (2, 4, 3, 2))
-check_close("my_split_heads(x, 4)", split_ex, split_heads(x_ex, 4))
-check_close("my_merge_heads(split)", my_merge_heads_checked(split_heads(x_ex, 4)), x_ex)
+check_split_merge_heads(my_split_heads, my_merge_heads)  # names the plain reshape
 
 
 # %% nbgrader={"grade": true, "grade_id": "split_merge_heads_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.core.checks import refuse_reference
+from course_utils.exercises.self_attention import check_split_merge_heads
 
-my_merge_heads_checked = refuse_reference(my_merge_heads, ("split_heads", "merge_heads"))  # the course's own fails
-my_split_heads_checked = refuse_reference(my_split_heads, ("split_heads", "merge_heads"))  # the course's own fails
-y_ex = torch.randn(3, 5, 12, generator=torch.Generator().manual_seed(2))
-for n in (1, 2, 3, 6, 12):
-    check_close(f"split into {n} heads", my_split_heads_checked(y_ex, n), split_heads(y_ex, n), quiet=True)
-    check_close(f"merge {n} heads", my_merge_heads_checked(split_heads(y_ex, n)), y_ex, quiet=True)
+check_split_merge_heads(my_split_heads, my_merge_heads, seed=1)
 ### END HIDDEN TESTS
 
 # %% [markdown]

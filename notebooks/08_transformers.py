@@ -63,7 +63,7 @@ from torch.nn import functional as F
 from course_utils import check_close, report_run_time, seed_everything, start_notebook
 from course_utils.data.text import corpus_source, load_corpus
 from course_utils.exercises.transformer import RECIPE_CHALLENGE, recipe_bigram_loss
-from course_utils.self_attention import MultiHeadAttention, causal_mask
+from course_utils.self_attention import MultiHeadAttention
 from course_utils.shared.layers import count_parameters
 from course_utils.shared.lm import CharData, RecurrentLM, generate, ngram_probabilities, train_lm
 from course_utils.shared.timing import clock_name, seconds
@@ -249,34 +249,17 @@ def my_block_forward(block, x, mask):
 
 
 # %% nbgrader={"grade": true, "grade_id": "block_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.core.checks import refuse_reference
+from course_utils.exercises.transformer import check_block_forward
 
-my_block_forward_checked = refuse_reference(my_block_forward, ("Block", "TransformerEncoderLayer"))  # the course's own fails
-from course_utils import check_shape
-
-seed_everything(1)
-block_ex = Block(64, 4)  # the test's own block (a module defined here, not the one printed above)
-x_ex = torch.randn(2, 7, 64)
-with torch.no_grad():
-    y_ex = my_block_forward_checked(block_ex, x_ex, causal_mask(7))
-    check_shape("y", y_ex, (2, 7, 64))
-    check_close("y", y_ex, block_ex(x_ex, causal_mask(7)), atol=1e-5)
+check_block_forward(my_block_forward)  # names: post-LN, no residuals, the MLP's input, one LayerNorm for both
 
 
 # %% nbgrader={"grade": true, "grade_id": "block_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.core.checks import refuse_reference
+from course_utils.exercises.transformer import check_block_forward
 
-my_block_forward_checked = refuse_reference(my_block_forward, ("Block", "TransformerEncoderLayer"))  # the course's own fails
-seed_everything(2)
-block_h = Block(64, 4)  # this cell's own block: the grader builds it again where no learner code runs
-with torch.no_grad():
-    torch.nn.init.normal_(block_h.ln1.bias)
-    torch.nn.init.normal_(block_h.ln2.weight)
-    x2 = torch.randn(3, 5, 64)
-    check_close("y, no mask, non-trivial LayerNorms", my_block_forward_checked(block_h, x2, None), block_h(x2, None),
-                atol=1e-5)
+check_block_forward(my_block_forward, seed=1)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -484,3 +484,32 @@ def test_the_committed_seeds_support_notebook_06s_prose():
     assert all(study[(s, 240, "5-10")] < min(study[(s, 240, b)] for b in longer) for s in seeds)  # "weakest bucket"
     ratio = span([(1 - study[(s, 960, "month number")]) / (1 - study[(s, 960, "month name")]) for s in seeds])
     assert 3.5 <= ratio[0] and ratio[1] < 9.5  # "between about 4 and 9"
+
+
+def _additive(mask_mode="before", axis=-1, tanh=True):
+    """A learner's additive attention, right by default; each keyword makes one plausible mistake."""
+    def my_additive_attention(query, keys, mask, W_q, W_k, v):
+        pre = (query @ W_q.T)[:, None, :] + keys @ W_k.T
+        scores = (torch.tanh(pre) if tanh else pre) @ v
+        if mask_mode == "before":
+            scores = scores.masked_fill(~mask, float("-inf"))
+        elif mask_mode == "inverted":
+            scores = scores.masked_fill(mask, float("-inf"))
+        weights = torch.softmax(scores, dim=axis)
+        if mask_mode == "after":
+            weights = weights * mask
+        return (weights[:, :, None] * keys).sum(1), weights
+    return my_additive_attention
+
+
+def test_check_additive_attention_passes_and_names_each_mistake(capsys):
+    from course_utils.exercises.attention import check_additive_attention
+
+    check_additive_attention(_additive())
+    check_additive_attention(_additive(), seed=1)
+    assert "OK my_additive_attention" in capsys.readouterr().out
+    for options, words in [(dict(mask_mode="none"), "forget the mask"), (dict(mask_mode="after"), "after the softmax"),
+                           (dict(mask_mode="inverted"), "mask = True as 'hidden'"), (dict(axis=0), "over the batch"),
+                           (dict(tanh=False), "leave out the tanh")]:
+        with pytest.raises(CheckFailed, match=re.escape(words)):
+            check_additive_attention(_additive(**options))

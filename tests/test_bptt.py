@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from learner import as_learner
 
 from course_utils import CheckFailed
 from course_utils.bptt import (
@@ -279,7 +280,7 @@ CELL_BACKWARD_MISTAKES = {  # a learner's mistake -> words the feedback must con
 
 
 def test_check_rnn_cell_backward_passes_the_reference(capsys):
-    check_rnn_cell_backward(rnn_cell_backward)
+    check_rnn_cell_backward(as_learner(rnn_cell_backward))
     check_rnn_cell_backward(_cell_backward, seed=3, B=1, n_in=2, H=6)
     assert "OK grad W_hh (vs autograd)" in capsys.readouterr().out
 
@@ -299,9 +300,9 @@ def _sequence_backward(dhs, x, h_init, hs, W_xh, W_hh, mistake=None):
     dh = None
     for t in reversed(range(T)):
         h_prev = hs[t - 1] if (t > 0 or mistake == "wrap") else h_init
-        dh = dhs[t] if mistake == "no carry" else dhs[t] + dh_next
+        dh = dhs[t] if mistake in ("no carry", "carry after tanh'") else dhs[t] + dh_next
         h_for_tanh = h_prev if mistake == "tanh of h_prev" else hs[t]
-        da = dh * (1 - h_for_tanh**2)
+        da = dh * (1 - h_for_tanh**2) + (dh_next if mistake == "carry after tanh'" else 0.0)
         step = {"W_xh": da.T @ x[t], "W_hh": da.T @ (hs[t] if mistake == "h_t in dW_hh" else h_prev),
                 "b_h": da.sum(axis=0)}
         per_step.append(step)
@@ -323,6 +324,7 @@ SEQUENCE_BACKWARD_MISTAKES = {
     "W_hh.T": "carry dh back with W_hh.T",
     "stack": "sum the steps' shares over time",
     "dh_0": "return dL/dh_0",
+    "carry after tanh'": "add the carried gradient after the tanh'",
 }
 
 
@@ -379,7 +381,7 @@ CLIP_MISTAKES = {
 
 
 def test_check_clip_grad_norm_passes_the_reference(capsys):
-    check_clip_grad_norm(clip_grad_norm)
+    check_clip_grad_norm(as_learner(clip_grad_norm))
     check_clip_grad_norm(_clip, seed=4)
     assert "OK my_clip_grad_norm: 4 cases" in capsys.readouterr().out
 

@@ -279,3 +279,13 @@ def test_a_challenge_validates_before_measuring_and_hints_only_on_a_miss(capsys)
         challenge.check({"x": 3}, seed=1)
     assert calls == ["validate", "measure", "hints"]
     assert challenge.score({"x": 3}, seed=2) == 8
+
+
+def test_refuse_reference_allows_reading_a_reference_object_s_parts_but_not_calling_it():
+    from course_utils.transformer import Block
+
+    block, x = Block(8, 2), torch.randn(1, 3, 8)
+    by_parts = refuse_reference(lambda b, x: x + b.attn(b.ln1(x))[0], ("Block",))
+    by_parts(block, x)  # the parts of the block: the exercise
+    with pytest.raises(CheckFailed, match="reaches course_utils.transformer.Block"):
+        refuse_reference(lambda b, x: b(x), ("Block",))(block, x)  # the block itself

@@ -176,3 +176,13 @@ def test_check_step_lets_an_unanswered_exercise_say_so():
 
     with pytest.raises(NotImplementedError):
         check_linear_attention_step(unanswered)
+
+
+def test_check_decay_mask_names_exp_before_masking_by_its_nan_gradient():
+    def exp_then_fill(gamma):  # the forward is right (and finite): only the backward breaks
+        c = torch.cumsum(gamma.log(), dim=-1)
+        T = gamma.shape[-1]
+        return (c[..., :, None] - c[..., None, :]).exp().masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), 0.0)
+
+    with pytest.raises(CheckFailed, match="gradient with respect to gamma contains NaN: .*masked_fill after exp"):
+        check_decay_mask(exp_then_fill)

@@ -207,3 +207,39 @@ def test_ngram_probabilities_are_add_one_smoothed_frequencies():
     np.testing.assert_allclose(unigram, np.array([2, 3, 2, 1]) / 8)  # counts + 1 over 4 + 4
     np.testing.assert_allclose(bigram[1], np.array([1, 2, 2, 1]) / 6)  # after 1: 1 and 2 once each
     np.testing.assert_allclose(bigram.sum(axis=1), np.ones(4))
+
+
+# ----------------------------------------------------------------------------- 05b, exercise 1: the temperature softmax
+
+
+def _temperature_softmax(shift=True, mistake=None):
+    """A learner's temperature softmax, right by default; ``mistake`` makes one plausible mistake."""
+    def my_temperature_softmax(logits, temperature):
+        if mistake != "no ValueError" and not temperature > 0:
+            raise ValueError("temperature must be positive")
+        z = logits * temperature if mistake == "multiply" else logits / temperature
+        if mistake in ("ignore", "after"):
+            z = logits
+        axis = 0 if mistake == "axis" else -1
+        if shift:
+            z = z - z.max(dim=axis, keepdim=True).values
+        e = torch.exp(z)
+        p = e / e.sum(dim=axis, keepdim=True)
+        return p / temperature if mistake == "after" else p
+    return my_temperature_softmax
+
+
+def test_check_temperature_softmax_passes_a_right_answer_and_names_each_mistake(capsys):
+    from course_utils import CheckFailed
+    from course_utils.exercises.lm import check_temperature_softmax
+
+    check_temperature_softmax(_temperature_softmax())
+    check_temperature_softmax(_temperature_softmax(), seed=1)
+    assert "OK my_temperature_softmax" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="contains inf or NaN: exp.*Subtract each row's max"):
+        check_temperature_softmax(_temperature_softmax(shift=False))
+    for mistake, words in [("multiply", "multiply the logits by the temperature"), ("ignore", "ignore the temperature"),
+                           ("after", "apply the temperature after the softmax"), ("axis", "over the first axis"),
+                           ("no ValueError", "should raise ValueError")]:
+        with pytest.raises(CheckFailed, match=re.escape(words)):
+            check_temperature_softmax(_temperature_softmax(mistake=mistake))

@@ -3,10 +3,10 @@ import re
 import numpy as np
 import pytest
 import torch
+from learner import as_learner
 
 from course_utils import CheckFailed
 from course_utils.exercises.lstm import (
-    LSTM_GATE_GOALS,
     check_lstm_cell,
     check_lstm_cell_backward,
     check_lstm_gate_values,
@@ -343,13 +343,13 @@ def test_one_step_of_the_handwritten_bptt_is_the_derivation():
 
 
 def _lstm_backward_step(dh, dc, cache, through_h=True, forget=True, g_slope="tanh", order="ifgo", dh_prev="W_h",
-                        transpose_dW=False):
+                        transpose_dW=False, o_slope="sigmoid"):
     """A learner's backward step, right by default; each keyword makes one plausible mistake."""
     i, f, g, o, c = (cache[k] for k in "ifgoc")
     tc = np.tanh(c)
     dc_total = dc + dh * o * (1 - tc**2) if through_h else dc
     da = {"i": dc_total * g * i * (1 - i), "f": dc_total * cache["c_prev"] * f * (1 - f),
-          "g": dc_total * i * ((1 - g**2) if g_slope == "tanh" else g * (1 - g)), "o": dh * tc * o * (1 - o)}
+          "g": dc_total * i * ((1 - g**2) if g_slope == "tanh" else g * (1 - g)), "o": dh * tc * (o * (1 - o) if o_slope == "sigmoid" else 1 - o**2)}  # noqa: E501
     dA = np.concatenate([da[k] for k in order], axis=1)
     d_h_prev = {"W_h": dA @ cache["W_h"], "none": dh, "W_x": dA @ cache["W_x"]}[dh_prev]
     dW_h = cache["h_prev"].T @ dA if transpose_dW else dA.T @ cache["h_prev"]
@@ -362,12 +362,13 @@ LSTM_BACKWARD_MISTAKES = {  # keyword -> words the feedback must contain
     "g_slope": ("sigmoid", "sigmoid's derivative"),
     "order": ("ifog", "stack the gate gradients as i, f, o, g"),
     "dh_prev": ("none", "pass dh straight through"),
+    "o_slope": ("tanh", "use tanh's derivative 1 - o^2 for the output gate o"),
 }
 
 
 def test_check_lstm_cell_backward_passes_the_derivation(capsys):
     check_lstm_cell_backward(_lstm_backward_step)
-    check_lstm_cell_backward(lstm_cell_backward_numpy, seed=2)
+    check_lstm_cell_backward(as_learner(lstm_cell_backward_numpy), seed=2)
     assert "equal autograd's" in capsys.readouterr().out
 
 
@@ -402,6 +403,9 @@ LSTM_GATE_MISTAKES = {  # goal -> (wrong (i, f, o), words the feedback must cont
     "write when holding": ({"hold": (1.0, 1.0, 0.0)}, "check gate i. (i scales what is written"),
     "hide when replacing": ({"replace": (1.0, 0.0, 0.0)}, "check gate o. (o scales what is shown"),
 }
+
+
+LSTM_GATE_GOALS = {"hold": (0.0, 1.0, 0.0), "replace": (1.0, 0.0, 1.0), "reveal": (0.0, 1.0, 1.0)}  # the answers
 
 
 def test_check_lstm_gate_values_passes_the_answer_and_near_misses(capsys):

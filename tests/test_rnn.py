@@ -6,6 +6,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from learner import as_learner
 
 from course_utils import CheckFailed
 from course_utils.exercises.rnn import (
@@ -137,7 +138,7 @@ def test_torch_module_shape_errors():
 
 
 def test_check_rnn_cell_accepts_the_reference_and_names_mistakes():
-    check_rnn_cell(rnn_cell_forward)  # the reference passes (a wrong one raises, below)
+    check_rnn_cell(as_learner(rnn_cell_forward))  # the reference passes (a wrong one raises, below)
     mistakes = {
         "tanh": lambda x, h, Wx, Wh, b: x @ Wx.T + h @ Wh.T + b,
         "bias": lambda x, h, Wx, Wh, b: np.tanh(x @ Wx.T + h @ Wh.T),
@@ -327,3 +328,10 @@ def test_char_rnn_split_holds_out_a_different_tenth_per_seed():
 def test_check_char_rnn_config_rejects_malformed_configs_before_training(config, words):
     with pytest.raises(CheckFailed, match=words):
         check_char_rnn_config(config)
+
+
+def test_check_rnn_cell_names_the_missing_transpose():
+    with pytest.raises(CheckFailed, match=r"shape error in a matrix product .*x_t @ W_xh\.T"):
+        check_rnn_cell(lambda x, h, Wx, Wh, b: np.tanh(x @ Wx + h @ Wh.T + b))
+    with pytest.raises(CheckFailed, match=r"x_t @ W_xh\.T"):  # the same in torch
+        check_rnn_cell(lambda x, h, Wx, Wh, b: torch.tanh(torch.as_tensor(x) @ torch.as_tensor(Wx)))

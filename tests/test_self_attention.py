@@ -326,3 +326,57 @@ def test_attention_config_loss_is_seeded_and_leaves_the_global_random_state_alon
 def test_check_attention_config_rejects_malformed_configs_before_training(config, words):
     with pytest.raises(CheckFailed, match=words):
         check_attention_config(config)
+
+
+def _attention(scale="sqrt", dim=-1, mask_mode="fill"):
+    """A learner's scaled dot-product attention, right by default; each keyword makes one plausible mistake."""
+    def my_attention(q, k, v, mask=None):
+        scores = q @ k.transpose(-2, -1)
+        scores = scores / {"sqrt": math.sqrt(q.shape[-1]), "d_k": q.shape[-1], "none": 1.0}[scale]
+        if mask is not None and mask_mode == "fill":
+            scores = scores.masked_fill(~mask, float("-inf"))
+        if mask is not None and mask_mode == "inverted":
+            scores = scores.masked_fill(mask, float("-inf"))
+        weights = torch.softmax(scores, dim=dim)
+        if mask is not None and mask_mode == "after":
+            weights = weights * mask
+        return weights @ v, weights
+    return my_attention
+
+
+def test_check_attention_passes_and_names_each_mistake(capsys):
+    from course_utils.exercises.self_attention import check_attention
+
+    check_attention(_attention())
+    check_attention(_attention(), seed=1)
+    assert "OK my_attention" in capsys.readouterr().out
+    for options, words in [(dict(scale="none"), "leave out the scaling by sqrt(d_k)"),
+                           (dict(scale="d_k"), "divide by d_k instead of sqrt(d_k)"),
+                           (dict(dim=-2), "normalise over the queries"),
+                           (dict(mask_mode="inverted"), "take mask = True as 'hidden'"),
+                           (dict(mask_mode="after"), "zero the masked weights after the softmax")]:
+        with pytest.raises(CheckFailed, match=re.escape(words)):
+            check_attention(_attention(**options))
+    fused = "scaled_dot_product_attention"  # reached by getattr: no name in the code shows it
+    with pytest.raises(CheckFailed, match="reaches torch"):  # the fused kernel, however reached
+        check_attention(lambda q, k, v, mask=None: (getattr(torch.nn.functional, fused)(q, k, v, attn_mask=mask),
+                                                    None))
+
+
+def test_check_split_merge_heads_passes_and_names_the_plain_reshape(capsys):
+    from course_utils.exercises.self_attention import check_split_merge_heads
+
+    def split(x, h):
+        B, T, D = x.shape
+        return x.view(B, T, h, D // h).transpose(1, 2)
+
+    def merge(x):
+        B, h, T, d = x.shape
+        return x.transpose(1, 2).reshape(B, T, h * d)
+
+    check_split_merge_heads(split, merge)
+    assert "OK my_split_heads and my_merge_heads" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match="reshape x straight to"):
+        check_split_merge_heads(lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1), merge)
+    with pytest.raises(CheckFailed, match="reshape the heads straight to"):
+        check_split_merge_heads(split, lambda x: x.reshape(x.shape[0], x.shape[2], -1))

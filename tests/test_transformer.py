@@ -355,3 +355,34 @@ def test_check_training_recipe_rejects_malformed_recipes_before_training(recipe,
     monkeypatch.setattr(transformer_exercises, "TinyGPT", None)  # training would fail on calling it
     with pytest.raises(CheckFailed, match=words):
         check_training_recipe(recipe)
+
+
+def _block_forward(post_ln=False, residual=True, mlp_input="h", one_ln=False, use_mask=True):
+    """A learner's pre-LN block forward from its parts, right by default; each keyword makes one mistake."""
+    def my_block_forward(block, x, mask):
+        m = mask if use_mask else None
+        if post_ln:
+            h = block.ln1(x + block.attn(x, m)[0])
+            return block.ln2(h + block.mlp(h))
+        a = block.attn(block.ln1(x), m)[0]
+        h = x + a if residual else a
+        ln = block.ln1 if one_ln else block.ln2
+        out = block.mlp(ln(h if mlp_input == "h" else x))
+        return h + out if residual else out
+    return my_block_forward
+
+
+def test_check_block_forward_passes_and_names_each_mistake(capsys):
+    from course_utils.exercises.transformer import check_block_forward
+
+    check_block_forward(_block_forward())
+    check_block_forward(_block_forward(), seed=1)
+    assert "OK my_block_forward" in capsys.readouterr().out
+    for options, words in [(dict(post_ln=True), "post-LN"), (dict(residual=False), "leave out the residual"),
+                           (dict(mlp_input="x"), "feed the MLP the normalised attention input again"),
+                           (dict(one_ln=True), "use LN1 for both sublayers"),
+                           (dict(use_mask=False), "forget the mask")]:
+        with pytest.raises(CheckFailed, match=re.escape(words)):
+            check_block_forward(_block_forward(**options))
+    with pytest.raises(CheckFailed, match="reaches course_utils.transformer.Block"):
+        check_block_forward(lambda block, x, mask: block(x, mask))  # the block's own forward

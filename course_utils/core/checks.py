@@ -257,6 +257,9 @@ def _names_used(code: Any) -> set[str]:
 _REFERENCE_LIBRARIES = ("course_utils", "torch", "scipy", "sklearn")
 # Names too generic to refuse in the libraries besides the course's own (torch.distributions' sample, ...).
 _COURSE_ONLY = frozenset({"sample", "forward", "decode", "generate", "recurrence", "step"})
+# Building or calling an object of a reference class, through methods it inherits or a dataclass generates
+# (reading its attributes, as in ``block.attn``, is allowed: the exercise may hand the learner its parts).
+_CONSTRUCT_OR_CALL = frozenset({"__init__", "__new__", "__call__", "_wrapped_call_impl", "_call_impl", "forward"})
 
 
 def _reached_reference(frame: Any, event: str, arg: Any, references: frozenset[str]) -> str | None:
@@ -265,7 +268,7 @@ def _reached_reference(frame: Any, event: str, arg: Any, references: frozenset[s
         code = frame.f_code
         names = {code.co_name, getattr(code, "co_qualname", code.co_name).split(".")[0]}  # a method: its class too
         module = frame.f_globals.get("__name__") or ""
-        if code.co_argcount and code.co_varnames[0] in ("self", "cls"):  # an inherited or generated method
+        if code.co_name in _CONSTRUCT_OR_CALL and code.co_argcount and code.co_varnames[0] in ("self", "cls"):
             owner = frame.f_locals.get(code.co_varnames[0])
             owner = owner if isinstance(owner, type) else type(owner)
             if owner.__name__ in references and owner.__module__.split(".")[0] in _REFERENCE_LIBRARIES:
@@ -332,6 +335,13 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> Any:
 def _refusal(name: str, reached: str) -> CheckFailed:
     return CheckFailed(f"{name} reaches {reached}, an existing implementation (whatever name it goes by): the "
                        "exercise is to write the computation yourself from array operations (numpy or torch).")
+
+
+def matmul_shape_error(error: BaseException) -> bool:
+    """True for numpy's or torch's error when a matrix product's inner dimensions differ (a missing ``.T``)."""
+    text = str(error)
+    return any(words in text for words in ("matmul: Input operand", "shapes cannot be multiplied", "not aligned",
+                                            "size mismatch"))
 
 
 def require_keys(answer: Any, keys: Sequence[str]) -> None:

@@ -8,7 +8,13 @@ from __future__ import annotations
 
 import torch
 
-from ..attention import AttentionSeq2Seq, greedy_exact_match, masked_softmax, teacher_forcing_loss
+from ..attention import (
+    AttentionSeq2Seq,
+    additive_attention,
+    greedy_exact_match,
+    masked_softmax,
+    teacher_forcing_loss,
+)
 from ..core.checks import (
     Challenge,
     CheckFailed,
@@ -237,3 +243,48 @@ def check_seq2seq_config(config: dict, *, seed: int = 0) -> None:
     how far it is from the target, and the likely culprits in the config.
     """
     SEQ2SEQ_GRADING.check(config, seed=seed)
+
+
+def _additive_attention_mistakes(query, keys, mask, W_q, W_k, v) -> dict[str, torch.Tensor]:
+    """What the usual wrong additive attentions return, as weights ``(B, S)``."""
+    pre = (query @ W_q.T)[:, None, :] + keys @ W_k.T  # (B, S, A)
+    scores = torch.tanh(pre) @ v  # (B, S)
+    plain = torch.softmax(scores, dim=-1)
+    return {
+        "forget the mask: padding positions get weight; fill the scores with -inf where mask is False before the "
+        "softmax": plain,
+        "zero the padding after the softmax: the kept weights no longer sum to 1; mask the scores (-inf) before "
+        "the softmax instead": plain * mask,
+        "take mask = True as 'hidden': here True means a real position that may be attended (fill where ~mask)":
+            torch.softmax(scores.masked_fill(mask, float("-inf")), dim=-1),
+        "normalise over the batch (dim=0) instead of over the positions (dim=-1)":
+            torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=0),
+        "leave out the tanh: e = v^T tanh(W_q q + W_k k)": masked_softmax(pre @ v, mask),
+    }
+
+
+def check_additive_attention(fn, seed: int = 0) -> None:
+    """Test ``fn(query, keys, mask, W_q, W_k, v) -> (context (B, Hk), weights (B, S))`` (notebook 06, exercise 3).
+
+    Against :func:`course_utils.attention.additive_attention` on a float64 batch with padding (one row
+    fully real, one with 2 real positions, one with 1). Names the usual mistakes: no mask, zeros after
+    the softmax, the inverted mask, the wrong axis, no tanh.
+    """
+    fn = refuse_reference(fn, ("additive_attention", "additive_attention_loop"))
+    g = torch.Generator().manual_seed(seed)
+    B, S, Hq, Hk, A = 3, 7, 5, 4, 6
+    query, keys, W_q, W_k, v = (torch.randn(*shape, generator=g, dtype=torch.float64)
+                                for shape in [(B, Hq), (B, S, Hk), (A, Hq), (A, Hk), (A,)])
+    mask = torch.arange(S)[None, :] < torch.tensor([S, 2, 1])[:, None]  # (B, S): lengths 7, 2, 1
+    got = fn(query.clone(), keys.clone(), mask.clone(), W_q.clone(), W_k.clone(), v.clone())
+    if not isinstance(got, tuple) or len(got) != 2:
+        raise CheckFailed("return the pair (context, weights)" + (f"; got a tuple of {len(got)}"
+                                                                  if isinstance(got, tuple) else ""))
+    context, weights = got
+    ref_context, ref_weights = additive_attention(query, keys, mask, W_q, W_k, v)
+    check_shape("weights", weights, (B, S))
+    check_shape("context", context, (B, Hk))
+    name_mistake("weights", weights, ref_weights, _additive_attention_mistakes(query, keys, mask, W_q, W_k, v))
+    check_close("weights", weights, ref_weights, quiet=True)
+    check_close("context", context, ref_context, quiet=True)
+    print(f"OK my_additive_attention: weights and context of a padded batch (lengths {S}, 2, 1)")

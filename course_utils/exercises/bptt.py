@@ -122,15 +122,16 @@ def check_rnn_cell_backward(fn: Callable[..., Grads], seed: int = 0, B: int = 3,
 def _rnn_backward_variant(dhs: np.ndarray, x: np.ndarray, h_init: np.ndarray, hs: np.ndarray, W_xh: np.ndarray,
                           W_hh: np.ndarray, *, carry: bool = True, wrap: bool = False, keep: str = "all",
                           tanh_of: str = "h_t", prev_is: str = "h_prev", W_back: str = "W_hh",
-                          carry_before_tanh: bool = False, h_init_as_dh0: bool = False) -> Grads:
+                          carry_before_tanh: bool = False, carry_after_tanh: bool = False,
+                          h_init_as_dh0: bool = False) -> Grads:
     """BPTT with one switch per usual mistake (the defaults are right); ``keep`` is "all", "first" or "last"."""
     T = hs.shape[0]
     grads: Grads = {k: 0.0 for k in _SEQ_WEIGHT_KEYS}
     dh_next = np.zeros_like(h_init)  # (B, H)
     for t in reversed(range(T)):
         h_prev = hs[t - 1] if (t > 0 or wrap) else h_init  # hs[-1] is the LAST state
-        dh = dhs[t] + (dh_next if carry else 0.0)
-        da = dh * (1 - (hs[t] if tanh_of == "h_t" else h_prev) ** 2)
+        dh = dhs[t] + (dh_next if carry and not carry_after_tanh else 0.0)
+        da = dh * (1 - (hs[t] if tanh_of == "h_t" else h_prev) ** 2) + (dh_next if carry_after_tanh else 0.0)
         step = {"W_xh": da.T @ x[t], "W_hh": da.T @ (h_prev if prev_is == "h_prev" else hs[t]), "b_h": da.sum(0)}
         if keep == "all":
             grads = {k: grads[k] + step[k] for k in grads}
@@ -159,6 +160,9 @@ def _rnn_backward_mistakes(*args: np.ndarray) -> dict[str, Grads]:
             _rnn_backward_variant(*args, W_back="W_hh.T"),
         "carry dh back before the tanh': dh_{t-1} = da_t @ W_hh with da_t = dh_t * (1 - h_t**2)":
             _rnn_backward_variant(*args, carry_before_tanh=True),
+        "add the carried gradient after the tanh': dh_next is a gradient with respect to h_t, like dhs[t], so it "
+        "joins dhs[t] before the slope, da_t = (dhs[t] + dh_next) * (1 - h_t**2)":
+            _rnn_backward_variant(*args, carry_after_tanh=True),
     }
 
 

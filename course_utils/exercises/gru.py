@@ -69,9 +69,6 @@ _GRU_GATE_ROLES = {
 }
 
 
-GRU_GATE_GOALS = {"copy": (None, 1.0), "ignore": (0.0, 0.0), "rnn": (1.0, 0.0)}  # goal -> (r, z); None: any r
-
-
 def check_gru_gate_values(fn, goals: tuple[str, ...] = ("copy", "ignore", "rnn"), seed: int = 0) -> None:
     """Test ``fn(goal) -> (r, z)``, gate values that make one GRU step do ``goal`` (notebook 04, exercise 2).
 
@@ -79,10 +76,12 @@ def check_gru_gate_values(fn, goals: tuple[str, ...] = ("copy", "ignore", "rnn")
     RNN step on x and h_prev). Runs the step with those gates; fails naming each gate that
     is off and what that gate does (the z convention included).
     """
+    # goal -> (r, z), None: any r; the answers, kept inside the check so that no learner's code can import them
+    wanted = {"copy": (None, 1.0), "ignore": (0.0, 0.0), "rnn": (1.0, 0.0)}
     rng = np.random.default_rng(seed)
     h_prev, a_xn, a_hn = (rng.normal(size=5) for _ in range(3))  # (5,) each: x W_xn^T + b_xn, h_prev W_hn^T + b_hn
     for goal in goals:
-        got = read_gate_values(fn(goal), goal, "rz", GRU_GATE_GOALS[goal], _GRU_GATE_ROLES)
+        got = read_gate_values(fn(goal), goal, "rz", wanted[goal], _GRU_GATE_ROLES)
         h = (1 - got["z"]) * np.tanh(a_xn + got["r"] * a_hn) + got["z"] * h_prev
         h_want = {"copy": h_prev, "ignore": np.tanh(a_xn), "rnn": np.tanh(a_xn + a_hn)}[goal]
         check_close(f"h_t for {goal!r}", h, h_want, atol=0.02, rtol=0.0)

@@ -58,7 +58,17 @@ def check_decay_mask(fn: Any, seed: int = 0) -> None:
                           "or exp(c_t - c_s) above the diagonal overflowed to inf and inf * 0 = NaN (fill those "
                           "entries with -inf before the exp, or use torch.where)")
     check_close("D for a long sequence (T = 400)", got, decay_mask(gamma), quiet=True)
-    print("OK my_decay_mask: two shapes and a long sequence")
+    leaf = gamma.clone().requires_grad_()
+    with torch.enable_grad():
+        got = fn(leaf)
+        if isinstance(got, torch.Tensor) and got.requires_grad:
+            got.sum().backward()
+    if leaf.grad is not None and not torch.isfinite(leaf.grad).all():
+        raise CheckFailed("D for a long sequence (T = 400) is right, but its gradient with respect to gamma contains "
+                          "NaN: exp(c_t - c_s) above the diagonal overflows to inf, and zeroing it afterwards "
+                          "(masked_fill after exp) gives the backward pass 0 * inf = NaN. Fill those entries of "
+                          "c_t - c_s with -inf before the exp, so exp gives exactly 0 in both passes")
+    print("OK my_decay_mask: two shapes, a long sequence, and its gradient")
 
 
 def _linear_attention_step_mistakes(S, q, k, v, gamma) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

@@ -1,6 +1,6 @@
-"""Notebook 01, the exercises on :mod:`course_utils.shared.lm`.
+"""Notebooks 01 and 05b, the exercises on :mod:`course_utils.shared.lm`.
 
-Checks that name the usual mistakes: ``check_sample_next``.
+Checks that name the usual mistakes: ``check_sample_next`` (01), ``check_temperature_softmax`` (05b).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 
 import torch
 
-from ..core.checks import CheckFailed, check_shape, check_type, refuse_reference
+from ..core.checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
 from ..shared.lm import temperature_softmax
 
 
@@ -71,3 +71,51 @@ def check_sample_next(fn, seed: int = 0, rows: int = 20_000) -> None:
                           f"yours came up {got[0]:.2f} of the time.")
     print(f"OK my_sample_next: the shares of {rows:,} draws match softmax(logits / T) at T = 0.5, 1 and 2, "
           "and large logits do not overflow")
+
+
+def _temperature_softmax_mistakes(logits: torch.Tensor, temperature: float) -> dict[str, torch.Tensor]:
+    """What the usual wrong temperature softmaxes return for ``logits`` (any shape)."""
+    return {
+        "multiply the logits by the temperature instead of dividing: T < 1 must sharpen, softmax(logits / T)":
+            torch.softmax(logits * temperature, dim=-1),
+        "ignore the temperature (softmax(logits))": torch.softmax(logits, dim=-1),
+        "apply the temperature after the softmax: it scales the logits, softmax(logits / T)":
+            torch.softmax(logits, dim=-1) / temperature,
+        "normalise over the first axis instead of the last (dim=-1: one distribution per row)":
+            torch.softmax(logits / temperature, dim=0),
+    }
+
+
+def check_temperature_softmax(fn, seed: int = 0) -> None:
+    """Test ``fn(logits, temperature)``: softmax(logits / temperature) over the last axis (notebook 05b, exercise 1).
+
+    Cases: a batch at T = 0.5, 1, 2; large logits (1000 and up) at T = 0.7, where exp overflows
+    without the max shift; a 3-d tensor; T = 0 and T < 0 must raise ValueError. Names the
+    usual mistakes: no max shift, T multiplied, T ignored or applied after the softmax, the
+    wrong axis.
+    """
+    fn = refuse_reference(fn, ("temperature_softmax", "sample_next"))
+    g = torch.Generator().manual_seed(seed)
+    cases = [(torch.tensor([[1.0, 2.0, 3.0], [0.0, 0.0, 5.0]]), t) for t in (0.5, 1.0, 2.0)]
+    cases += [(torch.tensor([[1000.0, 1001.0, 1002.0]]) + 10 * seed, 0.7),
+              (torch.randn(2, 3, 5, generator=g) * 3, 1.5)]
+    for logits, temperature in cases:
+        name = f"my_temperature_softmax(logits of shape {tuple(logits.shape)}, {temperature})"
+        got = fn(logits.clone(), temperature)
+        check_type(name, got, torch.Tensor)
+        check_shape(name, got, tuple(logits.shape))
+        if not torch.isfinite(got).all() and logits.abs().max() > 80:
+            raise CheckFailed(f"{name} contains inf or NaN: exp(logits / T) overflows for logits near "
+                              f"{logits.max().item():.0f}. Subtract each row's max from logits / T before exp (as in "
+                              "notebook 00's softmax): the result is the same, and exp never sees a large number.")
+        expected = torch.softmax(logits / temperature, dim=-1)
+        name_mistake(name, got, expected, _temperature_softmax_mistakes(logits, temperature))
+        check_close(name, got, expected, quiet=True)
+    for bad in (0.0, -1.0):
+        try:
+            fn(cases[0][0].clone(), bad)
+        except ValueError:
+            continue
+        raise CheckFailed(f"my_temperature_softmax(logits, {bad}) should raise ValueError: a temperature must be "
+                          "positive (T = 0 divides by zero; T < 0 turns the distribution upside down)")
+    print(f"OK my_temperature_softmax: {len(cases)} cases, large logits included; T <= 0 raises ValueError")

@@ -74,9 +74,6 @@ def check_lstm_cell(fn, seed: int = 0) -> None:
     check_close("h (the new hidden state)", h_got, h_exp)
 
 
-LSTM_GATE_GOALS = {"hold": (0.0, 1.0, 0.0), "replace": (1.0, 0.0, 1.0), "reveal": (0.0, 1.0, 1.0)}  # goal -> (i, f, o)
-
-
 _LSTM_GATE_ROLES = {
     "i": "i scales what is written, c = f * c_prev + i * g: i = 0 writes nothing, i = 1 writes all of g",
     "f": "f scales the old memory, c = f * c_prev + i * g: f = 1 keeps c_prev, f = 0 erases it",
@@ -90,10 +87,12 @@ def check_lstm_gate_values(fn, goals: tuple[str, ...] = ("hold", "replace", "rev
     Runs the step with those gates on random ``c_prev`` and ``g``; fails naming each gate that
     is off and what that gate does.
     """
+    # goal -> (i, f, o): the answers, kept inside the check so that no learner's code can import them
+    wanted = {"hold": (0.0, 1.0, 0.0), "replace": (1.0, 0.0, 1.0), "reveal": (0.0, 1.0, 1.0)}
     rng = np.random.default_rng(seed)
     c_prev, g = rng.normal(size=5), np.tanh(rng.normal(size=5))  # (5,) each
     for goal in goals:
-        got = read_gate_values(fn(goal), goal, "ifo", LSTM_GATE_GOALS[goal], _LSTM_GATE_ROLES)
+        got = read_gate_values(fn(goal), goal, "ifo", wanted[goal], _LSTM_GATE_ROLES)
         c = got["f"] * c_prev + got["i"] * g
         h = got["o"] * np.tanh(c)
         c_want = {"hold": c_prev, "replace": g, "reveal": c_prev}[goal]
@@ -115,6 +114,9 @@ def _lstm_backward_mistakes(dh: np.ndarray, dc: np.ndarray, cache: dict[str, np.
     blocks = gate_slices(H)
     sigmoid_slope = dA.copy()
     sigmoid_slope[:, blocks["g"]] *= g / (1 + g)  # g (1 - g) in place of 1 - g^2
+    o = cache["o"]
+    tanh_slope_o = dA.copy()
+    tanh_slope_o[:, blocks["o"]] *= (1 + o) / o  # 1 - o^2 in place of o (1 - o)
     order = "(PyTorch's rows, and so the stacked gradient, are i, f, g, o)"
     return {
         "forget that c_t also reaches the loss through h_t = o * tanh(c_t): add dh * o * (1 - tanh(c)^2) to dc "
@@ -123,6 +125,8 @@ def _lstm_backward_mistakes(dh: np.ndarray, dc: np.ndarray, cache: dict[str, np.
         "c_t = f * c_prev + ...)": (*right[:2], delta_c, *right[3:]),
         "use the sigmoid's derivative g * (1 - g) for the candidate g, which is a tanh: its derivative is 1 - g^2":
             from_dA(sigmoid_slope),
+        "use tanh's derivative 1 - o^2 for the output gate o, which is a sigmoid: its derivative is o * (1 - o)":
+            from_dA(tanh_slope_o),
         **{f"stack the gate gradients as {', '.join(wrong)} {order}":
            from_dA(np.concatenate([dA[:, blocks[k]] for k in wrong], axis=1))
            for wrong in (("i", "f", "o", "g"), ("f", "i", "g", "o"))},
@@ -154,8 +158,10 @@ def check_lstm_cell_backward(fn, seed: int = 0) -> None:
         raise CheckFailed(f"return six arrays, ({', '.join(LSTM_BACKWARD_NAMES)}); got a tuple of {len(result)}")
     expected = lstm_cell_backward_autograd(dh, dc, *args)
     mistakes = _lstm_backward_mistakes(dh, dc, cache)
-    for k, name in enumerate(LSTM_BACKWARD_NAMES):
-        got = result[k]
+    # the stacked gradients first: a wrong one is named by its gate block (i, f, g, o) before dx inherits it
+    order = sorted(range(len(LSTM_BACKWARD_NAMES)), key=lambda k: LSTM_BACKWARD_NAMES[k] not in ("db", "dW_x", "dW_h"))
+    for k in order:
+        name, got = LSTM_BACKWARD_NAMES[k], result[k]
         if name == "dh_prev" and np.shape(got) == (B, n_in):
             raise CheckFailed("dh_prev has shape (B, I), the input's: h_prev enters through W_h, so dh_prev = dA @ W_h")
         check_shape(name, got, expected[k].shape)

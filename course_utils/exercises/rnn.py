@@ -20,6 +20,7 @@ from ..core.checks import (
     check_scalar,
     check_shape,
     learning_rate_hints,
+    matmul_shape_error,
     name_mistake,
     refuse_reference,
     require_keys,
@@ -49,7 +50,16 @@ def check_rnn_cell(fn: Callable[..., np.ndarray], seed: int = 0) -> None:
     """
     fn = refuse_reference(fn, ("rnn_cell_forward", "rnn_forward", "RNN"))
     x_t, h_prev, W_xh, W_hh, b_h = _cell_case(np.random.default_rng(seed))
-    got = fn(x_t, h_prev, W_xh, W_hh, b_h)
+    try:
+        got = fn(x_t, h_prev, W_xh, W_hh, b_h)
+    except (ValueError, RuntimeError) as error:
+        if matmul_shape_error(error):
+            raise CheckFailed(
+                f"my_rnn_cell raised a shape error in a matrix product ({str(error).splitlines()[0][:90]}): the "
+                f"weights are stored one row per hidden unit, as in PyTorch, W_xh {W_xh.shape} = (H, I), so the input "
+                f"term is x_t @ W_xh.T, shape (B, H) = {(x_t.shape[0], W_xh.shape[0])}; likewise h_prev @ W_hh.T"
+            ) from error
+        raise
     expected = rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h)
     check_shape("h_t", got, expected.shape)
     got_np = got.detach().cpu().numpy() if isinstance(got, torch.Tensor) else np.asarray(got)

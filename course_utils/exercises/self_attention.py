@@ -6,6 +6,8 @@ Graded by outcome (the learner's setting is trained, seeded): ``check_attention_
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..core.checks import (
@@ -21,7 +23,13 @@ from ..core.checks import (
 )
 from ..core.seed import seeded_run
 from ..core.training import evaluate, fit
-from ..self_attention import OneLayerAttentionLM, causal_mask, padding_mask
+from ..self_attention import (
+    OneLayerAttentionLM,
+    causal_mask,
+    padding_mask,
+    scaled_dot_product_attention,
+    split_heads,
+)
 from ..shared.lm import corpus_data, lm_batches, next_token_loss
 
 
@@ -151,3 +159,90 @@ def check_attention_config(config: dict, *, seed: int = 0) -> None:
     culprits in the config.
     """
     ATTENTION_GRADING.check(config, seed=seed)
+
+
+def _attention_mistakes(q, k, v, mask) -> dict[str, torch.Tensor]:
+    """What the usual wrong attentions return, as weights ``(..., Tq, Tk)``."""
+    d_k = q.shape[-1]
+    raw = q @ k.transpose(-2, -1)  # (..., Tq, Tk)
+
+    def softmax(scores, dim=-1, fill=~mask if mask is not None else None):
+        return torch.softmax(scores if fill is None else scores.masked_fill(fill, float("-inf")), dim=dim)
+
+    scaled = raw / math.sqrt(d_k)
+    found = {
+        "leave out the scaling by sqrt(d_k): the scores grow with d_k and the softmax saturates": softmax(raw),
+        "divide by d_k instead of sqrt(d_k): the dot product of two random d_k-vectors has standard deviation "
+        "sqrt(d_k)": softmax(raw / d_k),
+        "normalise over the queries (dim=-2) instead of over the keys (dim=-1): each query's weights must sum to 1":
+            softmax(scaled, dim=-2),
+    }
+    if mask is not None:
+        found |= {
+            "take mask = True as 'hidden': True means the query may attend to that key (fill where ~mask)":
+                softmax(scaled, fill=mask),
+            "zero the masked weights after the softmax: the rest no longer sum to 1; fill the scores with -inf "
+            "before it": softmax(scaled, fill=None) * mask,
+        }
+    return found
+
+
+def check_attention(fn, seed: int = 0) -> None:
+    """Test ``fn(q, k, v, mask=None) -> (output, weights)``, scaled dot-product attention (notebook 07, exercise 1).
+
+    Against :func:`course_utils.self_attention.scaled_dot_product_attention` (itself checked against
+    ``F.scaled_dot_product_attention``): no mask, a causal mask, and 4-d heads with Tq != Tk, d_v != d_k and a
+    padding mask. Names the usual mistakes: no sqrt(d_k), d_k instead of sqrt(d_k), the softmax over the
+    queries, the inverted mask, zeros after the softmax.
+    """
+    fn = refuse_reference(fn, ("scaled_dot_product_attention", "MultiHeadAttention", "MultiheadAttention"))
+    g = torch.Generator().manual_seed(seed)
+    q3, k3, v3 = (torch.randn(2, 5, 8, generator=g, dtype=torch.float64) for _ in range(3))
+    q4, k4, v4 = (torch.randn(*shape, generator=g, dtype=torch.float64) for shape in [(2, 3, 4, 8), (2, 3, 6, 8),
+                                                                                         (2, 3, 6, 5)])
+    padding = padding_mask(torch.tensor([6, 2]), 6)[:, None]  # (2, 1, 1, 6)
+    cases = {"no mask": (q3, k3, v3, None), "a causal mask": (q3, k3, v3, causal_mask(5)),
+             "4-d heads, Tq != Tk, d_v != d_k, a padding mask": (q4, k4, v4, padding)}
+    for label, (q, k, v, mask) in cases.items():
+        got = fn(q.clone(), k.clone(), v.clone(), None if mask is None else mask.clone())
+        if not isinstance(got, tuple) or len(got) != 2:
+            raise CheckFailed("return the pair (output, weights)")
+        out, weights = got
+        ref_out, ref_weights = scaled_dot_product_attention(q, k, v, mask)
+        check_shape(f"weights ({label})", weights, tuple(ref_weights.shape))
+        check_shape(f"output ({label})", out, tuple(ref_out.shape))
+        name_mistake(f"weights ({label})", weights, ref_weights, _attention_mistakes(q, k, v, mask))
+        check_close(f"weights ({label})", weights, ref_weights, quiet=True)
+        check_close(f"output ({label})", out, ref_out, quiet=True)
+    print(f"OK my_attention: {len(cases)} cases, masks included")
+
+
+def check_split_merge_heads(split_fn, merge_fn, seed: int = 0) -> None:
+    """Test ``split_fn(x (B, T, D), h) -> (B, h, T, D/h)`` and ``merge_fn``, its inverse (notebook 07, exercise 2).
+
+    Head i must take features i*d_k .. (i+1)*d_k - 1 of every position. Names the usual mistake: a plain
+    reshape to (B, h, T, d_k), which deals the positions out across heads instead.
+    """
+    split_fn = refuse_reference(split_fn, ("split_heads", "merge_heads", "MultiHeadAttention", "MultiheadAttention"))
+    merge_fn = refuse_reference(merge_fn, ("split_heads", "merge_heads", "MultiHeadAttention", "MultiheadAttention"))
+    x = torch.randn(3, 5, 12, generator=torch.Generator().manual_seed(seed))  # (B, T, D)
+    for h in (1, 2, 3, 4, 12):
+        name = f"my_split_heads(x of shape {tuple(x.shape)}, {h})"
+        got = split_fn(x.clone(), h)
+        expected = split_heads(x, h)
+        check_shape(name, got, tuple(expected.shape))
+        name_mistake(name, got, expected, {
+            "reshape x straight to (B, h, T, d_k): that deals the T positions' features out across heads in memory "
+            "order; view as (B, T, h, d_k) first (head i = features i*d_k .. (i+1)*d_k - 1), then transpose(1, 2)":
+                x.reshape(3, h, 5, 12 // h),
+        } if h > 1 else {})
+        check_close(name, got, expected, quiet=True)
+        name = f"my_merge_heads(heads of shape {tuple(expected.shape)})"
+        merged = merge_fn(expected.clone())
+        check_shape(name, merged, tuple(x.shape))
+        name_mistake(name, merged, x, {
+            "reshape the heads straight to (B, T, D): transpose(1, 2) back to (B, T, h, d_k) first, then reshape":
+                expected.reshape(3, 5, 12),
+        } if h > 1 else {})
+        check_close(name, merged, x, quiet=True)
+    print("OK my_split_heads and my_merge_heads: 1, 2, 3, 4 and 12 heads, and back")

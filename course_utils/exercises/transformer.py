@@ -21,8 +21,9 @@ from ..core.checks import (
     refuse_reference,
     require_keys,
 )
-from ..core.seed import seeded_run
+from ..core.seed import seeded, seeded_run
 from ..core.training import evaluate, fit
+from ..self_attention import causal_mask
 from ..shared.lm import (
     LMBatch,
     corpus_data,
@@ -30,7 +31,7 @@ from ..shared.lm import (
     next_token_loss,
     ngram_probabilities,
 )
-from ..transformer import TinyGPT, warmup_cosine_lr
+from ..transformer import Block, TinyGPT, warmup_cosine_lr
 
 
 def _sinusoid(T: int, D: int, *, exponent: float = 2.0, start: int = 0, layout: str = "interleaved") -> np.ndarray:
@@ -243,3 +244,52 @@ def _recipe_how_far(got: float, bigram: float) -> str:
                 f"{got - target:.3f} nats above the target")
     return (f"{got - target:.3f} nats above the target: better than the bigram model by "
             f"{bigram - got:.3f} nats, not yet by the {bigram - target:.3f} the target asks")
+
+
+def _block_mistakes(block: Block, x: torch.Tensor, mask: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """What the usual wrong pre-LN block forwards return, ``(B, T, D)`` each."""
+    def attn(h):
+        return block.attn(h, mask)[0]
+
+    h = x + attn(block.ln1(x))
+    post = block.ln1(x + attn(x))
+    return {
+        "normalise after the residual sum (post-LN, the original transformer's x = LN(x + attn(x))): this block is "
+        "pre-LN, x + attn(LN1(x)), then x + mlp(LN2(x)), as GPT-2 and the course's Block":
+            block.ln2(post + block.mlp(post)),
+        "leave out the residual connections: y = mlp(LN2(attn(LN1(x)))) loses x; add each sublayer's output to "
+        "its input": block.mlp(block.ln2(attn(block.ln1(x)))),
+        "feed the MLP the normalised attention input again instead of the new x: the second sublayer reads "
+        "LN2(h) with h = x + attn(LN1(x))": h + block.mlp(block.ln2(x)),
+        "use LN1 for both sublayers: each sublayer has its own LayerNorm (ln1 before attention, ln2 before the "
+        "MLP)": h + block.mlp(block.ln1(h)),
+        "forget the mask: position t must not read later positions": (
+            (h0 := x + block.attn(block.ln1(x), None)[0]) + block.mlp(block.ln2(h0))) if mask is not None else None,
+    }
+
+
+def check_block_forward(fn, seed: int = 0) -> None:
+    """Test ``fn(block, x, mask) -> y (B, T, D)``, a pre-LN block's forward from its parts (notebook 08, exercise 2).
+
+    The block is the course's :class:`~course_utils.transformer.Block` with non-trivial LayerNorm parameters,
+    with a causal mask and without; compared with the block's own forward, which the learner's function may
+    not call. Names the usual mistakes: post-LN, no residuals, the MLP fed the old input, one LayerNorm for
+    both, the mask forgotten.
+    """
+    fn = refuse_reference(fn, ("Block", "TransformerEncoderLayer"))
+    with seeded(10 + seed), torch.no_grad():
+        block = Block(16, 4).double().eval()
+        for ln in (block.ln1, block.ln2):  # non-trivial LayerNorms, so mixing them up shows
+            ln.weight.normal_(1.0, 0.3)
+            ln.bias.normal_(0.0, 0.3)
+        x = torch.randn(2, 6, 16, dtype=torch.float64)
+    for label, mask in (("a causal mask", causal_mask(6)), ("no mask", None)):
+        with torch.no_grad():
+            got = fn(block, x.clone(), mask)
+            expected = block(x, mask)
+            name = f"y ({label})"
+            check_shape(name, got, tuple(x.shape))
+            mistakes = {k: v for k, v in _block_mistakes(block, x, mask).items() if v is not None}
+        name_mistake(name, got, expected, mistakes)
+        check_close(name, got, expected, quiet=True)
+    print("OK my_block_forward: the pre-LN block's output, with and without a causal mask")

@@ -1,0 +1,80 @@
+"""No challenge's answer is shown to the learner: no student version shows all of a solution's values together.
+
+For each outcome-graded exercise (a test cell calls ``check_...(my_...())``), the solution's setting is read
+from the source notebook's solution cell. Every other cell of the student version (code, markdown, and
+the outputs a student version keeps) is scanned in windows of a few lines; a window that holds every value
+of the setting (numbers compared as numbers, so ``1e-2`` matches ``0.01``) gives the answer away.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+WINDOW = 12  # lines
+NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
+
+
+def challenge_solutions(source: str) -> dict[str, dict]:
+    """``{function: setting}`` for each challenge whose solution returns a literal dict."""
+    found = {}
+    for name in re.findall(r"\bcheck_\w+\((my_\w+)\(\)", source):
+        match = re.search(rf"def {name}\(.*?### BEGIN SOLUTION\n(.*?)### END SOLUTION", source, re.S)
+        if match:
+            body = match[1].strip()
+            if body.startswith("return {"):
+                found[name] = ast.literal_eval(body.removeprefix("return "))
+    return found
+
+
+def _tokens(value) -> set:
+    if isinstance(value, bool) or isinstance(value, str):
+        return {str(value)}
+    if isinstance(value, (int, float)):
+        return {float(value)}
+    return set()
+
+
+def window_shows(lines: list[str], setting: dict) -> bool:
+    wanted = [_tokens(v) for v in setting.values()]
+    text = "\n".join(lines)
+    numbers = {float(n) for n in NUMBER.findall(text)}
+    words = set(re.findall(r"[A-Za-z_]+", text))
+    return all(any((t in numbers) if isinstance(t, float) else (t in words) for t in w) for w in wanted if w)
+
+
+def student_windows(path: Path, skip: set[str]):
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
+        if grade_id in skip:
+            continue
+        texts = ["".join(cell["source"])]
+        for output in cell.get("outputs", []):
+            texts.append("".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", "")))
+        for text in texts:
+            lines = text.splitlines()
+            for start in range(max(1, len(lines) - WINDOW + 1)):
+                yield grade_id or cell.get("id", "?"), lines[start:start + WINDOW]
+
+
+SOURCES = sorted((REPO / "notebooks").glob("[0-9][0-9]*_*.py"))
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_no_student_version_shows_a_challenge_s_answer(source):
+    solutions = challenge_solutions(source.read_text(encoding="utf-8"))
+    student = REPO / "student" / f"{source.stem}.ipynb"
+    shown = []
+    for name, setting in solutions.items():
+        skip = {name.removeprefix("my_")}  # the exercise's own (stubbed) solution cell
+        for where, lines in student_windows(student, skip):
+            if window_shows(lines, setting):
+                shown.append(f"{name} {setting} in {where}: {' | '.join(lines)[:200]}")
+                break
+    assert not shown, "a student version shows a challenge's answer:\n" + "\n".join(shown)
