@@ -37,7 +37,8 @@ $(STAMP): pyproject.toml
 # The config folder .jupyter/ (on JUPYTER_CONFIG_PATH, before any other) turns off what learners
 # do not need: nbgrader's server and lab extensions (the test and tools extras share .venv),
 # jupytext's menus and launcher items (its server extension still keeps each notebook's .py pair
-# in step), and the news pop-up. --allow-root only where you are root (containers, some cloud
+# in step), the news pop-up, and the folder notebooks/py/ of the notebooks' .py pairs (hide_globs:
+# each lecture is listed once, as its .ipynb). --allow-root only where you are root (containers, some cloud
 # machines). LAB_FLAGS: extra options for JupyterLab (the browser test passes --no-browser and a token).
 LAB_CONFIG := JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}"
 ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -117,16 +118,17 @@ check: setup
 	$(BIN)/python -m course_tools.grading check "$(NOTEBOOK)"
 
 lint: setup
-	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks/*.py
+	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks/py/*.py
 
-# After editing a notebook: update its pair (.ipynb <-> .py), write the Colab set-up cell
+# After editing a notebook: update its pair (notebooks/NN_name.ipynb <-> notebooks/py/NN_name.py, the
+# pairing each declares as formats: ipynb,py//py:percent), write the Colab set-up cell
 # (course_tools/colab.py) into any notebook that lacks the current one, regenerate 00's table of
 # helpers (course_tools/helper_table.py), and strip outputs.
 sync: setup
-	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/jupytext --sync notebooks/py/*.py
 	$(BIN)/python -m course_tools.colab
 	$(BIN)/python -m course_tools.helper_table
-	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/jupytext --sync notebooks/py/*.py
 	$(BIN)/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/*.ipynb
 
 benchmark: setup

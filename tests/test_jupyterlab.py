@@ -3,7 +3,8 @@
 JupyterLab is started the way the README's first command does (`make lab`), on a loopback
 port with a token and without opening a browser, then driven in headless Chromium: the page
 `make lab` would open (its redirect file), the first exercise notebook in the learner's working
-copy my-work/, with no instructors' menus (nbgrader) and no news pop-up; `make instructor-lab`
+copy my-work/, with no instructors' menus (nbgrader) and no news pop-up, and notebooks/ listing
+each lecture once (its .py pair in notebooks/py/, hidden); `make instructor-lab`
 is started too, as the control that shows what the learner's lab leaves out. Screenshots go to
 test-artifacts/.
 """
@@ -149,6 +150,8 @@ def test_lab_lists_course_notebooks_and_the_working_copy(repo, lab):
         assert expected and expected <= listed_here, folder
     status, body = get(f"{base}/lab", token)
     assert status == 200 and b"JupyterLab" in body
+    _, body = get(f"{base}/api/contents/notebooks/01_rnn.ipynb", token)  # a solution opens, its .py pair read
+    assert json.loads(body)["content"]["metadata"]["jupytext"]["formats"] == "ipynb,py//py:percent"
     for path in ("formgrader", "assignments", "courses"):  # nbgrader's server extensions are not loaded
         with pytest.raises(urllib.error.HTTPError, match="404"):
             get(f"{base}/{path}", token)
@@ -187,6 +190,27 @@ def test_lab_opens_the_first_exercise_in_the_working_copy_and_runs_it(repo, lab,
     page.screenshot(path=str(artifacts / "jupyterlab-my-work.png"))
     serious = [line for line in problems.lines if "favicon" not in line and JUPYTERLAB_RACE not in line]
     page.close()  # after reading the problems: closing cancels what the page still had in flight
+    assert not serious, "\n".join(serious)
+
+
+@slow
+def test_the_file_browser_lists_each_lecture_once_one_click_from_my_work(repo, lab, browser, artifacts):
+    base, token, runtime = lab
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    problems = PageProblems(page)
+    page.goto(opened_url(runtime))
+    wait_for_notebook(page)
+    assert FIRST in listed(page)  # in my-work/; the solutions are one folder up
+    page.locator(".jp-FileBrowser .jp-BreadCrumbs-home").click()
+    page.locator(".jp-DirListing-item", has_text="notebooks").dblclick()
+    page.locator(".jp-FileBrowser .jp-BreadCrumbs", has_text="notebooks").wait_for(timeout=30_000)
+    page.locator(".jp-DirListing-item", has_text="01_rnn.ipynb").wait_for(timeout=30_000)
+    names = listed(page)
+    lectures = sorted(p.name for p in (repo / "notebooks").glob("*.ipynb"))
+    assert sorted(names) == lectures, f"notebooks/ should list each lecture once, as its .ipynb: {names}"
+    page.screenshot(path=str(artifacts / "jupyterlab-notebooks.png"))
+    serious = [line for line in problems.lines if "favicon" not in line and JUPYTERLAB_RACE not in line]
+    page.close()
     assert not serious, "\n".join(serious)
 
 
