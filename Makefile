@@ -1,5 +1,6 @@
 # The two commands of the README, and a few for contributors.
-#   make lab    set up, then open the course in JupyterLab
+#   make lab    set up, then open the course in JupyterLab: the learner's lab, in their working copy my-work/
+#   make instructor-lab   the same JupyterLab with nbgrader's menus, at the solutions in notebooks/
 #   make test   set up, then run every test and every notebook
 #   make test-fast   the contributors' loop: the tests not marked slow (no notebook, training or browser)
 #   make site   set up, then build the course website into _site/ (runs every notebook)
@@ -20,7 +21,7 @@ TEST_JOBS ?= 2
 # notebooks the site build runs at once: one per core (each kernel on COURSE_THREADS=1 thread)
 SITE_JOBS ?= 2
 
-.PHONY: setup lab test test-fast browser sandbox site release grade check lint sync benchmark clean
+.PHONY: setup lab instructor-lab work test test-fast browser sandbox site release grade check lint sync benchmark clean
 
 setup: $(STAMP)
 
@@ -31,12 +32,35 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 	@echo "Environment ready in $(VENV)."
 
-# The file browser starts at the repository root (notebooks/ and student/ both in view);
-# 00_setup opens first. --allow-root only where you are root (containers, some cloud machines).
-# LAB_FLAGS: extra options for JupyterLab (the browser test passes --no-browser and a token).
-lab: setup
+# The learner's lab. The file browser starts at the repository root (my-work/, notebooks/ and
+# student/ in view) and the first exercise notebook opens in the learner's working copy, $(WORK)/.
+# The config folder .jupyter/ (on JUPYTER_CONFIG_PATH, before any other) turns off what learners
+# do not need: nbgrader's server and lab extensions (the test and tools extras share .venv),
+# jupytext's menus and launcher items (its server extension still keeps each notebook's .py pair
+# in step), the news pop-up, and the folder notebooks/py/ of the notebooks' .py pairs (hide_globs:
+# each lecture is listed once, as its .ipynb). --allow-root only where you are root (containers, some cloud
+# machines). LAB_FLAGS: extra options for JupyterLab (the browser test passes --no-browser and a token).
+LAB_CONFIG := JUPYTER_CONFIG_PATH="$(CURDIR)/.jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}"
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
+lab: setup work
+	$(LAB_CONFIG) $(BIN)/jupyter lab --ServerApp.port=$(PORT) --ServerApp.root_dir="$(CURDIR)" \
+		$(ALLOW_ROOT) $(LAB_FLAGS) $(WORK)/00_setup.ipynb
+
+# The learner's working copy of student/ (README, "Exercises"): each student notebook is copied
+# into $(WORK)/ unless a notebook of that name is already there, so a notebook is copied once and
+# never overwritten (a course update that adds a lecture adds only the new notebook).
+WORK ?= my-work
+work:
+	@mkdir -p "$(WORK)"
+	@for nb in student/*.ipynb; do \
+		test -e "$(WORK)/$${nb#student/}" || { cp "$$nb" "$(WORK)/" && echo "copied $$nb to $(WORK)/"; }; \
+	done
+
+# The instructors' lab: every extension the environment has (nbgrader's Formgrader, Validate and
+# Create Assignment included), at the solutions.
+instructor-lab: setup
 	$(BIN)/jupyter lab --ServerApp.port=$(PORT) --ServerApp.root_dir="$(CURDIR)" \
-		$(if $(filter 0,$(shell id -u)),--allow-root) $(LAB_FLAGS) notebooks/00_setup.ipynb
+		$(ALLOW_ROOT) $(LAB_FLAGS) notebooks/00_setup.ipynb
 
 # CPU pass over every notebook (nbval), unit tests, and a GPU pass where one exists
 # (tests/test_notebooks_gpu.py; reported as skipped with its reason where there is none).
@@ -94,16 +118,17 @@ check: setup
 	$(BIN)/python -m course_tools.grading check "$(NOTEBOOK)"
 
 lint: setup
-	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks/*.py
+	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks/py/*.py
 
-# After editing a notebook: update its pair (.ipynb <-> .py), write the Colab set-up cell
+# After editing a notebook: update its pair (notebooks/NN_name.ipynb <-> notebooks/py/NN_name.py, the
+# pairing each declares as formats: ipynb,py//py:percent), write the Colab set-up cell
 # (course_tools/colab.py) into any notebook that lacks the current one, regenerate 00's table of
 # helpers (course_tools/helper_table.py), and strip outputs.
 sync: setup
-	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/jupytext --sync notebooks/py/*.py
 	$(BIN)/python -m course_tools.colab
 	$(BIN)/python -m course_tools.helper_table
-	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/jupytext --sync notebooks/py/*.py
 	$(BIN)/jupyter nbconvert --log-level=WARN --clear-output --inplace notebooks/*.ipynb
 
 benchmark: setup

@@ -9,7 +9,7 @@ else the cell does nothing.
 Two facts are written once, in ``pyproject.toml``: the repository's address
 (``[project.urls]``) and the course's version, whose git tag (``v0.1.0``) the cell clones
 and the Colab links open. ``python -m course_tools.colab`` (run by ``make sync``) writes
-the cell into every ``notebooks/*.py`` and the links into the README; ``make release
+the cell into every ``notebooks/py/*.py`` (the notebooks' jupytext pairs) and the links into the README; ``make release
 VERSION=0.2.0`` sets a new version first (then commit, tag and push). Tests check that
 every notebook, student versions included, holds the current cell.
 """
@@ -119,15 +119,15 @@ def with_current_links(readme: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the set-up cell into the given ``.py`` notebooks (default: all of ``notebooks/``)."""
+    """Write the set-up cell into the given ``.py`` notebooks (default: all of ``notebooks/py/``)."""
     parser = argparse.ArgumentParser(prog="python -m course_tools.colab", description=main.__doc__)
-    parser.add_argument("paths", nargs="*", help="jupytext .py notebooks (default: notebooks/[0-9]*.py)")
+    parser.add_argument("paths", nargs="*", help="jupytext .py notebooks (default: notebooks/py/[0-9]*.py)")
     parser.add_argument("--version", help="first set the course's version in pyproject.toml (a release: 0.2.0)")
     args = parser.parse_args(argv)
     if args.version:
         set_version(args.version)
         print(f"course version {args.version}: the set-up cells now clone tag {release_tag()}")
-    files = [Path(p) for p in args.paths] or sorted((REPO / "notebooks").glob("[0-9]*.py"))
+    files = [Path(p) for p in args.paths] or sorted((REPO / "notebooks" / "py").glob("[0-9]*.py"))
     for path in files:
         text = path.read_text()
         new = with_setup_cell(text)

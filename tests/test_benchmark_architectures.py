@@ -85,7 +85,7 @@ def test_param_formulas_at_the_benchmark_size():
 # ----------------------------------------------------------------------------- numbers quoted from the results
 
 RESULTS = REPO / "benchmarks" / "results"
-NOTEBOOK = REPO / "notebooks" / "09_modern_rnns.py"
+NOTEBOOK = REPO / "notebooks" / "py" / "09_modern_rnns.py"
 SCAN_4096 = {"method": "chunked", "T": "4096"}
 LSTM_4096 = {"model": "LSTM (course)", "T": "4096"}
 # (file, a regex whose one group is a number quoted from a results file, that file, the row, the column)
@@ -100,9 +100,9 @@ QUOTES = [
      {**SCAN_4096, "threads": "2"}, "speedup_forward"),
     ("README.md", r"[Tt]he course's LSTM takes ([\d.]+) times `nn.LSTM`'s forward\+backward time", "architectures.csv",
      LSTM_4096, "ratio_fwd_bwd"),
-    ("notebooks/09_modern_rnns.py", r"the chunked scan's forward\+backward is ([\d.]+)x as fast as the loop's on "
+    ("notebooks/py/09_modern_rnns.py", r"the chunked scan's forward\+backward is ([\d.]+)x as fast as the loop's on "
      r"one thread", "scans.csv", {**SCAN_4096, "threads": "1"}, "speedup_fwd_bwd"),
-    ("notebooks/09_modern_rnns.py", r"as fast as the loop's on one thread and ([\d.]+)x on two threads", "scans.csv",
+    ("notebooks/py/09_modern_rnns.py", r"as fast as the loop's on one thread and ([\d.]+)x on two threads", "scans.csv",
      {**SCAN_4096, "threads": "2"}, "speedup_fwd_bwd"),
 ]
 

@@ -76,7 +76,7 @@ def test_without_its_release_on_github_the_cell_says_so_and_clones_main(monkeypa
 
 
 def test_inserting_the_cell_is_idempotent_and_keeps_the_title_first(repo):
-    text = (repo / "notebooks" / "01_rnn.py").read_text()
+    text = (repo / "notebooks" / "py" / "01_rnn.py").read_text()
     once = colab.with_setup_cell(text)
     assert colab.with_setup_cell(once) == once == text
     without = text.replace("# %%\n" + colab.setup_cell_source() + "\n\n", "")

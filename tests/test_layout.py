@@ -26,7 +26,8 @@ from course_tools.helper_table import first_notebook
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGE = REPO / "course_utils"
-NOTEBOOK_IDS = {p.stem.split("_")[0] for p in (REPO / "notebooks").glob("*.py")}  # "00", "05a", ...
+TWINS = helper_table.TWINS  # notebooks/py/: the notebooks' jupytext .py pairs
+NOTEBOOK_IDS = {p.stem.split("_")[0] for p in TWINS.glob("*.py")}  # "00", "05a", ...
 NOTEBOOK_ID = helper_table.NOTEBOOK_ID  # "01", "05a" in a module docstring's first line
 
 
@@ -214,10 +215,10 @@ def _first_markdown(source: str) -> str:
     return text
 
 
-@pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("0[1-9]*.py")))
+@pytest.mark.parametrize("notebook", sorted(p.name for p in TWINS.glob("0[1-9]*.py")))
 def test_each_lecture_names_its_lecture_modules_before_its_code(notebook):
     """A learner who wants to read the code finds the files named at the top."""
-    source = (REPO / "notebooks" / notebook).read_text(encoding="utf-8")
+    source = (TWINS / notebook).read_text(encoding="utf-8")
     lectures = {m for m, _ in helper_table.lecture_modules()}
     used = sorted(m for m in helper_table.modules_used(source) if m in lectures)
     missing = [m for m in used if f"`course_utils/{m}.py`" not in _first_markdown(source)]
@@ -239,7 +240,7 @@ def test_the_tier_lists_name_every_module_once():
 def test_exercise_functions_follow_the_naming_rule():
     """A function a learner writes in a solution cell is ``my_<name>``: it never shadows a library helper."""
     wrong = []
-    for path in sorted((REPO / "notebooks").glob("*.py")):
+    for path in sorted(TWINS.glob("*.py")):
         cells = re.split(r"^# %%", path.read_text(encoding="utf-8"), flags=re.MULTILINE)
         for cell in cells:
             if not re.match(r'.*"solution": true', cell.splitlines()[0] if cell else ""):
@@ -263,11 +264,11 @@ BLOCK_EXTRAS = (  # Python code: importing a package of BLOCKED raises ImportErr
 )
 
 
-NOTEBOOK_FILES = sorted(p.name for p in (REPO / "notebooks").glob("*.py"))
+NOTEBOOK_FILES = sorted(p.name for p in TWINS.glob("*.py"))
 
 
 def _helpers(notebook: str) -> list[str]:
-    return sorted(helper_table.modules_used((REPO / "notebooks" / notebook).read_text(encoding="utf-8")))
+    return sorted(helper_table.modules_used((TWINS / notebook).read_text(encoding="utf-8")))
 
 
 @pytest.fixture(scope="module")
@@ -308,10 +309,10 @@ def test_the_learner_install_check_catches_a_blocked_import(tmp_path):
     assert done.returncode != 0 and "nbconvert is not part of a learner install" in done.stderr
 
 
-@pytest.mark.parametrize("notebook", sorted(p.name for p in (REPO / "notebooks").glob("0[1-9]*.py")))
+@pytest.mark.parametrize("notebook", sorted(p.name for p in TWINS.glob("0[1-9]*.py")))
 def test_each_lecture_starts_and_ends_with_the_preamble_helpers(notebook):
     """The device line and the timer come from course_utils.core.notebook, not from code in each notebook."""
-    code = (REPO / "notebooks" / notebook).read_text(encoding="utf-8")
+    code = (TWINS / notebook).read_text(encoding="utf-8")
     assert re.search(r"^device = start_notebook\(\)$", code, re.MULTILINE), "the first cell: device = start_notebook()"
     assert code.rstrip().endswith("report_run_time()"), "the last cell: report_run_time()"
     assert "notebook_start" not in code and "Running on:" not in code, "use start_notebook(), not a copy of it"

@@ -1,4 +1,8 @@
-"""Every notebook is stored as an output-free .ipynb paired with a jupytext percent .py."""
+"""Every notebook is stored as an output-free .ipynb paired with a jupytext percent .py.
+
+The .ipynb is in notebooks/, the one file a learner sees per lecture; its .py pair is in notebooks/py/
+(jupytext's paired-path prefix, ``formats: ipynb,py//py:percent``), the file reviewers read in a diff.
+"""
 
 import io
 import re
@@ -8,10 +12,13 @@ from pathlib import Path
 import jupytext
 import nbformat
 import pytest
+from jupytext.paired_paths import paired_paths
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 IPYNB = sorted(NOTEBOOKS.glob("*.ipynb"))
-PY = sorted(NOTEBOOKS.glob("*.py"))
+TWINS = NOTEBOOKS / "py"
+FORMATS = "ipynb,py//py:percent"
+PY = sorted(TWINS.glob("*.py"))
 DEVICE_NAMES = {"cpu", "cuda", "mps"}
 
 
@@ -43,15 +50,22 @@ def test_there_are_notebooks():
 
 def test_every_notebook_has_a_pair():
     assert [p.stem for p in IPYNB] == [p.stem for p in PY], (
-        "each notebooks/NAME.ipynb needs notebooks/NAME.py (run `make sync`)"
+        "each notebooks/NAME.ipynb needs notebooks/py/NAME.py (run `make sync`)"
     )
+
+
+def test_each_lecture_is_one_file_in_notebooks():
+    assert not list(NOTEBOOKS.glob("*.py")), "the .py pairs belong in notebooks/py/ (formats: ipynb,py//py:percent)"
 
 
 @pytest.mark.parametrize("path", IPYNB, ids=lambda p: p.name)
 def test_pair_in_sync(path):
     ipynb = jupytext.read(path)
-    py = jupytext.read(path.with_suffix(".py"))
-    assert ipynb.metadata.get("jupytext", {}).get("formats") == "ipynb,py:percent"
+    twin = TWINS / f"{path.stem}.py"
+    py = jupytext.read(twin)
+    assert ipynb.metadata.get("jupytext", {}).get("formats") == FORMATS
+    assert py.metadata.get("jupytext", {}).get("formats") == FORMATS
+    assert [Path(p) for p, _ in paired_paths(str(path), "ipynb", FORMATS)] == [path, twin]  # as jupytext pairs them
     a, b = cells(ipynb), cells(py)
     for i, (x, y) in enumerate(zip(a, b, strict=False)):
         assert x == y, f"{path.name} cell {i} differs from its .py pair: run `make sync`"
@@ -102,7 +116,7 @@ SOURCE_CITATION = re.compile(r"(?i)\bseeds?\s*\(?\d{3}\b|\bseed's\b|\bseeds'\s+(
 
 
 def learner_facing_files(repo):
-    return sorted([*(repo / "notebooks").glob("*.py"), *(repo / "course_utils").rglob("*.py"), repo / "README.md"])
+    return sorted([*TWINS.glob("*.py"), *(repo / "course_utils").rglob("*.py"), repo / "README.md"])
 
 
 def test_no_citations_of_the_source_material(repo):

@@ -1,5 +1,6 @@
 """The website's building blocks that need no browser: the execution cache's key, the alt
-text of figures, and the exercises' preparation (stubs in view, hidden tests gone)."""
+text of figures, the exercises' preparation (stubs in view, hidden tests gone), and the set-up
+code at a page's top (the Colab cell left out, long import cells folded)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from course_tools.grading.cells import CODE_STUB
 from course_tools.website.cache import ExecutionCache, cache_key, course_modules
 from course_tools.website.exercises import SITE_KEY, mark_solutions, without_hidden_tests
 from course_tools.website.figure_alt import GENERIC, describe
+from course_tools.website.setup_cells import FOLD_LINES, is_import_cell, mark_import_cells, without_colab_cell
 
 
 @pytest.fixture
@@ -103,3 +105,43 @@ def test_exercises_show_the_stub_and_lose_their_hidden_tests():
     assert nb.cells[0].metadata[SITE_KEY] == {"stub": f"def f():\n    {CODE_STUB}", "grade_id": "f"}
     assert "return 1" in nb.cells[0].source  # the solution itself stays, for the fold
     assert nb.cells[1].source == "assert f() == 1"
+
+
+# ----------------------------------------------------------------------------- the set-up code at a page's top
+
+@pytest.mark.parametrize(("source", "folded"), [
+    ("import numpy as np\nimport torch\n\nfrom course_utils import start_notebook\n\ndevice = start_notebook()", True),
+    ("import numpy as np\nimport torch\nfrom x import (\n    a,\n    b,\n)\nfrom y import z\n"
+     "rtol, atol = tolerance(torch.float32, device)\nseed_everything(0)", True),
+    ("import torch\nfrom x import y\nfor cls in (A, B):\n    check(cls)", False),  # a loop: lesson code
+    ("import torch\nfrom x import y\nif table.exists():\n    show(table)", False),
+    ("import torch\na = 1\nb = 2\nc = 3", False),  # mostly not imports
+    ("x = torch.zeros(3)\nimport numpy", False),  # starts with code
+    ("%timeit f()\nimport numpy", False),  # not Python: shown as it is
+])
+def test_an_import_cell_is_imports_then_a_few_one_line_statements(source, folded):
+    assert is_import_cell(source) is folded
+
+
+def test_the_colab_cell_leaves_the_page_and_the_counts_close_up():
+    colab = nbformat.v4.new_code_cell("# Colab set-up: on Google Colab, ...\nimport sys", execution_count=1)
+    later = [nbformat.v4.new_code_cell(f"x = {i}", execution_count=i) for i in (2, 3)]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title"), colab, *later])
+    without_colab_cell(nb)
+    assert [c.source for c in nb.cells] == ["# Title", "x = 2", "x = 3"]
+    assert [c.execution_count for c in nb.cells[1:]] == [1, 2]
+
+
+def test_every_lecture_page_starts_with_the_lesson(repo):
+    """On every course notebook: no Colab cell left; after 00 (whose first code is its lesson), the
+    first code cell is a long import cell, folded; graded cells never are."""
+    for path in sorted((repo / "notebooks").glob("[0-9]*.ipynb")):
+        nb = mark_import_cells(without_colab_cell(nbformat.read(path, as_version=4)))
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert not any(c.source.startswith("# Colab set-up") for c in code), path.name
+        folded = [c for c in code if "imports" in c.metadata.get(SITE_KEY, {})]
+        assert all("nbgrader" not in c.metadata for c in folded), path.name
+        if path.name == "00_setup.ipynb":
+            assert not folded
+            continue
+        assert folded and folded[0] is code[0] and len(code[0].source.splitlines()) >= FOLD_LINES, path.name

@@ -7,7 +7,7 @@ of them again here took ten minutes; ``make site`` builds the full site. So the 
 markdown and code (math, hidden tests, folded solutions, navigation, search, contrast) read
 every page or the pages they always read, and the checks on outputs (plots, alt text) read the
 executed pages. The site is built once for this file. Screenshots of the index and of one
-lecture go to test-artifacts/.
+lecture (its top, and its first code: the lesson's, the imports folded) go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -24,11 +24,12 @@ import nbformat
 import pytest
 from pages import PageProblems
 
-from course_tools.colab import colab_url
+from course_tools.colab import MARKER, colab_url
 from course_tools.website import BuildError, build, lectures
 from course_tools.website.__main__ import main
 from course_tools.website.build import execute, strip_widgets
 from course_tools.website.figure_alt import GENERIC
+from course_tools.website.setup_cells import is_import_cell
 
 build_module = importlib.import_module("course_tools.website.build")  # the module (the package exports build())
 
@@ -227,6 +228,50 @@ def test_search_finds_a_term_on_its_page(site, served, browser, term, expected):
     page.close()
 
 
+IMPORTS = re.compile(r'<details class="course-imports">(.*?)</details>', flags=re.S)
+
+
+def test_no_page_shows_the_colab_set_up_cell_and_long_imports_are_folded(site):
+    for lec in lectures():
+        page = (site / lec.page).read_text()
+        text = _text(page)
+        assert MARKER not in text and "google.colab" not in text and "subprocess" not in text, lec.page
+        folds = IMPORTS.findall(page)
+        if lec.notebook.name == "00_setup.ipynb":  # its first code is the lesson's (checking the environment)
+            assert folds == [], lec.page
+            continue
+        assert len(folds) == 1 and "Show imports and set-up" in folds[0], lec.page
+        assert "import" in _text(folds[0]) and "start_notebook" in _text(folds[0]), lec.page
+        if lec.notebook.name in EXECUTED:  # counted without the Colab cell; the device line stays in view
+            assert "In [1]:" in _text(folds[0]), lec.page
+            cell = page.split(folds[0], 1)[1].split('<div class="jp-Cell ', 1)[0]  # the rest of the fold's cell
+            assert "Running on:" in _text(cell), lec.page
+
+
+def test_a_page_opens_with_the_lesson_its_imports_one_click_away(site, served, browser, artifacts):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    problems = PageProblems(page)
+    for lec in lectures():
+        page.goto(served + lec.page, wait_until="networkidle")
+        first = page.locator(".jp-CodeCell .jp-InputArea-editor").filter(visible=True).first
+        code = first.inner_text()
+        assert not code.startswith(MARKER) and "google.colab" not in code, lec.page
+        if lec.notebook.name == "00_setup.ipynb":
+            continue
+        assert not is_import_cell(code), f"{lec.page}: the first code in view is an import cell:\n{code[:300]}"
+        fold = page.locator("details.course-imports").first
+        imports = fold.locator(".jp-InputArea-editor")
+        assert fold.locator("summary").is_visible() and not imports.is_visible(), lec.page
+        if lec.page == SCREENSHOT_PAGE:
+            fold.scroll_into_view_if_needed()
+            page.evaluate("window.scrollBy(0, -120)")  # the text before the fold in view too
+            page.screenshot(path=str(artifacts / f"site-{lec.notebook.stem}-first-code.png"))
+            fold.locator("summary").click()
+            assert imports.is_visible() and "start_notebook" in imports.inner_text()
+    assert not problems.lines, problems.lines
+    page.close()
+
+
 def test_search_leaves_out_solutions_and_navigation(site):
     assert (site / "pagefind" / "pagefind-ui.js").exists()
     for lec in lectures():
@@ -279,7 +324,8 @@ def test_pages_follow_the_colour_scheme_with_readable_contrast(site, served, bro
     for name in ["index.html", "03_lstm.html", "07_self_attention.html", "01_rnn.html"]:  # 01_rnn: output text
         page.goto(served + name, wait_until="networkidle")
         backgrounds.add(page.evaluate("getComputedStyle(document.body).backgroundColor"))
-        selectors = "p, td, .course-nav a, .jp-RenderedText pre, .highlight span, details.course-solution > summary"
+        selectors = ("p, td, .course-nav a, .jp-RenderedText pre, .highlight span, details.course-solution > summary, "
+                     "details.course-imports > summary")
         ratios = page.eval_on_selector_all(selectors, CONTRAST)
         assert ratios, name
         low = [(what, round(r, 2)) for what, r in ratios if r < 4.5]

@@ -10,7 +10,8 @@ Output (``_site/`` by default)::
 
     index.html            the lectures in order, with links to pages, student versions, Colab
     NN_name.html          one page per notebook, executed: outputs, plots and math; each
-                          exercise as a learner gets it, its solution collapsed, no hidden tests
+                          exercise as a learner gets it, its solution collapsed, no hidden tests;
+                          the lesson first: no Colab set-up cell, long import cells folded (:mod:`.setup_cells`)
     student/NN_name.ipynb the student versions (exercises without solutions), to download
     pagefind/             the search index and search box (:mod:`.search`)
     mathjax/, course.css, colab-badge.svg
@@ -48,6 +49,7 @@ from ..colab import colab_url
 from .cache import ExecutionCache, cache_key
 from .exercises import mark_solutions, without_hidden_tests
 from .search import SEARCH_BOX, build_index
+from .setup_cells import mark_import_cells, without_colab_cell
 
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -322,8 +324,9 @@ def page_notebook(lec: Lecture, run: set[Path] | None, timeout: int,
 
 def render_page(nb: NotebookNode, lec: Lecture, all_lectures: list[Lecture], student_dir: Path, *,
                 search: bool, preview: bool, html_exporter: HTMLExporter, dark_css: str) -> str:
-    """One lecture page: exercises folded, navigation, search box, and the preview note where it was not run."""
-    mark_solutions(nb, lec.notebook.name)
+    """One lecture page: the lesson first (no Colab set-up cell, long imports folded), exercises folded,
+    navigation, search box, and the preview note where it was not run."""
+    mark_import_cells(mark_solutions(without_colab_cell(nb), lec.notebook.name))
     nav = navigation(all_lectures.index(lec), all_lectures, student_dir)
     resources = {"course": {"root": "", "nav": nav, "search": SEARCH_BOX if search else "", "dark_css": dark_css,
                             "preview": PREVIEW_NOTE if preview else ""},
