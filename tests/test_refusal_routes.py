@@ -115,7 +115,7 @@ def _graded_test_cells(path):
     return [c for c in cells if c.startswith("# %% nbgrader=") and '"grade": true' in c.split("\n", 1)[0]]
 
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]*_*.py"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks" / "py").glob("[0-9][0-9]*_*.py"))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)

@@ -64,7 +64,7 @@ device = start_notebook()
 # Temporal data comes with an order: stock prices, sensor readings, the words of a sentence,
 # the characters of a program. Shuffle it and its meaning changes: *dog bites man* is not
 # *man bites dog*. A model that looks at each element on its own, or at an unordered bag
-# of elements, cannot tell those two apart. A common lecture table, slightly sharpened:
+# of elements, cannot tell those two apart. The usual comparison, slightly sharpened:
 #
 # | | feed-forward network | recurrent network |
 # | --- | --- | --- |

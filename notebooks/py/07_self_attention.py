@@ -555,10 +555,10 @@ check_close("mask with T = 7", m_ex, causal_mask(7) & padding_mask(torch.tensor(
 #
 # The check trains the model with your choice (a few seconds) and says which validation
 # loss it reached and how far that is from the target; the hidden test trains again from
-# another random start on other windows, so aim with some margin. Section 7's width and
-# heads with a learning rate of 0.003 land just above the target: what limits how far Adam
-# can move in 60 steps? And a head's score $q \cdot k$ sums only $d_k = D/h$ products: how
-# well can a head of very few features tell keys apart?
+# another random start on other windows, so aim with some margin. Two questions to guide
+# you: how far can Adam move a weight in 60 steps at a given learning rate? And a head's
+# score $q \cdot k$ sums only $d_k = D/h$ products: how well can a head of very few features
+# tell keys apart?
 
 # %% nbgrader={"grade": false, "grade_id": "attention_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_attention_config():
