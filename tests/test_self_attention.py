@@ -271,10 +271,11 @@ def test_check_attention_mask_refuses_the_reference_and_malformed_masks():
 
 # ----------------------------------------------------------------------------- exercise 4: outcome-graded config
 
-GOOD_ATTENTION_CONFIG = {"d_model": 64, "n_heads": 4, "lr": 1e-2}
-BARELY_MISSES = {"d_model": 64, "n_heads": 4, "lr": 3e-3}  # a learning rate 3x too small for 60 steps
+GOOD_ATTENTION_CONFIG = {"d_model": 32, "n_heads": 4, "lr": 2e-2}
+BARELY_MISSES = {"d_model": 32, "n_heads": 4, "lr": 1e-2}  # section 7's heads and rate: too slow for 60 steps
 ATTENTION_CONFIG_MISTAKES = {  # name -> (config, words the feedback must contain)
-    "tiny learning rate": ({"d_model": 64, "n_heads": 4, "lr": 1e-4}, "a learning rate of 0.0001 is small"),
+    "tiny learning rate": ({"d_model": 32, "n_heads": 4, "lr": 1e-4}, "a learning rate of 0.0001 is small"),
+    "one head": ({"d_model": 32, "n_heads": 1, "lr": 3e-2}, "1 head(s)"),
     "one-feature heads": ({"d_model": 8, "n_heads": 8, "lr": 1e-2}, "heads of d_k = 1 features are very narrow"),
 }
 
@@ -297,8 +298,9 @@ def test_check_attention_config_says_how_far_and_names_the_culprit(name):
 def test_a_config_that_barely_misses_is_told_how_far_it_is():
     loss = attention_config_loss(BARELY_MISSES)
     target = ATTENTION_CHALLENGE["target"]
-    assert target <= loss < 3 * target  # close, but not there
-    words = rf"validation loss of {loss:.3f} nats/char \(target: below {target}\): 1\.\d\d times the target"
+    assert target <= loss < 1.02 * target  # close, but not there
+    words = (rf"validation loss of {loss:.3f} nats/char \(target: below {target}\): 1\.\d\d times the target.*"
+             r"a learning rate of 0\.01 is small for 60 steps")
     with pytest.raises(CheckFailed, match=words):
         check_attention_config(BARELY_MISSES)
 
@@ -316,11 +318,11 @@ def test_attention_config_loss_is_seeded_and_leaves_the_global_random_state_alon
 @pytest.mark.parametrize(
     ("config", "words"),
     [
-        ({"d_model": 64, "n_heads": 4}, "exactly the keys d_model, n_heads, lr"),
-        ({"d_model": 512, "n_heads": 4, "lr": 0.01}, "d_model should be a whole number from 1 to 128"),
-        ({"d_model": 64.0, "n_heads": 4, "lr": 0.01}, "d_model should be a whole number"),
-        ({"d_model": 64, "n_heads": 5, "lr": 0.01}, "d_model = 64 is not divisible by n_heads = 5"),
-        ({"d_model": 64, "n_heads": 4, "lr": 1.0}, r"lr should be a number in \(0, 0.1\]"),
+        ({"d_model": 32, "n_heads": 4}, "exactly the keys d_model, n_heads, lr"),
+        ({"d_model": 64, "n_heads": 4, "lr": 0.01}, "d_model should be a whole number from 1 to 32"),
+        ({"d_model": 32.0, "n_heads": 4, "lr": 0.01}, "d_model should be a whole number"),
+        ({"d_model": 30, "n_heads": 4, "lr": 0.01}, "d_model = 30 is not divisible by n_heads = 4"),
+        ({"d_model": 32, "n_heads": 4, "lr": 1.0}, r"lr should be a number in \(0, 0.1\]"),
     ],
 )
 def test_check_attention_config_rejects_malformed_configs_before_training(config, words):

@@ -86,11 +86,14 @@ def check_attention_mask(fn, seed: int = 0) -> None:
 ATTENTION_CONFIG_KEYS = ("d_model", "n_heads", "lr")
 
 
-# The challenge: context, batch size, optimiser steps and the validation loss (nats/char) to beat.
-ATTENTION_CHALLENGE = {"context": 32, "batch_size": 32, "steps": 60, "target": 2.40}
+# The challenge: context, batch size, optimiser steps and the validation loss (nats/char) to beat, for a model
+# narrower than section 7's (D = 64). Measured on seeds 0-2 (validation loss): D 32 with 4 heads at lr 0.02-0.05, or
+# 8 heads at 0.03, reaches 2.31-2.37; section 7's 4 heads and lr 0.01 at D = 32 give 2.39 / 2.37 / 2.37; 1 or 2
+# heads (d_k 32 or 16) 2.38-2.40; D = 16 2.36-2.40.
+ATTENTION_CHALLENGE = {"context": 32, "batch_size": 32, "steps": 60, "target": 2.37}
 
 
-MAX_D_MODEL = 128  # keeps the check at a few seconds
+MAX_D_MODEL = 32  # narrower than section 7's model (so its setting is no answer); keeps the check at a few seconds
 
 
 def _validate_attention_config(config: dict) -> dict:
@@ -128,10 +131,13 @@ def attention_config_loss(config: dict, *, seed: int = 0) -> float:
 def _attention_config_hints(c: dict) -> list[str]:
     """What in a config that missed the target is the likely culprit."""
     hints = []
-    hints += learning_rate_hints(c["lr"], 5e-3, 5e-2, ATTENTION_CHALLENGE["steps"])
+    hints += learning_rate_hints(c["lr"], 1.5e-2, 6e-2, ATTENTION_CHALLENGE["steps"])
     if c["d_model"] < 32:
         hints.append(f"d_model = {c['d_model']} is narrow: each position's vector must hold its token, its position "
                      "and what attention brought")
+    if c["n_heads"] < 4:
+        hints.append(f"{c['n_heads']} head(s): each position then reads from one or two weighted mixtures of the "
+                     "past; with more heads (of fewer features each) it can read several places at once")
     if c["d_model"] // c["n_heads"] < 4:
         hints.append(f"heads of d_k = {c['d_model'] // c['n_heads']} features are very narrow: their scores "
                      "q . k can hardly tell keys apart")
