@@ -5,6 +5,7 @@
     COURSE_DEVICE=cuda python benchmarks/architectures.py        # the same on a GPU
     python benchmarks/architectures.py --quick --out /tmp/arch   # tiny sizes, a smoke test
     python benchmarks/architectures.py --scans-only --reps 9     # the recurrence alone, printed (and timed)
+    python benchmarks/architectures.py --rewrite-from-csv        # the recurrence table again, from scans.csv
 
 For every layer (vanilla RNN, LSTM, GRU: the course's and torch.nn's; minGRU and minLSTM run
 by the sequential loop, the log-space scan and the chunked scan; a transformer layer: the
@@ -30,7 +31,8 @@ A second table times the recurrence ``h_t = a_t * h_{t-1} + b_t`` alone, the par
 minLSTM that the three methods compute differently (``course_utils.linear_recurrence``): ``a`` (in (0.5, 1)),
 ``b`` and a dense upstream gradient ``dL/dh`` given, ``(T, B, H)`` each; forward, and forward plus
 ``h.backward(dL/dh)``; interleaved repetitions, median and min-max, and the speed-ups over the
-loop (forward, and forward+backward), at each of ``--scan-threads`` (default 1 and 2): torch
+loop (forward, and forward+backward; from the fastest repetitions, the least disturbed by other
+work, and from the medians), at each of ``--scan-threads`` (default 1 and 2): torch
 splits an elementwise operation across threads only above a size threshold (32,768 elements),
 which the chunked scan's ``(T/C, B, H)`` tensors pass at long T and the loop's ``(B, H)`` steps
 never do, so the thread count changes the comparison.
@@ -50,6 +52,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -79,8 +82,10 @@ FIELDS = ["model", "T", "batch", "hidden", "params", "params_formula", "formula"
           "forward_max_ms", "fwd_bwd_ms", "fwd_bwd_min_ms", "fwd_bwd_max_ms", "ratio_fwd_bwd", "reference",
           "peak_mib", "peak_mib_cold", "device", "threads", "reps", "machine", "date"]
 SCAN_FIELDS = ["method", "T", "batch", "hidden", "threads", "forward_ms", "forward_min_ms", "forward_max_ms",
-               "fwd_bwd_ms", "fwd_bwd_min_ms", "fwd_bwd_max_ms", "speedup_forward", "speedup_fwd_bwd", "device",
-               "reps", "date"]
+               "fwd_bwd_ms", "fwd_bwd_min_ms", "fwd_bwd_max_ms", "speedup_forward", "speedup_fwd_bwd",
+               "speedup_forward_min", "speedup_fwd_bwd_min", "device", "reps", "date", "load_avg"]
+SCAN_TEXT_FIELDS = ("method", "device", "date")
+SCAN_INT_FIELDS = ("T", "batch", "hidden", "threads", "reps")
 N_HEADS = 4
 
 
@@ -348,7 +353,51 @@ def _time_scans_at(lengths: list[int], reps: int, batch: int, hidden: int, threa
                          "speedup_fwd_bwd": loop["bwd"] / statistics.median(t["bwd"]),
                          "device": device.type, "reps": reps, "date": dt.date.today().isoformat()})
         print(f"scans, {threads} thread(s), T = {T}: done", file=sys.stderr)
-    return rows
+    return add_min_speedups(rows)
+
+
+def add_min_speedups(scan_rows: list[dict]) -> list[dict]:
+    """Set ``speedup_forward_min`` and ``speedup_fwd_bwd_min``: the loop's fastest repetition over the method's.
+
+    The minimum is the repetition least disturbed by other work on the machine; on a loaded machine the median
+    of a few repetitions can move by tens of percent, and a ratio of medians with it. Rows of one (threads, T)
+    are compared with that group's loop row. Returns ``scan_rows``, changed in place.
+    """
+    loops = {(r["threads"], r["T"]): r for r in scan_rows if r["method"] == "loop"}
+    for r in scan_rows:
+        loop = loops[r["threads"], r["T"]]
+        r["speedup_forward_min"] = loop["forward_min_ms"] / r["forward_min_ms"]
+        r["speedup_fwd_bwd_min"] = loop["fwd_bwd_min_ms"] / r["fwd_bwd_min_ms"]
+    return scan_rows
+
+
+def read_scan_rows(path: Path) -> list[dict]:
+    """The rows of a stored ``scans.csv``, with numbers as numbers (a file written before the min columns or
+    the load column existed reads with the min speed-ups computed from its min columns, and an empty load)."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for key, value in r.items():
+            if key in SCAN_INT_FIELDS:
+                r[key] = int(value)
+            elif key not in SCAN_TEXT_FIELDS and value not in ("", None):
+                r[key] = float(value)
+        r.setdefault("load_avg", "")
+    return add_min_speedups(rows)
+
+
+LOAD_PATTERN = re.compile(r"load average ([\d.]+) at the start")
+
+
+def rewrite_from_csv(out: Path) -> tuple[Path, Path]:
+    """Rewrite ``OUT/scans.csv`` (min speed-ups, the load) and the recurrence table of ``OUT/architectures.md``
+    from the stored ``OUT/scans.csv``, without timing anything. The load average is the one the run recorded in
+    the Markdown file's first paragraph (``load average X at the start``)."""
+    scan_rows = read_scan_rows(out / "scans.csv")
+    found = LOAD_PATTERN.search((out / "architectures.md").read_text())
+    for r in scan_rows:
+        r["load_avg"] = r["load_avg"] if r["load_avg"] != "" else (float(found.group(1)) if found else "")
+    return write_scans(scan_rows, out, "")
 
 
 def _fmt(value) -> str:
@@ -383,18 +432,29 @@ def scan_section(scan_rows: list[dict], batch: int, hidden: int, note: str = "")
         "`h_t = a_t * h_{t-1} + b_t` (`course_utils.linear_recurrence`), the part of minGRU and minLSTM the three "
         f"methods compute differently: `a`, `b` and a dense upstream gradient given, each ({batch} x {hidden}) per "
         "step; forward, and forward plus `h.backward(dL/dh)`. The log scan is given `log a` and `log b`. "
-        f"{note or 'Same machine and repetitions as above'}, at 1 and at 2 threads. Speed-ups: the loop's median "
-        "time over the method's, forward and forward+backward. torch splits an elementwise operation across threads "
+        f"{note or 'Same machine and repetitions as above'}, at 1 and at 2 threads{_load_text(scan_rows)}. "
+        "Speed-ups: the loop's time over the method's, forward and forward+backward, from the fastest repetition "
+        "of each (min: the one least disturbed by other work on the machine) and, in brackets, from the medians. "
+        "Where the two disagree, or a min-max range is wide, the machine was busy during that row: read neither "
+        "ratio to better than the spread. torch splits an elementwise operation across threads "
         "only above 32,768 elements: the chunked scan's (T/C, B, H) tensors pass that at long T, the loop's (B, H) "
         "steps never do.",
         "",
-        "| method | threads | T | forward ms | fwd+bwd ms | speed-up forward | speed-up fwd+bwd |",
+        "| method | threads | T | forward ms | fwd+bwd ms | speed-up forward, min (median) | "
+        "speed-up fwd+bwd, min (median) |",
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in scan_rows:
         lines.append(f"| {r['method']} | {r['threads']} | {r['T']} | {_spread(r, 'forward')} | "
-                     f"{_spread(r, 'fwd_bwd')} | {_fmt(r['speedup_forward'])}x | {_fmt(r['speedup_fwd_bwd'])}x |")
+                     f"{_spread(r, 'fwd_bwd')} | {_fmt(r['speedup_forward_min'])}x ({_fmt(r['speedup_forward'])}x) | "
+                     f"{_fmt(r['speedup_fwd_bwd_min'])}x ({_fmt(r['speedup_fwd_bwd'])}x) |")
     return lines
+
+
+def _load_text(scan_rows: list[dict]) -> str:
+    """``, load average X when the run started`` from the rows' ``load_avg`` (one value), or nothing."""
+    loads = {r.get("load_avg", "") for r in scan_rows} - {""}
+    return f", load average {_fmt(float(loads.pop()))} when the run started" if len(loads) == 1 else ""
 
 
 def write_scans(scan_rows: list[dict], out: Path, note: str) -> tuple[Path, Path]:
@@ -455,6 +515,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scans-only", action="store_true",
                         help="time the recurrence alone and print it; with --out, also write OUT/scans.csv and "
                              "replace that table in OUT/architectures.md")
+    parser.add_argument("--rewrite-from-csv", action="store_true",
+                        help="time nothing: recompute the min-based speed-ups of OUT/scans.csv (default "
+                             "benchmarks/results) and rewrite it and the recurrence table of OUT/architectures.md")
     parser.add_argument("--quick", action="store_true", help="tiny sizes and one repetition, no memory: a smoke test")
     parser.add_argument("--out", type=Path, default=None, help="default: benchmarks/results (not with --scans-only)")
     args = parser.parse_args(argv)
@@ -462,12 +525,19 @@ def main(argv: list[str] | None = None) -> None:
         args.lengths, args.reps, args.batch, args.hidden, args.memory = [8, 20], 1, 2, 8, "off"
     device = get_device()
     start, load = time.perf_counter(), os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    if args.rewrite_from_csv:
+        for path in rewrite_from_csv(REPO / "benchmarks" / "results" if args.out is None else args.out):
+            print("wrote", path)
+        return
     if args.scans_only:
         scan_rows = time_scans(args.lengths, args.reps, args.batch, args.hidden, args.scan_threads, device)
         for r in scan_rows:
+            r["load_avg"] = load
+        for r in scan_rows:
             print(f"{r['method']:8s} {r['threads']} thread(s) T={r['T']:5d}  forward {r['forward_ms']:8.2f} ms  "
                   f"fwd+bwd {r['fwd_bwd_ms']:8.2f} ms ({r['fwd_bwd_min_ms']:.2f}-{r['fwd_bwd_max_ms']:.2f})  "
-                  f"{r['speedup_forward']:.2f}x / {r['speedup_fwd_bwd']:.2f}x the loop (forward / fwd+bwd)")
+                  f"{r['speedup_forward_min']:.2f}x / {r['speedup_fwd_bwd_min']:.2f}x the loop (forward / fwd+bwd, "
+                  f"fastest repetitions; medians {r['speedup_forward']:.2f}x / {r['speedup_fwd_bwd']:.2f}x)")
         took = time.perf_counter() - start
         print(f"took {took:.0f} s (load average at the start {load:.1f})")
         if args.out is not None:
@@ -481,6 +551,8 @@ def main(argv: list[str] | None = None) -> None:
     rows = run(args.lengths, args.reps, args.batch, args.hidden, args.threads, args.memory == "on",
                args.max_attention_len, device)
     scan_rows = time_scans(args.lengths, args.reps, args.batch, args.hidden, args.scan_threads, device)
+    for r in scan_rows:
+        r["load_avg"] = load
     note = f", load average {load:.1f} at the start, {time.perf_counter() - start:.0f} s in all"
     for path in write(rows, scan_rows, args.out, note):
         print("wrote", path)

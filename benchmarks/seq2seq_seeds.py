@@ -6,9 +6,10 @@
 
 - ``bottleneck`` (notebook 06, section 4): ``course_utils.attention.bottleneck_study``, the GRU
   encoder-decoder WITHOUT attention, trained on section 3's data and batches for 960 steps and
-  measured on the 4,000 test dates after 240 and after 960 steps, per input-length bucket and
-  per month style (month written as a number or as a name). Seed s sets the initial weights
-  and the batches; seed 0 at 240 steps is the notebook's live model.
+  measured on the 4,000 validation dates (an analysis of the model: the test dates are not
+  read) after 240 and after 960 steps, per input-length bucket and per month style (month
+  written as a number or as a name). Seed s sets the initial weights and the batches; seed 0
+  at 240 steps is the notebook's live model.
 - ``comparison`` (notebook 08b, section 4): ``course_utils.seq2seq_transformer.train_comparison_model``,
   06's GRU + additive attention against the small encoder-decoder transformer, 240 steps of
   128 dates, both models of a seed on the same batches; greedy exact match on the validation
@@ -16,7 +17,8 @@
 
 Both run on the CPU with the course's thread policy (one thread), the code path the notebooks
 run. Results go to ``OUT/seq2seq_seeds.csv`` (one row per study, model, seed, steps, split and
-group) and ``OUT/seq2seq_seeds.md`` (default ``benchmarks/results``). The notebooks read the CSV
+group) and ``OUT/seq2seq_seeds.md`` (default ``benchmarks/results``); with ``--only``, the other
+study's rows already in ``OUT/seq2seq_seeds.csv`` are kept. The notebooks read the CSV
 and assert their prose on it; ``tests/test_attention.py`` and ``tests/test_seq2seq_transformer.py``
 fail if a rerun changes what the prose says.
 """
@@ -47,13 +49,13 @@ GROUPS = ("all", *(f"{lo}-{hi}" for lo, hi in LENGTH_BUCKETS), "month number", "
 
 
 def run_bottleneck(seeds: tuple[int, ...], budgets: tuple[int, ...]) -> list[dict]:
-    """Notebook 06's study without attention: one row per seed, budget and group (test split)."""
+    """Notebook 06's study without attention: one row per seed, budget and group (validation split)."""
     rows = []
     for seed in seeds:
         t0 = time.perf_counter()
         result = bottleneck_study(seeds=(seed,), budgets=budgets, attention=None)
         for (s, steps), groups in sorted(result.items()):
-            rows += [dict(study="bottleneck", model="GRU, no attention", seed=s, steps=steps, split="test",
+            rows += [dict(study="bottleneck", model="GRU, no attention", seed=s, steps=steps, split="val",
                           group=g, exact_match=round(groups[g], 6)) for g in GROUPS]
         print(f"bottleneck seed {seed}: " + ", ".join(f"{steps} steps all {result[(seed, steps)]['all']:.1%}"
                                                      for steps in budgets) + f" ({time.perf_counter() - t0:.0f} s)")
@@ -96,12 +98,14 @@ def markdown(rows: list[dict], seconds: float, load: float) -> str:
              "Written by `benchmarks/seq2seq_seeds.py`; exact match in %, greedy decoding. "
              "Seed 0 is each notebook's live run; the notebooks read `seq2seq_seeds.csv`.", ""]
     bottleneck = sorted({(k[2], k[3]) for k in value if k[0] == "bottleneck"})
+    split = next((k[4] for k in value if k[0] == "bottleneck"), "val")
     if bottleneck:
-        lines += ["## 06, section 4: the GRU encoder-decoder without attention, test set", "",
+        lines += [f"## 06, section 4: the GRU encoder-decoder without attention, "
+                  f"{ {'val': 'validation', 'test': 'test'}[split]} set", "",
                   "| seed | steps | all | length 5-10 | lowest of lengths 11-30 | month number | month name | "
                   "name minus number (points) |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
         for seed, steps in sorted(bottleneck, key=lambda k: (k[1], k[0])):
-            g = {grp: value[("bottleneck", "GRU, no attention", seed, steps, "test", grp)] for grp in GROUPS}
+            g = {grp: value[("bottleneck", "GRU, no attention", seed, steps, split, grp)] for grp in GROUPS}
             longer = min(g[grp] for grp in GROUPS[2:-2])
             lines.append(f"| {seed} | {steps} | {100 * g['all']:.1f} | {100 * g['5-10']:.1f} | {100 * longer:.1f} | "
                          f"{100 * g['month number']:.1f} | {100 * g['month name']:.1f} | "
@@ -144,6 +148,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.only in (None, "comparison"):
         rows += run_comparison(seeds, 2 if args.quick else None)
     args.out.mkdir(parents=True, exist_ok=True)
+    if args.only is not None and (args.out / "seq2seq_seeds.csv").exists():  # keep the other study's rows
+        with (args.out / "seq2seq_seeds.csv").open() as f:
+            rows = [r for r in csv.DictReader(f) if r["study"] != args.only] + rows
     write_csv(rows, args.out / "seq2seq_seeds.csv")
     (args.out / "seq2seq_seeds.md").write_text(markdown(rows, time.perf_counter() - t0, load))
     print(f"wrote {args.out / 'seq2seq_seeds.csv'} and seq2seq_seeds.md ({time.perf_counter() - t0:.0f} s)")

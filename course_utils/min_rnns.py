@@ -14,15 +14,22 @@ Two variants, as in the paper:
 - ``candidate="linear"``: ``h~`` as above (the paper's sequential mode).
 - ``candidate="g"``: ``h~ = g(Linear_h(x_t))`` with ``g(x) = x + 0.5 if x >= 0 else sigmoid(x)``
   (positive, continuous): the paper's log-space version, which can run through the log-space
-  scan. Its initial state is ``g(h0)`` for any real ``h0`` (default 0, so the state starts at
-  0.5): the paper's log-space code takes ``log_g(h_0)``; the course applies ``g`` in every
-  method, so the three scans compute the same numbers for ``h0`` of either sign.
+  scan.
+
+``h0`` is the initial *state* itself, in every method and for both candidates: the returned
+``h_T`` can be passed back as ``h0``, so running a sequence in two halves with ``h_T`` passed
+across gives the states of one pass. (The paper's log-space code starts from ``log_g(h_0)``,
+i.e. the state ``g(h_0)``: fed its own ``h_T`` it would apply ``g`` a second time.) The
+log-space scan takes ``log h0``, so ``method="log"`` needs ``h0 > 0`` and raises a
+``ValueError`` otherwise; with ``candidate="g"`` every state is positive once the start is, so
+an ``h_T`` from any method can go back in. Without ``h0`` the state starts at 0 for
+``candidate="linear"`` and at ``g(0) = 0.5`` for ``"g"`` (a positive start for the log scan).
 
 Following the paper: the gates and the candidate read ``x_t`` only, minLSTM's normalisation,
 ``g`` and ``log_g``, the log-space scan. The course's choices: computing minLSTM's normalised
 gates in log space in every method (``f' = sigmoid(log f - log i)``, no ``0 / 0`` where both
-gates underflow), ``g`` applied to ``h0`` in every method, the chunked scan, and notebook 09's
-gate-bias initialisation.
+gates underflow), ``h0`` taken as the state (not ``g(h0)``) in every method, the chunked scan,
+and notebook 09's gate-bias initialisation.
 
 :class:`IndRNN`: ``h_t = relu(W x_t + u * h_{t-1} + b)``, ``u`` a vector (one recurrent weight
 per unit), so ``dh_t/dh_{t-1}`` is diagonal: ``u * relu'(.)``.
@@ -78,7 +85,8 @@ def _check_min_rnn_options(candidate: str, method: str) -> None:
 class _MinRNN(nn.Module):
     """Shared code: ``forward(x (T, B, I), h0 (B, H) | None, method=...) -> (h (T, B, H), h_T (B, H))``.
 
-    ``h0`` is the initial state for ``candidate='linear'``; for ``'g'`` the initial state is ``g(h0)``.
+    ``h0`` is the initial state in every method (``h_T`` can be passed back as ``h0``); ``method='log'``
+    needs ``h0 > 0``. Without ``h0``: :meth:`initial_state`.
     """
 
     n_blocks = 0  # number of Linear(I, H) maps: 2 for minGRU, 3 for minLSTM
@@ -104,13 +112,13 @@ class _MinRNN(nn.Module):
         _check_min_rnn_options(self.candidate, method)
         if h0 is None:
             state0 = self.initial_state(B, x)  # (B, H)
-            log_state0 = torch.log(state0) if method == "log" else None
         else:
             require_shape("h0", h0, (B, self.hidden_size))
-            state0 = h0 if self.candidate == "linear" else g(h0)  # (B, H): g(h0) > 0 for any real h0
-            log_state0 = log_g(h0) if method == "log" else None  # the paper's log_g(h_0), stable for h0 << 0
+            state0 = h0  # (B, H): the state itself, so that h_T can be passed back as h0
         if method == "log":
-            h = scan_log(*self.recurrence(x, log=True), log_state0)
+            if not bool((state0 > 0).all()):
+                raise ValueError(_LOG_NEEDS_POSITIVE_H0)
+            h = scan_log(*self.recurrence(x, log=True), torch.log(state0))
         elif method == "chunked":
             h = scan_chunked(*self.recurrence(x), state0, chunk=self.chunk)
         else:
@@ -186,6 +194,11 @@ class SignedMinGRU(MinGRU):
         h_tilde = pre_h if self.candidate == "linear" else g(pre_h)
         return 1 - 2 * z, z * h_tilde  # a in (-1, 1), b
 
+
+_LOG_NEEDS_POSITIVE_H0 = ("method='log' needs a positive initial state h0 (the log-space scan starts from log h0): "
+                          "got h0 <= 0 somewhere. With candidate='g' every state after a positive start is positive, "
+                          "so an h_T of this layer can go back in; for an h0 of any sign use method='chunked' or "
+                          "method='loop'.")
 
 _NO_LOG_FOR_SIGNED = ("SignedMinGRU cannot run with method='log': its a = 1 - 2z is negative where z > 1/2, and the "
                       "log-space scan needs log a (NaN for a < 0). Use method='chunked' or method='loop'.")

@@ -17,6 +17,7 @@ from course_utils.attention import (
     additive_attention_loop,
     bottleneck_study,
     dates_batches,
+    dates_days,
     dates_task,
     dot_attention,
     exact_match_by_group,
@@ -35,6 +36,7 @@ from course_utils.exercises.attention import (
     check_seq2seq_config,
     seq2seq_config_accuracy,
 )
+from course_utils.seq2seq_transformer import comparison_task
 
 
 def params(B=3, S=5, Hq=4, Hk=6, A=7, seed=0):
@@ -440,14 +442,19 @@ def test_month_number_formats_are_the_digit_months_and_never_long():
     assert max(len(format_date(day, f)) for f in MONTH_NUMBER_FORMATS) <= LENGTH_BUCKETS[0][1]
 
 
-def test_dates_task_is_the_notebooks_data_with_the_test_formats():
-    (src, lengths, tgt), (test_src, test_lengths, test_tgt), formats = dates_task()
+def test_dates_task_is_the_notebooks_data_with_the_validation_formats():
+    (src, lengths, tgt), (val_src, val_lengths, val_tgt), formats = dates_task()
     assert src.shape[0] == 30_000 and tgt.shape == (30_000, 10)
-    assert test_src.shape[0] == len(formats) == 4000 and test_tgt.shape == (4000, 10)
+    assert val_src.shape[0] == len(formats) == 4000 and val_tgt.shape == (4000, 10)
+    train_days, val_days, test_days = dates_days()
+    assert (len(train_days), len(val_days), len(test_days)) == (29_525, 2000, 5000)
+    assert not set(val_days) & set(train_days) and not set(test_days) & set(train_days + val_days)
     for i in (0, 17, 3999):
-        text = decode_source(test_src[i], int(test_lengths[i]))
-        date = dt.date.fromisoformat("".join("^-0123456789"[j] for j in test_tgt[i].tolist()))
-        assert text.lower() == format_date(date, formats[i]).lower()
+        text = decode_source(val_src[i], int(val_lengths[i]))
+        date = dt.date.fromisoformat("".join("^-0123456789"[j] for j in val_tgt[i].tolist()))
+        assert text.lower() == format_date(date, formats[i]).lower() and date in set(val_days)
+    comparison = comparison_task()  # 08b's split: the same training pairs
+    assert torch.equal(comparison["train"][0], src) and torch.equal(comparison["train"][2], tgt)
 
 
 def test_bottleneck_study_reports_every_bucket_and_style():

@@ -47,6 +47,8 @@ def test_quick_run_writes_every_model_with_formula_param_counts(tmp_path, monkey
             assert 0 < float(r[f"{key}_min_ms"]) <= float(r[f"{key}_ms"]) <= float(r[f"{key}_max_ms"])
         if r["method"] == "loop":
             assert float(r["speedup_fwd_bwd"]) == 1.0 and float(r["speedup_forward"]) == 1.0
+            assert float(r["speedup_fwd_bwd_min"]) == 1.0 and float(r["speedup_forward_min"]) == 1.0
+        assert float(r["load_avg"]) >= 0
     assert "## The recurrence alone" in table and "| chunked | 2 | 20 |" in table and "| chunked | 1 | 20 |" in table
 
 
@@ -61,6 +63,29 @@ def test_scans_only_with_out_rewrites_only_the_recurrence_table(tmp_path, monkey
     assert table.startswith("# Layers\n\n| a layer table |\n") and "old" not in table
     assert "| chunked | 1 | 6 |" in table and "| chunked | 2 | 6 |" in table and "Rerun alone" in table
     assert len(read_rows(tmp_path / "scans.csv")) == 6
+
+
+def test_rewrite_from_csv_adds_min_speedups_and_the_recorded_load_without_timing(tmp_path):
+    bench = load_benchmark()
+    old_fields = [f for f in bench.SCAN_FIELDS if f not in ("speedup_forward_min", "speedup_fwd_bwd_min", "load_avg")]
+    rows = [  # a loop whose median was disturbed: min 10 ms, median 40 ms; the chunked scan steady at 20 ms
+        {"method": "loop", "forward_ms": 40.0, "forward_min_ms": 10.0, "forward_max_ms": 80.0, "speedup_forward": 1.0},
+        {"method": "chunked", "forward_ms": 20.0, "forward_min_ms": 20.0, "forward_max_ms": 21.0,
+         "speedup_forward": 2.0},
+    ]
+    for r in rows:
+        r.update({"T": 64, "batch": 2, "hidden": 4, "threads": 1, "fwd_bwd_ms": 30.0, "fwd_bwd_min_ms": 30.0,
+                  "fwd_bwd_max_ms": 31.0, "speedup_fwd_bwd": 1.0, "device": "cpu", "reps": 5, "date": "2026-12-06"})
+    bench._write_csv(tmp_path / "scans.csv", old_fields, rows)
+    (tmp_path / "architectures.md").write_text("# Layers\n\nrun with load average 1.7 at the start.\n\n"
+                                               "## The recurrence alone\n\nold\n")
+    bench.main(["--rewrite-from-csv", "--out", str(tmp_path)])
+    got = {r["method"]: r for r in read_rows(tmp_path / "scans.csv")}
+    assert got["chunked"]["speedup_forward_min"] == "0.5" and got["chunked"]["speedup_forward"] == "2"
+    assert got["loop"]["load_avg"] == got["chunked"]["load_avg"] == "1.7"
+    table = (tmp_path / "architectures.md").read_text()
+    assert "| chunked | 1 | 64 | 20 (20-21) | 30 (30-31) | 0.5x (2x) | 1x (1x) |" in table
+    assert "load average 1.7 when the run started" in table and "old" not in table
 
 
 def test_every_layer_reads_the_same_input_drawn_before_any_init():
@@ -91,19 +116,23 @@ LSTM_4096 = {"model": "LSTM (course)", "T": "4096"}
 # (file, a regex whose one group is a number quoted from a results file, that file, the row, the column)
 QUOTES = [
     ("README.md", r"forward\+backward of the chunked scan is ([\d.]+)x as fast as the loop's on one thread",
-     "scans.csv", {**SCAN_4096, "threads": "1"}, "speedup_fwd_bwd"),
+     "scans.csv", {**SCAN_4096, "threads": "1"}, "speedup_fwd_bwd_min"),
     ("README.md", r"as fast as the loop's on one thread and ([\d.]+)x on two", "scans.csv",
-     {**SCAN_4096, "threads": "2"}, "speedup_fwd_bwd"),
+     {**SCAN_4096, "threads": "2"}, "speedup_fwd_bwd_min"),
     ("README.md", r"its forward pass alone ([\d.]+)x on one thread", "scans.csv", {**SCAN_4096, "threads": "1"},
-     "speedup_forward"),
+     "speedup_forward_min"),
     ("README.md", r"forward pass alone [\d.]+x on one thread and ([\d.]+)x on two", "scans.csv",
-     {**SCAN_4096, "threads": "2"}, "speedup_forward"),
+     {**SCAN_4096, "threads": "2"}, "speedup_forward_min"),
+    ("README.md", r"the ratio of medians there, ([\d.]+)x, is noise", "scans.csv", {**SCAN_4096, "threads": "1"},
+     "speedup_forward"),
     ("README.md", r"[Tt]he course's LSTM takes ([\d.]+) times `nn.LSTM`'s forward\+backward time", "architectures.csv",
      LSTM_4096, "ratio_fwd_bwd"),
     ("notebooks/py/09_modern_rnns.py", r"the chunked scan's forward\+backward is ([\d.]+)x as fast as the loop's on "
-     r"one thread", "scans.csv", {**SCAN_4096, "threads": "1"}, "speedup_fwd_bwd"),
+     r"one thread", "scans.csv", {**SCAN_4096, "threads": "1"}, "speedup_fwd_bwd_min"),
     ("notebooks/py/09_modern_rnns.py", r"as fast as the loop's on one thread and ([\d.]+)x on two threads", "scans.csv",
-     {**SCAN_4096, "threads": "2"}, "speedup_fwd_bwd"),
+     {**SCAN_4096, "threads": "2"}, "speedup_fwd_bwd_min"),
+    ("notebooks/py/09_modern_rnns.py", r"load average ([\d.]+) when the run started", "scans.csv",
+     {**SCAN_4096, "threads": "1"}, "load_avg"),
 ]
 
 
@@ -147,9 +176,9 @@ def test_a_changed_results_file_fails_until_the_text_is_updated(tmp_path):
     changed = [dict(r) for r in tables["scans.csv"]]
     for r in changed:  # a rerun that moved the chunked scan's speed-up on one thread
         if r["method"] == "chunked" and r["T"] == "4096" and r["threads"] == "1":
-            r["speedup_fwd_bwd"] = str(float(r["speedup_fwd_bwd"]) + 0.4)
+            r["speedup_fwd_bwd_min"] = str(float(r["speedup_fwd_bwd_min"]) + 0.4)
     problems = quote_mismatches(texts, {**tables, "scans.csv": changed})
-    assert len(problems) == 2 and all("speedup_fwd_bwd" in p for p in problems)  # the README's and 09's
+    assert len(problems) == 2 and all("speedup_fwd_bwd_min" in p for p in problems)  # the README's and 09's
     edited = dict(texts)  # a reworded sentence loses its quote: that fails too
     edited["README.md"] = " ".join(texts["README.md"].split()).replace("as fast as the loop's on one thread",
                                                                       "faster than the loop")

@@ -47,8 +47,8 @@ def test_min_gru_hand_case():
     model_g = MinGRU(1, 1, candidate="g")
     set_weights(model_g, [[0.0, 0.0], [2.0, 1.0]])
     h = model_g(x, torch.tensor([[4.0]]))[0]
-    # the state starts at g(h0) = g(4) = 4.5; g(3) = 3.5, g(-1) = sigmoid(-1)
-    h1 = 0.5 * 4.5 + 0.5 * 3.5
+    # the state starts at h0 = 4 itself (not g(4)); candidates g(3) = 3.5, g(-1) = sigmoid(-1)
+    h1 = 0.5 * 4.0 + 0.5 * 3.5
     h2 = 0.5 * h1 + 0.5 * torch.sigmoid(torch.tensor(-1.0)).item()
     torch.testing.assert_close(h.flatten(), torch.tensor([h1, h2]))
 
@@ -90,21 +90,56 @@ def test_three_methods_agree(cls, dtype, rtol):
 
 
 @pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
+@pytest.mark.parametrize("candidate", ["linear", "g"])
 @pytest.mark.parametrize("h0_value", [-60.0, -2.0, 0.0, 0.5, 3.0])
-def test_log_mode_takes_log_g_of_h0_and_agrees_with_the_loop_for_both_signs(cls, h0_value):
+def test_h0_is_the_state_itself_in_every_method(cls, candidate, h0_value):
     torch.manual_seed(4)
-    model = cls(3, 4, candidate="g").double()
+    model = cls(3, 4, candidate=candidate).double()
     x = torch.randn(12, 2, 3, dtype=torch.float64)
     h0 = torch.full((2, 4), h0_value, dtype=torch.float64)
+    a, b = model.recurrence(x)
     reference = model(x, h0, method="loop")[0]
-    for method in ("log", "chunked"):
+    torch.testing.assert_close(reference, scan_loop_reference(a, b, h0))  # h_1 = a_1 h0 + b_1: no g on h0
+    methods = ["chunked"] + (["log"] if candidate == "g" and h0_value > 0 else [])
+    for method in methods:
         got = model(x, h0, method=method)[0]
-        assert torch.isfinite(got).all(), (method, h0_value)
         torch.testing.assert_close(got, reference, rtol=1e-10, atol=1e-12)
-    a, b = model.recurrence(x)  # the state starts at g(h0), as the paper's log_g(h_0)
-    torch.testing.assert_close(reference[0], a[0] * g(h0) + b[0])
-    default = model(x, method="log")[0]  # default h0 = 0: the state starts at g(0) = 0.5
-    torch.testing.assert_close(default, model(x, torch.zeros(2, 4, dtype=torch.float64), method="loop")[0])
+
+
+SPLIT_CASES = [(candidate, method, sign) for candidate in ("linear", "g") for method in METHODS for sign in (1.0, -1.0)
+               if method != "log" or (candidate == "g" and sign > 0)]  # the log scan: candidate g, h0 > 0 only
+
+
+@pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
+@pytest.mark.parametrize("candidate, method, sign", SPLIT_CASES)
+def test_two_halves_with_h_T_passed_across_equal_one_pass(cls, candidate, method, sign):
+    torch.manual_seed(5)
+    model = cls(3, 6, candidate=candidate, chunk=4).double()
+    x = torch.randn(30, 2, 3, dtype=torch.float64)
+    h0 = sign * (torch.rand(2, 6, dtype=torch.float64) + 0.2)  # (B, H), all of one sign
+    whole, whole_T = model(x, h0, method=method)
+    first, first_T = model(x[:13], h0, method=method)
+    second, second_T = model(x[13:], first_T, method=method)  # h_T of the first half goes back in as h0
+    torch.testing.assert_close(torch.cat([first, second]), whole, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(second_T, whole_T, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(whole, model(x, h0, method="loop")[0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("cls", [MinGRU, MinLSTM])
+def test_default_state_and_the_log_scan_refuses_a_non_positive_h0(cls):
+    torch.manual_seed(6)
+    model = cls(3, 4).double()  # candidate g
+    x = torch.randn(7, 2, 3, dtype=torch.float64)
+    half = torch.full((2, 4), 0.5, dtype=torch.float64)  # the default state for candidate g: g(0) = 0.5
+    for method in METHODS:
+        torch.testing.assert_close(model(x, method=method)[0], model(x, half, method="loop")[0])
+    zero = torch.zeros(2, 4, dtype=torch.float64)
+    linear = cls(3, 4, candidate="linear").double()  # its default state is 0
+    torch.testing.assert_close(linear(x)[0], linear(x, zero)[0])
+    for bad in (zero, -half, torch.cat([half[:1], -half[1:]])):
+        with pytest.raises(ValueError, match="method='log' needs a positive initial state h0"):
+            model(x, bad, method="log")
+        model(x, bad, method="chunked")  # any sign works without logarithms
 
 
 @pytest.mark.parametrize("method", ["loop", "chunked"])
@@ -285,7 +320,7 @@ def test_signed_min_gru_against_the_loop_reference_float64(candidate):
         model.linear.weight.mul_(4)  # gates far from 1/2: a over most of (-1, 1)
     x = torch.randn(23, 2, 3, dtype=torch.float64)
     h0 = torch.randn(2, 5, dtype=torch.float64)
-    state0 = h0 if candidate == "linear" else g(h0)
+    state0 = h0  # the state itself for either candidate
     a, b = model.recurrence(x)
     assert (a < -0.5).any() and (a > 0.5).any() and (a.abs() < 1).all()
     if candidate == "linear":

@@ -10,11 +10,14 @@ from course_utils.prefix_scan import (
     ScanCost,
     blelloch_scan,
     combine_affine,
+    counting_combine,
     hillis_steele_scan,
     hillis_steele_step,
     measured_scan_costs,
     pad_with_identity,
     scan_cost_formulas,
+    sequential_scan,
+    steps_for,
     two_level_scan,
 )
 
@@ -71,16 +74,48 @@ def test_identity_padding_leaves_the_prefixes_alone():
 
 @pytest.mark.parametrize("T", [1, 2, 7, 8, 9, 64, 100, 1024])
 def test_counted_costs_match_the_formulas(T):
-    assert measured_scan_costs(T) == scan_cost_formulas(T)
+    counted = measured_scan_costs(T)
+    assert {name: (c.work, c.depth) for name, c in counted.items()} == scan_cost_formulas(T)
+    L = steps_for(T)
+    assert counted["sequential loop"].with_identity == 0
+    assert counted["Hillis-Steele"].with_identity == 2**L - 1  # x_t with t < offset, each step
+    if T == 2**L and T > 1:  # no padding: only the down-sweep's left spine starts from the identity
+        assert counted["Blelloch"].with_identity == L
+
+
+def test_costs_count_positions_not_lanes():
+    one, wide = measured_scan_costs(13), measured_scan_costs(13, B=3, H=5)
+    assert {k: vars(v) for k, v in one.items()} == {k: vars(v) for k, v in wide.items()}
+
+
+def test_counting_combine_counts_each_call():
+    cost = ScanCost()
+    combine = counting_combine(cost, lanes=2)
+    a, b = torch.full((4, 2), 0.5), torch.ones(4, 2)
+    ident_a, ident_b = torch.ones(4, 2), torch.zeros(4, 2)
+    ident_b[0, 1] = 1.0  # position 0 is not the identity in every lane
+    got = combine(ident_a, ident_b, a, b)
+    torch.testing.assert_close(torch.stack(got), torch.stack(combine_affine(ident_a, ident_b, a, b)))
+    combine(a[0], b[0], a[1], b[1])  # one position, (B H,) = (2,)
+    assert (cost.work, cost.depth, cost.with_identity) == (5, 2, 3)
+    assert counting_combine(None, 2) is combine_affine
 
 
 def test_cost_formulas_hand_values():
     costs = scan_cost_formulas(8)
-    assert costs["Hillis-Steele"] == (7 + 6 + 4, 3)
+    assert costs["Hillis-Steele"] == (8 * 3, 3)  # every step combines all 8 positions (1 + 2 + 4 with the identity)
     assert costs["Blelloch"] == (14, 6)
     cost = ScanCost()
     hillis_steele_scan(*inputs(8)[:2], cost=cost)
-    assert (cost.work, cost.depth) == (17, 3)
+    assert (cost.work, cost.depth, cost.with_identity) == (24, 3, 7)
+    cost = ScanCost()
+    sequential_scan(*inputs(8), cost=cost)
+    assert (cost.work, cost.depth) == (7, 7)
+
+
+def test_sequential_scan_is_the_loop():
+    a, b, h0 = inputs(9)
+    torch.testing.assert_close(sequential_scan(a, b, h0), scan_loop(a, b, h0), rtol=1e-12, atol=1e-12)
 
 
 def test_bad_inputs_have_clear_errors():

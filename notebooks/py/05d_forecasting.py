@@ -356,7 +356,10 @@ print(f"\nThe network chosen on validation ({best_net.upper()}) scores {chosen.m
 print(f"The other network ({other.upper()}) scores {net_rmse[other].min():.1f}-{net_rmse[other].max():.1f}: "
       f"validation's choice {'is' if chosen.mean() <= net_rmse[other].mean() else 'is not'} the better one "
       "on the test years.")
+print(f"Seeds on which the chosen network's test RMSE is above AR(9)'s: {int((chosen > ar9).sum())} of {len(chosen)} "
+      f"(lowest {chosen.min():.2f} against {ar9:.2f})")
 assert chosen.max() < 0.85 * results["persistence"], "every seed of the chosen network should beat persistence"
+assert (chosen > ar9).all(), "the network chosen on validation loses to AR(9) on every seed"
 all_runs = np.concatenate(list(net_rmse.values()))
 assert chosen.mean() > ar9 and all_runs.min() > 0.97 * ar9, "no network should clearly beat AR(9) here"
 

@@ -145,8 +145,9 @@ check_combine_affine(my_combine_affine, seed=1)
 # the $2^{k+1}$ pairs ending at $t$ (or all of them, from the start), so after
 # $L = \lceil \log_2 T \rceil$ steps every $x_t$ is the full prefix. Each step is one tensor
 # operation over the whole time axis (`hillis_steele_step`: shift by the offset, pad with
-# $(1, 0)$, combine). The price: step $k$ does $T - 2^k$ applications, $T L - (2^L - 1)$ in all,
-# $O(T \log T)$ against the loop's $T - 1$. It works for any $T$, power of two or not.
+# $(1, 0)$, combine). The price: every step combines all $T$ positions ($T - 2^k$ of them with a
+# real predecessor, $2^k$ with the identity), $T L$ applications in all, $O(T \log T)$ against
+# the loop's $T - 1$. It works for any $T$, power of two or not.
 #
 # ### Blelloch: a tree up, and down again
 #
@@ -158,7 +159,7 @@ check_combine_affine(my_combine_affine, seed=1)
 # child's total. At the end every position holds the **exclusive** prefix (everything before
 # it); the inclusive prefix at $t$ is the exclusive one at $t + 1$, and the last is the root's
 # total. Each sweep does $n/2 + n/4 + \dots + 1 = n - 1$ applications: $2(n - 1)$ work in
-# $2L$ steps, $O(T)$ like the loop, with a depth of $2 \log_2 n$.
+# $2L$ steps (the padding included), $O(T)$ like the loop, with a depth of $2 \log_2 n$.
 #
 # Both equal the loop, in float64, for powers of two and for other lengths (padded):
 
@@ -209,24 +210,40 @@ check_hillis_steele_step(my_hillis_steele_step, seed=1)
 # %% [markdown]
 # ### Work and depth, counted
 #
-# Every scan takes an optional `ScanCost` and adds to it, step by step, how many times it
-# applied the operator (identity fillers at the boundary not counted) and how many sequential
-# steps it took. We count them by running each scan, compare them with the formulas, and plot
-# them as $T$ grows. The last column, the **two-level scan**, is the next section's.
+# Every scan takes an optional `ScanCost`. Given one, it sends every application of the
+# operator through `counting_combine`, a wrapper around `combine_affine` that counts what
+# actually passes through it: the **work**, the pairs combined (time positions, each over
+# all $B \times H$ lanes), identity fillers included, and among them how many had an identity
+# filler $(1, 0)$ on one side (Blelloch's padding, Hillis-Steele's "before the start", the
+# root's empty prefix); and the **depth**, the rounds: the wrapper's calls, which run one
+# after another while the pairs of one call are combined all at once. The sequential loop is
+# counted the same way, written with the operator (`sequential_scan`). We run each scan on
+# random inputs and compare the counts with the closed forms: loop $T - 1$ and $T - 1$;
+# Hillis-Steele $T L$ and $L$; Blelloch $2(n - 1)$ and $2L$ ($L = \lceil \log_2 T \rceil$,
+# $n = 2^L$, padding counted). The last column, the **two-level scan**, is the next section's.
 
 # %%
 from course_utils.prefix_scan import measured_scan_costs, scan_cost_formulas
 
 cost_lengths = [2**k for k in range(1, 13)] + [100, 1000]
-costs = {T: measured_scan_costs(T) for T in sorted(cost_lengths)}
+counted_costs = {T: measured_scan_costs(T) for T in sorted(cost_lengths)}  # T: {scan: ScanCost}
+costs = {T: {name: (c.work, c.depth) for name, c in counted.items()} for T, counted in counted_costs.items()}
 for T, counted in costs.items():
     assert counted == scan_cost_formulas(T), f"T = {T}: counted {counted}, formulas {scan_cost_formulas(T)}"
 scans = list(costs[2])
 print(f"{'T':>5s} | " + " | ".join(f"{name:>28s}" for name in scans) + "\n" + " " * 6 + "| "
-      + " | ".join(f"{'work':>13s} {'depth':>14s}" for _ in scans))
-for T, counted in costs.items():
-    print(f"{T:5d} | " + " | ".join(f"{w:13d} {d:14d}" for w, d in counted.values()))
-print("every count equals its formula")
+      + " | ".join(f"{'work (identity)':>21s} {'depth':>6s}" for _ in scans))
+for T, counted in counted_costs.items():
+    print(f"{T:5d} | " + " | ".join(f"{c.work:13d} ({c.with_identity:5d}) {c.depth:6d}" for c in counted.values()))
+print("every counted work and depth equals its closed form (identity fillers included)")
+for T, counted in counted_costs.items():  # Hillis-Steele: 1 + 2 + ... + 2^(L-1) positions meet the identity
+    L = counted["Hillis-Steele"].depth
+    assert counted["Hillis-Steele"].with_identity == 2**L - 1
+    if T == 2**L:  # no padding: Blelloch meets the identity only on its down-sweep's left edge
+        assert counted["Blelloch"].with_identity == L
+print(f"Blelloch's pairs with the identity: T = 1024: {counted_costs[1024]['Blelloch'].with_identity}, "
+      f"T = 1000 (padded to 1024): {counted_costs[1000]['Blelloch'].with_identity}")
+assert counted_costs[1000]["Blelloch"].with_identity > counted_costs[1024]["Blelloch"].with_identity
 
 fig, axes = plt.subplots(1, 2, figsize=(11, 3.5))
 powers = [T for T in costs if T & (T - 1) == 0]
@@ -245,7 +262,11 @@ assert work_ratio > 5 and 2 * costs[T_big]["Hillis-Steele"][1] == costs[T_big]["
 
 # %% [markdown]
 # Hillis-Steele has the smallest depth, $\log_2 T$, and pays for it with $\log_2 T$ times the
-# work; Blelloch keeps the loop's $O(T)$ work (about twice its count) at twice the depth.
+# work; Blelloch keeps the loop's $O(T)$ work (about twice its count, the padding included) at
+# twice Hillis-Steele's depth. The "(identity)" counts show what the closed forms hide: at a
+# power of two, Blelloch combines only $L$ pairs with the identity (the left edge of its
+# down-sweep), while Hillis-Steele spends $2^L - 1$ of its applications on them; at $T = 1000$
+# Blelloch's padding to 1024 adds its own.
 # Depth is what a machine with $T$ processors waits for; work is what a machine with **one**
 # processor waits for. Which matters depends on the hardware, so the next sections measure.
 #
@@ -963,8 +984,9 @@ check_parity_scan_inputs(my_parity_scan_inputs, seed=1)
 # - $h_t = a_t h_{t-1} + b_t$ is a prefix product under the associative (not commutative)
 #   operator $(a_1, b_1) \circ (a_2, b_2) = (a_1 a_2, a_2 b_1 + b_2)$ with identity $(1, 0)$;
 #   associativity lets any bracketing compute the prefixes.
-# - **Hillis-Steele**: depth $\lceil \log_2 T \rceil$, work $T L - (2^L - 1)$. **Blelloch**: depth
-#   $2 \log_2 n$, work $2(n - 1)$, for $T$ padded to $n = 2^L$ with the identity. The
+# - **Hillis-Steele**: depth $\lceil \log_2 T \rceil$, work $T L$ ($2^L - 1$ of it with the identity).
+#   **Blelloch**: depth $2 \log_2 n$, work $2(n - 1)$, for $T$ padded to $n = 2^L$ with the identity
+#   (counted by running, through a counting operator). The
 #   **two-level scan** has depth about $2\sqrt{T}$ and work about $2T$; notebook 09's chunked
 #   scan recomputes the in-chunk prefixes instead of storing them (depth about $3\sqrt{T}$,
 #   less memory). Counted, and equal to the formulas.
