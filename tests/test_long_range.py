@@ -5,7 +5,15 @@ import torch
 
 from course_utils import CheckFailed
 from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
-from course_utils.exercises.long_range import ADDING_CHALLENGES, adding_config_mse, check_adding_config
+from course_utils.exercises.long_range import (
+    ADDING_CHALLENGES,
+    ADDING_GRADING,
+    MIN_KEPT,
+    adding_config_kept,
+    adding_config_mse,
+    check_adding_config,
+    kept_fraction,
+)
 from course_utils.long_range import SequenceToOne, gradient_by_lag
 from course_utils.shared.layers import count_parameters
 
@@ -21,7 +29,7 @@ ADDING_MISTAKES = {  # name -> (kind, config, words the feedback must contain)
     "GRU tiny learning rate": ("GRU", {"update_bias": 2.0, "hidden_size": 32, "lr": 1e-3},
                                "a learning rate of 0.001 is small"),
 }
-BARELY_MISSES = ("LSTM", {"forget_bias": 1.0, "hidden_size": 32, "lr": 5e-3})  # learns, but not enough in time
+BARELY_MISSES = ("LSTM", {"forget_bias": 2.0, "hidden_size": 32, "lr": 5e-3})  # learns, but not enough: MSE 0.042
 
 
 def test_adding_problem_structure():
@@ -100,23 +108,74 @@ def test_gradient_by_lag_matches_a_hand_computed_linear_rnn():
 
 # ----------------------------------------------------------------------------- the outcome-graded exercise
 
+def test_kept_fraction_of_a_gate_with_zero_weights_is_sigmoid_of_the_bias_to_the_half_length():
+    for kind in ("LSTM", "GRU"):
+        model = SequenceToOne(kind, 2, 3, forget_bias=None)
+        rows = slice(3, 6)  # f in (i, f, g, o); z in (r, z, n)
+        with torch.no_grad():
+            for p in model.rnn.parameters():
+                p.zero_()
+            model.rnn.bias_ih_l0[rows] = 1.5
+        per_step, second_half = kept_fraction(model, adding_problem(4, 9, seed=0)[0])
+        keep = torch.sigmoid(torch.tensor(1.5)).item()
+        assert per_step == pytest.approx(keep) and second_half == pytest.approx(keep ** 4)  # 9 // 2 = 4 steps
+
+
+IDEA_LESS = {"LSTM": "forget_bias", "GRU": "update_bias"}  # the gate bias the challenge is about, at <= 0
+
+
+@pytest.mark.parametrize("kind", list(IDEA_LESS))
+@pytest.mark.parametrize("bias", [0.0, -1.0])
+def test_a_gate_bias_at_most_zero_fails_on_three_seeds_without_training(kind, bias, capsys):
+    config = {**GOOD[kind], IDEA_LESS[kind]: bias}
+    for seed in range(3):
+        per_step, second_half = adding_config_kept(config, kind, seed=seed)
+        assert per_step < 0.51 and second_half < MIN_KEPT / 100  # measured: at most 4e-4 of the state crosses
+        with pytest.raises(CheckFailed, match=r"crosses the \d+ steps of the second half \(target: at least 2%\); "
+                                              r"not trained: .* Likely culprit: your .*bias is <= 0"):
+            check_adding_config(config, kind, seed=seed)
+
+
+@pytest.mark.parametrize("kind", list(IDEA_LESS))
+@pytest.mark.slow
+def test_the_intended_gate_bias_passes_on_three_seeds(kind):
+    grading, target = ADDING_GRADING[kind], ADDING_CHALLENGES[kind]["target"]
+    for seed in range(3):  # measured: LSTM 0.0016, 0.0017, 0.0025; GRU 0.0054, 0.0024, 0.0040 (target 0.02)
+        score = grading.score(GOOD[kind], seed=seed)
+        assert score.second_half > 1.5 * MIN_KEPT and score.mse < target / 3  # with margin on both
+        assert grading.judge(grading.validate(GOOD[kind]), score, seed).met
+
+
+@pytest.mark.parametrize("kind", list(IDEA_LESS))
+def test_the_hints_name_a_gate_bias_that_keeps_too_little_without_training(kind):
+    grading, key = ADDING_GRADING[kind], IDEA_LESS[kind]
+    for bias in (0.0, -1.0, -10.0):
+        hints = grading.hints(grading.validate({**GOOD[kind], key: bias}))
+        assert any("bias is <= 0" in h and "at most half" in h for h in hints)
+    low = grading.hints(grading.validate({**GOOD[kind], key: 1.0 if kind == "GRU" else 0.5}))
+    assert any(f"under {MIN_KEPT:.0%}" in h for h in low)
+    assert grading.hints(grading.validate(GOOD[kind])) == []  # the intended setting: nothing to blame
+
+
 @pytest.mark.slow
 def test_check_adding_config_passes_a_good_lstm_config(capsys):
     check_adding_config(GOOD["LSTM"], "LSTM")
-    assert "OK after 500 steps" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("OK at the start of training your LSTM's forget gate keeps 88% of the cell state per step")
+    assert "after 500 steps" in out
 
 
 @pytest.mark.slow
 def test_check_adding_config_passes_a_good_gru_config(capsys):
     check_adding_config(GOOD["GRU"], "GRU")
-    assert "your GRU reaches a test MSE" in capsys.readouterr().out
+    assert "OK at the start of training your GRU's update gate" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("name", list(ADDING_MISTAKES))
 @pytest.mark.slow
 def test_check_adding_config_says_how_far_and_names_the_culprit(name):
     kind, config, words = ADDING_MISTAKES[name]
-    with pytest.raises(CheckFailed, match=r"times the target\. Likely culprit: .*" + re.escape(words)):
+    with pytest.raises(CheckFailed, match=r"times the (target|share to keep)\. Likely culprit: .*" + re.escape(words)):
         check_adding_config(config, kind)
 
 

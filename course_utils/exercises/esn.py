@@ -70,7 +70,14 @@ ESN_CONFIG_KEYS = ("spectral_radius", "input_scale", "alpha")
 ESN_CONFIG_RANGES = {"spectral_radius": (0.01, 2.0), "input_scale": (0.01, 2.0), "alpha": (1e-12, 1.0)}
 
 
-ESN_CHALLENGE = {"n_reservoir": 300, "washout": 200, "split": 2000, "steps": 200, "target": 0.05, "length": 2600}
+ESN_CHALLENGE = {"n_reservoir": 300, "washout": 200, "split": 2000, "steps": 200, "target": 0.05, "length": 2600,
+                 "reservoirs": 5}
+
+
+# One reservoir is one draw: of 30 plausible settings (spectral radius 0.8-1.3 x input scale 0.1-1.5, alpha 1e-8),
+# graded on one reservoir each, 2 passed the visible seed and failed a hidden one (rho 1.2, input scale 0.3: NRMSE
+# 0.004 on reservoir 0, 0.655 on reservoir 1). Graded on the worst of 5 reservoirs (0-4 visible, 5-9 and 10-14
+# hidden), none of the 30 did; alpha 1e-7 with rho 1.1, input scale 0.5 still does (worst 0.034, 0.041, 0.095).
 
 
 @lru_cache(maxsize=1)
@@ -119,9 +126,10 @@ def _esn_free_run_nrmse(c: dict[str, float], seed: int) -> float:
 def _esn_hints(c: dict[str, float]) -> list[str]:
     """What in a config that missed the target is the likely culprit."""
     hints = []
-    if c["spectral_radius"] < 0.8:
-        hints.append(f"a spectral radius of {c['spectral_radius']:g} is small: the state forgets an input within "
-                     "a few steps, but the next Mackey-Glass value depends on the value tau = 17 steps back")
+    if c["spectral_radius"] < 0.95:
+        hints.append(f"a spectral radius of {c['spectral_radius']:g} is small: the state fades before it can hold "
+                     "the value tau = 17 steps back that the next Mackey-Glass value depends on (measured: at 0.8 "
+                     "and 0.9, no input scale from 0.1 to 1.5 kept all five reservoirs below the target)")
     if c["spectral_radius"] > 1.25:
         hints.append(f"a spectral radius of {c['spectral_radius']:g} is large: the reservoir's own dynamics "
                      "dominate the input, and the free run drifts away")
@@ -137,21 +145,40 @@ def _esn_hints(c: dict[str, float]) -> list[str]:
     return hints
 
 
-def _judge_esn(c: dict, got: float, seed: int) -> Verdict:
-    """What check_esn_config measured, against the target."""
+def esn_reservoir_seeds(seed: int) -> range:
+    """The reservoir seeds a check with ``seed`` builds: five of them, none shared with another ``seed``."""
+    n = ESN_CHALLENGE["reservoirs"]
+    return range(n * seed, n * seed + n)
+
+
+def esn_config_worst(config: dict, *, seed: int = 0) -> dict[int, float]:
+    """``{reservoir seed: free-running NRMSE}`` over :func:`esn_reservoir_seeds` (``seed``): what the check judges."""
+    return {s: esn_config_nrmse(config, seed=s) for s in esn_reservoir_seeds(seed)}
+
+
+def _judge_esn(c: dict, got: dict[int, float], seed: int) -> Verdict:
+    """What check_esn_config measured, against the target: the worst of its reservoirs."""
     task = ESN_CHALLENGE
-    where = (f"running free for {task['steps']} steps, your ESN (reservoir seed {seed}) reaches an NRMSE of "
-             f"{got:.4f} (target: below {task['target']}; predicting the mean scores 1)")
-    return Verdict(where, got < task["target"], f"{got / task['target']:.1f} times the target")
+    worst = max(got, key=got.get)
+    met = sum(error < task["target"] for error in got.values())
+    where = (f"running free for {task['steps']} steps, your ESN reaches NRMSEs "
+             f"{', '.join(f'{e:.3f}' for e in got.values())} on reservoirs {min(got)}-{max(got)}; the worst, "
+             f"{got[worst]:.4f} (reservoir {worst}), must be below {task['target']} (predicting the mean scores 1)")
+    how_far = f"{got[worst] / task['target']:.1f} times the target"
+    if met:
+        how_far += (f"; {met} of {len(got)} reservoirs met it: the error varies from one random reservoir to "
+                    "another, and a setting must hold on every one")
+    return Verdict(where, met == len(got), how_far)
 
 
-ESN_GRADING = Challenge(_validate_esn_config, esn_config_nrmse, _judge_esn, _esn_hints)
+ESN_GRADING = Challenge(_validate_esn_config, esn_config_worst, _judge_esn, _esn_hints)
 
 
 def check_esn_config(config: dict, *, seed: int = 0) -> None:
-    """Grade a learner's reservoir by outcome: its free run must stay below the target NRMSE (notebook 09).
+    """Grade a learner's reservoir by outcome: its free run must stay below the target NRMSE (notebook 09)
+    on each of five random reservoirs (:func:`esn_reservoir_seeds`; about a second in all).
 
-    ``config`` has the keys of :data:`ESN_CONFIG_KEYS`. Fails with the NRMSE reached, how far it
-    is from the target, and the likely culprits in the config.
+    ``config`` has the keys of :data:`ESN_CONFIG_KEYS`. Fails with the NRMSEs reached, how far the
+    worst is from the target, and the likely culprits in the config.
     """
     ESN_GRADING.check(config, seed=seed)

@@ -490,16 +490,21 @@ check_gru_forward(my_gru_forward, seed=1)
 # convention $h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}$, so $z$ near 1 keeps the state.
 # Choose three hyperparameters so that a GRU solves the adding problem with sequences of
 # length $T$ = 50 in only 250 optimiser steps of 32 fresh sequences each (Adam, gradient
-# norm clipped at 1), to a test MSE below 0.02, an eighth of the baseline's 1/6:
+# norm clipped at 1):
 #
 # - `update_bias`: the update gate's total bias $b_{xz} + b_{hz}$ at the start of training
 #   (PyTorch starts it near 0, so $z \approx 0.5$),
 # - `hidden_size`: the number of units (at most 64),
 # - `lr`: Adam's learning rate.
 #
-# The check trains a GRU with your choice (a few seconds) and says which test MSE it
-# reached and how far that is from the target; the hidden test trains again from another
-# random start, so aim with some margin.
+# As in notebook 03's exercise 4, the check measures two things. Before any training: the
+# product of $z_t$ over the last $T/2$ = 25 steps (averaged over units and test sequences), the
+# share of the state at the middle of the sequence still there at the end; it must be **at
+# least 2 %**, or the check does not train. Then the trained GRU's test MSE must be **below
+# 0.02**, an eighth of the baseline's 1/6. (On this task Adam also trains a GRU whose update
+# gate starts at 0.5 to the target, so the MSE alone does not show what the bias is for.)
+# The check says what it measured and how far that is from the target; the hidden test
+# builds and trains again from another random start, so aim with some margin.
 
 # %% nbgrader={"grade": false, "grade_id": "gru_adding_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_gru_adding_config():
