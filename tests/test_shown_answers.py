@@ -40,12 +40,38 @@ def _tokens(value) -> set:
     return set()
 
 
+# Symbols the notebooks write for a setting's key, besides the words of the key itself.
+ALIASES = {"temperature": {"T", "tau"}, "hidden_size": {"H", "HIDDEN"}, "forget_bias": {"b_f"}, "update_bias": {"b_z"},
+           "peak_lr": {"eta", "rate"}, "warmup_steps": {"W", "warm"}, "lr": {"LR", "rate"}}
+
+
+def _key_words(key: str) -> set[str]:
+    return set(key.split("_")) | {key} | ALIASES.get(key, set())
+
+
 def window_shows(lines: list[str], setting: dict) -> bool:
-    wanted = [_tokens(v) for v in setting.values()]
+    """True when every value of ``setting`` is in the window; a commonplace number (-2 .. 2, whole) counts only
+    with a word of its key beside it (so that a ``round(2)`` is not taken for a forget bias of 2)."""
     text = "\n".join(lines)
     numbers = {float(n) for n in NUMBER.findall(text)}
-    words = set(re.findall(r"[A-Za-z_]+", text))
-    return all(any((t in numbers) if isinstance(t, float) else (t in words) for t in w) for w in wanted if w)
+    words = set(re.findall(r"[A-Za-z_]+", text)) | set(re.findall(r"[A-Za-z]+", text))
+    for key, value in setting.items():
+        wanted = _tokens(value)
+        if not wanted:
+            continue
+        if not any((t in numbers) if isinstance(t, float) else (t in words) for t in wanted):
+            return False
+        commonplace = isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) in range(-2, 3)
+        if commonplace and not words & _key_words(key):
+            return False
+    return True
+
+
+def test_the_scan_finds_a_shown_answer_and_passes_over_chance_numbers():
+    setting = {"temperature": 1.0, "top_k": 12}
+    assert window_shows(["a cut of the tail ($k = 12$) at $T = 1$ meets both targets"], setting)
+    assert not window_shows(["x.round(2) and 12 rows"], {"forget_bias": 2.0, "rows": 12})
+    assert window_shows(["forget bias 2 and 12 rows"], {"forget_bias": 2.0, "rows": 12})
 
 
 def student_windows(path: Path, skip: set[str]):
