@@ -49,12 +49,14 @@ lab: setup work
 # The learner's working copy of student/ (README, "Exercises"): each student notebook is copied
 # into $(WORK)/ unless a notebook of that name is already there, so a notebook is copied once and
 # never overwritten (a course update that adds a lecture adds only the new notebook).
+# It also holds solutions/, a link to notebooks/: the course's solved notebooks, one click away.
 WORK ?= my-work
 work:
 	@mkdir -p "$(WORK)"
 	@for nb in student/*.ipynb; do \
 		test -e "$(WORK)/$${nb#student/}" || { cp "$$nb" "$(WORK)/" && echo "copied $$nb to $(WORK)/"; }; \
 	done
+	@test -e "$(WORK)/solutions" || $(PYTHON) -c 'import os, sys; os.symlink(os.path.relpath("notebooks", sys.argv[1]), os.path.join(sys.argv[1], "solutions"))' "$(WORK)"
 
 # The instructors' lab: every extension the environment has (nbgrader's Formgrader, Validate and
 # Create Assignment included), at the solutions.

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.nn.utils.rnn import pad_packed_sequence
 
 from .core.seed import seeded
 from .core.shapes import require_attention_mask, require_shape
@@ -39,7 +39,7 @@ from .data.dates import (
     make_pairs,
     split_days,
 )
-from .output_types import shift_right
+from .output_types import pack_sources, shift_right
 from .shared.metrics import exact_match
 
 
@@ -177,13 +177,7 @@ class AttentionSeq2Seq(nn.Module):
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor):
         """Encoder states (B, S, 2H), their mask (B, S), the summary (B, 2H) and s_0 (B, H)."""
-        require_shape("src", src, ("B", "S"))
-        require_shape("lengths", lengths, (src.shape[0],))
-        if len(lengths) and int(lengths.min()) < 1:
-            raise ValueError(f"lengths must all be at least 1 (an empty source has nothing to encode), got "
-                             f"{lengths.tolist()}")
-        packed = pack_padded_sequence(self.src_embed(src), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, h_n = self.encoder(packed)  # h_n (2, B, H): last forward and last backward state
+        out, h_n = self.encoder(pack_sources(self.src_embed, src, lengths))  # h_n (2, B, H): last fwd, last bwd
         states, _ = pad_packed_sequence(out, batch_first=True, total_length=src.shape[1])  # (B, S, 2H)
         mask = torch.arange(src.shape[1], device=src.device)[None, :] < lengths.to(src.device)[:, None]
         summary = torch.cat([h_n[0], h_n[1]], dim=-1)  # (B, 2H)

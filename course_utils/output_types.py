@@ -296,6 +296,16 @@ def linear_schedule(step: int, total: int, start: float = 1.0, end: float = 0.0)
     return start + (end - start) * frac
 
 
+def pack_sources(embed: nn.Module, src: torch.Tensor, lengths: torch.Tensor) -> nn.utils.rnn.PackedSequence:
+    """Embedded source ids ``src (B, S)`` packed by their ``lengths (B,)`` (each at least 1), for an RNN encoder."""
+    require_shape("src", src, ("B", "S"))
+    require_shape("lengths", lengths, (src.shape[0],))
+    if len(lengths) and int(lengths.min()) < 1:
+        raise ValueError(f"lengths must all be at least 1 (an empty source has nothing to encode), "
+                         f"got {lengths.tolist()}")
+    return pack_padded_sequence(embed(src), lengths.cpu(), batch_first=True, enforce_sorted=False)
+
+
 class EncoderDecoder(nn.Module):
     """Many-to-many, unaligned: GRU encoder -> one vector -> GRU decoder, no attention.
 
@@ -313,13 +323,7 @@ class EncoderDecoder(nn.Module):
 
     def encode(self, src: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """The whole input in one vector, the encoder's final state: ``(1, B, H)``."""
-        require_shape("src", src, ("B", "S"))
-        require_shape("lengths", lengths, (src.shape[0],))
-        if len(lengths) and int(lengths.min()) < 1:
-            raise ValueError(f"lengths must all be at least 1 (an empty source has nothing to encode), "
-                             f"got {lengths.tolist()}")
-        packed = pack_padded_sequence(self.embed(src), lengths.cpu(), batch_first=True, enforce_sorted=False)
-        _, h = self.encoder(packed)
+        _, h = self.encoder(pack_sources(self.embed, src, lengths))
         return h
 
     def forward(self, src: torch.Tensor, lengths: torch.Tensor, tgt_in: torch.Tensor,

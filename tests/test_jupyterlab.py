@@ -130,7 +130,8 @@ def test_make_work_copies_student_once_and_never_overwrites(repo, tmp_path):
     work = tmp_path / "my-work"
     subprocess.run(["make", "-s", "work", f"WORK={work}"], cwd=repo, check=True, capture_output=True)
     students = sorted(p.name for p in (repo / "student").glob("*.ipynb"))
-    assert sorted(p.name for p in work.iterdir()) == students
+    assert sorted(p.name for p in work.iterdir()) == sorted([*students, "solutions"])
+    assert (work / "solutions").resolve() == (repo / "notebooks").resolve()  # the solved notebooks, a link
     assert (work / FIRST).read_bytes() == (repo / "student" / FIRST).read_bytes()
     (work / FIRST).write_text("my answers")  # a learner's work, then a lecture the copy lacks
     (work / "01_rnn.ipynb").unlink()
@@ -200,10 +201,9 @@ def test_the_file_browser_lists_each_lecture_once_one_click_from_my_work(repo, l
     problems = PageProblems(page)
     page.goto(opened_url(runtime))
     wait_for_notebook(page)
-    assert FIRST in listed(page)  # in my-work/; the solutions are one folder up
-    page.locator(".jp-FileBrowser .jp-BreadCrumbs-home").click()
-    page.locator(".jp-DirListing-item", has_text="notebooks").dblclick()
-    page.locator(".jp-FileBrowser .jp-BreadCrumbs", has_text="notebooks").wait_for(timeout=30_000)
+    assert FIRST in listed(page) and "solutions" in listed(page)  # in my-work/, the solutions beside the work
+    page.locator(".jp-DirListing-item", has_text="solutions").dblclick()  # one click (a double one) away
+    page.locator(".jp-FileBrowser .jp-BreadCrumbs", has_text="solutions").wait_for(timeout=30_000)
     page.locator(".jp-DirListing-item", has_text="01_rnn.ipynb").wait_for(timeout=30_000)
     names = listed(page)
     lectures = sorted(p.name for p in (repo / "notebooks").glob("*.ipynb"))
