@@ -224,18 +224,27 @@ from course_utils.bptt import rnn_cell_backward  # the course's step backward (E
 # %% nbgrader={"grade": false, "grade_id": "rnn_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_rnn_backward(dhs, x, h_init, hs, W_xh, W_hh):
     """BPTT over a sequence: a dict with keys W_xh, W_hh, b_h (summed over time) and h_init."""
-    ### BEGIN SOLUTION
     grads = {"W_xh": np.zeros_like(W_xh), "W_hh": np.zeros_like(W_hh), "b_h": np.zeros(W_hh.shape[0])}
-    dh_next = np.zeros_like(h_init)  # dL/dh_t arriving from step t+1, (B, H)
+    dh_next = np.zeros_like(h_init)  # dL/dh_t arriving from step t+1, (B, H): nothing after the last step
     for t in reversed(range(len(hs))):
+        # Step 1. h_prev (B, H): the state step t started from (careful at t = 0).
+        ### BEGIN SOLUTION
         h_prev = hs[t - 1] if t > 0 else h_init  # not hs[-1] at t = 0
-        step = rnn_cell_backward(dhs[t] + dh_next, hs[t], x[t], h_prev, W_xh, W_hh)
+        ### END SOLUTION
+        # Step 2. dh_t (B, H): all of the gradient that reaches h_t, from the output at t and from step t+1;
+        # then this step's backward (exercise 1's, or the course's rnn_cell_backward).
+        ### BEGIN SOLUTION
+        dh_t = dhs[t] + dh_next
+        step = rnn_cell_backward(dh_t, hs[t], x[t], h_prev, W_xh, W_hh)
+        ### END SOLUTION
+        # Step 3. Add this step's share to each weight's gradient, and pass dh_next back to step t-1.
+        ### BEGIN SOLUTION
         for name in grads:
             grads[name] = grads[name] + step[name]
         dh_next = step["h_prev"]
-    grads["h_init"] = dh_next
+        ### END SOLUTION
+    grads["h_init"] = dh_next  # the gradient carried past step 0
     return grads
-    ### END SOLUTION
 
 
 # %% nbgrader={"grade": true, "grade_id": "rnn_backward_test", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}

@@ -795,15 +795,26 @@ def my_lstm_cell_backward(dh, dc, cache):
 
     Returns (dx (B, I), dh_prev (B, H), dc_prev (B, H), dW_x (4H, I), dW_h (4H, H), db (4H,)).
     """
+    i, f, g, o, c, c_prev = (cache[k] for k in ("i", "f", "g", "o", "c", "c_prev"))  # (B, H) each
+    # Step 1. dc_total (B, H): all of the loss's gradient that reaches c_t, the dc that arrives
+    # directly and what dh brings through h_t = o * tanh(c_t).
     ### BEGIN SOLUTION
-    i, f, g, o, c = (cache[k] for k in ("i", "f", "g", "o", "c"))
-    tanh_c = np.tanh(c)
-    dc = dc + dh * o * (1 - tanh_c**2)  # (B, H): all that reaches c_t, directly and through h_t
-    dA = np.concatenate([dc * g * i * (1 - i),  # (B, 4H): the pre-activations, blocks i, f, g, o
-                         dc * cache["c_prev"] * f * (1 - f),
-                         dc * i * (1 - g**2),
-                         dh * tanh_c * o * (1 - o)], axis=1)
-    return (dA @ cache["W_x"], dA @ cache["W_h"], dc * f,
+    dc_total = dc + dh * o * (1 - np.tanh(c) ** 2)
+    ### END SOLUTION
+    # Step 2. da_i, da_f, da_g, da_o (B, H) each: the gradient at each block's pre-activation.
+    # c_t = f * c_prev + i * g and h_t = o * tanh(c_t); sigmoid' = s (1 - s), tanh' = 1 - t^2.
+    ### BEGIN SOLUTION
+    da_i = dc_total * g * i * (1 - i)
+    da_f = dc_total * c_prev * f * (1 - f)
+    da_g = dc_total * i * (1 - g**2)
+    da_o = dh * np.tanh(c) * o * (1 - o)
+    ### END SOLUTION
+    dA = np.concatenate([da_i, da_f, da_g, da_o], axis=1)  # (B, 4H): PyTorch's row order i, f, g, o
+    # Step 3. The six gradients: x and h_prev reach the step through the pre-activations
+    # (dA and the weights), c_prev through c_t = f * c_prev + ..., the weights and the bias
+    # through dA (summed over the batch).
+    ### BEGIN SOLUTION
+    return (dA @ cache["W_x"], dA @ cache["W_h"], dc_total * f,
             dA.T @ cache["x"], dA.T @ cache["h_prev"], dA.sum(axis=0))
     ### END SOLUTION
 

@@ -402,14 +402,24 @@ assert winners[0.0] == "E" and winners[1.0] == "abE"
 # %% nbgrader={"grade": false, "grade_id": "beam_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_beam_step(total, length, finished, log_probs, beam_width, alpha, eos):
     """Keep the beam_width best candidates by total / length ** alpha; returns parent, token, total, length, finished."""
-    ### BEGIN SOLUTION
     N, K, V = log_probs.shape
+    # Step 1. cand_total (N, K, V): the total log-prob of each beam extended by each token. A finished
+    # beam stays one candidate, itself, with eos as filler: total unchanged at eos, -inf elsewhere.
+    ### BEGIN SOLUTION
     cand_total = total[:, :, None] + log_probs  # (N, K, V)
     only_self = torch.full_like(log_probs, float("-inf"))
     only_self[:, :, eos] = 0.0
     cand_total = torch.where(finished[:, :, None], total[:, :, None] + only_self, cand_total)
+    ### END SOLUTION
+    # Step 2. cand_length and cand_finished (N, K, V): a finished beam's length does not grow; a beam
+    # is finished once it has drawn eos.
+    ### BEGIN SOLUTION
     cand_length = (length + (~finished).long())[:, :, None].expand(N, K, V)
     cand_finished = finished[:, :, None] | (torch.arange(V) == eos)
+    ### END SOLUTION
+    # Step 3. score (N, K * V) = cand_total / cand_length ** alpha; keep the beam_width best per input:
+    # their parent beam (index // V), token (index % V), total, length and finished.
+    ### BEGIN SOLUTION
     score = (cand_total / cand_length.to(cand_total.dtype) ** alpha).flatten(1)  # (N, K V)
     best = score.topk(beam_width, dim=1).indices  # (N, W)
     keep = lambda x: x.flatten(1).gather(1, best)  # noqa: E731
