@@ -89,12 +89,7 @@ def student_windows(path: Path, skip: set[str]):
                 yield grade_id or cell.get("id", "?"), lines[start:start + WINDOW]
 
 
-# Still open (issue 29): 08c's section 4 runs exercise 4's answer (60 warm-up steps to a peak of 0.02). Measured
-# with post_ln_recipe_loss on seeds 0-2, a lower peak trains the post-LN stack without any warm-up (0 steps at
-# 0.005: 2.34-2.45 nats, target 2.85), so the exercise also passes without its idea; both wait for a redesign.
-KNOWN_OPEN = {"08c_training_and_sampling"}
-SOURCES = [pytest.param(p, marks=pytest.mark.xfail(strict=True, reason="issue 29, still open"))
-           if p.stem in KNOWN_OPEN else p for p in sorted((REPO / "notebooks" / "py").glob("[0-9][0-9]*_*.py"))]
+SOURCES = sorted((REPO / "notebooks" / "py").glob("[0-9][0-9]*_*.py"))
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
