@@ -37,7 +37,7 @@ from .data.dates import (
     encode_target,
     make_examples,
     make_pairs,
-    split_days,
+    split_days_with_validation,
 )
 from .output_types import pack_sources, shift_right
 from .shared.metrics import exact_match
@@ -277,20 +277,13 @@ LENGTH_BUCKETS = ((5, 10), (11, 15), (16, 20), (21, 30))  # input lengths, in ch
 MONTH_NUMBER_FORMATS = tuple(f for f in FORMATS if "{m" in f)  # the month written as digits, not as a name
 
 
-def dates_days() -> tuple[list, list, list]:
-    """``(train_days, val_days, test_days)``: 06's and 08b's split of the calendar days (seed 0)."""
-    train_days, test_days = split_days(n_test_days=DATES_TASK["n_test_days"], seed=0)
-    n_val = DATES_TASK["n_val_days"]
-    return train_days[n_val:], train_days[:n_val], test_days
-
-
 def dates_task() -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...], list[str]]:
     """Section 3's data: ``(src, lengths, tgt)`` for training and for validation, and the validation examples' formats.
 
-    The same examples as notebook 06 (days by :func:`dates_days`, training pairs seed 1,
+    The same examples as notebook 06 (days by :func:`split_days_with_validation`, training pairs seed 1,
     validation examples seed 3). The test pairs (seed 2) are not here: the notebook reads them once.
     """
-    train_days, val_days, _ = dates_days()
+    train_days, val_days, _ = split_days_with_validation(DATES_TASK["n_test_days"], DATES_TASK["n_val_days"])
     train = make_pairs(train_days, DATES_TASK["n_train"], seed=1)
     val = make_examples(val_days, DATES_TASK["n_val"], seed=3)
     src, lengths = encode_source([text for text, _ in train])  # (N, S), (N,)

@@ -35,7 +35,7 @@ from .data.dates import (
     encode_source,
     encode_target,
     make_pairs,
-    split_days,
+    split_days_with_validation,
 )
 from .self_attention import MultiHeadAttention, causal_mask, padding_mask
 from .transformer import MLP, Block, sinusoidal_positions
@@ -150,8 +150,7 @@ def comparison_task() -> dict[str, tuple[torch.Tensor, torch.Tensor, torch.Tenso
     06's day split (seed 0) with 2,000 of its training days held out for validation; 30,000
     training pairs (seed 1), 1,000 validation pairs (seed 3), 2,000 test pairs (seed 2).
     """
-    train_days, test_days = split_days(n_test_days=5000, seed=0)
-    val_days, train_days = train_days[:2000], train_days[2000:]
+    train_days, val_days, test_days = split_days_with_validation(n_test_days=5000, n_val_days=2000, seed=0)
     pairs = {"train": make_pairs(train_days, 30_000, seed=1), "val": make_pairs(val_days, 1000, seed=3),
              "test": make_pairs(test_days, 2000, seed=2)}
     out = {}

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from course_utils.attention import (
+    DATES_TASK,
     LENGTH_BUCKETS,
     MONTH_NUMBER_FORMATS,
     AdditiveAttention,
@@ -17,7 +18,6 @@ from course_utils.attention import (
     additive_attention_loop,
     bottleneck_study,
     dates_batches,
-    dates_days,
     dates_task,
     dot_attention,
     exact_match_by_group,
@@ -28,7 +28,7 @@ from course_utils.attention import (
 )
 from course_utils.core.checks import CheckFailed
 from course_utils.core.seed import seed_everything
-from course_utils.data.dates import FORMATS, TARGET_BOS, decode_source, format_date
+from course_utils.data.dates import FORMATS, TARGET_BOS, decode_source, format_date, split_days_with_validation
 from course_utils.exercises.attention import (
     DATES_CHALLENGE,
     check_greedy,
@@ -446,7 +446,7 @@ def test_dates_task_is_the_notebooks_data_with_the_validation_formats():
     (src, lengths, tgt), (val_src, val_lengths, val_tgt), formats = dates_task()
     assert src.shape[0] == 30_000 and tgt.shape == (30_000, 10)
     assert val_src.shape[0] == len(formats) == 4000 and val_tgt.shape == (4000, 10)
-    train_days, val_days, test_days = dates_days()
+    train_days, val_days, test_days = split_days_with_validation(DATES_TASK["n_test_days"], DATES_TASK["n_val_days"])
     assert (len(train_days), len(val_days), len(test_days)) == (29_525, 2000, 5000)
     assert not set(val_days) & set(train_days) and not set(test_days) & set(train_days + val_days)
     for i in (0, 17, 3999):

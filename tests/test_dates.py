@@ -19,6 +19,7 @@ from course_utils.data.dates import (
     ordinal,
     parse_two_digit_year,
     split_days,
+    split_days_with_validation,
 )
 
 
@@ -53,6 +54,14 @@ def test_split_is_disjoint_and_complete():
     assert split_days(1000, seed=3)[1] == test  # fixed seed, same split
     with pytest.raises(ValueError):
         split_days(0)
+
+
+def test_split_with_validation_holds_out_the_first_training_days():
+    train, val, test = split_days_with_validation(1000, 300, seed=3)
+    plain_train, plain_test = split_days(1000, seed=3)
+    assert test == plain_test and val == plain_train[:300] and train == plain_train[300:]
+    with pytest.raises(ValueError, match="n_val_days must lie in"):
+        split_days_with_validation(1000, 0)
 
 
 def test_pairs_are_consistent_and_encodable():

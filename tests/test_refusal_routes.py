@@ -15,9 +15,11 @@ import pkgutil
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
 
 import course_utils
+from course_tools.grading.cells import grade_id, is_grade
 from course_utils import CheckFailed
 
 
@@ -78,26 +80,21 @@ def _fitted(target, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
         return args[: len(positional)], {}
 
 
-def _routes(module_name: str, ref: str):
-    target = getattr(importlib.import_module(module_name), ref)
+def _routes(module_name: str, ref: str) -> dict:
+    """A learner's function that reaches the reference by each route, its names hiding which function it calls."""
+    step = getattr(importlib.import_module(module_name), ref)  # `from course_utils.x import ref as step`
+    finders = {"alias": lambda: step,
+               "importlib": lambda: getattr(importlib.import_module(module_name), ref),
+               "getattr": lambda: getattr(LIBRARY[module_name], ref)}
 
-    def by_alias(*args, **kwargs):  # `from course_utils.x import ref as step` in the notebook
-        args, kwargs = _fitted(step, args, kwargs)
-        return step(*args, **kwargs)
+    def through(find):
+        def learner(*args, **kwargs):
+            found = find()
+            args, kwargs = _fitted(found, args, kwargs)
+            return found(*args, **kwargs)
+        return learner
 
-    step = target
-
-    def by_importlib(*args, **kwargs):
-        found = getattr(importlib.import_module(module_name), ref)
-        args, kwargs = _fitted(found, args, kwargs)
-        return found(*args, **kwargs)
-
-    def by_getattr(*args, **kwargs):
-        found = getattr(LIBRARY[module_name], ref)
-        args, kwargs = _fitted(found, args, kwargs)
-        return found(*args, **kwargs)
-
-    return {"alias": by_alias, "importlib": by_importlib, "getattr": by_getattr}
+    return {route: through(find) for route, find in finders.items()}
 
 
 @pytest.mark.parametrize(("module", "check", "reference"), CASES, ids=[f"{c}-{r[1]}" for _, c, r in CASES])
@@ -110,12 +107,7 @@ def test_each_route_to_the_reference_is_refused(module, check, reference, route)
         check_fn(*[learner] * len(functions))  # the learner's function for each it takes (split and merge)
 
 
-def _graded_test_cells(path):
-    cells = re.split(r"(?m)^(?=# %%)", path.read_text(encoding="utf-8"))
-    return [c for c in cells if c.startswith("# %% nbgrader=") and '"grade": true' in c.split("\n", 1)[0]]
-
-
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks" / "py").glob("[0-9][0-9]*_*.py"))
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]*_*.ipynb"))
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
@@ -123,12 +115,11 @@ def test_every_graded_test_refuses_the_reference(notebook):
     """A test cell hands the learner's function to a course check (which refuses references) or calls it only
     through ``refuse_reference``; a learner's function called bare could delegate to the course's own."""
     bare = []
-    for cell in _graded_test_cells(notebook):
-        body = cell.split("\n", 1)[1]
+    for cell in (c for c in nbformat.read(notebook, as_version=4).cells if is_grade(c)):
+        body = cell.source
         wrapped = set(re.findall(r"(my_\w+) = refuse_reference\(", body))
         checked = set(re.findall(r"\bcheck_\w+\((my_\w+)[,)]", body))
         called = set(re.findall(r"(?<![\"'\w])(my_\w+)\(", body))
         configs = {name for name in called if re.search(rf"\bcheck_\w+\({name}\(\)", body)}  # a setting, no code
-        grade_id = re.search(r'"grade_id": "([^"]+)"', cell)[1]
-        bare += [f"{name} in {grade_id}" for name in called - wrapped - checked - configs]
+        bare += [f"{name} in {grade_id(cell)}" for name in called - wrapped - checked - configs]
     assert not bare, f"call these through refuse_reference or a course check: {bare}"

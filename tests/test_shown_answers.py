@@ -9,11 +9,13 @@ of the setting (numbers compared as numbers, so ``1e-2`` matches ``0.01``) gives
 from __future__ import annotations
 
 import ast
-import json
 import re
 from pathlib import Path
 
+import nbformat
 import pytest
+
+from course_tools.grading.cells import grade_id
 
 REPO = Path(__file__).resolve().parent.parent
 WINDOW = 12  # lines
@@ -75,18 +77,16 @@ def test_the_scan_finds_a_shown_answer_and_passes_over_chance_numbers():
 
 
 def student_windows(path: Path, skip: set[str]):
-    nb = json.loads(path.read_text(encoding="utf-8"))
-    for cell in nb["cells"]:
-        grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id", "")
-        if grade_id in skip:
+    for cell in nbformat.read(path, as_version=4).cells:
+        if grade_id(cell) in skip:
             continue
-        texts = ["".join(cell["source"])]
+        texts = [cell.source]
         for output in cell.get("outputs", []):
             texts.append("".join(output.get("text", "")) + "".join(output.get("data", {}).get("text/plain", "")))
         for text in texts:
             lines = text.splitlines()
             for start in range(max(1, len(lines) - WINDOW + 1)):
-                yield grade_id or cell.get("id", "?"), lines[start:start + WINDOW]
+                yield grade_id(cell) or cell.get("id", "?"), lines[start:start + WINDOW]
 
 
 SOURCES = sorted((REPO / "notebooks" / "py").glob("[0-9][0-9]*_*.py"))

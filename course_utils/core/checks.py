@@ -320,11 +320,11 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> Any:
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
-            sys.setprofile(previous)
-            if reached:
+            if reached:  # a delegation that failed on its arguments is still a delegation
                 raise _refusal(name, reached[0]) from error
             raise
-        sys.setprofile(previous)
+        finally:
+            sys.setprofile(previous)
         if reached:
             raise _refusal(name, reached[0])
         return result

@@ -109,6 +109,16 @@ def split_days(n_test_days: int, seed: int = 0) -> tuple[list[dt.date], list[dt.
     return days[n_test_days:], days[:n_test_days]
 
 
+def split_days_with_validation(n_test_days: int, n_val_days: int, seed: int = 0
+                               ) -> tuple[list[dt.date], list[dt.date], list[dt.date]]:
+    """``(train, val, test)`` days: :func:`split_days`, then the first ``n_val_days`` training days held out for
+    validation (notebooks 06 and 08b: choose on validation, read the test days once)."""
+    train, test = split_days(n_test_days, seed)
+    if not 0 < n_val_days < len(train):
+        raise ValueError(f"n_val_days must lie in 1..{len(train) - 1}, got {n_val_days}")
+    return train[n_val_days:], train[:n_val_days], test
+
+
 def make_pairs(days: Sequence[dt.date], n: int, seed: int = 0,
                formats: Sequence[str] = FORMATS) -> list[tuple[str, str]]:
     """``n`` examples ``(human text, ISO date)``: a random day from ``days``, format and case."""

@@ -50,10 +50,8 @@ def check_sample_next(fn, seed: int = 0, rows: int = 20_000) -> None:
         tolerance = 5 * math.sqrt(0.25 / rows)  # five standard errors of a share, at worst
         if (got - expected).abs().max() <= tolerance:
             continue
-        candidates = {
-            "multiply the logits by the temperature instead of dividing":
-                temperature_softmax(logits[0] * temperature, 1.0),
-            "ignore the temperature": temperature_softmax(logits[0], 1.0),
+        candidates = {  # the slips of 05b's temperature softmax (those that are no distribution never match)
+            **_temperature_softmax_mistakes(logits[0], temperature),
             "take the argmax instead of drawing (that is temperature -> 0)": torch.nn.functional.one_hot(
                 logits[0].argmax(), logits.shape[-1]).double(),
         }

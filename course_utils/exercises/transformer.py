@@ -253,6 +253,7 @@ def _block_mistakes(block: Block, x: torch.Tensor, mask: torch.Tensor | None) ->
 
     h = x + attn(block.ln1(x))
     post = block.ln1(x + attn(x))
+    unmasked = x + block.attn(block.ln1(x), None)[0]
     return {
         "normalise after the residual sum (post-LN, the original transformer's x = LN(x + attn(x))): this block is "
         "pre-LN, x + attn(LN1(x)), then x + mlp(LN2(x)), as GPT-2 and the course's Block":
@@ -263,8 +264,8 @@ def _block_mistakes(block: Block, x: torch.Tensor, mask: torch.Tensor | None) ->
         "LN2(h) with h = x + attn(LN1(x))": h + block.mlp(block.ln2(x)),
         "use LN1 for both sublayers: each sublayer has its own LayerNorm (ln1 before attention, ln2 before the "
         "MLP)": h + block.mlp(block.ln1(h)),
-        "forget the mask: position t must not read later positions": (
-            (h0 := x + block.attn(block.ln1(x), None)[0]) + block.mlp(block.ln2(h0))) if mask is not None else None,
+        "forget the mask: position t must not read later positions":
+            unmasked + block.mlp(block.ln2(unmasked)) if mask is not None else None,
     }
 
 
@@ -289,7 +290,7 @@ def check_block_forward(fn, seed: int = 0) -> None:
             expected = block(x, mask)
             name = f"y ({label})"
             check_shape(name, got, tuple(x.shape))
-            mistakes = {k: v for k, v in _block_mistakes(block, x, mask).items() if v is not None}
+            mistakes = _block_mistakes(block, x, mask)
         name_mistake(name, got, expected, mistakes)
         check_close(name, got, expected, quiet=True)
     print("OK my_block_forward: the pre-LN block's output, with and without a causal mask")

@@ -96,7 +96,7 @@ from course_utils.data.dates import (
     format_date,
     make_examples,
     make_pairs,
-    split_days,
+    split_days_with_validation,
 )
 from course_utils.exercises.attention import DATES_CHALLENGE, DATES_CHALLENGE_EMBED
 
@@ -118,8 +118,7 @@ device = start_notebook()
 # the final number of the model chosen on validation.
 
 # %%
-train_days, test_days = split_days(n_test_days=5000, seed=0)
-val_days, train_days = train_days[:2000], train_days[2000:]  # 08b's split: validation days out of training
+train_days, val_days, test_days = split_days_with_validation(n_test_days=5000, n_val_days=2000, seed=0)  # 08b's
 train_pairs = make_pairs(train_days, 30_000, seed=1)
 val_examples = make_examples(val_days, 4000, seed=3)  # (text, iso, format): the format, for section 4
 val_pairs = [(text, iso) for text, iso, _ in val_examples]

@@ -79,7 +79,7 @@ from course_utils.data.dates import (
     encode_target,
     format_date,
     make_pairs,
-    split_days,
+    split_days_with_validation,
 )
 from course_utils.self_attention import causal_mask, padding_mask
 from course_utils.seq2seq_transformer import (
@@ -109,8 +109,7 @@ device = start_notebook()
 # once, at the end.
 
 # %%
-train_days, test_days = split_days(n_test_days=5000, seed=0)  # 06's split
-val_days, train_days = train_days[:2000], train_days[2000:]
+train_days, val_days, test_days = split_days_with_validation(n_test_days=5000, n_val_days=2000, seed=0)  # 06's
 train_pairs = make_pairs(train_days, 30_000, seed=1)
 val_pairs = make_pairs(val_days, 1000, seed=3)
 test_pairs = make_pairs(test_days, 2000, seed=2)
