@@ -271,6 +271,10 @@ def grade_class(submissions: Path, out: Path, source: Path | None = None, limits
     except (FileNotFoundError, SandboxUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: what was graded is in {out}; the same command with --resume goes on",
+              file=sys.stderr)
+        return 130
     write_store(out, records)
     if rows:
         print(summary(rows))

@@ -79,7 +79,7 @@ def feedback(student: str, rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_START = "=+-@\t\r"
 PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
 
 
@@ -89,8 +89,8 @@ def spreadsheet_safe(value) -> str:
     A cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a
     leading apostrophe, unless it is a plain number (``-1``, ``2.5e-3``), which stays a number.
     """
-    text = str(value)
-    if text.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(text):
+    text = value if isinstance(value, str) else str(value)
+    if text and text[0] in FORMULA_START and not PLAIN_NUMBER.fullmatch(text):
         return "'" + text
     return text
 
@@ -120,9 +120,12 @@ def wide_table(rows: list[Row]) -> tuple[list[str], list[list]]:
     notebooks = sorted({nb for nb, _ in columns})
     header = ["student"] + [f"{Path(nb).stem}: {ex}" for nb, ex in columns]
     header += [f"{Path(nb).stem} total" for nb in notebooks] + ["total"]
+    got_by_student: dict[str, dict[tuple[str, str], float]] = {r.student: {} for r in rows}
+    for r in _graded(rows):
+        got_by_student[r.student][(r.notebook, r.exercise)] = r.points
     records = []
-    for student in sorted({r.student for r in rows}):
-        got = {(r.notebook, r.exercise): r.points for r in _graded(rows) if r.student == student}
+    for student in sorted(got_by_student):
+        got = got_by_student[student]
         per_notebook = [sum(v for (n, _), v in got.items() if n == nb) for nb in notebooks]
         records.append([student] + [f"{got.get(c, 0):g}" for c in columns]
                        + [f"{v:g}" for v in per_notebook] + [f"{sum(per_notebook):g}"])
@@ -175,13 +178,15 @@ def write_gradebook(rows: list[Row], out_dir: Path, possible: dict[str, float] |
     feedback files of these students only (default: everyone's).
     """
     atomic_write(out_dir / "gradebook.csv", _csv(COLUMNS, [[getattr(r, c) for c in COLUMNS] for r in rows]))
-    atomic_write(out_dir / "gradebook.json", json.dumps([asdict(r) for r in rows], indent=1) + "\n")
+    lines = (json.dumps({c: getattr(r, c) for c in COLUMNS}) for r in rows)  # one row a line
+    atomic_write(out_dir / "gradebook.json", "[\n" + ",\n".join(lines) + "\n]\n")
     atomic_write(out_dir / "grades_wide.csv", _csv(*wide_table(rows)))
     atomic_write(out_dir / "canvas.csv", _csv(*canvas_table(rows, possible)))
-    for student in sorted({r.student for r in rows}):
-        if students is not None and student not in students:
-            continue
-        mine = [r for r in rows if r.student == student]
+    by_student: dict[str, list[Row]] = defaultdict(list)
+    for r in rows:
+        if students is None or r.student in students:
+            by_student[r.student].append(r)
+    for student, mine in sorted(by_student.items()):
         text = feedback(student, mine)
         atomic_write(out_dir / "feedback" / f"{student}.md", text)
         atomic_write(out_dir / "feedback" / f"{student}.html", feedback_html(student, text))

@@ -114,8 +114,12 @@ def grade_all(submissions: Path, source: Path | None = None, limits: Limits | No
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(_grade_in_worker, s, p, src, limits, extra_tests, hide): i
                    for i, (s, p, src) in enumerate(work)}
-        for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook",
-                           disable=not progress):
-            if on_result is not None:
-                on_result(futures[future], future.result())
+        try:
+            for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook",
+                               disable=not progress):
+                if on_result is not None:
+                    on_result(futures[future], future.result())
+        except BaseException:  # Ctrl-C: start no further submission (those running finish)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
     return [row for future in futures for row in future.result()]  # in job order, whatever --jobs is
