@@ -15,7 +15,8 @@ Decisions:
 - **Merged by (student, notebook).** A run replaces the rows of the (student, notebook) pairs
   it grades and keeps every other row in ``--out``: regrade one student by grading a folder
   that holds only them (or ``--student NAME``), one notebook with ``--source``, one exercise
-  with ``--exercise GRADE_ID`` (that exercise's rows only; the rest of the student's rows stay).
+  with ``--exercise GRADE_ID`` (that exercise's rows only; the rest of the student's rows stay;
+  a (student, notebook) not graded before gets all its rows).
 - **--resume** skips the pairs already in ``--out`` whose submitted file has not changed
   (same SHA-256), so a run that was stopped goes on where it was.
 - **--shard I/N** (I from 1 to N) grades every N-th (student, notebook) pair of the sorted
