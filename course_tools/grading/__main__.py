@@ -1,7 +1,8 @@
 """The grading commands for instructors.
 
     python -m course_tools.grading release
-    python -m course_tools.grading grade SUBMISSIONS_DIR [--source NB] [--out DIR] [--jobs N]
+    python -m course_tools.grading grade SUBMISSIONS_DIR [--source NB] [--out DIR] [--jobs N] [--resume]
+    python -m course_tools.grading merge OUT1 OUT2 ... --out MERGED   # join --shard I/N runs
     python -m course_tools.grading check MY_COPY.ipynb [--source NB]   # a learner's own check
 """
 
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import nbformat
 
+from .batch import default_out, grade_class, merge
 from .cells import NotebookFormatError, is_grade
 from .executor import Limits
-from .gradebook import feedback, summary, write_gradebook
+from .gradebook import feedback
 from .release import SOURCE_DIR, STUDENT_DIR, release, render, student_version
-from .runner import SandboxUnavailable, grade_all
+from .runner import grade_all
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,7 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     gr = sub.add_parser("grade", help="grade a folder of submitted notebooks")
     gr.add_argument("submissions", type=Path)
     gr.add_argument("--source", type=Path, help="the source notebook (default: notebooks/<same name>.ipynb)")
-    gr.add_argument("--out", type=Path, default=Path("gradebook"), help="where the gradebook goes")
+    gr.add_argument("--out", type=Path, help="where the gradebook goes (default: ~/course-grading/<SUBMISSIONS' "
+                    "name>); a later run into the same folder merges by (student, notebook)")
+    gr.add_argument("--resume", action="store_true", help="skip the submissions already graded in --out")
+    gr.add_argument("--shard", metavar="I/N", help="grade the I-th of N equal parts of the class (then: merge)")
+    gr.add_argument("--student", action="append", default=[], help="grade this student only (repeatable)")
+    gr.add_argument("--exercise", action="append", default=[], metavar="GRADE_ID",
+                    help="regrade this exercise only, keeping the student's other rows (repeatable)")
     gr.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     gr.add_argument("--extra-tests", type=Path, help="folder of private hidden tests, <grade_id>.py each")
     gr.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout)
@@ -46,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="refuse to grade where bubblewrap cannot sandbox the kernels")
     box.add_argument("--no-sandbox", dest="sandbox", action="store_const", const="off",
                      help="run kernels without bubblewrap (trusted notebooks only)")
+    mg = sub.add_parser("merge", help="join the --out folders of grade --shard runs into one gradebook")
+    mg.add_argument("folders", type=Path, nargs="+")
+    mg.add_argument("--out", type=Path, required=True)
     me = sub.add_parser("check", help="grade your own copy of a notebook on its visible tests (for learners)")
     me.add_argument("notebook", type=Path, help="your notebook, e.g. student/02_bptt.ipynb")
     me.add_argument("--source", type=Path, help="the course notebook it comes from (default: notebooks/<same name>)")
@@ -63,16 +74,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in written:
             print(f"wrote {path}")
         return 0
+    if args.command == "merge":
+        return merge(args.folders, args.out)
     limits = Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb, args.max_output_kb, args.threads)
-    try:
-        rows = grade_all(args.submissions, args.source, limits, args.jobs, args.extra_tests, sandbox=args.sandbox)
-    except (FileNotFoundError, SandboxUnavailable) as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    write_gradebook(rows, args.out)
-    print(summary(rows))
-    print(f"\nwrote {args.out / 'gradebook.csv'}, {args.out / 'gradebook.json'} and {args.out / 'feedback'}/")
-    return 0
+    return grade_class(args.submissions, args.out or default_out(args.submissions), args.source, limits, args.jobs,
+                       args.extra_tests, args.sandbox, args.resume, args.shard, tuple(args.student),
+                       tuple(args.exercise))
 
 
 def _has_code(source: str) -> bool:
