@@ -282,10 +282,11 @@ def release_public(notebooks: list[Path], public: Path, url: str | None = None, 
                 files[file.relative_to(root).as_posix()] = file.read_text(encoding="utf-8")
     files["pyproject.toml"] = _learner_pyproject(url)
     files["README.md"] = _public_readme(stems, url)
-    existing = {p.relative_to(public).as_posix(): p for p in public.rglob("*") if p.is_file()
-                and ".git" not in p.relative_to(public).parts and not p.relative_to(public).as_posix().startswith(
-                    f"{LIBRARY}/")} if public.exists() else {}
-    tree = {path: p.read_text(encoding="utf-8", errors="replace") for path, p in existing.items()} | files
+    tree = dict(files)  # what the public tree will hold: these files and the instructor's others there
+    for path in sorted(public.rglob("*")) if public.exists() else []:
+        rel = path.relative_to(public)
+        if path.is_file() and ".git" not in rel.parts and rel.parts[0] != LIBRARY and rel.as_posix() not in tree:
+            tree[rel.as_posix()] = path.read_text(encoding="utf-8", errors="replace")
     leaks = find_leaks(tree, source_dir, allow_leaks)
     if leaks:
         raise PublicTreeLeak("the public tree would hold what learners must not see:\n  " + "\n  ".join(leaks)
