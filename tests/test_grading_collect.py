@@ -218,3 +218,21 @@ def test_apply_late_scales_once_and_again_after_a_regrade(tmp_path, downloads):
     assert points()[("alan", "softmax_test")] == 0.45
     write_gradebook(graded, book)  # a regrade writes fresh rows, without the late row
     assert len(apply_late(book, subs / "collect_report.csv")) == 1 and points()[("alan", "softmax_test")] == 0.45
+
+
+def test_a_resubmission_updates_its_row_and_keeps_the_rest(tmp_path, downloads):
+    out = tmp_path / "submissions"
+    collect(downloads / "canvas", downloads / "canvas_roster.csv", out, lms.DUE, "10%/day")
+    mail = tmp_path / "mail" / "grace"  # Grace mails the right file; accepted as on time (no --due)
+    mail.mkdir(parents=True)
+    (mail / "00_setup.ipynb").write_bytes(lms.SOLVED.read_bytes())
+    result = collect(mail.parent, downloads / "canvas_roster.csv", out)
+    assert result.layout == "folders" and not result.problems
+    assert (out / "grace" / "00_setup.ipynb").read_bytes() == lms.SOLVED.read_bytes()
+    rows = report(out)
+    assert by_status(rows, "collected") == [("ada", "00_setup.ipynb"), ("alan", "00_setup.ipynb"),
+                                            ("grace", "00_setup.ipynb")]
+    assert by_status(rows, "no submission") == [("don", "00_setup.ipynb")]  # once
+    assert next(r for r in rows if r["student"] == "grace")["file"] == "grace/00_setup.ipynb"
+    assert next(r for r in rows if r["student"] == "alan")["multiplier"] == "0.9"  # kept
+    assert len([r for r in rows if r["status"] == "unmatched"]) == 1

@@ -496,7 +496,7 @@ def lateness(upload: Upload, due: datetime | None, policy: LatePolicy) -> Latene
 
 @dataclass
 class Result:
-    rows: list[dict]
+    rows: list[dict]  # this run's rows, as the report keeps them
     written: list[Path]
     layout: str
     problems: list[str]  # files that need the instructor (unmatched students, unrecognised notebooks)
@@ -590,18 +590,26 @@ def collect(download: Path, roster_path: Path, out: Path, due: str | None = None
         for s in roster.students:
             if (s.key, stem) not in chosen:
                 rows.append(_row(student=s.key, name=s.name, notebook=f"{stem}.ipynb", status="no submission"))
-    rows = _merge_report(out / REPORT_NAME, rows, {f"{s}.ipynb" for s in stems})
-    write_report(out / REPORT_NAME, rows)
-    return Result(rows, written, layout, problems)
+    merged = _merge_report(out / REPORT_NAME, rows)
+    write_report(out / REPORT_NAME, merged)
+    kept = {id(r) for r in merged}
+    return Result([r for r in rows if id(r) in kept], written, layout, problems)
 
 
-def _merge_report(path: Path, rows: list[dict], notebooks: set[str]) -> list[dict]:
-    """This run's rows, and an earlier report's rows on other notebooks (collected from other downloads)."""
+def _merge_report(path: Path, rows: list[dict]) -> list[dict]:
+    """An earlier report updated with this run's rows: a (student, notebook) collected now replaces
+    its earlier rows; one collected before and missing now keeps its earlier rows (a download of one
+    resubmission, or of another notebook, loses nothing); identical rows appear once."""
     if not path.exists():
         return rows
-    with open(path, encoding="utf-8", newline="") as f:
-        earlier = [r for r in csv.DictReader(f) if r.get("notebook") and r["notebook"] not in notebooks]
-    return [{c: _unescape(r.get(c, "")) for c in REPORT_COLUMNS} for r in earlier] + rows
+    earlier = [{c: r.get(c, "") for c in REPORT_COLUMNS} for r in read_report(path)]
+    now = {(r["student"], r["notebook"]) for r in rows if r["status"] in ("collected", "superseded")}
+    per_pair = ("collected", "superseded", "no submission")
+    kept = [r for r in earlier if not (r["status"] in per_pair and (r["student"], r["notebook"]) in now)]
+    had = {(r["student"], r["notebook"]) for r in kept if r["status"] == "collected"}
+    rows = [r for r in rows if not (r["status"] == "no submission" and (r["student"], r["notebook"]) in had)]
+    merged = {tuple(str(r[c]) for c in ("student", "notebook", "status", "file")): r for r in kept + rows}
+    return list(merged.values())
 
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -632,8 +640,7 @@ def read_report(path: Path) -> list[dict]:
         raise CollectError(f"no collect report {path} (collect writes it into its --out folder)")
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.DictReader(f)
-        missing = [c for c in ("student", "notebook", "status", "days_late", "multiplier") if c not in
-                   (reader.fieldnames or [])]
+        missing = [c for c in REPORT_COLUMNS if c not in (reader.fieldnames or [])]
         if missing:
             raise CollectError(f"{path} is not a collect report: no column {', '.join(missing)}")
         return [{k: _unescape(v or "") for k, v in r.items()} for r in reader]
