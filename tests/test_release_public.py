@@ -11,7 +11,7 @@ import pytest
 
 from course_tools.grading.__main__ import main
 from course_tools.grading.cells import BEGIN_HIDDEN, BEGIN_SOLUTION, END_HIDDEN, END_SOLUTION, grade_id
-from course_tools.grading.release import PublicTreeLeak, release_public, resolve_notebooks
+from course_tools.grading.release import PublicTreeLeak, find_leaks, release_public, resolve_notebooks
 
 URL = "https://github.com/example-uni/seqmodels-2026"
 
@@ -135,3 +135,13 @@ def test_release_command(tmp_path, capsys):
     assert "wrote" in capsys.readouterr().out and (tmp_path / "p" / "student" / "00_setup.ipynb").exists()
     assert main(["release", "00_setup", "--out", str(tmp_path / "s")]) == 0  # one notebook into student/
     assert [p.name for p in (tmp_path / "s").iterdir()] == ["00_setup.ipynb"]
+
+
+def test_which_lecture_modules_hold_an_answer(repo):
+    """The README names the notebooks whose answers sit in course_utils (the references later cells use)."""
+    library = {p.relative_to(repo).as_posix(): p.read_text() for p in (repo / "course_utils").rglob("*.py")}
+    leaks = find_leaks(library)
+    stems = sorted({leak.rsplit(" of ", 1)[1] for leak in leaks})
+    assert [s.split("_")[0] for s in stems] == ["01", "05a", "05c", "05d", "06", "07", "09b", "09c"], leaks
+    readme = " ".join((repo / "README.md").read_text().split())
+    assert "The answers of 01, 05a, 05c, 05d, 06, 07, 09b and 09c sit in such modules" in readme

@@ -700,7 +700,8 @@ def main_collect(args) -> int:
     late = sum(r["late"] == "yes" for r in result.rows if r["status"] == "collected")
     print(f"{result.layout} download: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
           + f"; {late} late")
-    print(f"wrote {len(result.written)} notebooks under {args.out}/ and {args.out / REPORT_NAME}")
+    n = len(result.written)
+    print(f"wrote {n} notebook{'' if n == 1 else 's'} under {args.out}/ and {args.out / REPORT_NAME}")
     if result.problems:
         print(f"\n{len(result.problems)} file(s) need you (also in {REPORT_NAME}):", file=sys.stderr)
         for p in result.problems:
