@@ -236,3 +236,11 @@ def test_a_resubmission_updates_its_row_and_keeps_the_rest(tmp_path, downloads):
     assert next(r for r in rows if r["student"] == "grace")["file"] == "grace/00_setup.ipynb"
     assert next(r for r in rows if r["student"] == "alan")["multiplier"] == "0.9"  # kept
     assert len([r for r in rows if r["status"] == "unmatched"]) == 1
+
+
+def test_canvas_marker_within_grace_is_forgiven(tmp_path, downloads):
+    result = collect(downloads / "canvas", downloads / "canvas_roster.csv", tmp_path / "o", "2026-12-02T09:20",
+                     "10%/day, grace 15 min")  # Alan's file is 10 minutes past this due time
+    alan = next(r for r in result.rows if r["student"] == "alan")
+    assert (alan["late"], alan["multiplier"], alan["note"]) == ("no", "1", "by name; Canvas marks it LATE, within "
+                                                                             "the grace period")

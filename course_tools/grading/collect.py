@@ -481,15 +481,16 @@ class Lateness:
 def lateness(upload: Upload, due: datetime | None, policy: LatePolicy) -> Lateness:
     """Whether ``upload`` is late and by how many days the policy counts."""
     by = upload.time - due if due is not None and upload.time is not None else None
-    if by is not None and by <= policy.grace:
-        by = timedelta(0)
+    days = math.ceil(by / timedelta(days=1)) if by is not None and by > policy.grace else 0
     if upload.late_marker:  # Canvas knows; the file's time may only size it
-        if by:
-            return Lateness(True, by, math.ceil(by / timedelta(days=1)))
+        if days:
+            return Lateness(True, by, days)
+        if by is not None and timedelta(0) < by <= policy.grace:
+            return Lateness(False, by, 0, "Canvas marks it LATE, within the grace period")
         return Lateness(True, None, 1, "Canvas marks it LATE; the download does not say by how much: 1 day counted")
-    if not by or upload.marker_decides:
+    if not days or upload.marker_decides:
         return Lateness(False, timedelta(0), 0)
-    return Lateness(True, by, math.ceil(by / timedelta(days=1)))
+    return Lateness(True, by, days)
 
 
 # ------------------------------------------------------------------------------------------------ collect
