@@ -18,7 +18,7 @@ from course_tools.grading.collect import (
     read_roster,
 )
 from course_tools.grading.grade import Row
-from course_tools.grading.gradebook import write_gradebook
+from course_tools.grading.gradebook import Record, read_store, write_store
 
 
 def report(out):
@@ -200,24 +200,36 @@ def test_apply_late_scales_once_and_again_after_a_regrade(tmp_path, downloads):
     subs = tmp_path / "submissions"
     collect(downloads / "canvas", downloads / "canvas_roster.csv", subs, lms.DUE, "10%/day, max 3 days")
     book = tmp_path / "gradebook"
-    graded = [Row(s, "00_setup.ipynb", "softmax_test", 0.5, 0.5, "passed") for s in ("ada", "alan")]
-    graded += [Row(s, "00_setup.ipynb", "softmax_hidden_test", 0.5, 0.5, "passed") for s in ("ada", "alan")]
-    write_gradebook(graded, book)
+
+    def graded(student, exercises=("softmax_test", "softmax_hidden_test")):
+        rows = [Row(student, "00_setup.ipynb", gid, 0.5, 0.5, "passed") for gid in exercises]
+        return Record(student, "00_setup.ipynb", f"{student}/00_setup.ipynb", "0" * 64, 1.0, rows)
+
+    write_store(book, {("ada", "00_setup.ipynb"): graded("ada"), ("alan", "00_setup.ipynb"): graded("alan")})
     said = apply_late(book, subs / "collect_report.csv")
     assert said == ["alan 00_setup.ipynb: submitted 9.5 h late, 1 day(s) counted; policy '10%/day, max 3 days': "
                     "points x0.9"]
 
     def points():
-        rows = json.loads((book / "gradebook.json").read_text())
-        return {(r["student"], r["exercise"]): r["points"] for r in rows}
+        return {(r.student, r.exercise): r.points for rec in read_store(book).values() for r in rec.rows}
 
     assert points()[("alan", "softmax_test")] == 0.45 and points()[("ada", "softmax_test")] == 0.5
     assert points()[("alan", "late")] == 0
     assert "0.9" in (book / "canvas.csv").read_text()  # the LMS export carries it
+    assert "[late x0.9]" in (book / "feedback" / "alan.md").read_text()
     assert apply_late(book, subs / "collect_report.csv") == []  # once only
     assert points()[("alan", "softmax_test")] == 0.45
-    write_gradebook(graded, book)  # a regrade writes fresh rows, without the late row
-    assert len(apply_late(book, subs / "collect_report.csv")) == 1 and points()[("alan", "softmax_test")] == 0.45
+    records = read_store(book)  # a regrade of one exercise (--exercise) stores that row afresh, unscaled
+    fresh = graded("alan", ("softmax_test",)).rows[0]
+    records[("alan", "00_setup.ipynb")].rows[0] = fresh
+    write_store(book, records)
+    assert len(apply_late(book, subs / "collect_report.csv")) == 1
+    assert points()[("alan", "softmax_test")] == 0.45 and points()[("alan", "softmax_hidden_test")] == 0.45
+    write_store(book, {("ada", "00_setup.ipynb"): graded("ada"), ("alan", "00_setup.ipynb"): graded("alan")})
+    assert len(apply_late(book, subs / "collect_report.csv")) == 1  # a whole regrade: applied again, once
+    assert points()[("alan", "softmax_test")] == 0.45
+    with pytest.raises(CollectError, match="grade first"):
+        apply_late(tmp_path / "nothing", subs / "collect_report.csv")
 
 
 def test_a_resubmission_updates_its_row_and_keeps_the_rest(tmp_path, downloads):

@@ -32,20 +32,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 import re
 import sys
 import unicodedata
 import zipfile
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path, PurePosixPath
 
 import nbformat
 
 from .cells import grade_id, is_solution
+from .grade import Row
 from .release import SOURCE_DIR
 
 MAX_FILE_MB = 64  # a larger "notebook" is listed, not read
@@ -655,35 +655,36 @@ LATE_EXERCISE = "late"
 def apply_late(gradebook_dir: Path, report_path: Path) -> list[str]:
     """Scale each late notebook's points in ``gradebook_dir`` by the report's multiplier; say what changed.
 
-    The gradebook's own files are rewritten (``write_gradebook``), each late notebook gaining a
-    ``late`` note row, which is also what keeps a second run from applying the penalty twice:
-    a notebook regraded since has lost that row, so it gets the penalty again, once.
+    Works on the grader's store (``results.jsonl``) and rewrites every file made from it. Each scaled
+    row's message ends ``[late x0.9]`` and the notebook gains a ``late`` note row: a second run
+    changes nothing, and rows graded afresh since (``--student``, ``--exercise``) are scaled once.
     """
-    from .grade import Row
-    from .gradebook import write_gradebook
+    from .gradebook import read_store, write_store
 
-    source = gradebook_dir / "gradebook.json"
-    if not source.is_file():
-        raise CollectError(f"no {source}: grade first, into the folder given here")
-    rows = [Row(**r) for r in json.loads(source.read_text())]
-    done = {(r.student, r.notebook) for r in rows if r.exercise == LATE_EXERCISE and r.max_points == 0}
+    records = read_store(gradebook_dir)
+    if not records:
+        raise CollectError(f"no graded results in {gradebook_dir} (results.jsonl): grade first, with it as --out")
     late = {(r["student"], r["notebook"]): r for r in read_report(report_path)
             if r["status"] == "collected" and r["days_late"] not in ("", "0")}
-    out, said = [], []
-    for key in dict.fromkeys((r.student, r.notebook) for r in rows):
-        mine = [r for r in rows if (r.student, r.notebook) == key]
+    said = []
+    for key, record in sorted(records.items()):
         info = late.get(key)
-        if info is None or key in done:
-            out += mine
+        if info is None:
             continue
         factor = float(info["multiplier"] or 1)
+        tag = f"[late x{factor:g}]"
         hours = f"{float(info['late_by_hours']):.1f} h" if info["late_by_hours"] else "late (Canvas)"
         message = (f"submitted {hours} late, {info['days_late']} day(s) counted; policy "
                    f"{info['policy']!r}: points x{factor:g}")
-        out += [Row(**{**asdict(r), "points": round(r.points * factor, 4)}) for r in mine]
-        out.append(Row(key[0], key[1], LATE_EXERCISE, 0, 0, "late", message))
-        said.append(f"{key[0]} {key[1]}: {message}")
-    write_gradebook(out, gradebook_dir)
+        rows = [r for r in record.rows if not (r.exercise == LATE_EXERCISE and r.max_points == 0)]
+        rows = [r if r.max_points <= 0 or r.message.endswith(tag) else
+                replace(r, points=round(r.points * factor, 4), message=f"{r.message} {tag}".strip()) for r in rows]
+        rows.append(Row(key[0], key[1], LATE_EXERCISE, 0, 0, "late", message))
+        if rows != record.rows:
+            records[key] = replace(record, rows=rows)
+            said.append(f"{key[0]} {key[1]}: {message}")
+    if said:
+        write_store(gradebook_dir, records)
     return said
 
 
