@@ -613,26 +613,20 @@ def _merge_report(path: Path, rows: list[dict]) -> list[dict]:
     return list(merged.values())
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _escape(value) -> str:
-    """A spreadsheet shows a cell that starts like a formula as text (OWASP's CSV injection advice)."""
-    text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
 def _unescape(text: str) -> str:
-    return text[1:] if text.startswith("'") and text[1:].startswith(FORMULA_START) else text
+    """A report cell as it was before :func:`.gradebook.spreadsheet_safe` (CSV-injection escaping)."""
+    from .gradebook import FORMULA_START
+
+    return text[1:] if text.startswith("'") and text[1:2] and text[1] in FORMULA_START else text
 
 
 def write_report(path: Path, rows: list[dict]) -> None:
-    from .gradebook import atomic_write
+    from .gradebook import atomic_write, spreadsheet_safe
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(REPORT_COLUMNS)
-    writer.writerows([[_escape(r[c]) for c in REPORT_COLUMNS] for r in rows])
+    writer.writerows([[spreadsheet_safe(r[c]) for c in REPORT_COLUMNS] for r in rows])
     atomic_write(path, buffer.getvalue())
 
 
