@@ -1,6 +1,8 @@
 """The grading commands for instructors.
 
-    python -m course_tools.grading release
+    python -m course_tools.grading release [NOTEBOOK ...] [--to PUBLIC_TREE [--url URL] [--allow-leak NB]]
+    python -m course_tools.grading collect DOWNLOAD --roster ROSTER.csv --out SUBMISSIONS [--due ...]
+    python -m course_tools.grading apply-late GRADEBOOK --report SUBMISSIONS/collect_report.csv
     python -m course_tools.grading grade SUBMISSIONS_DIR [--source NB] [--out DIR] [--jobs N] [--resume]
     python -m course_tools.grading merge OUT1 OUT2 ... --out MERGED   # join --shard I/N runs
     python -m course_tools.grading check MY_COPY.ipynb [--source NB]   # a learner's own check
@@ -18,9 +20,19 @@ import nbformat
 
 from .batch import default_out, grade_class, merge
 from .cells import NotebookFormatError, is_grade
+from .collect import add_commands as add_collect_commands
 from .executor import Limits
 from .gradebook import feedback
-from .release import SOURCE_DIR, STUDENT_DIR, release, render, student_version
+from .release import (
+    SOURCE_DIR,
+    STUDENT_DIR,
+    PublicTreeLeak,
+    release,
+    release_public,
+    render,
+    resolve_notebooks,
+    student_version,
+)
 from .runner import grade_all
 
 
@@ -29,8 +41,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
 
     rel = sub.add_parser("release", help="write the student versions of the course notebooks")
+    rel.add_argument("notebooks", nargs="*", help="only these (notebooks/00_setup.ipynb or 00_setup); default all")
     rel.add_argument("--source-dir", type=Path, default=SOURCE_DIR)
     rel.add_argument("--out", type=Path, default=STUDENT_DIR)
+    rel.add_argument("--to", type=Path, help="a public tree: the student versions and what they need, no solution")
+    rel.add_argument("--url", help="with --to: the public tree's repository, which Colab cells clone")
+    rel.add_argument("--allow-leak", action="append", default=[], metavar="NOTEBOOK",
+                     help="with --to: let this notebook's solutions out (e.g. after its deadline)")
 
     gr = sub.add_parser("grade", help="grade a folder of submitted notebooks")
     gr.add_argument("submissions", type=Path)
@@ -61,14 +78,17 @@ def main(argv: list[str] | None = None) -> int:
     me.add_argument("notebook", type=Path, help="your notebook, e.g. student/02_bptt.ipynb")
     me.add_argument("--source", type=Path, help="the course notebook it comes from (default: notebooks/<same name>)")
     me.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout)
+    add_collect_commands(sub)  # collect, apply-late (collect.py)
     args = parser.parse_args(argv)
+    if getattr(args, "handler", None):
+        return args.handler(args)
 
     if args.command == "check":
         return check_my_work(args.notebook, args.source, Limits(cell_timeout=args.cell_timeout))
     if args.command == "release":
         try:
-            written = release(args.source_dir, args.out)
-        except NotebookFormatError as err:
+            written = _release(args)
+        except (NotebookFormatError, FileNotFoundError, PublicTreeLeak) as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         for path in written:
@@ -80,6 +100,24 @@ def main(argv: list[str] | None = None) -> int:
     return grade_class(args.submissions, args.out or default_out(args.submissions), args.source, limits, args.jobs,
                        args.extra_tests, args.sandbox, args.resume, args.shard, tuple(args.student),
                        tuple(args.exercise))
+
+
+def _release(args: argparse.Namespace) -> list[Path]:
+    """All of student/; only the notebooks named; or those into a public tree (--to)."""
+    if args.to:
+        if not args.notebooks:
+            raise FileNotFoundError("name the notebooks to release into the public tree, e.g. notebooks/00_setup.ipynb")
+        allow = tuple(Path(n).stem for n in args.allow_leak)
+        return release_public(resolve_notebooks(args.notebooks, args.source_dir), args.to, args.url, allow,
+                              args.source_dir)
+    if not args.notebooks:
+        return release(args.source_dir, args.out)
+    written = []
+    for path in resolve_notebooks(args.notebooks, args.source_dir):
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / path.name).write_text(render(student_version(nbformat.read(path, as_version=4), path.name)))
+        written.append(args.out / path.name)
+    return written
 
 
 def _has_code(source: str) -> bool:
