@@ -881,6 +881,7 @@ check_adding_config(my_adding_config(), "LSTM", seed=1)
 # gradient into every $h_t$ and into $c_T$:
 
 # %%
+n_in, H, B, T = 4, 5, 3, 6  # section 2's sizes, restated so that the appendix stands on its own
 seed_everything(3)
 bptt_model = LSTM(n_in, H).double().to(device)
 xs_b = torch.randn(T, B, n_in, dtype=torch.float64, device=device, requires_grad=True)  # (T, B, n_in)
