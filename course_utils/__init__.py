@@ -15,7 +15,7 @@ README's from the folders):
    names first: ``rnn`` 01, ``bptt``/``long_range``/``numpy_lm`` 02, ``lstm``/``lstm_backward``
    03, ``gru`` 04, ``output_types`` 05a, ``forecasting`` 05d, ``attention`` 06,
    ``self_attention`` 07, ``transformer`` 08, ``beam_search``/``seq2seq_transformer`` 08b,
-   ``kv_cache``/``recipe``/``sampling`` 08c, ``esn``/``linear_recurrence``/``min_rnns`` 09,
+   ``kv_cache``/``sampling`` 08c, ``recipe`` 08d, ``esn``/``linear_recurrence``/``min_rnns`` 09,
    ``linear_attention``/``prefix_scan``/``state_tracking`` 09b, ``selective_ssm`` 09c;
 5. exercises, ``course_utils.exercises``: the checks and challenges of each lecture module,
    under its name (``attention``, ``beam_search``, ``bptt``, ``esn``, ``forecasting``, ``gru``,
