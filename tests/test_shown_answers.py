@@ -9,6 +9,7 @@ of the setting (numbers compared as numbers, so ``1e-2`` matches ``0.01``) gives
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -22,8 +23,15 @@ WINDOW = 12  # lines
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
 
 
+# The challenges whose answer is a change to a given (broken) config: what must not be shown is the fixed config.
+FIXED_FROM = {"my_tagger_fix": ("course_utils.exercises.output_types", "BROKEN_TAGGER"),
+              "my_classifier_diagnosis": ("course_utils.exercises.output_types", "BROKEN_CLASSIFIER"),
+              "my_seq2seq_diagnosis": ("course_utils.exercises.attention", "BROKEN_SEQ2SEQ")}
+
+
 def challenge_solutions(source: str) -> dict[str, dict]:
-    """``{function: setting}`` for each challenge whose solution returns a literal dict."""
+    """``{function: setting}`` for each challenge whose solution returns a literal dict (for a fix of a given
+    config, the fixed config)."""
     found = {}
     for name in re.findall(r"\bcheck_\w+\((my_\w+)\(\)", source):
         match = re.search(rf"def {name}\(.*?### BEGIN SOLUTION\n(.*?)### END SOLUTION", source, re.S)
@@ -31,6 +39,10 @@ def challenge_solutions(source: str) -> dict[str, dict]:
             body = match[1].strip()
             if body.startswith("return {"):
                 found[name] = ast.literal_eval(body.removeprefix("return "))
+            if name in FIXED_FROM:
+                module, broken = FIXED_FROM[name]
+                change = found[name].get("change", found[name])
+                found[name] = {**getattr(importlib.import_module(module), broken), **change}
     return found
 
 
