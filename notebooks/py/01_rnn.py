@@ -143,6 +143,7 @@ for t, x_t in enumerate(xs):
     h = np.tanh(a_t)
     y_t = softmax(W_hy @ h + b_y)
     print(f"t={t}: x_t={x_t}  W_xh x_t={W_xh @ x_t}  a_t={a_t}  h_t={h}  y_t={y_t}")
+h_3 = h  # the last state, which section 3's batched code must reproduce
 
 # %% [markdown]
 # At $t = 0$ the recurrent term is $W_{hh} h_{-1} = 0$; from $t = 1$ on, $h_{t-1}$ carries
@@ -250,7 +251,7 @@ check_close("hs vs torch.nn.RNN", my_rnn_forward(_x.numpy(), _h0[0].numpy(), _p[
 # %%
 hs = rnn_forward(xs[:, None, :], np.zeros((1, H)), W_xh, W_hh, b_h)  # (T=4, B=1, H)
 print("h_3 from rnn_forward:", hs[-1, 0], " y_3:", softmax(rnn_output(hs, W_hy, b_y))[-1, 0])
-check_close("h_3", hs[-1, 0], h)
+check_close("h_3", hs[-1, 0], h_3)
 
 # %% [markdown]
 # Wrong shapes are the most common bug in sequence code, so the helpers refuse them, name
