@@ -12,6 +12,7 @@ from learner import as_learner
 from course_utils import CheckFailed
 from course_utils.data.selective_copy import IGNORE, copy_targets, selective_copying
 from course_utils.exercises.selective_ssm import check_copy_targets, check_discretize, check_selective_step
+from course_utils.linear_attention import linear_attention_chunkwise, linear_attention_parallel
 from course_utils.min_rnns import MinGRU, SignedMinGRU
 from course_utils.selective_ssm import (
     MODEL_KINDS,
@@ -23,6 +24,8 @@ from course_utils.selective_ssm import (
     s6_from_min_gru,
     selective_scan,
     selective_step,
+    ssd_attention,
+    ssd_qkv,
     train_copying,
 )
 
@@ -134,6 +137,31 @@ def test_shape_errors_name_the_argument():
         S6(5, 6, 0)
     with pytest.raises(ValueError, match=re.escape("h has shape (2, 3), expected (B, D, N)")):
         selective_step(h0[..., 0], u[0], h0, h0, C_t[0], D_skip)
+
+
+@pytest.mark.parametrize("rule", ["zoh", "euler"])
+def test_ssd_masked_attention_equals_the_scan_with_one_decay_per_channel(rule):
+    u, delta, A, B_t, C_t, D_skip, _ = random_inputs(T=17, B=2, D=3, N=4, seed=3)
+    a = A[:, 0]  # (D,): one decay per channel
+    y_ref, _ = selective_scan(u, delta, a[:, None].expand(3, 4), B_t, C_t, D_skip, rule=rule, method="steps")
+    torch.testing.assert_close(ssd_attention(u, delta, a, B_t, C_t, D_skip, rule=rule), y_ref, rtol=1e-12, atol=1e-12)
+    q, k, v, gamma = ssd_qkv(u, delta, a, B_t, C_t, rule=rule)
+    assert q.shape == k.shape == (2, 3, 17, 4) and v.shape == (2, 3, 17, 1) and gamma.shape == (2, 3, 17)
+    for o in (linear_attention_parallel(q, k, v, gamma), linear_attention_chunkwise(q, k, v, gamma, chunk=5)[0]):
+        torch.testing.assert_close(o[..., 0].permute(2, 0, 1) + D_skip * u, y_ref, rtol=1e-12, atol=1e-12)
+    if rule == "euler":  # Mamba-2's v = Delta u
+        torch.testing.assert_close(v[..., 0], (delta * u).permute(1, 2, 0))
+
+
+def test_ssd_hand_case():
+    # T = 2, one channel, N = 1, B = C = 1, Delta = 1, A = -log 2 (decay 1/2), Euler: x = u = (1, 3);
+    # y_1 = x_1 = 1, y_2 = (1/2) x_1 + x_2 = 3.5
+    ones = torch.ones(2, 1, 1, dtype=f64)
+    y = ssd_attention(torch.tensor([1.0, 3.0], dtype=f64).view(2, 1, 1), ones, torch.tensor([-math.log(2)], dtype=f64),
+                      ones, ones, torch.zeros(1, dtype=f64), rule="euler")
+    torch.testing.assert_close(y.flatten(), torch.tensor([1.0, 3.5], dtype=f64))
+    with pytest.raises(ValueError, match=re.escape("A has shape (3, 4), expected (3,)")):
+        ssd_attention(*random_inputs()[:6])
 
 
 def test_copy_loss_and_accuracy_score_only_the_markers():
