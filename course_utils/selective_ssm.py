@@ -159,21 +159,23 @@ def _ssd_inputs(
 
 def ssd_attention(
     u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor, C_t: torch.Tensor,
-    D_skip: torch.Tensor, *, rule: Rule = "zoh",
+    D_skip: torch.Tensor | None = None, *, rule: Rule = "zoh",
 ) -> torch.Tensor:
     """S6 with one decay per channel as masked attention: ``y = (L * C B^T) (w u) + D_skip u``, ``(T, B, D)``.
 
     ``u``, ``delta`` ``(T, B, D)``; ``A`` ``(D,)`` (negative); ``B_t``, ``C_t`` ``(T, B, N)``; ``D_skip``
-    ``(D,)``; zero initial state. ``L`` ``(B, D, T, T)`` is the 1-semiseparable mask
+    ``(D,)`` (None: no skip term); zero initial state. ``L`` ``(B, D, T, T)`` is the 1-semiseparable mask
     ``L_ts = exp(sum_{r=s+1..t} Delta_r A_d)`` (1 on the diagonal, 0 above it): notebook 09b's
     :func:`decay_mask` of ``gamma = exp(Delta A)``. ``w = Delta`` (``rule="euler"``, Mamba-2's) or
     ``(exp(Delta A) - 1) / A`` (``"zoh"``). Equals :func:`selective_scan` with ``A`` broadcast to ``(D, N)``.
     """
     dA, x = _ssd_inputs(u, delta, A, B_t, C_t, rule)  # (T, B, D) each
-    require_shape("D_skip", D_skip, (u.shape[2],))
     L = decay_mask(dA.exp().permute(1, 2, 0))  # (B, D, T, T): row t, column s
     scores = torch.einsum("tbn,sbn->bts", C_t, B_t)  # (B, T, T): C_t . B_s, shared by the channels
     y = torch.einsum("bdts,bts,sbd->tbd", L, scores, x)  # (T, B, D): sum_s L_ts (C_t . B_s) x_s
+    if D_skip is None:
+        return y
+    require_shape("D_skip", D_skip, (u.shape[2],))
     return y + D_skip * u
 
 

@@ -11,7 +11,12 @@ from learner import as_learner
 
 from course_utils import CheckFailed
 from course_utils.data.selective_copy import IGNORE, copy_targets, selective_copying
-from course_utils.exercises.selective_ssm import check_copy_targets, check_discretize, check_selective_step
+from course_utils.exercises.selective_ssm import (
+    check_copy_targets,
+    check_discretize,
+    check_selective_step,
+    check_ssd_attention,
+)
 from course_utils.linear_attention import linear_attention_chunkwise, linear_attention_parallel
 from course_utils.min_rnns import MinGRU, SignedMinGRU
 from course_utils.selective_ssm import (
@@ -308,3 +313,52 @@ def test_check_copy_targets_names_the_mistake(wrong, words):
 def test_check_copy_targets_wants_int64():
     with pytest.raises(CheckFailed, match="int64"):
         check_copy_targets(lambda tokens, n_data: torch.zeros(tokens.shape))
+
+
+def good_ssd(u, delta, a, B_t, C_t):
+    c = (delta * a).permute(1, 2, 0).cumsum(-1)  # (B, D, T)
+    T = u.shape[0]
+    above = torch.ones(T, T, dtype=torch.bool).triu(1)
+    L = (c[..., :, None] - c[..., None, :]).masked_fill(above, float("-inf")).exp()  # (B, D, T, T)
+    return torch.einsum("bdts,bts,sbd->tbd", L, torch.einsum("tbn,sbn->bts", C_t, B_t), delta * u)
+
+
+def test_check_ssd_attention_accepts_a_right_answer(capsys):
+    check_ssd_attention(good_ssd)
+    check_ssd_attention(good_ssd, seed=1)
+    assert "OK" in capsys.readouterr().out
+
+
+def ssd_variant(u, delta, a, B_t, C_t, *, shift=0, sign=1, value="delta", swap=False, causal=True, ratio=False):
+    """The SSD form with one of the usual mistakes switched on."""
+    T = u.shape[0]
+    dA = (delta * a).permute(1, 2, 0)  # (B, D, T)
+    c = dA.cumsum(-1)
+    log_L = sign * (c[..., :, None] - c[..., None, :]) + (dA[..., None, :] if shift else 0)
+    if ratio:  # cumulative products divided: underflows to 0 / 0 on long sequences
+        P = dA.exp().cumprod(-1)
+        L = P[..., :, None] / P[..., None, :]
+    else:
+        L = log_L.exp()
+    if causal:
+        L = L * torch.ones(T, T, dtype=torch.float64).tril()
+    scores = torch.einsum("tbn,sbn->bts", B_t if swap else C_t, C_t if swap else B_t)
+    return torch.einsum("bdts,bts,sbd->tbd", L, scores, delta * u if value == "delta" else u)
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (dict(shift=1), "include the decay of step s"),
+    (dict(sign=-1), "exp(c_s - c_t) instead of exp(c_t - c_s)"),
+    (dict(causal=False), "leave out the causal mask"),
+    (dict(value="u"), "use u as the value"),
+    (dict(swap=True), "swap C and B in the scores"),
+    (dict(ratio=True), "contains NaN"),
+])
+def test_check_ssd_attention_names_the_mistake(mistake, words):
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_ssd_attention(lambda *args: ssd_variant(*args, **mistake))
+
+
+def test_check_ssd_attention_refuses_the_library():
+    with pytest.raises(CheckFailed, match="calls ssd_attention"):
+        check_ssd_attention(lambda u, d, a, B, C: ssd_attention(u, d, a, B, C, rule="euler"))

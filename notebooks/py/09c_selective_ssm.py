@@ -523,6 +523,44 @@ assert set(block_ranks) == {1}
 # identity needs $N$ masks per channel instead of one: the scalar decay is what makes S6 *one*
 # attention matrix per head.
 #
+# ### Exercise 4 (2 points, about 15 minutes): S6 as masked attention
+#
+# Write `my_ssd_attention(u, delta, a, B_t, C_t)`: `u`, `delta` $(T, B, D)$, `a` $(D,)$ (negative, one
+# decay per channel), `B_t`, `C_t` $(T, B, N)$. Return $y$ $(T, B, D)$ with
+# $y_{t,d} = \sum_{s \le t} L^{(d)}_{ts}\, (C_t \cdot B_s)\, \Delta_{s,d} u_{s,d}$ (the Euler rule, Mamba-2's
+# $v = \Delta \cdot u$; no skip term), where $L^{(d)}_{ts} = \exp(c_{t,d} - c_{s,d})$ for $s \le t$, 0 above
+# the diagonal, and $c = $ the cumulative sum of $\Delta a$ over time. Build the mask in log space, with
+# $-\infty$ above the diagonal **before** the exponential (the check includes a sequence whose
+# products fall below float64's range), and let `torch.einsum` do the sums: the scores are
+# `einsum("tbn,sbn->bts", C_t, B_t)`.
+
+# %% nbgrader={"grade": false, "grade_id": "ssd_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_ssd_attention(u: torch.Tensor, delta: torch.Tensor, a: torch.Tensor, B_t: torch.Tensor,
+                     C_t: torch.Tensor) -> torch.Tensor:
+    """y = (L o C B^T) (Delta u) per channel, L_ts = exp(c_t - c_s) for s <= t; returns y (T, B, D)."""
+    ### BEGIN SOLUTION
+    c = torch.cumsum(delta * a, dim=0).permute(1, 2, 0)  # (B, D, T): c_t = sum_(r <= t) Delta_r a
+    T = u.shape[0]
+    above = torch.ones(T, T, dtype=torch.bool, device=u.device).triu(1)  # s > t
+    L = (c[..., :, None] - c[..., None, :]).masked_fill(above, float("-inf")).exp()  # (B, D, T, T)
+    scores = torch.einsum("tbn,sbn->bts", C_t, B_t)  # (B, T, T): C_t . B_s
+    return torch.einsum("bdts,bts,sbd->tbd", L, scores, delta * u)  # (T, B, D)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ssd_attention_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.selective_ssm import check_ssd_attention
+
+check_ssd_attention(my_ssd_attention)  # (T, B, D, N) = (7, 2, 3, 4) and (12, 1, 2, 3); then T = 300
+
+
+# %% nbgrader={"grade": true, "grade_id": "ssd_attention_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_ssd_attention(my_ssd_attention, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## 5. The delta rule: a transition that is not diagonal
 #
 # Linear attention (09b) **adds** $k_t v_t^\top$ to the state, so reading the key $k$ back,
@@ -587,7 +625,7 @@ print(f"write 3 then 5 under one key, read it back: delta rule {read_delta:g}, l
 assert read_delta == 5.0 and read_linear == 8.0
 
 # %% [markdown]
-# ### Exercise 4 (2 points, about 10 minutes): one step of the delta rule
+# ### Exercise 5 (2 points, about 10 minutes): one step of the delta rule
 #
 # Write `my_delta_rule_step(S, q, k, v, beta)` for a batch: `S` $(B, d_k, d_v)$, `q`, `k`
 # $(B, d_k)$, `v` $(B, d_v)$, `beta` $(B,)$. Normalise the key first, $\hat k = k / \lVert k \rVert$
