@@ -506,8 +506,8 @@ for rule in ("zoh", "euler"):
         print(f"rule {rule:5s}: {label:31s} against the S6 recurrence: max |difference| = {ssd_gaps[rule, label]:.1e}")
 assert max(ssd_gaps.values()) < 1e-10
 L_mask = decay_mask((delta[:, 0, 0] * a_channel[0]).exp())  # (T, T): batch 0, channel 0
-block_ranks = [int(torch.linalg.matrix_rank(L_mask[t:, : t + 1])) for t in range(T)]
-print(f"rank of every block L[t:, :t+1] on and below the diagonal, t = 0 .. {T - 1}: {set(block_ranks)}")
+block_ranks = [int(torch.linalg.matrix_rank(L_mask[t:, : t + 1])) for t in range(len(L_mask))]
+print(f"rank of every block L[t:, :t+1] on and below the diagonal, t = 0 .. {len(L_mask) - 1}: {set(block_ranks)}")
 assert set(block_ranks) == {1}
 
 # %% [markdown]
@@ -540,8 +540,8 @@ def my_ssd_attention(u: torch.Tensor, delta: torch.Tensor, a: torch.Tensor, B_t:
     """y = (L o C B^T) (Delta u) per channel, L_ts = exp(c_t - c_s) for s <= t; returns y (T, B, D)."""
     ### BEGIN SOLUTION
     c = torch.cumsum(delta * a, dim=0).permute(1, 2, 0)  # (B, D, T): c_t = sum_(r <= t) Delta_r a
-    T = u.shape[0]
-    above = torch.ones(T, T, dtype=torch.bool, device=u.device).triu(1)  # s > t
+    steps = u.shape[0]
+    above = torch.ones(steps, steps, dtype=torch.bool, device=u.device).triu(1)  # s > t
     L = (c[..., :, None] - c[..., None, :]).masked_fill(above, float("-inf")).exp()  # (B, D, T, T)
     scores = torch.einsum("tbn,sbn->bts", C_t, B_t)  # (B, T, T): C_t . B_s
     return torch.einsum("bdts,bts,sbd->tbd", L, scores, delta * u)  # (T, B, D)
