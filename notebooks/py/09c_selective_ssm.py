@@ -578,8 +578,8 @@ check_ssd_attention(my_ssd_attention, seed=1)
 # transpose, $S_t = S_{t-1}(I - \beta_t k_t k_t^\top) + \beta_t v_t k_t^\top$: the same numbers.
 # **Gated DeltaNet** (Yang, Kautz and Hatamizadeh 2025, *Gated Delta Networks: Improving Mamba2
 # with Delta Rule*) adds Mamba-2's decay, $S_t = \gamma_t (I - \beta_t k_t k_t^\top) S_{t-1} +
-# \beta_t k_t v_t^\top$. The transition $I - \beta_t k_t k_t^\top$ is no longer diagonal, so the
-# scans of notebook 09 do not apply; Yang, Wang, Zhang, Shen and Kim (2024), *Parallelizing
+# \beta_t k_t v_t^\top$. The transition $I - \beta_t k_t k_t^\top$ is no longer diagonal, so notebook
+# 09's scans of scalar recurrences do not apply; Yang, Wang, Zhang, Shen and Kim (2024), *Parallelizing
 # Linear Transformers with the Delta Rule over Sequence Length*, train it chunkwise with a
 # compact (WY) form of the products of these matrices, not built here. `delta_rule_recurrent`
 # is the loop over `delta_rule_step`; in float64 against the gradient step itself, taken by
@@ -667,7 +667,7 @@ check_delta_rule_step(my_delta_rule_step, seed=1)
 # flip a sign (parity) but not count modulo 3, which needs a rotation. The delta rule's
 # transition $M = I - \beta k k^\top$ (unit $k$) has the eigenvalue $1 - \beta$ along $k$ and 1 on
 # the $d_k - 1$ directions across it. DeltaNet takes $\beta = \sigma(\cdot) \in (0, 1)$:
-# eigenvalues in $[0, 1]$, the nonnegative regime in which 09b's theorems rule parity out. Grazzi
+# eigenvalues in $(0, 1]$, no negative one: the regime in which 09b's theorems rule parity out. Grazzi
 # et al. (2024), *Unlocking State-Tracking in Linear RNNs Through Negative Eigenvalues*, widen it
 # to $\beta \in (0, 2)$, eigenvalues in $(-1, 1]$; at $\beta = 2$, $M$ is a **reflection** (a Householder
 # matrix, $M^2 = I$). And a product of two reflections is a rotation. Measured:
