@@ -68,7 +68,7 @@ if "google.colab" in sys.modules:
 # | 08d_training_recipe | Training a transformer: the recipe, measured | `recipe`, `self_attention`, `shared.lm` |
 # | 09_modern_rnns | Beyond gated RNNs: echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `data.adding`, `data.files`, `data.mackey_glass`, `esn`, `linear_recurrence`, `long_range`, `min_rnns`, `shared.timing` |
 # | 09b_scans_linear_attention | Scans as an algorithm, and linear attention as an RNN | `linear_attention`, `linear_recurrence`, `min_rnns`, `prefix_scan`, `shared.timing`, `state_tracking` |
-# | 09c_selective_ssm | A minimal selective state-space model: Mamba's S6, and minGRU as its one-state case | `data.selective_copy`, `min_rnns`, `selective_ssm` |
+# | 09c_selective_ssm | A minimal selective state-space model: Mamba's S6, and minGRU as its one-state case | `data.selective_copy`, `delta_rule`, `linear_attention`, `min_rnns`, `selective_ssm` |
 # <!-- end of helper table -->
 #
 # Each notebook follows the same path: objectives, the math, an implementation from
