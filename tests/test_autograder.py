@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -35,6 +36,7 @@ import pytest
 from course_tools.grading.autograder import (
     SCHEMA,
     build,
+    container_cpus,
     exercise_list,
     find_submissions,
     grade_one,
@@ -46,6 +48,7 @@ from course_tools.grading.autograder import (
 from course_tools.grading.cells import BEGIN_SOLUTION, END_SOLUTION, is_grade, is_solution
 from course_tools.grading.grade import Row, exercises
 from course_tools.grading.release import render, student_version
+from course_tools.grading.sandbox import sandbox_status
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "00_setup.ipynb"  # the fastest notebook (benchmarks/results/notebook_times.md)
@@ -157,6 +160,20 @@ def test_results_have_a_test_per_exercise_and_validate():
     assert "Sandbox: on" in found["output"] and "tampered" in found["output"] and "a note" in found["output"]
 
 
+def test_kernels_get_the_containers_cpu_quota_not_the_hosts_cores(tmp_path):
+    """Docker limits CPUs by a cgroup quota; os.cpu_count() still says the host's count."""
+    assert container_cpus(tmp_path / "none") == len(os.sched_getaffinity(0))
+    (tmp_path / "v2").mkdir()
+    (tmp_path / "v2" / "cpu.max").write_text("100000 100000\n")
+    assert container_cpus(tmp_path / "v2") == 1
+    (tmp_path / "v2" / "cpu.max").write_text("max 100000\n")
+    assert container_cpus(tmp_path / "v2") == len(os.sched_getaffinity(0))
+    (tmp_path / "v1" / "cpu").mkdir(parents=True)
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
+    (tmp_path / "v1" / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
+    assert container_cpus(tmp_path / "v1") == 1
+
+
 @pytest.mark.parametrize("bad", [
     {"tests": [{"name": "x", "max_score": 1}]},  # no score anywhere
     {"score": 1, "tests": [{"score": 1, "visibility": "later"}]},
@@ -190,7 +207,7 @@ for path in sorted((root / "source").rglob("*.ipynb")):  # read the bundle's not
         pass
 
 def my_softmax(z):
-    raise RuntimeError("LEAK " + leak[-3000:])  # whatever it read, into the feedback'''
+    raise RuntimeError("LEAK " + leak[leak.find("BEGIN HIDDEN"):][:1500])  # what it read, into the feedback'''
 
 
 def _with_answer(body: str) -> str:
@@ -224,11 +241,13 @@ def gradescope(bundle, tmp_path_factory):
     root = lay_out(bundle, tmp_path_factory.mktemp("gradescope") / "autograder")
     reuse = os.environ.get("AUTOGRADER_TEST_VENV")
     if reuse:
-        return root, Path(reuse).resolve()
+        yield root, Path(reuse).resolve()
+        return
     done = run_setup(root, env={"TORCH_INDEX_URL": ""})
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
     assert "CPU build" in done.stdout
-    return root, root / "venv"
+    yield root, root / "venv"
+    shutil.rmtree(root / "venv", ignore_errors=True)  # 1.3 GB
 
 
 @pytest.fixture(scope="module")
@@ -284,10 +303,16 @@ def test_the_malicious_submission_forges_nothing_and_reads_no_solution(graded):
         text = json.dumps(result)
         assert "forged" not in text
         assert not [line for line in solution_lines(NOTEBOOK) if line in text]
-    assert "Sandbox: on" in graded[0]["malicious"][0]["output"]
-    assert "LEAK \"" not in json.dumps(graded[0]["malicious"][0])  # the sandbox hid the bundle's notebooks
-    # without the sandbox the output says so, and what the code could read holds no solution
-    assert "Sandbox: off" in graded[0]["malicious, no sandbox"][0]["output"]
+    sandboxed, unboxed = graded[0]["malicious"][0], graded[0]["malicious, no sandbox"][0]
+    if sandbox_status():  # bubblewrap cannot run here: the output says so (CI installs it: the other branch)
+        assert "Sandbox: not available in this container" in sandboxed["output"]
+    else:
+        assert "Sandbox: on" in sandboxed["output"]
+        assert all(t["output"].rstrip().endswith("RuntimeError: LEAK") for t in sandboxed["tests"]), \
+            "the sandbox hides the bundle's notebooks: the submission read nothing"
+    # without the sandbox the output says so; the code read the grading copy, which holds no solution
+    assert "Sandbox: off" in unboxed["output"]
+    assert all("LEAK" in t["output"] and "BEGIN HIDDEN TESTS" in t["output"] for t in unboxed["tests"])
 
 
 @pytest.mark.slow
@@ -296,4 +321,8 @@ def test_timings_are_recorded(graded):
     found, _ = graded
     times = {who: round(seconds, 1) for who, (_, seconds) in found.items()}
     print(f"run_autograder wall times (s): {times}")
+    for who, (result, _) in found.items():
+        print(f"--- {who}: score {result['score']}\n{result['output']}")
+        for t in result["tests"]:
+            print(f"  {t['name']}: {t['score']:g}/{t['max_score']:g} {t['output'][:200]}")
     assert all(0 < t < 600 for t in times.values())

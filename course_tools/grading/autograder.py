@@ -250,6 +250,25 @@ def sandbox_note(mode: str) -> tuple[str, str]:
                    "your own code ran without the sandbox's isolation (files, network, processes).")
 
 
+def container_cpus(cgroup: Path = Path("/sys/fs/cgroup")) -> int:
+    """The CPUs this container may use: its cgroup's CPU quota where one is set, else the CPUs it may run on.
+
+    ``os.cpu_count()`` is the host's in a container (64, say, on a 2-CPU quota), and a kernel with
+    that many BLAS threads on 2 CPUs runs small models many times slower.
+    """
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    for quota_file, period_file in ((cgroup / "cpu.max", None),  # cgroup v2: "QUOTA PERIOD" or "max PERIOD"
+                                    (cgroup / "cpu" / "cpu.cfs_quota_us", cgroup / "cpu" / "cpu.cfs_period_us")):
+        try:
+            fields = quota_file.read_text().split()
+            quota, period = (fields[0], fields[1]) if period_file is None else (fields[0], period_file.read_text())
+            if quota not in ("max", "-1"):
+                cpus = min(cpus, max(1, int(int(quota) / int(period))))
+        except (OSError, ValueError, IndexError):
+            continue
+    return max(1, cpus)
+
+
 def grade_notebooks(root: Path, config: dict, mode: str) -> tuple[list[Row], list[str]]:
     """Grade the submission against every bundled notebook; the rows and notes on the files."""
     from .runner import grade_all
@@ -257,6 +276,8 @@ def grade_notebooks(root: Path, config: dict, mode: str) -> tuple[list[Row], lis
     names = [nb["name"] for nb in config["notebooks"]]
     chosen, notes = find_submissions(root / "submission", names)
     limits = Limits(**{**config["limits"], "sandbox": False})
+    if limits.threads <= 0:  # one submission at a time: every CPU of the container's quota to its kernels
+        limits = replace(limits, threads=container_cpus())
     extra = root / "source" / "extra_tests"
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="autograder-") as tmp:
@@ -388,7 +409,8 @@ def add_parser(sub) -> None:
     ag.add_argument("--notebook-timeout", type=int, default=Limits.notebook_timeout)
     ag.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
     ag.add_argument("--max-output-kb", type=int, default=Limits.max_output_kb)
-    ag.add_argument("--threads", type=int, default=0, help="threads per kernel (default: the container's cores)")
+    ag.add_argument("--threads", type=int, default=0,
+                    help="threads per kernel (default: the CPUs of the container's quota)")
     box = ag.add_mutually_exclusive_group()
     box.add_argument("--require-sandbox", dest="sandbox", action="store_const", const="require", default="auto",
                      help="score nothing where bubblewrap cannot run in the container")
