@@ -1,6 +1,7 @@
 """A Gradescope autograder for course notebooks: build the bundle, and grade inside it.
 
     python -m course_tools.grading autograder notebooks/00_setup.ipynb --out autograder.zip
+    python -m course_tools.grading.autograder try autograder.zip my_00_setup.ipynb [--venv .venv]
 
 The zip follows Gradescope's autograder specification: ``setup.sh`` and ``run_autograder``
 at its root, unpacked into ``/autograder/source``. Each submission is graded in its own
@@ -17,7 +18,9 @@ packages (``course_utils``, ``course_tools.grading``), its data files and benchm
 the pinned requirements, and ``--extra-tests`` if given.
 
 The root ``/autograder`` comes from ``AUTOGRADER_ROOT`` where set (tests lay out a throwaway
-one); ``AUTOGRADER_SANDBOX=off`` grades without the sandbox (tests of that path only).
+one); ``AUTOGRADER_SANDBOX=off`` grades without the sandbox (tests of that path only). ``try``
+runs a bundle on one notebook in such a root (:func:`lay_out`, :func:`run_setup`, :func:`grade_one`),
+before uploading it.
 """
 
 from __future__ import annotations
@@ -439,10 +442,34 @@ def command(args: argparse.Namespace) -> int:
     return 0
 
 
+def try_bundle(bundle: Path, submission: Path, venv: Path | None) -> int:
+    """Grade ``submission`` with ``bundle`` in a throwaway Gradescope-like root; print results.json."""
+    with tempfile.TemporaryDirectory(prefix="autograder-try-") as tmp:
+        root = lay_out(bundle, Path(tmp) / "autograder")
+        if venv is None:
+            print("running setup.sh into a fresh environment (a few minutes)...", flush=True)
+            done = run_setup(root)
+            if done.returncode:
+                print(done.stdout + done.stderr, file=sys.stderr)
+                return 1
+        found, seconds = grade_one(root, submission, venv.resolve() if venv else None)
+    print(json.dumps(found, indent=1, ensure_ascii=False))
+    print(f"run_autograder took {seconds:.1f} s", file=sys.stderr)
+    return 0
+
+
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(prog="python -m course_tools.grading.autograder")
-    parser.add_argument("action", choices=["run"], help="run: grade the submission (what run_autograder calls)")
-    parser.add_argument("--root", type=Path, default=None, help="default: $AUTOGRADER_ROOT or /autograder")
+    parser = argparse.ArgumentParser(prog="python -m course_tools.grading.autograder", description=(
+        "run: grade /autograder/submission (what run_autograder calls); "
+        "try BUNDLE SUBMISSION: grade one notebook with a bundle in a throwaway Gradescope-like root"))
+    parser.add_argument("action", choices=["run", "try"])
+    parser.add_argument("paths", nargs="*", type=Path, help="try: the bundle (zip) and a submitted notebook")
+    parser.add_argument("--root", type=Path, default=None, help="run: default $AUTOGRADER_ROOT or /autograder")
+    parser.add_argument("--venv", type=Path, help="try: an environment to reuse instead of running setup.sh")
     parsed = parser.parse_args()
+    if parsed.action == "try":
+        if len(parsed.paths) != 2:
+            parser.error("try needs BUNDLE SUBMISSION")
+        sys.exit(try_bundle(parsed.paths[0], parsed.paths[1], parsed.venv))
     run(parsed.root)
     sys.exit(0)
