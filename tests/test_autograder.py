@@ -43,7 +43,9 @@ from course_tools.grading.autograder import (
     grading_copy,
     lay_out,
     results,
+    run,
     run_setup,
+    sandbox_note,
 )
 from course_tools.grading.cells import BEGIN_SOLUTION, END_SOLUTION, is_grade, is_solution
 from course_tools.grading.grade import Row, exercises
@@ -172,6 +174,27 @@ def test_kernels_get_the_containers_cpu_quota_not_the_hosts_cores(tmp_path):
     (tmp_path / "v1" / "cpu" / "cpu.cfs_quota_us").write_text("50000\n")
     (tmp_path / "v1" / "cpu" / "cpu.cfs_period_us").write_text("100000\n")
     assert container_cpus(tmp_path / "v1") == 1
+
+
+def test_where_bubblewrap_cannot_run_the_output_says_so(monkeypatch):
+    import course_tools.grading.sandbox as sandbox
+
+    monkeypatch.setattr(sandbox, "sandbox_status", lambda: "bubblewrap could not start a sandbox here: EPERM")
+    mode, note = sandbox_note("auto")
+    assert mode == "off" and "not available in this container (bubblewrap could not start" in note
+    assert "clean kernel alone" in note
+    mode, note = sandbox_note("require")
+    assert mode == "require" and "nothing was graded" in note
+    monkeypatch.setattr(sandbox, "sandbox_status", lambda: "")
+    assert sandbox_note("auto")[0] == "auto" and "Sandbox: on" in sandbox_note("auto")[1]
+
+
+def test_a_failing_autograder_still_writes_valid_results(tmp_path, capsys):
+    """No bundle in the root (or any other failure): results.json says the autograder failed, score 0."""
+    found = run(tmp_path)
+    written = json.loads((tmp_path / "results" / "results.json").read_text())
+    assert written == found and written["score"] == 0 and "autograder failed" in written["output"]
+    VALIDATOR.validate(written)
 
 
 @pytest.mark.parametrize("bad", [
