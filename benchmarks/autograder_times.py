@@ -108,8 +108,9 @@ def write(out: Path, measured: list, setup_s: float | None, venv: Path | None, l
         "",
         f"Machine: {platform.machine()}, {cores} cores, load average {load[0]:.1f} at the start and "
         f"{load[-1]:.1f} at the end (other work on the machine slows every figure alike), "
-        f"Python {platform.python_version()}; {date.today().isoformat()}. The grader gives each kernel "
-        f"{cores} threads here (cores / jobs), the one-thread times below are the conservative side.", "",
+        f"Python {platform.python_version()}; {date.today().isoformat()}. Built with `--threads 1`; a bundle "
+        "built without it gives each kernel the container's CPUs (faster on 2 CPUs: notebook_times.md's "
+        "COURSE_THREADS=2 rows), so the one-thread figures are the conservative side.", "",
         "| notebook | run_autograder wall (s), each run | median (s) | notebook alone (s) | overhead (s) |",
         "| --- | --- | ---: | ---: | ---: |",
     ]
