@@ -8,6 +8,7 @@
 #   make release VERSION=0.2.0   first set the course version (Colab cells and links clone tag v0.2.0)
 #   make grade SUBMISSIONS=dir   grade a folder of submissions into ~/course-grading/<dir's name>/
 #   make check NOTEBOOK=file     a learner's own score on the visible tests
+#   make autograder NOTEBOOK="notebooks/00_setup.ipynb ..."   a Gradescope autograder zip (autograder.zip)
 # Each creates .venv (or reuses it while pyproject.toml is unchanged) with pinned packages:
 # the course, its test extra and the instructors' toolkit (the tools extra).
 
@@ -21,7 +22,7 @@ TEST_JOBS ?= 2
 # notebooks the site build runs at once: one per core (each kernel on COURSE_THREADS=1 thread)
 SITE_JOBS ?= 2
 
-.PHONY: setup lab instructor-lab work test test-fast browser sandbox site release grade check lint sync benchmark clean
+.PHONY: setup lab instructor-lab work test test-fast browser sandbox site release grade check autograder lint sync benchmark clean
 
 setup: $(STAMP)
 
@@ -120,6 +121,13 @@ grade: setup
 check: setup
 	@test -n "$(NOTEBOOK)" || { echo "usage: make check NOTEBOOK=my-work/02_bptt.ipynb"; exit 2; }
 	$(BIN)/python -m course_tools.grading check "$(NOTEBOOK)"
+
+# Gradescope's autograder for one or more notebooks (README, "Grading on Gradescope"): OUT=file.zip,
+# AUTOGRADER_FLAGS passes further options, e.g. AUTOGRADER_FLAGS="--extra-tests private/".
+OUT ?= autograder.zip
+autograder: setup
+	@test -n "$(NOTEBOOK)" || { echo "usage: make autograder NOTEBOOK=notebooks/00_setup.ipynb [OUT=autograder.zip]"; exit 2; }
+	$(BIN)/python -m course_tools.grading autograder $(NOTEBOOK) --out "$(OUT)" $(AUTOGRADER_FLAGS)
 
 lint: setup
 	$(BIN)/ruff check course_utils course_tools tests benchmarks notebooks/py/*.py

@@ -6,6 +6,7 @@
     python -m course_tools.grading grade SUBMISSIONS_DIR [--source NB] [--out DIR] [--jobs N] [--resume]
     python -m course_tools.grading merge OUT1 OUT2 ... --out MERGED   # join --shard I/N runs
     python -m course_tools.grading check MY_COPY.ipynb [--source NB]   # a learner's own check
+    python -m course_tools.grading autograder NB... [--out autograder.zip]   # a Gradescope autograder
 """
 
 from __future__ import annotations
@@ -79,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     me.add_argument("--source", type=Path, help="the course notebook it comes from (default: notebooks/<same name>)")
     me.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout)
     add_collect_commands(sub)  # collect, apply-late (collect.py)
+    from . import autograder  # the Gradescope autograder bundle (autograder.py): its own options and handler
+    autograder.add_parser(sub)
     args = parser.parse_args(argv)
     if getattr(args, "handler", None):
         return args.handler(args)
