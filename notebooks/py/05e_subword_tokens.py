@@ -446,7 +446,7 @@ assert abs(n_ours - n_theirs) <= 0.005 * n_theirs
 # %%
 chars = CharVocab.from_text(text)  # the course's character vocabulary (notebooks 01-08)
 bpe_lm = bpe.truncated(256)
-EMBED, HIDDEN_BPE, CONTEXT, BATCH, STEPS, LR = 32, 96, 64, 32, 250, 6e-3
+EMBED, HIDDEN_BPE, CONTEXT, BATCH, STEPS, LR = 32, 96, 64, 32, 200, 6e-3
 budget = gru_lm_macs(bpe_lm.vocab_size, EMBED, HIDDEN_BPE)
 HIDDEN_CHAR = matched_hidden_size(chars.size, EMBED, budget)
 
