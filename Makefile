@@ -6,7 +6,7 @@
 #   make site   set up, then build the course website into _site/ (runs every notebook)
 #   make release   rewrite student/ from notebooks/ (course_tools.grading)
 #   make release VERSION=0.2.0   first set the course version (Colab cells and links clone tag v0.2.0)
-#   make grade SUBMISSIONS=dir   grade a folder of submissions into gradebook/
+#   make grade SUBMISSIONS=dir   grade a folder of submissions into ~/course-grading/<dir's name>/
 #   make check NOTEBOOK=file     a learner's own score on the visible tests
 # Each creates .venv (or reuses it while pyproject.toml is unchanged) with pinned packages:
 # the course, its test extra and the instructors' toolkit (the tools extra).
@@ -108,7 +108,9 @@ ifdef VERSION
 endif
 	$(BIN)/python -m course_tools.grading release
 ifdef VERSION
-	@echo "Now commit, then: git tag v$(VERSION) && git push origin v$(VERSION)"
+	@echo "Now commit what the release changed, and nothing else (grades live outside the repository):"
+	@echo "  git add pyproject.toml README.md notebooks student && git commit -m 'Release v$(VERSION)'"
+	@echo "then: git tag v$(VERSION) && git push origin v$(VERSION)"
 endif
 
 grade: setup

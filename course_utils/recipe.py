@@ -1,4 +1,4 @@
-"""Notebook 08c, section 3: the transformer's training recipe, one factor at a time.
+"""Notebook 08d, sections 1-2: the transformer's training recipe, one factor at a time.
 
 - blocks: :class:`PreLNBlock` (08's :class:`~course_utils.transformer.Block` plus residual
   dropout) and :class:`PostLNBlock` (the original transformer's ``LN(x + sublayer(x))``);

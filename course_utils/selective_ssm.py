@@ -1,4 +1,4 @@
-"""Notebook 09c, sections 1-3: a minimal selective state-space model (Mamba's S6), minGRU as its N = 1 case.
+"""Notebook 09c, sections 1-4: a minimal selective state-space model (Mamba's S6), minGRU as its N = 1 case, SSD.
 
 S6 (Gu & Dao 2023, Algorithm 2), per channel ``d`` of ``D`` and state ``n`` of ``N``::
 
@@ -19,6 +19,16 @@ none): with them, an S6 with ``N = 1``, ``A = -1``, ``B = C = 1`` is exactly min
 into the scan's ``H`` axis. ``selective=False`` makes ``Delta``, ``B``, ``C`` parameters that do
 not read ``x``: a time-invariant (LTI, S4D-like) control.
 
+**State space duality** (Dao & Gu 2024, Mamba-2). With one decay per channel, ``A`` of shape
+``(D,)`` (every state of a channel decays alike), each channel is notebook 09b's decayed linear
+attention with ``q_t = C_t``, ``k_t = B_t``, ``v_t = w_t u_t`` and ``gamma_t = exp(Delta_t A)``, where
+``w_t = Delta_t`` (Euler) or ``(exp(Delta_t A) - 1) / A`` (exact ZOH)::
+
+    y = (L * C B^T) (w u) + D_skip u,     L_ts = exp(sum_{r=s+1..t} Delta_r A) for s <= t, else 0
+
+:func:`ssd_attention` computes that masked form, :func:`ssd_qkv` hands the same numbers to 09b's
+functions.
+
 The exercises on this module (checks, challenges) are in :mod:`course_utils.exercises.selective_ssm`.
 """
 
@@ -35,6 +45,7 @@ from .core.seed import seeded
 from .core.shapes import require_shape
 from .core.training import fit
 from .data.selective_copy import IGNORE, copy_targets, copy_vocab_size, selective_copying
+from .linear_attention import decay_mask
 from .linear_recurrence import scan_chunked, scan_loop
 from .min_rnns import MinGRU, SignedMinGRU
 from .shared.layers import count_parameters
@@ -125,6 +136,65 @@ def selective_scan(
     states = states.reshape(T, B, D, N)  # (T, B, D, N)
     y = (states * C_t[:, :, None, :]).sum(-1) + D_skip * u  # (T, B, D)
     return y, states[-1]
+
+
+# ----------------------------------------------------------------------------- state space duality (SSD)
+
+def _ssd_inputs(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor, C_t: torch.Tensor, rule: Rule
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(log gamma, value)``, each ``(T, B, D)``: the per-step log decay ``Delta A`` and ``w u``."""
+    if rule not in ("zoh", "euler"):
+        raise ValueError(f"rule must be 'zoh' or 'euler', got {rule!r}")
+    require_shape("u", u, ("T", "B", "D"))
+    T, B, D = u.shape
+    require_shape("A", A, (D,))
+    require_shape("delta", delta, (T, B, D))
+    require_shape("B_t", B_t, (T, B, "N"))
+    require_shape("C_t", C_t, (T, B, B_t.shape[-1]))
+    dA = delta * A  # (T, B, D): log of the decay exp(Delta A)
+    weight = delta if rule == "euler" else torch.expm1(dA) / A  # (T, B, D): Bbar = weight * B
+    return dA, weight * u
+
+
+def ssd_attention(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor, C_t: torch.Tensor,
+    D_skip: torch.Tensor | None = None, *, rule: Rule = "zoh",
+) -> torch.Tensor:
+    """S6 with one decay per channel as masked attention: ``y = (L * C B^T) (w u) + D_skip u``, ``(T, B, D)``.
+
+    ``u``, ``delta`` ``(T, B, D)``; ``A`` ``(D,)`` (negative); ``B_t``, ``C_t`` ``(T, B, N)``; ``D_skip``
+    ``(D,)`` (None: no skip term); zero initial state. ``L`` ``(B, D, T, T)`` is the 1-semiseparable mask
+    ``L_ts = exp(sum_{r=s+1..t} Delta_r A_d)`` (1 on the diagonal, 0 above it): notebook 09b's
+    :func:`decay_mask` of ``gamma = exp(Delta A)``. ``w = Delta`` (``rule="euler"``, Mamba-2's) or
+    ``(exp(Delta A) - 1) / A`` (``"zoh"``). Equals :func:`selective_scan` with ``A`` broadcast to ``(D, N)``.
+    """
+    dA, x = _ssd_inputs(u, delta, A, B_t, C_t, rule)  # (T, B, D) each
+    L = decay_mask(dA.exp().permute(1, 2, 0))  # (B, D, T, T): row t, column s
+    scores = torch.einsum("tbn,sbn->bts", C_t, B_t)  # (B, T, T): C_t . B_s, shared by the channels
+    y = torch.einsum("bdts,bts,sbd->tbd", L, scores, x)  # (T, B, D): sum_s L_ts (C_t . B_s) x_s
+    if D_skip is None:
+        return y
+    require_shape("D_skip", D_skip, (u.shape[2],))
+    return y + D_skip * u
+
+
+def ssd_qkv(
+    u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor, C_t: torch.Tensor, *,
+    rule: Rule = "zoh",
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """S6 with ``A`` ``(D,)`` as notebook 09b's linear attention, one head per channel: ``(q, k, v, gamma)``.
+
+    ``q = C`` and ``k = B`` ``(B, D, T, N)`` (the same for every head), ``v = w u`` ``(B, D, T, 1)``,
+    ``gamma = exp(Delta A)`` ``(B, D, T)``; :func:`linear_attention_parallel` of these, plus
+    ``D_skip u``, is :func:`ssd_attention` (read its output as ``[..., 0].permute(2, 0, 1)``).
+    """
+    dA, x = _ssd_inputs(u, delta, A, B_t, C_t, rule)
+    T, B, D = u.shape
+    heads = (B, D, T, B_t.shape[-1])
+    q = C_t.permute(1, 0, 2)[:, None].expand(heads)  # (B, D, T, N)
+    k = B_t.permute(1, 0, 2)[:, None].expand(heads)  # (B, D, T, N)
+    return q, k, x.permute(1, 2, 0)[..., None], dA.exp().permute(1, 2, 0)
 
 
 # ----------------------------------------------------------------------------- the layer

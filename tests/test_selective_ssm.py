@@ -11,7 +11,13 @@ from learner import as_learner
 
 from course_utils import CheckFailed
 from course_utils.data.selective_copy import IGNORE, copy_targets, selective_copying
-from course_utils.exercises.selective_ssm import check_copy_targets, check_discretize, check_selective_step
+from course_utils.exercises.selective_ssm import (
+    check_copy_targets,
+    check_discretize,
+    check_selective_step,
+    check_ssd_attention,
+)
+from course_utils.linear_attention import linear_attention_chunkwise, linear_attention_parallel
 from course_utils.min_rnns import MinGRU, SignedMinGRU
 from course_utils.selective_ssm import (
     MODEL_KINDS,
@@ -23,6 +29,8 @@ from course_utils.selective_ssm import (
     s6_from_min_gru,
     selective_scan,
     selective_step,
+    ssd_attention,
+    ssd_qkv,
     train_copying,
 )
 
@@ -134,6 +142,31 @@ def test_shape_errors_name_the_argument():
         S6(5, 6, 0)
     with pytest.raises(ValueError, match=re.escape("h has shape (2, 3), expected (B, D, N)")):
         selective_step(h0[..., 0], u[0], h0, h0, C_t[0], D_skip)
+
+
+@pytest.mark.parametrize("rule", ["zoh", "euler"])
+def test_ssd_masked_attention_equals_the_scan_with_one_decay_per_channel(rule):
+    u, delta, A, B_t, C_t, D_skip, _ = random_inputs(T=17, B=2, D=3, N=4, seed=3)
+    a = A[:, 0]  # (D,): one decay per channel
+    y_ref, _ = selective_scan(u, delta, a[:, None].expand(3, 4), B_t, C_t, D_skip, rule=rule, method="steps")
+    torch.testing.assert_close(ssd_attention(u, delta, a, B_t, C_t, D_skip, rule=rule), y_ref, rtol=1e-12, atol=1e-12)
+    q, k, v, gamma = ssd_qkv(u, delta, a, B_t, C_t, rule=rule)
+    assert q.shape == k.shape == (2, 3, 17, 4) and v.shape == (2, 3, 17, 1) and gamma.shape == (2, 3, 17)
+    for o in (linear_attention_parallel(q, k, v, gamma), linear_attention_chunkwise(q, k, v, gamma, chunk=5)[0]):
+        torch.testing.assert_close(o[..., 0].permute(2, 0, 1) + D_skip * u, y_ref, rtol=1e-12, atol=1e-12)
+    if rule == "euler":  # Mamba-2's v = Delta u
+        torch.testing.assert_close(v[..., 0], (delta * u).permute(1, 2, 0))
+
+
+def test_ssd_hand_case():
+    # T = 2, one channel, N = 1, B = C = 1, Delta = 1, A = -log 2 (decay 1/2), Euler: x = u = (1, 3);
+    # y_1 = x_1 = 1, y_2 = (1/2) x_1 + x_2 = 3.5
+    ones = torch.ones(2, 1, 1, dtype=f64)
+    y = ssd_attention(torch.tensor([1.0, 3.0], dtype=f64).view(2, 1, 1), ones, torch.tensor([-math.log(2)], dtype=f64),
+                      ones, ones, torch.zeros(1, dtype=f64), rule="euler")
+    torch.testing.assert_close(y.flatten(), torch.tensor([1.0, 3.5], dtype=f64))
+    with pytest.raises(ValueError, match=re.escape("A has shape (3, 4), expected (3,)")):
+        ssd_attention(*random_inputs()[:6])
 
 
 def test_copy_loss_and_accuracy_score_only_the_markers():
@@ -280,3 +313,52 @@ def test_check_copy_targets_names_the_mistake(wrong, words):
 def test_check_copy_targets_wants_int64():
     with pytest.raises(CheckFailed, match="int64"):
         check_copy_targets(lambda tokens, n_data: torch.zeros(tokens.shape))
+
+
+def good_ssd(u, delta, a, B_t, C_t):
+    c = (delta * a).permute(1, 2, 0).cumsum(-1)  # (B, D, T)
+    T = u.shape[0]
+    above = torch.ones(T, T, dtype=torch.bool).triu(1)
+    L = (c[..., :, None] - c[..., None, :]).masked_fill(above, float("-inf")).exp()  # (B, D, T, T)
+    return torch.einsum("bdts,bts,sbd->tbd", L, torch.einsum("tbn,sbn->bts", C_t, B_t), delta * u)
+
+
+def test_check_ssd_attention_accepts_a_right_answer(capsys):
+    check_ssd_attention(good_ssd)
+    check_ssd_attention(good_ssd, seed=1)
+    assert "OK" in capsys.readouterr().out
+
+
+def ssd_variant(u, delta, a, B_t, C_t, *, shift=0, sign=1, value="delta", swap=False, causal=True, ratio=False):
+    """The SSD form with one of the usual mistakes switched on."""
+    T = u.shape[0]
+    dA = (delta * a).permute(1, 2, 0)  # (B, D, T)
+    c = dA.cumsum(-1)
+    log_L = sign * (c[..., :, None] - c[..., None, :]) + (dA[..., None, :] if shift else 0)
+    if ratio:  # cumulative products divided: underflows to 0 / 0 on long sequences
+        P = dA.exp().cumprod(-1)
+        L = P[..., :, None] / P[..., None, :]
+    else:
+        L = log_L.exp()
+    if causal:
+        L = L * torch.ones(T, T, dtype=torch.float64).tril()
+    scores = torch.einsum("tbn,sbn->bts", B_t if swap else C_t, C_t if swap else B_t)
+    return torch.einsum("bdts,bts,sbd->tbd", L, scores, delta * u if value == "delta" else u)
+
+
+@pytest.mark.parametrize("mistake, words", [
+    (dict(shift=1), "include the decay of step s"),
+    (dict(sign=-1), "exp(c_s - c_t) instead of exp(c_t - c_s)"),
+    (dict(causal=False), "leave out the causal mask"),
+    (dict(value="u"), "use u as the value"),
+    (dict(swap=True), "swap C and B in the scores"),
+    (dict(ratio=True), "contains NaN"),
+])
+def test_check_ssd_attention_names_the_mistake(mistake, words):
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_ssd_attention(lambda *args: ssd_variant(*args, **mistake))
+
+
+def test_check_ssd_attention_refuses_the_library():
+    with pytest.raises(CheckFailed, match="calls ssd_attention"):
+        check_ssd_attention(lambda u, d, a, B, C: ssd_attention(u, d, a, B, C, rule="euler"))

@@ -9,6 +9,7 @@ of the setting (numbers compared as numbers, so ``1e-2`` matches ``0.01``) gives
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from pathlib import Path
 
@@ -22,8 +23,15 @@ WINDOW = 12  # lines
 NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e-?\d+)?(?![\w.])")
 
 
+# The challenges whose answer is a change to a given (broken) config: what must not be shown is the fixed config.
+FIXED_FROM = {"my_tagger_fix": ("course_utils.exercises.output_types", "BROKEN_TAGGER"),
+              "my_classifier_diagnosis": ("course_utils.exercises.output_types", "BROKEN_CLASSIFIER"),
+              "my_seq2seq_diagnosis": ("course_utils.exercises.attention", "BROKEN_SEQ2SEQ")}
+
+
 def challenge_solutions(source: str) -> dict[str, dict]:
-    """``{function: setting}`` for each challenge whose solution returns a literal dict."""
+    """``{function: setting}`` for each challenge whose solution returns a literal dict (for a fix of a given
+    config, the fixed config)."""
     found = {}
     for name in re.findall(r"\bcheck_\w+\((my_\w+)\(\)", source):
         match = re.search(rf"def {name}\(.*?### BEGIN SOLUTION\n(.*?)### END SOLUTION", source, re.S)
@@ -31,6 +39,10 @@ def challenge_solutions(source: str) -> dict[str, dict]:
             body = match[1].strip()
             if body.startswith("return {"):
                 found[name] = ast.literal_eval(body.removeprefix("return "))
+            if name in FIXED_FROM:
+                module, broken = FIXED_FROM[name]
+                change = found[name].get("change", found[name])
+                found[name] = {**getattr(importlib.import_module(module), broken), **change}
     return found
 
 
@@ -104,3 +116,28 @@ def test_no_student_version_shows_a_challenge_s_answer(source):
                 shown.append(f"{name} {setting} in {where}: {' | '.join(lines)[:200]}")
                 break
     assert not shown, "a student version shows a challenge's answer:\n" + "\n".join(shown)
+
+
+# Issue 29, item 2: the settings a notebook shows before a configuration challenge, combined, do not pass it.
+from course_tools.grading.shown import SHOWN, graded_seeds, source_before_exercise, verdicts  # noqa: E402
+
+
+@pytest.mark.parametrize("spec", SHOWN, ids=lambda s: s.notebook)
+def test_the_shown_settings_listed_are_those_the_notebook_shows(spec):
+    """Fast guard: each listed line is in the notebook before the exercise, so that a notebook that starts showing
+    other values fails here until :data:`course_tools.grading.shown.SHOWN` (and the slow test's run) follow."""
+    before = source_before_exercise(spec.notebook, spec.grade_id)
+    missing = [line for line in spec.lines if line not in before]
+    assert not missing, f"{spec.notebook}: no longer shown before {spec.grade_id}: {missing}"
+    assert len(graded_seeds(spec.notebook, spec.grade_id)) >= 3  # a visible seed and at least two hidden ones
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", SHOWN, ids=lambda s: s.notebook)
+def test_no_combination_of_shown_settings_passes_the_challenge(spec):
+    passing = {}
+    for answer in spec.combinations:
+        got = verdicts(spec, answer)
+        if all(got.values()):
+            passing[repr(answer)] = got
+    assert not passing, f"{spec.notebook} {spec.grade_id}: shown settings pass on every graded seed: {passing}"

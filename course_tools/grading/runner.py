@@ -12,7 +12,8 @@ import os
 import subprocess
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -93,11 +94,15 @@ def use_sandbox(mode: str) -> bool:
 
 
 def grade_all(submissions: Path, source: Path | None = None, limits: Limits | None = None, jobs: int = 1,
-              extra_tests: Path | None = None, progress: bool = True, sandbox: str = "auto") -> list[Row]:
+              extra_tests: Path | None = None, progress: bool = True, sandbox: str = "auto",
+              work: list[tuple[str, Path, Path | None]] | None = None,
+              on_result: Callable[[int, list[Row]], None] | None = None) -> list[Row]:
     """Grade every submission; rows sorted by student, notebook and exercise order.
 
     ``sandbox``: run each kernel under bubblewrap (:mod:`.sandbox`) where it works ("auto"),
-    or refuse to grade without it ("require"), or never ("off").
+    or refuse to grade without it ("require"), or never ("off"). ``work``: the jobs to grade
+    (default: :func:`find_jobs`); ``on_result(index, rows)`` is called, in this thread, as
+    each job's grading finishes (:mod:`.batch` writes the gradebook from it).
     """
     if not submissions.is_dir():
         raise FileNotFoundError(f"{submissions} is not a folder of submissions")
@@ -105,10 +110,16 @@ def grade_all(submissions: Path, source: Path | None = None, limits: Limits | No
     hide = [str(p.resolve()) for p in (submissions, SOURCE_DIR, extra_tests) if p is not None]
     if limits.threads <= 0:  # share the cores: oversubscribed BLAS threads slow small models 10x or more
         limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
-    work = find_jobs(submissions, source)
-    rows: list[Row] = []
+    work = find_jobs(submissions, source) if work is None else work
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(_grade_in_worker, s, p, src, limits, extra_tests, hide) for s, p, src in work]
-        for future in tqdm(futures, desc="grading", unit="notebook", disable=not progress):
-            rows.extend(future.result())
-    return rows  # futures are read in submission order, so the order does not depend on --jobs
+        futures = {pool.submit(_grade_in_worker, s, p, src, limits, extra_tests, hide): i
+                   for i, (s, p, src) in enumerate(work)}
+        try:
+            for future in tqdm(as_completed(futures), total=len(futures), desc="grading", unit="notebook",
+                               disable=not progress):
+                if on_result is not None:
+                    on_result(futures[future], future.result())
+        except BaseException:  # Ctrl-C: start no further submission (those running finish)
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return [row for future in futures for row in future.result()]  # in job order, whatever --jobs is

@@ -415,3 +415,55 @@ def learning_rate_hints(lr: float, low: float, high: float, steps: int | None = 
     if lr > high:
         return [f"a learning rate of {lr:g} is large: the updates overshoot{large_note}"]
     return []
+
+
+# Issue 29: the configuration challenges of 05-08 in other formats than "choose a config" — fix a given config
+# (change at most a few of its fields), diagnose a broken run (name its cause from a menu, then fix it) and pick
+# between two runs (say which wins at the budget, and why). Each wraps the :class:`Challenge` that trains a config.
+
+
+def changed_config(broken: Mapping[str, Any], change: Any, max_changes: int, what: str = "your change") -> dict:
+    """``broken`` with the learner's ``change`` (a dict of at most ``max_changes`` of its fields) applied.
+
+    Raises :class:`CheckFailed` when ``change`` is not a dict, names a field ``broken`` does not have, changes
+    more than ``max_changes`` fields, or changes nothing (a value equal to the broken one is no change).
+    """
+    if not isinstance(change, Mapping):
+        raise CheckFailed(f"{what} should be a dict {{field: new value}}, got {change!r}")
+    unknown = [key for key in change if key not in broken]
+    if unknown:
+        raise CheckFailed(f"{what} names {', '.join(map(repr, unknown))}, which the given config does not have "
+                          f"(its fields: {', '.join(map(repr, broken))})")
+    real = {key: value for key, value in change.items() if not (value == broken[key] and type(value) is
+                                                                 type(broken[key]))}
+    if not real:
+        raise CheckFailed(f"{what} changes nothing: every value is the given config's own")
+    if len(real) > max_changes:
+        raise CheckFailed(f"{what} changes {len(real)} fields ({', '.join(map(repr, real))}); the exercise allows "
+                          f"{max_changes}: find the field that breaks the run")
+    return {**broken, **real}
+
+
+def check_cause(cause: Any, causes: Mapping[str, str | None], what: str = "the cause") -> None:
+    """Refuse a wrong ``cause``: ``causes`` maps each menu entry to ``None`` (the right one) or to what in the
+    evidence rules it out, which the failure names."""
+    if cause not in causes:
+        raise CheckFailed(f"{what} should be one of {', '.join(map(repr, causes))}, got {cause!r}")
+    if causes[cause] is not None:
+        raise CheckFailed(f"{what} {cause!r} does not fit the evidence: {causes[cause]}")
+
+
+def fix_challenge(base: Challenge, broken: Mapping[str, Any], max_changes: int = 1,
+                  causes: Mapping[str, str | None] | None = None) -> Challenge:
+    """The :class:`Challenge` of fixing ``broken``: the answer is a change (``{field: value}``), or, with
+    ``causes`` (a diagnosis), ``{"cause": menu entry, "change": {field: value}}``; the fixed config is validated,
+    trained and judged as ``base`` does, and ``base``'s hints name the likely culprit on a miss."""
+    def config(answer: Any) -> dict:
+        if causes is None:
+            return changed_config(broken, answer, max_changes)
+        require_keys(answer, ("cause", "change"))
+        check_cause(answer["cause"], causes)
+        return changed_config(broken, answer["change"], max_changes, "the change")
+
+    return Challenge(lambda answer: base.validate(config(answer)),
+                     lambda answer, seed: base.measure(config(answer), seed=seed), base.judge, base.hints)

@@ -36,7 +36,7 @@ def _attention_step_mistakes(q, k_new, v_new, k_cache, v_cache) -> dict[str, tor
 
 
 def check_attention_step(fn, seed: int = 0) -> None:
-    """Test ``fn(q, k_new, v_new, k_cache, v_cache) -> (out, K, V)`` against :func:`attention_step` (exercise 2).
+    """Test ``fn(q, k_new, v_new, k_cache, v_cache) -> (out, K, V)`` against :func:`attention_step` (exercise 1).
 
     Names the usual mistakes: the new key and value not appended, the cache dropped, scaling by
     d_k, by the model's width or not at all, the softmax over the wrong axis.

@@ -39,6 +39,11 @@ MAX_HIDDEN = 64  # keeps the check at a few seconds
 # train to the target MSE (LSTM, bias 0: 0.0025, 0.0056 on seeds 0, 1), so the MSE alone does not test it.
 MIN_KEPT = 0.02
 
+# Notebook 03 shows forget biases 0 (PyTorch's), 1 (section 5) and 4 (section 8), 32 units and lr 1e-2 before the
+# exercise. With 32 units and lr 1e-2 (seeds 0, 1, 2): bias 4 reaches MSE 0.171, 0.0025, 0.154 (fails two of three);
+# bias 3 0.00095, 0.00089, 0.041 (fails seed 2), bias 2 passes all three; bias <= 1 keeps too little (0.73^15 < 2%).
+# So the notebook grades seeds 0 (visible), 1 and 2 (hidden).
+
 
 def _validate_adding_config(config: dict, kind: str) -> dict:
     keys = ADDING_CONFIG_KEYS[kind]

@@ -26,6 +26,7 @@ from ..core.checks import (
     check_close,
     check_shape,
     check_type,
+    fix_challenge,
     learning_rate_hints,
     name_mistake,
     refuse_reference,
@@ -139,6 +140,11 @@ def classifier_config_accuracy(config: dict, *, seed: int = 0) -> float:
     weights and the batch order, without touching the notebook's random state; the test
     part is never read. Runs on the CPU, one thread: Adam, gradient norm clipped at 1.
     """
+    return classifier_config_run(config, seed=seed)[0]
+
+
+def classifier_config_run(config: dict, *, seed: int = 0) -> tuple[float, list[float]]:
+    """:func:`classifier_config_accuracy`'s run: ``(validation accuracy, training loss of each step)``."""
     c, task = _validate_classifier_config(config), CLASSIFIER_CHALLENGE
     ids, labels, num_classes, vocab_size = _surnames()
     train_idx, val_idx, _ = stratified_split(labels, (0.8, 0.1, 0.1), seed=seed)
@@ -149,13 +155,13 @@ def classifier_config_accuracy(config: dict, *, seed: int = 0) -> float:
     with seeded_run(seed):
         model = SequenceClassifier(vocab_size, task["embed"], c["hidden_size"], num_classes, cell=c["cell"],
                                    pooling=c["pooling"])
-        fit(model, batches[: task["steps"]], _name_loss,
-            torch.optim.Adam(model.parameters(), lr=c["lr"]), clip_grad_norm=1.0, device=torch.device("cpu"),
-            progress=False)
+        history = fit(model, batches[: task["steps"]], _name_loss,
+                      torch.optim.Adam(model.parameters(), lr=c["lr"]), clip_grad_norm=1.0,
+                      device=torch.device("cpu"), progress=False)
         model.eval()
         with torch.no_grad():
             (x, lengths, y), = name_batches(ids, labels, val_idx, len(val_idx))
-            return (model(x, lengths).argmax(-1) == y).float().mean().item()
+            return (model(x, lengths).argmax(-1) == y).float().mean().item(), list(history.losses)
 
 
 def _name_loss(model: nn.Module, batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> torch.Tensor:
@@ -193,6 +199,34 @@ def _judge_classifier(c: dict, got: float, seed: int) -> Verdict:
 
 CLASSIFIER_GRADING = Challenge(_validate_classifier_config, classifier_config_accuracy,
                                _judge_classifier, _classifier_hints)
+
+
+# 05a's exercise 4 as "diagnose a broken run": this classifier misses the target; its training loss is the evidence.
+# The learner names the cause from CLASSIFIER_CAUSES and changes one field. Measured (validation accuracy, seeds 0, 1,
+# 2): as given 0.684, 0.684, 0.688; lr 0.01 0.788, 0.794, 0.795; lr 0.1 0.719 (seed 0); with lr 0.01, pooling
+# "mean" 0.736, 0.751, 0.744 and "max" 0.743, 0.751, 0.749.
+BROKEN_CLASSIFIER = {"cell": "gru", "hidden_size": 64, "lr": 1e-3, "pooling": "last"}
+
+
+CLASSIFIER_CAUSES = {
+    "learning rate too small": None,
+    "learning rate too large": "the loss falls at every stretch of 25 steps and is still falling when the budget "
+                               "ends; a rate that overshoots makes it jump up or stall early",
+    "too few units": "the model has 64 units, the most allowed, and its loss is still falling when the budget ends",
+    "pooling loses the ending": "pooling 'last' takes the state that has read the whole name",
+    "no gates": "the cell is a GRU, which has gates",
+}
+
+
+CLASSIFIER_DIAGNOSIS_GRADING = fix_challenge(CLASSIFIER_GRADING, BROKEN_CLASSIFIER, max_changes=1,
+                                             causes=CLASSIFIER_CAUSES)
+
+
+def check_classifier_diagnosis(diagnosis: dict, *, seed: int = 0) -> None:
+    """Grade a diagnosis of :data:`BROKEN_CLASSIFIER` (notebook 05a): ``{"cause": one of CLASSIFIER_CAUSES,
+    "change": {field: new value}}``. A wrong cause fails with what rules it out; the fixed classifier (one field
+    changed) is trained (seeded) and must reach the accuracy of :func:`check_classifier_config`."""
+    CLASSIFIER_DIAGNOSIS_GRADING.check(diagnosis, seed=seed)
 
 
 def check_classifier_config(config: dict, *, seed: int = 0) -> None:
@@ -350,6 +384,21 @@ def check_tagger_config(config: dict, *, seed: int = 0) -> None:
     word-end tag, how far ``1 - F1`` is from the target's, and the likely culprits.
     """
     TAGGER_GRADING.check(config, seed=seed)
+
+
+# 05c's exercise 4 as "fix a given config": this tagger misses the target, and the learner may change one field.
+# Measured (validation F1, seeds 0, 1, 2): as given 0.669, 0.681, 0.671; hidden_size 48 (the most allowed) 0.703,
+# 0.698, 0.685; lr 0.05 0.601, 0.624, 0.657; bidirectional True passes (see tests/test_output_types.py).
+BROKEN_TAGGER = {"bidirectional": False, "hidden_size": 32, "lr": 2e-2}
+
+
+TAGGER_FIX_GRADING = fix_challenge(TAGGER_GRADING, BROKEN_TAGGER, max_changes=1)
+
+
+def check_tagger_fix(change: dict, *, seed: int = 0) -> None:
+    """Grade a fix of :data:`BROKEN_TAGGER` (notebook 05c): ``change`` is ``{field: new value}`` for one field;
+    the fixed tagger is trained (seeded) and must reach the target F1 of :func:`check_tagger_config`."""
+    TAGGER_FIX_GRADING.check(change, seed=seed)
 
 
 # ----------------------------------------------------------------------------- notebook 05b: exercises 3 and 4

@@ -1,4 +1,4 @@
-"""Notebook 08c, the exercises on :mod:`course_utils.recipe`.
+"""Notebook 08d, the exercises on :mod:`course_utils.recipe`.
 
 Checks that name the usual mistakes: ``check_label_smoothed_loss``.
 Graded by outcome (the learner's setting is trained, seeded): ``check_post_ln_recipe``.
@@ -49,7 +49,7 @@ def _smoothing_mistakes(logits: torch.Tensor, targets: torch.Tensor, eps: float)
 
 
 def check_label_smoothed_loss(fn, seed: int = 0) -> None:
-    """Test ``fn(logits (N, V), targets (N,), eps) -> scalar`` against :func:`label_smoothed_loss` (exercise 3).
+    """Test ``fn(logits (N, V), targets (N,), eps) -> scalar`` against :func:`label_smoothed_loss` (exercise 1).
 
     Targets of -100 are padding. Names the usual mistakes: the ``eps / (V - 1)`` convention,
     padding averaged in, a sum instead of a mean, no smoothing.
@@ -73,7 +73,7 @@ def check_label_smoothed_loss(fn, seed: int = 0) -> None:
     print("OK my_label_smoothed_loss: eps = 0.1, 0.3 and 0, with and without padding")
 
 
-# Section 4's deep post-LN stack; a recipe (warm-up steps, and a peak rate at least section 4's 0.02, where pre-LN
+# Section 2's deep post-LN stack; a recipe (warm-up steps, and a peak rate at least section 2's 0.02, where pre-LN
 # trains) must bring its validation loss below the target in the step budget. Measured at a peak of 0.02 (seeds 0-2):
 # no warm-up stays at 3.26-3.29 (the unigram model); 10 steps 2.87-3.30, 20 steps 2.84-3.29, 30 and 40 steps pass
 # seeds 0 and 1 (2.60-2.67) but not 2 (3.11-3.19); 60 steps 2.52-2.68; 90 steps 2.55-2.67; 110 steps 2.71-2.93. At a
@@ -85,7 +85,7 @@ POST_LN_CHALLENGE = RecipeConfig(steps=120, batch_size=16, context=16, d_model=3
 
 
 POST_LN_TARGET = 2.85
-MIN_POST_LN_PEAK = 0.02  # section 4's rate, at which pre-LN trains without warm-up
+MIN_POST_LN_PEAK = 0.02  # section 2's rate, at which pre-LN trains without warm-up
 
 
 STUCK_MARGIN = 0.1  # within this of the unigram model's loss, a run has learned character frequencies only
@@ -108,7 +108,7 @@ def _validate_post_ln_recipe(recipe: dict) -> dict:
         raise CheckFailed(f"warmup_steps should be a whole number from 0 to {steps} (the run's steps), got {w!r}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not MIN_POST_LN_PEAK <= lr <= 1.0:
         raise CheckFailed(f"peak_lr should be a number from {MIN_POST_LN_PEAK} to 1, got {lr!r}: the exercise "
-                          "trains post-LN at least at the rate at which pre-LN trains (section 4); a lower rate "
+                          "trains post-LN at least at the rate at which pre-LN trains (section 2); a lower rate "
                           "would not need the warm-up it is about")
     return {"warmup_steps": int(w), "peak_lr": float(lr)}
 
@@ -132,7 +132,7 @@ POST_LN_GRADING = Challenge(_validate_post_ln_recipe, post_ln_recipe_loss, _judg
 
 
 def check_post_ln_recipe(recipe: dict, *, seed: int = 0) -> None:
-    """Grade a warm-up and peak rate by outcome (exercise 4): the post-LN stack must get below the target.
+    """Grade a warm-up and peak rate by outcome (exercise 2): the post-LN stack must get below the target.
 
     Fails with the loss reached, how far from the target, and the likely culprit.
     """

@@ -78,7 +78,7 @@ def _other_smallest_set(got_keep: torch.Tensor, expected_keep: torch.Tensor, log
 
 
 def check_filter_logits(fn, seed: int = 0) -> None:
-    """Test ``fn(logits (B, V), top_k, top_p) -> (B, V)`` against :func:`filter_logits` (notebook 08c, exercise 1).
+    """Test ``fn(logits (B, V), top_k, top_p) -> (B, V)`` against :func:`filter_logits` (notebook 08c, exercise 2).
 
     Names the usual mistakes: probabilities returned instead of logits, dropped logits set to
     0, the token that crosses ``p`` dropped (cumulative mass including the token compared with

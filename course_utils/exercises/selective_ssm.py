@@ -1,7 +1,7 @@
 """Notebook 09c, the exercises on :mod:`course_utils.selective_ssm`.
 
 Checks that name the usual mistakes: ``check_discretize``, ``check_selective_step``,
-``check_copy_targets``.
+``check_copy_targets``, ``check_ssd_attention``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from ..core.checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from ..data.selective_copy import BLANK, IGNORE, copy_targets, selective_copying
-from ..selective_ssm import discretize, selective_scan, selective_step
+from ..selective_ssm import discretize, selective_scan, selective_step, ssd_attention
 
 
 def _discretize_mistakes(delta: torch.Tensor, A: torch.Tensor, B_t: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -170,3 +170,69 @@ def check_copy_targets(fn: Any, seed: int = 0) -> None:
         name_mistake(name, got, expected, _target_mistakes(tokens, n_data))
         check_close(name, got, expected, quiet=True)
     print("OK the targets: IGNORE everywhere except the markers, which hold the data tokens in order")
+
+
+def _ssd_mistakes(u, delta, a, B_t, C_t) -> dict[str, torch.Tensor]:
+    """What the usual wrong SSD forms return, each ``y`` ``(T, B, D)`` (Euler rule, no skip term)."""
+    T = u.shape[0]
+    dA = (delta * a).permute(1, 2, 0)  # (B, D, T): log decays
+    c = dA.cumsum(-1)  # (B, D, T)
+    causal = torch.ones(T, T, dtype=torch.bool).tril()
+    scores = torch.einsum("tbn,sbn->bts", C_t, B_t)  # (B, T, T): C_t . B_s
+    x = delta * u  # (T, B, D)
+
+    def attend(log_L, scores=scores, x=x, mask=causal):
+        L = log_L.masked_fill(~mask, float("-inf")).exp()  # (B, D, T, T)
+        return torch.einsum("bdts,bts,sbd->tbd", L, scores, x)
+
+    right = c[..., :, None] - c[..., None, :]  # (B, D, T, T): c_t - c_s
+    shifted = F.pad(c, (1, 0))[..., :-1]  # (B, D, T): c_(t-1), an exclusive cumsum
+    return {
+        "include the decay of step s (L_ts = exp(c_t - c_(s-1)), a_s ... a_t): the input of step s enters after "
+        "its own decay, so the diagonal L_tt is 1": attend(right + dA[..., None, :]),
+        "take the cumulative sum exclusive on one side (c_(t-1) - c_s): L_ts is exp(c_t - c_s)":
+            attend(shifted[..., :, None] - c[..., None, :]),
+        "compute exp(c_s - c_t) instead of exp(c_t - c_s): for s <= t the mask must decay, not grow":
+            attend(-right),
+        "leave out the causal mask: L_ts is 0 for s > t": attend(right, mask=torch.ones(T, T, dtype=torch.bool)),
+        "use u as the value: the value is Delta * u (Bbar = Delta B under the Euler rule)": attend(right, x=u),
+        "swap C and B in the scores (B_t . C_s instead of C_t . B_s): the query is C, the key B":
+            attend(right, scores=scores.transpose(1, 2)),
+    }
+
+
+def check_ssd_attention(fn: Any, seed: int = 0) -> None:
+    """Test ``fn(u, delta, a, B_t, C_t) -> y (T, B, D)``: S6 with one decay per channel as masked attention
+    (notebook 09c, exercise 4), under the Euler rule, without the skip term.
+
+    Names the mistake the values match: the decay of step ``s`` included or the cumulative sum shifted
+    (off by one), ``exp(c_s - c_t)``, no causal mask, ``u`` for ``Delta u``, ``B`` and ``C`` swapped; then
+    a long sequence (T = 300, strong decays) whose cumulative products fall below float64's range.
+    """
+    fn = refuse_reference(fn, ("ssd_attention", "ssd_qkv", "selective_scan", "decay_mask", "linear_attention_parallel",
+                               "linear_attention_chunkwise", "S6"))
+    g = torch.Generator().manual_seed(seed)
+    for T, Bsz, D, N in ((7, 2, 3, 4), (12, 1, 2, 3)):
+        u = torch.randn(T, Bsz, D, generator=g, dtype=torch.float64)
+        delta = F.softplus(torch.randn(T, Bsz, D, generator=g, dtype=torch.float64))  # positive
+        a = -torch.rand(D, generator=g, dtype=torch.float64) * 2 - 0.2  # (D,), negative
+        B_t, C_t = (torch.randn(T, Bsz, N, generator=g, dtype=torch.float64) for _ in range(2))
+        got = fn(u.clone(), delta.clone(), a.clone(), B_t.clone(), C_t.clone())
+        name = f"y (T={T}, B={Bsz}, D={D}, N={N})"
+        check_shape(name, got, (T, Bsz, D))
+        expected = ssd_attention(u, delta, a, B_t, C_t, rule="euler")
+        name_mistake(name, got, expected, _ssd_mistakes(u, delta, a, B_t, C_t))
+        check_close(name, got, expected, quiet=True)
+    T = 300  # decays of about exp(-3) a step: the products reach exp(-900), below the smallest float64
+    u = torch.randn(T, 1, 2, generator=g, dtype=torch.float64)
+    delta = torch.rand(T, 1, 2, generator=g, dtype=torch.float64) + 1.0
+    a = torch.tensor([-2.0, -3.0], dtype=torch.float64)
+    B_t, C_t = (torch.randn(T, 1, 3, generator=g, dtype=torch.float64) for _ in range(2))
+    got = fn(u.clone(), delta.clone(), a.clone(), B_t.clone(), C_t.clone())
+    if isinstance(got, torch.Tensor) and torch.isnan(got).any():
+        raise CheckFailed("y for a long sequence (T = 300, strong decays) contains NaN: a ratio of cumulative products "
+                          "underflows to 0 / 0, or exp(c_t - c_s) above the diagonal overflows to inf before the "
+                          "mask (inf * 0 = NaN). Build the mask in log space, exp(c_t - c_s) with c = cumsum(Delta a), "
+                          "with -inf above the diagonal before the exp")
+    check_close("y for a long sequence (T = 300)", got, ssd_attention(u, delta, a, B_t, C_t, rule="euler"), quiet=True)
+    print("OK my_ssd_attention: two sizes, and a long sequence with strong decays (float64)")

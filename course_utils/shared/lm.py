@@ -61,7 +61,7 @@ class CharData:
 
 @functools.lru_cache(maxsize=1)
 def corpus_data() -> CharData:
-    """The course's corpus as :class:`CharData`, read once: the text the challenges of 01-08c train on."""
+    """The course's corpus as :class:`CharData`, read once: the text the challenges of 01-08d train on."""
     return CharData.from_text(load_corpus())
 
 

@@ -1,4 +1,4 @@
-"""Notebooks 08 (section 4), 08c (the KV cache), 09 and 09b (scans): timing a piece of work so
+"""Notebooks 08 (section 4), 08c (the KV cache, section 1), 09 and 09b (scans): timing a piece of work so
 that a busy machine does not change the verdict.
 
 A learner's laptop runs a browser, a second notebook, an autograder: they take turns on the

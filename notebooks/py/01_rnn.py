@@ -143,6 +143,7 @@ for t, x_t in enumerate(xs):
     h = np.tanh(a_t)
     y_t = softmax(W_hy @ h + b_y)
     print(f"t={t}: x_t={x_t}  W_xh x_t={W_xh @ x_t}  a_t={a_t}  h_t={h}  y_t={y_t}")
+h_3 = h  # the last state, which section 3's batched code must reproduce
 
 # %% [markdown]
 # At $t = 0$ the recurrent term is $W_{hh} h_{-1} = 0$; from $t = 1$ on, $h_{t-1}$ carries
@@ -161,14 +162,96 @@ for t, x_t in enumerate(xs):
 # | `hs` | `(T, B, H)` | every hidden state $h_0 .. h_{T-1}$ |
 # | `W_xh`, `W_hh`, `b_h` | `(H, I)`, `(H, H)`, `(H,)` | stored output-by-input, like `torch.nn` |
 #
-# With rows, $W_{xh} x_t$ becomes `x_t @ W_xh.T`. The course's `rnn_cell_forward` computes one
-# step in this layout (exercise 1 asks you to write it) and `rnn_forward` loops it over time.
-# The batched code gives the same numbers as the column-vector loop above:
+# With rows, the column form's $W_{xh} x_t$ becomes the row form's $x_t W_{xh}^\top$. Write the
+# step and the loop in this layout now, before the notebook uses them.
+#
+# ### Exercise 1 (2 points, about 10 minutes): the RNN cell
+#
+# Implement one step for a batch, with the shapes of the table above:
+#
+# $$h_t = \tanh(x_t W_{xh}^\top + h_{t-1} W_{hh}^\top + b_h)$$
+#
+# `x_t (B, I)`, `h_prev (B, H)`, `W_xh (H, I)`, `W_hh (H, H)`, `b_h (H,)`; return `h_t (B, H)`.
+
+# %% nbgrader={"grade": false, "grade_id": "rnn_cell_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h):
+    """One RNN step for a batch: returns h_t, shape (B, H)."""
+    ### BEGIN SOLUTION
+    return np.tanh(x_t @ W_xh.T + h_prev @ W_hh.T + b_h)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "rnn_cell_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Compares with course_utils.rnn.rnn_cell_forward and names the usual mistakes
+# (no tanh, no bias, W_hh transposed, h_prev or x_t ignored).
+check_rnn_cell(my_rnn_cell_forward)
+
+
+# %% nbgrader={"grade": true, "grade_id": "rnn_cell_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_rnn_cell(my_rnn_cell_forward, seed=11)
+_rng = np.random.default_rng(3)
+_x, _h = _rng.normal(size=(1, 6)), _rng.normal(size=(1, 2))
+_W_xh, _W_hh, _b = _rng.normal(size=(2, 6)), _rng.normal(size=(2, 2)), _rng.normal(size=2)
+check_close("h_t for B=1, I=6, H=2", my_rnn_cell_forward(_x, _h, _W_xh, _W_hh, _b),
+            rnn_cell_forward(_x, _h, _W_xh, _W_hh, _b))
+_torch_cell = torch.nn.RNNCell(6, 2).double()
+with torch.no_grad():
+    _expected = _torch_cell(torch.from_numpy(_x), torch.from_numpy(_h))
+_p = {k: v.detach().numpy() for k, v in _torch_cell.named_parameters()}
+check_close("h_t vs torch.nn.RNNCell", my_rnn_cell_forward(_x, _h, _p["weight_ih"], _p["weight_hh"],
+            _p["bias_ih"] + _p["bias_hh"]), _expected)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Exercise 2 (2 points, about 10 minutes): the sequence forward pass
+#
+# Run the cell over a whole sequence: `x (T, B, I)`, `h_init (B, H)`; return every hidden
+# state $h_0 .. h_{T-1}$ as one array `hs (T, B, H)`. Use your `my_rnn_cell_forward` (the same
+# weights at every step) and carry $h$ from one step to the next.
+
+# %% nbgrader={"grade": false, "grade_id": "rnn_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_rnn_forward(x, h_init, W_xh, W_hh, b_h):
+    """All hidden states of the RNN over x: returns hs, shape (T, B, H)."""
+    ### BEGIN SOLUTION
+    h = h_init
+    hs = []
+    for t in range(x.shape[0]):
+        h = my_rnn_cell_forward(x[t], h, W_xh, W_hh, b_h)
+        hs.append(h)
+    return np.stack(hs)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "rnn_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Compares with course_utils.rnn.rnn_forward; a wrong shape or a state that is not carried
+# over is named.
+check_rnn_forward(my_rnn_forward)
+
+
+# %% nbgrader={"grade": true, "grade_id": "rnn_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_rnn_forward(my_rnn_forward, seed=5, T=1)
+check_rnn_forward(my_rnn_forward, seed=6, T=9)
+_rnn = torch.nn.RNN(3, 4).double()
+_x, _h0 = torch.randn(6, 2, 3, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64)
+with torch.no_grad():
+    _out, _ = _rnn(_x, _h0)
+_p = params_from_torch(_rnn)
+check_close("hs vs torch.nn.RNN", my_rnn_forward(_x.numpy(), _h0[0].numpy(), _p["W_xh"], _p["W_hh"], _p["b_h"]), _out)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# From here on the notebook calls the course's `rnn_cell_forward` and `rnn_forward`, the
+# functions your checks compare with, so that it runs whether or not your exercises pass yet.
+# They give the same numbers as the column-vector loop of section 2:
 
 # %%
 hs = rnn_forward(xs[:, None, :], np.zeros((1, H)), W_xh, W_hh, b_h)  # (T=4, B=1, H)
 print("h_3 from rnn_forward:", hs[-1, 0], " y_3:", softmax(rnn_output(hs, W_hy, b_y))[-1, 0])
-check_close("h_3", hs[-1, 0], h)
+check_close("h_3", hs[-1, 0], h_3)
 
 # %% [markdown]
 # Wrong shapes are the most common bug in sequence code, so the helpers refuse them, name
@@ -306,85 +389,6 @@ assert rnn_loss < bigram_loss < unigram_loss, "the RNN should beat every model w
 #
 # ## 6. Exercises
 #
-# ### Exercise 1 (2 points, about 10 minutes): the RNN cell
-#
-# Implement one step for a batch, with the shapes of the table in section 3:
-#
-# $$h_t = \tanh(x_t W_{xh}^\top + h_{t-1} W_{hh}^\top + b_h)$$
-#
-# `x_t (B, I)`, `h_prev (B, H)`, `W_xh (H, I)`, `W_hh (H, H)`, `b_h (H,)`; return `h_t (B, H)`.
-
-# %% nbgrader={"grade": false, "grade_id": "rnn_cell_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def my_rnn_cell_forward(x_t, h_prev, W_xh, W_hh, b_h):
-    """One RNN step for a batch: returns h_t, shape (B, H)."""
-    ### BEGIN SOLUTION
-    return np.tanh(x_t @ W_xh.T + h_prev @ W_hh.T + b_h)
-    ### END SOLUTION
-
-
-# %% nbgrader={"grade": true, "grade_id": "rnn_cell_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-# Compares with course_utils.rnn.rnn_cell_forward and names the usual mistakes
-# (no tanh, no bias, W_hh transposed, h_prev or x_t ignored).
-check_rnn_cell(my_rnn_cell_forward)
-
-
-# %% nbgrader={"grade": true, "grade_id": "rnn_cell_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
-### BEGIN HIDDEN TESTS
-check_rnn_cell(my_rnn_cell_forward, seed=11)
-_rng = np.random.default_rng(3)
-_x, _h = _rng.normal(size=(1, 6)), _rng.normal(size=(1, 2))
-_W_xh, _W_hh, _b = _rng.normal(size=(2, 6)), _rng.normal(size=(2, 2)), _rng.normal(size=2)
-check_close("h_t for B=1, I=6, H=2", my_rnn_cell_forward(_x, _h, _W_xh, _W_hh, _b),
-            rnn_cell_forward(_x, _h, _W_xh, _W_hh, _b))
-_torch_cell = torch.nn.RNNCell(6, 2).double()
-with torch.no_grad():
-    _expected = _torch_cell(torch.from_numpy(_x), torch.from_numpy(_h))
-_p = {k: v.detach().numpy() for k, v in _torch_cell.named_parameters()}
-check_close("h_t vs torch.nn.RNNCell", my_rnn_cell_forward(_x, _h, _p["weight_ih"], _p["weight_hh"],
-            _p["bias_ih"] + _p["bias_hh"]), _expected)
-### END HIDDEN TESTS
-
-# %% [markdown]
-# ### Exercise 2 (2 points, about 10 minutes): the sequence forward pass
-#
-# Run the cell over a whole sequence: `x (T, B, I)`, `h_init (B, H)`; return every hidden
-# state $h_0 .. h_{T-1}$ as one array `hs (T, B, H)`. Use your `my_rnn_cell_forward` (the same
-# weights at every step) and carry $h$ from one step to the next.
-
-# %% nbgrader={"grade": false, "grade_id": "rnn_forward", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def my_rnn_forward(x, h_init, W_xh, W_hh, b_h):
-    """All hidden states of the RNN over x: returns hs, shape (T, B, H)."""
-    ### BEGIN SOLUTION
-    h = h_init
-    hs = []
-    for t in range(x.shape[0]):
-        h = my_rnn_cell_forward(x[t], h, W_xh, W_hh, b_h)
-        hs.append(h)
-    return np.stack(hs)
-    ### END SOLUTION
-
-
-# %% nbgrader={"grade": true, "grade_id": "rnn_forward_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-# Compares with course_utils.rnn.rnn_forward; a wrong shape or a state that is not carried
-# over is named.
-check_rnn_forward(my_rnn_forward)
-
-
-# %% nbgrader={"grade": true, "grade_id": "rnn_forward_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
-### BEGIN HIDDEN TESTS
-check_rnn_forward(my_rnn_forward, seed=5, T=1)
-check_rnn_forward(my_rnn_forward, seed=6, T=9)
-_rnn = torch.nn.RNN(3, 4).double()
-_x, _h0 = torch.randn(6, 2, 3, dtype=torch.float64), torch.randn(1, 2, 4, dtype=torch.float64)
-with torch.no_grad():
-    _out, _ = _rnn(_x, _h0)
-_p = params_from_torch(_rnn)
-check_close("hs vs torch.nn.RNN", my_rnn_forward(_x.numpy(), _h0[0].numpy(), _p["W_xh"], _p["W_hh"], _p["b_h"]), _out)
-### END HIDDEN TESTS
-
-# %% [markdown]
 # ### Exercise 3 (2 points, about 15 minutes): sampling with a temperature
 #
 # A language model gives logits $o$ over the vocabulary; to generate text we **draw** the next

@@ -470,42 +470,60 @@ assert gru_val > mlp_val + 3 * se, "the GRU should beat the bag of characters by
 # toss. Validation still has to pick one, and the test set then reports on that pick,
 # once, in section 6.
 #
-# ### Exercise 4 (2 points, about 15 minutes): a classifier that learns fast
+# ### Exercise 4 (2 points, about 15 minutes): diagnose a classifier that learns too little
 #
-# Choose a many-to-one classifier that reaches a **validation** accuracy of at least 0.75
-# after only 150 optimiser steps of 64 names (Adam, gradient norm clipped at 1, embeddings
-# of size 16):
+# The budget: 150 optimiser steps of 64 names (Adam, gradient norm clipped at 1, embeddings
+# of size 16), and a **validation** accuracy of at least 0.75. The classifier
+# `BROKEN_CLASSIFIER` below misses it. Its fields: `cell` (`"rnn"`, `"lstm"` or `"gru"`),
+# `hidden_size` (at most 64), `lr` (Adam's learning rate) and `pooling`, how the states
+# $h_1 \dots h_{T_b}$ become the one vector that is classified: `"last"` takes $h_{T_b}$
+# (section 4), `"mean"` the masked mean of exercise 2 over the valid steps, `"max"` the
+# largest value of each unit over the valid steps. The next cell trains it as the check will
+# (a couple of seconds) and prints its training loss every 25 steps: that is your evidence.
 #
-# - `cell`: `"rnn"`, `"lstm"` or `"gru"`;
-# - `hidden_size`: the number of units (at most 64);
-# - `lr`: Adam's learning rate;
-# - `pooling`: how the states $h_1 \dots h_{T_b}$ become the one vector that is classified:
-#   `"last"` takes $h_{T_b}$ (section 4), `"mean"` the masked mean of exercise 2 over the
-#   valid steps, `"max"` the largest value of each unit over the valid steps.
-#
-# The check trains your choice on its own train/validation split of the names (a couple of
-# seconds; the test names are never read) and says which accuracy it reached and how far
-# that is from the target; the hidden test trains again on another split from another
-# random start, so aim with some margin. Sections 4 and 5 hold the hints.
+# **Diagnose it**: return `{"cause": ..., "change": {field: new value}}`, with `cause` one
+# of the entries of `CLASSIFIER_CAUSES` (printed below) and a change of **one** field that
+# fixes the run. A wrong cause fails with what in the evidence rules it out; then the check
+# trains the fixed classifier on its own train/validation split (the test names are never
+# read) and says how far from the target it is; the hidden test trains again on two other
+# splits from other random starts, so aim with some margin.
 
-# %% nbgrader={"grade": false, "grade_id": "classifier_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def my_classifier_config():
-    """The classifier: {"cell": str, "hidden_size": int, "lr": float, "pooling": str}."""
+# %%
+from course_utils.exercises.output_types import (
+    BROKEN_CLASSIFIER,
+    CLASSIFIER_CAUSES,
+    CLASSIFIER_CHALLENGE,
+    check_classifier_diagnosis,
+    classifier_config_run,
+)
+
+broken_accuracy, broken_losses = classifier_config_run(BROKEN_CLASSIFIER)
+stretch_means = [float(np.mean(broken_losses[i:i + 25])) for i in range(0, len(broken_losses), 25)]
+print(f"{BROKEN_CLASSIFIER}: validation accuracy {broken_accuracy:.3f} after {CLASSIFIER_CHALLENGE['steps']} steps "
+      f"(target: at least {CLASSIFIER_CHALLENGE['target']})")
+print("training loss, mean of each 25 steps:", "  ".join(f"{m:.3f}" for m in stretch_means))
+print("the causes to choose from:", ", ".join(map(repr, CLASSIFIER_CAUSES)))
+assert broken_accuracy < CLASSIFIER_CHALLENGE["target"]
+assert all(b < a for a, b in zip(stretch_means, stretch_means[1:], strict=False))  # falls at every stretch ...
+assert stretch_means[-2] - stretch_means[-1] > 0.05 * stretch_means[-1]  # ... and still falls when the budget ends
+
+# %% nbgrader={"grade": false, "grade_id": "classifier_diagnosis", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_classifier_diagnosis():
+    """{"cause": an entry of CLASSIFIER_CAUSES, "change": {field: new value}} for BROKEN_CLASSIFIER."""
     ### BEGIN SOLUTION
-    return {"cell": "gru", "hidden_size": 64, "lr": 1e-2, "pooling": "last"}
+    return {"cause": "learning rate too small", "change": {"lr": 1e-2}}
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "classifier_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.exercises.output_types import check_classifier_config
-
-check_classifier_config(my_classifier_config())  # trains your choice; says how far from the target you are
+# %% nbgrader={"grade": true, "grade_id": "classifier_diagnosis_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check_classifier_diagnosis(my_classifier_diagnosis())  # checks the cause, trains the fix, says how far it is
 
 
-# %% nbgrader={"grade": true, "grade_id": "classifier_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "classifier_diagnosis_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-check_classifier_config(my_classifier_config(), seed=1)
+check_classifier_diagnosis(my_classifier_diagnosis(), seed=1)
+check_classifier_diagnosis(my_classifier_diagnosis(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

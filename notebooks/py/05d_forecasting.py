@@ -29,8 +29,8 @@
 # 3. train an RNN and an LSTM, early-stopped on the validation years, over several seeds,
 #    choose between them on the validation years, and report what they achieve on the
 #    test years — even when a linear model wins, and why it does here;
-# 4. forecast several years ahead by feeding forecasts back, and choose the order for it
-#    on the validation years;
+# 4. forecast several years ahead by feeding forecasts back, and tell which order carries
+#    further on the validation years;
 # 5. see why a course should not promise stock-price prediction.
 #
 # Helpers: `course_utils/forecasting.py` (windows, scaling, the autoregression, the RNN forecaster).
@@ -564,33 +564,43 @@ assert ahead[1] > mean_rmse > ahead[9], "AR(1) should lose to the mean 5 years a
 # is worse than simply predicting the training mean; an order that spans a cycle keeps
 # the oscillation going.
 #
-# ### Exercise 5 (2 points, about 10 minutes): choose the order for a forecast 5 years ahead
+# ### Exercise 5 (2 points, about 10 minutes): pick the forecaster that carries 5 years ahead
 #
-# Choose the order $p$ (a whole number from 1 to 30) whose AR(p), fitted on the training
-# years, forecasts the validation years **5 years ahead** (as in the cell above) with an
-# RMSE below **0.85 times** the training mean's. Try orders with `ar_order_rmse(p)`: it
-# returns the AR(p) and the training-mean RMSE on 1901-1920. The check reports where your
-# choice lands; the hidden check fits on 1700-1880 and measures on 1881-1900, so prefer an
-# order that wins by a margin over one that scrapes through.
+# Two forecasters, AR(3) and AR(12), fitted on the training years (1700-1900). One year
+# ahead, on the validation years 1901-1920, they are about level (next cell). Which of the
+# two forecasts the validation years **5 years ahead** (as in the cell above) with the lower
+# RMSE, and why? Return `{"winner": 3 or 12, "reason": ...}`, with `reason` one of the
+# entries of `AR_PICK_REASONS` (printed below). Decide before you measure: the check first
+# checks the reason (a wrong one fails with what the measurements say against it), then
+# forecasts with both orders 5 years ahead and compares; the hidden check does the same
+# fitted on 1700-1880 and on 1700-1860, measured on the 20 years after each.
 
-# %% nbgrader={"grade": false, "grade_id": "ar_order", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def my_ar_order() -> int:
-    """The AR order p (1..30) for forecasts 5 years ahead."""
+# %%
+from course_utils.exercises.forecasting import AR_PAIR, AR_PICK_REASONS, check_ar_pick
+
+for order in AR_PAIR:
+    X_o, y_o, _ = windows_for_years(sunspots, years, order, years[0], train_end)
+    X_v, y_v, _ = windows_for_years(sunspots, years, order, train_end + 1, val_end)
+    print(f"AR({order}): one year ahead, validation RMSE {rmse(ar_predict(fit_ar(X_o, y_o), X_v), y_v):.1f}")
+print("the reasons to choose from:", ", ".join(map(repr, AR_PICK_REASONS)))
+
+# %% nbgrader={"grade": false, "grade_id": "ar_pick", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_ar_pick() -> dict:
+    """{"winner": 3 or 12, "reason": an entry of AR_PICK_REASONS}: the better forecaster 5 years ahead."""
     ### BEGIN SOLUTION
-    return 18
+    return {"winner": 12, "reason": "its window spans a cycle, so its fed-back forecast keeps oscillating"}
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "ar_order_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.exercises.forecasting import check_ar_order
-
-check_ar_order(my_ar_order())  # validation years 1901-1920; says how far from the target you are
+# %% nbgrader={"grade": true, "grade_id": "ar_pick_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check_ar_pick(my_ar_pick())  # validation years 1901-1920; says which order won, and by how much
 
 
-# %% nbgrader={"grade": true, "grade_id": "ar_order_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "ar_pick_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-check_ar_order(my_ar_order(), seed=1)
+check_ar_pick(my_ar_pick(), seed=1)
+check_ar_pick(my_ar_pick(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -605,41 +605,54 @@ assert DATES_CHALLENGE == {"steps": 150, "batch_size": 32, "n_val": 200, "target
 assert (STEPS, BATCH) == (240, 128)  # section 3's budget
 
 # %% [markdown]
-# ### Exercise 4 (2 points, about 15 minutes): choose a model that learns the digit dates in 150 steps
+# ### Exercise 4 (2 points, about 15 minutes): diagnose a model that does not learn the digit dates
 #
 # The budget is much smaller than section 3's: 150 Adam steps of 32 fresh dates (section 3:
 # 240 steps of 128), gradient norm clipped at 1, embeddings of size 16. After training, the
 # model decodes 200 dates from held-out days greedily, and at least 90 % of them must be
-# exactly right. Choose
+# exactly right. The model `BROKEN_SEQ2SEQ` below misses by far; the next cell trains it as
+# the check will (a few seconds) and prints its exact match.
 #
-# - `attention`: `"none"`, `"dot"` or `"additive"`,
-# - `hidden_size`: the number of GRU units (at most 64),
-# - `lr`: Adam's learning rate.
-#
-# The check trains a model with your choice (a few seconds) and says which exact match it
-# reached and how far that is from the target; the hidden test trains again from another
-# random start, on other dates and other held-out days, so aim with some margin. Sections 3
-# and 4 hold the hints: what must the decoder read to copy 8 digits in a new order, and is
-# a learning rate tuned for 240 steps enough for 150?
+# **Diagnose it**: return `{"cause": ..., "change": {field: new value}}`, with `cause` one
+# of the entries of `SEQ2SEQ_CAUSES` (printed below) and a change of **one** field
+# (`attention`: `"none"`, `"dot"` or `"additive"`; `hidden_size`: GRU units, at most 64;
+# `lr`: Adam's learning rate) that fixes the run. A wrong cause fails with what rules it
+# out; then the check trains the fixed model and says how far from the target it is; the
+# hidden test trains again from another random start, on other dates and other held-out days.
+# Sections 3 and 4 hold the evidence: what must the decoder read to copy 8 digits in a new
+# order?
 
-# %% nbgrader={"grade": false, "grade_id": "seq2seq_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def my_seq2seq_config():
-    """The model for the digit dates: {"attention": "none" | "dot" | "additive", "hidden_size": int, "lr": float}."""
+# %%
+from course_utils.exercises.attention import (
+    BROKEN_SEQ2SEQ,
+    DATES_CHALLENGE,
+    SEQ2SEQ_CAUSES,
+    check_seq2seq_diagnosis,
+    seq2seq_config_accuracy,
+)
+
+broken_exact = seq2seq_config_accuracy(BROKEN_SEQ2SEQ)
+print(f"{BROKEN_SEQ2SEQ}: {broken_exact:.1%} of {DATES_CHALLENGE['n_val']} held-out dates exactly right after "
+      f"{DATES_CHALLENGE['steps']} steps (target: at least {DATES_CHALLENGE['target']:.0%})")
+print("the causes to choose from:", ", ".join(map(repr, SEQ2SEQ_CAUSES)))
+assert broken_exact < DATES_CHALLENGE["target"]
+
+# %% nbgrader={"grade": false, "grade_id": "seq2seq_diagnosis", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_seq2seq_diagnosis():
+    """{"cause": an entry of SEQ2SEQ_CAUSES, "change": {field: new value}} for BROKEN_SEQ2SEQ."""
     ### BEGIN SOLUTION
-    return {"attention": "additive", "hidden_size": 32, "lr": 2e-2}
+    return {"cause": "one fixed-size context", "change": {"attention": "additive"}}
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "seq2seq_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.exercises.attention import check_seq2seq_config
-
-check_seq2seq_config(my_seq2seq_config())  # trains with your choice; says how far from the target you are
+# %% nbgrader={"grade": true, "grade_id": "seq2seq_diagnosis_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check_seq2seq_diagnosis(my_seq2seq_diagnosis())  # checks the cause, trains the fixed model, says how far it is
 
 
-# %% nbgrader={"grade": true, "grade_id": "seq2seq_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "seq2seq_diagnosis_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-check_seq2seq_config(my_seq2seq_config(), seed=1)
+check_seq2seq_diagnosis(my_seq2seq_diagnosis(), seed=1)
 ### END HIDDEN TESTS
 
 # %% [markdown]

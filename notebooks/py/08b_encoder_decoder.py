@@ -248,7 +248,7 @@ check_decoder_layer(my_decoder_layer, seed=1)
 # batches with 06's `dates_batches`, so both models of one seed read the same batches; this
 # notebook runs seed 0. Each model gets its own
 # learning rate: 06's 3e-3 for the GRU; 1e-2 for the transformer, chosen on the validation
-# dates in a side run at this size (seed 0, no warm-up, which 08c adds) that this notebook
+# dates in a side run at this size (seed 0, no warm-up, which 08d adds) that this notebook
 # does not repeat: more training runs than its time budget allows. We measure exact match on
 # the validation dates with greedy decoding.
 
@@ -323,8 +323,8 @@ assert min(gaps) > max(spread["transformer"]) - min(spread["transformer"]), "the
 # neighbours), while the transformer must learn alignment from sinusoids and a dot product,
 # and its high learning rate without warm-up is noisy. The usual claim "transformers beat
 # RNNs on seq2seq" is about large data and budgets; on this small task at 240 steps the
-# measurement says otherwise. 08c adds the transformer's usual training recipe (warm-up,
-# decay).
+# measurement says otherwise. 08d takes the transformer's usual training recipe (warm-up,
+# decay, AdamW, ...) apart.
 #
 # ## 5. Beam search with length normalisation
 #
@@ -629,8 +629,8 @@ assert all(abs(test_acc[name] - acc[name]) < 0.05 for name in models), "test agr
 #   layer puts most of an output field's attention on the matching source field, far above
 #   a uniform share (measured and asserted).
 #
-# Next: **08c · Training and sampling**: the training recipe (warm-up, schedules) and
-# generation from a trained transformer.
+# Next: **08c · Generating**: a KV cache, and top-k and top-p sampling; then **08d · Training a
+# transformer**: the training recipe (warm-up, schedules, AdamW, ...) measured one factor at a time.
 
 # %%
 report_run_time()

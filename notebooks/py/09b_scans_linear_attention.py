@@ -913,7 +913,7 @@ plt.show()
 # which a real diagonal $a$ cannot make. A complex $a$ or a $2 \times 2$ rotation block could
 # in exact arithmetic, but a $120°$ rotation drifts in floating point; the exact construction
 # is a $3 \times 3$ cyclic permutation, the product of two Householder reflections (DeltaNet's
-# transition $I - \beta k k^\top$ with $\beta = 2$).
+# transition $I - \beta k k^\top$ with $\beta = 2$), which notebook 09c builds in its section 5.
 #
 # The asserts, with margins ("near chance" is a band: three seeds, a few hundred strings per
 # length):
@@ -1024,7 +1024,9 @@ check_parity_scan_inputs(my_parity_scan_inputs, seed=1)
 # A. Sabharwal (2024), *The Illusion of State in State-Space Models*, ICML.
 #
 # Next: **09c · a minimal selective state-space model**: Mamba's S6, whose $\Delta$, $B$ and
-# $C$ read the input, run by the same scans, with minGRU as its one-state case.
+# $C$ read the input, run by the same scans, with minGRU as its one-state case; then S6 with one
+# decay per channel shown to be this notebook's decayed linear attention (SSD), and the delta
+# rule, whose reflections count modulo 3 where a diagonal $a$ could not.
 
 # %%
 report_run_time()

@@ -27,14 +27,23 @@
 # 3. shown **exactly** that minGRU is S6 with one state per channel: same weights, same numbers;
 # 4. trained S6, its time-invariant (LTI) version, minGRU and `torch.nn.GRU` on the
 #    **selective-copying** task at the same step budget, three seeds each, and read the table
-#    for what it shows.
+#    for what it shows;
+# 5. shown that S6 with **one decay per channel is notebook 09b's decayed linear attention**
+#    ($q = C$, $k = B$, $v = \Delta \cdot u$, a 1-semiseparable mask: Mamba-2's state space duality),
+#    recurrence and masked attention equal in float64;
+# 6. built the **delta rule** (DeltaNet, gated DeltaNet), checked it against the gradient step on
+#    $\frac12 \lVert S^\top k - v \rVert^2$ that it is, and, with $\beta \in [0, 2]$, used its reflections
+#    to count **modulo 2 and modulo 3 exactly** with weights made by hand, where 09b's diagonal
+#    recurrence could not count modulo 3.
 #
-# The helpers live in `course_utils/selective_ssm.py` (S6, the copying models; the checks are in
-# `course_utils/exercises/selective_ssm.py`) and `course_utils/data/selective_copy.py` (the
+# The helpers live in `course_utils/selective_ssm.py` (S6, the copying models, SSD; the checks are in
+# `course_utils/exercises/selective_ssm.py`), `course_utils/delta_rule.py` (its check in
+# `course_utils/exercises/delta_rule.py`) and `course_utils/data/selective_copy.py` (the
 # task); the scans come from `course_utils/linear_recurrence.py` (notebook 09), minGRU from
-# `course_utils/min_rnns.py`. Sections 1-2 train nothing: each is an
-# identity between computations, checked in float64. Section 3 trains small models, three
-# seeds each.
+# `course_utils/min_rnns.py`, linear attention from `course_utils/linear_attention.py` (09b).
+# Sections 1, 2, 4 and 5 train nothing: each is an identity between computations, checked in
+# float64, or a construction checked on every string up to 12 bits. Section 3 trains small
+# models, three seeds each.
 
 # %%
 # Colab set-up: on Google Colab, fetch this notebook's version of the course (once, ~20 s). Elsewhere: nothing.
@@ -457,6 +466,301 @@ assert spread("GRU", "per_token")[1] > spread("S6", "per_token")[1] + 0.03  # th
 assert spread("GRU", "per_token")[1] > spread("minGRU", "per_token")[1] + 0.03
 
 # %% [markdown]
+# ## 4. S6 with a scalar decay is decayed linear attention (SSD)
+#
+# Restrict S6 to **one decay per channel**: $A_{d,n} = a_d$ for every state $n$ (Mamba-2's
+# restriction, a scalar times the identity). Write $w_{t,d} = \frac{e^{\Delta_{t,d} a_d} - 1}{a_d}$
+# (the exact ZOH; Mamba's Euler rule: $w_{t,d} = \Delta_{t,d}$), so that
+# $\bar B_{t,d,n} = w_{t,d} B_{t,n}$, and $x_{t,d} = w_{t,d}\, u_{t,d}$. Unrolling the recurrence of
+# channel $d$ from $h_0 = 0$,
+#
+# $$y_{t,d} = \sum_{s \le t} \underbrace{\exp\Big(\sum_{r=s+1}^{t} \Delta_{r,d}\, a_d\Big)}_{L_{ts}}
+# \, (C_t^\top B_s)\, x_{s,d} + D_{skip,d}\, u_{t,d}, \qquad\text{i.e.}\qquad
+# y_{:,d} = (L \circ C B^\top)\, x_{:,d} + D_{skip,d}\, u_{:,d}.$$
+#
+# That is notebook 09b's masked parallel form $\big((Q K^\top) \odot D\big) V$ with
+# $q_t = C_t$, $k_t = B_t$, $v_t = x_t = w_t u_t$ (Mamba-2's $\Delta \cdot u$ under the Euler rule) and
+# the decay $\gamma_t = e^{\Delta_t a}$: each channel is a head of decayed linear attention with a
+# state of $N$ keys and one value. The mask $L$ is 09b's `decay_mask`; it is **1-semiseparable**
+# (every block on or below its diagonal has rank one, since $L_{ts} = e^{c_t} e^{-c_s}$ with
+# $c_t = \sum_{r \le t} \Delta_r a$), which is what lets the recurrence compute it in $O(T)$.
+# `ssd_attention` computes the masked form with `einsum`; `ssd_qkv` hands the same numbers to
+# 09b's `linear_attention_parallel` and `linear_attention_chunkwise`. All against the step-by-step
+# recurrence of section 1 (with $A$ broadcast to $(D, N)$), in float64, for both rules:
+
+# %%
+from course_utils.linear_attention import decay_mask, linear_attention_chunkwise, linear_attention_parallel
+from course_utils.selective_ssm import ssd_attention, ssd_qkv
+
+a_channel = A[:, 0]  # (D,): one decay per channel, from section 1's inputs
+ssd_gaps = {}
+for rule in ("zoh", "euler"):
+    y_rec, _ = selective_scan(u, delta, a_channel[:, None].expand(D, N), B_t, C_t, D_skip, rule=rule, method="steps")
+    qkvg = ssd_qkv(u, delta, a_channel, B_t, C_t, rule=rule)  # q = C, k = B, v = w u, gamma = exp(Delta a)
+    forms = {"(L o C B^T) x + D u": ssd_attention(u, delta, a_channel, B_t, C_t, D_skip, rule=rule),
+             "09b linear_attention_parallel": linear_attention_parallel(*qkvg)[..., 0].permute(2, 0, 1) + D_skip * u,
+             "09b linear_attention_chunkwise": linear_attention_chunkwise(*qkvg, chunk=8)[0][..., 0].permute(2, 0, 1)
+             + D_skip * u}
+    for label, y_form in forms.items():
+        ssd_gaps[rule, label] = (y_form - y_rec).abs().max().item()
+        print(f"rule {rule:5s}: {label:31s} against the S6 recurrence: max |difference| = {ssd_gaps[rule, label]:.1e}")
+assert max(ssd_gaps.values()) < 1e-10
+L_mask = decay_mask((delta[:, 0, 0] * a_channel[0]).exp())  # (T, T): batch 0, channel 0
+block_ranks = [int(torch.linalg.matrix_rank(L_mask[t:, : t + 1])) for t in range(len(L_mask))]
+print(f"rank of every block L[t:, :t+1] on and below the diagonal, t = 0 .. {len(L_mask) - 1}: {set(block_ranks)}")
+assert set(block_ranks) == {1}
+
+# %% [markdown]
+# This is the **state space duality** of Dao and Gu (2024), *Transformers are SSMs:
+# Generalized Models and Efficient Algorithms Through Structured State Space Duality* (Mamba-2):
+# a selective SSM whose $A$ is a scalar per head and a masked attention with a
+# 1-semiseparable mask are one function, computed either as a recurrence (linear in $T$, what
+# generation uses) or as attention (matrix multiplications, what accelerators are good at);
+# their SSD algorithm is 09b's chunkwise form, attention inside chunks and the recurrence
+# between them. Mamba-2 also shares $\Delta$ and $a$ among the $P$ channels of a head (here every
+# channel is its own head, $P = 1$) and reads $B$, $C$ once for all heads, as this S6 does. With
+# a full diagonal $A$ (section 1's $a_{d,n}$ varying with $n$) each state has its own mask and the
+# identity needs $N$ masks per channel instead of one: the scalar decay is what makes S6 *one*
+# attention matrix per head.
+#
+# ### Exercise 4 (2 points, about 15 minutes): S6 as masked attention
+#
+# Write `my_ssd_attention(u, delta, a, B_t, C_t)`: `u`, `delta` $(T, B, D)$, `a` $(D,)$ (negative, one
+# decay per channel), `B_t`, `C_t` $(T, B, N)$. Return $y$ $(T, B, D)$ with
+# $y_{t,d} = \sum_{s \le t} L^{(d)}_{ts}\, (C_t \cdot B_s)\, \Delta_{s,d} u_{s,d}$ (the Euler rule, Mamba-2's
+# $v = \Delta \cdot u$; no skip term), where $L^{(d)}_{ts} = \exp(c_{t,d} - c_{s,d})$ for $s \le t$, 0 above
+# the diagonal, and $c = $ the cumulative sum of $\Delta a$ over time. Build the mask in log space, with
+# $-\infty$ above the diagonal **before** the exponential (the check includes a sequence whose
+# products fall below float64's range), and let `torch.einsum` do the sums: the scores are
+# `einsum("tbn,sbn->bts", C_t, B_t)`.
+
+# %% nbgrader={"grade": false, "grade_id": "ssd_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_ssd_attention(u: torch.Tensor, delta: torch.Tensor, a: torch.Tensor, B_t: torch.Tensor,
+                     C_t: torch.Tensor) -> torch.Tensor:
+    """y = (L o C B^T) (Delta u) per channel, L_ts = exp(c_t - c_s) for s <= t; returns y (T, B, D)."""
+    ### BEGIN SOLUTION
+    c = torch.cumsum(delta * a, dim=0).permute(1, 2, 0)  # (B, D, T): c_t = sum_(r <= t) Delta_r a
+    steps = u.shape[0]
+    above = torch.ones(steps, steps, dtype=torch.bool, device=u.device).triu(1)  # s > t
+    L = (c[..., :, None] - c[..., None, :]).masked_fill(above, float("-inf")).exp()  # (B, D, T, T)
+    scores = torch.einsum("tbn,sbn->bts", C_t, B_t)  # (B, T, T): C_t . B_s
+    return torch.einsum("bdts,bts,sbd->tbd", L, scores, delta * u)  # (T, B, D)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ssd_attention_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.selective_ssm import check_ssd_attention
+
+check_ssd_attention(my_ssd_attention)  # (T, B, D, N) = (7, 2, 3, 4) and (12, 1, 2, 3); then T = 300
+
+
+# %% nbgrader={"grade": true, "grade_id": "ssd_attention_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_ssd_attention(my_ssd_attention, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 5. The delta rule: a transition that is not diagonal
+#
+# Linear attention (09b) **adds** $k_t v_t^\top$ to the state, so reading the key $k$ back,
+# $S^\top k$, returns the sum of every value ever written under keys like it. The **delta rule**
+# (Schlag, Irie and Schmidhuber 2021, *Linear Transformers Are Secretly Fast Weight
+# Programmers*; DeltaNet) first reads what the state holds under the (normalised) key, then
+# replaces it: one step of gradient descent, with step size $\beta_t$, on the regression loss
+# $\frac12 \lVert S^\top k_t - v_t \rVert^2$, whose gradient is $k_t (k_t^\top S - v_t^\top)$:
+#
+# $$S_t = S_{t-1} - \beta_t k_t \big(k_t^\top S_{t-1} - v_t^\top\big)
+# = (I - \beta_t k_t k_t^\top)\, S_{t-1} + \beta_t k_t v_t^\top, \qquad o_t = S_t^\top q_t,
+# \qquad \lVert k_t \rVert = 1.$$
+#
+# The convention is 09b's: $S$ is $(d_k, d_v)$, one row per key feature. The papers store the
+# transpose, $S_t = S_{t-1}(I - \beta_t k_t k_t^\top) + \beta_t v_t k_t^\top$: the same numbers.
+# **Gated DeltaNet** (Yang, Kautz and Hatamizadeh 2025, *Gated Delta Networks: Improving Mamba2
+# with Delta Rule*) adds Mamba-2's decay, $S_t = \gamma_t (I - \beta_t k_t k_t^\top) S_{t-1} +
+# \beta_t k_t v_t^\top$. The transition $I - \beta_t k_t k_t^\top$ is no longer diagonal, so notebook
+# 09's scans of scalar recurrences do not apply; Yang, Wang, Zhang, Shen and Kim (2024), *Parallelizing
+# Linear Transformers with the Delta Rule over Sequence Length*, train it chunkwise with a
+# compact (WY) form of the products of these matrices, not built here. `delta_rule_recurrent`
+# is the loop over `delta_rule_step`; in float64 against the gradient step itself, taken by
+# autograd on the loss, with a decay:
+
+# %%
+from course_utils.delta_rule import delta_rule_recurrent
+from course_utils.linear_attention import linear_attention_recurrent
+
+g_dr = torch.Generator().manual_seed(1)
+q_dr, k_dr = (torch.randn(2, 3, 12, 4, generator=g_dr, dtype=torch.float64) for _ in range(2))  # (B, NH, T, d_k)
+v_dr = torch.randn(2, 3, 12, 5, generator=g_dr, dtype=torch.float64)  # (B, NH, T, d_v)
+beta_dr = torch.rand(2, 3, 12, generator=g_dr, dtype=torch.float64) * 2  # (B, NH, T), in [0, 2]
+gamma_dr = torch.rand(2, 3, 12, generator=g_dr, dtype=torch.float64) * 0.5 + 0.5
+o_dr, S_dr = delta_rule_recurrent(q_dr, k_dr, v_dr, beta_dr, gamma_dr)
+S_grad, o_grad = torch.zeros(2, 3, 4, 5, dtype=torch.float64), []
+for t in range(12):  # the online-regression view: decay, then one gradient step of size beta_t
+    key = k_dr[:, :, t] / k_dr[:, :, t].norm(dim=-1, keepdim=True)  # (B, NH, d_k)
+    S_leaf = (gamma_dr[:, :, t, None, None] * S_grad).requires_grad_()
+    loss = 0.5 * ((torch.einsum("bhkv,bhk->bhv", S_leaf, key) - v_dr[:, :, t]) ** 2).sum()
+    (grad,) = torch.autograd.grad(loss, S_leaf)
+    S_grad = (S_leaf - beta_dr[:, :, t, None, None] * grad).detach()
+    o_grad.append(torch.einsum("bhkv,bhk->bhv", S_grad, q_dr[:, :, t]))
+check_close("gated delta rule against gradient steps on 1/2 ||S^T k - v||^2 (float64)", o_dr, torch.stack(o_grad, 2))
+check_close("and the last state", S_dr, S_grad)
+
+# %% [markdown]
+# Two checks link it to 09b. With **orthonormal keys** ($k_t = e_t$), nothing is stored under
+# $k_t$ before step $t$ writes it, the erase term $k_t k_t^\top S_{t-1}$ is 0, and the delta rule is
+# linear attention with the values $\beta_t v_t$. With the **same key twice**, linear attention
+# returns the sum of the two values, the delta rule ($\beta = 1$) the latest one:
+
+# %%
+eye_keys = torch.eye(4, dtype=torch.float64).expand(2, 3, 4, 4)  # (B, NH, T = 4, d_k = 4): k_t = e_t
+check_close("delta rule with orthonormal keys against 09b's linear attention with values beta v",
+            delta_rule_recurrent(q_dr[:, :, :4], eye_keys, v_dr[:, :, :4], beta_dr[..., :4])[0],
+            linear_attention_recurrent(q_dr[:, :, :4], eye_keys, beta_dr[..., :4, None] * v_dr[:, :, :4])[0])
+same_key = torch.tensor([1.0, 0.0], dtype=torch.float64).expand(1, 1, 2, 2)  # (1, 1, T = 2, d_k = 2)
+two_values = torch.tensor([3.0, 5.0], dtype=torch.float64).view(1, 1, 2, 1)  # write 3, then 5, under one key
+read_delta = delta_rule_recurrent(same_key, same_key, two_values, 1.0)[0][0, 0, -1, 0].item()
+read_linear = linear_attention_recurrent(same_key, same_key, two_values)[0][0, 0, -1, 0].item()
+print(f"write 3 then 5 under one key, read it back: delta rule {read_delta:g}, linear attention {read_linear:g}")
+assert read_delta == 5.0 and read_linear == 8.0
+
+# %% [markdown]
+# ### Exercise 5 (2 points, about 10 minutes): one step of the delta rule
+#
+# Write `my_delta_rule_step(S, q, k, v, beta)` for a batch: `S` $(B, d_k, d_v)$, `q`, `k`
+# $(B, d_k)$, `v` $(B, d_v)$, `beta` $(B,)$. Normalise the key first, $\hat k = k / \lVert k \rVert$
+# (over its $d_k$ features; `q` is used as given), then return `(o, S_new)` with
+# $S_{\text{new}} = (I - \beta \hat k \hat k^\top) S + \beta \hat k v^\top$ and $o = S_{\text{new}}^\top q$,
+# of shape $(B, d_v)$. No $d_k \times d_k$ matrix is needed: $\hat k \hat k^\top S = \hat k\, (\hat k^\top S)$. The check
+# also runs your step over a sequence with $\beta$ in $[0, 2]$ and compares it with `delta_rule_recurrent`.
+
+# %% nbgrader={"grade": false, "grade_id": "delta_rule_step", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_delta_rule_step(S: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                       beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """S_new = (I - beta k k^T) S + beta k v^T with k normalised, o = S_new^T q; returns (o (B, d_v), S_new)."""
+    ### BEGIN SOLUTION
+    k = k / k.norm(dim=-1, keepdim=True)  # (B, d_k), unit length
+    kS = (k[:, None, :] @ S)[:, 0]  # (B, d_v): k^T S
+    b = beta[:, None, None]
+    S_new = S - b * k[:, :, None] * kS[:, None, :] + b * k[:, :, None] * v[:, None, :]  # (B, d_k, d_v)
+    o = (q[:, None, :] @ S_new)[:, 0]  # (B, d_v): S_new^T q
+    return o, S_new
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "delta_rule_step_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.delta_rule import check_delta_rule_step
+
+check_delta_rule_step(my_delta_rule_step)  # d_k = d_v = 4 and d_k = 3, d_v = 5; then 8 steps
+
+
+# %% nbgrader={"grade": true, "grade_id": "delta_rule_step_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_delta_rule_step(my_delta_rule_step, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### State tracking with reflections
+#
+# Notebook 09b's section 5 ended on a negative result: a diagonal transition $a_t \in (-1, 1)$ can
+# flip a sign (parity) but not count modulo 3, which needs a rotation. The delta rule's
+# transition $M = I - \beta k k^\top$ (unit $k$) has the eigenvalue $1 - \beta$ along $k$ and 1 on
+# the $d_k - 1$ directions across it. DeltaNet takes $\beta = \sigma(\cdot) \in (0, 1)$:
+# eigenvalues in $(0, 1]$, no negative one: the regime in which 09b's theorems rule parity out. Grazzi
+# et al. (2024), *Unlocking State-Tracking in Linear RNNs Through Negative Eigenvalues*, widen it
+# to $\beta \in (0, 2)$, eigenvalues in $(-1, 1]$; at $\beta = 2$, $M$ is a **reflection** (a Householder
+# matrix, $M^2 = I$). And a product of two reflections is a rotation. Measured:
+
+# %%
+from course_utils.delta_rule import householder_count_inputs, transposition_key
+
+k_unit = F.normalize(torch.randn(5, generator=g_dr, dtype=torch.float64), dim=0)  # (5,)
+for beta_value in (0.5, 1.0, 2.0):
+    M = torch.eye(5, dtype=torch.float64) - beta_value * torch.outer(k_unit, k_unit)
+    eigenvalues = torch.linalg.eigvalsh(M)  # M is symmetric: real eigenvalues
+    print(f"beta = {beta_value}: eigenvalues of I - beta k k^T: {[round(e, 6) for e in eigenvalues.tolist()]}")
+    check_close(f"  they are 1 - beta and four 1s (beta = {beta_value})", eigenvalues,
+                torch.tensor(sorted([1 - beta_value] + [1.0] * 4), dtype=torch.float64), quiet=True)
+check_close("beta = 2: M M = I, a reflection", M @ M, torch.eye(5, dtype=torch.float64))
+swap_01, swap_12 = (torch.eye(3, dtype=torch.float64) - 2 * torch.outer(kk, kk)
+                    for kk in (transposition_key(0, 1, 3), transposition_key(1, 2, 3)))
+P = swap_12 @ swap_01  # the two reflections of one bit, the first one applied first
+print("swap_12 @ swap_01 =\n", P.round(decimals=12).numpy())
+rotation_eigenvalues = torch.linalg.eigvals(P)
+print(f"its eigenvalues: {[f'{e:.4f}' for e in rotation_eigenvalues.tolist()]}; angles "
+      f"{sorted(round(float(e.angle().abs()) * 180 / torch.pi, 6) for e in rotation_eigenvalues)} degrees")
+check_close("P^3 = I: a cyclic permutation of three coordinates", torch.linalg.matrix_power(P, 3),
+            torch.eye(3, dtype=torch.float64))
+assert sorted(round(float(e.angle().abs()) * 180 / torch.pi, 6) for e in rotation_eigenvalues) == [0.0, 120.0, 120.0]
+
+# %% [markdown]
+# **What one delta-rule step per token can represent.** Each step's transition is symmetric,
+# with real eigenvalues $1$ and $1 - \beta$. On the string $1 1 1 \dots$ one layer that gives a token
+# its keys, $\beta$ and values from the token alone applies the same affine map
+# $S \mapsto M S + \beta k v^\top$ at every step; along each eigenvector of $M$ the state converges
+# ($|1 - \beta| < 1$), flips with period 2 ($\beta = 2$) or moves by the same amount at every
+# step (eigenvalue 1: a counter, exact only while the numbers stay small enough for the float
+# format). A period of 3 is not among them, so in finite precision, at every length, one
+# step per token can track **parity** (a reflection per one) but cannot count **modulo 3**
+# (a sketch of the argument, not a theorem of this course). Two steps per token can: the
+# product of two reflections is the $120°$ rotation above, a cyclic permutation. Siems et al.
+# (2025), *DeltaProduct*, take several delta-rule steps per token for this reason.
+#
+# `householder_count_inputs(bits, m)` builds those weights by hand: every bit becomes $m - 1$
+# delta-rule steps with the keys $(e_i - e_{i+1})/\sqrt 2$ of the transpositions, $\beta = 2 \cdot$bit
+# and $v = 0$; the state starts at $S_0 = I$ and after $n$ ones it is $P^n$, so the output for
+# $q = e_0$ is the one-hot vector of $n \bmod m$. Parity is $m = 2$: one step per bit, a single
+# reflection. We run it in float32, the course's training dtype, on **every** bit string of 12
+# bits (4096 strings, their prefixes cover every string of 1 to 12 bits, the output read after
+# every bit) and on 64 random strings of 2000 bits; and, as the contrast, the same weights with
+# $\beta$ capped at 1 (DeltaNet's range), where a one **projects** instead of reflecting:
+
+# %%
+import itertools
+
+all_strings = torch.tensor(list(itertools.product([0, 1], repeat=12)), dtype=torch.float32)  # (4096, 12)
+long_strings = torch.randint(0, 2, (64, 2000), generator=torch.Generator().manual_seed(2)).float()  # (64, 2000)
+
+
+def count_outputs(bits, m, beta_max=2.0):
+    """The delta rule's output after every bit, (B, T, m), for householder_count_inputs (float32)."""
+    q_c, k_c, v_c, beta_c, S0_c = householder_count_inputs(bits, m, beta_max=beta_max)
+    out, _ = delta_rule_recurrent(q_c, k_c, v_c, beta_c, S0=S0_c)
+    return out[:, 0, m - 2 :: m - 1]  # (B, T, m): after the last of each bit's m - 1 steps
+
+
+counting, drifts = {}, {}
+for m in (2, 3):
+    for label, bits_m in (("all 12-bit strings", all_strings), ("64 strings of 2000 bits", long_strings)):
+        out_m = count_outputs(bits_m, m)
+        target = bits_m.cumsum(1).long() % m  # (B, T): ones so far, mod m
+        accuracy = (out_m.argmax(-1) == target).float().mean().item()
+        drift = (out_m - F.one_hot(target, m).float()).abs().max().item()
+        counting[m, label] = accuracy
+        drifts[m, label] = drift
+        print(f"mod {m}, beta = 2, {label:24s}: accuracy {accuracy:.4f} at every prefix; "
+              f"max |output - one-hot| = {drift:.1e}")
+assert all(accuracy == 1.0 for accuracy in counting.values())
+assert max(drifts.values()) < 1e-2  # far from the 0.5 at which an argmax could flip
+capped = count_outputs(all_strings, 2, beta_max=1.0)  # (4096, 12, 2)
+after_a_one = capped[all_strings.cumsum(1) > 0]  # (prefixes with a one, 2)
+spread_capped = (after_a_one - after_a_one[0]).abs().max().item()
+print(f"parity with beta capped at 1: every prefix holding a one gives the output {after_a_one[0].tolist()}, "
+      f"up to {spread_capped:.1e}: odd and even are one state")
+assert spread_capped < 1e-5
+
+# %% [markdown]
+# With $\beta = 2$ the hand-made delta rule counts modulo 2 and modulo 3 without a single error,
+# on every string up to 12 bits and on strings of 2000 bits. Its output is the exact one-hot
+# vector up to float32 rounding (the printed drift: a few $10^{-6}$ on 12 bits, larger after
+# 2000 bits, yet far from the $0.5$ at which the answer could change): a reflection is
+# orthogonal, so it carries an error along without amplifying it. With $\beta$ capped at 1 the first one projects the state onto a line, and every
+# later one leaves it there: parity is lost after the first one. This is what the
+# construction can represent; whether training **finds** it is a separate question, which
+# Grazzi et al. study on larger models and which this notebook does not measure.
+
+# %% [markdown]
 # ## Summary
 #
 # - A diagonal SSM $h' = Ah + Bx$, discretised with the **zero-order hold**, steps as
@@ -473,6 +777,20 @@ assert spread("GRU", "per_token")[1] > spread("minGRU", "per_token")[1] + 0.03
 #   (selection matters), not better than minGRU (their seeds overlap), and below `nn.GRU`'s
 #   median (see the table for each model's range over seeds). S6's case is the
 #   parallel scan, not accuracy on 24 tokens.
+# - **SSD**: with one decay per channel, S6 *is* decayed linear attention, $y = (L \circ C B^\top)(w \cdot u)$
+#   with $w = \Delta$ (Euler) or $(e^{\Delta a} - 1)/a$ (ZOH) and the 1-semiseparable mask
+#   $L_{ts} = e^{\sum_{r=s+1}^t \Delta_r a}$: recurrence, masked attention and 09b's parallel and
+#   chunkwise forms agreed to about $10^{-14}$ in float64, and every block of $L$ below its diagonal
+#   had rank 1.
+# - **The delta rule** $S_t = \gamma_t (I - \beta_t k_t k_t^\top) S_{t-1} + \beta_t k_t v_t^\top$ is a gradient
+#   step on $\frac12 \lVert S^\top k_t - v_t \rVert^2$ (checked against autograd); with orthonormal keys it
+#   is linear attention, with a repeated key it overwrites where linear attention adds.
+# - **Reflections track state.** $I - \beta k k^\top$ has the eigenvalue $1 - \beta$; with $\beta = 2$ it is a
+#   reflection and one delta-rule step per bit computes parity; two reflections per bit make a
+#   $120°$ rotation and count modulo 3. Weights made by hand: no error on all strings up to 12
+#   bits and on strings of 2000 bits, in float32. With $\beta$ capped at 1 (DeltaNet's range) a one
+#   projects and parity is lost. One symmetric step per token has no period 3 (the sketch in
+#   section 5); whether training finds these weights was not measured here.
 #
 # **References.** A. Gu and T. Dao (2023), *Mamba: Linear-Time Sequence Modeling with Selective
 # State Spaces* (Algorithm 2, section 3.1). A. Gu, K. Goel, A. Gupta, C. Ré (2022), *On the
@@ -481,6 +799,14 @@ assert spread("GRU", "per_token")[1] > spread("minGRU", "per_token")[1] + 0.03
 # The copying memory task that selective copying varies goes back to S. Hochreiter and
 # J. Schmidhuber (1997), *Long Short-Term Memory*; M. Arjovsky, A. Shah, Y. Bengio (2016),
 # *Unitary Evolution Recurrent Neural Networks*, popularised the form used today.
+# T. Dao and A. Gu (2024), *Transformers are SSMs: Generalized Models and Efficient Algorithms
+# Through Structured State Space Duality*, ICML (Mamba-2). I. Schlag, K. Irie, J. Schmidhuber
+# (2021), *Linear Transformers Are Secretly Fast Weight Programmers*, ICML (the delta rule).
+# S. Yang, B. Wang, Y. Zhang, Y. Shen, Y. Kim (2024), *Parallelizing Linear Transformers with the
+# Delta Rule over Sequence Length*, NeurIPS (DeltaNet). S. Yang, J. Kautz, A. Hatamizadeh (2025),
+# *Gated Delta Networks: Improving Mamba2 with Delta Rule*, ICLR. R. Grazzi, J. Siems, A. Zela,
+# J. K. H. Franke, F. Hutter, M. Pontil (2024), *Unlocking State-Tracking in Linear RNNs Through
+# Negative Eigenvalues* (ICLR 2025). J. Siems et al. (2025), *DeltaProduct*.
 #
 # Next: this is the last notebook of the course for now; the README's lecture table lists
 # them all, with their Colab and student links.

@@ -1,0 +1,89 @@
+"""The settings a notebook shows before a configuration challenge, and whether a combination of them passes it.
+
+Issue 29, item 2: a learner who copies the values a notebook shows (its sections' own settings) and combines them must
+not pass the challenge that follows. :data:`SHOWN` lists, per challenge, the values shown before the exercise (each
+with the source line that shows it, so that a change to the notebook breaks a fast test until the list follows) and
+the combinations a learner can assemble from them; :func:`verdicts` runs one combination on each seed the notebook's
+visible and hidden tests grade (read from the test cells).
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from .cells import grade_id
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A challenge's shown settings: ``lines`` are source lines (read before the exercise) that show the values;
+    ``combinations`` the answers assembled from them; ``grading`` a ``module:attribute[key]`` for the
+    :class:`course_utils.core.checks.Challenge`; ``idea_less`` the answer that ignores the exercise's idea."""
+
+    notebook: str
+    grade_id: str
+    grading: str
+    lines: tuple[str, ...]
+    combinations: tuple[Any, ...]
+    idea_less: Any
+    solution_note: str = ""
+
+
+SHOWN = (
+    Shown("02_bptt", "clip_settings", "course_utils.exercises.bptt:CLIP_GRADING",
+          ("clip_lr, clip_c, clip_steps = 2.0, 3.0, 150", "choose `lr` **at least 3**"),
+          ((3.0, 3.0),), (3.0, 0.25)),
+    Shown("03_lstm", "adding_config", "course_utils.exercises.long_range:ADDING_GRADING[LSTM]",
+          ("T_ADD, HIDDEN, STEPS, BATCH, LR = 50, 32, 800, 64, 1e-2", "forget_bias=1.0).to(device)",
+           "FORGET_BIAS, W_H_SCALE = 4.0, 8.0"),
+          tuple({"forget_bias": b, "hidden_size": 32, "lr": 1e-2} for b in (0.0, 1.0, 4.0)),
+          {"forget_bias": 0.0, "hidden_size": 32, "lr": 1e-2}),
+    Shown("09_modern_rnns", "esn_config", "course_utils.exercises.esn:ESN_GRADING",
+          ("N_RES, RHO, ALPHA, WASHOUT, N_TRAIN = 300, 0.95, 1e-7, 200, 2000", "for rho_esp in (RHO, 1.1):",
+           'section_setting = {"spectral_radius": RHO, "input_scale": 0.5, "alpha": ALPHA}'),
+          tuple({"spectral_radius": r, "input_scale": 0.5, "alpha": 1e-7} for r in (0.95, 1.1)),
+          {"spectral_radius": 0.95, "input_scale": 0.5, "alpha": 1e-8}),
+)
+
+
+def source_before_exercise(notebook: str, gid: str) -> str:
+    """The notebook's jupytext source up to the exercise's solution cell."""
+    text = (REPO / "notebooks" / "py" / f"{notebook}.py").read_text(encoding="utf-8")
+    return text.split(f'"grade_id": "{gid}"')[0]
+
+
+def graded_seeds(notebook: str, gid: str) -> tuple[int, ...]:
+    """The seeds the exercise's visible and hidden test cells pass to its check (0 where a call gives none)."""
+    seeds = []
+    for cell in nbformat.read(REPO / "notebooks" / f"{notebook}.ipynb", as_version=4).cells:
+        if grade_id(cell) in (f"{gid}_test", f"{gid}_hidden_test"):
+            code = "\n".join(line.split("#")[0] for line in cell.source.splitlines())
+            for call in re.findall(r"check_\w+\(my_\w+(?:\(\))?(.*)\)", code):
+                found = re.search(r"seed=(\d+)", call)
+                seeds.append(int(found[1]) if found else None)
+    defaults = {"clip_settings": 1}  # check_clip_settings's default seed
+    return tuple(s if s is not None else defaults.get(gid, 0) for s in seeds)
+
+
+def challenge(spec: Shown):
+    """The :class:`Challenge` ``spec.grading`` names."""
+    module, attribute = spec.grading.split(":")
+    name, _, key = attribute.partition("[")
+    found = getattr(importlib.import_module(module), name)
+    return found[key.rstrip("]")] if key else found
+
+
+def verdicts(spec: Shown, answer: Any, seeds: tuple[int, ...] | None = None) -> dict[int, bool]:
+    """``{seed: met}`` for ``answer`` on each graded seed (or ``seeds``), measured as the check does."""
+    grading = challenge(spec)
+    settings = grading.validate(answer)
+    return {seed: grading.judge(settings, grading.measure(answer, seed=seed), seed).met
+            for seed in (seeds if seeds is not None else graded_seeds(spec.notebook, spec.grade_id))}
