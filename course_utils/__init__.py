@@ -13,7 +13,7 @@ README's from the folders):
    ``metrics``, ``timing``;
 4. lectures, ``course_utils.<module>``, one module per concept, under the notebook its docstring
    names first: ``rnn`` 01, ``bptt``/``long_range``/``numpy_lm`` 02, ``lstm``/``lstm_backward``
-   03, ``gru`` 04, ``output_types`` 05a, ``forecasting`` 05d, ``attention`` 06,
+   03, ``gru`` 04, ``output_types`` 05a, ``forecasting`` 05d, ``tokens`` 05e, ``attention`` 06,
    ``self_attention`` 07, ``transformer`` 08, ``beam_search``/``seq2seq_transformer`` 08b,
    ``kv_cache``/``sampling`` 08c, ``recipe`` 08d, ``esn``/``linear_recurrence``/``min_rnns`` 09,
    ``linear_attention``/``prefix_scan``/``state_tracking`` 09b, ``delta_rule``/``selective_ssm``
@@ -23,7 +23,7 @@ README's from the folders):
    ``forecasting``, ``gru``, ``kv_cache``, ``linear_attention``, ``linear_recurrence``, ``lm``,
    ``long_range``, ``lstm``, ``min_rnns``, ``output_types``, ``prefix_scan``, ``recipe``,
    ``rnn``, ``sampling``, ``selective_ssm``, ``self_attention``, ``seq2seq_transformer``,
-   ``state_tracking``, ``transformer``); nothing else imports them.
+   ``state_tracking``, ``tokens``, ``transformer``); nothing else imports them.
 .. end of tiers
 
 The instructors' toolkit (grading, website, Colab cell) is the separate package ``course_tools``.

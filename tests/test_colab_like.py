@@ -29,7 +29,7 @@ from nbclient import NotebookClient
 from course_tools import colab
 
 # What Colab ships of the course's dependencies (its versions differ; here the pins, but tqdm).
-COLAB_SHIPS = ["torch", "numpy", "matplotlib", "ipykernel", "ipywidgets", "nbformat", "threadpoolctl"]
+COLAB_SHIPS = ["torch", "numpy", "matplotlib", "ipykernel", "ipywidgets", "nbformat", "threadpoolctl", "tokenizers"]
 OTHER_VERSION = "tqdm==4.67.1"  # Colab's versions are not the course's: 00 must say so and go on
 NOT_ON_COLAB = ["jupytext", "jupyterlab", "faker"]  # faker: installed by the set-up cell
 NOTEBOOKS = ["00_setup.ipynb", "05d_forecasting.ipynb"]  # the environment report; a lecture that reads data/

@@ -1,4 +1,4 @@
-"""Notebooks 01-05c, 07 and 08 (the text experiments): the course's character corpus and a character vocabulary.
+"""Notebooks 01-05c, 05e, 07 and 08 (the text experiments): the course's character corpus and a character vocabulary.
 
 The corpus is the English text of Python's own help topics (`pydoc_data.topics`, in the
 standard library, PSF licence): about 0.47 M characters of prose and code, always

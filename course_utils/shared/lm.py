@@ -1,4 +1,4 @@
-"""Notebooks 01-04, 05b, 07 and 08: language modelling, written once for every model that predicts the next token.
+"""Notebooks 01-04, 05b, 05e, 07 and 08: language modelling, written once for every model that predicts the next token.
 
 - data: :class:`CharData` (a text as ids, split into train and validation) and
   :func:`random_windows` / :func:`lm_batches` (random windows, targets shifted by one);

@@ -653,7 +653,8 @@ assert 100 - mape > 98 and rmse(pred_ar, truth) > 0.98 * rmse(pred_persist, trut
 #   baselines are the evidence. Stock prices are close to a random walk: do not promise to
 #   predict them.
 #
-# This closes the output types. Next: **06 · attention**, which removes the seq2seq
+# This closes the output types. Next: **05e · subword tokens**, what the transformers of
+# 08 on read instead of characters; then **06 · attention**, which removes the seq2seq
 # bottleneck of 05c.
 
 # %%
