@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -71,6 +72,15 @@ def main(argv: list[str] | None = None) -> int:
                      help="refuse to grade where bubblewrap cannot sandbox the kernels")
     box.add_argument("--no-sandbox", dest="sandbox", action="store_const", const="off",
                      help="run kernels without bubblewrap (trusted notebooks only)")
+    # Issue 31 (items 1, 4): the process cap, nbgrader's stderr rule, time limits from the source.
+    gr.add_argument("--max-processes", type=int, default=Limits.max_processes,
+                    help="processes and threads of one kernel (a fork bomb stops there)")
+    gr.add_argument("--strict-stderr", action="store_true",
+                    help="nbgrader's rule: no credit for a test cell that wrote to stderr (default: reported only)")
+    gr.add_argument("--time-factor", type=float, default=10.0,
+                    help="a cell may take this many times its source cell's time, measured once per run "
+                         "(0: the fixed --cell-timeout and --notebook-timeout, which are otherwise the ceilings)")
+    gr.add_argument("--time-floor", type=int, default=Limits.time_floor, help="seconds a cell may always take")
     mg = sub.add_parser("merge", help="join the --out folders of grade --shard runs into one gradebook")
     mg.add_argument("folders", type=Path, nargs="+")
     mg.add_argument("--out", type=Path, required=True)
@@ -97,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "merge":
         return merge(args.folders, args.out)
     limits = Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb, args.max_output_kb, args.threads)
+    limits = dataclasses.replace(limits, max_processes=args.max_processes, strict_stderr=args.strict_stderr,
+                                 time_factor=args.time_factor, time_floor=args.time_floor)
     return grade_class(args.submissions, args.out or default_out(args.submissions), args.source, limits, args.jobs,
                        args.extra_tests, args.sandbox, args.resume, args.shard, tuple(args.student),
                        tuple(args.exercise))
