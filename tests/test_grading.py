@@ -189,6 +189,7 @@ def test_learners_check_their_own_copy_on_the_visible_tests(repo, tmp_path, caps
     assert main(["check", str(mine)]) == 0
     out = capsys.readouterr().out
     assert "00_setup.ipynb: 0.5 / 0.5 points" in out and "tampered" not in out
+    assert "cell errors" not in out  # every lecture cell ran: the sandbox holds what the notebook reads
     assert main(["check", str(tmp_path / "missing.ipynb")]) == 2
 
 

@@ -263,6 +263,8 @@ def grade_submission(student: str, submission_path: Path, source_path: Path, lim
     setup, protected = source_imports(source)
     hidden = [Path(p) for p in hide or []]
     measured = limits.measured.get(str(source_path.resolve())) if limits.time_factor > 0 else None
+    if measured is not None and len(measured) != len(source.cells):
+        measured = None  # the source changed since it was measured: the fixed limits
     if measured is not None:  # time limits from the source's measured cells (timing.py)
         limits = replace(limits, notebook_timeout=notebook_limit(measured, limits))
         own = [cell_limit(None if i is None else measured[i], limits, measured) for i in origin]

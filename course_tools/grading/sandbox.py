@@ -32,10 +32,12 @@ from pathlib import Path
 NOBODY = "65534"  # the uid and gid inside the sandbox
 REPO = Path(__file__).resolve().parents[2]
 # What of the repository a kernel reads: the course's package, the grader (it runs the kernel and
-# the replay cells), the data files and the benchmark tables notebooks quote. Not notebooks/ (the
-# sources), student/, gradebook/, tests/ nor anything else.
-COURSE_PATHS = ("course_utils", "course_tools/__init__.py", "course_tools/grading", "data", "benchmarks/results")
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+# the replay cells), the data files, the benchmark tables notebooks quote and pyproject.toml (00
+# checks the pins). Not notebooks/ (the sources), student/, gradebook/, tests/ nor anything else.
+COURSE_PATHS = ("course_utils", "course_tools/__init__.py", "course_tools/grading", "data", "benchmarks/results",
+                "pyproject.toml")
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+               "/sys/devices/system/cpu")  # the CPUs' topology, which torch and OpenMP read
 # Of /etc, what the dynamic loader, fonts, locales and time zones read (no passwd, no hosts, no keys).
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "fonts", "localtime", "alternatives", "mime.types")
 THREAD_VARS = ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
@@ -205,7 +207,8 @@ class PidsCgroup:
 
 def _cgroup_parent() -> Path | None:
     """Where this process can make a pids cgroup that a child can join, or None."""
-    for parent in (_own_cgroup_v2(), CGROUP_V1):
+    v2 = _own_cgroup_v2()  # below its own cgroup, or the root (exempt from v2's no-internal-processes rule)
+    for parent in (v2, Path("/sys/fs/cgroup") if v2 is not None else None, CGROUP_V1):
         if parent is None or not parent.is_dir():
             continue
         try:
