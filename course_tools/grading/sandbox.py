@@ -197,7 +197,11 @@ class PidsCgroup:
             except FileNotFoundError:
                 return
             except OSError:
-                for pid in (self.path / "cgroup.procs").read_text().split():
+                try:
+                    pids = (self.path / "cgroup.procs").read_text().split()
+                except OSError:
+                    pids = []
+                for pid in pids:
                     try:
                         os.kill(int(pid), 9)
                     except (ProcessLookupError, ValueError):
