@@ -43,7 +43,8 @@ EXPECTED = {
     "print_flood": (6, {}),
     "always_equal": (3, {"square_test": "failed"}),
     "own_helper_cell": (6, {}),
-    "warns": (3, {"square_test": "failed"}),
+    "warns": (6, {}),  # reported, not scored (nbgrader gives 0: --strict-stderr)
+    "lost_metadata": (6, {}),  # answers found by the functions they define
     "truncated_json": (0, {"add_one_test": "not graded", "square_test": "not graded", "mean_test": "not graded"}),
     "wrong_nbformat": (0, {"add_one_test": "not graded", "square_test": "not graded", "mean_test": "not graded"}),
     "no_cells": (0, {"add_one_test": "not graded", "square_test": "not graded", "mean_test": "not graded"}),
@@ -109,8 +110,16 @@ def test_messages_say_what_is_wrong(rows):
     assert "not valid JSON" in message(rows, "truncated_json", "notebook")
     assert "nbformat 3 is not supported" in message(rows, "wrong_nbformat", "notebook")
     assert "no list of cells" in message(rows, "no_cells", "notebook")
-    assert "stderr" in message(rows, "warns", "square_test") and "squaring may overflow" in message(
-        rows, "warns", "square_test")
+    warned = message(rows, "warns", "square_test")
+    assert "stderr (reported, not scored)" in warned and "squaring may overflow" in warned
+
+
+def test_answers_that_lost_their_metadata_are_found_by_name_and_the_feedback_says_so(rows):
+    notes = {r.exercise: r for r in by_student(rows, "lost_metadata") if r.max_points == 0}
+    assert set(notes) == {"add_one", "square", "mean_of"}, notes
+    assert all(r.status == "matched by name" for r in notes.values())
+    assert "your cell that defines square() was graded as its answer" in notes["square"].message
+    assert "lost its grader metadata" in notes["square"].message
 
 
 def test_tampering_is_reported_not_scored(rows):
@@ -180,6 +189,7 @@ def test_learners_check_their_own_copy_on_the_visible_tests(repo, tmp_path, caps
     assert main(["check", str(mine)]) == 0
     out = capsys.readouterr().out
     assert "00_setup.ipynb: 0.5 / 0.5 points" in out and "tampered" not in out
+    assert "cell errors" not in out  # every lecture cell ran: the sandbox holds what the notebook reads
     assert main(["check", str(tmp_path / "missing.ipynb")]) == 2
 
 
@@ -238,8 +248,12 @@ def test_credit_follows_nbgrader():
     assert credit(CellResult("ok", value="0.0"), 3)[:2] == (0, "partial")
     assert credit(CellResult("ok", value="-2"), 3)[:2] == (3, "passed")  # nbgrader: full marks, with a warning
     assert credit(CellResult("ok", value="7"), 3)[:2] == (0, "error")
-    points, status, message = credit(CellResult("ok", stderr="UserWarning: careful\n  warnings.warn"), 3)
+    warned = CellResult("ok", stderr="UserWarning: careful\n  warnings.warn")
+    points, status, message = credit(warned, 3)  # reported, not scored
+    assert (points, status) == (3, "passed") and "UserWarning: careful" in message and "not scored" in message
+    points, status, message = credit(warned, 3, strict_stderr=True)  # nbgrader's rule
     assert (points, status) == (0, "failed") and "UserWarning: careful" in message
+    assert credit(CellResult("ok", value="1", stderr="DeprecationWarning: x"), 3)[:2] == (1, "partial")
 
 
 def test_submission_without_a_source(tmp_path):

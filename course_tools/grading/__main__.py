@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import shutil
 import sys
 import tempfile
@@ -62,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
                     help="regrade this exercise only, keeping the student's other rows (repeatable)")
     gr.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
     gr.add_argument("--extra-tests", type=Path, help="folder of private hidden tests, <grade_id>.py each")
-    gr.add_argument("--cell-timeout", type=int, default=Limits.cell_timeout)
-    gr.add_argument("--notebook-timeout", type=int, default=Limits.notebook_timeout)
+    gr.add_argument("--cell-timeout", type=int, help=f"seconds a cell may take (default: from the source, at most "
+                    f"{Limits.cell_timeout}); given, the limits are fixed unless --time-factor is given too")
+    gr.add_argument("--notebook-timeout", type=int, help=f"seconds a notebook may take (default: from the source, "
+                    f"at most {Limits.notebook_timeout})")
     gr.add_argument("--memory-mb", type=int, default=Limits.memory_mb)
     gr.add_argument("--max-output-kb", type=int, default=Limits.max_output_kb)
     gr.add_argument("--threads", type=int, default=0, help="threads per kernel (default: cores / jobs)")
@@ -72,6 +75,16 @@ def main(argv: list[str] | None = None) -> int:
                      help="refuse to grade where bubblewrap cannot sandbox the kernels")
     box.add_argument("--no-sandbox", dest="sandbox", action="store_const", const="off",
                      help="run kernels without bubblewrap (trusted notebooks only)")
+    # Issue 31 (items 1, 4): the process cap, nbgrader's stderr rule, time limits from the source.
+    gr.add_argument("--max-processes", type=int, default=Limits.max_processes,
+                    help="processes and threads of one kernel (a fork bomb stops there)")
+    gr.add_argument("--strict-stderr", action="store_true",
+                    help="nbgrader's rule: no credit for a test cell that wrote to stderr (default: reported only)")
+    gr.add_argument("--time-factor", type=float,
+                    help="a cell may take this many times its source cell's time, measured once per run (default "
+                         "10, or 0 where --cell-timeout or --notebook-timeout is given: fixed limits); those two "
+                         "are the ceilings")
+    gr.add_argument("--time-floor", type=int, default=Limits.time_floor, help="seconds a cell may always take")
     mg = sub.add_parser("merge", help="join the --out folders of grade --shard runs into one gradebook")
     mg.add_argument("folders", type=Path, nargs="+")
     mg.add_argument("--out", type=Path, required=True)
@@ -99,7 +112,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "merge":
         return merge(args.folders, args.out)
-    limits = Limits(args.cell_timeout, args.notebook_timeout, args.memory_mb, args.max_output_kb, args.threads)
+    fixed = args.cell_timeout is not None or args.notebook_timeout is not None
+    factor = args.time_factor if args.time_factor is not None else 0.0 if fixed else 10.0
+    limits = Limits(args.cell_timeout or Limits.cell_timeout, args.notebook_timeout or Limits.notebook_timeout,
+                    args.memory_mb, args.max_output_kb, args.threads)
+    limits = dataclasses.replace(limits, max_processes=args.max_processes, strict_stderr=args.strict_stderr,
+                                 time_factor=factor, time_floor=args.time_floor)
     return grade_class(args.submissions, args.out or default_out(args.submissions), args.source, limits, args.jobs,
                        args.extra_tests, args.sandbox, args.resume, args.shard, tuple(args.student),
                        tuple(args.exercise))

@@ -7,6 +7,10 @@ A cell's role comes from its ``metadata["nbgrader"]``:
 - grade (test) cell: ``grade: true, solution: false, locked: true, points: N`` — checks,
   possibly with ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS``;
 - other locked cells: ``locked: true``.
+
+nbgrader's manually graded cells (a markdown answer, a code answer with both ``solution`` and
+``grade``, a task) are refused by :func:`check_exercises`, so by ``release`` and by the grader:
+the grader scores code answers by their test cells, and would otherwise drop them unseen.
 """
 
 from __future__ import annotations
@@ -50,6 +54,20 @@ def is_locked(cell: NotebookNode) -> bool:
 
 def points(cell: NotebookNode) -> float:
     return float(nbgrader_meta(cell).get("points", 0))
+
+
+def _manually_graded(cell: NotebookNode) -> str:
+    """What kind of manually graded cell this is (nbgrader's "manually graded answer" or "task"), or ""."""
+    meta = nbgrader_meta(cell)
+    if meta.get("task"):
+        return "a manually graded task cell"
+    if meta.get("solution") and meta.get("grade"):
+        return f"a manually graded answer ({cell.cell_type} cell with solution and grade)"
+    if meta.get("solution") and cell.cell_type != "code":
+        return f"a written answer ({cell.cell_type} solution cell)"
+    if meta.get("grade") and cell.cell_type != "code":
+        return f"a graded {cell.cell_type} cell"
+    return ""
 
 
 def _blocks(source: str, begin: str, end: str, where: str) -> list[tuple[int, int]]:
@@ -106,6 +124,12 @@ def check_exercises(nb: NotebookNode, name: str) -> None:
             seen[gid] = index
             if nbgrader_meta(cell).get("schema_version", 3) != 3:
                 raise NotebookFormatError(f"{where}: nbgrader schema_version must be 3")
+        manual = _manually_graded(cell)
+        if manual:
+            raise NotebookFormatError(
+                f"{where}: {manual}, which the course's grader does not support: it scores code answers by "
+                "their test cells, and would drop this one. Make it a code exercise with a test cell, or "
+                "remove its nbgrader metadata (and grade it by hand outside the grader)")
         if not is_solution(cell) and ("BEGIN SOLUTION" in cell.source or "END SOLUTION" in cell.source):
             raise NotebookFormatError(f"{where}: solution markers outside a solution cell (nbgrader rejects "
                                       "them even in prose; reword the text)")

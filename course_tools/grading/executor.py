@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -22,7 +22,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from .sandbox import sandboxed
+from .sandbox import PidsCgroup, kernel_env, process_limit, sandboxed
 
 KERNEL_NAME = "course-grader"
 
@@ -35,6 +35,14 @@ class Limits:
     max_output_kb: int = 64  # output kept per cell; the rest is dropped as it streams
     threads: int = 0  # BLAS/OpenMP threads per kernel; 0: the cores shared among the jobs
     sandbox: bool = False  # run the kernel under bubblewrap (sandbox.py); the runner decides
+    max_processes: int = 256  # processes and threads of one kernel (sandbox.process_limit)
+    strict_stderr: bool = False  # nbgrader's rule: no credit for a test cell that wrote to stderr
+    # Time limits from the source (timing.py): with time_factor > 0, the runner measures each source once
+    # and a cell may take time_factor x its source cell's time, at least time_floor seconds; cell_timeout
+    # and notebook_timeout stay the ceilings. measured: source path -> seconds per source cell.
+    time_factor: float = 0
+    time_floor: int = 30
+    measured: dict[str, list[float | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -43,6 +51,7 @@ class CellResult:
     message: str = ""
     stderr: str = ""  # what the cell wrote to stderr (warnings included)
     value: str | None = None  # text/plain of the value its last line showed, if any
+    seconds: float = 0.0  # how long the cell ran (timing.py measures sources with it)
 
 
 class CappedClient(NotebookClient):
@@ -67,17 +76,22 @@ class CappedClient(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
-def write_kernelspec(root: Path, memory_mb: int, sandbox_dir: Path | None = None, hide: Sequence[Path] = ()) -> Path:
+def write_kernelspec(root: Path, memory_mb: int, sandbox_dir: Path | None = None, hide: Sequence[Path] = (),
+                     max_processes: int = 0, cgroup: PidsCgroup | None = None) -> Path:
     """A kernelspec that starts :mod:`sandbox_kernel` with the memory cap; returns its dir.
 
-    With ``sandbox_dir``, the kernel runs under bubblewrap, writing only there (:mod:`.sandbox`).
+    With ``sandbox_dir``, the kernel runs under bubblewrap, writing only there (:mod:`.sandbox`);
+    ``max_processes`` caps its processes with RLIMIT_NPROC, ``cgroup`` holds it in a pids cgroup.
     """
     spec_dir = root / "kernels" / KERNEL_NAME
     spec_dir.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "course_tools.grading.sandbox_kernel", "--memory-mb", str(memory_mb),
-            "-f", "{connection_file}"]
+    argv = [sys.executable, "-m", "course_tools.grading.sandbox_kernel", "--memory-mb", str(memory_mb)]
+    argv += ["--max-processes", str(max_processes)] if max_processes else []
+    argv += ["-f", "{connection_file}"]
     if sandbox_dir is not None:
-        argv = sandboxed(argv, sandbox_dir, hide)
+        argv = sandboxed(argv, sandbox_dir, hide, tmp_mb=memory_mb)
+    if cgroup is not None:
+        argv = cgroup.wrap(argv)
     spec = {"argv": argv, "display_name": "course grader", "language": "python"}
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     return root
@@ -91,7 +105,8 @@ def _error_message(cell: NotebookNode) -> str:
 
 
 def run_cells(cells: list[NotebookNode], limits: Limits, replay: list[bool] | None = None,
-              workdir: Path | None = None, hide: Sequence[Path] = ()) -> list[CellResult]:
+              workdir: Path | None = None, hide: Sequence[Path] = (),
+              timeouts: Sequence[float] | None = None) -> list[CellResult]:
     """Execute ``cells`` in order in a sandboxed kernel; one result per cell.
 
     ``replay[i]`` says whether cell ``i`` is run again to rebuild the kernel's state after
@@ -99,7 +114,7 @@ def run_cells(cells: list[NotebookNode], limits: Limits, replay: list[bool] | No
     ``hide``: paths the kernel must not see when ``limits.sandbox`` is on.
     """
     with Kernel(limits, workdir, hide) as kernel:
-        return kernel.run(cells, replay)
+        return kernel.run(cells, replay, timeouts)
 
 
 class Kernel:
@@ -113,19 +128,23 @@ class Kernel:
         self.limits, self.workdir, self.hide = limits, workdir, hide
         self._tmp: tempfile.TemporaryDirectory | None = None
         self._run: _Run | None = None
+        self._cgroup: PidsCgroup | None = None
 
     def __enter__(self) -> Kernel:
         self._tmp = tempfile.TemporaryDirectory(prefix="grade-")
         tmp_path = Path(self._tmp.name)
         cwd = self.workdir or (tmp_path / "work")
         cwd.mkdir(parents=True, exist_ok=True)
+        method, parent = process_limit(self.limits.sandbox) if self.limits.max_processes > 0 else ("", None)
+        try:
+            self._cgroup = PidsCgroup(parent, self.limits.max_processes) if method == "cgroup" and parent else None
+        except OSError:
+            self._cgroup = None
         jupyter_path = write_kernelspec(tmp_path / "jupyter", self.limits.memory_mb,
-                                        cwd if self.limits.sandbox else None, self.hide)
-        os.environ.setdefault("MPLBACKEND", "Agg")
-        if self.limits.threads > 0:  # kernels running side by side must not fight over the cores
-            for var in ("COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-                os.environ[var] = str(self.limits.threads)  # COURSE_THREADS: the course's policy (core.device)
-        self._run = _Run(self.limits, cwd, jupyter_path)
+                                        cwd if self.limits.sandbox else None, self.hide,
+                                        self.limits.max_processes if method == "rlimit" else 0, self._cgroup)
+        # Kernels running side by side must not fight over the cores: COURSE_THREADS (core.device) and BLAS's.
+        self._run = _Run(self.limits, cwd, jupyter_path, kernel_env(cwd, self.limits.threads))
         try:
             self._run._start()
         except BaseException:
@@ -138,30 +157,38 @@ class Kernel:
         if self._run is not None and self._run.client is not None and code:
             self._run.client.kc.execute(code, silent=True, store_history=False)
 
-    def run(self, cells: list[NotebookNode], replay: list[bool] | None = None) -> list[CellResult]:
+    def run(self, cells: list[NotebookNode], replay: list[bool] | None = None,
+            timeouts: Sequence[float] | None = None) -> list[CellResult]:
+        """Results of ``cells``; ``timeouts[i]``: cell ``i``'s limit in seconds (default: ``cell_timeout``)."""
         assert self._run is not None, "use Kernel in a with statement"
-        return self._run.run(cells, replay or [True] * len(cells))
+        return self._run.run(cells, replay or [True] * len(cells), timeouts)
 
     def __exit__(self, *exc) -> None:
         if self._run is not None:
             self._run._stop()
             self._run = None
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
         if self._tmp is not None:
             self._tmp.cleanup()
             self._tmp = None
 
 
 class _Run:
-    def __init__(self, limits: Limits, cwd: Path, jupyter_path: Path):
-        self.limits, self.cwd, self.jupyter_path = limits, cwd, jupyter_path
+    def __init__(self, limits: Limits, cwd: Path, jupyter_path: Path, env: dict[str, str]):
+        self.limits, self.cwd, self.jupyter_path, self.env = limits, cwd, jupyter_path, env
         self.cells: list[NotebookNode] = []
+        self.timeouts: list[float] = []
         self.replay: list[bool] = []
         self.results: list[CellResult] = []
         self.deadline = time.monotonic() + limits.notebook_timeout
         self.client: CappedClient | None = None
 
-    def run(self, cells: list[NotebookNode], replay: list[bool]) -> list[CellResult]:
+    def run(self, cells: list[NotebookNode], replay: list[bool], timeouts: Sequence[float] | None = None
+            ) -> list[CellResult]:
         self.cells, self.replay = cells, replay
+        self.timeouts = list(timeouts) if timeouts is not None else [self.limits.cell_timeout] * len(cells)
         self.results = [CellResult("not run") for _ in cells]
         self.deadline = time.monotonic() + self.limits.notebook_timeout
         if self.client is None:
@@ -196,7 +223,7 @@ class _Run:
             self.client.km.transport = "ipc"
             self.client.km.ip = str(self.cwd / ".kernel")
             self.client.km.connection_file = str(self.cwd / ".kernel.json")
-        self.client.start_new_kernel(cwd=str(self.cwd))
+        self.client.start_new_kernel(cwd=str(self.cwd), env=self.env)  # the whole environment: the grader's stays out
         self.client.start_new_kernel_client()
 
     def _stop(self) -> None:
@@ -210,21 +237,25 @@ class _Run:
     def _execute(self, index: int, cell: NotebookNode) -> CellResult:
         assert self.client is not None
         remaining = self.deadline - time.monotonic()
-        self.client.timeout = max(1, int(min(self.limits.cell_timeout, remaining)))
+        self.client.timeout = max(1, int(min(self.timeouts[index], remaining)))
         work = nbformat.from_dict(dict(cell))
         self.client.nb.cells = [work]
         self.client.output_bytes, self.client.reply = 0, None
+        start = time.monotonic()
         try:
             self.client.execute_cell(work, 0)
         except CellTimeoutError:
-            return CellResult("timeout", f"the cell ran longer than {self.client.timeout} s and was stopped")
+            return CellResult("timeout", f"the cell ran longer than {self.client.timeout} s and was stopped",
+                              seconds=time.monotonic() - start)
         except DeadKernelError:
             return CellResult("kernel died", "the kernel died while running this cell "
                               "(os._exit, a crash, or too much memory); it was restarted")
+        seconds = time.monotonic() - start
         message = _error_message(work)
         reply = self.client.reply or {}
         if message or reply.get("status") == "error":  # the reply decides, even with its display switched off
-            return CellResult("error", message or f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}".strip())
+            return CellResult("error", message or f"{reply.get('ename', 'Error')}: {reply.get('evalue', '')}".strip(),
+                              seconds=seconds)
         if reply.get("status") != "ok":
             return CellResult("error", f"the kernel answered '{reply.get('status', 'nothing')}' for this cell")
         outputs = work.get("outputs", [])
@@ -232,7 +263,7 @@ class _Run:
                          if o.get("output_type") == "stream" and o.get("name") == "stderr")
         values = [o["data"].get("text/plain") for o in outputs if o.get("output_type") == "execute_result"]
         value = "".join(values[0]) if values and values[0] is not None else None
-        return CellResult("ok", stderr=stderr, value=value)
+        return CellResult("ok", stderr=stderr, value=value, seconds=seconds)
 
     def _restart(self, failed: int) -> bool:
         """Fresh kernel; replay the cells that succeeded before ``failed``. False if out of time."""

@@ -23,7 +23,8 @@ from tqdm.auto import tqdm
 from .executor import Limits
 from .grade import Row, exercises
 from .release import SOURCE_DIR
-from .sandbox import sandbox_status
+from .sandbox import process_limit, sandbox_status
+from .timing import measure_sources
 
 
 def find_jobs(submissions: Path, source: Path | None) -> list[tuple[str, Path, Path | None]]:
@@ -88,9 +89,33 @@ def use_sandbox(mode: str) -> bool:
     if reason and mode == "require":
         raise SandboxUnavailable(f"no sandbox: {reason}")
     if reason:
-        print(f"warning: grading without a sandbox: {reason}. Submissions' code runs with your rights; "
-              "--require-sandbox refuses instead.", file=sys.stderr)
+        print(NO_SANDBOX.format(reason=reason), file=sys.stderr)
     return not reason
+
+
+BAR = "!" * 100
+NO_SANDBOX = f"""{BAR}
+WARNING: grading without a sandbox: {{reason}}.
+Every submission's code runs with your rights: it can read your home folder, your environment
+variables (API tokens), earlier gradebooks, other submissions and the sources' hidden tests, and
+reach the network. Install bubblewrap, or pass --require-sandbox to refuse to grade without it.
+{BAR}"""
+NO_PROCESS_LIMIT = f"""{BAR}
+WARNING: no process limit: {{why}}; a submission that forks without end can fill this machine's
+process table. Grade as an ordinary user (RLIMIT_NPROC then binds the sandbox), or as root where
+a pids cgroup can be made (/sys/fs/cgroup).
+{BAR}"""
+
+
+def check_process_limit(limits: Limits) -> str:
+    """"" where each kernel's processes are bounded, else the warning (also printed to stderr)."""
+    if limits.max_processes <= 0 or process_limit(limits.sandbox)[0]:
+        return ""
+    why = ("the grader runs as root, which RLIMIT_NPROC exempts, and no pids cgroup can be made here"
+           if os.geteuid() == 0 else "no sandbox (RLIMIT_NPROC would count all your processes) and no pids cgroup")
+    warning = NO_PROCESS_LIMIT.format(why=why)
+    print(warning, file=sys.stderr)
+    return warning
 
 
 def grade_all(submissions: Path, source: Path | None = None, limits: Limits | None = None, jobs: int = 1,
@@ -107,10 +132,12 @@ def grade_all(submissions: Path, source: Path | None = None, limits: Limits | No
     if not submissions.is_dir():
         raise FileNotFoundError(f"{submissions} is not a folder of submissions")
     limits = replace(limits or Limits(), sandbox=use_sandbox(sandbox))
+    unbounded = check_process_limit(limits) if sandbox != "off" else ""
     hide = [str(p.resolve()) for p in (submissions, SOURCE_DIR, extra_tests) if p is not None]
     if limits.threads <= 0:  # share the cores: oversubscribed BLAS threads slow small models 10x or more
         limits = replace(limits, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
     work = find_jobs(submissions, source) if work is None else work
+    limits = measure_sources([src for _, _, src in work if src is not None], limits, hide, jobs)  # timing.py
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = {pool.submit(_grade_in_worker, s, p, src, limits, extra_tests, hide): i
                    for i, (s, p, src) in enumerate(work)}
@@ -122,4 +149,8 @@ def grade_all(submissions: Path, source: Path | None = None, limits: Limits | No
         except BaseException:  # Ctrl-C: start no further submission (those running finish)
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+    if sandbox == "auto" and not limits.sandbox:  # again at the end, where the progress bar cannot hide it
+        print(NO_SANDBOX.format(reason=sandbox_status() or "--no-sandbox"), file=sys.stderr)
+    if unbounded:
+        print(unbounded, file=sys.stderr)
     return [row for future in futures for row in future.result()]  # in job order, whatever --jobs is
