@@ -67,8 +67,9 @@ def listener():
 @needs_bwrap
 def test_tricks_fail_inside_the_sandbox(tmp_path, listener):
     port, connections = listener
-    outside = FIXTURES.parents[2] / f"{MARKER}.txt"  # the repository: read-only inside (under /tmp, a
-    # write would land in the sandbox's own throw-away /tmp and vanish with it)
+    outside = Path(sys.prefix) / f"{MARKER}.txt"  # the Python environment: read-only inside, wherever it
+    # lies (the repository's own folder would not do under /tmp: a write there lands in the sandbox's
+    # throw-away /tmp and vanishes with it)
     subs = tmp_path / "subs"
     subs.mkdir()
     (subs / "full.ipynb").write_text(render(make_fixtures.answered(make_fixtures.SOLUTIONS)))
