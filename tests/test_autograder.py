@@ -47,6 +47,7 @@ from course_tools.grading.autograder import (
     grading_copy,
     lay_out,
     results,
+    reuse_environment,
     run,
     run_setup,
     sandbox_note,
@@ -269,7 +270,7 @@ def gradescope(bundle, tmp_path_factory):
     """(root, environment) of a Gradescope-like root set up by the bundle's setup.sh (see the docstring)."""
     root = lay_out(bundle, tmp_path_factory.mktemp("gradescope") / "autograder")
     if os.environ.get("AUTOGRADER_FRESH_SETUP") != "1":  # make test: the test's own environment (docstring)
-        yield root, Path(os.environ.get("AUTOGRADER_TEST_VENV", sys.prefix)).resolve()
+        yield root, reuse_environment(root, Path(os.environ.get("AUTOGRADER_TEST_VENV", sys.prefix)).resolve())
         return
     done = run_setup(root, env={"TORCH_INDEX_URL": ""})
     assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]

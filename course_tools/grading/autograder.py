@@ -384,6 +384,23 @@ def run_setup(root: Path, venv: Path | None = None, env: dict | None = None) -> 
                           capture_output=True, text=True, timeout=3600)
 
 
+def reuse_environment(root: Path, base: Path) -> Path:
+    """root/venv made as setup.sh makes it, but taking its packages from the environment ``base``
+    instead of installing them (minutes saved): the bundled course first (course.pth, as setup.sh
+    writes it), then ``base``'s packages as a plain path, so that an editable install of the course
+    in ``base`` is not on it (the sandbox hides the repository it points to)."""
+    venv = root / "venv"
+    python = base / "bin" / "python"
+    subprocess.run([str(python), "-m", "venv", "--without-pip", str(venv)], check=True)
+    site = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    theirs = subprocess.run([str(python), "-c", site], capture_output=True, text=True, check=True).stdout.strip()
+    mine = Path(subprocess.run([str(venv / "bin" / "python"), "-c", site], capture_output=True, text=True,
+                               check=True).stdout.strip())
+    (mine / "course.pth").write_text(f"{root / 'source' / 'course'}\n")
+    (mine / "zz_packages.pth").write_text(f"{theirs}\n")
+    return venv
+
+
 def grade_one(root: Path, submission: Path, venv: Path | None = None, env: dict | None = None) -> tuple[dict, float]:
     """Put ``submission`` alone in root/submission, run root/run_autograder; (results.json, wall seconds)."""
     for folder in ("submission", "results"):
@@ -452,7 +469,7 @@ def try_bundle(bundle: Path, submission: Path, venv: Path | None) -> int:
             if done.returncode:
                 print(done.stdout + done.stderr, file=sys.stderr)
                 return 1
-        found, seconds = grade_one(root, submission, venv.resolve() if venv else None)
+        found, seconds = grade_one(root, submission, reuse_environment(root, venv.resolve()) if venv else None)
     print(json.dumps(found, indent=1, ensure_ascii=False))
     print(f"run_autograder took {seconds:.1f} s", file=sys.stderr)
     return 0
