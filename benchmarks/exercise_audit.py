@@ -119,7 +119,7 @@ def challenge_rows() -> list[tuple]:
                  "char_rnn_config": {"hidden_size": 128, "lr": 1e-2, "seq_len": 32},
                  "gru_adding_config": {"update_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
                  "generation_settings": {"temperature": 1.0, "top_k": 12},
-                 "attention_config": {"d_model": 32, "n_heads": 4, "lr": 2e-2},
+                 "attention_config": {"d_model": 32, "n_heads": 8, "lr": 3e-2},
                  "training_recipe": {"warmup_steps": 10, "peak_lr": 2e-2},
                  "transformer_config": {"d_model": 64, "n_layers": 2, "lr": 3e-3},
                  "post_ln_recipe": {"warmup_steps": 60, "peak_lr": 2e-2}}
