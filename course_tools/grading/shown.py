@@ -51,6 +51,39 @@ SHOWN = (
            'section_setting = {"spectral_radius": RHO, "input_scale": 0.5, "alpha": ALPHA}'),
           tuple({"spectral_radius": r, "input_scale": 0.5, "alpha": 1e-7} for r in (0.95, 1.1)),
           {"spectral_radius": 0.95, "input_scale": 0.5, "alpha": 1e-8}),
+    Shown("01_rnn", "char_rnn_config", "course_utils.exercises.rnn:CHAR_RNN_GRADING",
+          ("seq_len, batch_size, hidden_size, steps = 32, 32, 128, 300",
+           "optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)"),
+          ({"hidden_size": 128, "lr": 3e-3, "seq_len": 32},),
+          {"hidden_size": 128, "lr": 3e-3, "seq_len": 32}),
+    Shown("04_gru", "gru_adding_config", "course_utils.exercises.long_range:ADDING_GRADING[GRU]",
+          ("T_ADD, HIDDEN_ADD, STEPS, LR = 50, 32, 800, 1e-2",
+           "model = SequenceToOne(kind, 2, HIDDEN_ADD, forget_bias=1.0).to(device)",
+           "(PyTorch starts it near 0, so $z \\approx 0.5$)"),
+          tuple({"update_bias": b, "hidden_size": 32, "lr": 1e-2} for b in (0.0, 1.0)),
+          {"update_bias": 0.0, "hidden_size": 32, "lr": 1e-2}),
+    Shown("05b_generation", "generation_settings", "course_utils.exercises.output_types:names_generation_grading()",
+          ("temperatures = (0.5, 1.0, 1.5)",),
+          tuple({"temperature": t, "top_k": None} for t in (0.5, 1.0, 1.5)),
+          {"temperature": 1.0, "top_k": None}),
+    Shown("07_self_attention", "attention_config", "course_utils.exercises.self_attention:ATTENTION_GRADING",
+          ("CONTEXT, BATCH, STEPS, LR, POSITION_STD = 64, 32, 400, 1e-2, 1.0", "n_heads = by_offset.shape[0]",
+           "the width $D$ (at most 32, half of section 7's)"),
+          ({"d_model": 32, "n_heads": 4, "lr": 1e-2},),
+          {"d_model": 32, "n_heads": 4, "lr": 1e-2}),
+    Shown("08_transformers", "training_recipe", "course_utils.exercises.transformer:RECIPE_GRADING",
+          ("batch_size=32, lr=3e-3, eval_every=40", "N_SCHEDULE, W_SCHEDULE, PEAK = STEPS, 40, 3e-3"),
+          tuple({"warmup_steps": w, "peak_lr": 3e-3} for w in (0, 40)),
+          {"warmup_steps": 0, "peak_lr": 3e-3}),
+    Shown("08b_encoder_decoder", "transformer_config", "course_utils.exercises.seq2seq_transformer:TRANSFORMER_GRADING",
+          ("show_source(comparison_model)", "1e-2 for the transformer"),
+          ({"d_model": 32, "n_layers": 2, "lr": 1e-2},),
+          {"d_model": 64, "n_layers": 3, "lr": 1e-3}),
+    Shown("08d_training_recipe", "post_ln_recipe", "course_utils.exercises.recipe:POST_LN_GRADING",
+          ("lr=2e-2, warmup_steps=0,", '"post-LN, 10 warm-up steps": replace(DEEP, post_ln=True, warmup_steps=10),',
+           "n_layers=2, lr=1e-2, warmup_steps=20,"),
+          tuple({"warmup_steps": w, "peak_lr": 2e-2} for w in (0, 10, 20)),
+          {"warmup_steps": 0, "peak_lr": 2e-2}),
 )
 
 
@@ -74,10 +107,13 @@ def graded_seeds(notebook: str, gid: str) -> tuple[int, ...]:
 
 
 def challenge(spec: Shown):
-    """The :class:`Challenge` ``spec.grading`` names."""
+    """The :class:`Challenge` ``spec.grading`` names (``module:attribute``, ``module:attribute[key]`` or
+    ``module:function()``)."""
     module, attribute = spec.grading.split(":")
     name, _, key = attribute.partition("[")
-    found = getattr(importlib.import_module(module), name)
+    found = getattr(importlib.import_module(module), name.removesuffix("()"))
+    if name.endswith("()"):  # a function that builds the challenge (05b's, on its speller)
+        found = found()
     return found[key.rstrip("]")] if key else found
 
 

@@ -638,6 +638,11 @@ def generation_grading(model: nn.Module, ids: Sequence[np.ndarray], train_idx: n
                      lambda settings, stats, seed: _judge_generation(settings, stats, n_classes), lambda _: [])
 
 
+def names_generation_grading() -> Challenge:
+    """Exercise 4's challenge on :func:`names_speller`'s stand-in, the one :func:`check_generation_settings` grades."""
+    return generation_grading(*names_speller())
+
+
 def check_generation_settings(settings: dict, *, seed: int = 0) -> None:
     """Grade a temperature and top-k by outcome: the samples must be new and as plausible as real names.
 
@@ -645,4 +650,4 @@ def check_generation_settings(settings: dict, *, seed: int = 0) -> None:
     measured share of copies and bits per character, the targets, how far, and the likely
     culprit in ``settings``.
     """
-    generation_grading(*names_speller()).check(settings, seed=seed)
+    names_generation_grading().check(settings, seed=seed)

@@ -87,10 +87,10 @@ ATTENTION_CONFIG_KEYS = ("d_model", "n_heads", "lr")
 
 
 # The challenge: context, batch size, optimiser steps and the validation loss (nats/char) to beat, for a model
-# narrower than section 7's (D = 64). Measured on seeds 0-2 (validation loss): D 32 with 4 heads at lr 0.02-0.05, or
-# 8 heads at 0.03, reaches 2.31-2.37; section 7's 4 heads and lr 0.01 at D = 32 give 2.39 / 2.37 / 2.37; 1 or 2
-# heads (d_k 32 or 16) 2.38-2.40; D = 16 2.36-2.40.
-ATTENTION_CHALLENGE = {"context": 32, "batch_size": 32, "steps": 60, "target": 2.37}
+# narrower than section 7's (D = 64). Measured on seeds 0-2 (validation loss): D 32 with 8 heads at lr 0.03 reaches
+# 2.31-2.33, 4 heads at 0.02-0.04 2.31-2.36; section 7's 4 heads and lr 0.01 at D = 32 give 2.390 / 2.366 / 2.374
+# (below the old target 2.37 on seed 1, which a test grades); 2 heads at 0.03 2.32-2.37; D = 16 2.36-2.44.
+ATTENTION_CHALLENGE = {"context": 32, "batch_size": 32, "steps": 60, "target": 2.36}
 
 
 MAX_D_MODEL = 32  # narrower than section 7's model (so its setting is no answer); keeps the check at a few seconds
