@@ -12,6 +12,13 @@ whose :class:`~course_utils.shared.lm.RecurrentLM` is the baseline the tiny GPT 
 :func:`saved_activation_bytes` measures what a training step keeps for its backward pass
 (section 5: the tiny GPT's memory against the LSTM's as the sequence grows).
 
+Section 6, attention without the T x T matrix: :func:`online_softmax` (Milakov & Gimelshein 2018)
+keeps a running max m and a running sum l in one pass; :func:`online_softmax_update` carries
+(m, l, acc) over one block of keys, and :func:`tiled_attention` loops it over the key blocks
+(FlashAttention's idea, Dao et al. 2022), exact attention whose intermediates grow as T x block,
+not T x T. :class:`PeakBytes` counts, from their shapes, the bytes the intermediates of
+:func:`full_attention` and :func:`tiled_attention` hold at once.
+
 The exercises on this module (checks, challenges) are in :mod:`course_utils.exercises.transformer`.
 """
 
@@ -180,3 +187,102 @@ def warmup_cosine_lr(step: int, warmup_steps: int, peak_lr: float, total_steps: 
         return peak_lr * (step + 1) / warmup_steps
     progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)  # 0 -> 1
     return peak_lr * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+class PeakBytes:
+    """The most bytes that an attention's intermediate tensors held at once, counted from their shapes.
+
+    Not a measurement of the process's memory: each function below calls :meth:`live` with the
+    tensors alive together at its largest moment (the inputs and the output, the same for every
+    method, are left out), and the meter keeps the maximum of their ``numel * element_size``.
+    """
+
+    def __init__(self) -> None:
+        self.peak = 0
+
+    def live(self, *tensors: torch.Tensor) -> None:
+        """Record that ``tensors`` are alive at once."""
+        self.peak = max(self.peak, sum(t.numel() * t.element_size() for t in tensors))
+
+
+def _causal_fill(scores: torch.Tensor, start: int) -> torch.Tensor:
+    """``scores`` (..., Tq, Bk) for keys start..start+Bk-1 with -inf where a key is after its query."""
+    rows = torch.arange(scores.shape[-2], device=scores.device)[:, None]  # (Tq, 1)
+    cols = torch.arange(start, start + scores.shape[-1], device=scores.device)[None, :]  # (1, Bk)
+    return scores.masked_fill(cols > rows, float("-inf"))
+
+
+def full_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False,
+                   meter: PeakBytes | None = None) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d)) v with the whole (..., Tq, Tk) score matrix, as notebook 07 computes it.
+
+    q (..., Tq, d), k (..., Tk, d), v (..., Tk, d_v) -> (..., Tq, d_v). ``meter`` is told the
+    scores and the weights, both (..., Tq, Tk), which are alive together.
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (..., Tq, Tk)
+    if causal:
+        scores = _causal_fill(scores, 0)
+    weights = torch.softmax(scores, dim=-1)  # (..., Tq, Tk)
+    if meter is not None:
+        meter.live(scores, weights)
+    return weights @ v
+
+
+def online_softmax(x: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last axis with its normaliser found in one pass (Milakov & Gimelshein 2018).
+
+    Reading x one column at a time, keep the running max m and the running sum
+    total = sum_j exp(x_j - m); when a new max arrives, the old sum is rescaled by exp(m_old - m_new).
+    A second pass writes exp(x - m) / l. Rows of -inf only give NaN, as ``torch.softmax`` does.
+    """
+    m = torch.full_like(x[..., :1], float("-inf"))  # (..., 1)
+    total = torch.zeros_like(x[..., :1])  # (..., 1)
+    for j in range(x.shape[-1]):
+        xj = x[..., j : j + 1]  # (..., 1)
+        m_new = torch.maximum(m, xj)
+        shift = torch.where(torch.isneginf(m_new), torch.zeros_like(m_new), m_new)  # -inf - -inf would be NaN
+        total = total * torch.exp(m - shift) + torch.exp(xj - shift)
+        m = m_new
+    return torch.exp(x - m) / total
+
+
+def online_softmax_update(
+    m: torch.Tensor, total: torch.Tensor, acc: torch.Tensor, scores: torch.Tensor, v: torch.Tensor,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Fold one block of keys into the running (m, l, acc) of each query row; return the new three.
+
+    m, total (..., Tq, 1): the running max of the scores seen and the running sum l of exp(score - m);
+    acc (..., Tq, d_v): the running sum of exp(score - m) v; scores (..., Tq, Bk) for this
+    block (-inf where masked), v (..., Bk, d_v). Start from m = -inf, total = 0, acc = 0; after the
+    last block the attention output is acc / total. A row whose scores are all -inf so far keeps
+    m = -inf and total = acc = 0 (its shift is taken as 0, not -inf, so no NaN appears).
+    """
+    m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))  # (..., Tq, 1)
+    shift = torch.where(torch.isneginf(m_new), torch.zeros_like(m_new), m_new)
+    rescale = torch.exp(m - shift)  # (..., Tq, 1): 0 when m = -inf
+    p = torch.exp(scores - shift)  # (..., Tq, Bk)
+    return m_new, total * rescale + p.sum(dim=-1, keepdim=True), acc * rescale + p @ v
+
+
+def tiled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, *, causal: bool = False, block: int = 64,
+                    meter: PeakBytes | None = None) -> torch.Tensor:
+    """Exact attention over blocks of ``block`` keys, never holding the (Tq, Tk) matrix (FlashAttention's idea).
+
+    q (..., Tq, d), k (..., Tk, d), v (..., Tk, d_v) -> (..., Tq, d_v), equal to
+    ``F.scaled_dot_product_attention(q, k, v, is_causal=causal)`` up to rounding. Every query
+    row carries (m, l, acc) through :func:`online_softmax_update`; ``meter`` is told that state
+    with one block's scores and their exponentials, (..., Tq, block) each. A row that may
+    attend to no key gets zeros.
+    """
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    m = q.new_full((*q.shape[:-1], 1), float("-inf"))  # (..., Tq, 1)
+    total = q.new_zeros((*q.shape[:-1], 1))  # (..., Tq, 1)
+    acc = q.new_zeros((*q.shape[:-1], v.shape[-1]))  # (..., Tq, d_v)
+    for start in range(0, k.shape[-2], block):
+        scores = q @ k[..., start : start + block, :].transpose(-2, -1) * scale  # (..., Tq, Bk)
+        if causal:
+            scores = _causal_fill(scores, start)
+        if meter is not None:
+            meter.live(m, total, acc, scores, scores)  # the state, the scores and p = exp(scores - m), same shape
+        m, total, acc = online_softmax_update(m, total, acc, scores, v[..., start : start + block, :])
+    return torch.where(total > 0, acc / total, torch.zeros_like(acc))

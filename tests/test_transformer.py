@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 import torch
+from torch.nn import functional as F
 
 import course_utils.exercises.transformer as transformer_exercises
 from course_utils import CheckFailed
@@ -17,6 +18,7 @@ from course_utils.exercises.transformer import (
     recipe_bigram_loss,
     training_recipe_loss,
 )
+from course_utils.self_attention import causal_mask
 from course_utils.shared.layers import count_parameters
 from course_utils.shared.lm import CharData, RecurrentLM, estimate_loss, generate, lm_batches, ngram_probabilities
 from course_utils.transformer import (
@@ -386,3 +388,108 @@ def test_check_block_forward_passes_and_names_each_mistake(capsys):
             check_block_forward(_block_forward(**options))
     with pytest.raises(CheckFailed, match="reaches course_utils.transformer.Block"):
         check_block_forward(lambda block, x, mask: block(x, mask))  # the block's own forward
+
+
+# --- section 6: online softmax and tiled attention ------------------------------------------------------------
+
+
+def test_online_softmax_equals_softmax_in_float64():
+    from course_utils.transformer import online_softmax
+
+    x = torch.randn(6, 37, dtype=torch.float64) * 10
+    x[0, :5] = float("-inf")  # masked entries at the start: the running max starts at -inf
+    assert torch.allclose(online_softmax(x), torch.softmax(x, dim=-1), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize(("dtype", "atol"), [(torch.float64, 1e-12), (torch.float32, 2e-6)])
+@pytest.mark.parametrize("block", [1, 7, 32, 200])
+def test_tiled_attention_equals_full_attention(causal, dtype, atol, block):
+    from course_utils.self_attention import scaled_dot_product_attention
+    from course_utils.transformer import full_attention, tiled_attention
+
+    q, k, v = (torch.randn(2, 3, 50, 8, dtype=dtype) for _ in range(3))
+    expected = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    assert torch.allclose(tiled_attention(q, k, v, causal=causal, block=block), expected, atol=atol, rtol=0)
+    assert torch.allclose(full_attention(q, k, v, causal=causal), expected, atol=atol, rtol=0)
+    ours = scaled_dot_product_attention(q, k, v, causal_mask(50) if causal else None)[0]
+    assert torch.allclose(ours, expected, atol=atol, rtol=0)
+
+
+def test_tiled_attention_with_more_keys_than_queries_and_a_row_with_no_key():
+    from course_utils.transformer import tiled_attention
+
+    q, k, v = torch.randn(4, 8, dtype=torch.float64), torch.randn(9, 8, dtype=torch.float64), torch.randn(9, 5)
+    out = tiled_attention(q, k, v.double(), block=4)
+    assert torch.allclose(out, F.scaled_dot_product_attention(q, k, v.double()), atol=1e-12)
+    empty = tiled_attention(q, k[:0], v[:0].double(), block=4)  # no keys at all: zeros, no NaN
+    assert empty.shape == (4, 5) and not empty.isnan().any() and (empty == 0).all()
+
+
+def test_peak_bytes_grow_as_t_squared_for_full_and_t_for_tiled():
+    from course_utils.transformer import PeakBytes, full_attention, tiled_attention
+
+    peaks = {}
+    for T in (64, 128, 256):
+        q = torch.randn(1, 2, T, 16)
+        full, tiled = PeakBytes(), PeakBytes()
+        full_attention(q, q, q, causal=True, meter=full)
+        tiled_attention(q, q, q, causal=True, block=32, meter=tiled)
+        peaks[T] = full.peak, tiled.peak
+    assert peaks[64][0] == 2 * 2 * 64 * 64 * 4  # scores and weights, 2 heads, float32
+    assert peaks[64][1] == 2 * 64 * (1 + 1 + 16 + 32 + 32) * 4  # m, total, acc, scores and p per head
+    assert peaks[256][0] == 16 * peaks[64][0] and peaks[256][1] == 4 * peaks[64][1]
+
+
+def _online_update(*, rescale_total=True, rescale_acc=True, inverted=False, block_max=False, normalise=False,
+                   guard=True):
+    """A learner's online-softmax update, right by default; each keyword makes one of the usual mistakes."""
+    def my_online_softmax_update(m, total, acc, scores, v):
+        top = scores.amax(dim=-1, keepdim=True)
+        m_new = top if block_max else torch.maximum(m, top)
+        shift = torch.where(torch.isneginf(m_new), torch.zeros_like(m_new), m_new) if guard else m_new
+        factor = torch.exp(shift - m) if inverted else torch.exp(m - shift)
+        p = torch.exp(scores - shift)
+        new_total = (total * factor if rescale_total else total) + p.sum(-1, keepdim=True)
+        new_acc = (acc * factor if rescale_acc else acc) + p @ v
+        return m_new, new_total, new_acc / new_total if normalise else new_acc
+    return my_online_softmax_update
+
+
+UPDATE_MISTAKES = {
+    "old sum": (dict(rescale_total=False), "without rescaling it"),
+    "accumulator": (dict(rescale_acc=False), "leave the accumulator acc unrescaled"),
+    "inverted": (dict(inverted=True), "invert the rescale factor"),
+    "block max": (dict(block_max=True), "use the block's max instead of the running max"),
+    "normalise early": (dict(normalise=True), "normalising too early"),
+    "-inf": (dict(guard=False), r"exp\(-inf - \(-inf\)\) = NaN"),
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_check_online_softmax_update_passes_a_right_update(seed, capsys):
+    from course_utils.exercises.transformer import check_online_softmax_update
+
+    check_online_softmax_update(_online_update(), seed=seed)
+    assert "OK my_online_softmax_update" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("mistake", UPDATE_MISTAKES)
+def test_check_online_softmax_update_names_each_mistake(mistake):
+    from course_utils.exercises.transformer import check_online_softmax_update
+
+    kwargs, words = UPDATE_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=words):
+        check_online_softmax_update(_online_update(**kwargs))
+
+
+def test_check_online_softmax_update_refuses_the_reference_and_wrong_returns():
+    from course_utils.exercises.transformer import check_online_softmax_update
+    from course_utils.transformer import online_softmax_update
+
+    with pytest.raises(CheckFailed, match="calls online_softmax_update, an existing implementation"):
+        check_online_softmax_update(lambda m, total, acc, scores, v: online_softmax_update(m, total, acc, scores, v))
+    with pytest.raises(CheckFailed, match="as a tuple"):
+        check_online_softmax_update(lambda m, total, acc, scores, v: acc)
+    with pytest.raises(CheckFailed, match="shape"):
+        check_online_softmax_update(lambda m, total, acc, scores, v: (m, total, acc[:, :1]))

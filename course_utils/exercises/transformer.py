@@ -1,6 +1,7 @@
 """Notebook 08, the exercises on :mod:`course_utils.transformer`.
 
-Checks that name the usual mistakes: ``check_sinusoidal_positions``, ``check_warmup_cosine_lr``.
+Checks that name the usual mistakes: ``check_sinusoidal_positions``, ``check_warmup_cosine_lr``,
+``check_block_forward``, ``check_online_softmax_update``.
 Graded by outcome (the learner's setting is trained, seeded): ``check_training_recipe``.
 """
 
@@ -31,7 +32,7 @@ from ..shared.lm import (
     next_token_loss,
     ngram_probabilities,
 )
-from ..transformer import Block, TinyGPT, warmup_cosine_lr
+from ..transformer import Block, TinyGPT, online_softmax_update, warmup_cosine_lr
 
 
 def _sinusoid(T: int, D: int, *, exponent: float = 2.0, start: int = 0, layout: str = "interleaved") -> np.ndarray:
@@ -294,3 +295,106 @@ def check_block_forward(fn, seed: int = 0) -> None:
         name_mistake(name, got, expected, mistakes)
         check_close(name, got, expected, quiet=True)
     print("OK my_block_forward: the pre-LN block's output, with and without a causal mask")
+
+
+def _update_mistakes(m, total, acc, scores, v) -> dict[str, torch.Tensor]:
+    """What the usual wrong online-softmax updates return, as ``[m | total | acc]`` (Tq, 2 + d_v) each."""
+    block_max = scores.amax(dim=-1, keepdim=True)  # (Tq, 1)
+    m_new = torch.maximum(m, block_max)
+    shift = torch.where(torch.isneginf(m_new), torch.zeros_like(m_new), m_new)
+    rescale, p = torch.exp(m - shift), torch.exp(scores - shift)  # (Tq, 1), (Tq, Bk)
+    right_total, right_acc = total * rescale + p.sum(-1, keepdim=True), acc * rescale + p @ v
+    with torch.no_grad():
+        naive_rescale, naive_p = torch.exp(m - m_new), torch.exp(scores - m_new)  # NaN where m_new = -inf
+        own = torch.where(torch.isneginf(block_max), torch.zeros_like(block_max), block_max)
+        own_rescale, own_p = torch.exp(m - own), torch.exp(scores - own)
+        return {
+            "add the block's sum to the old sum without rescaling it: the old l was taken relative to m_old, so "
+            "it must be multiplied by exp(m_old - m_new) first":
+                torch.cat([m_new, total + p.sum(-1, keepdim=True), right_acc], -1),
+            "leave the accumulator acc unrescaled: like l, the old acc is relative to m_old and must be "
+            "multiplied by exp(m_old - m_new) before p @ v is added":
+                torch.cat([m_new, right_total, acc + p @ v], -1),
+            "invert the rescale factor: the old terms shrink by exp(m_old - m_new) <= 1, not grow by "
+            "exp(m_new - m_old)":
+                torch.cat([m_new, total / rescale + p.sum(-1, keepdim=True), acc / rescale + p @ v], -1),
+            "use the block's max instead of the running max: m must be max(m_old, max of the block), or a later "
+            "block with smaller scores forgets the larger ones seen before (and exp(m_old - m) can overflow)":
+                torch.cat([block_max, total * own_rescale + own_p.sum(-1, keepdim=True), acc * own_rescale
+                           + own_p @ v], -1),
+            "divide by l inside the update (normalising too early): acc stays an unnormalised running sum; "
+            "the division by l comes once, after the last block":
+                torch.cat([m_new, right_total, right_acc / right_total], -1),
+            "compute exp(m_old - m_new) and exp(scores - m_new) with m_new = -inf: a row whose scores are all "
+            "-inf so far (fully masked) gives exp(-inf - (-inf)) = NaN; shift by 0 there, keeping l = 0, acc = 0":
+                torch.cat([m_new, total * naive_rescale + naive_p.sum(-1, keepdim=True),
+                           acc * naive_rescale + naive_p @ v], -1),
+        }
+
+
+def _finite_m(state: torch.Tensor) -> torch.Tensor:
+    """``state`` with m = -inf written as -1e30, so that comparing two of them does not subtract infinities."""
+    return torch.where(torch.isneginf(state), torch.full_like(state, -1e30), state)
+
+
+def _update_cases(seed: int) -> list[tuple[str, tuple[torch.Tensor, ...]]]:
+    """(label, (m, total, acc, scores, v)) states and blocks on which the usual mistakes show, float64."""
+    g = torch.Generator().manual_seed(100 + seed)
+    Tq, Bk, dv = 5, 4, 3
+    scores = torch.randn(Tq, Bk, generator=g, dtype=torch.float64) * 2  # (Tq, Bk)
+    v = torch.randn(Bk, dv, generator=g, dtype=torch.float64)  # (Bk, d_v)
+    start = (torch.full((Tq, 1), float("-inf"), dtype=torch.float64), torch.zeros(Tq, 1, dtype=torch.float64),
+             torch.zeros(Tq, dv, dtype=torch.float64))
+    # a state after earlier blocks: row 0-1 had larger scores than this block, rows 2-4 smaller
+    m = torch.tensor([[5.0], [4.0], [-3.0], [-2.0], [-4.0]], dtype=torch.float64)
+    total = 1 + torch.rand(Tq, 1, generator=g, dtype=torch.float64) * 3
+    acc = torch.randn(Tq, dv, generator=g, dtype=torch.float64)
+    masked = scores.clone()
+    masked[1:3] = float("-inf")  # rows 1 and 2 may attend to no key of this block
+    return [("the first block (m = -inf, l = 0, acc = 0)", (*start, scores, v)),
+            ("a later block", (m, total, acc, scores, v)),
+            ("a first block with rows 1 and 2 fully masked", (*start, masked, v)),
+            ("a later block with rows 1 and 2 fully masked", (m, total, acc, masked, v))]
+
+
+def check_online_softmax_update(fn, seed: int = 0) -> None:
+    """Test ``fn(m, total, acc, scores, v) -> (m, total, acc)``, one block of the online softmax (08, exercise 5).
+
+    Compared state by state with :func:`~course_utils.transformer.online_softmax_update` on a first
+    block, a later one, and blocks with fully masked rows; then looped over the key blocks of an
+    attention and compared with ``softmax(scores) v``. Names the usual mistakes: the old sum or the
+    accumulator not rescaled, the factor inverted, the block's max for the running max,
+    normalising inside the loop, NaN from -inf - (-inf) on a fully masked row.
+    """
+    fn = refuse_reference(fn, ("online_softmax_update", "tiled_attention", "scaled_dot_product_attention"))
+    for label, case in _update_cases(seed):
+        got = fn(*(t.clone() for t in case))
+        if not isinstance(got, (tuple, list)) or len(got) != 3:
+            raise CheckFailed("return the three new tensors (m, total, acc) as a tuple.")
+        m0, total0, acc0 = case[:3]
+        for what, value, like in zip(("m", "total", "acc"), got, (m0, total0, acc0), strict=True):
+            if not isinstance(value, torch.Tensor):
+                raise CheckFailed(f"return {what} as a tensor, not a {type(value).__name__}.")
+            check_shape(f"the new {what} ({label})", value, tuple(like.shape))
+        got_state = torch.cat([t.detach().double() for t in got], -1)  # (Tq, 2 + d_v)
+        expected = torch.cat(online_softmax_update(*case), -1)
+        name = f"the new (m, total, acc) after {label}"
+        if torch.isnan(got_state).any() and not torch.isnan(expected).any():
+            name_mistake(name, got_state, expected, _update_mistakes(*case))
+            raise CheckFailed(f"{name} has NaN where the answer has none: a row with m = -inf (nothing seen yet, "
+                              "or fully masked) must not compute -inf - (-inf).")
+        name_mistake(name, got_state, expected, _update_mistakes(*case))
+        check_close(name, _finite_m(got_state), _finite_m(expected), quiet=True)
+    g = torch.Generator().manual_seed(200 + seed)
+    q, k = torch.randn(6, 4, dtype=torch.float64, generator=g), torch.randn(11, 4, dtype=torch.float64, generator=g)
+    v = torch.randn(11, 3, dtype=torch.float64, generator=g)  # (Tk, d_v)
+    scores = q @ k.T * 3  # (6, 11): spread out, so the running max changes often
+    m, total, acc = torch.full((6, 1), float("-inf"), dtype=torch.float64), torch.zeros(6, 1, dtype=torch.float64), \
+        torch.zeros(6, 3, dtype=torch.float64)
+    for start in range(0, 11, 3):  # blocks of 3, 3, 3, 2 keys
+        m, total, acc = (t.detach().double() for t in fn(m, total, acc, scores[:, start : start + 3],
+                                                          v[start : start + 3]))
+    weights = torch.exp(scores - scores.amax(-1, keepdim=True))
+    check_close("acc / total after all the blocks (against softmax(scores) @ v)", acc / total,
+                weights / weights.sum(-1, keepdim=True) @ v, quiet=True)
+    print("OK my_online_softmax_update: the running (m, l, acc) block by block, masked rows, and the attention")

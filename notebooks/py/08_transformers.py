@@ -24,7 +24,9 @@
 # 3. train it on the course's text and sample from it;
 # 4. compare it with an LSTM, measured: validation loss at an equal number of training
 #    steps and comparable size (time printed beside), time per training step against
-#    sequence length, and the memory a training step saves, whose attention part grows as $T^2$.
+#    sequence length, and the memory a training step saves, whose attention part grows as $T^2$;
+# 5. compute exact attention without the $T \times T$ matrix: the online softmax and a tiled
+#    attention (FlashAttention's idea), checked against full attention, their memory counted.
 #
 # The helpers live in `course_utils/transformer.py`; attention is notebook 07's
 # `MultiHeadAttention` (`course_utils/self_attention.py`), and the data, loss, training loop and sampling are those of every
@@ -67,7 +69,17 @@ from course_utils.self_attention import MultiHeadAttention
 from course_utils.shared.layers import count_parameters
 from course_utils.shared.lm import CharData, RecurrentLM, generate, ngram_probabilities, train_lm
 from course_utils.shared.timing import clock_name, seconds
-from course_utils.transformer import Block, TinyGPT, saved_activation_bytes, sinusoidal_positions, warmup_cosine_lr
+from course_utils.transformer import (
+    Block,
+    PeakBytes,
+    TinyGPT,
+    full_attention,
+    online_softmax,
+    saved_activation_bytes,
+    sinusoidal_positions,
+    tiled_attention,
+    warmup_cosine_lr,
+)
 
 device = start_notebook()
 
@@ -703,6 +715,159 @@ print(f"At T = 8192 the T x T terms alone would need b * 8192^2 = {hand_b * 8192
 # (Transformers are often said to "handle long sequences much more efficiently";
 # per step they are more parallel, but their memory in $T$ is quadratic, as measured here.)
 #
+# ## 6. Attention without the $T \times T$ matrix: online softmax and tiling
+#
+# The $T \times T$ terms are the scores and the softmax's weights. Softmax seems to need both
+# whole: each weight $e^{s_j - m} / \ell$ uses the row's max $m$ and its sum
+# $\ell = \sum_j e^{s_j - m}$ over all keys. The **online softmax** (Milakov & Gimelshein
+# 2018) finds $m$ and $\ell$ in one pass: read the scores in order, keep the running max $m$
+# and the running sum $\ell$ relative to it, and when a new max $m'$ arrives, rescale the old
+# sum, $\ell \leftarrow \ell\, e^{m - m'} + e^{s_j - m'}$. `online_softmax` does this one
+# column at a time, then writes $e^{s - m} / \ell$:
+
+# %%
+scores = torch.randn(6, 50, dtype=torch.float64) * 10
+scores[0, :7] = float("-inf")  # a masked start: the running max begins at -inf
+gap = (online_softmax(scores) - torch.softmax(scores, dim=-1)).abs().max().item()
+print(f"online softmax against torch.softmax, float64: largest difference {gap:.1e}")
+assert gap < 1e-14
+
+# %% [markdown]
+# Attention needs the weights only to average the values, so the same trick carries an
+# accumulator: for each query row keep $(m, \ell, \mathit{acc})$ with
+# $\mathit{acc} = \sum_j e^{s_j - m} v_j$. A block of keys with scores $S$ (one row per query)
+# and values $V$ updates them as
+#
+# $$m' = \max(m, \max_j S_j),\quad p = e^{S - m'},\quad
+# \ell' = \ell\, e^{m - m'} + \textstyle\sum_j p_j,\quad
+# \mathit{acc}' = \mathit{acc}\, e^{m - m'} + p V,$$
+#
+# starting from $m = -\infty$, $\ell = 0$, $\mathit{acc} = 0$; after the last block the output is
+# $\mathit{acc} / \ell$. Looping this over blocks of keys is FlashAttention's idea (Dao et al.
+# 2022): exact attention, with only a $T \times \text{block}$ piece of the scores at a time.
+#
+# ### Exercise 5 (2 points, about 15 minutes): the online-softmax update
+#
+# Write `my_online_softmax_update(m, total, acc, scores, v)`, returning the new
+# `(m, total, acc)` (`total` is $\ell$). Shapes: `m`, `total` `(Tq, 1)`, `acc` `(Tq, d_v)`,
+# `scores` `(Tq, Bk)` for one block (`-inf` where masked), `v` `(Bk, d_v)`. A row whose scores
+# are all `-inf` so far (nothing seen yet, or fully masked) must keep $m = -\infty$,
+# $\ell = 0$, $\mathit{acc} = 0$ without producing NaN. (Hint: `torch.maximum`,
+# `amax(dim=-1, keepdim=True)`, `torch.where(torch.isneginf(...), ...)`.)
+
+# %% nbgrader={"grade": false, "grade_id": "online_softmax_update", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_online_softmax_update(m, total, acc, scores, v):
+    """Fold one block of keys into the running (m, total, acc) of each query row; return the new three."""
+    ### BEGIN SOLUTION
+    m_new = torch.maximum(m, scores.amax(dim=-1, keepdim=True))  # (Tq, 1)
+    shift = torch.where(torch.isneginf(m_new), torch.zeros_like(m_new), m_new)  # no -inf - (-inf)
+    rescale = torch.exp(m - shift)  # (Tq, 1), e^(m - m'); 0 while m = -inf
+    p = torch.exp(scores - shift)  # (Tq, Bk)
+    return m_new, total * rescale + p.sum(dim=-1, keepdim=True), acc * rescale + p @ v
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "online_softmax_update_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.transformer import check_online_softmax_update
+
+check_online_softmax_update(my_online_softmax_update)  # names: a sum or acc not rescaled, NaN on masked rows, ...
+
+
+# %% nbgrader={"grade": true, "grade_id": "online_softmax_update_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_online_softmax_update(my_online_softmax_update, seed=1)
+check_online_softmax_update(my_online_softmax_update, seed=2)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# `tiled_attention` loops the course's update (`online_softmax_update`) over blocks of 64
+# keys, with the causal mask applied inside each block. It equals full attention, here
+# `F.scaled_dot_product_attention` and the course's `full_attention`, to rounding: about
+# $10^{-16}$ in float64, $10^{-7}$ in float32 (sequence lengths that are not a multiple of
+# the block included).
+
+# %%
+for dtype, tol in ((torch.float64, 1e-12), (torch.float32, 1e-5)):
+    for T, causal in ((200, True), (200, False), (77, True)):
+        q, k, v = (torch.randn(1, 4, T, 16, dtype=dtype) for _ in range(3))  # 4 heads of 16, as the tiny GPT
+        reference = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        gaps = [(out - reference).abs().max().item() for out in
+                (tiled_attention(q, k, v, causal=causal, block=64), full_attention(q, k, v, causal=causal))]
+        print(f"{str(dtype):13} T = {T:3d}, causal {causal!s:5}: tiled {gaps[0]:.1e}, full {gaps[1]:.1e}")
+        assert max(gaps) < tol
+
+# %% [markdown]
+# What did the tiling save? `PeakBytes` counts, from their shapes, the bytes that each
+# method's intermediates hold at once (inputs and output, the same for both, left out): the
+# scores and weights, $2 \cdot 4 \cdot T^2 \cdot 4$ bytes for the 4 heads of one layer of the
+# tiny GPT, against the running state plus one block's scores and exponentials. This is a
+# count, not a reading of the process's memory; it is drawn beside section 5's measured curve.
+
+# %%
+BLOCK = 64
+peak = {"full attention": [], "tiled attention": []}
+for T in mem_lengths:
+    q = torch.randn(1, 4, int(T), 16)  # one layer of the tiny GPT: batch 1, 4 heads of 16
+    for name, fn in (("full attention", full_attention), ("tiled attention", tiled_attention)):
+        meter = PeakBytes()
+        fn(q, q, q, causal=True, meter=meter, **({"block": BLOCK} if name.startswith("tiled") else {}))
+        peak[name].append(meter.peak)
+peak = {name: np.array(p, dtype=float) for name, p in peak.items()}
+for i, T in enumerate(mem_lengths):
+    print(f"T = {T:4d}: full {peak['full attention'][i] / 2**20:7.3f} MiB, "
+          f"tiled {peak['tiled attention'][i] / 2**20:6.3f} MiB")
+fig, ax = plt.subplots(figsize=(6, 3.6))
+ax.loglog(mem_lengths, mem["transformer"] / 2**20, "o-", color="gray", label="section 5: training step (measured)")
+ax.loglog(mem_lengths, b * mem_lengths**2 / 2**20, "--", color="gray", label="section 5: bT² part")
+for name, p in peak.items():
+    ax.loglog(mem_lengths, p / 2**20, "s-", label=f"{name}, one layer (counted)")
+ax.set_xlabel("sequence length T")
+ax.set_ylabel("MiB")
+ax.set_title("attention's intermediates: full against tiled")
+ax.legend(fontsize=8)
+plt.show()
+peak_slopes = {name: np.diff(np.log(p)) / np.diff(np.log(mem_lengths)) for name, p in peak.items()}
+for name, s in peak_slopes.items():
+    print(f"{name:15} log-log slope per doubling of T:", s.round(2))
+assert np.array_equal(peak["full attention"], 2 * 4 * 4 * mem_lengths.astype(float) ** 2)  # O(T^2), by hand
+assert np.allclose(peak_slopes["full attention"], 2)
+assert np.allclose(peak_slopes["tiled attention"][mem_lengths[1:] > BLOCK], 1)  # O(T x block) once T > block
+saved_at_max = peak["full attention"][-1] / peak["tiled attention"][-1]
+print(f"at T = {MAX_T}: full attention holds {saved_at_max:.1f} times the tiled version's bytes")
+assert saved_at_max > 5
+
+# %% [markdown]
+# Full attention's intermediates grow as $T^2$ (slope 2; $32$ bytes per pair of positions,
+# section 5's $b$ for one layer less the boolean mask), the tiled version's as $T \times$
+# block (slope 1 once $T$ passes the block; below it a block is the whole row, and the running
+# state comes on top, so tiling short sequences saves nothing). Two limits to this picture. First, these are the
+# forward pass's intermediates: under autograd, each block's exponentials are saved for the
+# backward pass, so a training step would again save $T^2$ numbers (checked below);
+# FlashAttention instead keeps only $(m, \ell)$ per row and recomputes the blocks in its
+# backward pass. Second, tiling does the same arithmetic as full attention (the multiply-adds
+# are counted below), so on a CPU with PyTorch operations it saves memory, not time: each
+# block is a separate call, and the loop adds Python overhead. FlashAttention's speed comes
+# from fusing the loop into one GPU kernel that keeps the tiles in fast on-chip memory
+# (SRAM), so the $T \times T$ matrix never travels to the GPU's main memory.
+
+# %%
+def saved_by_tiled(T):
+    """Bytes autograd saves for backward through tiled_attention at length T (4 heads of 16, batch 1)."""
+    q = torch.randn(1, 4, T, 16, requires_grad=True)
+    return saved_activation_bytes(lambda: tiled_attention(q, q, q, causal=True, block=BLOCK).sum(), exclude=[q])
+
+
+growth = saved_by_tiled(512) / saved_by_tiled(256)
+print(f"saved for backward through tiled attention: x{growth:.2f} when T doubles (4 would be T^2)")
+assert growth > 3.5
+T = 1000
+full_macs = 2 * T * T * 16  # q k^T and weights @ v, per head
+tiled_macs = sum(2 * T * min(BLOCK, T - start) * 16 for start in range(0, T, BLOCK))
+print(f"multiply-adds per head at T = {T}: full {full_macs:,}, tiled {tiled_macs:,}")
+assert full_macs == tiled_macs
+
+# %% [markdown]
 # ## Summary
 #
 # - Self-attention is permutation-equivariant; positional encodings (fixed sinusoids or a
@@ -722,6 +887,11 @@ print(f"At T = 8192 the T x T terms alone would need b * 8192^2 = {hand_b * 8192
 #   step saves for backward, measured: linear in $T$ for the LSTM; for the transformer linear
 #   at first and quadratic past a crossover between 64 and 256 positions, while its step
 #   time over the same range is not yet quadratic (the arithmetic's crossover is at $T = 6D$).
+# - The online softmax keeps a running max $m$ and sum $\ell$, rescaling by $e^{m - m'}$ when
+#   the max grows; carried with an accumulator over blocks of keys, it gives attention equal
+#   to full attention (float64 and float32), with intermediates that grow as $T \times$ block
+#   instead of $T^2$. Same arithmetic: a saving in memory, not in time, unless the loop is a
+#   fused kernel (FlashAttention). Exercise 5 is the update step.
 #
 # Next: **08b · The encoder-decoder transformer**: the same blocks with cross-attention, an
 # encoder reading one sequence and a decoder writing another.
