@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import ast
 import copy
 import re
 import shutil
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
+
+from course_tools.website.cache import course_modules
 
 from .cells import (
     BEGIN_HIDDEN,
@@ -130,54 +131,11 @@ def resolve_notebooks(names: list[str], source_dir: Path = SOURCE_DIR) -> list[P
     return paths
 
 
-def _imports(code: str, module: str = "", is_package: bool = False) -> set[str]:
-    """Dotted names ``code`` imports (relative imports resolved against ``module``)."""
-    code = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in code.splitlines())
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return set()
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                parts = module.split(".")[: len(module.split(".")) - node.level + is_package]
-                base = ".".join(parts + ([base] if base else []))
-            names.add(base)
-            names.update(f"{base}.{a.name}" for a in node.names)  # may be submodules; unknown names drop out
-    return names
-
-
-def _module_file(name: str, root: Path) -> Path | None:
-    path = root.joinpath(*name.split("."))
-    for candidate in (path.with_suffix(".py"), path / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def library_files(sources: list[Path], root: Path = REPO) -> list[Path]:
-    """The ``course_utils`` files the ``sources`` notebooks import, transitively, with their packages."""
-    todo = set()
-    for path in sources:
-        nb = nbformat.read(path, as_version=4)
-        todo |= {n for c in nb.cells if c.cell_type == "code" for n in _imports(c.source)}
-    seen: dict[str, Path] = {}
-    while todo:
-        name = todo.pop()
-        parts = name.split(".")
-        if parts[0] != LIBRARY or name in seen:
-            continue
-        todo |= {".".join(parts[:i]) for i in range(1, len(parts))} - set(seen)  # packages run their __init__
-        file = _module_file(name, root)
-        if file is None:
-            continue
-        seen[name] = file
-        todo |= _imports(file.read_text(), name, file.name == "__init__.py") - set(seen)
-    return sorted(set(seen.values()))
+    """The ``course_utils`` files the ``sources`` notebooks import, transitively, with their packages
+    (the website cache's own import walk, :func:`course_tools.website.cache.course_modules`)."""
+    code = [c.source for path in sources for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    return course_modules(code, root)
 
 
 def _normal_code(text: str) -> str:
