@@ -71,6 +71,7 @@ STUDENT = "submission"  # the one learner of a Gradescope container
 COURSE_PARTS = [
     ("course_utils", "the learners' library: the notebooks' imports and the exercises' checks"),
     ("course_tools/__init__.py", "the instructors' toolkit package"),
+    ("course_tools/imports.py", "the import walk the grader's release uses"),
     ("course_tools/grading", "the grader"),
     ("data", "the course's data files, with their hashes"),
     ("benchmarks/results", "the benchmark tables some notebooks quote"),

@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 from nbformat import NotebookNode
 
-from course_tools.website.cache import course_modules
+from course_tools.imports import course_modules
 
 from .cells import (
     BEGIN_HIDDEN,
@@ -133,7 +133,7 @@ def resolve_notebooks(names: list[str], source_dir: Path = SOURCE_DIR) -> list[P
 
 def library_files(sources: list[Path], root: Path = REPO) -> list[Path]:
     """The ``course_utils`` files the ``sources`` notebooks import, transitively, with their packages
-    (the website cache's own import walk, :func:`course_tools.website.cache.course_modules`)."""
+    (the import walk the site cache uses too, :func:`course_tools.imports.course_modules`)."""
     code = [c.source for path in sources for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
     return course_modules(code, root)
 
