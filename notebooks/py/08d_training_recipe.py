@@ -349,12 +349,12 @@ check_post_ln_recipe(my_post_ln_recipe(), seed=1)
 # whose size does not depend on the size of $x$, so each adds a term of roughly the same
 # variance $v$ whatever the depth: after $L$ blocks the stream's variance is about
 # $\sigma_0^2 + 2Lv$, and it grows with depth. GPT-2 (Radford et al., 2019, "Language Models are
-# Unsupervised Multitask Learners") draws every matrix from $\mathcal{N}(0, 0.02^2)$ and scales
-# the weights of the residual layers by $1/\sqrt{N}$, with $N = 2L$ the number of residual
-# layers: the two projections per block that write into the stream (`attn.out_proj` and
-# `mlp.proj` here, `c_proj` in nanoGPT) start with standard deviation $0.02/\sqrt{2L}$. Each
-# term's variance is divided by $2L$, so their sum, $2L \cdot v / 2L = v$, no longer depends on
-# the depth.
+# Unsupervised Multitask Learners") scales the weights of the residual layers at initialisation
+# by $1/\sqrt{N}$, with $N$ the number of residual layers, $2L$. In nanoGPT's reproduction every
+# matrix starts from $\mathcal{N}(0, 0.02^2)$, and the two projections per block that write into
+# the stream (`attn.out_proj` and `mlp.proj` here, `c_proj` there) from standard deviation
+# $0.02/\sqrt{2L}$. Each term's variance is divided by $2L$, so their sum, $2L \cdot v / 2L = v$,
+# no longer depends on the depth.
 #
 # `gpt2_init_` does this. First the initialisation itself, checked on a 32-block stack of width
 # 64: the $2 \times 32$ projections' standard deviation against $0.02/\sqrt{64}$, the other
@@ -496,10 +496,10 @@ plt.show()
 # the seeds, and switching decay off altogether moves it less still. At 150 steps, then, the
 # groups are a matter of principle, not of loss, and we do not claim a win. The principle is
 # about long runs: decay's pull compounds as $\prod_t (1 - \eta_t \lambda) \approx
-# e^{-\lambda \sum_t \eta_t}$. Over nanoGPT's GPT-2 run (600,000 steps, peak rate $6 \cdot
+# e^{-\lambda \sum_t \eta_t}$. Over nanoGPT's default GPT-2 run (600,000 steps, peak rate $6 \cdot
 # 10^{-4}$ with 2,000 warm-up steps and a cosine decay to $6 \cdot 10^{-5}$, $\lambda = 0.1$),
-# decay alone would multiply a weight by $e^{-20}$: there, where a gain sits is set by the
-# tug of war between decay and its gradient, not by what the model needs.
+# decay alone would multiply a weight by $e^{-20}$: there a decayed gain would sit wherever
+# decay and its gradient balance, and that is the pull the groups keep off it.
 
 # %%
 ratio = gains["everything"] / gains["matrices only"]  # (3,)
