@@ -188,7 +188,7 @@ def _parameter_names(model: nn.Module) -> dict[int, str]:
     return names
 
 
-def _read_groups(groups, weight_decay: float, model: nn.Module, names: dict[int, str]) -> tuple[list, list]:
+def _read_groups(groups, weight_decay: float, names: dict[int, str]) -> tuple[list, list]:
     """The ids in the decayed group and in the other, in the order listed; fails on a malformed answer."""
     form = (f"return a list of two dicts, [{{'params': [...], 'weight_decay': {weight_decay}}}, "
             "{'params': [...], 'weight_decay': 0.0}]")
@@ -283,7 +283,7 @@ def check_decay_groups(fn, seed: int = 0) -> None:
     weight_decay = (0.1, 0.05, 0.01)[seed % 3]
     for description, model in _decay_models(seed):
         names = _parameter_names(model)
-        decayed, kept = _read_groups(fn(model, weight_decay), weight_decay, model, names)
+        decayed, kept = _read_groups(fn(model, weight_decay), weight_decay, names)
         problems = _group_mistakes(decayed, kept, model, names)
         if problems:
             raise CheckFailed(f"my_decay_groups on {description}, weight_decay = {weight_decay}: "
