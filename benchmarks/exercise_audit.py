@@ -54,6 +54,7 @@ from course_utils.exercises.output_types import (  # noqa: E402
     TAGGER_FIX_GRADING,
     TAGGER_GRADING,
 )
+from course_utils.exercises.recipe import check_decay_groups  # noqa: E402
 from course_utils.exercises.rnn import check_rnn_cell  # noqa: E402
 from course_utils.exercises.self_attention import check_attention, check_split_merge_heads  # noqa: E402
 from course_utils.exercises.transformer import check_block_forward  # noqa: E402
@@ -183,10 +184,12 @@ def verdict(grading, answer, seed: int) -> str:
 
 
 def listed_mistakes() -> list[tuple[str, str, str]]:
-    """``(exercise, mistake, message)`` for each mistake issue 29 lists, run through its check."""
+    """``(exercise, mistake, message)`` for each mistake issue 29 lists (and 08d exercise 3's, issue 33), run through
+    its check."""
     t_bptt, t_lstm, t_lm = (_load_test_module(n) for n in ("test_bptt", "test_lstm", "test_lm"))
     t_att, t_self, t_tr, t_min = (_load_test_module(n) for n in ("test_attention", "test_self_attention",
                                                                    "test_transformer", "test_min_rnns"))
+    t_recipe = _load_test_module("test_recipe")
 
     def exp_then_fill(gamma):
         c = torch.cumsum(gamma.log(), dim=-1)
@@ -212,6 +215,13 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
         ("07 ex. 2", "a plain reshape",
          lambda: check_split_merge_heads(lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1), merge)),
         ("08 ex. 2", "a post-LN block", lambda: check_block_forward(t_tr._block_forward(post_ln=True))),
+        ("08d ex. 3", "decay chosen by name (the LayerNorm gains decayed)",
+         lambda: check_decay_groups(t_recipe._by_name)),
+        ("08d ex. 3", "one group, everything decayed", lambda: check_decay_groups(t_recipe._everything)),
+        ("08d ex. 3", "minGPT's lists by module type (a tied matrix in both groups)",
+         lambda: check_decay_groups(t_recipe._min_gpt)),
+        ("08d ex. 3", "only the layers walked (in_proj and pos in no group)",
+         lambda: check_decay_groups(t_recipe._walk_layers)),
         ("09 ex. 3", "04's z convention", lambda: check_min_gru_step(t_min._min_gru_step(convention="04"))),
         ("09 ex. 3", "a tanh on h~", lambda: check_min_gru_step(t_min._min_gru_step(tanh=True))),
         ("09b ex. 3", "exp() then masked_fill", lambda: check_decay_mask(exp_then_fill)),
