@@ -347,7 +347,7 @@ check_post_ln_recipe(my_post_ln_recipe(), seed=1)
 #   warm-up (Exercise 2) trains post-LN at that rate too. Pre-LN is why modern transformers
 #   train without fuss.
 #
-# Next: **09 · Modern RNNs**, recurrent models that train in parallel.
+# Next: **08e · Rotary positions**, positions as rotations of queries and keys, and a length-extrapolation test.
 
 # %%
 report_run_time()
