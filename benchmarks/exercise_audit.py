@@ -55,6 +55,7 @@ from course_utils.exercises.output_types import (  # noqa: E402
     TAGGER_GRADING,
 )
 from course_utils.exercises.rnn import check_rnn_cell  # noqa: E402
+from course_utils.exercises.rope import check_rotary_attention  # noqa: E402
 from course_utils.exercises.self_attention import check_attention, check_split_merge_heads  # noqa: E402
 from course_utils.exercises.transformer import check_block_forward  # noqa: E402
 
@@ -187,6 +188,7 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
     t_bptt, t_lstm, t_lm = (_load_test_module(n) for n in ("test_bptt", "test_lstm", "test_lm"))
     t_att, t_self, t_tr, t_min = (_load_test_module(n) for n in ("test_attention", "test_self_attention",
                                                                    "test_transformer", "test_min_rnns"))
+    t_rope = _load_test_module("test_rope")
 
     def exp_then_fill(gamma):
         c = torch.cumsum(gamma.log(), dim=-1)
@@ -212,6 +214,10 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
         ("07 ex. 2", "a plain reshape",
          lambda: check_split_merge_heads(lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1), merge)),
         ("08 ex. 2", "a post-LN block", lambda: check_block_forward(t_tr._block_forward(post_ln=True))),
+        ("08e ex. 1", "rotating by -m theta", lambda: check_rotary_attention(t_rope._rotary(sign=-1.0))),
+        ("08e ex. 1", "rotating the values too", lambda: check_rotary_attention(t_rope._rotary(rotate_v=True))),
+        ("08e ex. 1", "q and k paired differently",
+         lambda: check_rotary_attention(t_rope._rotary(k_pairing="halves"))),
         ("09 ex. 3", "04's z convention", lambda: check_min_gru_step(t_min._min_gru_step(convention="04"))),
         ("09 ex. 3", "a tanh on h~", lambda: check_min_gru_step(t_min._min_gru_step(tanh=True))),
         ("09b ex. 3", "exp() then masked_fill", lambda: check_decay_mask(exp_then_fill)),

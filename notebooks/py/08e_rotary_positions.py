@@ -225,10 +225,9 @@ check_close("output at positions 40.. against 0..", out_40, out_0, rtol=0, atol=
 # and $4T$. **A learned table cannot even index a position it does not have.** Here the table
 # is made $4T$ rows long from the start, and the rows $T..4T-1$ are never read in training, so
 # they get no gradient and keep their random initialisation (standard deviation 0.02, as
-# 08's): beyond $T$ the learned model reads untrained rows. (The other common choice, reusing
-# the last trained row for every later position, is no better founded; the point is that the
-# model has no information there.) The sinusoidal table and the rotations are defined for any
-# position.
+# 08's): beyond $T$ the learned model reads untrained rows. (Another choice would be to reuse
+# the last trained row for every later position; either way the model has learned nothing
+# about those positions.) The sinusoidal table and the rotations are defined for any position.
 #
 # Every model trains 300 Adam steps (08's rate, 0.003; batches of 32 windows), the same for
 # all, on seeds 0, 1 and 2. The corpus's held-out tail is split in two: the first half is
@@ -332,7 +331,7 @@ assert far["rope"].mean() > far["learned"].mean() + 0.1
 # Counted for this model's heads ($d = D / h = 16$):
 
 # %%
-d_head = 64 // 4
+d_head = models["rope", 0].embed.embedding_dim // models["rope", 0].blocks[0].attn.n_heads  # 64 / 4
 turns = ((T - 1) * rope_frequencies(d_head) / (2 * np.pi)).numpy()  # (d/2,): full turns seen in training
 unseen = int((turns < 1).sum())
 print("turns of each pair over offsets 0..T-1:", ", ".join(f"{t:.3g}" for t in turns))
@@ -377,9 +376,9 @@ plt.show()
 
 # %% [markdown]
 # Asserted: windowed, RoPE's loss on positions $T..4T-1$ is **below** its own loss at length
-# $T$ on every seed (those positions have a full $T$ characters of context, while a window of
-# length $T$ averages over positions with 0 to $T-1$), and below both absolute encodings
-# windowed; the learned and sinusoidal models stay worse there than at length $T$.
+# $T$ on every seed (each of those positions has a full $T$ characters of context, while the
+# score at length $T$ averages over positions with 1 to $T$), and below both absolute
+# encodings windowed; the learned and sinusoidal models stay worse there than at length $T$.
 
 # %%
 for s_i, s in enumerate(SEEDS):
