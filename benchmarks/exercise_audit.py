@@ -56,6 +56,7 @@ from course_utils.exercises.output_types import (  # noqa: E402
 )
 from course_utils.exercises.recipe import check_decay_groups  # noqa: E402
 from course_utils.exercises.rnn import check_rnn_cell  # noqa: E402
+from course_utils.exercises.rope import check_rotary_attention  # noqa: E402
 from course_utils.exercises.self_attention import check_attention, check_split_merge_heads  # noqa: E402
 from course_utils.exercises.transformer import check_block_forward  # noqa: E402
 
@@ -190,6 +191,7 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
     t_att, t_self, t_tr, t_min = (_load_test_module(n) for n in ("test_attention", "test_self_attention",
                                                                    "test_transformer", "test_min_rnns"))
     t_recipe = _load_test_module("test_recipe")
+    t_rope = _load_test_module("test_rope")
 
     def exp_then_fill(gamma):
         c = torch.cumsum(gamma.log(), dim=-1)
@@ -222,6 +224,10 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
          lambda: check_decay_groups(t_recipe._min_gpt)),
         ("08d ex. 3", "only the layers walked (in_proj and pos in no group)",
          lambda: check_decay_groups(t_recipe._walk_layers)),
+        ("08e ex. 1", "rotating by -m theta", lambda: check_rotary_attention(t_rope._rotary(sign=-1.0))),
+        ("08e ex. 1", "rotating the values too", lambda: check_rotary_attention(t_rope._rotary(rotate_v=True))),
+        ("08e ex. 1", "q and k paired differently",
+         lambda: check_rotary_attention(t_rope._rotary(k_pairing="halves"))),
         ("09 ex. 3", "04's z convention", lambda: check_min_gru_step(t_min._min_gru_step(convention="04"))),
         ("09 ex. 3", "a tanh on h~", lambda: check_min_gru_step(t_min._min_gru_step(tanh=True))),
         ("09b ex. 3", "exp() then masked_fill", lambda: check_decay_mask(exp_then_fill)),

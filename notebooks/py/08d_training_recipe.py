@@ -563,7 +563,7 @@ check_decay_groups(my_decay_groups, seed=1)
 #   gains from being pulled toward 0 ($\times 0.93$ in 150 steps), but at this budget it changes
 #   the validation loss by less than the spread between seeds.
 #
-# Next: **09 · Modern RNNs**, recurrent models that train in parallel.
+# Next: **08e · Rotary positions**, positions as rotations of queries and keys, and a length-extrapolation test.
 
 # %%
 report_run_time()
