@@ -56,6 +56,11 @@ from course_utils.exercises.output_types import (  # noqa: E402
 )
 from course_utils.exercises.rnn import check_rnn_cell  # noqa: E402
 from course_utils.exercises.self_attention import check_attention, check_split_merge_heads  # noqa: E402
+from course_utils.exercises.seq2seq_transformer import (  # noqa: E402
+    BROKEN_DECODER,
+    DECODER_DIAGNOSIS_GRADING,
+    TRANSFORMER_GRADING,
+)
 from course_utils.exercises.transformer import check_block_forward  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "exercise_audit.md"
@@ -121,7 +126,8 @@ def challenge_rows() -> list[tuple]:
                  "generation_settings": {"temperature": 1.0, "top_k": 12},
                  "attention_config": {"d_model": 32, "n_heads": 8, "lr": 3e-2},
                  "training_recipe": {"warmup_steps": 10, "peak_lr": 2e-2},
-                 "transformer_config": {"d_model": 64, "n_layers": 2, "lr": 3e-3},
+                 "decoder_diagnosis": {"cause": "the decoder sees the characters it must predict",
+                                       "change": {"self_mask": "causal"}},
                  "post_ln_recipe": {"warmup_steps": 60, "peak_lr": 2e-2}}
     for spec in SHOWN:
         seeds = tuple(sorted(set(graded_seeds(spec.notebook, spec.grade_id))))
@@ -154,6 +160,13 @@ def challenge_rows() -> list[tuple]:
          {**BROKEN_SEQ2SEQ, "hidden_size": 64}, (0, 1, 2)),
         ("06_attention", "seq2seq_diagnosis", "solution", SEQ2SEQ_DIAGNOSIS_GRADING,
          {"cause": "one fixed-size context", "change": {"attention": "additive"}}, (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "shown (the broken run)", TRANSFORMER_GRADING, BROKEN_DECODER,
+         (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "idea-less (a wrong cause: a noisy rate)",
+         DECODER_DIAGNOSIS_GRADING, {"cause": "learning rate too large", "change": {"lr": 1e-3}}, (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "right cause, wrong mask fixed", DECODER_DIAGNOSIS_GRADING,
+         {"cause": "the decoder sees the characters it must predict", "change": {"memory_mask": "none"}},
+         (0, 1, 2)),
     ]
     return rows
 

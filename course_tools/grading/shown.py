@@ -75,10 +75,15 @@ SHOWN = (
           ("batch_size=32, lr=3e-3, eval_every=40", "N_SCHEDULE, W_SCHEDULE, PEAK = STEPS, 40, 3e-3"),
           tuple({"warmup_steps": w, "peak_lr": 3e-3} for w in (0, 40)),
           {"warmup_steps": 0, "peak_lr": 3e-3}),
-    Shown("08b_encoder_decoder", "transformer_config", "course_utils.exercises.seq2seq_transformer:TRANSFORMER_GRADING",
+    # 08b's exercise 3 is a diagnosis of BROKEN_DECODER (its decoder's self-attention unmasked): the answers a
+    # learner assembles from section 4 (its learning rate, its width) with the right cause, and the idea-less fix
+    # (a smaller rate, as for a noisy run), all leave the decoder reading the characters it must predict.
+    Shown("08b_encoder_decoder", "decoder_diagnosis",
+          "course_utils.exercises.seq2seq_transformer:DECODER_DIAGNOSIS_GRADING",
           ("show_source(comparison_model)", "1e-2 for the transformer"),
-          ({"d_model": 32, "n_layers": 2, "lr": 1e-2},),
-          {"d_model": 64, "n_layers": 3, "lr": 1e-3}),
+          tuple({"cause": "the decoder sees the characters it must predict", "change": change}
+                for change in ({"lr": 1e-2}, {"d_model": 32})),
+          {"cause": "the decoder sees the characters it must predict", "change": {"lr": 1e-3}}),
     Shown("08d_training_recipe", "post_ln_recipe", "course_utils.exercises.recipe:POST_LN_GRADING",
           ("lr=2e-2, warmup_steps=0,", '"post-LN, 10 warm-up steps": replace(DEEP, post_ln=True, warmup_steps=10),',
            "n_layers=2, lr=1e-2, warmup_steps=20,"),

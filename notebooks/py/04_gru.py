@@ -524,6 +524,7 @@ check_adding_config(my_gru_adding_config(), "GRU")  # trains with your choice; s
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_adding_config(my_gru_adding_config(), "GRU", seed=1)
+check_adding_config(my_gru_adding_config(), "GRU", seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

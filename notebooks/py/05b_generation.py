@@ -471,6 +471,7 @@ check_generation_settings(my_generation_settings())  # samples with your setting
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_generation_settings(my_generation_settings(), seed=1)
+check_generation_settings(my_generation_settings(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -578,6 +578,7 @@ check_attention_config(my_attention_config())  # trains with your choice; says h
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_attention_config(my_attention_config(), seed=1)
+check_attention_config(my_attention_config(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

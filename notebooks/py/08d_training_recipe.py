@@ -333,6 +333,7 @@ check_post_ln_recipe(my_post_ln_recipe())  # trains with your recipe; says how f
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_post_ln_recipe(my_post_ln_recipe(), seed=1)
+check_post_ln_recipe(my_post_ln_recipe(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]
