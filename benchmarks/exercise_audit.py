@@ -119,7 +119,7 @@ def refusal_routes() -> dict[str, dict[str, str]]:
 def challenge_rows() -> list[tuple]:
     """``(notebook, grade_id, label, grading, answer, seeds)`` for each challenge answer to measure."""
     rows = []
-    solutions = {"clip_settings": (3.0, 0.75), "adding_config": {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
+    solutions = {"clip_settings": (3 / 64, 64.0), "adding_config": {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
                  "esn_config": {"spectral_radius": 1.1, "input_scale": 0.5, "alpha": 1e-8},
                  "char_rnn_config": {"hidden_size": 128, "lr": 1e-2, "seq_len": 32},
                  "gru_adding_config": {"update_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
