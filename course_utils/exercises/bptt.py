@@ -329,9 +329,9 @@ def check_clip_grad_norm(fn: Callable[..., tuple[Grads, float]], seed: int = 0) 
 # at most half of the steps clipped; on the mean loss max_norm 1, which the notebook's Adam sections show, passed.
 # On the sum the runs are chaotic enough that rounding moves them (the same settings, in exact arithmetic, as above).
 # Measured at lr 3/64 on the sum (seeds 1, 2, 3): max_norm 1 (section 6's) 4.71/100%, 4.73/100%, 4.74/100%; 3 (section
-# 5's) 4.46/100%, 4.64/100%, 4.60/100%; 5 (section
-# 7's) 2.90/100%, 4.49/100%, 3.50/100%; 48 2.31/31%, 2.07/38%, 2.03/37%; 56 1.95/26%, 2.07/35%, 2.14/43%; 64 (the
-# solution) 2.04/21%, 2.06/29%, 2.05/27%; 80 2.05/17%, 2.18/32%, 2.11/25%.
+# 5's) 4.46/100%, 4.64/100%, 4.60/100%; 5 (section 7's) 2.90/100%, 4.49/100%, 3.50/100%; 48 2.31/31%, 2.07/38%,
+# 2.03/37%; 56 1.95/26%, 2.07/35%, 2.14/43%; 64 (the solution) 2.04/21%, 2.06/29%, 2.05/27%; 80 2.05/17%, 2.18/32%,
+# 2.11/25%.
 SUM_OVER = 64  # characters per window: the summed loss is SUM_OVER times the mean
 CLIP_TASK = {"min_lr": 3 / SUM_OVER, "steps": 150, "target": 2.25, "max_clipped": 0.5}
 
