@@ -58,6 +58,11 @@ from course_utils.exercises.recipe import check_decay_groups  # noqa: E402
 from course_utils.exercises.rnn import check_rnn_cell  # noqa: E402
 from course_utils.exercises.rope import check_rotary_attention  # noqa: E402
 from course_utils.exercises.self_attention import check_attention, check_split_merge_heads  # noqa: E402
+from course_utils.exercises.seq2seq_transformer import (  # noqa: E402
+    BROKEN_DECODER,
+    DECODER_DIAGNOSIS_GRADING,
+    TRANSFORMER_GRADING,
+)
 from course_utils.exercises.transformer import check_block_forward  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "exercise_audit.md"
@@ -116,14 +121,15 @@ def refusal_routes() -> dict[str, dict[str, str]]:
 def challenge_rows() -> list[tuple]:
     """``(notebook, grade_id, label, grading, answer, seeds)`` for each challenge answer to measure."""
     rows = []
-    solutions = {"clip_settings": (3.0, 0.75), "adding_config": {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
+    solutions = {"clip_settings": (3 / 64, 64.0), "adding_config": {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
                  "esn_config": {"spectral_radius": 1.1, "input_scale": 0.5, "alpha": 1e-8},
                  "char_rnn_config": {"hidden_size": 128, "lr": 1e-2, "seq_len": 32},
                  "gru_adding_config": {"update_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
                  "generation_settings": {"temperature": 1.0, "top_k": 12},
                  "attention_config": {"d_model": 32, "n_heads": 8, "lr": 3e-2},
                  "training_recipe": {"warmup_steps": 10, "peak_lr": 2e-2},
-                 "transformer_config": {"d_model": 64, "n_layers": 2, "lr": 3e-3},
+                 "decoder_diagnosis": {"cause": "the decoder sees the characters it must predict",
+                                       "change": {"self_mask": "causal"}},
                  "post_ln_recipe": {"warmup_steps": 60, "peak_lr": 2e-2}}
     for spec in SHOWN:
         seeds = tuple(sorted(set(graded_seeds(spec.notebook, spec.grade_id))))
@@ -156,6 +162,13 @@ def challenge_rows() -> list[tuple]:
          {**BROKEN_SEQ2SEQ, "hidden_size": 64}, (0, 1, 2)),
         ("06_attention", "seq2seq_diagnosis", "solution", SEQ2SEQ_DIAGNOSIS_GRADING,
          {"cause": "one fixed-size context", "change": {"attention": "additive"}}, (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "shown (the broken run)", TRANSFORMER_GRADING, BROKEN_DECODER,
+         (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "idea-less (a wrong cause: a noisy rate)",
+         DECODER_DIAGNOSIS_GRADING, {"cause": "learning rate too large", "change": {"lr": 1e-3}}, (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "right cause, wrong mask fixed", DECODER_DIAGNOSIS_GRADING,
+         {"cause": "the decoder sees the characters it must predict", "change": {"memory_mask": "none"}},
+         (0, 1, 2)),
     ]
     return rows
 

@@ -661,25 +661,35 @@ print(f"clipped {clipped.val_loss:.3f} vs best unclipped {best_unclipped.val_los
 # %% [markdown]
 # ### Exercise 4 (3 points, ~15 min, hard): tune the clipping
 #
-# Push the learning rate: choose `lr` **at least 3** (1.5 times the run above) and a threshold
-# `max_norm` so that the same exploding model, trained by `clipping_run` for 150 steps, ends with a
-# validation loss **below 2.25 nats/char** (perplexity 9.5) **with at most half of the steps
-# clipped**: clipping that shortens the exploding steps and leaves the others alone. (A threshold
-# below the gradient norm of nearly every step passes the loss target too, measured, but then
-# every step has the same length `lr * max_norm` in the gradient's direction: that is normalised
-# gradient descent, not clipping, and the check refuses it.) The check trains with its own seeds,
-# a few seconds each (other initial weights, other batches), and prints how far you are; settings
-# that only just pass on one seed may fail on another, so aim for some margin. Explore in a
-# scratch cell with `clipping_run(data, lr, max_norm, seed=5)` and look at `.val_loss`,
-# `.clipped_fraction` and `.grad_norms`. Think about two things: the longest step SGD can take
-# is `lr * max_norm` (the run above allowed steps of length 6: is that still safe at a higher
-# learning rate?), and a threshold that almost no step reaches is no clipping at all.
+# Many RNN codes (Karpathy's min-char-rnn among them) **sum** the loss over a window's characters
+# instead of averaging it. Here is the same exploding model, same starts and batches, trained by SGD
+# on the loss summed over each window's 64 characters: `summed_clipping_run(data, lr, max_norm,
+# seed=5)` (imported below) returns what `clipping_run` returns, with the gradient norms (before
+# clipping) of the summed loss. Push the learning rate: choose `lr` **at least 3/64** (1.5 times the
+# run above, whose rate 2 on the mean is 2/64 on the sum) and a threshold `max_norm` so that the run
+# ends with a validation loss **below 2.25 nats/char** (perplexity 9.5, per character as before) **with
+# at most half of the steps clipped**: clipping that shortens the exploding steps and leaves the others
+# alone. (A threshold below the gradient norm of nearly every step passes the loss target too,
+# measured, but then every step has the same length `lr * max_norm` in the gradient's direction: that
+# is normalised gradient descent, not clipping, and the check refuses it.) The check trains with its
+# own seeds, a few seconds each (other initial weights, other batches), and prints how far you are;
+# settings that only just pass on one seed may fail on another, so aim for some margin. Explore in a
+# scratch cell and look at `.val_loss`, `.clipped_fraction` and `.grad_norms`. Think about three
+# things: what sets the scale of a threshold (is a threshold that suits one loss right for another?),
+# the longest step SGD can take, `lr * max_norm` (the run above allowed steps of length 6: is that
+# still safe at a higher learning rate?), and a threshold that almost no step reaches is no clipping
+# at all.
+
+# %%
+from course_utils.exercises.bptt import summed_clipping_run  # noqa: F401 (for your scratch cells)
+
 
 # %% nbgrader={"grade": false, "grade_id": "clip_settings", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_clip_settings():
-    """Return (lr, max_norm): lr >= 3; the run ends below 2.25 nats/char after 150 steps, at most half clipped."""
+    """Return (lr, max_norm) for the summed loss: lr >= 3/64; below 2.25 nats/char after 150 steps, at most half
+    of the steps clipped."""
     ### BEGIN SOLUTION
-    return 3.0, 0.75
+    return 3 / 64, 64.0
     ### END SOLUTION
 
 

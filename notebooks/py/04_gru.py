@@ -503,8 +503,8 @@ check_gru_forward(my_gru_forward, seed=1)
 # least 2 %**, or the check does not train. Then the trained GRU's test MSE must be **below
 # 0.02**, an eighth of the baseline's 1/6. (On this task Adam also trains a GRU whose update
 # gate starts at 0.5 to the target, so the MSE alone does not show what the bias is for.)
-# The check says what it measured and how far that is from the target; the hidden test
-# builds and trains again from another random start, so aim with some margin.
+# The check says what it measured and how far that is from the target; the hidden tests
+# build and train again from two other random starts, so aim with some margin.
 
 # %% nbgrader={"grade": false, "grade_id": "gru_adding_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_gru_adding_config():
@@ -524,6 +524,7 @@ check_adding_config(my_gru_adding_config(), "GRU")  # trains with your choice; s
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_adding_config(my_gru_adding_config(), "GRU", seed=1)
+check_adding_config(my_gru_adding_config(), "GRU", seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

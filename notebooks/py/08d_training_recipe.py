@@ -316,8 +316,8 @@ assert warm.max() > POST_LN_TARGET + 0.2, "ten warm-up steps should leave a seed
 # so that the validation loss ends below **2.85** nats per character (the stuck runs above
 # sit at the unigram model's loss, printed above). The check trains with your recipe (a few seconds) and says where it
 # landed: how far above the target, and whether the stack is stuck at the unigram model or
-# learning, only too slowly. The hidden test trains again from another seed, so leave some
-# margin.
+# learning, only too slowly. The hidden tests train again from two other seeds, so leave
+# some margin.
 
 # %% nbgrader={"grade": false, "grade_id": "post_ln_recipe", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_post_ln_recipe():
@@ -337,6 +337,7 @@ check_post_ln_recipe(my_post_ln_recipe())  # trains with your recipe; says how f
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_post_ln_recipe(my_post_ln_recipe(), seed=1)
+check_post_ln_recipe(my_post_ln_recipe(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]
