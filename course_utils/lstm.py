@@ -314,7 +314,7 @@ LSTM_SEQUENCE_BACKWARD_NAMES = ("dxs", "dh0", "dc0", "dW_x", "dW_h", "db")  # wh
 def lstm_forward_cache(
     xs: np.ndarray, h0: np.ndarray, c0: np.ndarray, W_x: np.ndarray, W_h: np.ndarray, b: np.ndarray
 ) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
-    """:func:`lstm_forward_numpy` keeping every step's cache: ``(hs (T, B, H), caches)``, one :func:`lstm_cell_cache` per step."""
+    """:func:`lstm_forward_numpy` keeping the caches: ``(hs (T, B, H), caches)``, a :func:`lstm_cell_cache` per step."""
     require_shape("xs", xs, ("T", "B", "I"))
     h, c, hs, caches = h0, c0, [], []
     for x in xs:  # x: (B, I)

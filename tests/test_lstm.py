@@ -445,7 +445,7 @@ def test_lstm_module_takes_and_returns_states_like_torch(return_gates):
         ours(xs, (state[0][0], state[1][0]), return_gates=return_gates)
 
 
-# ----------------------------------------------------------------------------- the backward over a sequence (exercise 5)
+# ------------------------------------------------------------------------ the backward over a sequence (exercise 5)
 
 def _sequence(seed=0, T=6, B=3, n_in=4, H=5):
     rng = np.random.default_rng(seed)
@@ -486,7 +486,8 @@ def _learner_sequence_backward(carry_dc=True, dh="add", forwards=False, sum_over
         dh_next, dc_next, dxs, totals = np.zeros_like(dhs[0]), np.zeros_like(dhs[0]), [None] * T, None
         for t in (range(T) if forwards else range(T - 1, -1, -1)):
             upstream = {"add": dhs[t] + dh_next, "own": dhs[t], "carried": dhs[t] if t == T - 1 else dh_next}[dh]
-            dxs[t], dh_next, dc_next, *p = _lstm_backward_step(upstream, dc_next if carry_dc else 0 * dc_next, caches[t])
+            dc = dc_next if carry_dc else 0 * dc_next
+            dxs[t], dh_next, dc_next, *p = _lstm_backward_step(upstream, dc, caches[t])
             totals = p if totals is None or not sum_over_time else [a + q for a, q in zip(totals, p, strict=True)]
         return np.stack(dxs), dh_next, dc_next, *totals
     return my_lstm_backward

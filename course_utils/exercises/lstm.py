@@ -210,7 +210,7 @@ def _sequence_backward_mistakes(dhs: np.ndarray, caches: list) -> dict[str, tupl
 
 
 def _finite_differences(fn, cell_forward, seed: int) -> None:
-    """Run ``cell_forward`` over a sequence (vs ``torch.nn.LSTM``) and ``fn``'s gradients against its finite differences."""
+    """Run ``cell_forward`` over a sequence (vs ``torch.nn.LSTM``); ``fn``'s gradients vs its finite differences."""
     cell_forward = refuse_reference(cell_forward, ("lstm_cell_numpy", "lstm_cell_torch", "LSTMCell", "LSTM"))
     rng = np.random.default_rng(100 + seed)
     T, B, n_in, H = 4, 2, 3, 3
@@ -242,7 +242,7 @@ def _finite_differences(fn, cell_forward, seed: int) -> None:
 
 
 def check_lstm_backward(fn, seed: int = 0, cell_forward=None) -> None:
-    """Test ``fn(dhs, caches) -> (dxs, dh0, dc0, dW_x, dW_h, db)``, BPTT over a whole sequence (notebook 03, exercise 5).
+    """Test ``fn(dhs, caches) -> (dxs, dh0, dc0, dW_x, dW_h, db)``, BPTT over a sequence (notebook 03, exercise 5).
 
     ``caches`` is one :func:`course_utils.lstm.lstm_cell_cache` per step (from
     :func:`course_utils.lstm.lstm_forward_cache`). Compared with ``torch.nn.LSTM`` and autograd in
