@@ -364,12 +364,12 @@ def my_char_rnn_loss(params, ids, targets, h_init):
     shifted = logits - logits.max(axis=-1, keepdims=True)
     probs = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)  # (T, B, V)
     picked = np.take_along_axis(probs, targets[..., None], axis=-1)[..., 0]  # (T, B)
-    loss = float(-np.log(picked).sum() / B)
+    nll = float(-np.log(picked).sum() / B)
     dout = (probs - one_hot(targets, probs.shape[-1])) / B  # (T, B, V)
     grads = {"W_hy": np.einsum("tbv,tbh->vh", dout, hs), "b_y": dout.sum(axis=(0, 1))}
     back = my_rnn_backward(dout @ params["W_hy"], x, h_init, hs, params["W_xh"], params["W_hh"])
     grads |= {k: back[k] for k in ("W_xh", "W_hh", "b_h")}
-    return loss, grads
+    return nll, grads
     ### END SOLUTION
 
 
