@@ -20,10 +20,12 @@
 # 1. write the loss of a whole sequence and derive backpropagation through time (BPTT) for
 #    $W_{hy}, b_y, W_{hh}, W_{xh}, b_h$, step by step, and implement it yourself (Exercises 1-2),
 # 2. check a numpy implementation against finite differences and against PyTorch's autograd,
+#    then assemble the whole char-RNN loss from your own pieces and gradient-check it (Exercise 2b),
 # 3. *see* gradients vanish and explode,
 # 4. clip exploding gradients by their global norm (Exercise 3), and measure what clipping buys
 #    at a fixed number of steps, compared with simply lowering the learning rate (and tune it, Exercise 4),
 # 5. use truncated BPTT with `detach()` in PyTorch and measure what it saves and what it costs,
+#    and what cutting at random points (randomized truncation) changes,
 # 6. put it all together: train a character-level RNN in numpy on real text and compare it with
 #    models without memory.
 #
@@ -900,19 +902,24 @@ assert cut_mse[K_CUT].min() > 0.9 * BASELINE_MSE, "truncated BPTT should stay at
 #
 # A fixed cut every $k$ steps is blind to every lag longer than $k$, always. **Randomized
 # truncation** (d2l, section 9.7; Tallec & Ollivier 2017) draws the cut points at random: here,
-# after each step with probability $1/k$, so chunks are $k = 8$ steps long *on average* (the
-# same memory and cost on average) but now and then much longer, and the gradient of those
-# batches reaches a marked value. (Tallec & Ollivier also rescale the gradient across each
-# uncut boundary, so that its expectation is the full gradient; d2l reports that in practice
-# this variance costs about as much as it gains. We do not rescale.) Same model, same start,
-# same 300 updates, same three seeds as above:
+# after each step with probability $1/k$. With $k = 8$ that is $31/8 \approx 3.9$ cuts per
+# sequence of 32 steps on average, against fixed truncation's 3, so the chunks are no longer on
+# average (the mean is printed below: the sequence's end shortens the last chunk) but now and then
+# much longer, and the gradient of those batches can reach a marked value. (Tallec & Ollivier also rescale the gradient across each
+# uncut boundary, so that its expectation is the full gradient; d2l finds randomized truncation
+# no better than fixed truncation in practice, that added variance being one reason. We do not
+# rescale.) Same model, same start, same 300 updates, same three seeds as above:
 
 # %%
 from course_utils.data.adding import HALF_TASK_MSE
 
-chunk_lengths = np.array([n for i in range(1000) for n in random_chunk_lengths(T_LONG, K_CUT, np.random.default_rng(i))])
-print(f"random chunks: mean length {chunk_lengths.mean():.1f} steps, {np.mean(chunk_lengths > QUIET):.0%} of them "
-      f"longer than {QUIET} (fixed truncation: all exactly {K_CUT})")
+draws = [random_chunk_lengths(T_LONG, K_CUT, np.random.default_rng(i)) for i in range(1000)]
+chunk_lengths = np.concatenate(draws)
+reach_past_quiet = np.mean([d[-1] > QUIET for d in draws])  # the loss's gradient reaches only the last chunk
+print(f"random chunks: mean length {chunk_lengths.mean():.1f} steps; in {reach_past_quiet:.0%} of batches the last "
+      f"chunk reaches past the {QUIET} quiet steps (theory (1 - 1/{K_CUT})^{QUIET} = {(1 - 1 / K_CUT) ** QUIET:.0%}; "
+      "fixed truncation: never)")
+assert 0.25 < reach_past_quiet < 0.45
 cut_mse["random"] = np.array([truncated_adding_mse(K_CUT, seed, randomized=True) for seed in (0, 1, 2)])
 for label, v in (("full BPTT", cut_mse[T_LONG]), (f"fixed k = {K_CUT}", cut_mse[K_CUT]),
                  (f"random, mean {K_CUT}", cut_mse["random"])):
@@ -925,8 +932,9 @@ assert cut_mse["random"].min() < HALF_TASK_MSE, "on some seed, better than remem
 # %% [markdown]
 # At the same number of updates, random cuts of the same average length learn part of what fixed
 # cuts cannot, on some seeds below the 1/12 a model scores by remembering one of the two values
-# (notebook 03 derives it), but they stay well behind full BPTT: only a minority of batches carries
-# a gradient across the quiet steps to a marked value.
+# (notebook 03 derives it), but they stay well behind full BPTT: only about a third of the batches
+# (printed above) carry a gradient across the quiet steps towards a marked value at all, and
+# fewer still as far back as the first one.
 
 # %% [markdown]
 # ## 7. Putting it together: a character-level RNN in numpy
@@ -1013,6 +1021,8 @@ assert rnn_val < char_base["bigram"] - 0.2 < char_base["unigram"] - 0.2
 # ## Summary
 #
 # - The loss of a sequence is a sum over time; $\partial L/\partial o_t = \hat y_t - y_t$ for both MSE and softmax cross-entropy.
+#   Assembled from your own pieces (one-hot inputs, the RNN, the loss, your BPTT), it passes the
+#   same gradient check as the course's (Exercise 2b).
 # - BPTT is backpropagation on the unrolled graph. The total gradient of a hidden state,
 #   $\delta h_t = W_{hy}^\top \delta o_t + W_{hh}^\top \delta a_{t+1}$, collects all later losses;
 #   each shared weight's gradient is a sum over time steps. Our numpy backward matches finite
@@ -1025,13 +1035,14 @@ assert rnn_val < char_base["bigram"] - 0.2 < char_base["unigram"] - 0.2
 # - Truncated BPTT with `detach()` bounds memory and gives more updates from the same data, at the
 #   price of gradients that reach at most $k$ steps back: at the same number of updates, a GRU
 #   learned an adding problem whose marked values all lay more than $k$ steps back with full
-#   BPTT, and stayed at the baseline with truncation.
+#   BPTT, and stayed at the baseline with truncation. Random cuts of no greater average length
+#   learned part of it (below the 1/12 of one remembered value on some seeds), still far behind full BPTT.
 # - A numpy char-RNN trained with all of it goes from random characters to word-like text and beats
 #   the models without memory on the same validation characters.
 #
-# **Exercises** (12 points, about 55 minutes): 1. one step backward (3 points, section 2); 2. BPTT through
-# a whole sequence (4 points, section 2); 3. clipping by global norm (2 points, section 5); 4. tuning the
-# clipping of an exploding run (3 points, section 5).
+# **Exercises** (15 points, about 75 minutes): 1. one step backward (3 points, section 2); 2. BPTT through
+# a whole sequence (4 points, section 2); 2b. the whole char-RNN loss, gradient-checked (3 points, section 3);
+# 3. clipping by global norm (2 points, section 5); 4. tuning the clipping of an exploding run (3 points, section 5).
 #
 # Next: **03 · LSTM**, a cell designed so that the gradient does not have to vanish.
 

@@ -423,7 +423,8 @@ assert adding_test["LSTM"] < 0.1 * HALF_TASK_MSE < HALF_TASK_MSE < adding_test["
 #
 # Step 3 is the LSTM's point: between $\delta c_t$ and $\delta c_{t-1}$ there is only the
 # factor $f_t$ — no weight matrix, no squashing. Step 4 is the other road back in time,
-# through the gates and $W_h$, like a plain RNN's. Exercise 3 asks you to write one step in numpy.
+# through the gates and $W_h$, like a plain RNN's. Exercise 3 asks you to write one step in numpy,
+# Exercise 5 the loop over a whole sequence that carries both $\delta h$ and $\delta c$ back.
 #
 # **Over time.** The course's `LSTM` runs exactly this derivation in a loop from $t = T-1$ down
 # to $0$ (`LSTMHandwrittenBPTT`); the appendix at the end matches it line by line and checks it
