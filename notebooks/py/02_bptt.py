@@ -922,7 +922,7 @@ print(f"random chunks: mean length {chunk_lengths.mean():.1f} steps; in {reach_p
 assert 0.25 < reach_past_quiet < 0.45
 cut_mse["random"] = np.array([truncated_adding_mse(K_CUT, seed, randomized=True) for seed in (0, 1, 2)])
 for label, v in (("full BPTT", cut_mse[T_LONG]), (f"fixed k = {K_CUT}", cut_mse[K_CUT]),
-                 (f"random, mean {K_CUT}", cut_mse["random"])):
+                 (f"random, p = 1/{K_CUT}", cut_mse["random"])):
     print(f"{label:16s}: validation MSE by seed {np.round(v, 4)} (answer 1: {BASELINE_MSE:.3f}, one value "
           f"remembered: {HALF_TASK_MSE:.3f})")
 assert cut_mse["random"].mean() < 0.7 * cut_mse[K_CUT].mean(), "random cuts should learn some of what fixed ones miss"
