@@ -1,4 +1,4 @@
-"""Notebook 02, sections 1-7 and its four exercises: backpropagation through time for the vanilla RNN, in numpy.
+"""Notebook 02, sections 1-7 and its five exercises: backpropagation through time for the vanilla RNN, in numpy.
 
 The RNN is that of :mod:`course_utils.rnn`.
 

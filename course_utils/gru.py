@@ -1,4 +1,4 @@
-"""Notebook 04, sections 1-3 and exercises 1-3: the GRU cell, in numpy and PyTorch, in ``torch.nn.GRU``'s convention.
+"""Notebook 04, sections 1-4 and exercises 1-3: the GRU cell, in numpy and PyTorch, in ``torch.nn.GRU``'s convention.
 
 The course's convention is PyTorch's (the cuDNN variant of the GRU)::
 

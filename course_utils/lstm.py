@@ -1,4 +1,4 @@
-"""Notebook 03, sections 1-4, 6 and exercises 1-3 (and 04's comparison): the LSTM cell, like ``torch.nn.LSTM``.
+"""Notebook 03, sections 1-4, 6 and exercises 1-3 and 5 (and 04's comparison): the LSTM cell, like ``torch.nn.LSTM``.
 
 In numpy and in PyTorch.
 
