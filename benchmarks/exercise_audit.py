@@ -40,11 +40,11 @@ from course_utils.exercises.attention import (  # noqa: E402
     SEQ2SEQ_GRADING,
     check_additive_attention,
 )
-from course_utils.exercises.bptt import check_rnn_backward  # noqa: E402
+from course_utils.exercises.bptt import check_char_rnn_loss, check_rnn_backward  # noqa: E402
 from course_utils.exercises.forecasting import AR_ORDER_GRADING, AR_PICK_GRADING, AR_PICK_REASONS  # noqa: E402
 from course_utils.exercises.linear_attention import check_decay_mask  # noqa: E402
 from course_utils.exercises.lm import check_temperature_softmax  # noqa: E402
-from course_utils.exercises.lstm import check_lstm_cell_backward  # noqa: E402
+from course_utils.exercises.lstm import check_lstm_backward, check_lstm_cell_backward  # noqa: E402
 from course_utils.exercises.min_rnns import check_min_gru_step  # noqa: E402
 from course_utils.exercises.output_types import (  # noqa: E402
     BROKEN_CLASSIFIER,
@@ -220,8 +220,20 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
          lambda: check_rnn_cell(lambda x, h, Wx, Wh, b: np.tanh(x @ Wx + h @ Wh.T + b))),
         ("02 ex. 2", "the carry added after tanh'",
          lambda: check_rnn_backward(lambda *a: t_bptt._sequence_backward(*a, mistake="carry after tanh'"))),
+        ("02 ex. 2b", "the loss averaged over time too",
+         lambda: check_char_rnn_loss(t_bptt._my_char_rnn_loss(scale="time"))),
+        ("02 ex. 2b", "dlogits without the target", lambda: check_char_rnn_loss(t_bptt._my_char_rnn_loss(
+            subtract_target=False))),
         ("03 ex. 3", "a wrong o-gate slope (tanh's)",
          lambda: check_lstm_cell_backward(lambda *a: t_lstm._lstm_backward_step(*a, o_slope="tanh"))),
+        ("03 ex. 5", "the dc carry dropped",
+         lambda: check_lstm_backward(t_lstm._learner_sequence_backward(carry_dc=False))),
+        ("03 ex. 5", "dhs[t] not added to the carried dh",
+         lambda: check_lstm_backward(t_lstm._learner_sequence_backward(dh="carried"))),
+        ("03 ex. 5", "a loop forwards in time",
+         lambda: check_lstm_backward(t_lstm._learner_sequence_backward(forwards=True))),
+        ("03 ex. 5", "parameter gradients not summed over time",
+         lambda: check_lstm_backward(t_lstm._learner_sequence_backward(sum_over_time=False))),
         ("05b ex. 1", "softmax without the max shift",
          lambda: check_temperature_softmax(t_lm._temperature_softmax(shift=False))),
         ("06 ex. 3", "a forgotten mask", lambda: check_additive_attention(t_att._additive(mask_mode="none"))),

@@ -9,6 +9,7 @@ from learner import as_learner
 
 from course_utils import CheckFailed
 from course_utils.bptt import (
+    char_rnn_loss_and_grads,
     clip_grad_norm,
     clip_grad_value,
     clipping_run,
@@ -18,6 +19,7 @@ from course_utils.bptt import (
     hidden_grad_norms,
     mse_loss,
     numerical_gradient,
+    random_chunk_lengths,
     relative_error,
     rnn_backward,
     rnn_cell_backward,
@@ -28,6 +30,7 @@ from course_utils.data.text import load_corpus
 from course_utils.exercises.bptt import (
     CLIP_GRADING,
     CLIP_TASK,
+    check_char_rnn_loss,
     check_clip_grad_norm,
     check_clip_settings,
     check_rnn_backward,
@@ -493,3 +496,88 @@ def test_check_clip_settings_rejects_malformed_answers(char_data):
         check_clip_settings(lambda: 4.0, char_data)
     with pytest.raises(CheckFailed, match="positive number"):
         check_clip_settings(lambda: (4.0, -1.0), char_data)
+
+
+# ----------------------------------------------------------------------------- the whole char-RNN loss (exercise 2b)
+
+def _my_char_rnn_loss(scale="batch", subtract_target=True, w_hy="sum", inconsistent=False):
+    """A learner's whole char-RNN loss from array operations, right by default; a keyword makes one mistake."""
+    def my_char_rnn_loss(params, ids, targets, h_init):
+        T, B = ids.shape
+        x = np.eye(params["W_xh"].shape[1])[ids]  # (T, B, V)
+        hs, h = [], h_init
+        for t in range(T):
+            h = np.tanh(x[t] @ params["W_xh"].T + h @ params["W_hh"].T + params["b_h"])
+            hs.append(h)
+        hs = np.stack(hs)
+        o = hs @ params["W_hy"].T + params["b_y"]
+        p = np.exp(o - o.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        factor = {"batch": 1.0, "time": 1.0 / T, "summed": float(B)}[scale]
+        loss = -np.log(np.take_along_axis(p, targets[..., None], -1)).sum() / B * factor
+        d = p.copy()
+        if subtract_target:
+            d[np.arange(T)[:, None], np.arange(B), targets] -= 1
+        d *= factor / B * (2.0 if inconsistent else 1.0)
+        grads = {"W_hy": np.einsum("tbv,tbh->vh", d, hs) if w_hy == "sum" else d[-1].T @ hs[-1], "b_y": d.sum((0, 1))}
+        dn, acc = np.zeros_like(h_init), {"W_xh": 0.0, "W_hh": 0.0, "b_h": 0.0}
+        for t in reversed(range(T)):
+            step = rnn_cell_backward(d[t] @ params["W_hy"] + dn, hs[t], x[t], hs[t - 1] if t else h_init,
+                                     params["W_xh"], params["W_hh"])
+            acc = {k: acc[k] + step[k] for k in acc}
+            dn = step["h_prev"]
+        return loss, grads | acc
+    return my_char_rnn_loss
+
+
+def test_char_rnn_loss_and_grads_equals_autograd():
+    rng = np.random.default_rng(0)
+    T, B, V, H = 4, 3, 5, 6
+    params = init_rnn_params(V, H, V, rng)
+    ids, targets, h_init = rng.integers(0, V, (T, B)), rng.integers(0, V, (T, B)), rng.normal(size=(B, H))
+    loss, grads = char_rnn_loss_and_grads(params, ids, targets, h_init)
+    tp = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    h, total = torch.tensor(h_init), 0.0
+    for t in range(T):
+        h = torch.tanh(tp["W_xh"][:, ids[t]].T + h @ tp["W_hh"].T + tp["b_h"])  # a one-hot row picks a column
+        total = total + torch.nn.functional.cross_entropy(h @ tp["W_hy"].T + tp["b_y"], torch.from_numpy(targets[t]),
+                                                          reduction="sum") / B
+    total.backward()
+    assert loss == pytest.approx(total.item(), rel=1e-12)
+    for name in PARAM_NAMES:
+        np.testing.assert_allclose(grads[name], tp[name].grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_check_char_rnn_loss_passes_a_right_loss_and_prints_relative_errors(capsys):
+    check_char_rnn_loss(_my_char_rnn_loss())
+    check_char_rnn_loss(_my_char_rnn_loss(), seed=2, T=8, B=2, V=4, H=3)
+    out = capsys.readouterr().out
+    errors = [float(e) for e in re.findall(r"(?:W_xh|W_hh|b_h|W_hy|b_y) ([0-9.]+e[-+]\d+)", out)]
+    assert len(errors) == 10 and max(errors) < 1e-7
+    with pytest.raises(CheckFailed, match="an existing implementation"):
+        check_char_rnn_loss(as_learner(char_rnn_loss_and_grads))
+
+
+CHAR_RNN_MISTAKES = {
+    "time": ({"scale": "time"}, "average over time as well as over the batch"),
+    "summed": ({"scale": "summed"}, "sum over the batch"),
+    "target": ({"subtract_target": False}, "leave the target out of dlogits"),
+    "w_hy": ({"w_hy": "last"}, "take W_hy's gradient from the last step alone"),
+}
+
+
+@pytest.mark.parametrize("mistake", CHAR_RNN_MISTAKES)
+def test_check_char_rnn_loss_names_each_mistake(mistake):
+    keywords, words = CHAR_RNN_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_char_rnn_loss(_my_char_rnn_loss(**keywords))
+
+
+def test_random_chunk_lengths_cover_the_sequence_with_the_mean_asked():
+    rng = np.random.default_rng(0)
+    draws = [random_chunk_lengths(32, 8, rng) for _ in range(4000)]
+    assert all(sum(d) == 32 and min(d) >= 1 for d in draws)
+    lengths = np.concatenate(draws)
+    assert 6.0 < lengths.mean() < 8.0  # geometric with p = 1/8, truncated at the sequence's end
+    assert (lengths > 8).mean() > 0.2 and lengths.max() == 32  # some gradients reach far further back than 8
+    assert random_chunk_lengths(5, 1.0, rng) == [1, 1, 1, 1, 1]

@@ -1,7 +1,7 @@
 """Notebook 02, the exercises on :mod:`course_utils.bptt`.
 
 Checks that name the usual mistakes: ``check_rnn_cell_backward``, ``check_rnn_backward``,
-``check_clip_grad_norm``.
+``check_char_rnn_loss`` (the whole loss, also checked by finite differences), ``check_clip_grad_norm``.
 Graded by outcome (the learner's setting is trained, seeded): ``check_clip_settings``.
 """
 
@@ -14,7 +14,17 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import torch
 
-from ..bptt import ClipRun, Grads, exploding_rnn_lm, global_norm
+from ..bptt import (
+    ClipRun,
+    Grads,
+    char_rnn_loss_and_grads,
+    cross_entropy_loss,
+    exploding_rnn_lm,
+    global_norm,
+    numerical_gradient,
+    relative_error,
+    rnn_backward,
+)
 from ..core.checks import (
     Challenge,
     CheckFailed,
@@ -29,7 +39,7 @@ from ..core.device import get_device
 from ..core.seed import seed_everything, seeded_run
 from ..core.training import fit
 from ..data.text import load_corpus
-from ..rnn import rnn_forward
+from ..rnn import PARAM_NAMES, init_rnn_params, one_hot, rnn_forward, rnn_output
 from ..shared.lm import CharData, lm_batches, next_token_loss, validation_windows
 
 _CELL_KEYS = ("x_t", "h_prev", "W_xh", "W_hh", "b_h")
@@ -216,6 +226,84 @@ def check_rnn_backward(fn: Callable[..., Grads], seed: int = 0, T: int = 5, B: i
     })
     for k in keys:
         check_close(f"grad {k} (vs autograd)", got[k], ref[k])
+
+
+def _char_rnn_variant(params: Grads, ids: np.ndarray, targets: np.ndarray, h_init: np.ndarray, *,
+                      scale: str = "batch", subtract_target: bool = True, w_hy: str = "sum") -> tuple[float, Grads]:
+    """The char-RNN loss and gradients, right by default or with one usual mistake (for naming it)."""
+    T, B = ids.shape
+    x = one_hot(ids, params["W_xh"].shape[1])  # (T, B, V)
+    hs = rnn_forward(x, h_init, params["W_xh"], params["W_hh"], params["b_h"])  # (T, B, H)
+    value, dout = cross_entropy_loss(rnn_output(hs, params["W_hy"], params["b_y"]), targets)  # dout (T, B, V)
+    if not subtract_target:
+        dout = dout + one_hot(targets, dout.shape[-1]) / B  # softmax(o) / B alone
+    factor = {"batch": 1.0, "time too": 1.0 / T, "summed": float(B)}[scale]
+    dout = dout * factor
+    grads = {"W_hy": np.einsum("tbv,tbh->vh", dout, hs) if w_hy == "sum" else dout[-1].T @ hs[-1],
+             "b_y": dout.sum(axis=(0, 1))}
+    back = rnn_backward(dout @ params["W_hy"], x, h_init, hs, params["W_xh"], params["W_hh"])
+    grads |= {k: back[k] for k in ("W_xh", "W_hh", "b_h")}
+    return value * factor, grads
+
+
+def _char_rnn_mistakes(*args: np.ndarray) -> dict[str, tuple[float, Grads]]:
+    return {
+        "average over time as well as over the batch: the loss is summed over the T steps (each step's "
+        "prediction is its own term) and averaged over the B sequences": _char_rnn_variant(*args, scale="time too"),
+        "sum over the batch: the loss (and so every gradient) is averaged over the B sequences, dlogits = "
+        "(softmax(o) - onehot(y)) / B": _char_rnn_variant(*args, scale="summed"),
+        "leave the target out of dlogits: the gradient of -log softmax(o)[y] is softmax(o) - onehot(y)":
+            _char_rnn_variant(*args, subtract_target=False),
+        "take W_hy's gradient from the last step alone: W_hy is used at every step, dW_hy = sum_t dlogits_t^T h_t":
+            _char_rnn_variant(*args, w_hy="last"),
+    }
+
+
+def check_char_rnn_loss(fn: Callable[..., tuple[float, Grads]], seed: int = 0, T: int = 5, B: int = 3, V: int = 6,
+                        H: int = 5) -> None:
+    """Test ``fn(params, ids, targets, h_init) -> (L, grads)``, the char-RNN's whole loss (notebook 02, exercise 5).
+
+    Compares ``L`` and the five gradients with the course's, naming the usual mistakes (the loss
+    averaged over time, summed over the batch, the target left out of dlogits, dW_hy from one
+    step), then checks the gradients against central finite differences of ``fn``'s own loss
+    (CS231n's gradient check), printing the relative error of each.
+    """
+    fn = refuse_reference(fn, ("char_rnn_loss_and_grads", "rnn_loss_and_grads", "cross_entropy_loss", "rnn_backward",
+                               "cross_entropy", "log_softmax", "backward", "grad"))
+    rng = np.random.default_rng(seed)
+    params = init_rnn_params(V, H, V, rng)
+    params = {k: v + 0.3 * rng.normal(size=v.shape) for k, v in params.items()}  # biases away from 0 too
+    ids, targets = rng.integers(0, V, size=(T, B)), rng.integers(0, V, size=(T, B))
+    h_init = 0.5 * rng.normal(size=(B, H))
+
+    def call(p: Grads) -> tuple[float, Grads]:
+        result = fn({k: v.copy() for k, v in p.items()}, ids.copy(), targets.copy(), h_init.copy())
+        if not isinstance(result, tuple) or len(result) != 2:
+            raise CheckFailed("return a tuple (loss, grads): the loss as a float, grads a dict of arrays")
+        return result
+
+    loss, grads = call(params)
+    _require_grad_dict("grads", grads, PARAM_NAMES)
+    expected_loss, expected = char_rnn_loss_and_grads(params, ids, targets, h_init)
+    mistakes = _char_rnn_mistakes(params, ids, targets, h_init)
+    name_mistake("the loss", np.float64(loss), np.float64(expected_loss),
+                 {k: np.float64(v[0]) for k, v in mistakes.items()})
+    check_scalar("the loss", float(loss), expected_loss, rtol=1e-8)
+    for name in PARAM_NAMES:
+        check_shape(f"grads[{name!r}]", grads[name], expected[name].shape)
+        name_mistake(f"grads[{name!r}]", grads[name], expected[name], {k: v[1][name] for k, v in mistakes.items()})
+        check_close(f"grads[{name!r}]", grads[name], expected[name], quiet=True)
+    errors = {}
+    for name in PARAM_NAMES:
+        probe = {k: v.copy() for k, v in params.items()}
+        numeric = numerical_gradient(lambda probe=probe: float(call(probe)[0]), probe[name])
+        errors[name] = relative_error(np.asarray(grads[name], dtype=np.float64), numeric)
+    print("relative error vs finite differences of your loss: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))
+    bad = [k for k, v in errors.items() if not v < 1e-7]
+    if bad:
+        raise CheckFailed(f"the gradients of {', '.join(bad)} disagree with the finite differences of your own loss "
+                          "(relative error above 1e-7)")
+    print("OK my_char_rnn_loss: the loss and all five gradients, vs the course's and vs finite differences")
 
 
 def _clip_mistakes(grads: Mapping[str, np.ndarray], max_norm: float, eps: float = 1e-6) -> dict[str, Grads]:
