@@ -124,9 +124,18 @@ def challenge(spec: Shown):
     return found[key.rstrip("]")] if key else found
 
 
+_MEASURED: dict[tuple[str, str, int], Any] = {}  # (grading, repr(answer), seed) -> measurement, for this process
+
+
 def verdicts(spec: Shown, answer: Any, seeds: tuple[int, ...] | None = None) -> dict[int, bool]:
-    """``{seed: met}`` for ``answer`` on each graded seed (or ``seeds``), measured as the check does."""
+    """``{seed: met}`` for ``answer`` on each graded seed (or ``seeds``), measured as the check does; a training run
+    already measured in this process (the idea-less answer is often one of the shown combinations) is not rerun."""
     grading = challenge(spec)
     settings = grading.validate(answer)
-    return {seed: grading.judge(settings, grading.measure(answer, seed=seed), seed).met
-            for seed in (seeds if seeds is not None else graded_seeds(spec.notebook, spec.grade_id))}
+    found = {}
+    for seed in seeds if seeds is not None else graded_seeds(spec.notebook, spec.grade_id):
+        key = (spec.grading, repr(answer), seed)
+        if key not in _MEASURED:
+            _MEASURED[key] = grading.measure(answer, seed=seed)
+        found[seed] = grading.judge(settings, _MEASURED[key], seed).met
+    return found
