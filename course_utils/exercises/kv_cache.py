@@ -78,10 +78,10 @@ def _grouped_mistakes(q, k, v, mask) -> dict[str, torch.Tensor | None]:
     B, h, Tq, d_k = q.shape
     g = k.shape[1]
     r = h // g
-    tiled = "tile k and v with .repeat (query head i then meets key/value head i % g); query heads i*r .. i*r + r - 1 " \
-            "share head i, so repeat each head in place: repeat_interleave(h // g, dim=1)"
-    share = "share the queries instead of the keys and values: every query head keeps its own query; it is k and v " \
-            "that have g heads, each serving h / g consecutive query heads"
+    tiled = ("tile k and v with .repeat (query head i then meets key/value head i % g); query heads j*r .. j*r + r - 1 "
+             "share head j, so repeat each head in place: repeat_interleave(h // g, dim=1)")
+    share = ("share the queries instead of the keys and values: every query head keeps its own query; it is k and v "
+             "that have g heads, each serving h / g consecutive query heads")
     first_q = q[:, ::r]  # (B, g, Tq, d_k): one query per group
     mean_q = q.view(B, g, r, Tq, d_k).mean(2)
     return {
@@ -149,7 +149,7 @@ def check_grouped_attention(fn, seed: int = 0) -> None:
         if tuple(out.shape) != tuple(expected.shape):
             raise CheckFailed(f"with {label}, your output has shape {tuple(out.shape)}, expected "
                               f"{tuple(expected.shape)} = (B, h, Tq, d_k). Expand k and v along the head axis "
-                              "(dim=1): along time (dim=2) each key appears h / g times, which the mask no longer fits.")
+                              "(dim=1), not along the batch (0) or time (2) axis.")
         name = f"the output of my_grouped_attention ({label})"
         name_mistake(name, out.detach(), expected, _grouped_mistakes(q, k, v, mask))
         check_close(name, out.detach(), expected, quiet=True)
