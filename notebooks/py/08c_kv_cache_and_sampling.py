@@ -14,7 +14,7 @@
 # ---
 
 # %% [markdown]
-# # 08c · Generating: a KV cache, top-k and top-p sampling, a smaller cache
+# # 08c · Generating: a KV cache, top-k and top-p sampling, grouped-query attention
 #
 # **Objectives.** By the end of this notebook you will be able to
 # 1. decode with a **KV cache**: keep each layer's keys and values, feed one token per step,
