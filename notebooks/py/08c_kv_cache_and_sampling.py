@@ -472,7 +472,7 @@ for g in (4, 2, 1):
 # `(B, h, Tq, Tk)`, True where a query may attend (as in section 1's exercise, masked scores
 # get $-\infty$ before the softmax). Return the output `(B, h, Tq, d_k)`. Write the attention
 # from tensor operations; `scaled_dot_product_attention` and the course's `grouped_attention`
-# are refused.
+# and `expand_kv` are refused.
 
 # %% nbgrader={"grade": false, "grade_id": "grouped_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_grouped_attention(q, k, v, mask=None):
