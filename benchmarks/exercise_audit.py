@@ -40,12 +40,12 @@ from course_utils.exercises.attention import (  # noqa: E402
     SEQ2SEQ_GRADING,
     check_additive_attention,
 )
-from course_utils.exercises.bptt import check_rnn_backward  # noqa: E402
+from course_utils.exercises.bptt import check_char_rnn_loss, check_rnn_backward  # noqa: E402
 from course_utils.exercises.forecasting import AR_ORDER_GRADING, AR_PICK_GRADING, AR_PICK_REASONS  # noqa: E402
 from course_utils.exercises.kv_cache import check_grouped_attention  # noqa: E402
 from course_utils.exercises.linear_attention import check_decay_mask  # noqa: E402
 from course_utils.exercises.lm import check_temperature_softmax  # noqa: E402
-from course_utils.exercises.lstm import check_lstm_cell_backward  # noqa: E402
+from course_utils.exercises.lstm import check_lstm_backward, check_lstm_cell_backward  # noqa: E402
 from course_utils.exercises.min_rnns import check_min_gru_step  # noqa: E402
 from course_utils.exercises.output_types import (  # noqa: E402
     BROKEN_CLASSIFIER,
@@ -55,8 +55,15 @@ from course_utils.exercises.output_types import (  # noqa: E402
     TAGGER_FIX_GRADING,
     TAGGER_GRADING,
 )
+from course_utils.exercises.recipe import check_decay_groups  # noqa: E402
 from course_utils.exercises.rnn import check_rnn_cell  # noqa: E402
+from course_utils.exercises.rope import check_rotary_attention  # noqa: E402
 from course_utils.exercises.self_attention import check_attention, check_split_merge_heads  # noqa: E402
+from course_utils.exercises.seq2seq_transformer import (  # noqa: E402
+    BROKEN_DECODER,
+    DECODER_DIAGNOSIS_GRADING,
+    TRANSFORMER_GRADING,
+)
 from course_utils.exercises.transformer import check_block_forward  # noqa: E402
 
 OUT = REPO / "benchmarks" / "results" / "exercise_audit.md"
@@ -115,14 +122,15 @@ def refusal_routes() -> dict[str, dict[str, str]]:
 def challenge_rows() -> list[tuple]:
     """``(notebook, grade_id, label, grading, answer, seeds)`` for each challenge answer to measure."""
     rows = []
-    solutions = {"clip_settings": (3.0, 0.75), "adding_config": {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
+    solutions = {"clip_settings": (3 / 64, 64.0), "adding_config": {"forget_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
                  "esn_config": {"spectral_radius": 1.1, "input_scale": 0.5, "alpha": 1e-8},
                  "char_rnn_config": {"hidden_size": 128, "lr": 1e-2, "seq_len": 32},
                  "gru_adding_config": {"update_bias": 2.0, "hidden_size": 32, "lr": 1e-2},
                  "generation_settings": {"temperature": 1.0, "top_k": 12},
                  "attention_config": {"d_model": 32, "n_heads": 8, "lr": 3e-2},
                  "training_recipe": {"warmup_steps": 10, "peak_lr": 2e-2},
-                 "transformer_config": {"d_model": 64, "n_layers": 2, "lr": 3e-3},
+                 "decoder_diagnosis": {"cause": "the decoder sees the characters it must predict",
+                                       "change": {"self_mask": "causal"}},
                  "post_ln_recipe": {"warmup_steps": 60, "peak_lr": 2e-2}}
     for spec in SHOWN:
         seeds = tuple(sorted(set(graded_seeds(spec.notebook, spec.grade_id))))
@@ -155,6 +163,13 @@ def challenge_rows() -> list[tuple]:
          {**BROKEN_SEQ2SEQ, "hidden_size": 64}, (0, 1, 2)),
         ("06_attention", "seq2seq_diagnosis", "solution", SEQ2SEQ_DIAGNOSIS_GRADING,
          {"cause": "one fixed-size context", "change": {"attention": "additive"}}, (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "shown (the broken run)", TRANSFORMER_GRADING, BROKEN_DECODER,
+         (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "idea-less (a wrong cause: a noisy rate)",
+         DECODER_DIAGNOSIS_GRADING, {"cause": "learning rate too large", "change": {"lr": 1e-3}}, (0, 1, 2)),
+        ("08b_encoder_decoder", "decoder_diagnosis", "right cause, wrong mask fixed", DECODER_DIAGNOSIS_GRADING,
+         {"cause": "the decoder sees the characters it must predict", "change": {"memory_mask": "none"}},
+         (0, 1, 2)),
     ]
     return rows
 
@@ -184,11 +199,14 @@ def verdict(grading, answer, seed: int) -> str:
 
 
 def listed_mistakes() -> list[tuple[str, str, str]]:
-    """``(exercise, mistake, message)`` for each mistake issue 29 lists, run through its check."""
+    """``(exercise, mistake, message)`` for each mistake issue 29 lists (and 08d exercise 3's, issue 33), run through
+    its check."""
     t_bptt, t_lstm, t_lm = (_load_test_module(n) for n in ("test_bptt", "test_lstm", "test_lm"))
     t_att, t_self, t_tr, t_min = (_load_test_module(n) for n in ("test_attention", "test_self_attention",
                                                                    "test_transformer", "test_min_rnns"))
     t_kv = _load_test_module("test_kv_cache")
+    t_recipe = _load_test_module("test_recipe")
+    t_rope = _load_test_module("test_rope")
 
     def exp_then_fill(gamma):
         c = torch.cumsum(gamma.log(), dim=-1)
@@ -204,8 +222,20 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
          lambda: check_rnn_cell(lambda x, h, Wx, Wh, b: np.tanh(x @ Wx + h @ Wh.T + b))),
         ("02 ex. 2", "the carry added after tanh'",
          lambda: check_rnn_backward(lambda *a: t_bptt._sequence_backward(*a, mistake="carry after tanh'"))),
+        ("02 ex. 2b", "the loss averaged over time too",
+         lambda: check_char_rnn_loss(t_bptt._my_char_rnn_loss(scale="time"))),
+        ("02 ex. 2b", "dlogits without the target", lambda: check_char_rnn_loss(t_bptt._my_char_rnn_loss(
+            subtract_target=False))),
         ("03 ex. 3", "a wrong o-gate slope (tanh's)",
          lambda: check_lstm_cell_backward(lambda *a: t_lstm._lstm_backward_step(*a, o_slope="tanh"))),
+        ("03 ex. 5", "the dc carry dropped",
+         lambda: check_lstm_backward(t_lstm._learner_sequence_backward(carry_dc=False))),
+        ("03 ex. 5", "dhs[t] not added to the carried dh",
+         lambda: check_lstm_backward(t_lstm._learner_sequence_backward(dh="carried"))),
+        ("03 ex. 5", "a loop forwards in time",
+         lambda: check_lstm_backward(t_lstm._learner_sequence_backward(forwards=True))),
+        ("03 ex. 5", "parameter gradients not summed over time",
+         lambda: check_lstm_backward(t_lstm._learner_sequence_backward(sum_over_time=False))),
         ("05b ex. 1", "softmax without the max shift",
          lambda: check_temperature_softmax(t_lm._temperature_softmax(shift=False))),
         ("06 ex. 3", "a forgotten mask", lambda: check_additive_attention(t_att._additive(mask_mode="none"))),
@@ -219,6 +249,17 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
         ("08c ex. 3", "expanded along the time axis", lambda: check_grouped_attention(t_kv._grouped(axis=2))),
         ("08c ex. 3", "queries shared instead of keys and values",
          lambda: check_grouped_attention(t_kv._grouped(share_queries="mean"))),
+        ("08d ex. 3", "decay chosen by name (the LayerNorm gains decayed)",
+         lambda: check_decay_groups(t_recipe._by_name)),
+        ("08d ex. 3", "one group, everything decayed", lambda: check_decay_groups(t_recipe._everything)),
+        ("08d ex. 3", "minGPT's lists by module type (a tied matrix in both groups)",
+         lambda: check_decay_groups(t_recipe._min_gpt)),
+        ("08d ex. 3", "only the layers walked (in_proj and pos in no group)",
+         lambda: check_decay_groups(t_recipe._walk_layers)),
+        ("08e ex. 1", "rotating by -m theta", lambda: check_rotary_attention(t_rope._rotary(sign=-1.0))),
+        ("08e ex. 1", "rotating the values too", lambda: check_rotary_attention(t_rope._rotary(rotate_v=True))),
+        ("08e ex. 1", "q and k paired differently",
+         lambda: check_rotary_attention(t_rope._rotary(k_pairing="halves"))),
         ("09 ex. 3", "04's z convention", lambda: check_min_gru_step(t_min._min_gru_step(convention="04"))),
         ("09 ex. 3", "a tanh on h~", lambda: check_min_gru_step(t_min._min_gru_step(tanh=True))),
         ("09b ex. 3", "exp() then masked_fill", lambda: check_decay_mask(exp_then_fill)),

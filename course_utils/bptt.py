@@ -1,4 +1,4 @@
-"""Notebook 02, sections 1-7 and its four exercises: backpropagation through time for the vanilla RNN, in numpy.
+"""Notebook 02, sections 1-7 and its five exercises: backpropagation through time for the vanilla RNN, in numpy.
 
 The RNN is that of :mod:`course_utils.rnn`.
 
@@ -40,7 +40,7 @@ from .core.device import get_device
 from .core.seed import seed_everything
 from .core.shapes import require_shape
 from .core.training import fit
-from .rnn import Params, rnn_forward, rnn_output
+from .rnn import Params, one_hot, rnn_forward, rnn_output
 from .shared.lm import CharData, RecurrentLM, lm_batches, next_token_loss, validation_windows
 
 Grads = dict[str, np.ndarray]
@@ -200,6 +200,21 @@ def rnn_loss_and_grads(
     return value, grads, hs
 
 
+def char_rnn_loss_and_grads(
+    params: Params, ids: np.ndarray, targets: np.ndarray, h_init: np.ndarray
+) -> tuple[float, Grads]:
+    """The char-RNN's whole loss and its gradients: one-hot inputs, the RNN, softmax cross-entropy at every step.
+
+    ``ids``, ``targets``: ``(T, B)`` character ids (the targets are the ids one step later);
+    ``params`` as :func:`rnn_loss_and_grads` with ``W_xh (H, V)``. Returns ``(L, grads)`` with
+    ``L`` summed over time and averaged over the batch, ``grads`` for the five parameters.
+    """
+    x = one_hot(ids, params["W_xh"].shape[1])  # (T, B, V)
+    value, grads, _ = rnn_loss_and_grads(params, x, h_init, targets)
+    grads.pop("h_init")
+    return value, grads
+
+
 # ----------------------------------------------------------------------------- gradient checks
 
 
@@ -229,6 +244,17 @@ def relative_error(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"shapes differ: {a.shape} and {b.shape}")
     scale = max(np.linalg.norm(a), np.linalg.norm(b))
     return 0.0 if scale == 0 else float(np.linalg.norm(a - b) / scale)
+
+
+def random_chunk_lengths(length: int, mean_k: float, rng: np.random.Generator) -> list[int]:
+    """Randomized truncation: cut after each step with probability ``1 / mean_k``; the chunk lengths (sum ``length``).
+
+    The lengths are geometric with mean about ``mean_k``, so a gradient now and then reaches far
+    further back than ``mean_k`` steps (d2l, section 9.7; Tallec & Ollivier 2017 also reweight
+    the gradient to make it unbiased, which this does not).
+    """
+    cuts = np.flatnonzero(rng.random(length - 1) < 1.0 / mean_k) + 1  # positions 1..length-1 to cut before
+    return np.diff(np.concatenate([[0], cuts, [length]])).astype(int).tolist()
 
 
 # ----------------------------------------------------------------------------- clipping

@@ -1,4 +1,4 @@
-"""Notebook 04, sections 1-3 and exercises 1-3: the GRU cell, in numpy and PyTorch, in ``torch.nn.GRU``'s convention.
+"""Notebook 04, sections 1-4 and exercises 1-3: the GRU cell, in numpy and PyTorch, in ``torch.nn.GRU``'s convention.
 
 The course's convention is PyTorch's (the cuDNN variant of the GRU)::
 
@@ -258,3 +258,40 @@ def gru_forward_numpy(
         h, _ = gru_cell_numpy(x, h, W_x, W_h, b_x, b_hh, **options)
         hs.append(h)
     return np.stack(hs), h
+
+
+# ----------------------------------------------------------------------------- the gradient path (section 4)
+
+def gru_state_jacobian(
+    x: np.ndarray, h_prev: np.ndarray, W_x: np.ndarray, W_h: np.ndarray, b_x: np.ndarray, b_hh: np.ndarray
+) -> dict[str, np.ndarray]:
+    """``dh_t/dh_{t-1}`` of one step (PyTorch's convention), split into its three paths, each ``(B, H, H)``.
+
+    With ``h = (1 - z) * n + z * h_prev``::
+
+        dh/dh_prev = diag(z)                            "carry": the old state copied through
+                   + diag(h_prev - n) dz/dh_prev        "update gate": z depends on h_prev
+                   + diag(1 - z) dn/dh_prev             "candidate": through W_hn and the reset gate
+
+    ``dz/dh_prev = diag(z (1 - z)) W_hz``, ``dn/dh_prev = diag(1 - n^2) (diag(W_hn h_prev + b_hn)
+    diag(r (1 - r)) W_hr + diag(r) W_hn)``. Entry ``[b, i, j]`` is ``dh_i / dh_prev_j`` for batch row b;
+    the three terms sum to the Jacobian autograd computes (``tests/test_gru.py``). ``diag(z_t)``
+    is the GRU's counterpart of the LSTM's ``diag(f_t)`` along its cell state.
+    """
+    h_new, gates = gru_cell_numpy(x, h_prev, W_x, W_h, b_x, b_hh)
+    r, z, n = gates["r"], gates["z"], gates["n"]  # (B, H) each
+    s = gate_slices(h_new.shape[1], GRU_GATES)
+    a_hn = h_prev @ W_h[s["n"]].T + b_hh[s["n"]]  # (B, H): what the reset gate scales
+    dz = (z * (1 - z))[:, :, None] * W_h[s["z"]][None]  # (B, H, H): dz_i/dh_prev_j
+    dr = (r * (1 - r))[:, :, None] * W_h[s["r"]][None]  # (B, H, H)
+    dn = (1 - n**2)[:, :, None] * (a_hn[:, :, None] * dr + r[:, :, None] * W_h[s["n"]][None])  # (B, H, H)
+    return {"carry": z[:, :, None] * np.eye(h_new.shape[1]), "update gate": (h_prev - n)[:, :, None] * dz,
+            "candidate": (1 - z)[:, :, None] * dn}
+
+
+def set_update_bias(gru: nn.GRU, value: float) -> None:
+    """Set the update gate's bias of a one-layer ``nn.GRU``: ``b_xz = value``, ``b_hz = 0`` (z near sigmoid(value))."""
+    rows = gate_slices(gru.hidden_size, GRU_GATES)["z"]
+    with torch.no_grad():
+        gru.bias_ih_l0[rows] = value
+        gru.bias_hh_l0[rows] = 0.0

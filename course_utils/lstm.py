@@ -1,4 +1,4 @@
-"""Notebook 03, sections 1-4, 6 and exercises 1-3 (and 04's comparison): the LSTM cell, like ``torch.nn.LSTM``.
+"""Notebook 03, sections 1-4, 6 and exercises 1-3 and 5 (and 04's comparison): the LSTM cell, like ``torch.nn.LSTM``.
 
 In numpy and in PyTorch.
 
@@ -304,3 +304,59 @@ def lstm_cell_backward_autograd(
     upstream = (torch.as_tensor(dh, dtype=torch.float64), torch.as_tensor(dc, dtype=torch.float64))
     torch.autograd.backward((h, c), upstream)
     return tuple(t.grad.numpy() for t in inputs)  # dx, dh_prev, dc_prev, dW_x, dW_h, db
+
+
+# ----------------------------------------------------------------------------- the backward pass over a sequence
+
+LSTM_SEQUENCE_BACKWARD_NAMES = ("dxs", "dh0", "dc0", "dW_x", "dW_h", "db")  # what the sequence's backward returns
+
+
+def lstm_forward_cache(
+    xs: np.ndarray, h0: np.ndarray, c0: np.ndarray, W_x: np.ndarray, W_h: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+    """:func:`lstm_forward_numpy` keeping the caches: ``(hs (T, B, H), caches)``, a :func:`lstm_cell_cache` per step."""
+    require_shape("xs", xs, ("T", "B", "I"))
+    h, c, hs, caches = h0, c0, [], []
+    for x in xs:  # x: (B, I)
+        h, c, cache = lstm_cell_cache(x, h, c, W_x, W_h, b)
+        hs.append(h)
+        caches.append(cache)
+    return np.stack(hs), caches
+
+
+def lstm_backward_numpy(dhs: np.ndarray, caches: list[dict[str, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """Backpropagation through time for :func:`lstm_forward_cache`, by hand: ``(dxs, dh0, dc0, dW_x, dW_h, db)``.
+
+    ``dhs (T, B, H)`` is dL/dh_t from each step's output alone. Going from t = T-1 down to 0, the
+    gradient reaching h_t is ``dhs[t]`` plus what step t+1 sends back (``dh_prev``), the one
+    reaching c_t is what step t+1 sends back along the cell (``dc_prev``); the weights' gradients
+    are summed over the steps. Returns ``dxs (T, B, I)``, ``dh0``, ``dc0 (B, H)``, ``dW_x``,
+    ``dW_h``, ``db`` as :func:`lstm_cell_backward_numpy`.
+    """
+    dh_next, dc_next = np.zeros_like(dhs[0]), np.zeros_like(dhs[0])  # (B, H): nothing comes back from after T-1
+    dxs = [None] * len(caches)
+    dW_x, dW_h, db = (np.zeros_like(caches[0]["W_x"]), np.zeros_like(caches[0]["W_h"]),
+                      np.zeros(caches[0]["W_h"].shape[0]))
+    for t in reversed(range(len(caches))):
+        dxs[t], dh_next, dc_next, dWx_t, dWh_t, db_t = lstm_cell_backward_numpy(dhs[t] + dh_next, dc_next, caches[t])
+        dW_x, dW_h, db = dW_x + dWx_t, dW_h + dWh_t, db + db_t
+    return np.stack(dxs), dh_next, dc_next, dW_x, dW_h, db
+
+
+def lstm_backward_torch(
+    dhs: np.ndarray, xs: np.ndarray, h0: np.ndarray, c0: np.ndarray, W_x: np.ndarray, W_h: np.ndarray, b: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The same gradients from ``torch.nn.LSTM`` and autograd in float64 (``b`` goes into ``bias_ih``, ``bias_hh`` = 0).
+
+    Returns as :func:`lstm_backward_numpy`.
+    """
+    T, B, n_in = xs.shape
+    lstm = nn.LSTM(n_in, h0.shape[1]).double()
+    with torch.no_grad():
+        for name, value in (("weight_ih_l0", W_x), ("weight_hh_l0", W_h), ("bias_ih_l0", b), ("bias_hh_l0", 0 * b)):
+            getattr(lstm, name).copy_(torch.from_numpy(np.asarray(value, dtype=np.float64)))
+    inputs = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in (xs, h0[None], c0[None])]
+    hs, _ = lstm(inputs[0], (inputs[1], inputs[2]))  # (T, B, H)
+    hs.backward(torch.as_tensor(dhs, dtype=torch.float64))
+    return (inputs[0].grad.numpy(), inputs[1].grad[0].numpy(), inputs[2].grad[0].numpy(),
+            lstm.weight_ih_l0.grad.numpy(), lstm.weight_hh_l0.grad.numpy(), lstm.bias_ih_l0.grad.numpy())

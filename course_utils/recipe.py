@@ -1,12 +1,16 @@
-"""Notebook 08d, sections 1-2: the transformer's training recipe, one factor at a time.
+"""Notebook 08d, sections 1-3: the transformer's training recipe, one factor at a time.
 
 - blocks: :class:`PreLNBlock` (08's :class:`~course_utils.transformer.Block` plus residual
   dropout) and :class:`PostLNBlock` (the original transformer's ``LN(x + sublayer(x))``);
 - a model with the recipe's switches: :class:`RecipeGPT` (dropout, weight tying, pre- or post-LN);
 - the loss: :func:`label_smoothed_loss`, cross-entropy against ``(1 - eps) one_hot + eps / V``;
-- optimisers: AdamW's decoupled weight decay against Adam with an L2 term (:func:`make_optimizer`);
+- optimisers: AdamW's decoupled weight decay against Adam with an L2 term (:func:`make_optimizer`), decay on
+  the matrices only (:func:`decay_groups`; :func:`layer_norm_gains` to see what decay does to the rest);
+- GPT-2's initialisation with its residual scaling (:func:`gpt2_init_`, :func:`residual_projections`) and the
+  residual stream's variance across depth (:func:`residual_variances`);
 - training at a fixed step budget: :class:`RecipeConfig` and :func:`train_recipe`;
-- exercises: :func:`check_label_smoothed_loss` and, graded by outcome, :func:`check_post_ln_recipe`.
+- exercises: :func:`check_label_smoothed_loss`, :func:`check_decay_groups` and, graded by outcome,
+  :func:`check_post_ln_recipe`.
 
 The exercises on this module (checks, challenges) are in :mod:`course_utils.exercises.recipe`.
 """
@@ -147,17 +151,87 @@ def label_smoothed_loss(logits: torch.Tensor, targets: torch.Tensor, eps: float 
 # ----------------------------------------------------------------------------- optimisers
 
 
-def make_optimizer(model: nn.Module, kind: str, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+def decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """AdamW's two parameter groups: ``weight_decay`` on every matrix, 0 on every vector.
+
+    Decayed: the parameters with two or more dimensions, the matrices a layer multiplies by
+    (Linear weights, attention's ``in_proj_weight``) and the embedding tables (token and
+    position: a lookup is a one-hot row times the table), nanoGPT's rule. Not decayed: the
+    biases and the LayerNorm gains and shifts. Each parameter is in exactly one group; a
+    tied matrix (``head.weight is embed.weight``) is one parameter, listed once.
+    """
+    params = {id(p): p for p in model.parameters()}.values()  # tied weights once
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, kind: str, lr: float, weight_decay: float,
+                   decay: str = "matrices") -> torch.optim.Optimizer:
     """``"adamw"``: decoupled decay (``w -= lr * wd * w`` beside Adam's step); ``"adam_l2"``: ``wd * w`` added
-    to the gradient, so Adam rescales it like any gradient. Biases, LayerNorms and positions are not decayed."""
+    to the gradient, so Adam rescales it like any gradient. ``decay="matrices"``: :func:`decay_groups` (no decay on
+    biases and LayerNorms); ``"all"``: one group, every parameter decayed."""
     if kind not in ("adamw", "adam_l2"):
         raise ValueError(f"kind must be 'adamw' or 'adam_l2', got {kind!r}")
-    params = {id(p): p for p in model.parameters()}.values()  # tied weights once
-    decay = [p for p in params if p.dim() == 2 and p is not getattr(model, "pos", None)]
-    rest = [p for p in params if all(p is not q for q in decay)]
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+    if decay not in ("matrices", "all"):
+        raise ValueError(f"decay must be 'matrices' or 'all', got {decay!r}")
+    groups = (decay_groups(model, weight_decay) if decay == "matrices"
+              else [{"params": list(model.parameters()), "weight_decay": weight_decay}])
     optimizer = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam  # Adam's weight_decay is the L2 term
     return optimizer(groups, lr=lr)
+
+
+def layer_norm_gains(model: nn.Module) -> torch.Tensor:
+    """Every LayerNorm gain of ``model``, concatenated: (n_layer_norms * D,)."""
+    return torch.cat([m.weight.detach().flatten() for m in model.modules() if isinstance(m, nn.LayerNorm)])
+
+
+# ----------------------------------------------------------------------------- GPT-2's initialisation
+
+GPT2_STD = 0.02  # GPT-2's (and nanoGPT's) standard deviation for every weight matrix
+
+
+def residual_projections(model: RecipeGPT) -> list[nn.Linear]:
+    """The layers that write into the residual stream, two per block: ``attn.out_proj`` and ``mlp.proj``
+    (GPT-2's ``c_proj``)."""
+    return [layer for block in model.blocks for layer in (block.attn.out_proj, block.mlp.proj)]
+
+
+@torch.no_grad()
+def gpt2_init_(model: RecipeGPT, residual_scaling: bool = True) -> RecipeGPT:
+    """GPT-2's initialisation, in place (Radford et al., 2019; nanoGPT's ``_init_weights``).
+
+    Every matrix (Linear weights, attention's ``in_proj_weight``, the embedding tables) is drawn
+    from N(0, 0.02²), biases are 0, LayerNorms (1, 0). With ``residual_scaling`` the 2 ``n_layers``
+    projections that write into the residual stream (:func:`residual_projections`) get
+    ``std = 0.02 / sqrt(2 n_layers)``, so that the stream's variance at initialisation does not grow
+    with depth. Draws from torch's global generator: seed it first.
+    """
+    for name, p in model.named_parameters():  # a tied matrix once
+        if p.dim() >= 2:
+            p.normal_(0.0, GPT2_STD)
+        elif name.endswith("bias"):
+            p.zero_()
+        else:  # a LayerNorm gain
+            p.fill_(1.0)
+    if residual_scaling:
+        for layer in residual_projections(model):
+            layer.weight.normal_(0.0, GPT2_STD / math.sqrt(2 * len(model.blocks)))
+    return model
+
+
+@torch.no_grad()
+def residual_variances(model: RecipeGPT, ids: torch.Tensor) -> list[float]:
+    """The residual stream's variance (over features, averaged over positions) after the embedding and after
+    each block: ``n_layers + 1`` numbers. ``model`` should be in eval mode (no dropout)."""
+    require_shape("ids", ids, ("B", "T"))
+    T = ids.shape[1]
+    x = model.embed(ids) + model.pos[:T]  # (B, T, D)
+    variances = [x.var(dim=-1, unbiased=False).mean().item()]
+    mask = causal_mask(T, ids.device)
+    for block in model.blocks:
+        x = block(x, mask)  # (B, T, D)
+        variances.append(x.var(dim=-1, unbiased=False).mean().item())
+    return variances
 
 
 # ----------------------------------------------------------------------------- training at a fixed budget
@@ -178,6 +252,7 @@ class RecipeConfig:
     schedule: str = "cosine"  # "cosine" (warm-up then cosine to 0) or "constant" (warm-up then flat)
     optimizer: str = "adamw"
     weight_decay: float = 0.1
+    decay: str = "matrices"  # "matrices" (biases and LayerNorms not decayed: decay_groups) or "all"
     dropout: float = 0.0
     label_smoothing: float = 0.0
     tie_weights: bool = False
@@ -223,7 +298,7 @@ def train_recipe(config: RecipeConfig, *, seed: int = 0, data: CharData | None =
     with seeded_run(seed):
         model = RecipeGPT(data.vocab.size, c.context, c.d_model, c.n_heads, c.n_layers, dropout=c.dropout,
                           tie_weights=c.tie_weights, post_ln=c.post_ln)
-        opt = make_optimizer(model, c.optimizer, c.lr, c.weight_decay)
+        opt = make_optimizer(model, c.optimizer, c.lr, c.weight_decay, c.decay)
         run = RecipeRun(c, n_params=sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()))
         train = lm_batches(data.train, c.steps, c.batch_size, c.context, seed=10_000 + seed)
         history = fit(model, train, lambda m, batch: _smoothed_loss(m, batch, c.label_smoothing), opt,

@@ -14,8 +14,11 @@ from course_utils.gru import (
     gru_cell_torch,
     gru_forward_numpy,
     gru_param_count,
+    gru_state_jacobian,
     gru_weights_from_torch,
+    set_update_bias,
 )
+from course_utils.long_range import SequenceToOne, gradient_by_lag
 from course_utils.shared.gated import sigmoid
 
 
@@ -328,3 +331,37 @@ def test_gru_module_takes_and_returns_states_like_torch(return_gates):
     torch.testing.assert_close(got[1], hT)
     with pytest.raises(ValueError, match=r"h_0 has shape \(2, 4\), expected \(1, 2, 4\)"):
         ours(xs, h0[0], return_gates=return_gates)
+
+
+# ----------------------------------------------------------------------------- the gradient path (section 4)
+
+def test_state_jacobian_terms_sum_to_autograd_and_carry_is_diag_z():
+    step = random_step(seed=5, B=3, n_in=3, H=4)
+    terms = gru_state_jacobian(**step)
+    t = {k: torch.tensor(v) for k, v in step.items()}
+    full = torch.autograd.functional.jacobian(
+        lambda h: gru_cell_torch(t["x"], h, t["W_x"], t["W_h"], t["b_x"], t["b_hh"])[0], t["h_prev"])  # (B, H, B, H)
+    full = torch.stack([full[b, :, b, :] for b in range(3)]).numpy()
+    np.testing.assert_allclose(sum(terms.values()), full, atol=1e-12)
+    z = gru_cell_numpy(**step)[1]["z"]
+    np.testing.assert_allclose(terms["carry"], z[:, :, None] * np.eye(4)[None], atol=0)
+    # a large update bias: z -> 1 and the Jacobian is diag(z) alone
+    step["b_x"][4:8] += 16.0
+    terms = gru_state_jacobian(**step)
+    rest = np.abs(terms["update gate"]).max() + np.abs(terms["candidate"]).max()
+    assert rest < 1e-4 and np.diagonal(terms["carry"], axis1=1, axis2=2).min() > 0.999
+
+
+def test_update_bias_sets_z_and_decides_how_far_gradients_reach():
+    gru = torch.nn.GRU(2, 8)
+    set_update_bias(gru, 3.0)
+    assert torch.all(gru.bias_ih_l0[8:16] == 3.0) and torch.all(gru.bias_hh_l0[8:16] == 0.0)
+    x = torch.rand(16, 60, 2)
+    reach = {}
+    for bias in (4.0, -4.0):
+        torch.manual_seed(0)
+        model = SequenceToOne("GRU", 2, 16)
+        set_update_bias(model.rnn, bias)
+        norms = gradient_by_lag(model, x)
+        reach[bias] = (norms[50] / norms[0]).item()
+    assert reach[4.0] > 0.1 and reach[-4.0] < 1e-20

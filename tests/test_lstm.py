@@ -6,7 +6,9 @@ import torch
 from learner import as_learner
 
 from course_utils import CheckFailed
+from course_utils.data.adding import BASELINE_MSE, HALF_TASK_MSE, adding_problem, adding_yardsticks
 from course_utils.exercises.lstm import (
+    check_lstm_backward,
     check_lstm_cell,
     check_lstm_cell_backward,
     check_lstm_gate_values,
@@ -15,11 +17,14 @@ from course_utils.gru import GRU
 from course_utils.lstm import (
     LSTM,
     LSTMCell,
+    lstm_backward_numpy,
+    lstm_backward_torch,
     lstm_cell_backward_autograd,
     lstm_cell_backward_numpy,
     lstm_cell_cache,
     lstm_cell_numpy,
     lstm_cell_torch,
+    lstm_forward_cache,
     lstm_forward_numpy,
     lstm_param_count,
     lstm_weights_from_torch,
@@ -438,3 +443,107 @@ def test_lstm_module_takes_and_returns_states_like_torch(return_gates):
     torch.testing.assert_close(got[1][1], cT)
     with pytest.raises(ValueError, match=r"h_0 has shape \(2, 4\), expected \(1, 2, 4\)"):
         ours(xs, (state[0][0], state[1][0]), return_gates=return_gates)
+
+
+# ------------------------------------------------------------------------ the backward over a sequence (exercise 5)
+
+def _sequence(seed=0, T=6, B=3, n_in=4, H=5):
+    rng = np.random.default_rng(seed)
+    args = (rng.normal(size=(T, B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H)),
+            0.5 * rng.normal(size=(4 * H, n_in)), 0.5 * rng.normal(size=(4 * H, H)), 0.5 * rng.normal(size=4 * H))
+    return args, rng.normal(size=(T, B, H))
+
+
+def test_sequence_backward_equals_torch_lstm_the_fast_path_and_finite_differences():
+    (xs, h0, c0, W_x, W_h, b), dhs = _sequence()
+    hs, caches = lstm_forward_cache(xs, h0, c0, W_x, W_h, b)
+    np.testing.assert_allclose(hs, lstm_forward_numpy(xs, h0, c0, W_x, W_h, b)[0], atol=0)
+    ours, theirs = lstm_backward_numpy(dhs, caches), lstm_backward_torch(dhs, xs, h0, c0, W_x, W_h, b)
+    for got, want in zip(ours, theirs, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+    # the course's fast LSTM (LSTMHandwrittenBPTT) gives the same dW_h and dc0
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in dict(xs=xs, h0=h0, c0=c0, W_x=W_x, W_h=W_h, b=b).items()}
+    hs_fast, _, _ = LSTMHandwrittenBPTT.apply(t["xs"] @ t["W_x"].T + t["b"], t["h0"], t["c0"], t["W_h"])
+    hs_fast.backward(torch.from_numpy(dhs))
+    np.testing.assert_allclose(t["W_h"].grad.numpy(), ours[4], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(t["c0"].grad.numpy(), ours[2], rtol=1e-10, atol=1e-12)
+    # finite differences on a few entries of W_h and c0
+    for array, grad in ((W_h, ours[4]), (c0, ours[2])):
+        for index in [(0, 0), (1, 2), (-1, -1)]:
+            old = array[index]
+            array[index] = old + 1e-6
+            up = np.sum(dhs * lstm_forward_numpy(xs, h0, c0, W_x, W_h, b)[0])
+            array[index] = old - 1e-6
+            down = np.sum(dhs * lstm_forward_numpy(xs, h0, c0, W_x, W_h, b)[0])
+            array[index] = old
+            assert abs((up - down) / 2e-6 - grad[index]) < 1e-7
+
+
+def _learner_sequence_backward(carry_dc=True, dh="add", forwards=False, sum_over_time=True):
+    """A learner's loop over time, composed from the test's own step (right by default; a keyword makes one mistake)."""
+    def my_lstm_backward(dhs, caches):
+        T = len(caches)
+        dh_next, dc_next, dxs, totals = np.zeros_like(dhs[0]), np.zeros_like(dhs[0]), [None] * T, None
+        for t in (range(T) if forwards else range(T - 1, -1, -1)):
+            upstream = {"add": dhs[t] + dh_next, "own": dhs[t], "carried": dhs[t] if t == T - 1 else dh_next}[dh]
+            dc = dc_next if carry_dc else 0 * dc_next
+            dxs[t], dh_next, dc_next, *p = _lstm_backward_step(upstream, dc, caches[t])
+            totals = p if totals is None or not sum_over_time else [a + q for a, q in zip(totals, p, strict=True)]
+        return np.stack(dxs), dh_next, dc_next, *totals
+    return my_lstm_backward
+
+
+SEQUENCE_MISTAKES = {  # keywords -> words the feedback must contain
+    "no_dc_carry": ({"carry_dc": False}, "drop the dc carry"),
+    "dh_not_added": ({"dh": "carried"}, "without adding the step's own upstream dhs[t]"),
+    "dh_not_carried": ({"dh": "own"}, "use dhs[t] alone as step t's dh"),
+    "forwards": ({"forwards": True}, "iterate forwards in time"),
+    "not_summed": ({"sum_over_time": False}, "keep one step's parameter gradients instead of summing them"),
+}
+
+
+def _my_cell_forward(x, h_prev, c_prev, W_x, W_h, b):
+    H = h_prev.shape[1]
+    a = x @ W_x.T + h_prev @ W_h.T + b
+    i, f, o = (1 / (1 + np.exp(-a[:, k * H:(k + 1) * H])) for k in (0, 1, 3))
+    c = f * c_prev + i * np.tanh(a[:, 2 * H:3 * H])
+    return o * np.tanh(c), c
+
+
+def test_check_lstm_backward_passes_a_right_loop_and_refuses_the_reference(capsys):
+    check_lstm_backward(_learner_sequence_backward())
+    check_lstm_backward(_learner_sequence_backward(), seed=1, cell_forward=_my_cell_forward)
+    out = capsys.readouterr().out
+    assert "equal torch.nn.LSTM's gradients" in out and "equals the finite differences of your own forward" in out
+    errors = [float(e) for e in re.findall(r"finite differences of your forward: ([0-9.e+-]+)", out)]
+    assert len(errors) == 6 and max(errors) < 1e-7
+    with pytest.raises(CheckFailed, match="an existing implementation"):
+        check_lstm_backward(as_learner(lstm_backward_numpy))
+    with pytest.raises(CheckFailed, match="an existing implementation"):
+        check_lstm_backward(_learner_sequence_backward(), cell_forward=lambda *a: lstm_cell_numpy(*a)[:2])
+
+
+@pytest.mark.parametrize("mistake", SEQUENCE_MISTAKES)
+def test_check_lstm_backward_names_each_mistake(mistake):
+    keywords, words = SEQUENCE_MISTAKES[mistake]
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_lstm_backward(_learner_sequence_backward(**keywords))
+
+
+def test_check_lstm_backward_catches_a_wrong_forward_by_finite_differences():
+    def forward_without_bias(x, h_prev, c_prev, W_x, W_h, b):
+        return _my_cell_forward(x, h_prev, c_prev, W_x, W_h, 0 * b)
+    with pytest.raises(CheckFailed, match="vs torch.nn.LSTM"):
+        check_lstm_backward(_learner_sequence_backward(), cell_forward=forward_without_bias)
+
+
+def test_adding_yardsticks_score_one_sixth_and_one_twelfth():
+    x, y = adding_problem(20000, 40, seed=3)
+    mse = {name: torch.mean((pred - y) ** 2).item() for name, pred in adding_yardsticks(x).items()}
+    assert BASELINE_MSE == pytest.approx(1 / 6) and HALF_TASK_MSE == pytest.approx(1 / 12)
+    assert mse["constant 1"] == pytest.approx(1 / 6, rel=0.03)
+    assert mse["first marker only"] == pytest.approx(1 / 12, rel=0.03)
+    assert mse["second marker only"] == pytest.approx(1 / 12, rel=0.03)
+    # the two halves together are the target itself
+    both = adding_yardsticks(x)["first marker only"] + adding_yardsticks(x)["second marker only"] - 1.0
+    torch.testing.assert_close(both, y)

@@ -1,5 +1,6 @@
 import math
 import re
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -11,19 +12,26 @@ from course_utils import CheckFailed
 from course_utils.exercises.recipe import (
     POST_LN_CHALLENGE,
     POST_LN_TARGET,
+    check_decay_groups,
     check_label_smoothed_loss,
     check_post_ln_recipe,
     post_ln_recipe_loss,
     post_ln_unigram_loss,
 )
 from course_utils.recipe import (
+    GPT2_STD,
     PostLNBlock,
     PreLNBlock,
     RecipeConfig,
     RecipeGPT,
     copy_to_encoder_layer,
+    decay_groups,
+    gpt2_init_,
     label_smoothed_loss,
+    layer_norm_gains,
     make_optimizer,
+    residual_projections,
+    residual_variances,
     schedule_lr,
     train_recipe,
 )
@@ -240,3 +248,245 @@ def test_post_ln_recipe_rejects_bad_input_before_training():
         check_post_ln_recipe({"warmup_steps": 10, "peak_lr": 0})
     with pytest.raises(CheckFailed, match="a lower rate would not need the warm-up"):  # the idea-less way out
         check_post_ln_recipe({"warmup_steps": 0, "peak_lr": 5e-3})
+
+
+# ----------------------------------------------------------------------------- section 3: GPT-2's init, decay groups
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"tie_weights": True}, {"post_ln": True}])
+def test_decay_groups_partition_every_parameter_once(kwargs):
+    model = RecipeGPT(11, 8, 16, 4, 2, **kwargs)
+    decayed, kept = decay_groups(model, 0.3)
+    assert (decayed["weight_decay"], kept["weight_decay"]) == (0.3, 0.0)
+    ids = [id(p) for p in decayed["params"] + kept["params"]]
+    assert len(ids) == len(set(ids)) and set(ids) == {id(p) for p in model.parameters()}
+    names = {id(p): n for n, p in model.named_parameters()}
+    decayed_names = {names[id(p)] for p in decayed["params"]}
+    assert {"embed.weight", "pos", "blocks.0.attn.in_proj_weight", "blocks.1.mlp.proj.weight"} <= decayed_names
+    assert not any(n.endswith("bias") or ".ln" in n or n.startswith("ln_f") for n in decayed_names)
+    assert ("head.weight" in decayed_names) != bool(kwargs.get("tie_weights"))  # tied: listed as embed.weight
+    torch.optim.AdamW([decayed, kept])  # torch accepts it (it refuses a parameter in two groups)
+
+
+def test_torch_refuses_a_parameter_in_two_groups():
+    # what check_decay_groups' message says torch does
+    model = RecipeGPT(11, 8, 16, 4, 1, tie_weights=True)
+    with pytest.raises(ValueError, match="more than one parameter group"):
+        torch.optim.AdamW([{"params": [model.embed.weight]}, {"params": [model.head.weight], "weight_decay": 0.0}])
+
+
+def test_make_optimizer_decays_matrices_only_or_everything():
+    model = RecipeGPT(11, 8, 16, 4, 1)
+    matrices = make_optimizer(model, "adamw", 1e-2, 0.1)
+    assert [g["weight_decay"] for g in matrices.param_groups] == [0.1, 0.0]
+    everything = make_optimizer(model, "adamw", 1e-2, 0.1, decay="all")
+    assert len(everything.param_groups) == 1 and everything.param_groups[0]["weight_decay"] == 0.1
+    assert len(everything.param_groups[0]["params"]) == len(list(model.parameters()))
+    with pytest.raises(ValueError, match="decay must be"):
+        make_optimizer(model, "adamw", 1e-2, 0.1, decay="vectors")
+
+
+def test_adamw_with_zero_gradients_only_decays():
+    # torch.optim.AdamW, the groups of decay_groups: a decayed weight shrinks by (1 - lr * wd) per step, the rest stay
+    model = RecipeGPT(11, 8, 16, 4, 1).double()
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    opt = torch.optim.AdamW(decay_groups(model, 0.5), lr=0.1)
+    for _ in range(3):
+        for p in model.parameters():
+            p.grad = torch.zeros_like(p)
+        opt.step()
+    for n, p in model.named_parameters():
+        factor = (1 - 0.1 * 0.5) ** 3 if p.dim() >= 2 else 1.0
+        torch.testing.assert_close(p.detach(), before[n] * factor, msg=n)
+
+
+def test_decaying_everything_pulls_layer_norm_gains_down():
+    c = RecipeConfig(steps=40, d_model=16, n_layers=1, context=16, batch_size=8, weight_decay=0.5)
+    kept = layer_norm_gains(train_recipe(c, seed=0).model)
+    decayed = layer_norm_gains(train_recipe(replace(c, decay="all"), seed=0).model)
+    shrink = math.prod(1 - schedule_lr(c, t) * c.weight_decay for t in range(c.steps))
+    assert kept.shape == decayed.shape == (3 * 16,)  # ln1, ln2, ln_f
+    assert shrink < decayed.mean() / kept.mean() < shrink + 0.05
+
+
+def test_layer_norm_gains_by_hand():
+    model = RecipeGPT(11, 8, 16, 4, 2, post_ln=True)  # 2 LayerNorms per block, no final one
+    with torch.no_grad():
+        model.blocks[1].ln2.weight.fill_(3.0)
+    gains = layer_norm_gains(model)
+    assert gains.shape == (4 * 16,) and gains[-16:].eq(3.0).all() and gains[:-16].eq(1.0).all()
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_gpt2_init_stds(scaled):
+    torch.manual_seed(0)
+    L, D = 6, 64
+    model = gpt2_init_(RecipeGPT(11, 16, D, 4, L, tie_weights=True), residual_scaling=scaled)
+    projections = residual_projections(model)
+    assert len(projections) == 2 * L and all(isinstance(layer, nn.Linear) for layer in projections)
+    assert {id(layer) for layer in projections} == {id(layer) for b in model.blocks
+                                                     for layer in (b.attn.out_proj, b.mlp.proj)}
+    proj = torch.cat([layer.weight.flatten() for layer in projections])
+    expected = GPT2_STD / math.sqrt(2 * L) if scaled else GPT2_STD
+    assert proj.std().item() == pytest.approx(expected, rel=0.02)
+    others = torch.cat([model.embed.weight.flatten(), model.pos.flatten()]
+                       + [p.flatten() for b in model.blocks for p in (b.attn.in_proj_weight, b.mlp.fc.weight)])
+    assert others.std().item() == pytest.approx(GPT2_STD, rel=0.02) and abs(others.mean().item()) < 1e-3
+    assert model.head.weight is model.embed.weight  # tying survives
+    for name, p in model.named_parameters():
+        if name.endswith("bias"):
+            assert p.eq(0).all(), name
+        elif p.dim() == 1:
+            assert p.eq(1).all(), name
+
+
+def test_residual_variances_by_hand():
+    torch.manual_seed(0)
+    model = RecipeGPT(11, 8, 16, 4, 3).eval()
+    ids = torch.randint(0, 11, (2, 8))
+    variances = residual_variances(model, ids)
+    assert len(variances) == 4
+    x = model.embed(ids) + model.pos[:8]
+    assert variances[0] == pytest.approx(x.var(-1, unbiased=False).mean().item())
+    with torch.no_grad():
+        for block in model.blocks:
+            x = block(x, causal_mask(8))
+    assert variances[-1] == pytest.approx(x.var(-1, unbiased=False).mean().item())
+    with torch.no_grad():  # and the model's own forward ends in the same stream
+        torch.testing.assert_close(model.head(model.ln_f(x)), model(ids))
+
+
+def test_residual_scaling_keeps_the_stream_variance_across_depth():
+    ids = torch.randint(0, 11, (4, 16), generator=torch.Generator().manual_seed(0))
+    added = {}
+    for L in (2, 16):
+        for scaled in (False, True):
+            torch.manual_seed(0)
+            v = residual_variances(gpt2_init_(RecipeGPT(11, 16, 32, 4, L), residual_scaling=scaled).eval(), ids)
+            added[L, scaled] = v[-1] - v[0]
+    assert added[16, False] > 6 * added[2, False]  # grows with depth
+    assert 0.8 < added[16, True] / added[2, True] < 1.25  # does not
+
+
+# ----------------------------------------------------------------------------- exercise 3
+
+
+def _groups(model, wd):
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": wd},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def test_decay_groups_check_accepts_a_solution(capsys):
+    check_decay_groups(_groups)
+    check_decay_groups(_groups, seed=1)
+
+    def three_groups_in_another_order(model, wd):  # groups told apart by their weight_decay, not their order
+        matrices, vectors = _groups(model, wd)
+        return [vectors, {"params": matrices["params"][:2], "weight_decay": wd},
+                {"params": matrices["params"][2:], "weight_decay": wd}]
+
+    check_decay_groups(three_groups_in_another_order)
+    assert capsys.readouterr().out.count("OK my_decay_groups") == 3
+
+
+def _by_name(model, wd):  # "weight" in the name: the LayerNorm gains are decayed
+    decay = [p for n, p in model.named_parameters() if n.endswith("weight") or n == "pos"]
+    rest = [p for n, p in model.named_parameters() if not (n.endswith("weight") or n == "pos")]
+    return [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _everything(model, wd):
+    return [{"params": list(model.parameters()), "weight_decay": wd}]
+
+
+def _all_but_layer_norms(model, wd):  # biases decayed
+    return [{"params": [p for n, p in model.named_parameters() if "ln" not in n], "weight_decay": wd},
+            {"params": [p for n, p in model.named_parameters() if "ln" in n], "weight_decay": 0.0}]
+
+
+def _min_gpt(model, wd):  # minGPT's lists by module type: a tied matrix in both groups, embeddings not decayed
+    decay, rest = [], []
+    for module in model.modules():
+        for name, p in module.named_parameters(recurse=False):
+            no = name.endswith("bias") or name == "pos" or isinstance(module, (nn.LayerNorm, nn.Embedding))
+            (rest if no else decay).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _walk_layers(model, wd):  # only nn.Linear / nn.Embedding / nn.LayerNorm: in_proj and pos in no group
+    decay, rest = [], []
+    for m in model.modules():
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            decay.append(m.weight)  # a tied matrix twice
+        if isinstance(m, nn.Linear):
+            rest.append(m.bias)
+        if isinstance(m, nn.LayerNorm):
+            rest += [m.weight, m.bias]
+    return [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _walk_modules_by_shape(model, wd):  # the right rule, but a tied matrix met twice
+    decay, rest = [], []
+    for m in model.modules():
+        for p in m.parameters(recurse=False):
+            (decay if p.dim() >= 2 else rest).append(p)
+    return [{"params": decay, "weight_decay": wd}, {"params": rest, "weight_decay": 0.0}]
+
+
+def _swapped(model, wd):
+    matrices, vectors = _groups(model, wd)
+    return [{"params": vectors["params"], "weight_decay": wd}, {"params": matrices["params"], "weight_decay": 0.0}]
+
+
+def _detached(model, wd):
+    matrices, vectors = _groups(model, wd)
+    return [{"params": [p.detach() for p in matrices["params"]], "weight_decay": wd}, vectors]
+
+
+@pytest.mark.parametrize("fn,words", [
+    (_by_name, "The LayerNorm gains are decayed (blocks.0.ln1.weight"),
+    (_by_name, "Decide by the shape (p.dim()), not the name"),
+    (_everything, "Every parameter is decayed (what AdamW(model.parameters(), weight_decay=...) does)"),
+    (_all_but_layer_norms, "Biases are decayed (blocks.0.attn.in_proj_bias"),
+    (_min_gpt, "In both groups: embed.weight (= head.weight, tied)"),
+    (_min_gpt, "The embedding tables are not decayed (pos; minGPT's choice)"),
+    (_walk_layers, "In no group, so AdamW would never update them: pos, blocks.0.attn.in_proj_weight"),
+    (_walk_layers, "Listed twice in one group: embed.weight (= head.weight, tied)"),
+    (_walk_modules_by_shape, "A tied matrix is one parameter, which walking the modules meets twice"),
+    (_swapped, "The groups are swapped: the matrices should get the weight decay"),
+    (_detached, "not one of the model's parameters (p.data, p.detach() or a copy"),
+])
+def test_decay_groups_check_names_the_mistake(fn, words):
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_decay_groups(fn)
+
+
+def test_decay_groups_check_rejects_bad_forms():
+    with pytest.raises(CheckFailed, match="return a list of two dicts"):
+        check_decay_groups(lambda model, wd: list(model.parameters()))
+    with pytest.raises(CheckFailed, match="exactly the keys params and weight_decay"):
+        check_decay_groups(lambda model, wd: [{"params": list(model.parameters()), "weight_decay": wd, "lr": 1.0}])
+    with pytest.raises(CheckFailed, match="a group's weight_decay is 0.01"):
+        check_decay_groups(lambda model, wd: [{**g, "weight_decay": 0.01} if g["weight_decay"] else g
+                                              for g in _groups(model, wd)])
+
+
+def test_decay_groups_check_refuses_the_reference():
+    with pytest.raises(CheckFailed, match="calls decay_groups"):
+        check_decay_groups(lambda model, wd: decay_groups(model, wd))
+
+    def through_the_optimizer(model, wd):
+        return [{"params": g["params"], "weight_decay": g["weight_decay"]}
+                for g in make_optimizer(model, "adamw", 1e-3, wd).param_groups]
+
+    with pytest.raises(CheckFailed, match="calls make_optimizer"):
+        check_decay_groups(through_the_optimizer)
+
+
+def test_decay_groups_check_leaves_the_random_state_alone():
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    check_decay_groups(_groups)
+    torch.testing.assert_close(torch.rand(3), expected)

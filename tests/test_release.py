@@ -39,8 +39,8 @@ def test_student_versions_open_with_their_exercises_points_and_time(repo):
     nb = nbformat.read(repo / "student" / "02_bptt.ipynb", as_version=4)
     summary = nb.cells[1]
     assert summary.cell_type == "markdown" and summary.id == "exercise-summary"
-    assert summary.source.startswith("**Graded exercises in this notebook: 12 points, about 55 minutes.**")
-    assert summary.source.count("\n- Exercise ") == 4
+    assert summary.source.startswith("**Graded exercises in this notebook: 15 points, about 75 minutes.**")
+    assert summary.source.count("\n- Exercise ") == 5
     setup = nbformat.read(repo / "student" / "00_setup.ipynb", as_version=4).cells[1].source
     assert setup.startswith("**Graded exercises in this notebook: 1 point, about 10 minutes.**")
     source = nbformat.read(repo / "notebooks" / "02_bptt.ipynb", as_version=4)

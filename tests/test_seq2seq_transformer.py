@@ -1,4 +1,5 @@
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -10,11 +11,15 @@ from course_utils.attention import greedy_exact_match, teacher_forcing_loss
 from course_utils.beam_search import beam_search
 from course_utils.data.dates import SOURCE_CHARS, TARGET_CHARS, encode_source, encode_target, make_pairs, split_days
 from course_utils.exercises.seq2seq_transformer import (
+    BROKEN_DECODER,
+    DECODER_CAUSES,
     _decoder_case,
     _decoder_variant,
     _validate_transformer_config,
+    check_decoder_diagnosis,
     check_decoder_layer,
     check_transformer_config,
+    dates_run,
     transformer_config_accuracy,
 )
 from course_utils.self_attention import causal_mask, padding_mask
@@ -222,6 +227,58 @@ def test_a_narrow_model_misses_and_says_why():
 def test_the_challenge_is_seeded():
     config = {"d_model": 16, "n_layers": 1, "lr": 1e-2}
     assert transformer_config_accuracy(config, seed=3) == transformer_config_accuracy(config, seed=3)
+
+
+# ----------------------------------------------------------------------------- exercise 3: a broken run to diagnose
+
+RIGHT_CAUSE = next(cause for cause, why in DECODER_CAUSES.items() if why is None)
+DIAGNOSIS = {"cause": RIGHT_CAUSE, "change": {"self_mask": "causal"}}  # the notebook's solution
+
+
+def test_the_diagnosis_has_one_right_cause_and_a_broken_decoder_mask():
+    assert RIGHT_CAUSE == "the decoder sees the characters it must predict"
+    assert sum(why is None for why in DECODER_CAUSES.values()) == 1
+    assert BROKEN_DECODER["self_mask"] == "none" and BROKEN_DECODER["memory_mask"] == "padding"
+    assert _validate_transformer_config(BROKEN_DECODER) == BROKEN_DECODER
+
+
+@pytest.mark.parametrize("cause", [c for c, why in DECODER_CAUSES.items() if why is not None])
+def test_a_wrong_cause_fails_before_training_with_what_rules_it_out(cause):
+    # the plausible misreadings of the curves: a noisy rate, too small a model, overfitting, the source padding
+    with pytest.raises(CheckFailed, match=re.escape(f"{cause!r} does not fit the evidence: {DECODER_CAUSES[cause]}")):
+        check_decoder_diagnosis({"cause": cause, "change": {"lr": 1e-3}})
+
+
+def test_the_diagnosis_names_a_bad_format_or_field():
+    with pytest.raises(CheckFailed, match="should be one of"):
+        check_decoder_diagnosis({"cause": "overfitting", "change": {"self_mask": "causal"}})
+    with pytest.raises(CheckFailed, match="changes 2 fields"):
+        check_decoder_diagnosis({"cause": RIGHT_CAUSE, "change": {"self_mask": "causal", "lr": 1e-2}})
+    with pytest.raises(CheckFailed, match="names 'causal', which the given config does not have"):
+        check_decoder_diagnosis({"cause": RIGHT_CAUSE, "change": {"causal": True}})
+    with pytest.raises(CheckFailed, match="self_mask should be one of 'causal', 'none', got 'future'"):
+        check_decoder_diagnosis({"cause": RIGHT_CAUSE, "change": {"self_mask": "future"}})
+
+
+@pytest.mark.slow
+def test_the_broken_run_fits_under_teacher_forcing_and_cannot_decode():
+    run = dates_run(BROKEN_DECODER)
+    assert sum(run.losses[-15:]) / 15 < 0.05 and run.val_loss < 0.05 and run.exact_match < 0.05
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_fix_passes_every_graded_seed(seed, capsys):
+    check_decoder_diagnosis(DIAGNOSIS, seed=seed)  # 88.0, 91.5, 85.5 % against 70 %
+    assert "self_mask" not in capsys.readouterr().out  # the fixed run has both masks
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("change", [{"lr": 1e-3}, {"memory_mask": "none"}])
+def test_the_right_cause_with_another_fix_fails_and_names_the_unmasked_decoder(change):
+    with pytest.raises(CheckFailed, match=r"self_mask 'none'.* Likely culprit: the decoder's self-attention has no "
+                                          r"causal mask"):
+        check_decoder_diagnosis({"cause": RIGHT_CAUSE, "change": change})
 
 
 # ----------------------------------------------------------------------------- section 4: the comparison's training

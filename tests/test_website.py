@@ -40,6 +40,14 @@ SCREENSHOT_PAGE = "01_rnn.html"  # executed
 REPO_NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 RAW_LATEX = re.compile(r"\$\\[a-zA-Z]+|\$\$")  # $\alpha or $$ in rendered text: math MathJax did not typeset
 MATHJAX_DONE = "() => window.MathJax && MathJax.isReady && MathJax.Hub.queue.pending === 0"
+SETTLED = "() => !window.MathJax || (MathJax.isReady && MathJax.Hub.queue.pending === 0)"  # index: no MathJax
+
+
+def open_page(page, url: str) -> None:
+    """Go to ``url`` and wait until MathJax has typeset it: leaving a page earlier aborts the files MathJax
+    is still fetching, which a busy machine makes likely and the page's problems would count."""
+    page.goto(url, wait_until="networkidle")
+    page.wait_for_function(SETTLED, timeout=120_000)
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +111,7 @@ def test_every_page_loads_with_math_and_plots(site, served, browser, artifacts):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems = PageProblems(page)
     for name in ["index.html"] + [lec.page for lec in lectures()]:
-        page.goto(served + name, wait_until="networkidle")
+        open_page(page, served + name)
         if name != "index.html":
             page.wait_for_function(MATHJAX_DONE, timeout=60_000)
             typeset = page.locator(".MathJax, .MathJax_Display").count()
@@ -202,7 +210,7 @@ def test_solutions_are_folded_and_the_task_is_shown(site, lecture):
 def test_a_solution_is_hidden_until_its_control_is_pressed(site, served, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems = PageProblems(page)
-    page.goto(served + "03_lstm.html", wait_until="networkidle")
+    open_page(page, served + "03_lstm.html")
     fold = page.locator("details.course-solution").first
     answer = fold.locator(".jp-InputArea-editor")
     assert not answer.is_visible()
@@ -216,7 +224,7 @@ def test_a_solution_is_hidden_until_its_control_is_pressed(site, served, browser
 def test_search_finds_a_term_on_its_page(site, served, browser, term, expected):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems = PageProblems(page)
-    page.goto(served + "index.html", wait_until="networkidle")
+    open_page(page, served + "index.html")
     page.fill("#search input", term)
     page.wait_for_selector(".pagefind-ui__result-link", timeout=30_000)
     links = [a.get_attribute("href") for a in page.locator(".pagefind-ui__result-link").all()]
@@ -252,7 +260,7 @@ def test_a_page_opens_with_the_lesson_its_imports_one_click_away(site, served, b
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     problems = PageProblems(page)
     for lec in lectures():
-        page.goto(served + lec.page, wait_until="networkidle")
+        open_page(page, served + lec.page)
         first = page.locator(".jp-CodeCell .jp-InputArea-editor").filter(visible=True).first
         code = first.inner_text()
         assert not code.startswith(MARKER) and "google.colab" not in code, lec.page
@@ -322,7 +330,7 @@ def test_pages_follow_the_colour_scheme_with_readable_contrast(site, served, bro
     problems = PageProblems(page)
     backgrounds = set()
     for name in ["index.html", "03_lstm.html", "07_self_attention.html", "01_rnn.html"]:  # 01_rnn: output text
-        page.goto(served + name, wait_until="networkidle")
+        open_page(page, served + name)
         backgrounds.add(page.evaluate("getComputedStyle(document.body).backgroundColor"))
         selectors = ("p, td, .course-nav a, .jp-RenderedText pre, .highlight span, details.course-solution > summary, "
                      "details.course-imports > summary")

@@ -6,6 +6,9 @@ exactly two steps and 0 elsewhere. The target is the sum of the two marked value
 marker lies in the first half of the sequence and one in the second, so the model must
 carry a value across at least half the sequence. Predicting the constant 1 (the mean of
 the target) gives an MSE of Var(u1 + u2) = 2/12 = 1/6: that is the trivial baseline.
+Remembering only one of the two marked values, and answering it plus the other's mean 1/2,
+leaves the error u_other - 1/2, an MSE of Var(u) = 1/12: a model near 1/12 has learned half
+the task (:func:`adding_yardsticks`).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import torch
 
 BASELINE_MSE = 1.0 / 6.0  # MSE of always predicting 1: Var(U1 + U2) = 2 * 1/12
+HALF_TASK_MSE = 1.0 / 12.0  # MSE of remembering one marked value only: u2 + 1/2 misses by u1 - 1/2, Var(U1) = 1/12
 
 
 def adding_problem(n: int, length: int, *, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,3 +52,16 @@ def adding_batches(
         raise ValueError(f"n_batches and batch_size must be at least 1, got {n_batches} and {batch_size}")
     x, y = adding_problem(n_batches * batch_size, length, seed=seed)
     return list(zip(x.split(batch_size), y.split(batch_size), strict=True))
+
+
+def adding_yardsticks(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The predictions ``(n, 1)`` of three models that solve the adding problem partly, for ``x (n, T, 2)``.
+
+    ``"constant 1"`` (nothing remembered: MSE 1/6), ``"first marker only"`` and ``"second marker
+    only"`` (that value plus the other's mean 1/2: MSE 1/12 each).
+    """
+    marked = x[..., 0] * x[..., 1]  # (n, T): the values at the two markers, zeros elsewhere
+    half = x.shape[1] // 2
+    first, second = marked[:, :half].sum(1, keepdim=True), marked[:, half:].sum(1, keepdim=True)  # (n, 1) each
+    return {"constant 1": torch.ones_like(first), "first marker only": first + 0.5,
+            "second marker only": second + 0.5}

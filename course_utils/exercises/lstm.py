@@ -1,22 +1,28 @@
 """Notebook 03, the exercises on :mod:`course_utils.lstm`.
 
 Checks that name the usual mistakes: ``check_lstm_cell``, ``check_lstm_gate_values``,
-``check_lstm_cell_backward``.
+``check_lstm_cell_backward``, ``check_lstm_backward`` (the backward over a whole sequence).
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
+from ..bptt import numerical_gradient, relative_error
 from ..core.checks import CheckFailed, check_close, check_shape, check_type, name_mistake, refuse_reference
 from ..lstm import (
     LSTM_BACKWARD_NAMES,
     LSTM_GATES,
+    LSTM_SEQUENCE_BACKWARD_NAMES,
+    lstm_backward_torch,
     lstm_cell_backward_autograd,
     lstm_cell_backward_numpy,
     lstm_cell_cache,
     lstm_cell_numpy,
+    lstm_forward_cache,
     lstm_gate_gradients,
+    lstm_weights_from_torch,
 )
 from ..shared.gated import (
     gate_slices,
@@ -169,3 +175,109 @@ def check_lstm_cell_backward(fn, seed: int = 0) -> None:
         blocks = gate_slices(H) if name in ("dW_x", "dW_h", "db") else None  # rows i, f, g, o
         check_close(f"{name} (vs autograd)", got, expected[k], parts=blocks, axis=0, quiet=True)
     print(f"OK my_lstm_cell_backward: {', '.join(LSTM_BACKWARD_NAMES)} equal autograd's")
+
+
+def _sequence_backward(dhs: np.ndarray, caches: list, *, carry_dc: bool = True, dh: str = "add",
+                       forwards: bool = False, sum_over_time: bool = True) -> tuple[np.ndarray, ...]:
+    """The backward over the sequence, right (the defaults) or with one of the usual mistakes, from the right cell."""
+    T = len(caches)
+    dh_next, dc_next = np.zeros_like(dhs[0]), np.zeros_like(dhs[0])  # (B, H)
+    dxs, totals = [None] * T, None
+    for t in (range(T) if forwards else reversed(range(T))):
+        upstream = {"add": dhs[t] + dh_next, "own only": dhs[t],
+                    "carried only": dhs[t] if t == T - 1 else dh_next}[dh]
+        dxs[t], dh_next, dc_next, *params = lstm_cell_backward_numpy(upstream, dc_next if carry_dc else 0 * dc_next,
+                                                                     caches[t])
+        totals = params if totals is None or not sum_over_time else [a + p for a, p in zip(totals, params, strict=True)]
+    return np.stack(dxs), dh_next, dc_next, *totals
+
+
+def _sequence_backward_mistakes(dhs: np.ndarray, caches: list) -> dict[str, tuple]:
+    """``{hint: (dxs, dh0, dc0, dW_x, dW_h, db)}`` that the usual wrong loops over time return (exercise 5)."""
+    return {
+        "drop the dc carry (zeros as every step's dc): c_t reaches the loss through c_{t+1}, so step t's dc is the "
+        "dc_prev that step t+1 returned (zeros only at t = T-1)": _sequence_backward(dhs, caches, carry_dc=False),
+        "use the carried dh without adding the step's own upstream dhs[t]: h_t reaches the loss through its output "
+        "at t too, so step t's dh is dhs[t] + the dh_prev that step t+1 returned":
+            _sequence_backward(dhs, caches, dh="carried only"),
+        "use dhs[t] alone as step t's dh, dropping the dh_prev that step t+1 returned: step t's dh is their sum":
+            _sequence_backward(dhs, caches, dh="own only"),
+        "iterate forwards in time: go from t = T-1 down to 0, since step t needs what step t+1 sends back":
+            _sequence_backward(dhs, caches, forwards=True),
+        "keep one step's parameter gradients instead of summing them: the same W_x, W_h, b act at every step, so "
+        "dW_x, dW_h and db are sums over t": _sequence_backward(dhs, caches, sum_over_time=False),
+    }
+
+
+def _finite_differences(fn, cell_forward, seed: int) -> None:
+    """Run ``cell_forward`` over a sequence (vs ``torch.nn.LSTM``); ``fn``'s gradients vs its finite differences."""
+    cell_forward = refuse_reference(cell_forward, ("lstm_cell_numpy", "lstm_cell_torch", "LSTMCell", "LSTM"))
+    rng = np.random.default_rng(100 + seed)
+    T, B, n_in, H = 4, 2, 3, 3
+    lstm = torch.nn.LSTM(n_in, H).double()  # PyTorch's initial weights
+    params = {"xs": rng.normal(size=(T, B, n_in)), "h0": rng.normal(size=(B, H)), "c0": rng.normal(size=(B, H))}
+    params |= lstm_weights_from_torch(lstm)
+    dhs = rng.normal(size=(T, B, H))  # L = sum(dhs * hs): dL/dh_t = dhs[t]
+
+    def hs_of_yours() -> np.ndarray:  # (T, B, H): your cell, step after step
+        h, c, hs = params["h0"], params["c0"], []
+        for x in params["xs"]:
+            h, c = cell_forward(x, h, c, params["W_x"], params["W_h"], params["b"])
+            hs.append(np.asarray(h, dtype=np.float64))
+        return np.stack(hs)
+
+    with torch.no_grad():
+        torch_hs, _ = lstm(torch.from_numpy(params["xs"]),
+                           (torch.from_numpy(params["h0"])[None], torch.from_numpy(params["c0"])[None]))
+    check_close("hs of your cell run over the sequence, vs torch.nn.LSTM", hs_of_yours(), torch_hs.numpy(), quiet=True)
+    _, caches = lstm_forward_cache(**params)
+    grads = fn(dhs.copy(), caches)
+    for (name, array), got in zip(params.items(), grads, strict=True):
+        numeric = numerical_gradient(lambda: float(np.sum(dhs * hs_of_yours())), array)  # perturbs array in place
+        error = relative_error(np.asarray(got, dtype=np.float64), numeric)
+        print(f"d{name:4s} relative error vs finite differences of your forward: {error:.1e}")
+        if not error < 1e-7:
+            raise CheckFailed(f"d{name} is off from the finite differences of your forward pass: relative error "
+                              f"{error:.1e}, where a right gradient gives below 1e-7")
+
+
+def check_lstm_backward(fn, seed: int = 0, cell_forward=None) -> None:
+    """Test ``fn(dhs, caches) -> (dxs, dh0, dc0, dW_x, dW_h, db)``, BPTT over a sequence (notebook 03, exercise 5).
+
+    ``caches`` is one :func:`course_utils.lstm.lstm_cell_cache` per step (from
+    :func:`course_utils.lstm.lstm_forward_cache`). Compared with ``torch.nn.LSTM`` and autograd in
+    float64; fails naming the output that is wrong and the usual mistake its values match: the dc
+    carry dropped, dhs[t] not added to the carried dh (or the carried dh dropped), a loop forwards
+    in time, parameter gradients not summed over time. With ``cell_forward`` (exercise 1's cell,
+    ``(x, h_prev, c_prev, W_x, W_h, b) -> (h, c)``) it also runs that cell over a sequence,
+    against ``torch.nn.LSTM``, and compares ``fn``'s gradients with the finite differences of
+    that forward pass (CS231n's gradient check), printing each relative error.
+    """
+    fn = refuse_reference(fn, ("lstm_backward_numpy", "lstm_backward_torch", "lstm_cell_backward_numpy",
+                               "lstm_cell_backward_autograd", "LSTMHandwrittenBPTT", "LSTM", "backward", "grad"))
+    rng = np.random.default_rng(seed)
+    T, B, n_in, H = 5, 3, 4, 5
+    xs, h0, c0 = rng.normal(size=(T, B, n_in)), rng.normal(size=(B, H)), rng.normal(size=(B, H))
+    W_x, W_h, b = 0.5 * rng.normal(size=(4 * H, n_in)), 0.5 * rng.normal(size=(4 * H, H)), 0.5 * rng.normal(size=4 * H)
+    b[gate_slices(H)["f"]] += 1.0  # forget gates near 0.7: the cell path carries enough to show a dropped dc carry
+    dhs = rng.normal(size=(T, B, H))
+    _, caches = lstm_forward_cache(xs, h0, c0, W_x, W_h, b)
+    result = fn(dhs.copy(), [{k: v.copy() for k, v in cache.items()} for cache in caches])
+    check_type("the result", result, tuple)
+    names = LSTM_SEQUENCE_BACKWARD_NAMES
+    if len(result) != len(names):
+        raise CheckFailed(f"return six arrays, ({', '.join(names)}); got a tuple of {len(result)}")
+    expected = lstm_backward_torch(dhs, xs, h0, c0, W_x, W_h, b)
+    mistakes = _sequence_backward_mistakes(dhs, caches)
+    for k, name in enumerate(names):
+        check_shape(name, result[k], expected[k].shape)
+        name_mistake(name, result[k], expected[k], {hint: value[k] for hint, value in mistakes.items()})
+        try:
+            check_close(f"{name} (vs torch.nn.LSTM and autograd)", result[k], expected[k], quiet=True)
+        except CheckFailed as error:
+            raise CheckFailed(f"{error} If exercise 3's check fails too, fix my_lstm_cell_backward first: this "
+                              "loop calls it at every step.") from None
+    print(f"OK my_lstm_backward: {', '.join(names)} equal torch.nn.LSTM's gradients (autograd, float64)")
+    if cell_forward is not None:
+        _finite_differences(fn, cell_forward, seed)
+        print("OK my_lstm_backward: every gradient equals the finite differences of your own forward pass")

@@ -1,6 +1,6 @@
 """Notebook 08d, the exercises on :mod:`course_utils.recipe`.
 
-Checks that name the usual mistakes: ``check_label_smoothed_loss``.
+Checks that name the usual mistakes: ``check_label_smoothed_loss``, ``check_decay_groups``.
 Graded by outcome (the learner's setting is trained, seeded): ``check_post_ln_recipe``.
 """
 
@@ -12,6 +12,7 @@ from dataclasses import replace
 
 import numpy as np
 import torch
+from torch import nn
 from torch.nn import functional as F
 
 from ..core.checks import (
@@ -24,7 +25,7 @@ from ..core.checks import (
     refuse_reference,
     require_keys,
 )
-from ..recipe import RecipeConfig, label_smoothed_loss, train_recipe
+from ..recipe import RecipeConfig, RecipeGPT, decay_groups, label_smoothed_loss, train_recipe
 from ..shared.lm import corpus_data, lm_batches, ngram_probabilities
 
 
@@ -164,3 +165,128 @@ def _post_ln_how_far(got: float, steps: int) -> str:
     share = (unigram - got) / (unigram - POST_LN_TARGET)
     return (f"{got - POST_LN_TARGET:.3f} nats above it, {share:.0%} of the way down from the unigram model "
             f"({unigram:.3f}) to the target: the stack learns, but not far enough in {steps} steps")
+
+
+# ----------------------------------------------------------------------------- exercise 3: the parameter groups
+
+def _decay_models(seed: int) -> list[tuple[str, nn.Module]]:
+    """The models check_decay_groups hands the learner's function: tied, untied, post-LN (sizes follow ``seed``)."""
+    rng = np.random.default_rng(seed)
+    D, L, V = int(rng.choice([16, 24, 32])), int(rng.choice([2, 3])), int(rng.choice([11, 13]))
+    with torch.random.fork_rng():  # building the models draws weights; leave the caller's generator alone
+        return [(f"a RecipeGPT with tied weights (head.weight is embed.weight; {L} pre-LN blocks, D = {D})",
+                 RecipeGPT(V, 8, D, 4, L, tie_weights=True)),
+                (f"a RecipeGPT ({L} pre-LN blocks, D = {D})", RecipeGPT(V, 8, D, 4, L)),
+                (f"a post-LN RecipeGPT ({L + 1} blocks)", RecipeGPT(V, 8, D, 4, L + 1, post_ln=True))]
+
+
+def _parameter_names(model: nn.Module) -> dict[int, str]:
+    """``{id(p): name}``; a tied parameter gets both its names."""
+    names: dict[int, str] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        names[id(p)] = f"{names[id(p)]} (= {name}, tied)" if id(p) in names else name
+    return names
+
+
+def _read_groups(groups, weight_decay: float, names: dict[int, str]) -> tuple[list, list]:
+    """The ids in the decayed group and in the other, in the order listed; fails on a malformed answer."""
+    form = (f"return a list of two dicts, [{{'params': [...], 'weight_decay': {weight_decay}}}, "
+            "{'params': [...], 'weight_decay': 0.0}]")
+    if not isinstance(groups, (list, tuple)) or not all(isinstance(g, dict) for g in groups):
+        raise CheckFailed(f"{form}; got {type(groups).__name__}")
+    decayed, kept = [], []
+    for group in groups:
+        if set(group) != {"params", "weight_decay"}:
+            raise CheckFailed(f"{form}: each group has exactly the keys params and weight_decay; got {sorted(group)}")
+        wd = group["weight_decay"]
+        if isinstance(wd, bool) or not isinstance(wd, (int, float)) or wd not in (weight_decay, 0):
+            raise CheckFailed(f"a group's weight_decay is {wd!r}: it should be the weight_decay you were given "
+                              f"({weight_decay}) for the decayed group and 0.0 for the other")
+        params = list(group["params"]) if not isinstance(group["params"], torch.Tensor) else None
+        if params is None:
+            raise CheckFailed(f"{form}: 'params' is a list of parameters, not a single tensor")
+        for p in params:
+            if id(p) not in names:
+                raise CheckFailed("a group holds a tensor that is not one of the model's parameters (p.data, "
+                                  "p.detach() or a copy is a new tensor: the optimiser would update it, not the "
+                                  "model); list the parameters themselves")
+            (decayed if wd == weight_decay else kept).append(id(p))
+    return decayed, kept
+
+
+def _group_mistakes(decayed: list[int], kept: list[int], model: nn.Module, names: dict[int, str]) -> list[str]:
+    """What is wrong with a split of ``model``'s parameters, against :func:`decay_groups`' rule."""
+    params = {id(p): p for p in model.parameters()}
+    should = {id(p) for p in decay_groups(model, 1.0)[0]["params"]}
+
+    def listed(ids) -> str:
+        ordered = [names[i] for i in sorted(ids, key=list(params).index)]
+        return ", ".join(ordered) if len(ordered) <= 5 else f"{', '.join(ordered[:4])} and {len(ordered) - 4} more"
+
+    def tied(ids) -> str:
+        return (" A tied matrix is one parameter, which walking the modules meets twice (as nn.Embedding's weight "
+                "and as nn.Linear's): go through model.parameters(), which lists it once."
+                if any("tied" in names[i] for i in ids) else "")
+
+    problems = []
+    both = set(decayed) & set(kept)
+    if both:
+        problems.append(f"in both groups: {listed(both)} (torch.optim refuses a parameter in two groups).{tied(both)}")
+    twice = {i for group in (decayed, kept) for i in group if group.count(i) > 1}
+    if twice:
+        problems.append(f"listed twice in one group: {listed(twice)}; each parameter goes in once.{tied(twice)}")
+    missing = set(params) - set(decayed) - set(kept)
+    if missing:
+        hint = ""
+        if any("in_proj" in names[i] or names[i] == "pos" for i in missing):
+            hint = (" Attention's in_proj_weight and in_proj_bias and the position table pos are nn.Parameters "
+                    "registered directly on their modules, not inside an nn.Linear or nn.Embedding: go through "
+                    "model.parameters() rather than through the layers.")
+        problems.append(f"in no group, so AdamW would never update them: {listed(missing)}.{hint}")
+    if set(decayed) == set(params) - should and should:
+        return problems + ["the groups are swapped: the matrices should get the weight decay and the vectors "
+                           "(biases, LayerNorms) 0.0."]
+    wrongly = set(decayed) - should
+    if wrongly == set(params) - should and wrongly:
+        problems.append("every parameter is decayed (what AdamW(model.parameters(), weight_decay=...) does): the "
+                        "biases and the LayerNorm gains and shifts, vectors, belong in the group with 0.0.")
+    else:
+        gains = {i for i in wrongly if params[i].dim() == 1 and not names[i].endswith("bias")}
+        if gains:
+            problems.append(f"the LayerNorm gains are decayed ({listed(gains)}): their names end in 'weight' like "
+                            "the matrices', but they are vectors that start at 1, and decay pulls them toward 0. "
+                            "Decide by the shape (p.dim()), not the name.")
+        if wrongly - gains:
+            problems.append(f"biases are decayed ({listed(wrongly - gains)}): vectors get 0.0.")
+    spared = should - set(decayed) - missing  # a missing one is named above
+    embeddings = {i for i in spared if names[i].startswith(("embed.", "pos"))}
+    if embeddings:
+        problems.append(f"the embedding tables are not decayed ({listed(embeddings)}; minGPT's choice): the rule "
+                        "here is nanoGPT's, every matrix is decayed, the embedding tables included.")
+    if spared - embeddings:
+        problems.append(f"matrices are not decayed ({listed(spared - embeddings)}): every parameter with two or more "
+                        "dimensions is decayed.")
+    return problems
+
+
+def check_decay_groups(fn, seed: int = 0) -> None:
+    """Test ``fn(model, weight_decay) -> [{"params", "weight_decay"}, ...]`` against :func:`decay_groups`
+    (exercise 3) on three models: tied, untied and post-LN.
+
+    Every parameter exactly once; ``weight_decay`` on the matrices (two or more dimensions, the embedding
+    tables included), 0.0 on the biases and LayerNorms. Names the usual mistakes: LayerNorm gains
+    decayed (chosen by name), biases decayed, everything decayed, a parameter in both groups (a tied
+    matrix met twice) or in none (attention's ``in_proj_weight``, the position table), copies instead of
+    parameters, the groups swapped.
+    """
+    fn = refuse_reference(fn, ("decay_groups", "make_optimizer"))
+    weight_decay = (0.1, 0.05, 0.01)[seed % 3]
+    for description, model in _decay_models(seed):
+        names = _parameter_names(model)
+        decayed, kept = _read_groups(fn(model, weight_decay), weight_decay, names)
+        problems = _group_mistakes(decayed, kept, model, names)
+        if problems:
+            raise CheckFailed(f"my_decay_groups on {description}, weight_decay = {weight_decay}: "
+                              + " ".join(p[0].upper() + p[1:] for p in problems))
+    print(f"OK my_decay_groups: every parameter in one group, weight_decay = {weight_decay} on the matrices and "
+          "0.0 on the biases and LayerNorms (tied, untied and post-LN models)")

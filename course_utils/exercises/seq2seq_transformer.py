@@ -1,11 +1,13 @@
 """Notebook 08b, the exercises on :mod:`course_utils.seq2seq_transformer`.
 
 Checks that name the usual mistakes: ``check_decoder_layer``.
-Graded by outcome (the learner's setting is trained, seeded): ``check_transformer_config``.
+Graded by outcome (the learner's setting is trained, seeded): ``check_transformer_config``, and exercise 3,
+``check_decoder_diagnosis`` (a broken run to diagnose from its measured curves, then fix).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -17,6 +19,7 @@ from ..core.checks import (
     Verdict,
     check_close,
     check_shape,
+    fix_challenge,
     name_mistake,
     refuse_reference,
     require_keys,
@@ -118,6 +121,8 @@ def check_decoder_layer(fn, seed: int = 0) -> None:
 
 
 TRANSFORMER_CONFIG_KEYS = ("d_model", "n_layers", "lr")
+MASK_KEYS = ("self_mask", "memory_mask")  # the two masks of section 2, as fields of a run (exercise 3's diagnosis)
+SELF_MASKS, MEMORY_MASKS = ("causal", "none"), ("padding", "none")
 
 
 # The short task of notebook 06's exercise 4 (digit-only dates), now for the transformer: the
@@ -129,7 +134,9 @@ MAX_TRANSFORMER_D_MODEL = 64  # keeps the check at a few seconds
 
 
 def _validate_transformer_config(config: Any) -> dict:
-    keys = TRANSFORMER_CONFIG_KEYS
+    """A config ``{"d_model", "n_layers", "lr"}``, or with the two masks (``self_mask``, ``memory_mask``) as well."""
+    keys = TRANSFORMER_CONFIG_KEYS + MASK_KEYS if isinstance(config, dict) and "self_mask" in config else \
+        TRANSFORMER_CONFIG_KEYS
     require_keys(config, keys)
     d, n, lr = config["d_model"], config["n_layers"], config["lr"]
     if isinstance(d, bool) or not isinstance(d, int) or not 4 <= d <= MAX_TRANSFORMER_D_MODEL or d % 4:
@@ -139,7 +146,33 @@ def _validate_transformer_config(config: Any) -> dict:
         raise CheckFailed(f"n_layers should be 1, 2 or 3 (encoder and decoder layers each), got {n!r}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 < lr <= 0.1:
         raise CheckFailed(f"lr should be a number in (0, 0.1], got {lr!r}")
-    return {"d_model": d, "n_layers": n, "lr": float(lr)}
+    masks = {"self_mask": config.get("self_mask", "causal"), "memory_mask": config.get("memory_mask", "padding")}
+    for key, allowed in zip(MASK_KEYS, (SELF_MASKS, MEMORY_MASKS), strict=True):
+        if masks[key] not in allowed:
+            raise CheckFailed(f"{key} should be one of {', '.join(map(repr, allowed))}, got {masks[key]!r}")
+    return {"d_model": d, "n_layers": n, "lr": float(lr), **masks}
+
+
+class _MaskedSeq2Seq(Seq2SeqTransformer):
+    """:class:`Seq2SeqTransformer` whose decoder's two masks can be dropped: ``self_mask="none"`` lets each target
+    position attend to every target position (the future too), ``memory_mask="none"`` lets cross-attention read the
+    padded source positions. The encoder keeps its padding mask."""
+
+    def __init__(self, *args, self_mask: str = "causal", memory_mask: str = "padding", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.self_mask, self.memory_mask = self_mask, memory_mask
+
+    def decode(self, tgt_in: torch.Tensor, memory: torch.Tensor,
+               memory_mask: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        T = tgt_in.shape[1]
+        y = self.tgt_embed(tgt_in) + self.pos[:T]  # (B, T, D)
+        mask = causal_mask(T, tgt_in.device) if self.self_mask == "causal" else None  # (T, T) or none
+        keys = memory_mask if self.memory_mask == "padding" else None  # (B, 1, S) or none
+        weights = []
+        for layer in self.decoder:
+            y, w = layer(y, memory, mask, keys)
+            weights.append(w)
+        return self.head(self.ln_dec(y)), weights
 
 
 def _challenge_data(seed: int) -> tuple[list, tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
@@ -157,27 +190,51 @@ def _challenge_data(seed: int) -> tuple[list, tuple[torch.Tensor, torch.Tensor, 
     return batches, (val_src, val_lengths, encode_target([iso for _, iso in val]))
 
 
-def transformer_config_accuracy(config: dict, *, seed: int = 0) -> float:
-    """Train a :class:`Seq2SeqTransformer` on the digit dates with ``config``; return its held-out exact match.
+@dataclass(frozen=True)
+class DatesRun:
+    """What one run of the digit-dates task measured: the teacher-forced training loss of each step (nats/char),
+    the teacher-forced loss on the held-out dates after the last step, and their greedy exact match."""
 
-    :data:`TRANSFORMER_CHALLENGE` fixes the steps, batch size, heads and held-out set (gradient
-    norm clipped at 1). Everything random follows ``seed`` without touching the notebook's
-    random state; it runs on one CPU thread.
+    losses: list[float]
+    val_loss: float
+    exact_match: float
+
+
+def dates_run(config: dict, *, seed: int = 0) -> DatesRun:
+    """Train a :class:`Seq2SeqTransformer` on the digit dates with ``config``; measure it on the held-out dates.
+
+    :data:`TRANSFORMER_CHALLENGE` fixes the steps, batch size, heads and held-out set (gradient norm clipped at 1).
+    ``config`` may drop either mask of the decoder (``self_mask``, ``memory_mask``; see :class:`_MaskedSeq2Seq`).
+    Everything random follows ``seed`` without touching the notebook's random state; it runs on one CPU thread.
     """
     c, task, cpu = _validate_transformer_config(config), TRANSFORMER_CHALLENGE, torch.device("cpu")
     batches, (val_src, val_lengths, val_tgt) = _challenge_data(seed)
     with seeded_run(seed):
-        model = Seq2SeqTransformer(len(SOURCE_CHARS), len(TARGET_CHARS), c["d_model"], task["n_heads"],
-                                   c["n_layers"], c["n_layers"])
-        fit(model, batches, teacher_forcing_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]),
-            clip_grad_norm=1.0, device=cpu, progress=False)
+        model = _MaskedSeq2Seq(len(SOURCE_CHARS), len(TARGET_CHARS), c["d_model"], task["n_heads"], c["n_layers"],
+                               c["n_layers"], self_mask=c["self_mask"], memory_mask=c["memory_mask"])
+        history = fit(model, batches, teacher_forcing_loss, torch.optim.Adam(model.parameters(), lr=c["lr"]),
+                      clip_grad_norm=1.0, device=cpu, progress=False)
         model.eval()
+        with torch.no_grad():
+            val_loss = teacher_forcing_loss(model, (val_src, val_lengths, val_tgt)).item()
         pred, _ = model.greedy(val_src, val_lengths, val_tgt.shape[1])
-        return (pred == val_tgt).all(dim=1).float().mean().item()
+        return DatesRun(list(history.losses), val_loss, (pred == val_tgt).all(dim=1).float().mean().item())
+
+
+def transformer_config_accuracy(config: dict, *, seed: int = 0) -> float:
+    """The held-out greedy exact match of :func:`dates_run` with ``config`` and ``seed``."""
+    return dates_run(config, seed=seed).exact_match
 
 
 def _transformer_hints(c: dict) -> list[str]:
     hints = []
+    if c.get("self_mask", "causal") != "causal":
+        hints.append("the decoder's self-attention has no causal mask: under teacher forcing each position reads the "
+                     "next target character among its inputs and copies it, which greedy decoding, where that "
+                     "character is not there yet, cannot do")
+    if c.get("memory_mask", "padding") != "padding":
+        hints.append("cross-attention reads the padded source positions: mask them (a few points at most here, "
+                     "not the main culprit when the exact match is near 0)")
     if c["lr"] < 2e-3:
         hints.append(f"a learning rate of {c['lr']:g} is small for {TRANSFORMER_CHALLENGE['steps']} steps: Adam "
                      "moves each weight by about lr per step")
@@ -193,8 +250,10 @@ def _transformer_hints(c: dict) -> list[str]:
 def _judge_transformer(c: dict, got: float, seed: int) -> Verdict:
     """What check_transformer_config measured, against the target."""
     task = TRANSFORMER_CHALLENGE
+    masks = "" if c["self_mask"] == "causal" and c["memory_mask"] == "padding" else \
+        f", self_mask {c['self_mask']!r}, memory_mask {c['memory_mask']!r}"
     where = (f"after {task['steps']} steps of {task['batch_size']} dates, your transformer (d_model {c['d_model']}, "
-             f"{c['n_layers']} + {c['n_layers']} layers, lr {c['lr']:g}) writes {got:.1%} of {task['n_val']} "
+             f"{c['n_layers']} + {c['n_layers']} layers, lr {c['lr']:g}{masks}) writes {got:.1%} of {task['n_val']} "
              f"held-out dates exactly right (target: at least {task['target']:.0%})")
     return Verdict(where, got >= task["target"], f"{100 * (task['target'] - got):.1f} percentage points short")
 
@@ -206,3 +265,36 @@ TRANSFORMER_GRADING = Challenge(_validate_transformer_config, transformer_config
 def check_transformer_config(config: dict, *, seed: int = 0) -> None:
     """Grade a config by outcome: train with it (seeded) and reach the target held-out exact match."""
     TRANSFORMER_GRADING.check(config, seed=seed)
+
+
+# Exercise 3 (issue 29: not a config to choose but a broken run to diagnose from its measured curves, then fix):
+# section 4's depth (2 + 2 layers) at d_model 64 and Adam at 3e-3, with the decoder's causal mask dropped. Measured
+# (seeds 0, 1, 2): teacher-forced loss over the last 15 steps 0.013, 0.013, 0.011 nats/char, on the held-out dates
+# 0.010, 0.013, 0.007, greedy exact match 0 % on each: it fits by copying the next target character, which greedy
+# decoding does not have. With the causal mask back (the fix): 88.0, 91.5, 85.5 %.
+BROKEN_DECODER = {"d_model": 64, "n_layers": 2, "lr": 3e-3, "self_mask": "none", "memory_mask": "padding"}
+
+# Each cause a learner may name, and what in the measured run rules it out; None: the cause.
+DECODER_CAUSES = {
+    "learning rate too large": "the teacher-forced training loss falls to about 0.01 nats per character by the "
+                               "last steps: the updates do not overshoot, and a smaller rate would only fit more "
+                               "slowly",
+    "too few layers or too narrow": "the model fits the teacher-forced targets almost perfectly (training loss near "
+                                    "0): it has the capacity; what it learned does not work when it decodes",
+    "overfitting the training dates": "the teacher-forced loss on the held-out dates is as low as on the training "
+                                      "batches: the model does generalise to new dates under teacher forcing; only "
+                                      "greedy decoding, which feeds back its own characters, fails",
+    "cross-attention reads the source padding": "the run masks the padded source positions already "
+                                                "(memory_mask 'padding'), and a model that read padding would not "
+                                                "reach a held-out teacher-forced loss near 0",
+    "the decoder sees the characters it must predict": None,
+}
+
+DECODER_DIAGNOSIS_GRADING = fix_challenge(TRANSFORMER_GRADING, BROKEN_DECODER, max_changes=1, causes=DECODER_CAUSES)
+
+
+def check_decoder_diagnosis(diagnosis: dict, *, seed: int = 0) -> None:
+    """Grade a diagnosis of :data:`BROKEN_DECODER` (notebook 08b, exercise 3): ``{"cause": one of DECODER_CAUSES,
+    "change": {field: new value}}``. A wrong cause fails with what in the measured run rules it out; the fixed
+    run (one field changed) is trained (seeded) and must reach the held-out exact match of the target."""
+    DECODER_DIAGNOSIS_GRADING.check(diagnosis, seed=seed)

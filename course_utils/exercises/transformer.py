@@ -134,9 +134,13 @@ RECIPE_KEYS = ("warmup_steps", "peak_lr")
 # model (counted on the training text) scores 2.32-2.35 on the validation windows of seeds
 # 0-2, so a model that learns only which letter follows which cannot pass. Measured (seeds
 # 0-2, 200 steps): warm-up 10 to 0.02 reaches 2.15-2.17, 20 to 0.03 2.14-2.16; 10 to 0.003
-# (section 3's rate) 2.24-2.29; 0 to 0.001 2.46-2.49, worse than the bigram model.
+# (section 3's rate) 2.24-2.29; 0 to 0.001 2.46-2.49, worse than the bigram model. Section 3's
+# setting (no warm-up, 0.003: the recipe without the exercise's idea) reaches 2.23-2.28 on
+# seeds 0-4 (2.229 on seed 2), and 40 warm-up steps to 0.003 (section 3's schedule plot)
+# 2.24-2.30 on seeds 0-2. Hence 2.20: both fail on every seed the check grades (0, 1, 2),
+# and the solution (10 to 0.02) passes each by more than 0.03.
 RECIPE_CHALLENGE = {"d_model": 48, "n_heads": 4, "n_layers": 2, "context": 32, "batch_size": 32,
-                    "weight_decay": 0.01, "steps": 200, "target": 2.25}
+                    "weight_decay": 0.01, "steps": 200, "target": 2.20}
 
 
 MAX_PEAK_LR = 1.0

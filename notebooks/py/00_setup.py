@@ -67,6 +67,7 @@ if "google.colab" in sys.modules:
 # | 08b_encoder_decoder | The encoder-decoder transformer | `attention`, `beam_search`, `data.dates`, `data.files`, `self_attention`, `seq2seq_transformer`, `shared.layers` |
 # | 08c_kv_cache_and_sampling | Generating: a KV cache, top-k and top-p sampling, grouped-query attention | `data.text`, `kv_cache`, `sampling`, `self_attention`, `shared.lm`, `transformer` |
 # | 08d_training_recipe | Training a transformer: the recipe, measured | `recipe`, `self_attention`, `shared.lm` |
+# | 08e_rotary_positions | Rotary positions and length extrapolation | `rope`, `self_attention`, `shared.lm`, `transformer` |
 # | 09_modern_rnns | Beyond gated RNNs: echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `data.adding`, `data.files`, `data.mackey_glass`, `esn`, `linear_recurrence`, `long_range`, `min_rnns`, `shared.timing` |
 # | 09b_scans_linear_attention | Scans as an algorithm, and linear attention as an RNN | `linear_attention`, `linear_recurrence`, `min_rnns`, `prefix_scan`, `shared.timing`, `state_tracking` |
 # | 09c_selective_ssm | A minimal selective state-space model: Mamba's S6, and minGRU as its one-state case | `data.selective_copy`, `delta_rule`, `linear_attention`, `min_rnns`, `selective_ssm` |

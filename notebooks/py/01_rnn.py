@@ -554,6 +554,7 @@ check_char_rnn_config(my_char_rnn_config())
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_char_rnn_config(my_char_rnn_config(), seed=1)
+check_char_rnn_config(my_char_rnn_config(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -20,10 +20,12 @@
 # 1. write the loss of a whole sequence and derive backpropagation through time (BPTT) for
 #    $W_{hy}, b_y, W_{hh}, W_{xh}, b_h$, step by step, and implement it yourself (Exercises 1-2),
 # 2. check a numpy implementation against finite differences and against PyTorch's autograd,
+#    then assemble the whole char-RNN loss from your own pieces and gradient-check it (Exercise 2b),
 # 3. *see* gradients vanish and explode,
 # 4. clip exploding gradients by their global norm (Exercise 3), and measure what clipping buys
 #    at a fixed number of steps, compared with simply lowering the learning rate (and tune it, Exercise 4),
 # 5. use truncated BPTT with `detach()` in PyTorch and measure what it saves and what it costs,
+#    and what cutting at random points (randomized truncation) changes,
 # 6. put it all together: train a character-level RNN in numpy on real text and compare it with
 #    models without memory.
 #
@@ -326,6 +328,65 @@ autograd_errors = {name: relative_error(grads[name], tp[name].grad.numpy()) for 
 print(f"loss: numpy {loss:.12f}, torch {loss_t.item():.12f}")
 print("relative error vs autograd:", ", ".join(f"{k} {v:.1e}" for k, v in autograd_errors.items()))
 assert max(autograd_errors.values()) < 1e-8
+
+# %% [markdown]
+# ### Exercise 2b (3 points, ~20 min): the whole char-RNN loss, assembled and checked
+#
+# Sections 2-3 checked the course's `rnn_loss_and_grads`. Now assemble the same thing from **your**
+# pieces, as CS231n's assignment 3 does, and check it numerically. Write
+# `my_char_rnn_loss(params, ids, targets, h_init)` for a character model with vocabulary size $V$:
+# `ids` and `targets` are `(T, B)` character ids (each target is the next character), `params` holds
+# `W_xh (H, V)`, `W_hh (H, H)`, `b_h (H,)`, `W_hy (V, H)`, `b_y (V,)`, and `h_init` is `(B, H)`.
+#
+# 1. **Inputs**: one-hot vectors, `x = one_hot(ids, V)` `(T, B, V)` (multiplying a one-hot row by
+#    $W_{xh}^\top$ picks one column: an embedding lookup);
+# 2. **forward**: `hs = rnn_forward(x, h_init, W_xh, W_hh, b_h)` `(T, B, H)`, logits
+#    $o_t = h_t W_{hy}^\top + b_y$ `(T, B, V)`;
+# 3. **loss**: softmax cross-entropy at every step, **summed over time and averaged over the batch**,
+#    $L = \frac1B \sum_{t,b} -\log \operatorname{softmax}(o_{t,b})[y_{t,b}]$ (subtract the row maximum
+#    before `exp`);
+# 4. **backward**: $\delta o_t = (\operatorname{softmax}(o_t) - \operatorname{onehot}(y_t)) / B$, then
+#    $\partial L/\partial W_{hy}$ and $\partial L/\partial b_y$ summed over time, `dhs` $= \delta o\, W_{hy}$, and
+#    **your** `my_rnn_backward` of Exercise 2 for the rest.
+#
+# Return `(L, grads)`, `grads` a dict with the five parameters' gradients. The check compares them
+# with the course's (naming the usual slips: the loss averaged over time too, summed over the batch,
+# the target left out of $\delta o$, $\partial L/\partial W_{hy}$ from one step), then runs the gradient check of
+# section 3 on **your** loss: central differences of `my_char_rnn_loss` itself, one relative error per
+# parameter, each below $10^{-7}$.
+
+# %% nbgrader={"grade": false, "grade_id": "char_rnn_loss", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_char_rnn_loss(params, ids, targets, h_init):
+    """The char-RNN's loss, summed over time and averaged over the batch, and its five gradients."""
+    ### BEGIN SOLUTION
+    T, B = ids.shape
+    x = one_hot(ids, params["W_xh"].shape[1])  # (T, B, V)
+    hs = rnn_forward(x, h_init, params["W_xh"], params["W_hh"], params["b_h"])  # (T, B, H)
+    logits = hs @ params["W_hy"].T + params["b_y"]  # (T, B, V)
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    probs = np.exp(shifted) / np.exp(shifted).sum(axis=-1, keepdims=True)  # (T, B, V)
+    picked = np.take_along_axis(probs, targets[..., None], axis=-1)[..., 0]  # (T, B)
+    nll = float(-np.log(picked).sum() / B)
+    dout = (probs - one_hot(targets, probs.shape[-1])) / B  # (T, B, V)
+    grads = {"W_hy": np.einsum("tbv,tbh->vh", dout, hs), "b_y": dout.sum(axis=(0, 1))}
+    back = my_rnn_backward(dout @ params["W_hy"], x, h_init, hs, params["W_xh"], params["W_hh"])
+    grads |= {k: back[k] for k in ("W_xh", "W_hh", "b_h")}
+    return nll, grads
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "char_rnn_loss_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.bptt import check_char_rnn_loss
+
+check_char_rnn_loss(my_char_rnn_loss)  # vs the course's and vs finite differences of your own loss
+
+
+# %% nbgrader={"grade": true, "grade_id": "char_rnn_loss_hidden_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_char_rnn_loss(my_char_rnn_loss, seed=1, T=1, B=1)
+check_char_rnn_loss(my_char_rnn_loss, seed=2, T=8, B=2, V=4, H=3)
+### END HIDDEN TESTS
 
 # %% [markdown]
 # ## 4. Vanishing and exploding gradients, shown
@@ -661,25 +722,35 @@ print(f"clipped {clipped.val_loss:.3f} vs best unclipped {best_unclipped.val_los
 # %% [markdown]
 # ### Exercise 4 (3 points, ~15 min, hard): tune the clipping
 #
-# Push the learning rate: choose `lr` **at least 3** (1.5 times the run above) and a threshold
-# `max_norm` so that the same exploding model, trained by `clipping_run` for 150 steps, ends with a
-# validation loss **below 2.25 nats/char** (perplexity 9.5) **with at most half of the steps
-# clipped**: clipping that shortens the exploding steps and leaves the others alone. (A threshold
-# below the gradient norm of nearly every step passes the loss target too, measured, but then
-# every step has the same length `lr * max_norm` in the gradient's direction: that is normalised
-# gradient descent, not clipping, and the check refuses it.) The check trains with its own seeds,
-# a few seconds each (other initial weights, other batches), and prints how far you are; settings
-# that only just pass on one seed may fail on another, so aim for some margin. Explore in a
-# scratch cell with `clipping_run(data, lr, max_norm, seed=5)` and look at `.val_loss`,
-# `.clipped_fraction` and `.grad_norms`. Think about two things: the longest step SGD can take
-# is `lr * max_norm` (the run above allowed steps of length 6: is that still safe at a higher
-# learning rate?), and a threshold that almost no step reaches is no clipping at all.
+# Many RNN codes (Karpathy's min-char-rnn among them) **sum** the loss over a window's characters
+# instead of averaging it. Here is the same exploding model, same starts and batches, trained by SGD
+# on the loss summed over each window's 64 characters: `summed_clipping_run(data, lr, max_norm,
+# seed=5)` (imported below) returns what `clipping_run` returns, with the gradient norms (before
+# clipping) of the summed loss. Push the learning rate: choose `lr` **at least 3/64** (1.5 times the
+# run above, whose rate 2 on the mean is 2/64 on the sum) and a threshold `max_norm` so that the run
+# ends with a validation loss **below 2.25 nats/char** (perplexity 9.5, per character as before) **with
+# at most half of the steps clipped**: clipping that shortens the exploding steps and leaves the others
+# alone. (A threshold below the gradient norm of nearly every step passes the loss target too,
+# measured, but then every step has the same length `lr * max_norm` in the gradient's direction: that
+# is normalised gradient descent, not clipping, and the check refuses it.) The check trains with its
+# own seeds, a few seconds each (other initial weights, other batches), and prints how far you are;
+# settings that only just pass on one seed may fail on another, so aim for some margin. Explore in a
+# scratch cell and look at `.val_loss`, `.clipped_fraction` and `.grad_norms`. Think about three
+# things: what sets the scale of a threshold (is a threshold that suits one loss right for another?),
+# the longest step SGD can take, `lr * max_norm` (the run above allowed steps of length 6: is that
+# still safe at a higher learning rate?), and a threshold that almost no step reaches is no clipping
+# at all.
+
+# %%
+from course_utils.exercises.bptt import summed_clipping_run  # noqa: F401 (for your scratch cells)
+
 
 # %% nbgrader={"grade": false, "grade_id": "clip_settings", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_clip_settings():
-    """Return (lr, max_norm): lr >= 3; the run ends below 2.25 nats/char after 150 steps, at most half clipped."""
+    """Return (lr, max_norm) for the summed loss: lr >= 3/64; below 2.25 nats/char after 150 steps, at most half
+    of the steps clipped."""
     ### BEGIN SOLUTION
-    return 3.0, 0.75
+    return 3 / 64, 64.0
     ### END SOLUTION
 
 
@@ -781,6 +852,7 @@ assert results[32][2] < results[256][2], "eight times the updates on the same ch
 # even with full BPTT (notebook 03 measures that).
 
 # %%
+from course_utils.bptt import random_chunk_lengths
 from course_utils.data.adding import BASELINE_MSE, adding_problem
 from course_utils.long_range import SequenceToOne
 
@@ -793,15 +865,19 @@ def late_answer_adding(n, seed):
     return torch.cat([x, torch.zeros(n, QUIET, 2)], dim=1), y
 
 
-def truncated_adding_mse(k, seed):
-    """Validation MSE of a GRU after N_UPDATES updates, its gradient cut every k steps (k = T_LONG: full BPTT)."""
+def truncated_adding_mse(k, seed, randomized=False):
+    """Validation MSE of a GRU after N_UPDATES updates, its gradient cut every k steps (k = T_LONG: full BPTT).
+
+    randomized: cut at random instead, after each step with probability 1/k (chunks of k steps on average).
+    """
     seed_everything(seed)
     model = SequenceToOne("GRU", input_size=2, hidden_size=32).to(device)  # batch-first: x (B, T, 2)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     x_all, y_all = late_answer_adding(N_UPDATES * 64, seed=100 + seed)
+    cut_rng = np.random.default_rng(1000 + seed)  # the random cuts, drawn anew for every batch
     for x, y in zip(x_all.to(device).split(64), y_all.to(device).split(64), strict=True):
         h_state = None
-        for chunk in x.split(k, dim=1):  # (64, k, 2)
+        for chunk in x.split(random_chunk_lengths(T_LONG, k, cut_rng) if randomized else k, dim=1):  # (64, k, 2)
             out, h_state = model.rnn(chunk, h_state)
             h_state = h_state.detach()  # carry the value, cut the graph
         loss = torch.nn.functional.mse_loss(model.head(out[:, -1]), y)  # the answer after the last step
@@ -830,6 +906,45 @@ assert cut_mse[K_CUT].min() > 0.9 * BASELINE_MSE, "truncated BPTT should stay at
 # is the cost of truncation: dependencies longer than $k$ are invisible to the gradient, even
 # though the forward pass carries the state across the cut. (Truncation can still work when
 # what must be learned also shows up within $k$ steps; here, by construction, it never does.)
+
+# %% [markdown]
+# ### Randomized truncation
+#
+# A fixed cut every $k$ steps is blind to every lag longer than $k$, always. **Randomized
+# truncation** (d2l, section 9.7; Tallec & Ollivier 2017) draws the cut points at random: here,
+# after each step with probability $1/k$. With $k = 8$ that is $31/8 \approx 3.9$ cuts per
+# sequence of 32 steps on average, against fixed truncation's 3, so the chunks are no longer on
+# average (the mean is printed below: the sequence's end shortens the last chunk) but now and then
+# much longer, and the gradient of those batches can reach a marked value. (Tallec & Ollivier also rescale the gradient across each
+# uncut boundary, so that its expectation is the full gradient; d2l finds randomized truncation
+# no better than fixed truncation in practice, that added variance being one reason. We do not
+# rescale.) Same model, same start, same 300 updates, same three seeds as above:
+
+# %%
+from course_utils.data.adding import HALF_TASK_MSE
+
+draws = [random_chunk_lengths(T_LONG, K_CUT, np.random.default_rng(i)) for i in range(1000)]
+chunk_lengths = np.concatenate(draws)
+reach_past_quiet = np.mean([d[-1] > QUIET for d in draws])  # the loss's gradient reaches only the last chunk
+print(f"random chunks: mean length {chunk_lengths.mean():.1f} steps; in {reach_past_quiet:.0%} of batches the last "
+      f"chunk reaches past the {QUIET} quiet steps (theory (1 - 1/{K_CUT})^{QUIET} = {(1 - 1 / K_CUT) ** QUIET:.0%}; "
+      "fixed truncation: never)")
+assert 0.25 < reach_past_quiet < 0.45
+cut_mse["random"] = np.array([truncated_adding_mse(K_CUT, seed, randomized=True) for seed in (0, 1, 2)])
+for label, v in (("full BPTT", cut_mse[T_LONG]), (f"fixed k = {K_CUT}", cut_mse[K_CUT]),
+                 (f"random, p = 1/{K_CUT}", cut_mse["random"])):
+    print(f"{label:16s}: validation MSE by seed {np.round(v, 4)} (answer 1: {BASELINE_MSE:.3f}, one value "
+          f"remembered: {HALF_TASK_MSE:.3f})")
+assert cut_mse["random"].mean() < 0.7 * cut_mse[K_CUT].mean(), "random cuts should learn some of what fixed ones miss"
+assert cut_mse["random"].mean() > 2 * cut_mse[T_LONG].mean(), "but not as well as full BPTT at this budget"
+assert cut_mse["random"].min() < HALF_TASK_MSE, "on some seed, better than remembering one value"
+
+# %% [markdown]
+# At the same number of updates, random cuts of the same average length learn part of what fixed
+# cuts cannot, on some seeds below the 1/12 a model scores by remembering one of the two values
+# (notebook 03 derives it), but they stay well behind full BPTT: only about a third of the batches
+# (printed above) carry a gradient across the quiet steps towards a marked value at all, and
+# fewer still as far back as the first one.
 
 # %% [markdown]
 # ## 7. Putting it together: a character-level RNN in numpy
@@ -916,6 +1031,8 @@ assert rnn_val < char_base["bigram"] - 0.2 < char_base["unigram"] - 0.2
 # ## Summary
 #
 # - The loss of a sequence is a sum over time; $\partial L/\partial o_t = \hat y_t - y_t$ for both MSE and softmax cross-entropy.
+#   Assembled from your own pieces (one-hot inputs, the RNN, the loss, your BPTT), it passes the
+#   same gradient check as the course's (Exercise 2b).
 # - BPTT is backpropagation on the unrolled graph. The total gradient of a hidden state,
 #   $\delta h_t = W_{hy}^\top \delta o_t + W_{hh}^\top \delta a_{t+1}$, collects all later losses;
 #   each shared weight's gradient is a sum over time steps. Our numpy backward matches finite
@@ -928,13 +1045,14 @@ assert rnn_val < char_base["bigram"] - 0.2 < char_base["unigram"] - 0.2
 # - Truncated BPTT with `detach()` bounds memory and gives more updates from the same data, at the
 #   price of gradients that reach at most $k$ steps back: at the same number of updates, a GRU
 #   learned an adding problem whose marked values all lay more than $k$ steps back with full
-#   BPTT, and stayed at the baseline with truncation.
+#   BPTT, and stayed at the baseline with truncation. Random cuts of no greater average length
+#   learned part of it (below the 1/12 of one remembered value on some seeds), still far behind full BPTT.
 # - A numpy char-RNN trained with all of it goes from random characters to word-like text and beats
 #   the models without memory on the same validation characters.
 #
-# **Exercises** (12 points, about 55 minutes): 1. one step backward (3 points, section 2); 2. BPTT through
-# a whole sequence (4 points, section 2); 3. clipping by global norm (2 points, section 5); 4. tuning the
-# clipping of an exploding run (3 points, section 5).
+# **Exercises** (15 points, about 75 minutes): 1. one step backward (3 points, section 2); 2. BPTT through
+# a whole sequence (4 points, section 2); 2b. the whole char-RNN loss, gradient-checked (3 points, section 3);
+# 3. clipping by global norm (2 points, section 5); 4. tuning the clipping of an exploding run (3 points, section 5).
 #
 # Next: **03 · LSTM**, a cell designed so that the gradient does not have to vanish.
 

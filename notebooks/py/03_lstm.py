@@ -26,7 +26,8 @@
 # 5. see *why* the cell state helps: gradients that survive long time lags, and a task —
 #    the adding problem — that an LSTM learns and a plain RNN does not,
 # 6. derive the LSTM's backward pass by hand (the appendix checks that the course's fast LSTM
-#    runs exactly that derivation),
+#    runs exactly that derivation), and run it over a whole sequence in numpy, carrying both
+#    $\delta h$ and $\delta c$ back in time, checked against `torch.nn.LSTM` and finite differences,
 # 7. know what gates do *not* fix: exploding gradients, and why every model here is clipped,
 # 8. look at the gates at work, on the adding problem and on real text.
 #
@@ -75,7 +76,7 @@ from course_utils import (
     supervised,
     tolerance,
 )
-from course_utils.data.adding import BASELINE_MSE, adding_batches, adding_problem
+from course_utils.data.adding import BASELINE_MSE, HALF_TASK_MSE, adding_batches, adding_problem, adding_yardsticks
 from course_utils.data.text import CharVocab, load_corpus
 from course_utils.long_range import SequenceToOne, gradient_by_lag
 from course_utils.lstm import (
@@ -356,6 +357,31 @@ assert adding_test["LSTM"] < 0.05 * baseline, "the LSTM should solve the adding 
 assert adding_test["RNN"] > 0.6 * baseline, "the plain RNN should stay near the baseline"
 
 # %% [markdown]
+# ### Yardsticks: half the task scores 1/12
+#
+# Between "nothing learned" (1/6) and "solved" there is a trap worth a number. A model that
+# remembers only *one* of the two marked values — say the second, which is never more than
+# $T/2$ steps from the answer — can do no better than answer $u_2 + \mathbb{E}[u_1] = u_2 + \tfrac12$.
+# Its error is $u_1 - \tfrac12$, so its MSE is
+# $\operatorname{Var}(u_1) = \tfrac1{12} \approx 0.083$, half the baseline's
+# $\operatorname{Var}(u_1 + u_2) = \tfrac16$. A training curve that flattens near 0.083 has
+# learned half the task. `adding_yardsticks` builds these predictions from the inputs; we
+# measure them on the test set and place the two trained models against them.
+
+# %%
+yardsticks = {name: torch.mean((pred - y_test) ** 2).item() for name, pred in adding_yardsticks(x_test).items()}
+for name, value in yardsticks.items():
+    print(f"{name:19s} test MSE {value:.4f}")
+print(f"theory: 1/6 = {BASELINE_MSE:.4f}, 1/12 = {HALF_TASK_MSE:.4f}")
+check_close("constant 1 vs 1/6", yardsticks["constant 1"], BASELINE_MSE, rtol=0.1, atol=0.0)
+for name in ("first marker only", "second marker only"):
+    check_close(f"{name} vs 1/12", yardsticks[name], HALF_TASK_MSE, rtol=0.1, atol=0.0)
+print(f"LSTM {adding_test['LSTM']:.4f}: {HALF_TASK_MSE / adding_test['LSTM']:.0f} times below the half-task "
+      f"yardstick, so it uses both values; RNN {adding_test['RNN']:.4f}: above 1/12, so not even one value is "
+      "remembered well.")
+assert adding_test["LSTM"] < 0.1 * HALF_TASK_MSE < HALF_TASK_MSE < adding_test["RNN"]
+
+# %% [markdown]
 # The RNN's loss drops to the baseline quickly — it learns to answer about 1 — and stays
 # there: no gradient signal from the first marker reaches it. The LSTM also sits on the
 # plateau for a while, then finds the solution.
@@ -397,7 +423,8 @@ assert adding_test["RNN"] > 0.6 * baseline, "the plain RNN should stay near the 
 #
 # Step 3 is the LSTM's point: between $\delta c_t$ and $\delta c_{t-1}$ there is only the
 # factor $f_t$ — no weight matrix, no squashing. Step 4 is the other road back in time,
-# through the gates and $W_h$, like a plain RNN's. Exercise 3 asks you to write one step in numpy.
+# through the gates and $W_h$, like a plain RNN's. Exercise 3 asks you to write one step in numpy,
+# Exercise 5 the loop over a whole sequence that carries both $\delta h$ and $\delta c$ back.
 #
 # **Over time.** The course's `LSTM` runs exactly this derivation in a loop from $t = T-1$ down
 # to $0$ (`LSTMHandwrittenBPTT`); the appendix at the end matches it line by line and checks it
@@ -840,6 +867,67 @@ check_adding_config(my_adding_config(), "LSTM", seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ### Exercise 5 (3 points, about 25 minutes): backpropagation through a whole sequence
+#
+# Exercise 3 is one step. Now run it over a sequence, as `torch.nn.LSTM`'s backward does.
+# The forward pass runs the cell over $T$ steps and keeps each step's cache
+# (`course_utils.lstm.lstm_forward_cache(xs, h0, c0, W_x, W_h, b)` returns `hs (T, B, H)` and
+# the list of caches, each the dict exercise 3 reads). The loss reads every hidden state,
+# $L = \sum_t \ell_t(h_t)$, and `dhs[t]` $= \partial \ell_t / \partial h_t$ (shape `(T, B, H)`) is
+# what each step's output sends back.
+#
+# Write `my_lstm_backward(dhs, caches)`, calling **your** `my_lstm_cell_backward` once per
+# step. Return `(dxs, dh0, dc0, dW_x, dW_h, db)`: `dxs (T, B, I)`, the gradients with respect to
+# the initial states $h_0$, $c_0$ `(B, H)`, and the weights' gradients shaped like the weights.
+# What the loop must get right:
+#
+# - **order**: from $t = T-1$ down to $0$, since step $t$ needs what step $t+1$ sends back;
+# - **two carries**: $h_t$ reaches the loss through $\ell_t$ *and* through step $t+1$, so step
+#   $t$'s `dh` is `dhs[t]` plus the `dh_prev` step $t+1$ returned; $c_t$ reaches it only
+#   through step $t+1$, so step $t$'s `dc` is the `dc_prev` step $t+1$ returned (zeros at $t = T-1$);
+# - **sums**: the same $W_x, W_h, b$ act at every step, so their gradients add up over $t$.
+#
+# The first check compares all six with `torch.nn.LSTM` and autograd in float64 and names the
+# usual mistakes (the dc carry dropped, `dhs[t]` not added, a loop forwards, gradients not
+# summed). The second runs **your** cell of exercise 1 over a sequence (its hidden states
+# against `torch.nn.LSTM`'s) and compares your gradients with finite differences of that
+# forward pass, $\big(L(\theta + \epsilon) - L(\theta - \epsilon)\big) / 2\epsilon$ for every entry,
+# printing the relative error of each (CS231n's test: below $10^{-7}$ is right).
+
+# %% nbgrader={"grade": false, "grade_id": "lstm_backward", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_lstm_backward(dhs, caches):
+    """BPTT over a sequence. dhs: (T, B, H); caches: one per step, as my_lstm_cell_backward reads.
+
+    Returns (dxs (T, B, I), dh0 (B, H), dc0 (B, H), dW_x (4H, I), dW_h (4H, H), db (4H,)).
+    """
+    ### BEGIN SOLUTION
+    T = len(caches)
+    dh_next, dc_next = np.zeros_like(dhs[0]), np.zeros_like(dhs[0])  # (B, H): nothing comes back after T-1
+    dxs = [None] * T
+    dW_x, dW_h = np.zeros_like(caches[0]["W_x"]), np.zeros_like(caches[0]["W_h"])
+    db = np.zeros(dW_h.shape[0])
+    for t in range(T - 1, -1, -1):
+        dxs[t], dh_next, dc_next, dWx_t, dWh_t, db_t = my_lstm_cell_backward(dhs[t] + dh_next, dc_next, caches[t])
+        dW_x, dW_h, db = dW_x + dWx_t, dW_h + dWh_t, db + db_t
+    return np.stack(dxs), dh_next, dc_next, dW_x, dW_h, db
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "lstm_backward_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.lstm import check_lstm_backward
+
+check_lstm_backward(my_lstm_backward)  # vs torch.nn.LSTM; names: dc carry, dhs[t] not added, forwards, no sum
+check_lstm_backward(my_lstm_backward, cell_forward=my_lstm_cell_forward)  # and finite differences of your forward
+
+
+# %% nbgrader={"grade": true, "grade_id": "lstm_backward_hidden_test", "locked": true, "points": 1.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_lstm_backward(my_lstm_backward, seed=1)
+check_lstm_backward(my_lstm_backward, seed=2)
+### END HIDDEN TESTS
+
+# %% [markdown]
 # ## Summary
 #
 # - The LSTM adds a **cell state** updated by gated addition, $c_t = f_t \odot c_{t-1} + i_t \odot g_t$;
@@ -853,6 +941,10 @@ check_adding_config(my_adding_config(), "LSTM", seed=2)
 #   the four pre-activation gradients from it, $\delta c_{t-1} = \bar\delta c_t \odot f_t$ and
 #   $\delta h_{t-1} = \delta a\, W_h$; the course's `LSTM` runs exactly this over time
 #   (appendix), and matches autograd.
+# - Over a sequence (exercise 5), from $t = T-1$ down to 0: step $t$ receives
+#   $\delta h_t = \partial\ell_t/\partial h_t + \delta h_t^{\text{from } t+1}$ and the carried $\delta c_t$,
+#   and the weights' gradients are summed over the steps.
+# - On the adding problem, 1/6 is "nothing remembered" and 1/12 is "one of the two values remembered".
 # - Along the cell state the Jacobian is $\operatorname{diag}(f_t)$; a trained LSTM keeps
 #   gradients alive over the whole sequence where a plain RNN's vanish, and so it solves the
 #   adding problem that keeps the RNN at the baseline.

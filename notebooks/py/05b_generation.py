@@ -451,7 +451,7 @@ check_spell(my_spell, seed=1)
 # their spelling costs at most as many bits per character, under a bigram model of the
 # training names, as real names that the training never saw. The check samples with the
 # stand-in speller of exercise 3 (a fraction of a second) and says how far you are from
-# each target; the hidden test samples with another seed, so aim with some margin.
+# each target; the hidden tests sample with two other seeds, so aim with some margin.
 
 # %% nbgrader={"grade": false, "grade_id": "generation_settings", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_generation_settings():
@@ -471,6 +471,7 @@ check_generation_settings(my_generation_settings())  # samples with your setting
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_generation_settings(my_generation_settings(), seed=1)
+check_generation_settings(my_generation_settings(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

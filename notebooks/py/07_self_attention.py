@@ -554,8 +554,8 @@ check_close("mask with T = 7", m_ex, causal_mask(7) & padding_mask(torch.tensor(
 # - `lr`: Adam's learning rate.
 #
 # The check trains the model with your choice (a few seconds) and says which validation
-# loss it reached and how far that is from the target; the hidden test trains again from
-# another random start on other windows, so aim with some margin. Two questions to guide
+# loss it reached and how far that is from the target; the hidden tests train again from
+# two other random starts on other windows, so aim with some margin. Two questions to guide
 # you: how far can Adam move a weight in 60 steps at a given learning rate? And a head's
 # score $q \cdot k$ sums only $d_k = D/h$ products: how well can a head of very few features
 # tell keys apart?
@@ -578,6 +578,7 @@ check_attention_config(my_attention_config())  # trains with your choice; says h
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_attention_config(my_attention_config(), seed=1)
+check_attention_config(my_attention_config(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -504,30 +504,30 @@ check_warmup_cosine_lr(my_warmup_cosine_lr, seed=1)
 # Section 3 trained with Adam at a fixed learning rate of 0.003 for 400 steps. Now a smaller
 # tiny GPT (2 layers, $D = 48$, 4 heads, context 32) gets only **200** AdamW steps (weight
 # decay 0.01, batches of 32 windows of the same text) under the schedule of exercise 3, and
-# must reach a validation loss below **2.25** nats per character. Choose
+# must reach a validation loss below **2.20** nats per character. Choose
 #
 # - `warmup_steps`: $W$, a whole number from 0 (no warm-up) to 200,
 # - `peak_lr`: $\eta_{\max}$, the rate at the end of the warm-up, in $(0, 1]$.
 #
-# **Why 2.25.** The bigram model of section 3, a smoothed count estimate, is a strong model
+# **Why 2.20.** The bigram model of section 3, a smoothed count estimate, is a strong model
 # that looks only at the current character. On the validation windows the check scores (computed below for the
-# visible and the hidden test) it sits more than 0.05 nats above the target, so a model that
+# visible and the hidden tests) it sits more than 0.1 nats above the target, so a model that
 # has learned only which letter follows which fails; passing takes what attention is for,
 # context beyond the current character.
 #
 # The check trains the model with your recipe (a few seconds) and says which validation
 # loss it reached, how far that is from the target and whether it beats the bigram model at
-# all; the hidden test trains again from another random start on other windows, so aim with
+# all; the hidden tests train again from other random starts on other windows, so aim with
 # some margin. Too small a peak leaves the model under-trained after 200 steps (no better
 # than the bigram model, or not by enough), too large a peak overshoots: find the range that
 # works, and try whether the length of the warm-up moves its upper end.
 
 # %%
-check_bigram = {seed: recipe_bigram_loss(seed=seed) for seed in (0, 1)}  # the visible and the hidden test's windows
+check_bigram = {seed: recipe_bigram_loss(seed=seed) for seed in (0, 1, 2)}  # the visible and hidden tests' windows
 print(f"target {RECIPE_CHALLENGE['target']}; the bigram model on the check's validation windows: "
       + ", ".join(f"{loss:.3f} (seed {seed})" for seed, loss in check_bigram.items())
       + f"; on the whole validation text {bigram_loss:.3f}")
-assert RECIPE_CHALLENGE["target"] < min(check_bigram.values()) - 0.05  # letter pairs alone cannot pass
+assert RECIPE_CHALLENGE["target"] < min(check_bigram.values()) - 0.1  # letter pairs alone cannot pass
 
 # %% nbgrader={"grade": false, "grade_id": "training_recipe", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_training_recipe():
@@ -547,6 +547,7 @@ check_training_recipe(my_training_recipe())  # trains with your recipe; says how
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
 check_training_recipe(my_training_recipe(), seed=1)
+check_training_recipe(my_training_recipe(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -559,37 +559,71 @@ print(f"head {best_head} puts {mean_share[best_head].mean():.0%} of its attentio
 assert (mean_share.mean(1) >= 1.5 * uniform.mean()).all(), "every head attends to the right field"
 
 # %% [markdown]
-# ## 7. A transformer that learns the digit dates in 150 steps
+# ## 7. A decoder that cheats
 #
-# ### Exercise 3 (2 points, about 10 minutes): choose a transformer that learns the digit dates in 150 steps
+# ### Exercise 3 (2 points, about 15 minutes): diagnose a run from its curves, then fix it
 #
 # The budget of 06's last exercise: 150 Adam steps of 32 digit-only dates
 # (`NUMERIC_FORMATS`), gradient norm clipped at 1, 4 heads, then greedy decoding of 200
-# dates from held-out days. Choose `d_model` (a multiple of 4, at most 64), `n_layers`
-# (encoder and decoder layers each, 1 to 3) and Adam's `lr` so that the held-out exact
-# match reaches at least 70 %. The check trains with your choice (a few seconds) and says
-# how far you are; the hidden test trains again from another seed. What did section 4 say
-# about the transformer's learning rate?
+# dates from held-out days, of which at least 70 % must come out exactly right. The run
+# `BROKEN_DECODER` below (section 4's depth, wider, each field printed) misses by far. The
+# next cell trains it as the check will (a few seconds) and measures three things: its
+# teacher-forced loss at every training step, its teacher-forced loss on the held-out dates
+# after the last step, and its greedy exact match on those dates.
+#
+# **Diagnose it from these measurements**: return `{"cause": ..., "change": {field: new
+# value}}`, with `cause` one of the entries of `DECODER_CAUSES` (printed below) and a change
+# of **one** field of `BROKEN_DECODER` that fixes the run (`self_mask`: `"causal"` or
+# `"none"`, the mask of the decoder's self-attention; `memory_mask`: `"padding"` or `"none"`,
+# the mask on cross-attention's source keys; `d_model`, `n_layers` and `lr` as in section 4).
+# A cause that the measurements rule out fails with what rules it out; then the check trains
+# the fixed run and says how far from the target it is. The hidden tests train again from
+# other random starts, on other dates and other held-out days. What does a position of the
+# decoder read under teacher forcing, and what does it read when it decodes its own output?
 
-# %% nbgrader={"grade": false, "grade_id": "transformer_config", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def my_transformer_config():
-    """The transformer for the digit dates: {"d_model": int, "n_layers": int, "lr": float}."""
+# %%
+from course_utils.exercises.seq2seq_transformer import (
+    BROKEN_DECODER,
+    DECODER_CAUSES,
+    TRANSFORMER_CHALLENGE,
+    check_decoder_diagnosis,
+    dates_run,
+)
+
+broken = dates_run(BROKEN_DECODER)  # seed 0, as the visible check
+fig, ax = plt.subplots(figsize=(6, 3))
+ax.plot(broken.losses, lw=1, label="teacher-forced loss, training batches")
+ax.axhline(broken.val_loss, color="black", ls="--", lw=1, label="teacher-forced loss, held-out dates (end)")
+ax.set_xlabel("Adam step")
+ax.set_ylabel("nats per character")
+ax.set_yscale("log")
+ax.legend(fontsize=8)
+plt.show()
+late = broken.losses[-15:]
+print(f"{BROKEN_DECODER}\nteacher-forced loss: first step {broken.losses[0]:.2f}, mean of the last 15 steps "
+      f"{sum(late) / len(late):.3f}, held-out {broken.val_loss:.3f} nats/char; greedy exact match on "
+      f"{TRANSFORMER_CHALLENGE['n_val']} held-out dates {broken.exact_match:.1%} "
+      f"(target: at least {TRANSFORMER_CHALLENGE['target']:.0%})")
+print("the causes to choose from:", ", ".join(map(repr, DECODER_CAUSES)))
+assert sum(late) / len(late) < 0.1 and broken.val_loss < 0.1  # it fits, on held-out dates too ...
+assert broken.exact_match < 0.2  # ... and yet it cannot write the dates
+
+# %% nbgrader={"grade": false, "grade_id": "decoder_diagnosis", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_decoder_diagnosis():
+    """{"cause": an entry of DECODER_CAUSES, "change": {field: new value}} for BROKEN_DECODER."""
     ### BEGIN SOLUTION
-    return {"d_model": 64, "n_layers": 2, "lr": 3e-3}
+    return {"cause": "the decoder sees the characters it must predict", "change": {"self_mask": "causal"}}
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "transformer_config_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-from course_utils.exercises.seq2seq_transformer import check_transformer_config
+# %% nbgrader={"grade": true, "grade_id": "decoder_diagnosis_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check_decoder_diagnosis(my_decoder_diagnosis())  # checks the cause, trains the fixed run, says how far it is
 
-check_transformer_config(my_transformer_config())
-
-# %% nbgrader={"grade": true, "grade_id": "transformer_config_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "decoder_diagnosis_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 # Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
 ### BEGIN HIDDEN TESTS
-from course_utils.exercises.seq2seq_transformer import check_transformer_config
-
-check_transformer_config(my_transformer_config(), seed=1)
+check_decoder_diagnosis(my_decoder_diagnosis(), seed=1)
+check_decoder_diagnosis(my_decoder_diagnosis(), seed=2)
 ### END HIDDEN TESTS
 
 # %% [markdown]
