@@ -42,6 +42,7 @@ from course_utils.exercises.attention import (  # noqa: E402
 )
 from course_utils.exercises.bptt import check_char_rnn_loss, check_rnn_backward  # noqa: E402
 from course_utils.exercises.forecasting import AR_ORDER_GRADING, AR_PICK_GRADING, AR_PICK_REASONS  # noqa: E402
+from course_utils.exercises.kv_cache import check_grouped_attention  # noqa: E402
 from course_utils.exercises.linear_attention import check_decay_mask  # noqa: E402
 from course_utils.exercises.lm import check_temperature_softmax  # noqa: E402
 from course_utils.exercises.lstm import check_lstm_backward, check_lstm_cell_backward  # noqa: E402
@@ -203,6 +204,7 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
     t_bptt, t_lstm, t_lm = (_load_test_module(n) for n in ("test_bptt", "test_lstm", "test_lm"))
     t_att, t_self, t_tr, t_min = (_load_test_module(n) for n in ("test_attention", "test_self_attention",
                                                                    "test_transformer", "test_min_rnns"))
+    t_kv = _load_test_module("test_kv_cache")
     t_recipe = _load_test_module("test_recipe")
     t_rope = _load_test_module("test_rope")
 
@@ -242,6 +244,11 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
         ("07 ex. 2", "a plain reshape",
          lambda: check_split_merge_heads(lambda x, h: x.reshape(x.shape[0], h, x.shape[1], -1), merge)),
         ("08 ex. 2", "a post-LN block", lambda: check_block_forward(t_tr._block_forward(post_ln=True))),
+        ("08c ex. 3", "repeat (tiling) instead of repeat_interleave",
+         lambda: check_grouped_attention(t_kv._grouped(expand="tile"))),
+        ("08c ex. 3", "expanded along the time axis", lambda: check_grouped_attention(t_kv._grouped(axis=2))),
+        ("08c ex. 3", "queries shared instead of keys and values",
+         lambda: check_grouped_attention(t_kv._grouped(share_queries="mean"))),
         ("08d ex. 3", "decay chosen by name (the LayerNorm gains decayed)",
          lambda: check_decay_groups(t_recipe._by_name)),
         ("08d ex. 3", "one group, everything decayed", lambda: check_decay_groups(t_recipe._everything)),

@@ -13,6 +13,19 @@ so keep them per layer and compute only the new token's q, k, v:
 - :func:`time_generation`: the seconds either way, interleaved, for the measured speed-up;
 - exercise: :func:`check_attention_step`.
 
+Section 3, a smaller cache: h query heads share g key/value heads (g divides h).
+Multi-query attention (Shazeer 2019) is g = 1, grouped-query attention (Ainslie et al. 2023)
+1 < g < h, and g = h is multi-head attention again. The cache holds g heads instead of h:
+
+    q (B, h, T, d_k), k and v (B, g, T, d_k)  ->  query head i meets key/value head i // (h / g).
+
+- :func:`expand_kv`: (B, g, T, d_k) -> (B, h, T, d_k), each group repeated for its h / g query heads;
+- :func:`grouped_attention`: attention with g key/value heads (exercise 3);
+- :class:`GroupedQueryAttention`: the layer, with :class:`~course_utils.self_attention.MultiHeadAttention`'s
+  parameter layout when g = h; :func:`grouped_gpt`: a TinyGPT whose blocks use it;
+- :func:`cache_bytes_per_token` and :func:`measured_cache_bytes`: the cache's memory, from the
+  model's shapes and from the cache's tensors.
+
 The exercises on this module (checks, challenges) are in :mod:`course_utils.exercises.kv_cache`.
 """
 
@@ -26,11 +39,11 @@ from torch import nn
 
 from .core.shapes import require_shape
 from .sampling import sample_token
-from .self_attention import MultiHeadAttention, merge_heads, split_heads
+from .self_attention import MultiHeadAttention, merge_heads, scaled_dot_product_attention, split_heads
 from .shared.timing import seconds
 from .transformer import TinyGPT
 
-KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: K and V, each (B, h, t, d_k)
+KVCache = list[tuple[torch.Tensor, torch.Tensor]]  # per layer: K and V, each (B, h, t, d_k) (g heads: section 3)
 
 
 def attention_step(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, k_cache: torch.Tensor | None,
@@ -50,9 +63,17 @@ def attention_step(q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, k_
     return torch.softmax(scores, dim=-1) @ v, k, v
 
 
-def cached_attention(attn: MultiHeadAttention, x: torch.Tensor,
+def cached_attention(attn: MultiHeadAttention | GroupedQueryAttention, x: torch.Tensor,
                      kv: tuple[torch.Tensor, torch.Tensor] | None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
-    """``attn``'s self-attention for one new position ``x (B, 1, D)``, given the cached (K, V) of the earlier ones."""
+    """``attn``'s self-attention for one new position ``x (B, 1, D)``, given the cached (K, V) of the earlier ones.
+
+    For a :class:`GroupedQueryAttention` the cache holds its g key/value heads, (B, g, t, d_k).
+    """
+    if isinstance(attn, GroupedQueryAttention):
+        q, k, v = attn.project(x)  # (B, h, 1, d_k), (B, g, 1, d_k) twice
+        k_all = k if kv is None else torch.cat([kv[0], k], dim=2)  # (B, g, t + 1, d_k): g heads cached, not h
+        v_all = v if kv is None else torch.cat([kv[1], v], dim=2)
+        return attn.out_proj(merge_heads(grouped_attention(q, k_all, v_all))), (k_all, v_all)  # (B, 1, D)
     w_q, w_k, w_v = attn.in_proj_weight.chunk(3)  # each (D, D)
     b_q, b_k, b_v = attn.in_proj_bias.chunk(3) if attn.in_proj_bias is not None else (None,) * 3
     q, k, v = (split_heads(nn.functional.linear(x, w, b), attn.n_heads)  # (B, h, 1, d_k) each
@@ -152,3 +173,105 @@ def time_generation(model: TinyGPT, prompt: torch.Tensor, n_new: int, *, repeats
             times[use_cache].append(seconds(
                 lambda cached=use_cache: generate_ids(model, prompt, n_new, use_cache=cached, top_k=1), prompt.device))
     return {cached: np.array(t) for cached, t in times.items()}
+
+
+# ----------------------------------------------------------------------------- section 3: fewer key/value heads
+
+def expand_kv(kv: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """``kv (B, g, T, d_k)`` -> ``(B, n_heads, T, d_k)``: key/value head j serves query heads j*r .. j*r + r - 1.
+
+    r = n_heads / g consecutive query heads share a group, so each group is repeated r times
+    in place (``repeat_interleave`` along the head axis), not the whole stack tiled r times.
+    """
+    require_shape("kv", kv, ("B", "g", "T", "d_k"))
+    g = kv.shape[1]
+    if n_heads % g:
+        raise ValueError(f"kv has {g} heads, which does not divide n_heads = {n_heads}")
+    return kv.repeat_interleave(n_heads // g, dim=1)
+
+
+def grouped_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                      mask: torch.Tensor | None = None) -> torch.Tensor:
+    """Attention of ``q (B, h, Tq, d_k)`` over ``k``, ``v (B, g, Tk, d_k)`` shared by groups of h / g query heads.
+
+    Returns ``(B, h, Tq, d_k)``. ``mask``: bools, True = may attend, broadcastable to
+    (B, h, Tq, Tk). g = h is multi-head attention, g = 1 multi-query attention.
+    """
+    require_shape("q", q, ("B", "h", "Tq", "d_k"))
+    require_shape("k", k, (q.shape[0], "g", "Tk", q.shape[-1]))
+    require_shape("v", v, tuple(k.shape))
+    h = q.shape[1]
+    return scaled_dot_product_attention(q, expand_kv(k, h), expand_kv(v, h), mask)[0]
+
+
+class GroupedQueryAttention(nn.Module):
+    """Self-attention with ``n_heads`` query heads and ``n_kv_heads`` key/value heads (which must divide it).
+
+    ``in_proj_weight`` ((h + 2g) d_k, D) stacks W_Q^T (D rows), W_K^T and W_V^T (g d_k rows
+    each): with g = h it is :class:`~course_utils.self_attention.MultiHeadAttention`'s layout,
+    and the two load each other's weights (``load_state_dict``). Every weight is drawn from the
+    same uniform distribution whatever g (MultiHeadAttention's Xavier bound), so models of
+    different g differ only in their number of key/value heads. ``forward`` returns the output
+    and the per-head weights, as MultiHeadAttention does.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, n_kv_heads: int, bias: bool = True):
+        super().__init__()
+        if d_model % n_heads or n_heads % n_kv_heads:
+            raise ValueError(f"need n_heads | d_model and n_kv_heads | n_heads, got d_model = {d_model}, "
+                             f"n_heads = {n_heads}, n_kv_heads = {n_kv_heads}")
+        self.n_heads, self.n_kv_heads = n_heads, n_kv_heads
+        d_kv = n_kv_heads * (d_model // n_heads)  # g * d_k
+        self.in_proj_weight = nn.Parameter(torch.empty(d_model + 2 * d_kv, d_model))
+        self.in_proj_bias = nn.Parameter(torch.zeros(d_model + 2 * d_kv)) if bias else None
+        self.out_proj = nn.Linear(d_model, d_model, bias=bias)
+        bound = math.sqrt(6.0 / (3 * d_model + d_model))  # xavier_uniform_ of MultiHeadAttention's (3D, D)
+        nn.init.uniform_(self.in_proj_weight, -bound, bound)
+
+    def project(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``x (B, T, D)`` -> q ``(B, h, T, d_k)``, k and v ``(B, g, T, d_k)``."""
+        D = self.in_proj_weight.shape[1]
+        require_shape("x", x, ("B", "T", D))
+        d_kv = self.n_kv_heads * (D // self.n_heads)
+        qkv = nn.functional.linear(x, self.in_proj_weight, self.in_proj_bias)  # (B, T, D + 2 g d_k)
+        q, k, v = qkv.split([D, d_kv, d_kv], dim=-1)
+        return split_heads(q, self.n_heads), split_heads(k, self.n_kv_heads), split_heads(v, self.n_kv_heads)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Output (B, T, D) and per-head weights (B, h, T, T); ``mask`` (T, T), (B, T, T) or (B, h, T, T) bools."""
+        q, k, v = self.project(x)
+        if mask is not None and mask.dim() == 3:
+            mask = mask[:, None]  # (B, 1, T, T): the same mask for every head
+        out, weights = scaled_dot_product_attention(q, expand_kv(k, self.n_heads), expand_kv(v, self.n_heads), mask)
+        return self.out_proj(merge_heads(out)), weights
+
+
+def grouped_gpt(vocab_size: int, context: int, *, d_model: int, n_heads: int, n_kv_heads: int,
+                n_layers: int) -> TinyGPT:
+    """A :class:`~course_utils.transformer.TinyGPT` whose blocks attend with :class:`GroupedQueryAttention`.
+
+    Everything else (embeddings, LayerNorms, MLPs, head) is TinyGPT's; :func:`cached_step` and
+    :func:`generate_ids` work with it, caching g key/value heads per layer.
+    """
+    model = TinyGPT(vocab_size, context, d_model=d_model, n_heads=n_heads, n_layers=n_layers)
+    for block in model.blocks:
+        block.attn = GroupedQueryAttention(d_model, n_heads, n_kv_heads)
+    return model
+
+
+def cache_bytes_per_token(model: TinyGPT, dtype: torch.dtype = torch.float32) -> int:
+    """Bytes the KV cache grows by per token and sequence, from the model's shapes: 2 (K, V) x layers x g x d_k x size.
+
+    g is the number of key/value heads (h for MultiHeadAttention).
+    """
+    total = 0
+    for block in model.blocks:
+        attn = block.attn
+        d_k = attn.in_proj_weight.shape[1] // attn.n_heads
+        total += 2 * getattr(attn, "n_kv_heads", attn.n_heads) * d_k
+    return total * torch.empty((), dtype=dtype).element_size()
+
+
+def measured_cache_bytes(cache: KVCache) -> int:
+    """Bytes held by a cache's tensors (every layer's K and V), counted from the tensors themselves."""
+    return sum(t.numel() * t.element_size() for kv in cache for t in kv)

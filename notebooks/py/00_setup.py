@@ -65,7 +65,7 @@ if "google.colab" in sys.modules:
 # | 07_self_attention | Self-attention and multi-head attention | `data.text`, `self_attention`, `shared.lm` |
 # | 08_transformers | The transformer | `data.text`, `self_attention`, `shared.layers`, `shared.lm`, `shared.timing`, `transformer` |
 # | 08b_encoder_decoder | The encoder-decoder transformer | `attention`, `beam_search`, `data.dates`, `data.files`, `self_attention`, `seq2seq_transformer`, `shared.layers` |
-# | 08c_kv_cache_and_sampling | Generating: a KV cache, top-k and top-p sampling | `data.text`, `kv_cache`, `sampling`, `transformer` |
+# | 08c_kv_cache_and_sampling | Generating: a KV cache, top-k and top-p sampling, grouped-query attention | `data.text`, `kv_cache`, `sampling`, `self_attention`, `shared.lm`, `transformer` |
 # | 08d_training_recipe | Training a transformer: the recipe, measured | `recipe`, `self_attention`, `shared.lm` |
 # | 08e_rotary_positions | Rotary positions and length extrapolation | `rope`, `self_attention`, `shared.lm`, `transformer` |
 # | 09_modern_rnns | Beyond gated RNNs: echo state networks, IndRNN, minGRU/minLSTM and parallel scans | `data.adding`, `data.files`, `data.mackey_glass`, `esn`, `linear_recurrence`, `long_range`, `min_rnns`, `shared.timing` |

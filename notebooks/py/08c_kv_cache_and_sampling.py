@@ -14,13 +14,15 @@
 # ---
 
 # %% [markdown]
-# # 08c · Generating: a KV cache, top-k and top-p sampling
+# # 08c · Generating: a KV cache, top-k and top-p sampling, grouped-query attention
 #
 # **Objectives.** By the end of this notebook you will be able to
 # 1. decode with a **KV cache**: keep each layer's keys and values, feed one token per step,
 #    check that the logits equal the full forward's, and measure the speed-up;
 # 2. write **top-k** and **top-p (nucleus)** filters and measure what they do to the
-#    diversity and the likelihood of samples.
+#    diversity and the likelihood of samples;
+# 3. shrink the cache with **multi-query** and **grouped-query attention** (query heads sharing
+#    key/value heads) and measure its bytes per token against the validation loss.
 #
 # The helpers live in `course_utils/kv_cache.py` and `course_utils/sampling.py`; the model is
 # notebook 08's `TinyGPT` (`course_utils/transformer.py`, its attention in
@@ -55,11 +57,24 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from course_utils import check_close, report_run_time, seed_everything, start_notebook, tolerance
 from course_utils.data.text import load_corpus
-from course_utils.kv_cache import cached_step, generate_ids, positions_processed, time_generation
+from course_utils.kv_cache import (
+    GroupedQueryAttention,
+    cache_bytes_per_token,
+    cached_step,
+    generate_ids,
+    grouped_attention,
+    grouped_gpt,
+    measured_cache_bytes,
+    positions_processed,
+    time_generation,
+)
 from course_utils.sampling import distinct_ngrams, filter_logits
+from course_utils.self_attention import MultiHeadAttention, causal_mask
+from course_utils.shared.lm import train_lm
 from course_utils.transformer import TinyGPT, train_char_lm
 
 device = start_notebook()
@@ -190,7 +205,7 @@ assert ratios[-1] > 1.3, "the cache should be clearly faster at the longest leng
 # cost of launching a few dozen small operations, which both ways pay once per generated
 # token; how the measured speed-up changes with $N$ depends on the machine and its load. On a large model, where the arithmetic dominates, the work the cache
 # saves is what makes long generation affordable; its price is memory,
-# $2 \times L \times B \times t \times D$ numbers.
+# $2 \times L \times B \times t \times D$ numbers (section 3 shrinks it).
 #
 # **Where generation stops.** Learned positions exist only for $t < $ `context`: the
 # table has no row for position 192. Re-running can slide a window (drop the oldest token
@@ -377,6 +392,197 @@ assert d_half.max() < d_full.min(), "p = 0.5 should give less diverse samples th
 assert greedy[0] < d_half.min(), "greedy samples should be the least diverse"
 
 # %% [markdown]
+# ## 3. A smaller cache: multi-query and grouped-query attention
+#
+# Section 1's cache holds, in every layer, the keys and values of every head:
+# $2 \times L \times h \times d_k$ numbers per token of each sequence. For long contexts and
+# large batches the cache, not the weights, fills the accelerator's memory, and every decoding
+# step reads all of it. Shazeer (2019, "Fast Transformer Decoding: One Write-Head is All You
+# Need") keeps the $h$ query heads but gives them **one** key/value head to share:
+# **multi-query attention** (MQA). Ainslie et al. (2023, "GQA") interpolate with $g$ key/value
+# heads, $g$ dividing $h$, each shared by a group of $r = h / g$ consecutive query heads:
+# **grouped-query attention**,
+#
+# $$o_i = \operatorname{softmax}\!\Big(\frac{q_i K_{\lfloor i / r \rfloor}^\top}{\sqrt{d_k}}\Big)
+# V_{\lfloor i / r \rfloor}, \qquad i = 0, \dots, h - 1 .$$
+#
+# $g = h$ is multi-head attention again, $g = 1$ is MQA. Only $W_K$ and $W_V$ shrink (to
+# $D \times g\,d_k$); the queries, the output projection and the attention of each query head
+# are as before, and the cache holds $g$ heads instead of $h$: $h / g$ times smaller. In code,
+# the $g$ key/value heads are expanded to $h$ before the usual attention, each repeated $r$
+# times **in place** (`repeat_interleave` along the head axis: heads $0, 0, 1, 1$ for
+# $h = 4$, $g = 2$), so that query head $i$ meets group $\lfloor i / r \rfloor$.
+#
+# `GroupedQueryAttention` (in `course_utils/kv_cache.py`) stores its weights as
+# `MultiHeadAttention` does when $g = h$, so the two load each other's weights. Three checks,
+# in float64: with $g = h$ and the same weights it *is* notebook 07's multi-head attention;
+# `grouped_attention` equals PyTorch's `scaled_dot_product_attention` on keys and values
+# expanded with `repeat_interleave` (and with `enable_gqa=True`, where this PyTorch has it);
+# and decoding one token at a time with a cache of $g$ heads gives the full forward's logits.
+
+# %%
+torch.manual_seed(0)
+D_GQA, H_GQA, L_GQA = 32, 4, 2  # width, query heads and layers of this section's models
+x = torch.randn(2, 10, D_GQA, dtype=torch.float64, device=device)  # (B, T, D)
+mask = causal_mask(10, device)
+mha = MultiHeadAttention(D_GQA, H_GQA).to(device, torch.float64)
+with torch.no_grad():
+    mha.in_proj_bias.normal_()  # non-zero biases, so that they are compared too
+gqa = GroupedQueryAttention(D_GQA, H_GQA, n_kv_heads=H_GQA).to(device, torch.float64)
+gqa.load_state_dict(mha.state_dict())  # the same parameter names and shapes when g = h
+check_close("GroupedQueryAttention with g = h vs MultiHeadAttention, same weights", gqa(x, mask)[0], mha(x, mask)[0],
+            rtol=1e-12, atol=1e-12)
+
+q = torch.randn(2, 6, 10, 8, dtype=torch.float64, device=device)  # (B, h, T, d_k): h = 6 query heads
+for g in (6, 3, 2, 1):
+    k, v = (torch.randn(2, g, 10, 8, dtype=torch.float64, device=device) for _ in range(2))  # (B, g, T, d_k)
+    ours = grouped_attention(q, k, v, mask)  # (B, h, T, d_k)
+    expanded = F.scaled_dot_product_attention(q, k.repeat_interleave(6 // g, dim=1),
+                                              v.repeat_interleave(6 // g, dim=1), attn_mask=mask)
+    check_close(f"grouped_attention vs F.scaled_dot_product_attention on repeat_interleave'd k, v (g = {g})",
+                ours, expanded, rtol=1e-12, atol=1e-12)
+    try:
+        native = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, enable_gqa=True)
+    except TypeError:  # a PyTorch older than 2.5 has no enable_gqa
+        print("(this PyTorch's scaled_dot_product_attention has no enable_gqa)")
+    else:
+        check_close(f"grouped_attention vs F.scaled_dot_product_attention(enable_gqa=True) (g = {g})", ours, native,
+                    rtol=1e-12, atol=1e-12)
+
+ids = data.val[:CONTEXT].to(device)[None]  # (1, T)
+for g in (4, 2, 1):
+    model = grouped_gpt(data.vocab.size, CONTEXT, d_model=D_GQA, n_heads=H_GQA, n_kv_heads=g,
+                        n_layers=L_GQA).to(device, torch.float64).eval()
+    with torch.no_grad():
+        full = model(ids[:, :24])  # (1, 24, V): 24 steps are enough to compare
+        cache, steps = None, []
+        for t in range(24):
+            logits, cache = cached_step(model, ids[:, t:t + 1], cache, t)
+            steps.append(logits)
+    check_close(f"cached logits vs full forward, g = {g}, float64, 24 steps", torch.stack(steps, 1), full,
+                rtol=1e-10, atol=1e-10)
+    assert cache[0][0].shape == (1, g, 24, D_GQA // H_GQA)  # (B, g, t, d_k): g heads cached, not h
+
+# %% [markdown]
+# ### Exercise 3 (2 points, about 15 minutes): attention with shared keys and values
+#
+# Write `my_grouped_attention(q, k, v, mask)` for queries `q (B, h, Tq, d_k)` and keys and
+# values `k`, `v (B, g, Tk, d_k)`, with $g$ dividing $h$: query head $i$ attends with key/value
+# head $\lfloor i / (h/g) \rfloor$. `mask` is `None` or bools broadcastable to
+# `(B, h, Tq, Tk)`, True where a query may attend (as in section 1's exercise, masked scores
+# get $-\infty$ before the softmax). Return the output `(B, h, Tq, d_k)`. Write the attention
+# from tensor operations; `scaled_dot_product_attention` and the course's `grouped_attention`
+# and `expand_kv` are refused.
+
+# %% nbgrader={"grade": false, "grade_id": "grouped_attention", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_grouped_attention(q, k, v, mask=None):
+    """(B, h, Tq, d_k) output of h query heads attending with g shared key/value heads (B, g, Tk, d_k)."""
+    ### BEGIN SOLUTION
+    r = q.shape[1] // k.shape[1]  # query heads per key/value head
+    k, v = k.repeat_interleave(r, dim=1), v.repeat_interleave(r, dim=1)  # (B, h, Tk, d_k): 0, 0, 1, 1, ...
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, h, Tq, Tk)
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "grouped_attention_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.kv_cache import check_grouped_attention
+
+check_grouped_attention(my_grouped_attention)  # names: repeat (tiling), the wrong axis, shared queries, the mask
+
+
+# %% nbgrader={"grade": true, "grade_id": "grouped_attention_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_grouped_attention(my_grouped_attention, seed=1)
+check_grouped_attention(my_grouped_attention, seed=2)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **The memory, exactly.** Per token of each sequence, a model's cache grows by
+# $2 \times L \times g \times d_k$ numbers (`cache_bytes_per_token`, from the model's shapes).
+# Filled over the whole context, the cache's tensors hold exactly that many bytes per token
+# (`measured_cache_bytes`), for this section's models ($D = 32$, $h = 4$, $d_k = 8$, $L = 2$,
+# float32):
+
+# %%
+G_VALUES = (4, 2, 1)  # every divisor of h = 4: multi-head, grouped-query, multi-query
+per_token = {}
+for g in G_VALUES:
+    model = grouped_gpt(data.vocab.size, CONTEXT, d_model=D_GQA, n_heads=H_GQA, n_kv_heads=g,
+                        n_layers=L_GQA).to(device).eval()
+    with torch.no_grad():
+        cache = None
+        for t in range(CONTEXT):
+            _, cache = cached_step(model, ids[:, t:t + 1], cache, t)
+    per_token[g] = cache_bytes_per_token(model)
+    assert per_token[g] == 2 * L_GQA * g * (D_GQA // H_GQA) * 4  # K and V, layers, heads, d_k, 4 bytes
+    assert measured_cache_bytes(cache) == per_token[g] * CONTEXT  # the cache's own tensors, batch 1
+    smaller = f"{H_GQA // g}x smaller than multi-head" if g < H_GQA else "multi-head"
+    print(f"g = {g}: {per_token[g]:4d} bytes per token, {measured_cache_bytes(cache):6,d} bytes for {CONTEXT} tokens "
+          f"({smaller})")
+assert all(per_token[H_GQA] == per_token[g] * H_GQA // g for g in G_VALUES)
+
+# %% [markdown]
+# **And the quality.** Fewer key/value heads is less capacity. How much does it cost here?
+# For each $g$, three seeds of the same model trained for the same 200 steps (the same batches
+# for the same seed; the weights of every $g$ drawn from the same distribution), validation
+# loss in nats per character, mean and spread (min-max) over the seeds:
+
+# %%
+def train_grouped(n_kv_heads: int, seed: int) -> tuple[float, int]:
+    """Validation loss after 200 steps and the parameter count of a grouped-query TinyGPT."""
+    torch.manual_seed(seed)
+    model = grouped_gpt(data.vocab.size, CONTEXT, d_model=D_GQA, n_heads=H_GQA, n_kv_heads=n_kv_heads,
+                        n_layers=L_GQA).to(device)
+    run = train_lm(model, data, steps=200, context=CONTEXT, seed=seed, eval_every=200, device=device,
+                   progress=False)
+    return run.val_losses[-1], sum(p.numel() for p in model.parameters())
+
+
+GQA_SEEDS = (0, 1, 2)
+losses, n_params = {}, {}
+for g in G_VALUES:
+    runs = [train_grouped(g, seed) for seed in GQA_SEEDS]
+    losses[g], n_params[g] = np.array([loss for loss, _ in runs]), runs[0][1]
+    print(f"g = {g} ({'multi-head' if g == H_GQA else 'multi-query' if g == 1 else 'grouped-query'}): "
+          f"cache {per_token[g]:3d} B/token, {n_params[g]:,d} parameters, validation loss {losses[g].mean():.3f} "
+          f"({losses[g].min():.3f}-{losses[g].max():.3f})")
+
+fig, ax = plt.subplots(figsize=(5.5, 3.5))
+for g in G_VALUES:
+    mean = losses[g].mean()
+    ax.errorbar(per_token[g], mean, yerr=[[mean - losses[g].min()], [losses[g].max() - mean]], marker="o",
+                capsize=4, label=f"g = {g}")
+ax.set_xscale("log", base=2)
+ax.set_xlabel("KV cache, bytes per token")
+ax.set_ylabel("validation loss after 200 steps")
+ax.set_title("Cache memory against quality (3 seeds, min-max)")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# Here (these numbers are from this run; the asserts below check the claims):
+# multi-query attention, with a 4 times smaller cache, ends on average about 0.01 nats/char
+# above multi-head attention: slightly worse, by less than 0.02 and less than the largest
+# spread between one $g$'s seeds. Grouped-query attention with $g = 2$ halves the cache and its mean is within 0.01
+# of multi-head's; its seeds' range overlaps multi-head's, so these runs cannot tell the two
+# apart. At this scale and budget the cache shrinks 2 to 4 times for little quality. In large
+# models, Ainslie et al. (2023) found GQA close to multi-head in quality at nearly MQA's
+# decoding speed, and MQA somewhat worse.
+
+# %%
+gap = {g: losses[g].mean() - losses[H_GQA].mean() for g in G_VALUES}
+spread = max(losses[g].max() - losses[g].min() for g in G_VALUES)
+print(f"mean minus multi-head's: g = 2 {gap[2]:+.4f}, g = 1 {gap[1]:+.4f}; largest spread over seeds {spread:.4f}")
+assert 0 < gap[1] < 0.02, "multi-query should be slightly worse than multi-head, by less than 0.02 nats/char"
+assert abs(gap[2]) < 0.01, "grouped-query with g = 2 should be within 0.01 nats/char of multi-head"
+assert losses[2].min() <= losses[H_GQA].max() and losses[H_GQA].min() <= losses[2].max(), "g = 2's range overlaps"
+assert gap[1] < spread, "the multi-query gap should be smaller than the largest spread between seeds"
+
+# %% [markdown]
 # ## Summary
 #
 # - A **KV cache** keeps each layer's keys and values; one token per step gives the full
@@ -388,6 +594,13 @@ assert greedy[0] < d_half.min(), "greedy samples should be the least diverse"
 # - **Top-k** keeps the $k$ likeliest tokens, **top-p** the smallest set holding
 #   probability $p$ (the crossing token included). Lowering $p$ traded diversity
 #   (distinct-3) for likelihood on every seed; greedy decoding loops.
+# - **Multi-query** ($g = 1$) and **grouped-query attention** ($g$ key/value heads shared by
+#   groups of $h / g$ query heads, `repeat_interleave` along the head axis) cache $g$ heads
+#   instead of $h$: $2 L g d_k$ numbers per token, asserted from the cache's own tensors. With
+#   $g = h$ it is multi-head attention, weight for weight; it equals PyTorch's
+#   `scaled_dot_product_attention` on expanded keys and values, and cached decoding equals the
+#   full forward. At this scale, over three seeds, $g = 2$ halved the cache within 0.01 nats/char
+#   of multi-head's loss, and multi-query quartered it for a loss slightly worse, by less than 0.02.
 #
 # Next: **08d · Training a transformer**: the training recipe taken apart one factor at a
 # time, and why a post-LN stack needs warm-up where pre-LN does not.
