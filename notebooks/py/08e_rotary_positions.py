@@ -424,8 +424,10 @@ check_rotary_attention(my_rotary_attention, seed=1)
 # %%
 def complex_rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """Reference: pair (x_2j, x_2j+1) as x_2j + i x_2j+1, times e^(i m theta_j), back to real pairs."""
-    z = torch.view_as_complex(x.double().reshape(*x.shape[:-1], -1, 2).contiguous())  # (..., T, d/2)
-    turn = torch.polar(torch.ones(len(positions), x.shape[-1] // 2, dtype=torch.float64),
+    d = x.shape[-1]
+    theta = 10000.0 ** (-2 * torch.arange(d // 2, dtype=torch.float64) / d)  # (d/2,)
+    z = torch.view_as_complex(x.double().reshape(*x.shape[:-1], d // 2, 2).contiguous())  # (..., T, d/2)
+    turn = torch.polar(torch.ones(len(positions), d // 2, dtype=torch.float64),
                        positions.double()[:, None] * theta)  # (T, d/2): e^(i m theta_j)
     return torch.view_as_real(z * turn).flatten(-2)  # (..., T, d)
 
