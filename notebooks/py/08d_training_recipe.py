@@ -430,21 +430,12 @@ for L in DEPTHS:
 #   its neutral value, and the vectors hold too few numbers for decay's purpose (limiting what
 #   the model can fit) to need it.
 #
-# Checked: the two groups hold every parameter exactly once, a tied matrix included, and
-# `torch.optim.AdamW` does what its decoupled update says: with zero gradient, a decayed
-# weight is multiplied by $(1 - \eta_t \lambda)$ at every step and an undecayed one does not move.
+# Writing the groups is Exercise 3 (after this section). Checked here: `torch.optim.AdamW` does
+# what its decoupled update says: with zero gradient, a decayed weight is multiplied by
+# $(1 - \eta_t \lambda)$ at every step and an undecayed one does not move.
 
 # %%
-from course_utils.recipe import decay_groups, layer_norm_gains, schedule_lr
-
-for tie in (False, True):
-    model = RecipeGPT(data.vocab.size, 32, 32, 4, 2, tie_weights=tie)
-    matrices, vectors = (group["params"] for group in decay_groups(model, 0.1))
-    listed = [id(p) for p in matrices + vectors]
-    assert sorted(listed) == sorted({id(p) for p in model.parameters()}), "every parameter exactly once"
-    assert all(p.dim() >= 2 for p in matrices) and all(p.dim() == 1 for p in vectors)
-    print(f"{'tied' if tie else 'untied'}: {len(matrices)} matrices decayed ({sum(p.numel() for p in matrices):,} "
-          f"numbers), {len(vectors)} vectors not ({sum(p.numel() for p in vectors):,} numbers)")
+from course_utils.recipe import layer_norm_gains, schedule_lr
 
 w, b = (torch.nn.Parameter(torch.ones(3, dtype=torch.float64)) for _ in range(2))
 adamw = torch.optim.AdamW([{"params": [w], "weight_decay": BASE.weight_decay}, {"params": [b], "weight_decay": 0.0}])
@@ -546,6 +537,23 @@ check_decay_groups(my_decay_groups)  # names: LayerNorm gains or biases decayed,
 ### BEGIN HIDDEN TESTS
 check_decay_groups(my_decay_groups, seed=1)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# The course's `decay_groups`, which section 1's `make_optimizer` uses, follows the rule you
+# wrote. Checked on an untied and a tied model: the two groups hold every parameter exactly
+# once, a tied matrix included, the matrices in the decayed group and the vectors in the other:
+
+# %%
+from course_utils.recipe import decay_groups
+
+for tie in (False, True):
+    model = RecipeGPT(data.vocab.size, 32, 32, 4, 2, tie_weights=tie)
+    matrices, vectors = (group["params"] for group in decay_groups(model, 0.1))
+    listed = [id(p) for p in matrices + vectors]
+    assert sorted(listed) == sorted({id(p) for p in model.parameters()}), "every parameter exactly once"
+    assert all(p.dim() >= 2 for p in matrices) and all(p.dim() == 1 for p in vectors)
+    print(f"{'tied' if tie else 'untied'}: {len(matrices)} matrices decayed ({sum(p.numel() for p in matrices):,} "
+          f"numbers), {len(vectors)} vectors not ({sum(p.numel() for p in vectors):,} numbers)")
 
 # %% [markdown]
 # ## Summary

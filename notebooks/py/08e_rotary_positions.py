@@ -101,8 +101,10 @@ seed_everything(0)
 # \operatorname{Re} \sum_j q_j \overline{k_j}\, e^{i (m - n) \theta_j}$.
 #
 # In code, `rope_frequencies(d)` is $\theta$ and `apply_rope(x)` rotates `x` of shape
-# `(..., T, d)`, row $m$ by $m\,\theta_j$. The frequencies for $d = 16$, and the check of
-# `apply_rope` against that complex product, written here independently in float64:
+# `(..., T, d)`, row $m$ by $m\,\theta_j$. The frequencies for $d = 16$, and the first
+# property of a rotation: it keeps every vector's length, at far positions too. (Exercise 1
+# asks you to write this rotation yourself; section 5, after it, checks `apply_rope` against
+# the complex product.)
 
 # %%
 d = 16
@@ -110,19 +112,9 @@ theta = rope_frequencies(d)  # (d/2,)
 print("theta_j:", ", ".join(f"{t:.4g}" for t in theta.tolist()))
 check_close("theta_j", theta, torch.tensor([10000.0 ** (-2 * j / d) for j in range(d // 2)], dtype=torch.float64))
 
-
-def complex_rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Reference: pair (x_2j, x_2j+1) as x_2j + i x_2j+1, times e^(i m theta_j), back to real pairs."""
-    z = torch.view_as_complex(x.double().reshape(*x.shape[:-1], -1, 2).contiguous())  # (..., T, d/2)
-    turn = torch.polar(torch.ones(len(positions), x.shape[-1] // 2, dtype=torch.float64),
-                       positions.double()[:, None] * theta)  # (T, d/2): e^(i m theta_j)
-    return torch.view_as_real(z * turn).flatten(-2)  # (..., T, d)
-
-
 g = torch.Generator().manual_seed(0)
 x = torch.randn(2, 4, 40, d, dtype=torch.float64, generator=g)  # (B, h, T, d)
 positions = torch.arange(40) * 13  # far positions too
-check_close("apply_rope(x)", apply_rope(x, positions), complex_rope(x, positions), rtol=0, atol=1e-12)
 check_close("lengths after the rotation", apply_rope(x, positions).norm(dim=-1), x.norm(dim=-1), rtol=0, atol=1e-12)
 
 # %% [markdown]
@@ -197,17 +189,6 @@ plt.show()
 # pairings (they differ from each other because different features are paired, not
 # because one is wrong). The additive encoding's matrix is not: the same pair of tokens at
 # the same distance scores differently at different places in the sequence.
-#
-# A consequence worth knowing: shifting **every** position by the same amount changes
-# nothing, so rotary attention cannot tell where a window starts. Causal attention with
-# RoPE at positions $0..T-1$ and at $40..40+T-1$ gives the same output:
-
-# %%
-q4, k4, v4 = (torch.randn(2, 4, 12, d, dtype=torch.float64, generator=g) for _ in range(3))  # (B, h, T, d)
-out_0 = rotary_attention(q4, k4, v4, causal_mask(12))[0]
-at_40 = torch.arange(40, 52)
-out_40 = scaled_dot_product_attention(apply_rope(q4, at_40), apply_rope(k4, at_40), v4, causal_mask(12))[0]
-check_close("output at positions 40.. against 0..", out_40, out_0, rtol=0, atol=1e-10)
 
 # %% [markdown]
 # ## 3. Three tiny GPTs that differ only in their positions
@@ -431,6 +412,40 @@ check_rotary_attention(my_rotary_attention)  # names: -theta, exponent or base, 
 ### BEGIN HIDDEN TESTS
 check_rotary_attention(my_rotary_attention, seed=1)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ## 5. Two checks, after the exercise
+#
+# Exercise 1's rotation is the pair form, with cosines and sines. Section 1's complex form gives
+# an independent reference: pair $j$ as $z_j = x_{2j} + i\,x_{2j+1}$, times $e^{i m \theta_j}$,
+# back to real pairs. Written in float64, it matches `apply_rope` to rounding, at the far
+# positions of section 1 ($0, 13, \dots, 507$):
+
+# %%
+def complex_rope(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Reference: pair (x_2j, x_2j+1) as x_2j + i x_2j+1, times e^(i m theta_j), back to real pairs."""
+    d = x.shape[-1]
+    theta = 10000.0 ** (-2 * torch.arange(d // 2, dtype=torch.float64) / d)  # (d/2,)
+    z = torch.view_as_complex(x.double().reshape(*x.shape[:-1], d // 2, 2).contiguous())  # (..., T, d/2)
+    turn = torch.polar(torch.ones(len(positions), d // 2, dtype=torch.float64),
+                       positions.double()[:, None] * theta)  # (T, d/2): e^(i m theta_j)
+    return torch.view_as_real(z * turn).flatten(-2)  # (..., T, d)
+
+
+check_close("apply_rope(x)", apply_rope(x, positions), complex_rope(x, positions), rtol=0, atol=1e-12)
+
+# %% [markdown]
+# A consequence of section 2's result worth knowing: shifting **every** position by the same
+# amount changes nothing, so rotary attention cannot tell where a window starts. Causal
+# attention with RoPE at positions $0..T-1$ (`rotary_attention`) and at $40..40+T-1$ (the
+# complex rotation above, then 07's attention) gives the same output:
+
+# %%
+q4, k4, v4 = (torch.randn(2, 4, 12, d, dtype=torch.float64, generator=g) for _ in range(3))  # (B, h, T, d)
+out_0 = rotary_attention(q4, k4, v4, causal_mask(12))[0]
+at_40 = torch.arange(40, 52)
+out_40 = scaled_dot_product_attention(complex_rope(q4, at_40), complex_rope(k4, at_40), v4, causal_mask(12))[0]
+check_close("output at positions 40.. against 0..", out_40, out_0, rtol=0, atol=1e-10)
 
 # %% [markdown]
 # ## Summary
