@@ -9,6 +9,7 @@ from learner import as_learner
 
 from course_utils import CheckFailed
 from course_utils.bptt import (
+    ClipRun,
     char_rnn_loss_and_grads,
     clip_grad_norm,
     clip_grad_value,
@@ -480,15 +481,24 @@ def test_clipping_the_spikes_only_passes_on_three_seeds(char_data):
         assert grading.judge(grading.validate(INTENDED_CLIP), run, seed).met
 
 
-def test_the_clip_hints_name_normalised_gradient_descent_without_training():
-    for settings in (IDEA_LESS_CLIP, (4 / 64, 16.0), (LR, 6.4), (LR, 1.0)):
+def test_the_clip_hints_give_the_scale_argument_and_no_passing_values_without_training():
+    for settings in ((LR, 1.0), (LR, 3.0), (LR, 6.4)):  # the sections' thresholds, on a mean loss's scale
         hints = CLIP_GRADING.hints(CLIP_GRADING.validate(settings))
-        assert len(hints) == 1 and "normalised gradient descent" in hints[0]
-    assert "is a threshold for a mean loss" in CLIP_GRADING.hints(CLIP_GRADING.validate((LR, 1.0)))[0]
-    assert "mean loss" not in CLIP_GRADING.hints(CLIP_GRADING.validate(IDEA_LESS_CLIP))[0]
+        assert len(hints) == 1 and "is a threshold for a mean loss" in hints[0] and "summed over the 64" in hints[0]
+        assert "%" not in hints[0] and "nats" not in hints[0]  # no measured run quoted
     assert "clip" in CLIP_GRADING.hints(CLIP_GRADING.validate((LR, None)))[0]
-    assert "lets the spikes through" in CLIP_GRADING.hints(CLIP_GRADING.validate((LR, 128.0)))[0]
-    assert CLIP_GRADING.hints(CLIP_GRADING.validate(INTENDED_CLIP)) == []
+    for max_norm in (16.0, IDEA_LESS_CLIP[1], INTENDED_CLIP[1], 96.0, 128.0):  # the direction comes from the run
+        assert CLIP_GRADING.hints(CLIP_GRADING.validate((LR, max_norm))) == []
+
+
+@pytest.mark.parametrize(("max_norm", "grad_norm", "val_loss", "words"), [
+    (32.0, 40.0, 2.1, "normalised gradient descent: raise max_norm"),  # every step clipped
+    (128.0, 40.0, 2.4, "full size: lower max_norm"),  # no step clipped, loss above the target
+])
+def test_the_clip_verdict_takes_the_direction_from_the_learners_run(max_norm, grad_norm, val_loss, words):
+    run = ClipRun(LR, max_norm, [1.0] * 10, [grad_norm] * 10, val_loss=val_loss)
+    verdict = CLIP_GRADING.judge(CLIP_GRADING.validate((LR, max_norm)), run, 1)
+    assert not verdict.met and words in verdict.how_far
 
 
 def test_check_clip_settings_rejects_malformed_answers(char_data):

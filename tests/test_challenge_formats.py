@@ -13,9 +13,15 @@ import pytest
 
 from course_utils import CheckFailed
 from course_utils.core.checks import changed_config, check_cause
-from course_utils.exercises.attention import BROKEN_SEQ2SEQ, SEQ2SEQ_CAUSES, check_seq2seq_diagnosis
+from course_utils.exercises.attention import (
+    _SEQ2SEQ_REFUTATIONS,
+    BROKEN_SEQ2SEQ,
+    SEQ2SEQ_CAUSES,
+    check_seq2seq_diagnosis,
+)
 from course_utils.exercises.forecasting import AR_PICK_REASONS, ar_pair_rmse, check_ar_pick
 from course_utils.exercises.output_types import (
+    _CLASSIFIER_REFUTATIONS,
     BROKEN_CLASSIFIER,
     BROKEN_TAGGER,
     CLASSIFIER_CAUSES,
@@ -48,8 +54,17 @@ def test_check_cause_names_what_rules_a_wrong_cause_out():
         check_cause("other", causes)
 
 
+@pytest.mark.parametrize(("menu", "causes"), [
+    (CLASSIFIER_CAUSES, _CLASSIFIER_REFUTATIONS), (SEQ2SEQ_CAUSES, _SEQ2SEQ_REFUTATIONS)])
+def test_the_menu_shown_is_names_only_in_an_order_that_tells_nothing(menu, causes):
+    # the notebooks import the menu: a tuple of names, alphabetical, with no trace of which one is right
+    assert isinstance(menu, tuple) and all(isinstance(cause, str) for cause in menu)
+    assert list(menu) == sorted(causes) and len(set(menu)) == len(menu)
+
+
 @pytest.mark.parametrize(("check", "causes", "field"), [
-    (check_classifier_diagnosis, CLASSIFIER_CAUSES, "lr"), (check_seq2seq_diagnosis, SEQ2SEQ_CAUSES, "hidden_size")])
+    (check_classifier_diagnosis, _CLASSIFIER_REFUTATIONS, "lr"),
+    (check_seq2seq_diagnosis, _SEQ2SEQ_REFUTATIONS, "hidden_size")])
 def test_a_diagnosis_with_a_wrong_cause_fails_before_training(check, causes, field):
     assert sum(why is None for why in causes.values()) == 1  # one right cause
     for cause, why in causes.items():

@@ -11,6 +11,7 @@ from course_utils.attention import greedy_exact_match, teacher_forcing_loss
 from course_utils.beam_search import beam_search
 from course_utils.data.dates import SOURCE_CHARS, TARGET_CHARS, encode_source, encode_target, make_pairs, split_days
 from course_utils.exercises.seq2seq_transformer import (
+    _DECODER_REFUTATIONS,
     BROKEN_DECODER,
     DECODER_CAUSES,
     _decoder_case,
@@ -231,21 +232,28 @@ def test_the_challenge_is_seeded():
 
 # ----------------------------------------------------------------------------- exercise 3: a broken run to diagnose
 
-RIGHT_CAUSE = next(cause for cause, why in DECODER_CAUSES.items() if why is None)
+RIGHT_CAUSE = next(cause for cause, why in _DECODER_REFUTATIONS.items() if why is None)
 DIAGNOSIS = {"cause": RIGHT_CAUSE, "change": {"self_mask": "causal"}}  # the notebook's solution
 
 
 def test_the_diagnosis_has_one_right_cause_and_a_broken_decoder_mask():
     assert RIGHT_CAUSE == "the decoder sees the characters it must predict"
-    assert sum(why is None for why in DECODER_CAUSES.values()) == 1
+    assert sum(why is None for why in _DECODER_REFUTATIONS.values()) == 1
     assert BROKEN_DECODER["self_mask"] == "none" and BROKEN_DECODER["memory_mask"] == "padding"
     assert _validate_transformer_config(BROKEN_DECODER) == BROKEN_DECODER
 
 
-@pytest.mark.parametrize("cause", [c for c, why in DECODER_CAUSES.items() if why is not None])
+def test_the_menu_the_notebook_shows_is_names_only_in_alphabetical_order():
+    # the notebook imports DECODER_CAUSES: it must not tell which cause is right (no None to look for, no order)
+    assert isinstance(DECODER_CAUSES, tuple) and all(isinstance(cause, str) for cause in DECODER_CAUSES)
+    assert list(DECODER_CAUSES) == sorted(_DECODER_REFUTATIONS)
+
+
+@pytest.mark.parametrize("cause", [c for c, why in _DECODER_REFUTATIONS.items() if why is not None])
 def test_a_wrong_cause_fails_before_training_with_what_rules_it_out(cause):
     # the plausible misreadings of the curves: a noisy rate, too small a model, overfitting, the source padding
-    with pytest.raises(CheckFailed, match=re.escape(f"{cause!r} does not fit the evidence: {DECODER_CAUSES[cause]}")):
+    why = _DECODER_REFUTATIONS[cause]
+    with pytest.raises(CheckFailed, match=re.escape(f"{cause!r} does not fit the evidence: {why}")):
         check_decoder_diagnosis({"cause": cause, "change": {"lr": 1e-3}})
 
 

@@ -274,23 +274,27 @@ def check_transformer_config(config: dict, *, seed: int = 0) -> None:
 # decoding does not have. With the causal mask back (the fix): 88.0, 91.5, 85.5 %.
 BROKEN_DECODER = {"d_model": 64, "n_layers": 2, "lr": 3e-3, "self_mask": "none", "memory_mask": "padding"}
 
-# Each cause a learner may name, and what in the measured run rules it out; None: the cause.
-DECODER_CAUSES = {
+# What in the measured run rules each wrong cause out, which the check names; None: the cause. Private: the
+# notebook shows only the menu, DECODER_CAUSES.
+_DECODER_REFUTATIONS = {
+    "cross-attention reads the source padding": "the run masks the padded source positions already "
+                                                "(memory_mask 'padding')",
     "learning rate too large": "the teacher-forced training loss falls to about 0.01 nats per character by the "
                                "last steps: the updates do not overshoot, and a smaller rate would only fit more "
                                "slowly",
-    "too few layers or too narrow": "the model fits the teacher-forced targets almost perfectly (training loss near "
-                                    "0): it has the capacity; what it learned does not work when it decodes",
     "overfitting the training dates": "the teacher-forced loss on the held-out dates is as low as on the training "
                                       "batches: the model does generalise to new dates under teacher forcing; only "
                                       "greedy decoding, which feeds back its own characters, fails",
-    "cross-attention reads the source padding": "the run masks the padded source positions already "
-                                                "(memory_mask 'padding'), and a model that read padding would not "
-                                                "reach a held-out teacher-forced loss near 0",
     "the decoder sees the characters it must predict": None,
+    "too few layers or too narrow": "the model fits the teacher-forced targets almost perfectly (training loss near "
+                                    "0): it has the capacity; what it learned does not work when it decodes",
 }
 
-DECODER_DIAGNOSIS_GRADING = fix_challenge(TRANSFORMER_GRADING, BROKEN_DECODER, max_changes=1, causes=DECODER_CAUSES)
+# The causes a learner may name, in alphabetical order (which says nothing about the right one).
+DECODER_CAUSES: tuple[str, ...] = tuple(sorted(_DECODER_REFUTATIONS))
+
+DECODER_DIAGNOSIS_GRADING = fix_challenge(TRANSFORMER_GRADING, BROKEN_DECODER, max_changes=1,
+                                          causes=_DECODER_REFUTATIONS)
 
 
 def check_decoder_diagnosis(diagnosis: dict, *, seed: int = 0) -> None:

@@ -349,6 +349,10 @@ assert max(autograd_errors.values()) < 1e-8
 #    $\partial L/\partial W_{hy}$ and $\partial L/\partial b_y$ summed over time, `dhs` $= \delta o\, W_{hy}$, and
 #    **your** `my_rnn_backward` of Exercise 2 for the rest.
 #
+# Write the loss and $\delta o$ yourself and build on **your** `my_rnn_backward` of Exercise 2:
+# the check refuses a function that calls the course's `cross_entropy_loss` (imported at the top
+# and used in section 1), `rnn_backward` or `rnn_loss_and_grads` (section 3).
+#
 # Return `(L, grads)`, `grads` a dict with the five parameters' gradients. The check compares them
 # with the course's (naming the usual slips: the loss averaged over time too, summed over the batch,
 # the target left out of $\delta o$, $\partial L/\partial W_{hy}$ from one step), then runs the gradient check of

@@ -482,9 +482,9 @@ assert gru_val > mlp_val + 3 * se, "the GRU should beat the bag of characters by
 # (a couple of seconds) and prints its training loss every 25 steps: that is your evidence.
 #
 # **Diagnose it**: return `{"cause": ..., "change": {field: new value}}`, with `cause` one
-# of the entries of `CLASSIFIER_CAUSES` (printed below) and a change of **one** field that
-# fixes the run. A wrong cause fails with what in the evidence rules it out; then the check
-# trains the fixed classifier on its own train/validation split (the test names are never
+# of the names in `CLASSIFIER_CAUSES` (printed below, in alphabetical order) and a change of
+# **one** field that fixes the run. A wrong cause fails with what in the evidence rules it
+# out; then the check trains the fixed classifier on its own train/validation split (the test names are never
 # read) and says how far from the target it is; the hidden test trains again on two other
 # splits from other random starts, so aim with some margin.
 
@@ -509,7 +509,7 @@ assert stretch_means[-2] - stretch_means[-1] > 0.05 * stretch_means[-1]  # ... a
 
 # %% nbgrader={"grade": false, "grade_id": "classifier_diagnosis", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_classifier_diagnosis():
-    """{"cause": an entry of CLASSIFIER_CAUSES, "change": {field: new value}} for BROKEN_CLASSIFIER."""
+    """{"cause": a name in CLASSIFIER_CAUSES, "change": {field: new value}} for BROKEN_CLASSIFIER."""
     ### BEGIN SOLUTION
     return {"cause": "learning rate too small", "change": {"lr": 1e-2}}
     ### END SOLUTION

@@ -614,9 +614,9 @@ assert (STEPS, BATCH) == (240, 128)  # section 3's budget
 # the check will (a few seconds) and prints its exact match.
 #
 # **Diagnose it**: return `{"cause": ..., "change": {field: new value}}`, with `cause` one
-# of the entries of `SEQ2SEQ_CAUSES` (printed below) and a change of **one** field
-# (`attention`: `"none"`, `"dot"` or `"additive"`; `hidden_size`: GRU units, at most 64;
-# `lr`: Adam's learning rate) that fixes the run. A wrong cause fails with what rules it
+# of the names in `SEQ2SEQ_CAUSES` (printed below, in alphabetical order) and a change of
+# **one** field (`attention`: `"none"`, `"dot"` or `"additive"`; `hidden_size`: GRU units, at
+# most 64; `lr`: Adam's learning rate) that fixes the run. A wrong cause fails with what rules it
 # out; then the check trains the fixed model and says how far from the target it is; the
 # hidden test trains again from another random start, on other dates and other held-out days.
 # Sections 3 and 4 hold the evidence: what must the decoder read to copy 8 digits in a new
@@ -639,7 +639,7 @@ assert broken_exact < DATES_CHALLENGE["target"]
 
 # %% nbgrader={"grade": false, "grade_id": "seq2seq_diagnosis", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_seq2seq_diagnosis():
-    """{"cause": an entry of SEQ2SEQ_CAUSES, "change": {field: new value}} for BROKEN_SEQ2SEQ."""
+    """{"cause": a name in SEQ2SEQ_CAUSES, "change": {field: new value}} for BROKEN_SEQ2SEQ."""
     ### BEGIN SOLUTION
     return {"cause": "one fixed-size context", "change": {"attention": "additive"}}
     ### END SOLUTION

@@ -572,9 +572,9 @@ assert (mean_share.mean(1) >= 1.5 * uniform.mean()).all(), "every head attends t
 # after the last step, and its greedy exact match on those dates.
 #
 # **Diagnose it from these measurements**: return `{"cause": ..., "change": {field: new
-# value}}`, with `cause` one of the entries of `DECODER_CAUSES` (printed below) and a change
-# of **one** field of `BROKEN_DECODER` that fixes the run (`self_mask`: `"causal"` or
-# `"none"`, the mask of the decoder's self-attention; `memory_mask`: `"padding"` or `"none"`,
+# value}}`, with `cause` one of the names in `DECODER_CAUSES` (printed below, in alphabetical
+# order) and a change of **one** field of `BROKEN_DECODER` that fixes the run (`self_mask`:
+# `"causal"` or `"none"`, the mask of the decoder's self-attention; `memory_mask`: `"padding"` or `"none"`,
 # the mask on cross-attention's source keys; `d_model`, `n_layers` and `lr` as in section 4).
 # A cause that the measurements rule out fails with what rules it out; then the check trains
 # the fixed run and says how far from the target it is. The hidden tests train again from
@@ -610,7 +610,7 @@ assert broken.exact_match < 0.2  # ... and yet it cannot write the dates
 
 # %% nbgrader={"grade": false, "grade_id": "decoder_diagnosis", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def my_decoder_diagnosis():
-    """{"cause": an entry of DECODER_CAUSES, "change": {field: new value}} for BROKEN_DECODER."""
+    """{"cause": a name in DECODER_CAUSES, "change": {field: new value}} for BROKEN_DECODER."""
     ### BEGIN SOLUTION
     return {"cause": "the decoder sees the characters it must predict", "change": {"self_mask": "causal"}}
     ### END SOLUTION
