@@ -11,8 +11,10 @@ the learner's value; values are converted to numeric arrays and compared element
 
 from __future__ import annotations
 
+import builtins
 import functools
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -244,13 +246,50 @@ def check_softmax(fn: Any, seed: int = 0) -> None:
     print(f"OK my_softmax: {len(cases)} cases, large values and any number of axes included")
 
 
-def _names_used(code: Any) -> set[str]:
-    """Global, closure and attribute names a code object uses, nested functions and lambdas included."""
-    names = set(code.co_names) | set(code.co_freevars)
+def _names_used(code: Any) -> tuple[set[str], set[str]]:
+    """The global-or-attribute names and the free names a code object uses, nested functions and lambdas included."""
+    names, free = set(code.co_names), set(code.co_freevars)
     for const in code.co_consts:
         if hasattr(const, "co_names"):
-            names |= _names_used(const)
-    return names
+            inner_names, inner_free = _names_used(const)
+            names, free = names | inner_names, free | inner_free
+    return names, free
+
+
+def _library_of(obj: Any) -> str:
+    """The top-level package an object comes from: a module's own name, else its ``__module__`` ("" if none)."""
+    obj = getattr(obj, "func", obj) if isinstance(obj, functools.partial) else obj
+    module = obj.__name__ if isinstance(obj, type(sys)) else getattr(obj, "__module__", None)
+    if not isinstance(module, str):  # a builtin bound to an object (torch's C functions): the object's module
+        owner = getattr(obj, "__self__", None)
+        module = type(owner).__module__ if owner is not None else ""
+    return module.split(".")[0]
+
+
+def _named_references(fn: Any, references: Sequence[str]) -> list[str]:
+    """The references ``fn``'s code names that resolve to an object of a reference library.
+
+    A name resolves in ``fn``'s closure cells, its globals or the builtins; a name that does not (an
+    attribute, a local of ``fn`` that an inner function or comprehension uses) is left to the profiler.
+    """
+    names, free = _names_used(fn.__code__)
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False))
+    scopes = (getattr(fn, "__globals__", {}), vars(builtins))
+    called = []
+    for name in sorted(set(references) & (names | free)):
+        values = []
+        if name in free and name in cells:
+            try:
+                values.append(cells[name].cell_contents)
+            except ValueError:  # an empty cell: not bound yet
+                pass
+        if name in names:
+            values += [scope[name] for scope in scopes if name in scope][:1]
+        libraries = {_library_of(value) for value in values}
+        if any(lib in _REFERENCE_LIBRARIES and (lib == "course_utils" or name not in _COURSE_ONLY)
+               for lib in libraries):
+            called.append(name)
+    return called
 
 
 # Libraries whose functions an exercise's function may not reach by a reference's name, at run time.
@@ -286,6 +325,58 @@ def _reached_reference(frame: Any, event: str, arg: Any, references: frozenset[s
     return f"{module}.{hit[0]}" if hit else None
 
 
+# Handing work to another thread or process, where the profiler (one thread's) does not follow:
+# ``(module, function)`` of Python-level calls, with "*" for any function of that name in the module.
+_HAND_OFFS = frozenset({
+    ("threading", "start"), ("concurrent.futures.thread", "submit"), ("concurrent.futures.process", "submit"),
+    ("concurrent.futures._base", "map"), ("concurrent.futures.process", "map"),
+    ("multiprocessing.process", "start"), ("multiprocessing.pool", "apply"), ("multiprocessing.pool", "apply_async"),
+    ("multiprocessing.pool", "map"), ("multiprocessing.pool", "map_async"), ("multiprocessing.pool", "imap"),
+    ("multiprocessing.pool", "imap_unordered"), ("multiprocessing.pool", "starmap"),
+    ("multiprocessing.pool", "starmap_async"), ("asyncio.runners", "run"), ("asyncio.runners", "run_until_complete"),
+    ("asyncio.base_events", "run_until_complete"), ("asyncio.base_events", "run_forever"),
+    ("asyncio.base_events", "run_in_executor"), ("asyncio.threads", "to_thread"), ("subprocess", "__init__"),
+    ("os", "spawnv"), ("os", "spawnve"), ("os", "popen"),
+})
+# The same for builtins (C functions), by module and name; and the audit events that mark a new process.
+_C_HAND_OFFS = frozenset({"start_new_thread", "start_new", "start_joinable_thread", "fork", "forkpty", "system",
+                          "posix_spawn", "posix_spawnp", "execv", "execve"})
+_C_HAND_OFF_MODULES = frozenset({"_thread", "posix", "nt", "os"})
+_PROCESS_EVENTS = frozenset({"os.fork", "os.forkpty", "os.system", "os.posix_spawn", "os.exec", "os.spawn",
+                             "subprocess.Popen"})
+_AUDITED: list[tuple[int, list[str]]] = []  # (thread, what it handed off) for each traced call under way
+
+
+def _handed_off(frame: Any, event: str, arg: Any) -> str | None:
+    """What a profiled call hands to another thread or process (``concurrent.futures.thread.submit``), else None."""
+    if event == "call":
+        module, name = frame.f_globals.get("__name__") or "", frame.f_code.co_name
+        if (module, name) not in _HAND_OFFS:
+            return None
+        owner = frame.f_locals.get("self")
+        if owner is not None and type(owner).__module__.split(".")[0] == "tqdm":  # a progress bar's monitor
+            return None
+        return f"{module}.{name}"
+    if event == "c_call" and getattr(arg, "__name__", "") in _C_HAND_OFFS:
+        if frame.f_globals.get("__name__") == "threading":  # Thread.start's own: judged by its call above
+            return None
+        module = getattr(arg, "__module__", None) or ""
+        return f"{module}.{arg.__name__}" if module in _C_HAND_OFF_MODULES else None
+    return None
+
+
+def _audit(event: str, args: tuple) -> None:
+    """Record a new process (forked or spawned, from C as well as from Python) during a traced call's thread."""
+    if _AUDITED and event in _PROCESS_EVENTS:
+        me = threading.get_ident()
+        for thread, handed in _AUDITED:
+            if thread == me and not handed:
+                handed.append(event)
+
+
+_audit_installed: list[bool] = []
+
+
 def refuse_reference(fn: Any, references: Sequence[str]) -> Any:
     """Refuse an exercise's function that reaches one of the course's (or a library's) own implementations.
 
@@ -296,37 +387,61 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> Any:
     (``import rnn_cell_forward as step``), ``getattr``, ``importlib``, a model's own method.
     The learner's own function of the same name is in the notebook's module, so it passes.
     """
-    code = getattr(fn, "__code__", None)
     name = getattr(fn, "__name__", "your function")
-    if code is not None:
-        called = sorted(set(references) & _names_used(code))
+    if getattr(fn, "__code__", None) is not None:
+        called = _named_references(fn, references)
         if called:
             raise CheckFailed(f"{name} calls {', '.join(called)}, an existing implementation: the exercise is to "
                               "write the computation yourself from array operations (numpy or torch).")
     if not callable(fn):
         return fn
     wanted = frozenset(references)
+    if not _audit_installed:  # once per process: audit hooks cannot be removed
+        sys.addaudithook(_audit)
+        _audit_installed.append(True)
 
     @functools.wraps(fn)
     def traced(*args: Any, **kwargs: Any) -> Any:
         reached: list[str] = []
+        handed: list[str] = []
 
         def profile(frame: Any, event: str, arg: Any) -> None:
             if not reached and (hit := _reached_reference(frame, event, arg, wanted)):
                 reached.append(hit)
+            if not handed and (where := _handed_off(frame, event, arg)):
+                handed.append(where)
 
-        previous = sys.getprofile()
+        def verdict() -> CheckFailed | None:
+            if reached:
+                return _refusal(name, reached[0])
+            if handed:
+                return CheckFailed(f"{name} hands work to another thread or process ({handed[0]}): the exercise's "
+                                   "function must compute its answer itself, in one thread.")
+            if switched_off:
+                return CheckFailed(f"{name} switched off the check's tracer (sys.setprofile): the exercise's "
+                                   "function must compute its answer itself, without changing the profiler.")
+            return None
+
+        previous, previous_threads = sys.getprofile(), threading.getprofile()
+        switched_off = False
+        watch = (threading.get_ident(), handed)
+        _AUDITED.append(watch)
         sys.setprofile(profile)
+        threading.setprofile(profile)  # threads started during the call (refused anyway) are traced too
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
-            if reached:  # a delegation that failed on its arguments is still a delegation
-                raise _refusal(name, reached[0]) from error
+            switched_off = sys.getprofile() is not profile
+            if refusal := verdict():  # a delegation that failed on its arguments is still a delegation
+                raise refusal from error
             raise
         finally:
+            switched_off = switched_off or sys.getprofile() is not profile
             sys.setprofile(previous)
-        if reached:
-            raise _refusal(name, reached[0])
+            threading.setprofile(previous_threads)
+            _AUDITED.remove(watch)
+        if refusal := verdict():
+            raise refusal
         return result
 
     return traced
