@@ -12,6 +12,7 @@ the learner's value; values are converted to numeric arrays and compared element
 from __future__ import annotations
 
 import builtins
+import dis
 import functools
 import sys
 import threading
@@ -246,14 +247,42 @@ def check_softmax(fn: Any, seed: int = 0) -> None:
     print(f"OK my_softmax: {len(cases)} cases, large values and any number of axes included")
 
 
-def _names_used(code: Any) -> tuple[set[str], set[str]]:
-    """The global-or-attribute names and the free names a code object uses, nested functions and lambdas included."""
-    names, free = set(code.co_names), set(code.co_freevars)
-    for const in code.co_consts:
-        if hasattr(const, "co_names"):
-            inner_names, inner_free = _names_used(const)
-            names, free = names | inner_names, free | inner_free
-    return names, free
+def _code_objects(code: Any) -> list[Any]:
+    """A code object and those nested in it (inner functions, lambdas, comprehensions)."""
+    return [code] + [inner for const in code.co_consts if hasattr(const, "co_code") for inner in _code_objects(const)]
+
+
+_MISSING = object()
+
+
+def _resolved_names(fn: Any) -> list[tuple[str, Any]]:
+    """``(name, object)`` for each name ``fn``'s code loads that resolves before any call.
+
+    A global resolves in ``fn``'s globals or the builtins, a free name in ``fn``'s closure cells, and an
+    attribute of a module that resolves (``F.cross_entropy``, ``torch.nn.functional.softmax``) in that
+    module. A local, an attribute of anything else (``params.grad``) or a free name bound by an enclosing
+    function's local does not resolve: calls through those are the profiler's to catch.
+    """
+    scopes = (getattr(fn, "__globals__", {}), vars(builtins))
+    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False))
+    found = []
+    for code in _code_objects(fn.__code__):
+        current: Any = _MISSING
+        for instruction in dis.get_instructions(code):
+            name, value = instruction.argval, _MISSING
+            if instruction.opname == "LOAD_GLOBAL":
+                value = next((scope[name] for scope in scopes if name in scope), _MISSING)
+            elif instruction.opname in ("LOAD_DEREF", "LOAD_CLOSURE") and name in cells:
+                try:
+                    value = cells[name].cell_contents
+                except ValueError:  # an empty cell: not bound yet
+                    pass
+            elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, type(sys)):
+                value = vars(current).get(name, _MISSING)
+            if value is not _MISSING:
+                found.append((name, value))
+            current = value
+    return found
 
 
 def _library_of(obj: Any) -> str:
@@ -267,29 +296,14 @@ def _library_of(obj: Any) -> str:
 
 
 def _named_references(fn: Any, references: Sequence[str]) -> list[str]:
-    """The references ``fn``'s code names that resolve to an object of a reference library.
-
-    A name resolves in ``fn``'s closure cells, its globals or the builtins; a name that does not (an
-    attribute, a local of ``fn`` that an inner function or comprehension uses) is left to the profiler.
-    """
-    names, free = _names_used(fn.__code__)
-    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False))
-    scopes = (getattr(fn, "__globals__", {}), vars(builtins))
-    called = []
-    for name in sorted(set(references) & (names | free)):
-        values = []
-        if name in free and name in cells:
-            try:
-                values.append(cells[name].cell_contents)
-            except ValueError:  # an empty cell: not bound yet
-                pass
-        if name in names:
-            values += [scope[name] for scope in scopes if name in scope][:1]
-        libraries = {_library_of(value) for value in values}
-        if any(lib in _REFERENCE_LIBRARIES and (lib == "course_utils" or name not in _COURSE_ONLY)
-               for lib in libraries):
-            called.append(name)
-    return called
+    """The references that ``fn``'s code names and that resolve to an object of a reference library."""
+    called = set()
+    for name, value in _resolved_names(fn):
+        library = _library_of(value)
+        if (name in references and library in _REFERENCE_LIBRARIES
+                and (library == "course_utils" or name not in _COURSE_ONLY)):
+            called.add(name)
+    return sorted(called)
 
 
 # Libraries whose functions an exercise's function may not reach by a reference's name, at run time.
