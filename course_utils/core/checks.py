@@ -264,7 +264,7 @@ def _resolved_names(fn: Any) -> list[tuple[str, Any]]:
     function's local does not resolve: calls through those are the profiler's to catch.
     """
     scopes = (getattr(fn, "__globals__", {}), vars(builtins))
-    cells = dict(zip(fn.__code__.co_freevars, fn.__closure__ or (), strict=False))
+    cells = dict(zip(fn.__code__.co_freevars, getattr(fn, "__closure__", None) or (), strict=False))
     found = []
     for code in _code_objects(fn.__code__):
         current: Any = _MISSING
@@ -295,13 +295,44 @@ def _library_of(obj: Any) -> str:
     return module.split(".")[0]
 
 
-def _named_references(fn: Any, references: Sequence[str]) -> list[str]:
-    """The references that ``fn``'s code names and that resolve to an object of a reference library."""
-    called = set()
+def resolved_libraries(fn: Any) -> dict[str, list[str]]:
+    """For each name ``fn``'s code loads that resolves (see ``_resolved_names``), the libraries it resolves to.
+
+    The grader records this in the learner's kernel, where ``fn``'s globals are, for the clean kernel's check.
+    """
+    found: dict[str, set[str]] = {}
     for name, value in _resolved_names(fn):
-        library = _library_of(value)
-        if (name in references and library in _REFERENCE_LIBRARIES
-                and (library == "course_utils" or name not in _COURSE_ONLY)):
+        found.setdefault(name, set()).add(_library_of(value))
+    return {name: sorted(libraries) for name, libraries in found.items()}
+
+
+def _attribute_names(code: Any) -> set[str]:
+    """The names ``code`` (nested code included) reads as attributes or methods (``loss.backward``)."""
+    return {i.argval for c in _code_objects(code) for i in dis.get_instructions(c)
+            if i.opname in ("LOAD_ATTR", "LOAD_METHOD")}
+
+
+def _named_references(fn: Any, references: Sequence[str]) -> list[str]:
+    """The references that ``fn``'s code names and that resolve to an object of a reference library.
+
+    A recorded function (the grader's clean kernel) has code but no globals, and nothing of it runs
+    there, so no profiler follows it: it uses the resolutions recorded with it, and a reference's name
+    read as an attribute that did not resolve (``model.greedy``, ``loss.backward``) is refused too.
+    """
+    if hasattr(fn, "__globals__"):
+        resolved = resolved_libraries(fn)
+        unresolved: set[str] = set()
+    else:
+        resolved = getattr(fn, "__resolved__", None)
+        if resolved is None:  # an older recording: the names alone
+            names = {n for c in _code_objects(fn.__code__) for n in (*c.co_names, *c.co_freevars)}
+            return sorted(set(references) & names)
+        unresolved = _attribute_names(fn.__code__) - set(resolved)
+    called = set(references) & unresolved
+    for name, libraries in resolved.items():
+        if name in references and any(library in _REFERENCE_LIBRARIES
+                                      and (library == "course_utils" or name not in _COURSE_ONLY)
+                                      for library in libraries):
             called.add(name)
     return sorted(called)
 
