@@ -1,4 +1,5 @@
 import re
+import sys
 
 import numpy as np
 import pytest
@@ -179,7 +180,7 @@ def test_refuse_reference_catches_a_call_to_the_course_implementation_even_neste
         inner = lambda v: torch.softmax(torch.from_numpy(v), -1).numpy()  # noqa: E731
         return inner(z)
 
-    for fn in (calls_it, hides_it):
+    for fn in (calls_it, hides_it):  # names that resolve to the course's or torch's function: refused before a call
         with pytest.raises(CheckFailed, match=r"calls softmax, an existing implementation.*yourself from array "
                                               r"operations \(numpy or torch\)"):
             check_softmax(fn)
@@ -289,3 +290,125 @@ def test_refuse_reference_allows_reading_a_reference_object_s_parts_but_not_call
     by_parts(block, x)  # the parts of the block: the exercise
     with pytest.raises(CheckFailed, match="reaches course_utils.transformer.Block"):
         refuse_reference(lambda b, x: b(x), ("Block",))(block, x)  # the block itself
+
+
+# ----------------------------------------------------------------------------- refuse_reference: the hand-off routes
+
+
+def _decay_setting():
+    from course_utils.recipe import decay_groups
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
+    return decay_groups, model
+
+
+HANDED_OFF = r"hands work to another thread or process .*compute its answer itself, in one thread"
+
+
+def test_refuse_reference_refuses_a_thread_pool_made_inside_the_call():
+    import concurrent.futures
+
+    import course_utils.recipe
+
+    decay_groups, model = _decay_setting()
+    learner = lambda m, wd: concurrent.futures.ThreadPoolExecutor(1).submit(  # noqa: E731
+        getattr(course_utils.recipe, "decay" + "_groups"), m, wd).result()
+    with pytest.raises(CheckFailed, match=rf"{HANDED_OFF}|reaches course_utils\.recipe\.decay_groups"):
+        refuse_reference(learner, ("decay_groups",))(model, 0.1)
+    honest = lambda m, wd: concurrent.futures.ThreadPoolExecutor(1).submit(len, list(m.parameters())).result()  # noqa: E731
+    with pytest.raises(CheckFailed, match=HANDED_OFF + ".*"):
+        refuse_reference(honest, ("decay_groups",))(model, 0.1)  # any hand-off, even of the learner's own work
+    assert decay_groups(model, 0.1)  # the reference itself is fine outside the check
+
+
+def test_refuse_reference_refuses_a_thread_pool_made_before_the_call():
+    import concurrent.futures
+
+    decay_groups, model = _decay_setting()
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(len, []).result()  # its worker thread already runs, with no profiler
+        hidden = decay_groups  # a name the static layer does not know
+        for learner in (lambda m, wd: pool.submit(hidden, m, wd).result(),
+                        lambda m, wd: list(pool.map(hidden, [m], [wd]))[0]):
+            with pytest.raises(CheckFailed, match=r"hands work to another thread or process "
+                                                  r"\(concurrent\.futures\.\w+\.(submit|map)\)"):
+                refuse_reference(learner, ("decay_groups",))(model, 0.1)
+
+
+def test_refuse_reference_refuses_a_thread_and_a_process():
+    import subprocess
+    import threading
+
+    _, model = _decay_setting()
+
+    def in_a_thread(m, wd):
+        out = []
+        thread = threading.Thread(target=lambda: out.append(len(list(m.parameters()))))
+        thread.start()
+        thread.join()
+        return out
+
+    def in_a_process(m, wd):
+        return subprocess.run(["true"], check=True).returncode
+
+    for learner, where in ((in_a_thread, r"threading\.start"), (in_a_process, r"subprocess\.__init__")):
+        with pytest.raises(CheckFailed, match=rf"{learner.__name__} hands work to another thread or process "
+                                              rf"\({where}\)"):
+            refuse_reference(learner, ("decay_groups",))(model, 0.1)
+    assert sys.getprofile() is None and threading.getprofile() is None  # the check's hooks are gone
+
+
+def test_refuse_reference_refuses_switching_off_the_tracer():
+    from course_utils.rnn import softmax as step
+
+    def switches_off(z):
+        sys.setprofile(None)
+        return step(z)
+
+    def swaps_it(z):
+        sys.setprofile(lambda *args: None)
+        raise ValueError("and fails")
+
+    for learner in (switches_off, swaps_it):
+        with pytest.raises(CheckFailed, match=rf"{learner.__name__} switched off the check's tracer"):
+            refuse_reference(learner, ("log_softmax",))(np.zeros((2, 3)))
+        assert sys.getprofile() is None
+
+
+def test_refuse_reference_lets_numpy_and_torch_ops_through():
+    x = torch.randn(64, 64)
+    fn = refuse_reference(lambda a, b: (a @ a.T).relu().sum() + float(np.linalg.norm(b @ b)), ("softmax",))
+    fn(x, np.ones((64, 64)))  # their threads are C++'s, no hand-off
+
+    from course_utils.core.training import progress_bar
+
+    def with_a_bar(n):
+        return sum(progress_bar(iterable=range(n), disable=False))  # tqdm's monitor thread is not the learner's
+
+    assert refuse_reference(with_a_bar, ("softmax",))(3) == 3
+
+
+def test_refuse_reference_passes_a_local_named_like_a_reference():
+    """An honest solution whose local ``grad``, used in a comprehension, is named like a reference (autograd's)."""
+    def my_rnn_backward(dh):
+        return {"W": dh.sum(), "b": dh.mean()}
+
+    def my_rnn_loss_and_grads(dh):
+        grad = my_rnn_backward(dh)
+        return {k: grad[k] * 2 for k in sorted(grad)}  # `grad`: a free name of the comprehension
+
+    fn = refuse_reference(my_rnn_loss_and_grads, ("rnn_backward", "backward", "grad"))
+    assert fn(np.ones(3)) == {"W": 6.0, "b": 2.0}
+
+
+def test_refuse_reference_passes_a_notebook_helper_named_like_a_reference():
+    notebook = {"__name__": "__main__", "np": np}
+    exec("def log_softmax(z):\n"
+         "    shifted = z - z.max(axis=-1, keepdims=True)\n"
+         "    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))\n"
+         "def my_softmax(z):\n"
+         "    return np.exp(log_softmax(z))\n", notebook)
+    check_softmax(notebook["my_softmax"])  # the learner's own log_softmax, in the notebook
+    notebook["log_softmax"] = torch.log_softmax  # now the name resolves to torch's
+    with pytest.raises(CheckFailed, match="my_softmax calls log_softmax, an existing implementation"):
+        check_softmax(notebook["my_softmax"])

@@ -133,6 +133,21 @@ def test_the_reference_check_reads_recorded_code_names(tmp_path):
     assert clean["my_softmax"].__name__ == "my_softmax"
 
 
+def test_the_reference_check_in_the_clean_kernel_reads_what_the_names_resolved_to(tmp_path):
+    """A notebook helper and a local named like references pass; a reference's name read as an attribute does not."""
+    ns = {"__name__": "__main__"}
+    exec("def log_softmax(z):\n    return z - z.max()\n"
+         "def my_softmax(z):\n    grad = {'a': z}\n    return log_softmax(next(grad[k] for k in grad))\n"
+         "def my_greedy(model, z):\n    return model.softmax(z)\n", ns)
+    replay.record_start(ns, ["my_softmax", "my_greedy"])
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    refuse_reference(clean["my_softmax"], ("log_softmax", "grad"))  # the learner's own: no refusal
+    with pytest.raises(CheckFailed, match="my_greedy calls softmax"):  # no profiler runs here: the name decides
+        refuse_reference(clean["my_greedy"], ("softmax",))
+
+
 def test_the_random_state_crosses_so_random_inputs_match(tmp_path):
     torch.manual_seed(3)
     np.random.seed(3)

@@ -331,6 +331,13 @@ def record_start(namespace: dict, names: list[str]) -> None:
             _recording[name] = ("value", value, None)
 
 
+def _resolved(fn: Any) -> dict[str, list[str]]:
+    """The libraries the names in ``fn``'s code resolve to, for ``refuse_reference`` in the clean kernel."""
+    from course_utils.core.checks import resolved_libraries
+
+    return resolved_libraries(fn)
+
+
 def record_finish(namespace: dict, path: str) -> None:
     """Put the learner's names back and write what the test cell got from them to ``path``."""
     out: dict[str, Any] = {}
@@ -342,7 +349,8 @@ def record_finish(namespace: dict, path: str) -> None:
             namespace[name] = original
             code = getattr(original, "__code__", None)
             out[name] = {"function": recorder.__name__, "calls": recorder.calls,
-                         "code": dump_code(code) if isinstance(code, types.CodeType) else None}
+                         "code": dump_code(code) if isinstance(code, types.CodeType) else None,
+                         "resolved": _resolved(original) if isinstance(code, types.CodeType) else None}
             continue
         try:
             out[name] = {"value": encode(original)}
@@ -366,6 +374,9 @@ class Replayer:
         self.__name__ = str(record.get("function", name))
         if record.get("code") is not None:
             self.__code__ = load_code(str(record["code"]))
+        if isinstance(record.get("resolved"), dict):  # what the code's names were in the learner's kernel
+            self.__resolved__ = {str(k): [str(v) for v in vs] for k, vs in record["resolved"].items()
+                                 if isinstance(vs, list)}
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if self.done >= len(self.calls):

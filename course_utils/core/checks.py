@@ -11,8 +11,11 @@ the learner's value; values are converted to numeric arrays and compared element
 
 from __future__ import annotations
 
+import builtins
+import dis
 import functools
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -244,13 +247,94 @@ def check_softmax(fn: Any, seed: int = 0) -> None:
     print(f"OK my_softmax: {len(cases)} cases, large values and any number of axes included")
 
 
-def _names_used(code: Any) -> set[str]:
-    """Global, closure and attribute names a code object uses, nested functions and lambdas included."""
-    names = set(code.co_names) | set(code.co_freevars)
-    for const in code.co_consts:
-        if hasattr(const, "co_names"):
-            names |= _names_used(const)
-    return names
+def _code_objects(code: Any) -> list[Any]:
+    """A code object and those nested in it (inner functions, lambdas, comprehensions)."""
+    return [code] + [inner for const in code.co_consts if hasattr(const, "co_code") for inner in _code_objects(const)]
+
+
+_MISSING = object()
+
+
+def _resolved_names(fn: Any) -> list[tuple[str, Any]]:
+    """``(name, object)`` for each name ``fn``'s code loads that resolves before any call.
+
+    A global resolves in ``fn``'s globals or the builtins, a free name in ``fn``'s closure cells, and an
+    attribute of a module that resolves (``F.cross_entropy``, ``torch.nn.functional.softmax``) in that
+    module. A local, an attribute of anything else (``params.grad``) or a free name bound by an enclosing
+    function's local does not resolve: calls through those are the profiler's to catch.
+    """
+    scopes = (getattr(fn, "__globals__", {}), vars(builtins))
+    cells = dict(zip(fn.__code__.co_freevars, getattr(fn, "__closure__", None) or (), strict=False))
+    found = []
+    for code in _code_objects(fn.__code__):
+        current: Any = _MISSING
+        for instruction in dis.get_instructions(code):
+            name, value = instruction.argval, _MISSING
+            if instruction.opname == "LOAD_GLOBAL":
+                value = next((scope[name] for scope in scopes if name in scope), _MISSING)
+            elif instruction.opname in ("LOAD_DEREF", "LOAD_CLOSURE") and name in cells:
+                try:
+                    value = cells[name].cell_contents
+                except ValueError:  # an empty cell: not bound yet
+                    pass
+            elif instruction.opname in ("LOAD_ATTR", "LOAD_METHOD") and isinstance(current, type(sys)):
+                value = vars(current).get(name, _MISSING)
+            if value is not _MISSING:
+                found.append((name, value))
+            current = value
+    return found
+
+
+def _library_of(obj: Any) -> str:
+    """The top-level package an object comes from: a module's own name, else its ``__module__`` ("" if none)."""
+    obj = getattr(obj, "func", obj) if isinstance(obj, functools.partial) else obj
+    module = obj.__name__ if isinstance(obj, type(sys)) else getattr(obj, "__module__", None)
+    if not isinstance(module, str):  # a builtin bound to an object (torch's C functions): the object's module
+        owner = getattr(obj, "__self__", None)
+        module = type(owner).__module__ if owner is not None else ""
+    return module.split(".")[0]
+
+
+def resolved_libraries(fn: Any) -> dict[str, list[str]]:
+    """For each name ``fn``'s code loads that resolves (see ``_resolved_names``), the libraries it resolves to.
+
+    The grader records this in the learner's kernel, where ``fn``'s globals are, for the clean kernel's check.
+    """
+    found: dict[str, set[str]] = {}
+    for name, value in _resolved_names(fn):
+        found.setdefault(name, set()).add(_library_of(value))
+    return {name: sorted(libraries) for name, libraries in found.items()}
+
+
+def _attribute_names(code: Any) -> set[str]:
+    """The names ``code`` (nested code included) reads as attributes or methods (``loss.backward``)."""
+    return {i.argval for c in _code_objects(code) for i in dis.get_instructions(c)
+            if i.opname in ("LOAD_ATTR", "LOAD_METHOD")}
+
+
+def _named_references(fn: Any, references: Sequence[str]) -> list[str]:
+    """The references that ``fn``'s code names and that resolve to an object of a reference library.
+
+    A recorded function (the grader's clean kernel) has code but no globals, and nothing of it runs
+    there, so no profiler follows it: it uses the resolutions recorded with it, and a reference's name
+    read as an attribute that did not resolve (``model.greedy``, ``loss.backward``) is refused too.
+    """
+    if hasattr(fn, "__globals__"):
+        resolved = resolved_libraries(fn)
+        unresolved: set[str] = set()
+    else:
+        resolved = getattr(fn, "__resolved__", None)
+        if resolved is None:  # an older recording: the names alone
+            names = {n for c in _code_objects(fn.__code__) for n in (*c.co_names, *c.co_freevars)}
+            return sorted(set(references) & names)
+        unresolved = _attribute_names(fn.__code__) - set(resolved)
+    called = set(references) & unresolved
+    for name, libraries in resolved.items():
+        if name in references and any(library in _REFERENCE_LIBRARIES
+                                      and (library == "course_utils" or name not in _COURSE_ONLY)
+                                      for library in libraries):
+            called.add(name)
+    return sorted(called)
 
 
 # Libraries whose functions an exercise's function may not reach by a reference's name, at run time.
@@ -286,6 +370,58 @@ def _reached_reference(frame: Any, event: str, arg: Any, references: frozenset[s
     return f"{module}.{hit[0]}" if hit else None
 
 
+# Handing work to another thread or process, where the profiler (one thread's) does not follow:
+# ``(module, function)`` of Python-level calls, with "*" for any function of that name in the module.
+_HAND_OFFS = frozenset({
+    ("threading", "start"), ("concurrent.futures.thread", "submit"), ("concurrent.futures.process", "submit"),
+    ("concurrent.futures._base", "map"), ("concurrent.futures.process", "map"),
+    ("multiprocessing.process", "start"), ("multiprocessing.pool", "apply"), ("multiprocessing.pool", "apply_async"),
+    ("multiprocessing.pool", "map"), ("multiprocessing.pool", "map_async"), ("multiprocessing.pool", "imap"),
+    ("multiprocessing.pool", "imap_unordered"), ("multiprocessing.pool", "starmap"),
+    ("multiprocessing.pool", "starmap_async"), ("asyncio.runners", "run"), ("asyncio.runners", "run_until_complete"),
+    ("asyncio.base_events", "run_until_complete"), ("asyncio.base_events", "run_forever"),
+    ("asyncio.base_events", "run_in_executor"), ("asyncio.threads", "to_thread"), ("subprocess", "__init__"),
+    ("os", "spawnv"), ("os", "spawnve"), ("os", "popen"),
+})
+# The same for builtins (C functions), by module and name; and the audit events that mark a new process.
+_C_HAND_OFFS = frozenset({"start_new_thread", "start_new", "start_joinable_thread", "fork", "forkpty", "system",
+                          "posix_spawn", "posix_spawnp", "execv", "execve"})
+_C_HAND_OFF_MODULES = frozenset({"_thread", "posix", "nt", "os"})
+_PROCESS_EVENTS = frozenset({"os.fork", "os.forkpty", "os.system", "os.posix_spawn", "os.exec", "os.spawn",
+                             "subprocess.Popen"})
+_AUDITED: list[tuple[int, list[str]]] = []  # (thread, what it handed off) for each traced call under way
+
+
+def _handed_off(frame: Any, event: str, arg: Any) -> str | None:
+    """What a profiled call hands to another thread or process (``concurrent.futures.thread.submit``), else None."""
+    if event == "call":
+        module, name = frame.f_globals.get("__name__") or "", frame.f_code.co_name
+        if (module, name) not in _HAND_OFFS:
+            return None
+        owner = frame.f_locals.get("self")
+        if owner is not None and type(owner).__module__.split(".")[0] == "tqdm":  # a progress bar's monitor
+            return None
+        return f"{module}.{name}"
+    if event == "c_call" and getattr(arg, "__name__", "") in _C_HAND_OFFS:
+        if frame.f_globals.get("__name__") == "threading":  # Thread.start's own: judged by its call above
+            return None
+        module = getattr(arg, "__module__", None) or ""
+        return f"{module}.{arg.__name__}" if module in _C_HAND_OFF_MODULES else None
+    return None
+
+
+def _audit(event: str, args: tuple) -> None:
+    """Record a new process (forked or spawned, from C as well as from Python) during a traced call's thread."""
+    if _AUDITED and event in _PROCESS_EVENTS:
+        me = threading.get_ident()
+        for thread, handed in _AUDITED:
+            if thread == me and not handed:
+                handed.append(event)
+
+
+_audit_installed: list[bool] = []
+
+
 def refuse_reference(fn: Any, references: Sequence[str]) -> Any:
     """Refuse an exercise's function that reaches one of the course's (or a library's) own implementations.
 
@@ -296,37 +432,61 @@ def refuse_reference(fn: Any, references: Sequence[str]) -> Any:
     (``import rnn_cell_forward as step``), ``getattr``, ``importlib``, a model's own method.
     The learner's own function of the same name is in the notebook's module, so it passes.
     """
-    code = getattr(fn, "__code__", None)
     name = getattr(fn, "__name__", "your function")
-    if code is not None:
-        called = sorted(set(references) & _names_used(code))
+    if getattr(fn, "__code__", None) is not None:
+        called = _named_references(fn, references)
         if called:
             raise CheckFailed(f"{name} calls {', '.join(called)}, an existing implementation: the exercise is to "
                               "write the computation yourself from array operations (numpy or torch).")
     if not callable(fn):
         return fn
     wanted = frozenset(references)
+    if not _audit_installed:  # once per process: audit hooks cannot be removed
+        sys.addaudithook(_audit)
+        _audit_installed.append(True)
 
     @functools.wraps(fn)
     def traced(*args: Any, **kwargs: Any) -> Any:
         reached: list[str] = []
+        handed: list[str] = []
 
         def profile(frame: Any, event: str, arg: Any) -> None:
             if not reached and (hit := _reached_reference(frame, event, arg, wanted)):
                 reached.append(hit)
+            if not handed and (where := _handed_off(frame, event, arg)):
+                handed.append(where)
 
-        previous = sys.getprofile()
+        def verdict() -> CheckFailed | None:
+            if reached:
+                return _refusal(name, reached[0])
+            if handed:
+                return CheckFailed(f"{name} hands work to another thread or process ({handed[0]}): the exercise's "
+                                   "function must compute its answer itself, in one thread.")
+            if switched_off:
+                return CheckFailed(f"{name} switched off the check's tracer (sys.setprofile): the exercise's "
+                                   "function must compute its answer itself, without changing the profiler.")
+            return None
+
+        previous, previous_threads = sys.getprofile(), threading.getprofile()
+        switched_off = False
+        watch = (threading.get_ident(), handed)
+        _AUDITED.append(watch)
         sys.setprofile(profile)
+        threading.setprofile(profile)  # threads started during the call (refused anyway) are traced too
         try:
             result = fn(*args, **kwargs)
         except Exception as error:
-            if reached:  # a delegation that failed on its arguments is still a delegation
-                raise _refusal(name, reached[0]) from error
+            switched_off = sys.getprofile() is not profile
+            if refusal := verdict():  # a delegation that failed on its arguments is still a delegation
+                raise refusal from error
             raise
         finally:
+            switched_off = switched_off or sys.getprofile() is not profile
             sys.setprofile(previous)
-        if reached:
-            raise _refusal(name, reached[0])
+            threading.setprofile(previous_threads)
+            _AUDITED.remove(watch)
+        if refusal := verdict():
+            raise refusal
         return result
 
     return traced
