@@ -41,7 +41,7 @@ from course_utils.exercises.attention import (  # noqa: E402
     check_additive_attention,
 )
 from course_utils.exercises.bptt import check_char_rnn_loss, check_rnn_backward  # noqa: E402
-from course_utils.exercises.forecasting import AR_ORDER_GRADING, AR_PICK_GRADING, AR_PICK_REASONS  # noqa: E402
+from course_utils.exercises.forecasting import _AR_PICK_REFUTATIONS, AR_ORDER_GRADING, AR_PICK_GRADING  # noqa: E402
 from course_utils.exercises.kv_cache import check_grouped_attention  # noqa: E402
 from course_utils.exercises.linear_attention import check_decay_mask  # noqa: E402
 from course_utils.exercises.lm import check_temperature_softmax  # noqa: E402
@@ -141,7 +141,7 @@ def challenge_rows() -> list[tuple]:
             rows.append((spec.notebook, spec.grade_id, "shown", grading, answer, seeds))
         rows.append((spec.notebook, spec.grade_id, "idea-less", grading, spec.idea_less, seeds))
         rows.append((spec.notebook, spec.grade_id, "solution", grading, solutions[spec.grade_id], seeds))
-    right = next(r for r, why in AR_PICK_REASONS.items() if why is None)
+    right = next(r for r, why in _AR_PICK_REFUTATIONS.items() if why is None)
     rows += [
         ("05a_classification", "classifier_diagnosis", "shown (the broken run)", CLASSIFIER_GRADING, BROKEN_CLASSIFIER,
          (0, 1, 2)),

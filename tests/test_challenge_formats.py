@@ -19,7 +19,7 @@ from course_utils.exercises.attention import (
     SEQ2SEQ_CAUSES,
     check_seq2seq_diagnosis,
 )
-from course_utils.exercises.forecasting import AR_PICK_REASONS, ar_pair_rmse, check_ar_pick
+from course_utils.exercises.forecasting import _AR_PICK_REFUTATIONS, AR_PICK_REASONS, ar_pair_rmse, check_ar_pick
 from course_utils.exercises.output_types import (
     _CLASSIFIER_REFUTATIONS,
     BROKEN_CLASSIFIER,
@@ -55,7 +55,8 @@ def test_check_cause_names_what_rules_a_wrong_cause_out():
 
 
 @pytest.mark.parametrize(("menu", "causes"), [
-    (CLASSIFIER_CAUSES, _CLASSIFIER_REFUTATIONS), (SEQ2SEQ_CAUSES, _SEQ2SEQ_REFUTATIONS)])
+    (CLASSIFIER_CAUSES, _CLASSIFIER_REFUTATIONS), (SEQ2SEQ_CAUSES, _SEQ2SEQ_REFUTATIONS),
+    (AR_PICK_REASONS, _AR_PICK_REFUTATIONS)])
 def test_the_menu_shown_is_names_only_in_an_order_that_tells_nothing(menu, causes):
     # the notebooks import the menu: a tuple of names, alphabetical, with no trace of which one is right
     assert isinstance(menu, tuple) and all(isinstance(cause, str) for cause in menu)
@@ -78,7 +79,7 @@ def test_the_broken_configs_are_valid_and_one_field_from_the_fix():
 
 
 def test_check_ar_pick_passes_the_cycle_and_names_the_slips(capsys):
-    right = next(r for r, why in AR_PICK_REASONS.items() if why is None)
+    right = next(r for r, why in _AR_PICK_REFUTATIONS.items() if why is None)
     for seed in range(5):  # AR(12) wins five years ahead on every split (and AR(3) is level one year ahead)
         got = ar_pair_rmse(seed)
         assert got[12] < got[3]

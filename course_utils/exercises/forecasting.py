@@ -174,8 +174,9 @@ def _ar_order_hint(p: int) -> str:
 AR_PAIR = (3, 12)
 
 
-# Each reason a learner may give, and what the measurements say against it; None: the reason.
-AR_PICK_REASONS = {
+# Each reason a learner may give, and what the measurements say against it; None: the reason. Private: the notebook
+# shows only the menu, AR_PICK_REASONS, in alphabetical order.
+_AR_PICK_REFUTATIONS = {
     "it is ahead one year ahead": "one year ahead the two are level (AR(3) ahead on two of five splits, AR(12) on "
                                   "two); five years ahead each forecast is fed back four times, and what the fed-back "
                                   "forecasts do decides",
@@ -185,6 +186,7 @@ AR_PICK_REASONS = {
                                        "years ahead comes from what the forecast does when fed back, not from the fit",
     "its window spans a cycle, so its fed-back forecast keeps oscillating": None,
 }
+AR_PICK_REASONS = tuple(sorted(_AR_PICK_REFUTATIONS))
 
 
 def _validate_ar_pick(answer) -> tuple[int, str]:
@@ -192,7 +194,7 @@ def _validate_ar_pick(answer) -> tuple[int, str]:
     winner = answer["winner"]
     if isinstance(winner, bool) or winner not in AR_PAIR:
         raise CheckFailed(f"winner should be one of the orders {AR_PAIR[0]} and {AR_PAIR[1]}, got {winner!r}")
-    check_cause(answer["reason"], AR_PICK_REASONS, "the reason")
+    check_cause(answer["reason"], _AR_PICK_REFUTATIONS, "the reason")
     return int(winner), answer["reason"]
 
 
