@@ -279,16 +279,11 @@ def test_recipe_bigram_loss_by_hand():
     assert 2.2 < recipe_bigram_loss(seed=1) < 2.5 and recipe_bigram_loss(seed=1) != recipe_bigram_loss(seed=0)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
+# The good recipe passing on every graded seed (0, 1, 2) is checked where it is graded: nbval runs 08's source, whose
+# visible and hidden test cells call check_training_recipe on the solution; the section's rate without warm-up failing
+# on every graded seed is tests/test_shown_answers.py's idea-less test. Here: its message, on the seed it once passed.
 @pytest.mark.slow
-def test_check_training_recipe_passes_a_good_recipe_on_every_seed(seed, capsys):
-    check_training_recipe(GOOD_RECIPE, seed=seed)
-    assert "OK after 200 steps, your tiny GPT reaches" in capsys.readouterr().out
-
-
-@pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.slow
-def test_section_3_s_rate_without_warm_up_fails_on_every_graded_seed(seed):
+def test_section_3_s_rate_without_warm_up_is_told_its_culprit(seed=2):
     # 2.28, 2.26, 2.23 on seeds 0-2 (issue 29: it passed seed 2 under the old target of 2.25)
     with pytest.raises(CheckFailed, match=r"nats above the target.* Likely culprit: a peak learning rate of 0\.003"):
         check_training_recipe({"warmup_steps": 0, "peak_lr": 3e-3}, seed=seed)
