@@ -374,13 +374,14 @@ def exploding_rnn_lm(vocab_size: int, hidden_size: int = 128, embed_size: int = 
 
 def clipping_run(data: CharData, lr: float, max_norm: float | None, *, steps: int = 150, seed: int = 0,
                  batch_size: int = 32, seq_len: int = 64, radius: float = 2.0,
-                 device: torch.device | None = None) -> ClipRun:
+                 device: torch.device | None = None, loss_fn: Callable = next_token_loss) -> ClipRun:
     """Train :func:`exploding_rnn_lm` with plain SGD for ``steps`` steps, clipping by global norm or not.
 
     The batches (random windows of the training text) and the initialisation depend on
     ``seed`` only, so two runs with the same seed differ in ``lr`` and ``max_norm`` alone.
     A run whose loss stops being finite is stopped (``diverged_at``, ``val_loss = inf``).
-    The validation loss is the mean over the fixed :func:`course_utils.shared.lm.validation_windows`.
+    ``loss_fn(model, batch)`` is the loss SGD descends (the mean next-character loss unless given);
+    the validation loss is always that mean, over the fixed :func:`course_utils.shared.lm.validation_windows`.
     """
     if lr <= 0 or steps < 1 or (max_norm is not None and max_norm <= 0):
         raise ValueError(f"need lr > 0, steps >= 1 and max_norm > 0 or None; got {lr}, {steps}, {max_norm}")
@@ -388,7 +389,7 @@ def clipping_run(data: CharData, lr: float, max_norm: float | None, *, steps: in
     batches = lm_batches(data.train, steps, batch_size, seq_len, seed=seed)  # each (B, T)
     seed_everything(seed)
     model = exploding_rnn_lm(data.vocab.size, radius=radius, seed=seed).to(device)
-    history = fit(model, batches, next_token_loss, torch.optim.SGD(model.parameters(), lr=lr), clip_grad_norm=max_norm,
+    history = fit(model, batches, loss_fn, torch.optim.SGD(model.parameters(), lr=lr), clip_grad_norm=max_norm,
                   stop_on_divergence=True, device=device, progress=False)
     run = ClipRun(lr, max_norm, history.losses, history.grad_norms, diverged_at=history.diverged_at)
     if run.diverged_at is not None:

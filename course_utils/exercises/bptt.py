@@ -18,8 +18,8 @@ from ..bptt import (
     ClipRun,
     Grads,
     char_rnn_loss_and_grads,
+    clipping_run,
     cross_entropy_loss,
-    exploding_rnn_lm,
     global_norm,
     numerical_gradient,
     relative_error,
@@ -35,12 +35,10 @@ from ..core.checks import (
     name_mistake,
     refuse_reference,
 )
-from ..core.device import get_device
-from ..core.seed import seed_everything, seeded_run
-from ..core.training import fit
+from ..core.seed import seeded_run
 from ..data.text import load_corpus
 from ..rnn import PARAM_NAMES, init_rnn_params, one_hot, rnn_forward, rnn_output
-from ..shared.lm import CharData, lm_batches, next_token_loss, validation_windows
+from ..shared.lm import CharData, next_token_loss
 
 _CELL_KEYS = ("x_t", "h_prev", "W_xh", "W_hh", "b_h")
 
@@ -433,27 +431,11 @@ def summed_clipping_run(data: CharData, lr: float, max_norm: float | None, *, st
     clipping) and the training losses (``.losses``, per window) are that many times larger. ``.val_loss`` is
     the mean per character, as in ``clipping_run``.
     """
-    if lr <= 0 or steps < 1 or (max_norm is not None and max_norm <= 0):
-        raise ValueError(f"need lr > 0, steps >= 1 and max_norm > 0 or None; got {lr}, {steps}, {max_norm}")
-    device = device or get_device()
-    batches = lm_batches(data.train, steps, 32, SUM_OVER, seed=seed)  # each (B, T)
-    seed_everything(seed)
-    model = exploding_rnn_lm(data.vocab.size, radius=2.0, seed=seed).to(device)
-
     def summed_loss(model: torch.nn.Module, batch) -> torch.Tensor:
         return next_token_loss(model, batch) * batch[0].shape[1]  # mean over (B, T), times T
 
-    history = fit(model, batches, summed_loss, torch.optim.SGD(model.parameters(), lr=lr), clip_grad_norm=max_norm,
-                  stop_on_divergence=True, device=device, progress=False)
-    run = ClipRun(lr, max_norm, history.losses, history.grad_norms, diverged_at=history.diverged_at)
-    if run.diverged_at is not None:
-        return run
-    model.eval()
-    with torch.no_grad():
-        val = [next_token_loss(model, (x.to(device), y.to(device))).item()
-               for x, y in validation_windows(data.val, SUM_OVER, n_batches=4, batch_size=64)]
-    run.val_loss = float(np.mean(val)) if np.all(np.isfinite(val)) else math.inf
-    return run
+    return clipping_run(data, lr, max_norm, steps=steps, seed=seed, batch_size=32, seq_len=SUM_OVER, device=device,
+                        loss_fn=summed_loss)
 
 
 def _validate_clip_settings(settings: object) -> tuple[float, float | None]:
