@@ -682,7 +682,12 @@ ax.set_ylabel("MiB saved for backward")
 ax.set_title("memory of one training step")
 ax.legend(fontsize=8)
 plt.show()
-slopes = {name: np.diff(np.log(m)) / np.diff(np.log(mem_lengths)) for name, m in mem.items()}
+def loglog_slopes(lengths, values):
+    """The slope of log(values) against log(lengths) between neighbouring lengths: 1 linear, 2 quadratic."""
+    return np.diff(np.log(values)) / np.diff(np.log(lengths))
+
+
+slopes = {name: loglog_slopes(mem_lengths, m) for name, m in mem.items()}
 for name, s in slopes.items():
     print(f"{name:11} log-log slope per doubling of T:", s.round(2))
 
@@ -828,7 +833,7 @@ ax.set_ylabel("MiB")
 ax.set_title("attention's intermediates: full against tiled")
 ax.legend(fontsize=8)
 plt.show()
-peak_slopes = {name: np.diff(np.log(p)) / np.diff(np.log(mem_lengths)) for name, p in peak.items()}
+peak_slopes = {name: loglog_slopes(mem_lengths, p) for name, p in peak.items()}
 for name, s in peak_slopes.items():
     print(f"{name:15} log-log slope per doubling of T:", s.round(2))
 assert np.array_equal(peak["full attention"], 2 * 4 * 4 * mem_lengths.astype(float) ** 2)  # O(T^2), by hand
