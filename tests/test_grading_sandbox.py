@@ -18,11 +18,12 @@ from pathlib import Path
 
 import pytest
 
+from course_tools.grading import sandbox
 from course_tools.grading.executor import Limits
 from course_tools.grading.gradebook import feedback, write_gradebook
 from course_tools.grading.release import render
 from course_tools.grading.runner import SandboxUnavailable, grade_all, use_sandbox
-from course_tools.grading.sandbox import kernel_env, process_limit, sandbox_status, sandboxed
+from course_tools.grading.sandbox import kernel_env, matplotlib_fonts, process_limit, sandbox_status, sandboxed
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "grading"
 sys.path.insert(0, str(FIXTURES))
@@ -235,6 +236,29 @@ def test_the_kernel_environment_holds_nothing_of_the_graders(monkeypatch, tmp_pa
     assert set(env) <= {"PATH", "HOME", "USER", "LOGNAME", "TMPDIR", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "MPLBACKEND",
                         "MPLCONFIGDIR", "IPYTHONDIR", "PYTHONNOUSERSITE", "COURSE_DEVICE", "COURSE_WIDGETS",
                         "COURSE_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"}
+
+
+def test_a_kernel_home_gets_the_font_list_built_once_without_the_graders_home(monkeypatch, tmp_path):
+    """Each grading kernel starts in a fresh home: matplotlib's font list is copied in, not built at every start,
+    and it lists no file of the grader's home (it is built with a kernel's environment)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
+    monkeypatch.setattr(sandbox, "_font_list", sandbox._font_list.__wrapped__)  # no answer kept from before
+    fake_home = tmp_path / "grader"
+    (fake_home / ".fonts").mkdir(parents=True)
+    shutil.copy(next(Path(sys.prefix).rglob("mpl-data/fonts/ttf/DejaVuSans.ttf")), fake_home / ".fonts" / "Mine.ttf")
+    monkeypatch.setenv("HOME", str(fake_home))
+    matplotlib_fonts(tmp_path / "kernel1")
+    listed = list((tmp_path / "kernel1" / ".matplotlib").glob("fontlist-*.json"))
+    assert len(listed) == 1 and "DejaVuSans" in listed[0].read_text()
+    assert str(fake_home) not in listed[0].read_text()  # the grader's own fonts are not listed
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("the font list was built again")
+
+    monkeypatch.setattr(sandbox.subprocess, "run", no_build)
+    matplotlib_fonts(tmp_path / "kernel2")  # built once: the second kernel's home gets the same file
+    assert (tmp_path / "kernel2" / ".matplotlib" / listed[0].name).read_text() == listed[0].read_text()
 
 
 def test_the_sandbox_binds_only_what_the_kernel_needs(tmp_path):

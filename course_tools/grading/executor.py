@@ -22,7 +22,7 @@ from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
 
-from .sandbox import PidsCgroup, kernel_env, process_limit, sandboxed
+from .sandbox import PidsCgroup, kernel_env, matplotlib_fonts, process_limit, sandboxed
 
 KERNEL_NAME = "course-grader"
 
@@ -135,6 +135,7 @@ class Kernel:
         tmp_path = Path(self._tmp.name)
         cwd = self.workdir or (tmp_path / "work")
         cwd.mkdir(parents=True, exist_ok=True)
+        matplotlib_fonts(cwd)  # the kernel's home: its font list ready, not built again at each start
         method, parent = process_limit(self.limits.sandbox) if self.limits.max_processes > 0 else ("", None)
         try:
             self._cgroup = PidsCgroup(parent, self.limits.max_processes) if method == "cgroup" and parent else None
