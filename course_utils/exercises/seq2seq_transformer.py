@@ -1,8 +1,8 @@
 """Notebook 08b, the exercises on :mod:`course_utils.seq2seq_transformer`.
 
 Checks that name the usual mistakes: ``check_decoder_layer``.
-Graded by outcome (the learner's setting is trained, seeded): ``check_transformer_config``, and exercise 3,
-``check_decoder_diagnosis`` (a broken run to diagnose from its measured curves, then fix).
+Graded by outcome (the learner's setting is trained, seeded): exercise 3, ``check_decoder_diagnosis`` (a broken
+run to diagnose from its measured curves, then fix), on :data:`TRANSFORMER_GRADING`'s runs of the digit dates.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def _transformer_hints(c: dict) -> list[str]:
 
 
 def _judge_transformer(c: dict, got: float, seed: int) -> Verdict:
-    """What check_transformer_config measured, against the target."""
+    """What a run of the digit dates measured, against the target."""
     task = TRANSFORMER_CHALLENGE
     masks = "" if c["self_mask"] == "causal" and c["memory_mask"] == "padding" else \
         f", self_mask {c['self_mask']!r}, memory_mask {c['memory_mask']!r}"
@@ -260,11 +260,6 @@ def _judge_transformer(c: dict, got: float, seed: int) -> Verdict:
 
 TRANSFORMER_GRADING = Challenge(_validate_transformer_config, transformer_config_accuracy,
                                 _judge_transformer, _transformer_hints)
-
-
-def check_transformer_config(config: dict, *, seed: int = 0) -> None:
-    """Grade a config by outcome: train with it (seeded) and reach the target held-out exact match."""
-    TRANSFORMER_GRADING.check(config, seed=seed)
 
 
 # Exercise 3 (issue 29: not a config to choose but a broken run to diagnose from its measured curves, then fix):
