@@ -29,7 +29,8 @@
 # 6. read attention weights as an alignment between output and input characters.
 #
 # The helpers live in `course_utils/attention.py` (the attention functions and the model),
-# `course_utils/kernel_regression.py` (the pooling of section 2)
+# `course_utils/kernel_regression.py` (the pooling of section 2, scored with 05d's `rmse` from
+# `course_utils/forecasting.py`)
 # and `course_utils/data/dates.py` (the data). The recurrent parts use `torch.nn.GRU`, which
 # notebook 04 rebuilt by hand.
 
