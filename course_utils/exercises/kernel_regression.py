@@ -10,10 +10,6 @@ import torch
 from ..core.checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from ..kernel_regression import gaussian_scores, nadaraya_watson
 
-NW_REFERENCES = ("nadaraya_watson", "nadaraya_watson_loop", "gaussian_weights", "gaussian_scores",
-                 "nearest_neighbour")
-
-
 def _nw_mistakes(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                  sigma: float) -> dict[str, torch.Tensor]:
     """What the usual wrong Nadaraya-Watson estimates return, (Q,) each (NaNs kept: name_mistake matches them)."""
@@ -61,7 +57,8 @@ def check_nadaraya_watson(fn, seed: int = 0) -> None:
     max-shift is 0 / 0. Fails naming the usual mistakes: the softmax over the queries, the
     minus sign dropped, sigma or sigma^2 where 2 sigma^2 is meant, unnormalised weights, no max-shift.
     """
-    fn = refuse_reference(fn, NW_REFERENCES)
+    fn = refuse_reference(fn, ("nadaraya_watson", "nadaraya_watson_loop", "gaussian_weights", "gaussian_scores",
+                               "nearest_neighbour"))
     queries, keys, values = _fixture(seed)
     sigma = 0.7
     got = _call(fn, queries, keys, values, sigma)
