@@ -65,8 +65,10 @@ def nadaraya_watson_loop(queries: np.ndarray, keys: np.ndarray, values: np.ndarr
 
 
 def nearest_neighbour(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    """The value of the key nearest each query (the first of equally near keys): (Q,)."""
-    return values[(queries[:, None] - keys[None, :]).abs().argmin(dim=-1)]
+    """The sigma -> 0 limit: the value of the key nearest each query, or the mean over equally near keys: (Q,)."""
+    distance = (queries[:, None] - keys[None, :]).abs()  # (Q, K)
+    nearest = (distance == distance.min(dim=-1, keepdim=True).values).to(values.dtype)  # (Q, K): 1 at the nearest
+    return (nearest @ values) / nearest.sum(dim=-1)
 
 
 def split_indices(n: int, seed: int, fractions: tuple[float, float] = (0.6, 0.2)) -> tuple[np.ndarray, ...]:

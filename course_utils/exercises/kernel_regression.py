@@ -10,6 +10,7 @@ import torch
 from ..core.checks import CheckFailed, check_close, check_shape, name_mistake, refuse_reference
 from ..kernel_regression import gaussian_scores, nadaraya_watson
 
+
 def _nw_mistakes(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
                  sigma: float) -> dict[str, torch.Tensor]:
     """What the usual wrong Nadaraya-Watson estimates return, (Q,) each (NaNs kept: name_mistake matches them)."""
