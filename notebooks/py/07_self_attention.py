@@ -20,8 +20,8 @@
 # 1. compute $Q = XW_Q$, $K = XW_K$, $V = XW_V$ and
 #    $\operatorname{softmax}(QK^\top/\sqrt{d_k})\,V$ from scratch;
 # 2. explain, with numbers, why the scores are divided by $\sqrt{d_k}$;
-# 3. see causal attention as an average of the past (a lower-triangular matrix) with
-#    learned weights, and build causal and padding masks and check what they hide;
+# 3. see causal attention as an average of the past (a lower-triangular matrix) whose
+#    weights depend on the data, and build causal and padding masks and check what they hide;
 # 4. write multi-head attention and match `torch.nn.MultiheadAttention` and
 #    `torch.nn.functional.scaled_dot_product_attention` to rounding error;
 # 5. train one layer of causal self-attention on the course's text.
@@ -156,9 +156,9 @@ print(torch.softmax(zeros, dim=-1).numpy().round(3))
 # The zeros are scores: every earlier position is equally interesting to every query. Put
 # **data-dependent scores** in their place, $QK^\top/\sqrt{d_k}$ from this section's five
 # tokens, keep the $-\infty$ above the diagonal, and the weighted average is no longer
-# uniform: that is **causal self-attention**, which section 3 builds with
-# `causal_mask`. The hand-made version must equal `scaled_dot_product_attention` with the
-# causal mask, and PyTorch's `is_causal=True`:
+# uniform: that is **causal self-attention** (section 3 looks closer at masks). The
+# hand-made version must equal `scaled_dot_product_attention` with `causal_mask`, and
+# PyTorch's `is_causal=True`:
 
 # %%
 T = Q.shape[0]
@@ -169,7 +169,7 @@ ours_causal, _ = scaled_dot_product_attention(Q, K, V, causal_mask(T))
 check_close("masked scores + softmax vs course_utils, causal", by_hand, ours_causal)
 check_close("vs F.scaled_dot_product_attention(is_causal=True)", by_hand,
             F.scaled_dot_product_attention(Q[None], K[None], V[None], is_causal=True)[0])
-uniform = torch.softmax(zeros[:T, :T], dim=-1)
+uniform = torch.softmax(zeros[:T, :T], dim=-1)  # (T, T): the plain average of the past
 print("causal attention weights (row t: how much query t takes from positions 0..t):")
 print(causal_weights.numpy().round(3))
 print(f"largest change from the plain average: {(causal_weights - uniform).abs().max():.3f}")
