@@ -13,19 +13,19 @@ README's from the folders):
    ``metrics``, ``timing``;
 4. lectures, ``course_utils.<module>``, one module per concept, under the notebook its docstring
    names first: ``rnn`` 01, ``bptt``/``long_range``/``numpy_lm`` 02, ``lstm``/``lstm_backward``
-   03, ``gru`` 04, ``output_types`` 05a, ``forecasting`` 05d, ``tokens`` 05e, ``attention`` 06,
-   ``self_attention`` 07, ``transformer`` 08, ``beam_search``/``seq2seq_transformer`` 08b,
-   ``kv_cache``/``sampling`` 08c, ``recipe`` 08d, ``rope`` 08e,
-   ``esn``/``linear_recurrence``/``min_rnns`` 09,
+   03, ``gru`` 04, ``output_types`` 05a, ``forecasting`` 05d, ``tokens`` 05e,
+   ``attention``/``kernel_regression`` 06, ``self_attention`` 07, ``transformer`` 08,
+   ``beam_search``/``seq2seq_transformer`` 08b, ``kv_cache``/``sampling`` 08c, ``recipe`` 08d,
+   ``rope`` 08e, ``esn``/``linear_recurrence``/``min_rnns`` 09,
    ``linear_attention``/``prefix_scan``/``state_tracking`` 09b, ``delta_rule``/``selective_ssm``
    09c;
 5. exercises, ``course_utils.exercises``: the checks and challenges of each lecture module,
    under its name (``attention``, ``beam_search``, ``bptt``, ``delta_rule``, ``esn``,
-   ``forecasting``, ``gru``, ``kv_cache``, ``linear_attention``, ``linear_recurrence``, ``lm``,
-   ``long_range``, ``lstm``, ``min_rnns``, ``output_types``, ``prefix_scan``, ``recipe``,
-   ``rnn``, ``rope``, ``sampling``, ``selective_ssm``, ``self_attention``,
-   ``seq2seq_transformer``, ``state_tracking``, ``tokens``, ``transformer``); nothing else
-   imports them.
+   ``forecasting``, ``gru``, ``kernel_regression``, ``kv_cache``, ``linear_attention``,
+   ``linear_recurrence``, ``lm``, ``long_range``, ``lstm``, ``min_rnns``, ``output_types``,
+   ``prefix_scan``, ``recipe``, ``rnn``, ``rope``, ``sampling``, ``selective_ssm``,
+   ``self_attention``, ``seq2seq_transformer``, ``state_tracking``, ``tokens``,
+   ``transformer``); nothing else imports them.
 .. end of tiers
 
 The instructors' toolkit (grading, website, Colab cell) is the separate package ``course_tools``.

@@ -56,6 +56,20 @@ def causal_mask(T: int, device: torch.device | None = None) -> torch.Tensor:
     return torch.ones(T, T, dtype=torch.bool, device=device).tril()
 
 
+def average_past_loop(x: torch.Tensor) -> torch.Tensor:
+    """Each position's mean of itself and every earlier position, one position at a time: (..., T, C).
+
+    The loop that a lower-triangular matrix product (and a causally masked softmax of zeros)
+    computes at once; notebook 07, section 1.
+    """
+    if x.dim() < 2:
+        raise ValueError(f"x has shape {tuple(x.shape)}, expected (..., T, C): positions, then features")
+    out = torch.empty_like(x)
+    for t in range(x.shape[-2]):
+        out[..., t, :] = x[..., : t + 1, :].mean(dim=-2)  # (..., C): the mean of positions 0..t
+    return out
+
+
 def padding_mask(lengths: torch.Tensor, T: int) -> torch.Tensor:
     """(B, 1, T) bools, True at real keys: broadcasts over queries (and, unsqueezed, heads)."""
     if lengths.dim() != 1:

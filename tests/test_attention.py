@@ -269,7 +269,7 @@ def test_dates_batches_refuse_data_of_different_sizes():
         dates_batches(src, lengths[:-1], tgt, steps=2, batch_size=4, seed=0)
 
 
-# ----------------------------------------------------------------------------- exercise 1: the masked softmax
+# ----------------------------------------------------------------------------- exercise 2: the masked softmax
 
 def good_masked_softmax(scores, mask):
     return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1).nan_to_num(0.0)
@@ -306,7 +306,7 @@ def test_check_masked_softmax_refuses_the_reference_and_bad_shapes():
         check_masked_softmax(lambda s, m: (good_masked_softmax(s, m), m))
 
 
-# ----------------------------------------------------------------------------- exercise 2: greedy decoding
+# ----------------------------------------------------------------------------- exercise 3: greedy decoding
 
 def greedy_by_hand(model, src, lengths, steps, bos=0, feed_back=True, carry=True, with_bos=False):
     states, mask, summary, s0 = model.encode(src, lengths)
@@ -352,7 +352,7 @@ def test_check_greedy_refuses_the_reference_and_bad_outputs():
         check_greedy(lambda model, src, lengths, steps, bos: greedy_by_hand(model, src, lengths, steps, bos).double())
 
 
-# ----------------------------------------------------------------------------- exercise 4: the outcome-graded choice
+# ----------------------------------------------------------------------------- exercise 5: the outcome-graded choice
 
 GOOD_CONFIG = {"attention": "additive", "hidden_size": 32, "lr": 2e-2}
 CONFIG_MISTAKES = {  # name -> (config, words the feedback must contain)

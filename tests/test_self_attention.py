@@ -15,6 +15,7 @@ from course_utils.exercises.self_attention import (
 from course_utils.self_attention import (
     MultiHeadAttention,
     OneLayerAttentionLM,
+    average_past_loop,
     causal_mask,
     mean_weight_by_offset,
     merge_heads,
@@ -45,6 +46,29 @@ def test_sdpa_matches_torch(masked):
     assert torch.allclose(out, ref, atol=1e-12)
     if masked:
         assert (w.triu(1) == 0).all()
+
+
+def test_average_of_the_past_three_ways_then_causal_attention():
+    """Notebook 07, section 1 (after Karpathy's "Let's build GPT"): loop = tril / row sums = softmax of masked zeros."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 7, 3, generator=g, dtype=torch.float64)  # (B, T, C)
+    by_loop = average_past_loop(x)
+    assert torch.allclose(by_loop[:, 3], x[:, :4].mean(1), rtol=0, atol=1e-15)
+    tril = torch.tril(torch.ones(7, 7, dtype=torch.float64))
+    by_matmul = (tril / tril.sum(-1, keepdim=True)) @ x
+    zeros = torch.zeros(7, 7, dtype=torch.float64).masked_fill(~causal_mask(7), float("-inf"))
+    by_softmax = torch.softmax(zeros, dim=-1) @ x
+    torch.testing.assert_close(by_matmul, by_loop, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(by_softmax, by_matmul, rtol=1e-12, atol=1e-12)
+    # data-dependent scores in place of the zeros: causal self-attention
+    q, k, v = (torch.randn(7, 4, generator=g, dtype=torch.float64) for _ in range(3))
+    scores = (q @ k.T / 2.0).masked_fill(~causal_mask(7), float("-inf"))  # sqrt(d_k) = 2
+    torch.testing.assert_close(torch.softmax(scores, -1) @ v, scaled_dot_product_attention(q, k, v, causal_mask(7))[0],
+                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.softmax(scores, -1) @ v, F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"\(\.\.\., T, C\)"):
+        average_past_loop(torch.ones(3))
 
 
 def test_masks():

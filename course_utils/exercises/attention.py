@@ -246,7 +246,7 @@ def check_seq2seq_config(config: dict, *, seed: int = 0) -> None:
     SEQ2SEQ_GRADING.check(config, seed=seed)
 
 
-# Notebook 06's exercise 4 as "diagnose a broken run": this model misses the target; the learner names the cause
+# Notebook 06's exercise 5 as "diagnose a broken run": this model misses the target; the learner names the cause
 # from SEQ2SEQ_CAUSES and changes one field. Measured (held-out exact match, seeds 0, 1, 2): as given 0.080, 0.105,
 # 0.090; 64 units (the most allowed) 0.310, 0.420, 0.265; lr 0.05 0.055, 0.105, 0.090; additive attention 0.985, 0.980,
 # 0.985; dot attention 0.930, 0.870 (seeds 0, 1: not every fix that adds attention passes).
@@ -301,7 +301,7 @@ def _additive_attention_mistakes(query, keys, mask, W_q, W_k, v) -> dict[str, to
 
 
 def check_additive_attention(fn, seed: int = 0) -> None:
-    """Test ``fn(query, keys, mask, W_q, W_k, v) -> (context (B, Hk), weights (B, S))`` (notebook 06, exercise 3).
+    """Test ``fn(query, keys, mask, W_q, W_k, v) -> (context (B, Hk), weights (B, S))`` (notebook 06, exercise 4).
 
     Against :func:`course_utils.attention.additive_attention` on a float64 batch with padding (one row
     fully real, one with 2 real positions, one with 1). Names the usual mistakes: no mask, zeros after

@@ -125,7 +125,7 @@ MASK_KEYS = ("self_mask", "memory_mask")  # the two masks of section 2, as field
 SELF_MASKS, MEMORY_MASKS = ("causal", "none"), ("padding", "none")
 
 
-# The short task of notebook 06's exercise 4 (digit-only dates), now for the transformer: the
+# The short task of notebook 06's exercise 5 (digit-only dates), now for the transformer: the
 # Adam steps, batch size, held-out dates and the exact match to reach. Heads are fixed at 4.
 TRANSFORMER_CHALLENGE = {"steps": 150, "batch_size": 32, "n_val": 200, "target": 0.7, "n_heads": 4}
 

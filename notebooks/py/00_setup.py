@@ -61,7 +61,7 @@ if "google.colab" in sys.modules:
 # | 05c_tagging_seq2seq | Output types III: many-to-many, aligned and unaligned | `data.padding`, `data.synthetic`, `data.text`, `output_types`, `shared.metrics` |
 # | 05d_forecasting | Output types IV: forecasting a real time series | `data`, `forecasting` |
 # | 05e_subword_tokens | Subword tokens: byte-pair encoding | `data.text`, `shared.lm`, `tokens` |
-# | 06_attention | Attention in sequence-to-sequence models | `attention`, `data.dates`, `data.files` |
+# | 06_attention | Attention in sequence-to-sequence models | `attention`, `data`, `data.dates`, `data.files`, `forecasting`, `kernel_regression` |
 # | 07_self_attention | Self-attention and multi-head attention | `data.text`, `self_attention`, `shared.lm` |
 # | 08_transformers | The transformer | `data.text`, `self_attention`, `shared.layers`, `shared.lm`, `shared.timing`, `transformer` |
 # | 08b_encoder_decoder | The encoder-decoder transformer | `attention`, `beam_search`, `data.dates`, `data.files`, `self_attention`, `seq2seq_transformer`, `shared.layers` |

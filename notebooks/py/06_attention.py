@@ -19,14 +19,18 @@
 # **Objectives.** By the end of this notebook you will be able to
 # 1. say why a single fixed-size vector is a bottleneck for an encoder-decoder, and see it
 #    in numbers;
-# 2. write additive (Bahdanau) attention for a whole batch, with a padding mask, and
+# 2. pool by similarity (Nadaraya-Watson kernel regression, attention with nothing to learn)
+#    and choose its bandwidth on validation data;
+# 3. write additive (Bahdanau) attention for a whole batch, with a padding mask, and
 #    dot-product (Luong's "general") scoring;
-# 3. train a GRU encoder-decoder with attention that translates human-written dates into
+# 4. train a GRU encoder-decoder with attention that translates human-written dates into
 #    ISO dates to at least 99 % exact match, on a CPU, in seconds;
-# 4. decode greedily, feeding the model its own predictions;
-# 5. read attention weights as an alignment between output and input characters.
+# 5. decode greedily, feeding the model its own predictions;
+# 6. read attention weights as an alignment between output and input characters.
 #
-# The helpers live in `course_utils/attention.py` (the attention functions and the model)
+# The helpers live in `course_utils/attention.py` (the attention functions and the model),
+# `course_utils/kernel_regression.py` (the pooling of section 2, scored with 05d's `rmse` from
+# `course_utils/forecasting.py`)
 # and `course_utils/data/dates.py` (the data). The recurrent parts use `torch.nn.GRU`, which
 # notebook 04 rebuilt by hand.
 
@@ -82,6 +86,7 @@ from course_utils.attention import (
     length_bucket,
     teacher_forcing_loss,
 )
+from course_utils.data import load_sunspots
 from course_utils.data.dates import (
     FORMATS,
     NUMERIC_FORMATS,
@@ -99,6 +104,14 @@ from course_utils.data.dates import (
     split_days_with_validation,
 )
 from course_utils.exercises.attention import DATES_CHALLENGE, DATES_CHALLENGE_EMBED
+from course_utils.forecasting import rmse
+from course_utils.kernel_regression import (
+    nadaraya_watson,
+    nadaraya_watson_loop,
+    nearest_neighbour,
+    split_indices,
+    validation_errors,
+)
 
 device = start_notebook()
 
@@ -139,7 +152,182 @@ print(f"input lengths {lengths.min().item()}-{lengths.max().item()}, mean {lengt
       f"output always {TARGET_LEN} characters")
 
 # %% [markdown]
-# ## 2. Additive attention
+# ## 2. From pooling by similarity to additive attention
+#
+# ### Attention pooling by similarity (Nadaraya-Watson)
+#
+# Attention is a weighted average whose weights say how well each item matches a question.
+# Its oldest form learns nothing at all: **kernel regression** (Nadaraya, 1964; Watson, 1964),
+# which *Dive into Deep Learning* (Zhang, Lipton, Li and Smola) presents as "attention pooling
+# by similarity". We know pairs $(k_i, v_i)$, a **key** and its **value**; asked a **query**
+# $q$, we answer with the average of the values, each weighted by how close its key is to the
+# query. With a Gaussian kernel of bandwidth $\sigma$:
+#
+# $$f(q) = \sum_i a_i(q)\, v_i, \qquad
+#   a_i(q) = \frac{\exp\!\big(-(q - k_i)^2 / 2\sigma^2\big)}{\sum_j \exp\!\big(-(q - k_j)^2 / 2\sigma^2\big)}
+#          = \operatorname{softmax}_i\!\Big(-\frac{(q - k_i)^2}{2\sigma^2}\Big).$$
+#
+# The weights are a softmax over the **keys** of the scores $-(q - k_i)^2 / 2\sigma^2$: the
+# nearer the key, the larger the score. $\sigma$ sets how far the average reaches. As
+# $\sigma \to \infty$ every score tends to 0, every weight to $1/n$, and $f(q)$ to the plain
+# mean of the values; as $\sigma \to 0$ the nearest key's score dwarfs the others and $f(q)$
+# becomes the **nearest neighbour**'s value (or the mean of the equally near ones).
+#
+# The data: notebook 05d's yearly sunspot numbers, 1700-2008. Hide 40 % of the years at
+# random; the task is to fill them in from the others. The keys are the 185 known (training)
+# years, the values their sunspot numbers; half the hidden years are **validation** queries,
+# on which $\sigma$ is chosen, and half are **test** queries, read once at the end. The
+# helpers are in `course_utils/kernel_regression.py`.
+
+# %%
+years, sunspots = load_sunspots()  # (309,), (309,)
+x, y = torch.tensor(years, dtype=torch.float64), torch.tensor(sunspots)  # float64: the checks below go to 1e-12
+train_idx, val_idx, test_idx = split_indices(len(x), seed=0)  # 60 / 20 / 20 %
+keys, values = x[train_idx], y[train_idx]  # (185,) known years and their sunspot numbers
+queries = x[val_idx]  # (61,) validation years
+print(f"{len(train_idx)} training years (keys), {len(val_idx)} validation and {len(test_idx)} test years (queries)")
+assert (len(train_idx), len(val_idx), len(test_idx)) == (185, 61, 63)
+assert not set(train_idx) & set(val_idx) and not set(test_idx) & set(train_idx.tolist() + val_idx.tolist())
+
+# %% [markdown]
+# The formula as it reads, a ratio of kernel sums, one query at a time in float64
+# (`nadaraya_watson_loop`), is the reference. The softmax form (`nadaraya_watson`) must agree
+# with it to rounding error:
+
+# %%
+loop = nadaraya_watson_loop(queries.numpy(), keys.numpy(), values.numpy(), sigma=1.5)
+softmax_form = nadaraya_watson(queries, keys, values, sigma=1.5)  # (61,)
+gap = np.abs(softmax_form.numpy() - loop).max() / np.abs(loop).max()
+print(f"sigma = 1.5: largest gap between the softmax form and the loop, relative: {gap:.1e}")
+assert gap < 1e-12
+
+# %% [markdown]
+# For a small $\sigma$ the two part ways. Every validation year is at least one year from the
+# nearest key, so at $\sigma = 0.02$ every score is at most $-1/(2 \cdot 0.02^2) = -1250$,
+# and $e^{-1250}$ is 0 in float64 (the smallest is about $e^{-745}$): the ratio is $0/0$,
+# NaN. The softmax subtracts each row's largest score first, so the nearest key gets
+# $e^0 = 1$, and the answer is the nearest key's value, or the mean of the values of the
+# keys equally near (a hidden year between two known ones): `nearest_neighbour`, the
+# $\sigma \to 0$ limit. A huge $\sigma$ gives the other limit, the mean of all values:
+
+# %%
+tiny = 0.02
+naive = nadaraya_watson_loop(queries.numpy(), keys.numpy(), values.numpy(), sigma=tiny)
+shifted = nadaraya_watson(queries, keys, values, sigma=tiny)
+distance = (queries[:, None] - keys[None, :]).abs()  # (61, 185)
+print(f"sigma = {tiny}: the kernel ratio is NaN for {np.isnan(naive).sum()} of {len(naive)} queries; "
+      f"the softmax form for {shifted.isnan().sum().item()}")
+assert distance.min() >= 1 and np.exp(-1 / (2 * tiny**2)) == 0.0  # every kernel value underflows
+assert np.isnan(naive).all() and torch.isfinite(shifted).all()
+check_close("softmax form at a tiny sigma vs nearest_neighbour", shifted, nearest_neighbour(queries, keys, values),
+            rtol=1e-12, atol=1e-9)
+huge = nadaraya_watson(queries, keys, values, sigma=1e6)
+check_close("softmax form at a huge sigma vs the mean of all values", huge, values.mean().expand(len(queries)),
+            rtol=1e-6, atol=0.0)
+
+# %% [markdown]
+# ### Exercise 1 (1 point, about 10 minutes): Nadaraya-Watson pooling
+#
+# Write `my_nadaraya_watson(queries, keys, values, sigma)`: `queries` `(Q,)`, `keys` and
+# `values` `(K,)` float tensors, `sigma` > 0. Return the estimates `(Q,)`: for each query,
+# the average of the values weighted by a softmax over the keys of
+# $-(q - k)^2 / 2\sigma^2$. It must stay finite for a tiny $\sigma$.
+
+# %% nbgrader={"grade": false, "grade_id": "nadaraya_watson", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_nadaraya_watson(queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor,
+                       sigma: float) -> torch.Tensor:
+    """Gaussian attention pooling: the kernel-weighted average of the values at each query, (Q,)."""
+    ### BEGIN SOLUTION
+    scores = -((queries[:, None] - keys[None, :]) ** 2) / (2 * sigma**2)  # (Q, K)
+    return torch.softmax(scores, dim=-1) @ values
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "nadaraya_watson_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.kernel_regression import check_nadaraya_watson
+
+check_nadaraya_watson(my_nadaraya_watson)  # 6 queries at sigma = 0.7, then 4 far ones at sigma = 0.005
+
+
+# %% nbgrader={"grade": true, "grade_id": "nadaraya_watson_hidden_test", "locked": true, "points": 0.5, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_nadaraya_watson(my_nadaraya_watson, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Now choose $\sigma$ on the validation years, from a quarter of a year to 64 years, and
+# compare with the two limits: the mean of the training values ($\sigma \to \infty$) and the
+# nearest known year(s) ($\sigma \to 0$). `validation_errors` returns the three root mean
+# squared errors:
+
+# %%
+sigmas = np.geomspace(0.25, 64, 17).tolist()  # factors of sqrt(2)
+errors = validation_errors(x, y, train_idx, val_idx, sigmas)
+best_sigma = min(errors["kernel"], key=errors["kernel"].get)
+best = errors["kernel"][best_sigma]
+print(f"validation RMSE: mean of the values {errors['mean']:.1f}, nearest year(s) {errors['nearest']:.1f}, "
+      f"kernel at the best sigma ({best_sigma:.2f} years) {best:.1f}")
+assert best < errors["nearest"] < errors["mean"]
+
+grid = torch.linspace(1900, 2008, 1000, dtype=torch.float64)  # (1000,) queries for the curves
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+recent = keys >= 1900
+axes[0].plot(keys[recent], values[recent], "k.", ms=4, label="known years (keys, values)")
+for sigma in (0.25, best_sigma, 16.0):
+    axes[0].plot(grid, nadaraya_watson(grid, keys, values, sigma), label=f"sigma = {sigma:.2g} years")
+axes[0].set(xlabel="year", ylabel="sunspot number", title="Nadaraya-Watson estimates, 1900-2008")
+axes[0].legend(fontsize=8)
+axes[1].plot(sigmas, list(errors["kernel"].values()), "o-", label="Gaussian kernel")
+axes[1].axhline(errors["mean"], color="gray", ls="--", label="mean of the values (sigma -> inf)")
+axes[1].axhline(errors["nearest"], color="gray", ls=":", label="nearest known year(s) (sigma -> 0)")
+axes[1].set_xscale("log", base=2)
+axes[1].set(xlabel="sigma (years)", ylabel="validation RMSE", title="Choosing the bandwidth")
+axes[1].legend(fontsize=8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# On this split a bandwidth of about a year beats both limits. One split of 309 years is a
+# small sample, though: which years land in validation moves the numbers. The same choice
+# on 20 random splits (seeds 0-19), each comparing on its own validation years:
+
+# %%
+margins, chosen = [], []  # (mean - kernel, nearest - kernel) validation RMSE per split; the sigma chosen
+for seed in range(20):
+    tr, va, _ = split_indices(len(x), seed=seed)
+    e = validation_errors(x, y, tr, va, sigmas)
+    chosen.append(min(e["kernel"], key=e["kernel"].get))
+    margins.append((e["mean"] - e["kernel"][chosen[-1]], e["nearest"] - e["kernel"][chosen[-1]]))
+margins, chosen = np.array(margins), np.array(chosen)  # (20, 2), (20,)
+for col, name in enumerate(("the mean", "the nearest year(s)")):
+    print(f"tuned kernel vs {name}: RMSE lower by {margins[:, col].min():.2f} to {margins[:, col].max():.2f} "
+          f"(median {np.median(margins[:, col]):.2f}) on 20 splits")
+clear = margins[:, 1] > 0.05
+print(f"chosen sigma: {', '.join(f'{s:.2g}' for s in chosen)} years")
+print(f"{clear.sum()} of 20 splits: the tuned kernel beats the nearest year(s) by more than 0.05; the others "
+      f"chose the smallest sigma ({min(sigmas)}) and land within {np.abs(margins[~clear, 1]).max():.2f} of it")
+assert (margins[:, 0] > 1).all(), "the tuned kernel should beat the mean on every split"
+assert clear.sum() == 15 and (chosen[~clear] == min(sigmas)).all() and (np.abs(margins[~clear, 1]) < 0.02).all()
+
+# %% [markdown]
+# On every split the tuned kernel beats the mean of the values. Against the nearest
+# year(s) it wins on 15 of the 20 splits; on the others the validation years
+# favour the smallest bandwidth, which is the nearest year(s) to 0.02: there, reaching
+# further than the next known year does not help. The test years, read once, for the
+# $\sigma$ chosen on split 0:
+
+# %%
+test_rmse = rmse(nadaraya_watson(x[test_idx], keys, values, best_sigma), y[test_idx])
+print(f"test RMSE at sigma = {best_sigma:.2f} years: {test_rmse:.1f} ({len(test_idx)} test years)")
+
+# %% [markdown]
+# The pooling has no parameter but $\sigma$: its scores come from a fixed distance between
+# two numbers. The attention of the rest of this notebook **learns** its score: the query is
+# a decoder state, the keys and values are encoder states, and a small network decides how
+# well they match.
+#
+# ### Additive attention
 #
 # The encoder, a bidirectional GRU, leaves one state $h_j \in \mathbb{R}^{2H}$ per input
 # character $j = 1..S$. Before emitting output $t$ the decoder, in state $s_{t-1}$, scores
@@ -166,7 +354,7 @@ show_source(additive_attention_loop)
 # weights still sum to 1. A row with no real position at all would be
 # $0/0$ = NaN; the course's `masked_softmax` gives it zero weights instead.
 #
-# ### Exercise 1 (1 point, about 10 minutes): the masked softmax
+# ### Exercise 2 (1 point, about 10 minutes): the masked softmax
 #
 # Write `my_masked_softmax(scores, mask)`: `scores` `(B, S)` floats, `mask` `(B, S)` bools
 # (True = a real position). Return weights `(B, S)`: a softmax over the source positions
@@ -273,7 +461,7 @@ check_close("dot-product weights vs einsum + softmax", w_dot, reference)
 # the logits, and carries the new state $s_t$ to the next step. Unlike teacher forcing it
 # never sees the gold output: it must live with its own mistakes.
 #
-# ### Exercise 2 (2 points, about 15 minutes): greedy decoding
+# ### Exercise 3 (2 points, about 15 minutes): greedy decoding
 #
 # Write `my_greedy(model, src, lengths, steps, bos)` with the model's two pieces:
 # `states, mask, summary, s = model.encode(src, lengths)` once, then per step
@@ -525,7 +713,7 @@ plt.show()
 #
 # ## 6. Additive attention, batched
 #
-# ### Exercise 3 (2 points, about 15 minutes): additive attention, batched and masked
+# ### Exercise 4 (2 points, about 15 minutes): additive attention, batched and masked
 #
 # Implement the score, the masked softmax and the context vector of section 2:
 # $e_{bj} = v^\top \tanh(W_q\, q_b + W_k\, k_{bj})$, $a_{bj}$ = softmax over the positions
@@ -605,7 +793,7 @@ assert DATES_CHALLENGE == {"steps": 150, "batch_size": 32, "n_val": 200, "target
 assert (STEPS, BATCH) == (240, 128)  # section 3's budget
 
 # %% [markdown]
-# ### Exercise 4 (2 points, about 15 minutes): diagnose a model that does not learn the digit dates
+# ### Exercise 5 (2 points, about 15 minutes): diagnose a model that does not learn the digit dates
 #
 # The budget is much smaller than section 3's: 150 Adam steps of 32 fresh dates (section 3:
 # 240 steps of 128), gradient norm clipped at 1, embeddings of size 16. After training, the

@@ -20,7 +20,8 @@
 # 1. compute $Q = XW_Q$, $K = XW_K$, $V = XW_V$ and
 #    $\operatorname{softmax}(QK^\top/\sqrt{d_k})\,V$ from scratch;
 # 2. explain, with numbers, why the scores are divided by $\sqrt{d_k}$;
-# 3. build causal and padding masks and check what they hide;
+# 3. see causal attention as an average of the past (a lower-triangular matrix) whose
+#    weights depend on the data, and build causal and padding masks and check what they hide;
 # 4. write multi-head attention and match `torch.nn.MultiheadAttention` and
 #    `torch.nn.functional.scaled_dot_product_attention` to rounding error;
 # 5. train one layer of causal self-attention on the course's text.
@@ -69,6 +70,7 @@ from course_utils.data.text import CharVocab, load_corpus
 from course_utils.self_attention import (
     MultiHeadAttention,
     OneLayerAttentionLM,
+    average_past_loop,
     causal_mask,
     mean_weight_by_offset,
     merge_heads,
@@ -118,6 +120,60 @@ ours, weights = scaled_dot_product_attention(Q, K, V)
 check_close("hand-written vs course_utils", ours, out)
 reference = F.scaled_dot_product_attention(Q[None], K[None], V[None])[0]
 check_close("course_utils vs F.scaled_dot_product_attention", ours, reference)
+
+# %% [markdown]
+# ### The same step from the other side: averaging the past
+#
+# Andrej Karpathy's "Let's build GPT: from scratch, in code, spelled out" reaches
+# self-attention from the other end, with no queries or keys at all. Let a position gather
+# what came before it in the crudest way: the **mean of itself and every earlier position**,
+# $\bar x_t = \frac{1}{t+1}\sum_{s \le t} x_s$ (positions counted from 0). Three ways to compute
+# it, each checked against the one before:
+#
+# 1. a loop over positions (`average_past_loop`);
+# 2. one matrix product: the lower-triangular matrix of ones, each row divided by its sum,
+#    times $X$ (row $t$ holds $1/(t+1)$ in its first $t+1$ places);
+# 3. a softmax of a $T \times T$ matrix of **zeros** with $-\infty$ above the diagonal:
+#    $e^0 = 1$ on and below it, $e^{-\infty} = 0$ above, and the softmax's division makes
+#    the rows the same $1/(t+1)$.
+
+# %%
+seed_everything(0)
+T_avg, C = 6, 3
+x_avg = torch.randn(T_avg, C)  # (T, C)
+by_loop = average_past_loop(x_avg)  # (T, C)
+tril = torch.tril(torch.ones(T_avg, T_avg))  # (T, T): 1 where s <= t
+by_matmul = (tril / tril.sum(dim=-1, keepdim=True)) @ x_avg  # (T, T) @ (T, C)
+zeros = torch.zeros(T_avg, T_avg).masked_fill(~causal_mask(T_avg), float("-inf"))  # (T, T)
+by_softmax = torch.softmax(zeros, dim=-1) @ x_avg
+rtol, atol = tolerance(torch.float32)
+check_close("loop vs tril / row sums", by_matmul, by_loop, rtol=rtol, atol=atol)
+check_close("tril / row sums vs softmax of masked zeros", by_softmax, by_matmul, rtol=rtol, atol=atol)
+print("softmax of the masked zeros (the averaging weights):")
+print(torch.softmax(zeros, dim=-1).numpy().round(3))
+
+# %% [markdown]
+# The zeros are scores: every earlier position is equally interesting to every query. Put
+# **data-dependent scores** in their place, $QK^\top/\sqrt{d_k}$ from this section's five
+# tokens, keep the $-\infty$ above the diagonal, and the weighted average is no longer
+# uniform: that is **causal self-attention** (section 3 looks closer at masks). The
+# hand-made version must equal `scaled_dot_product_attention` with `causal_mask`, and
+# PyTorch's `is_causal=True`:
+
+# %%
+T = Q.shape[0]
+masked_scores = (Q @ K.T / math.sqrt(d_k)).masked_fill(~causal_mask(T), float("-inf"))  # (T, T)
+causal_weights = torch.softmax(masked_scores, dim=-1)
+by_hand = causal_weights @ V  # (T, d_k)
+ours_causal, _ = scaled_dot_product_attention(Q, K, V, causal_mask(T))
+check_close("masked scores + softmax vs course_utils, causal", by_hand, ours_causal)
+check_close("vs F.scaled_dot_product_attention(is_causal=True)", by_hand,
+            F.scaled_dot_product_attention(Q[None], K[None], V[None], is_causal=True)[0])
+uniform = torch.softmax(zeros[:T, :T], dim=-1)  # (T, T): the plain average of the past
+print("causal attention weights (row t: how much query t takes from positions 0..t):")
+print(causal_weights.numpy().round(3))
+print(f"largest change from the plain average: {(causal_weights - uniform).abs().max():.3f}")
+assert (causal_weights.triu(1) == 0).all() and (causal_weights - uniform).abs().max() > 0.05
 
 # %% [markdown]
 # ## 2. Why divide by $\sqrt{d_k}$?
