@@ -609,6 +609,9 @@ for d_model, warmup in ((512, 4000), (32, 20)):
     check_close(f"LambdaLR's rates, d_model = {d_model}, W = {warmup}", np.array(seen), formula, rtol=1e-12)
 print("the formula's peak (d_model * W)**-0.5 at W = 4000:",
       ", ".join(f"d_model = {d}: {noam_lr(4000, d, 4000):.2e}" for d in (64, 512)))
+assert abs(noam_lr(4000, 512, 4000) - 7.0e-4) < 0.05e-4 and abs(noam_lr(4000, 64, 4000) - 2.0e-3) < 0.05e-3
+check_close("with W = 4000, our last step (150) as a share of the peak",
+            noam_lr(BASE.steps, BASE.d_model, 4000) / noam_lr(4000, BASE.d_model, 4000), BASE.steps / 4000, rtol=1e-12)
 
 # %% [markdown]
 # The paper's base model peaks at $7.0 \cdot 10^{-4}$; a model of width 64 with the same warm-up
@@ -705,10 +708,10 @@ check_noam_rate(my_noam_rate, seed=1)
 # $d_{\text{model}}$ numbers of variance about 1; for logits of standard deviation about 1 at
 # initialisation the matrix's entries must have a standard deviation of about
 # $d_{\text{model}}^{-1/2}$ (torch's default for `nn.Embedding`, $\mathcal{N}(0, 1)$, gives logits
-# of standard deviation $\sqrt{d_{\text{model}}}$ or more). A token vector then has norm about $\sqrt{d_{\text{model}} \cdot
-# d_{\text{model}}^{-1}} = 1$. The sinusoidal positions of notebook 08 have norm exactly
-# $\sqrt{d_{\text{model}}/2}$ at every position ($d_{\text{model}}/2$ pairs, each $\sin^2 +
-# \cos^2 = 1$): 4 at $d_{\text{model}} = 32$, 16 at 512. Added as they are, the position dominates
+# of standard deviation $\sqrt{d_{\text{model}}}$ or more). A token vector then has norm about
+# $\sqrt{d_{\text{model}} \cdot d_{\text{model}}^{-1}} = 1$. The sinusoidal positions of notebook 08
+# have norm exactly $\sqrt{d_{\text{model}}/2}$ at every position ($d_{\text{model}}/2$ pairs,
+# each $\sin^2 + \cos^2 = 1$): 4 at $d_{\text{model}} = 32$, 16 at 512. Added as they are, the position dominates
 # the sum; times $\sqrt{d_{\text{model}}}$, the token vector has norm $\sqrt{d_{\text{model}}}$,
 # $\sqrt 2$ times the position's.
 #
@@ -775,16 +778,16 @@ for scaled in (False, True):
 
 # %% [markdown]
 # Here the scaling matters: without it the validation loss ends about 0.2 nats/char higher, on
-# every seed. The unscaled token vectors
-# barely grow in 150 steps (a mean norm near 1.1 at the end): they stay at about a quarter of
-# the positions' 4, so what the first block reads is still mostly where a character is, not which
-# one it is. With the scaling the paper's input ends within a few hundredths of a nat of the base
-# recipe (untied, learned positions).
-# (GPT-2's initialisation reaches the same balance another way, with positions as small as the
-# tokens.)
+# every seed. The unscaled token vectors barely grow in 150 steps (a mean norm near 1.1 at the
+# end): they stay at about a quarter of the positions' 4, so what the first block reads is still
+# mostly where a character is, not which one it is. With the scaling the paper's input ends within
+# a few hundredths of a nat of the base recipe (untied, learned positions). GPT-2's initialisation
+# avoids the imbalance another way: its positions start as small as its tokens (measured above).
 
 # %%
 assert embed_val[False].min() > embed_val[True].max() + 0.1, "without the scaling, worse on every seed"
+assert 0.15 < embed_val[False].mean() - embed_val[True].mean() < 0.25, "about 0.2 nats/char on average"
+assert token_norms[False].max() < 1.2, "the unscaled token vectors barely grow from their norm of 1"
 assert token_norms[False].max() < 0.3 * math.sqrt(BASE.d_model / 2), "the unscaled tokens stay far below the positions"
 assert token_norms[True].min() > math.sqrt(BASE.d_model / 2), "the scaled tokens stay above them"
 assert abs(embed_val[True].mean() - base_schedule.mean()) < 0.05, "scaled: near the base recipe"
