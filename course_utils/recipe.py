@@ -310,6 +310,8 @@ def noam_lr(step: int, d_model: int, warmup_steps: int) -> float:
     ``d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)``: linear up to ``step = warmup_steps``, where it
     peaks at ``(d_model * warmup_steps)**-0.5``, then proportional to ``1 / sqrt(step)``.
     """
+    if warmup_steps < 1:
+        raise ValueError(f"the Noam formula needs warmup_steps >= 1, got {warmup_steps}")
     if step < 1:
         raise ValueError(f"step counts from 1 in the Noam formula, got {step}")
     return d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)

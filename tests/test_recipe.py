@@ -507,6 +507,8 @@ def test_noam_lr_by_hand():
     assert noam_lr(4000, 512, 4000) == pytest.approx(6.988e-4, rel=1e-3)  # the paper's base model
     with pytest.raises(ValueError, match="counts from 1"):
         noam_lr(0, 16, 4)
+    with pytest.raises(ValueError, match="warmup_steps >= 1"):
+        schedule_lr(RecipeConfig(schedule="noam", warmup_steps=0), 0)
 
 
 @pytest.mark.parametrize("d_model,warmup", [(512, 4000), (32, 20), (64, 7)])
