@@ -55,7 +55,7 @@ from course_utils.exercises.output_types import (  # noqa: E402
     TAGGER_FIX_GRADING,
     TAGGER_GRADING,
 )
-from course_utils.exercises.recipe import check_decay_groups  # noqa: E402
+from course_utils.exercises.recipe import check_decay_groups, check_noam_rate  # noqa: E402
 from course_utils.exercises.rnn import check_rnn_cell  # noqa: E402
 from course_utils.exercises.rope import check_rotary_attention  # noqa: E402
 from course_utils.exercises.self_attention import check_attention, check_split_merge_heads  # noqa: E402
@@ -199,8 +199,8 @@ def verdict(grading, answer, seed: int) -> str:
 
 
 def listed_mistakes() -> list[tuple[str, str, str]]:
-    """``(exercise, mistake, message)`` for each mistake issue 29 lists (and 08d exercise 3's, issue 33), run through
-    its check."""
+    """``(exercise, mistake, message)`` for each mistake issue 29 lists (and 08d exercises 3 and 4's, issue 33), run
+    through its check."""
     t_bptt, t_lstm, t_lm = (_load_test_module(n) for n in ("test_bptt", "test_lstm", "test_lm"))
     t_att, t_self, t_tr, t_min = (_load_test_module(n) for n in ("test_attention", "test_self_attention",
                                                                    "test_transformer", "test_min_rnns"))
@@ -256,6 +256,15 @@ def listed_mistakes() -> list[tuple[str, str, str]]:
          lambda: check_decay_groups(t_recipe._min_gpt)),
         ("08d ex. 3", "only the layers walked (in_proj and pos in no group)",
          lambda: check_decay_groups(t_recipe._walk_layers)),
+        ("08d ex. 4", "steps counted from 0 (0**-0.5)", lambda: check_noam_rate(t_recipe._from_zero)),
+        ("08d ex. 4", "steps counted from 0, t = 0 dodged (off by one)",
+         lambda: check_noam_rate(t_recipe._from_zero_guarded)),
+        ("08d ex. 4", "the warm-up exponent -0.5 instead of -1.5", lambda: check_noam_rate(t_recipe._warmup_exponent)),
+        ("08d ex. 4", "d_model**-0.5 left out", lambda: check_noam_rate(t_recipe._no_d_model)),
+        ("08d ex. 4", "max instead of min", lambda: check_noam_rate(t_recipe._max)),
+        ("08d ex. 4", "the multiplier (peak 1) instead of the rate", lambda: check_noam_rate(t_recipe._multiplier)),
+        ("08d ex. 4", "a peak at the wrong step (warm-up term step / warmup)",
+         lambda: check_noam_rate(t_recipe._wrong_peak)),
         ("08e ex. 1", "rotating by -m theta", lambda: check_rotary_attention(t_rope._rotary(sign=-1.0))),
         ("08e ex. 1", "rotating the values too", lambda: check_rotary_attention(t_rope._rotary(rotate_v=True))),
         ("08e ex. 1", "q and k paired differently",

@@ -8,9 +8,13 @@
   the matrices only (:func:`decay_groups`; :func:`layer_norm_gains` to see what decay does to the rest);
 - GPT-2's initialisation with its residual scaling (:func:`gpt2_init_`, :func:`residual_projections`) and the
   residual stream's variance across depth (:func:`residual_variances`);
+- the original transformer's two details (Vaswani et al., 2017): the inverse-square-root ("Noam") schedule
+  (:func:`noam_lr`, :func:`noam_lambda` for ``LambdaLR``, ``schedule="noam"``) and the embedding multiplied by
+  ``sqrt(d_model)`` beside sinusoidal positions (``RecipeGPT(positions="sinusoidal", scale_embedding=True)``,
+  :func:`input_norms`);
 - training at a fixed step budget: :class:`RecipeConfig` and :func:`train_recipe`;
-- exercises: :func:`check_label_smoothed_loss`, :func:`check_decay_groups` and, graded by outcome,
-  :func:`check_post_ln_recipe`.
+- exercises: :func:`check_label_smoothed_loss`, :func:`check_decay_groups`, :func:`check_noam_rate` and, graded
+  by outcome, :func:`check_post_ln_recipe`.
 
 The exercises on this module (checks, challenges) are in :mod:`course_utils.exercises.recipe`.
 """
@@ -18,6 +22,7 @@ The exercises on this module (checks, challenges) are in :mod:`course_utils.exer
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -29,7 +34,7 @@ from .core.shapes import require_shape
 from .core.training import evaluate, fit
 from .self_attention import MultiHeadAttention, causal_mask
 from .shared.lm import CharData, LMBatch, corpus_data, lm_batches, next_token_loss
-from .transformer import MLP, warmup_cosine_lr
+from .transformer import MLP, sinusoidal_positions, warmup_cosine_lr
 
 # ----------------------------------------------------------------------------- blocks
 
@@ -92,19 +97,30 @@ def copy_to_encoder_layer(block: PostLNBlock | PreLNBlock) -> nn.TransformerEnco
 
 
 class RecipeGPT(nn.Module):
-    """08's tiny GPT with the recipe's switches: ``dropout``, ``tie_weights``, ``post_ln``.
+    """08's tiny GPT with the recipe's switches: ``dropout``, ``tie_weights``, ``post_ln``, and the embedding's.
 
     ``tie_weights``: the output layer reuses the embedding matrix (``head.weight is embed.weight``).
     ``post_ln``: :class:`PostLNBlock` blocks (each ends in a LayerNorm, so no final LayerNorm);
     otherwise :class:`PreLNBlock` blocks and a final LayerNorm.
+    ``positions``: ``"learned"`` (a table ``pos``, N(0, 0.02²)) or ``"sinusoidal"`` (08's fixed encodings, a buffer).
+    ``embed_std``: draw the token embedding from N(0, embed_std²) instead of torch's N(0, 1) (drawn last, so the
+    other weights are the same draws either way). ``scale_embedding``: multiply the token vectors by
+    ``sqrt(d_model)`` before adding the positions (Vaswani et al., 2017, section 3.4).
     """
 
     def __init__(self, vocab_size: int, context: int, d_model: int = 32, n_heads: int = 4, n_layers: int = 2, *,
-                 dropout: float = 0.0, tie_weights: bool = False, post_ln: bool = False):
+                 dropout: float = 0.0, tie_weights: bool = False, post_ln: bool = False, positions: str = "learned",
+                 embed_std: float | None = None, scale_embedding: bool = False):
         super().__init__()
+        if positions not in ("learned", "sinusoidal"):
+            raise ValueError(f"positions must be 'learned' or 'sinusoidal', got {positions!r}")
         self.context = context
         self.embed = nn.Embedding(vocab_size, d_model)
-        self.pos = nn.Parameter(torch.randn(context, d_model) * 0.02)
+        if positions == "learned":
+            self.pos = nn.Parameter(torch.randn(context, d_model) * 0.02)
+        else:
+            self.register_buffer("pos", sinusoidal_positions(context, d_model), persistent=False)  # (context, D)
+        self.embed_scale = math.sqrt(d_model) if scale_embedding else 1.0
         self.drop = nn.Dropout(dropout)
         block = PostLNBlock if post_ln else PreLNBlock
         self.blocks = nn.ModuleList(block(d_model, n_heads, dropout) for _ in range(n_layers))
@@ -112,6 +128,12 @@ class RecipeGPT(nn.Module):
         self.head = nn.Linear(d_model, vocab_size)
         if tie_weights:
             self.head.weight = self.embed.weight  # one (V, D) matrix, read in and read out
+        if embed_std is not None:
+            nn.init.normal_(self.embed.weight, 0.0, embed_std)
+
+    def embed_tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (B, T) -> the input to the first block, token vectors (scaled or not) plus positions: (B, T, D)."""
+        return self.embed(ids) * self.embed_scale + self.pos[: ids.shape[1]]
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """ids (B, T) with T <= context -> logits (B, T, V)."""
@@ -119,11 +141,18 @@ class RecipeGPT(nn.Module):
         T = ids.shape[1]
         if T > self.context:
             raise ValueError(f"ids has shape {tuple(ids.shape)}, expected (B, T) with T <= {self.context}")
-        x = self.drop(self.embed(ids) + self.pos[:T])  # (B, T, D)
+        x = self.drop(self.embed_tokens(ids))  # (B, T, D)
         mask = causal_mask(T, ids.device)
         for block in self.blocks:
             x = block(x, mask)
         return self.head(self.ln_f(x))  # (B, T, V)
+
+
+@torch.no_grad()
+def input_norms(model: RecipeGPT) -> tuple[torch.Tensor, torch.Tensor]:
+    """The norms of what the first block's input adds up: every token vector as it enters (scaled or not),
+    (V,), and every position vector, (context,)."""
+    return (model.embed.weight * model.embed_scale).norm(dim=-1), model.pos.norm(dim=-1)
 
 
 # ----------------------------------------------------------------------------- the loss
@@ -225,7 +254,7 @@ def residual_variances(model: RecipeGPT, ids: torch.Tensor) -> list[float]:
     each block: ``n_layers + 1`` numbers. ``model`` should be in eval mode (no dropout)."""
     require_shape("ids", ids, ("B", "T"))
     T = ids.shape[1]
-    x = model.embed(ids) + model.pos[:T]  # (B, T, D)
+    x = model.embed_tokens(ids)  # (B, T, D)
     variances = [x.var(dim=-1, unbiased=False).mean().item()]
     mask = causal_mask(T, ids.device)
     for block in model.blocks:
@@ -249,7 +278,7 @@ class RecipeConfig:
     n_layers: int = 2
     lr: float = 1e-2
     warmup_steps: int = 20  # 0 and schedule "constant": a constant rate
-    schedule: str = "cosine"  # "cosine" (warm-up then cosine to 0) or "constant" (warm-up then flat)
+    schedule: str = "cosine"  # "cosine" (warm-up then cosine to 0), "constant" (warm-up then flat) or "noam"
     optimizer: str = "adamw"
     weight_decay: float = 0.1
     decay: str = "matrices"  # "matrices" (biases and LayerNorms not decayed: decay_groups) or "all"
@@ -258,6 +287,9 @@ class RecipeConfig:
     tie_weights: bool = False
     post_ln: bool = False
     clip_grad_norm: float | None = 1.0
+    positions: str = "learned"  # or "sinusoidal"
+    embed_std: float | None = None  # None: torch's N(0, 1) for the token embedding
+    scale_embedding: bool = False  # multiply the token vectors by sqrt(d_model)
 
 
 @dataclass
@@ -272,13 +304,42 @@ class RecipeRun:
     model: nn.Module | None = None  # the trained model, in eval mode
 
 
+def noam_lr(step: int, d_model: int, warmup_steps: int) -> float:
+    """The inverse-square-root ("Noam") rate of Vaswani et al. (2017), section 5.3, steps counted from 1:
+
+    ``d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)``: linear up to ``step = warmup_steps``, where it
+    peaks at ``(d_model * warmup_steps)**-0.5``, then proportional to ``1 / sqrt(step)``.
+    """
+    if warmup_steps < 1:
+        raise ValueError(f"the Noam formula needs warmup_steps >= 1, got {warmup_steps}")
+    if step < 1:
+        raise ValueError(f"step counts from 1 in the Noam formula, got {step}")
+    return d_model**-0.5 * min(step**-0.5, step * warmup_steps**-1.5)
+
+
+def noam_lambda(d_model: int, warmup_steps: int) -> Callable[[int], float]:
+    """The Noam rate as a ``torch.optim.lr_scheduler.LambdaLR`` multiplier (with the optimiser's ``lr=1.0``).
+
+    LambdaLR counts the optimiser's steps from 0 (it calls the function with 0 when it is built), the formula
+    from 1: optimiser step ``t`` gets :func:`noam_lr` of step ``t + 1``.
+    """
+    return lambda t: noam_lr(t + 1, d_model, warmup_steps)
+
+
 def schedule_lr(config: RecipeConfig, step: int) -> float:
-    """The rate of step ``step``: warm-up over ``warmup_steps``, then cosine to 0 or constant."""
+    """The rate of step ``step`` (from 0): warm-up over ``warmup_steps``, then cosine to 0, constant, or Noam.
+
+    ``"noam"``: :func:`noam_lr`'s shape with its peak (at ``step = warmup_steps - 1``) at ``config.lr``; the paper's
+    formula itself is ``config.lr = (d_model * warmup_steps)**-0.5``.
+    """
     if config.schedule == "cosine":
         return warmup_cosine_lr(step, config.warmup_steps, config.lr, config.steps)
     if config.schedule == "constant":
         return config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
-    raise ValueError(f"schedule must be 'cosine' or 'constant', got {config.schedule!r}")
+    if config.schedule == "noam":
+        peak = noam_lr(config.warmup_steps, config.d_model, config.warmup_steps)
+        return config.lr * noam_lambda(config.d_model, config.warmup_steps)(step) / peak
+    raise ValueError(f"schedule must be 'cosine', 'constant' or 'noam', got {config.schedule!r}")
 
 
 def _smoothed_loss(model: nn.Module, batch: LMBatch, eps: float) -> torch.Tensor:
@@ -297,7 +358,8 @@ def train_recipe(config: RecipeConfig, *, seed: int = 0, data: CharData | None =
     c = config
     with seeded_run(seed):
         model = RecipeGPT(data.vocab.size, c.context, c.d_model, c.n_heads, c.n_layers, dropout=c.dropout,
-                          tie_weights=c.tie_weights, post_ln=c.post_ln)
+                          tie_weights=c.tie_weights, post_ln=c.post_ln, positions=c.positions,
+                          embed_std=c.embed_std, scale_embedding=c.scale_embedding)
         opt = make_optimizer(model, c.optimizer, c.lr, c.weight_decay, c.decay)
         run = RecipeRun(c, n_params=sum(p.numel() for p in {id(p): p for p in model.parameters()}.values()))
         train = lm_batches(data.train, c.steps, c.batch_size, c.context, seed=10_000 + seed)

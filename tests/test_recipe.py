@@ -14,6 +14,7 @@ from course_utils.exercises.recipe import (
     POST_LN_TARGET,
     check_decay_groups,
     check_label_smoothed_loss,
+    check_noam_rate,
     check_post_ln_recipe,
     post_ln_recipe_loss,
     post_ln_unigram_loss,
@@ -27,9 +28,12 @@ from course_utils.recipe import (
     copy_to_encoder_layer,
     decay_groups,
     gpt2_init_,
+    input_norms,
     label_smoothed_loss,
     layer_norm_gains,
     make_optimizer,
+    noam_lambda,
+    noam_lr,
     residual_projections,
     residual_variances,
     schedule_lr,
@@ -37,7 +41,7 @@ from course_utils.recipe import (
 )
 from course_utils.self_attention import causal_mask
 from course_utils.shared.lm import corpus_data, lm_batches
-from course_utils.transformer import Block
+from course_utils.transformer import Block, sinusoidal_positions
 
 
 @pytest.mark.parametrize("block_class", [PostLNBlock, PreLNBlock])
@@ -490,3 +494,153 @@ def test_decay_groups_check_leaves_the_random_state_alone():
     torch.manual_seed(0)
     check_decay_groups(_groups)
     torch.testing.assert_close(torch.rand(3), expected)
+
+
+# ----------------------------------------------------------------------------- section 4: the original transformer
+
+
+def test_noam_lr_by_hand():
+    # d_model = 16, W = 4: peak (16 * 4)**-0.5 = 1/8 at step 4; step 1 a quarter of it; step 16 half of it
+    assert noam_lr(4, 16, 4) == pytest.approx(1 / 8, rel=1e-12)
+    assert noam_lr(1, 16, 4) == pytest.approx(1 / 32, rel=1e-12)
+    assert noam_lr(16, 16, 4) == pytest.approx(1 / 16, rel=1e-12)
+    assert noam_lr(4000, 512, 4000) == pytest.approx(6.988e-4, rel=1e-3)  # the paper's base model
+    with pytest.raises(ValueError, match="counts from 1"):
+        noam_lr(0, 16, 4)
+    with pytest.raises(ValueError, match="warmup_steps >= 1"):
+        schedule_lr(RecipeConfig(schedule="noam", warmup_steps=0), 0)
+
+
+@pytest.mark.parametrize("d_model,warmup", [(512, 4000), (32, 20), (64, 7)])
+def test_noam_lambda_in_lambda_lr_sets_the_formula(d_model, warmup):
+    w = nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([w], lr=1.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, noam_lambda(d_model, warmup))
+    seen = []
+    for _ in range(min(3 * warmup, 500)):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    s = np.arange(1, len(seen) + 1, dtype=np.float64)
+    np.testing.assert_allclose(seen, d_model**-0.5 * np.minimum(s**-0.5, s * warmup**-1.5), rtol=1e-12)
+
+
+def test_noam_schedule_peaks_at_config_lr():
+    c = RecipeConfig(steps=100, warmup_steps=10, lr=0.01, d_model=32, schedule="noam")
+    rates = [schedule_lr(c, t) for t in range(c.steps)]
+    assert int(np.argmax(rates)) == 9 and rates[9] == pytest.approx(0.01, rel=1e-12)
+    assert rates[0] == pytest.approx(0.001, rel=1e-12) and rates[39] == pytest.approx(0.005, rel=1e-12)
+    as_written = replace(c, lr=noam_lr(10, 32, 10))  # the paper's formula itself
+    assert [schedule_lr(as_written, t) for t in range(5)] == pytest.approx([noam_lr(t + 1, 32, 10)
+                                                                           for t in range(5)], rel=1e-12)
+
+
+def test_sinusoidal_positions_and_scaled_embedding():
+    torch.manual_seed(0)
+    plain = RecipeGPT(11, 8, 16, 4, 1, tie_weights=True, positions="sinusoidal", embed_std=0.25)
+    torch.manual_seed(0)
+    scaled = RecipeGPT(11, 8, 16, 4, 1, tie_weights=True, positions="sinusoidal", embed_std=0.25,
+                       scale_embedding=True)
+    assert "pos" not in dict(plain.named_parameters()) and torch.equal(plain.pos, sinusoidal_positions(8, 16))
+    torch.testing.assert_close(plain.embed.weight, scaled.embed.weight)  # the same draws
+    assert abs(plain.embed.weight.std().item() - 0.25) < 0.05 and scaled.head.weight is scaled.embed.weight
+    ids = torch.randint(0, 11, (2, 8))
+    torch.testing.assert_close(scaled.embed_tokens(ids), scaled.embed(ids) * 4.0 + sinusoidal_positions(8, 16))
+    tokens, positions = input_norms(scaled)
+    torch.testing.assert_close(tokens, scaled.embed.weight.norm(dim=-1) * 4.0)
+    torch.testing.assert_close(positions, torch.full((8,), math.sqrt(8.0)))
+    with pytest.raises(ValueError, match="positions must be"):
+        RecipeGPT(11, 8, 16, 4, 1, positions="rope")
+
+
+def test_train_recipe_with_the_paper_input_and_noam():
+    c = RecipeConfig(steps=20, d_model=16, n_layers=1, context=16, batch_size=8, tie_weights=True,
+                     positions="sinusoidal", embed_std=0.25, scale_embedding=True, schedule="noam", warmup_steps=5)
+    run = train_recipe(c, seed=0)
+    assert math.isfinite(run.val_loss) and run.model.embed_scale == 4.0 and "pos" in dict(run.model.named_buffers())
+
+
+def _noam(t, d, w):
+    s = t + 1
+    return d**-0.5 * min(s**-0.5, s * w**-1.5)
+
+
+def test_noam_rate_check_accepts_solutions(capsys):
+    check_noam_rate(_noam)
+    check_noam_rate(_noam, seed=1)
+    check_noam_rate(lambda t, d, w: torch.tensor(_noam(t, d, w), dtype=torch.float64))  # a one-number tensor
+    check_noam_rate(lambda t, d, w: np.float64(d) ** -0.5 * np.minimum((t + 1.0) ** -0.5, (t + 1.0) * w**-1.5))
+    assert capsys.readouterr().out.count("OK my_noam_rate") == 4
+
+
+def _from_zero(t, d, w):  # the formula at t: 0**-0.5 divides by zero
+    return d**-0.5 * min(t**-0.5, t * w**-1.5)
+
+
+def _from_zero_guarded(t, d, w):  # the formula at t, t = 0 dodged: off by one everywhere else
+    t = max(t, 1)
+    return d**-0.5 * min(t**-0.5, t * w**-1.5)
+
+
+def _from_zero_numpy(t, d, w):  # numpy: 0**-0.5 is inf, min(inf, 0) is 0, so t = 0 passes; off by one after
+    with np.errstate(divide="ignore"):
+        return float(d**-0.5 * np.minimum(np.float64(t) ** -0.5, t * w**-1.5))
+
+
+def _warmup_exponent(t, d, w):
+    s = t + 1
+    return d**-0.5 * min(s**-0.5, s * w**-0.5)
+
+
+def _no_d_model(t, d, w):
+    s = t + 1
+    return min(s**-0.5, s * w**-1.5)
+
+
+def _d_model_sign(t, d, w):
+    s = t + 1
+    return d**0.5 * min(s**-0.5, s * w**-1.5)
+
+
+def _max(t, d, w):
+    s = t + 1
+    return d**-0.5 * max(s**-0.5, s * w**-1.5)
+
+
+def _multiplier(t, d, w):  # the shape with its peak at 1, what LambdaLR would scale a peak rate by
+    s = t + 1
+    return min(s / w, (w / s) ** 0.5)
+
+
+def _wrong_peak(t, d, w):  # warm-up term s / w: the two terms meet at s = w**(2/3)
+    s = t + 1
+    return d**-0.5 * min(s**-0.5, s / w)
+
+
+@pytest.mark.parametrize("fn,words", [
+    (_from_zero, "divides by zero"),
+    (_from_zero, "the rate of t is the formula's at step t + 1"),
+    (_from_zero_guarded, "count the steps from 0: the formula's step is t + 1"),
+    (_from_zero_numpy, "count the steps from 0: the formula's step is t + 1"),
+    (_warmup_exponent, "step * warmup**-0.5 instead of step * warmup**-1.5"),
+    (_no_d_model, "leave out the factor d_model**-0.5"),
+    (_d_model_sign, "d_model**0.5 instead of d_model**-0.5 (the exponent's sign)"),
+    (_max, "the max of the two terms instead of the min"),
+    (_multiplier, "return the multiplier, the schedule's shape with its peak at 1"),
+    (_wrong_peak, "peaks at t = 251 (the formula's step 252); the rate should rise linearly up to step = warmup = "
+                  "4000 (t = 3999)"),
+])
+def test_noam_rate_check_names_the_mistake(fn, words):
+    with pytest.raises(CheckFailed, match=re.escape(words)):
+        check_noam_rate(fn)
+
+
+def test_noam_rate_check_refuses_the_reference_and_shown_values():
+    with pytest.raises(CheckFailed, match="calls noam_lr"):
+        check_noam_rate(lambda t, d, w: noam_lr(t + 1, d, w))
+    with pytest.raises(CheckFailed, match="calls noam_lambda"):
+        check_noam_rate(lambda t, d, w: noam_lambda(d, w)(t))
+    with pytest.raises(CheckFailed, match="peaks at t = 0"):  # the notebook's printed peak, returned at every step
+        check_noam_rate(lambda t, d, w: 6.99e-4)
+    with pytest.raises(CheckFailed, match="should return one number"):
+        check_noam_rate(lambda t, d, w: [_noam(t, d, w)])

@@ -1,6 +1,6 @@
 """Notebook 08d, the exercises on :mod:`course_utils.recipe`.
 
-Checks that name the usual mistakes: ``check_label_smoothed_loss``, ``check_decay_groups``.
+Checks that name the usual mistakes: ``check_label_smoothed_loss``, ``check_decay_groups``, ``check_noam_rate``.
 Graded by outcome (the learner's setting is trained, seeded): ``check_post_ln_recipe``.
 """
 
@@ -25,7 +25,7 @@ from ..core.checks import (
     refuse_reference,
     require_keys,
 )
-from ..recipe import RecipeConfig, RecipeGPT, decay_groups, label_smoothed_loss, train_recipe
+from ..recipe import RecipeConfig, RecipeGPT, decay_groups, label_smoothed_loss, noam_lr, train_recipe
 from ..shared.lm import corpus_data, lm_batches, ngram_probabilities
 
 
@@ -290,3 +290,87 @@ def check_decay_groups(fn, seed: int = 0) -> None:
                               + " ".join(p[0].upper() + p[1:] for p in problems))
     print(f"OK my_decay_groups: every parameter in one group, weight_decay = {weight_decay} on the matrices and "
           "0.0 on the biases and LayerNorms (tied, untied and post-LN models)")
+
+
+# ----------------------------------------------------------------------------- exercise 4: the Noam rate
+
+def _noam_settings(seed: int) -> list[tuple[int, int]]:
+    """``(d_model, warmup)`` pairs check_noam_rate tries: the paper's base model and two drawn from ``seed``."""
+    rng = np.random.default_rng(seed)
+    return [(512, 4000), (int(rng.choice([48, 96, 128, 320])), int(rng.integers(5, 40))),
+            (int(rng.choice([16, 64, 256, 1024])), int(rng.integers(50, 400)))]
+
+
+def _noam_steps(warmup: int, rng: np.random.Generator) -> np.ndarray:
+    """Optimiser steps (from 0) to try: every step up to a little past the peak, landmarks after, a few drawn."""
+    dense = np.arange(0, min(3 * warmup, warmup + 60))
+    landmarks = [warmup - 2, warmup - 1, warmup, 2 * warmup - 1, 4 * warmup - 1, 16 * warmup - 1, 100 * warmup]
+    return np.unique(np.concatenate([dense, landmarks, rng.integers(0, 20 * warmup, 20)]))
+
+
+def _noam_mistakes(t: np.ndarray, d: int, w: int) -> dict[str, np.ndarray]:
+    """What the usual wrong Noam rates give at the optimiser steps ``t`` >= 1 (float64)."""
+    s = t + 1.0  # the formula's steps
+    shape = np.minimum(s**-0.5, s * w**-1.5)
+    return {
+        "count the steps from 0: the formula's step is t + 1 (LambdaLR calls your function with t = 0 first)":
+            d**-0.5 * np.minimum(t**-0.5, t * w**-1.5),
+        "write the warm-up term as step * warmup**-0.5 instead of step * warmup**-1.5: the warm-up then ends "
+        "long before step = warmup": d**-0.5 * np.minimum(s**-0.5, s * w**-0.5),
+        "leave out the factor d_model**-0.5": shape,
+        "multiply by d_model**0.5 instead of d_model**-0.5 (the exponent's sign)": d**0.5 * shape,
+        "take the max of the two terms instead of the min": d**-0.5 * np.maximum(s**-0.5, s * w**-1.5),
+        "return the multiplier, the schedule's shape with its peak at 1 (min(step / warmup, (warmup / step)**0.5)), "
+        "where the rate is asked: the rate is that times its peak, (d_model * warmup)**-0.5":
+            np.minimum(s / w, (w / s) ** 0.5),
+    }
+
+
+def _rate(name: str, value) -> float:
+    """The learner's return value as a float; fails on anything that is not one number."""
+    if isinstance(value, (torch.Tensor, np.ndarray)) and np.prod(value.shape) == 1:  # a one-number array
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise CheckFailed(f"{name} should return one number (a float), got {type(value).__name__}")
+    return float(value)
+
+
+def check_noam_rate(fn, seed: int = 0) -> None:
+    """Test ``fn(t, d_model, warmup) -> rate`` against :func:`~course_utils.recipe.noam_lr` at step ``t + 1``
+    (exercise 4): ``t`` counts the optimiser's steps from 0, as ``LambdaLR`` does.
+
+    Tries the paper's base model (``d_model = 512``, ``warmup = 4000``) and two settings drawn from ``seed``, at
+    every step up to past the peak and at landmarks after it. Names the usual mistakes: steps counted from 0
+    (a division by zero at ``t = 0``, or off by one), the warm-up exponent -0.5 instead of -1.5, the factor
+    ``d_model**-0.5`` missing or with the wrong sign, max instead of min, the multiplier (peak 1) instead of the
+    rate, and a rate that peaks at the wrong step.
+    """
+    fn = refuse_reference(fn, ("noam_lr", "noam_lambda", "schedule_lr", "LambdaLR"))
+    rng = np.random.default_rng(1000 + seed)
+    for d, w in _noam_settings(seed):
+        t = _noam_steps(w, rng)  # (n,) from 0
+        name = f"my_noam_rate(t, d_model={d}, warmup={w})"
+        try:
+            first = _rate(f"my_noam_rate(0, {d}, {w})", fn(0, d, w))
+        except ZeroDivisionError as error:
+            raise CheckFailed(f"my_noam_rate(0, {d}, {w}) divides by zero ({error}): t counts the optimiser's "
+                              "steps from 0, as LambdaLR does (it calls your function with t = 0 when it is built), "
+                              "and the formula's steps from 1; the rate of t is the formula's at step t + 1") from None
+        if not math.isfinite(first):
+            raise CheckFailed(f"my_noam_rate(0, {d}, {w}) is {first}: t counts the optimiser's steps from 0, as "
+                              "LambdaLR does, and the formula's steps from 1; the rate of t is the formula's at "
+                              "step t + 1 (0**-0.5 is infinite)")
+        got = np.array([first] + [_rate(f"my_noam_rate({int(i)}, {d}, {w})", fn(int(i), d, w)) for i in t[1:]])
+        expected = np.array([noam_lr(int(i) + 1, d, w) for i in t])  # (n,) float64
+        if np.allclose(got, expected, rtol=1e-6, atol=0.0):
+            continue
+        name_mistake(f"{name} at t = 1, 2, ...", got[1:], expected[1:], _noam_mistakes(t[1:], d, w))
+        peak = int(t[np.argmax(got)])
+        if peak != w - 1:
+            raise CheckFailed(f"{name} peaks at t = {peak} (the formula's step {peak + 1}); the rate should rise "
+                              f"linearly up to step = warmup = {w} (t = {w - 1}), where it is (d_model * warmup)**-0.5 "
+                              f"= {(d * w) ** -0.5:.4g}, and fall as 1 / sqrt(step) after it")
+        check_close(f"{name} at t = {', '.join(str(int(i)) for i in t[:3])}, ..., {int(t[-1])}", got, expected,
+                    rtol=1e-6, atol=0.0, quiet=True)
+    print("OK my_noam_rate: d_model**-0.5 * min(step**-0.5, step * warmup**-1.5) at step = t + 1, for "
+          + ", ".join(f"d_model = {d}, warmup = {w}" for d, w in _noam_settings(seed)))

@@ -25,7 +25,10 @@
 #    and find the warm-up that rescues it (Exercise 2);
 # 4. measure what GPT-2's **residual scaling** at initialisation does to the residual stream
 #    across depth, and what **weight decay on the matrices only** changes, and write those
-#    parameter groups (Exercise 3).
+#    parameter groups (Exercise 3);
+# 5. check the original transformer's **inverse-square-root ("Noam") schedule** and compare it
+#    with warm-up and cosine decay, write it as a `LambdaLR` rate (Exercise 4), and measure why
+#    its embedding is multiplied by $\sqrt{d_{\text{model}}}$ beside sinusoidal positions.
 #
 # The helpers live in `course_utils/recipe.py`; the blocks build on notebook 08's
 # (`course_utils/transformer.py`, their attention in `course_utils/self_attention.py`), and the
@@ -556,6 +559,240 @@ for tie in (False, True):
           f"numbers), {len(vectors)} vectors not ({sum(p.numel() for p in vectors):,} numbers)")
 
 # %% [markdown]
+# ## 4. Two details of the original transformer: the inverse-square-root schedule, and the embedding times $\sqrt{d_{\text{model}}}$
+#
+# ### 4a. The inverse-square-root ("Noam") schedule
+#
+# Vaswani et al. (2017, "Attention Is All You Need", section 5.3) train with Adam at a rate set
+# by the step number $s$ (counted from 1), the width $d_{\text{model}}$ and a number of warm-up
+# steps $W$, and nothing else:
+#
+# $$\eta(s) = d_{\text{model}}^{-1/2} \cdot \min\left(s^{-1/2},\; s \cdot W^{-3/2}\right).$$
+#
+# The two terms are equal at $s = W$. Before it the second is the smaller, so the rate grows
+# linearly, $\eta(s) = s \, \eta(W) / W$; after it the first is, and the rate falls as $1/\sqrt{s}$:
+# four times the steps, half the rate. The peak, at $s = W$, is $\eta(W) = (d_{\text{model}}
+# W)^{-1/2}$: there is no peak rate to choose, the width and the warm-up set it, and the formula
+# needs no total number of steps (the cosine of section 1 needs the run's length to end at 0).
+#
+# `noam_lr(step, d_model, warmup_steps)` is the formula. `noam_lambda(d_model, warmup_steps)` is the
+# same as a multiplier for `torch.optim.lr_scheduler.LambdaLR`, on an optimiser built with
+# `lr=1.0`. LambdaLR counts the optimiser's steps from 0 (it calls the multiplier with 0 when it is
+# built), so optimiser step $t$ gets the formula's step $s = t + 1$. Checked: the peak, the linear
+# warm-up and the halving, on the paper's base model ($d_{\text{model}} = 512$, $W = 4000$) and
+# on ours ($d_{\text{model}} = 32$, $W = 20$, the setting used below); then the rates LambdaLR
+# sets, read from the optimiser's `param_groups` step by step, against the formula evaluated on
+# its own in float64:
+
+# %%
+from course_utils.recipe import noam_lambda, noam_lr
+
+for d_model, warmup in ((512, 4000), (32, 20)):
+    s = np.arange(1, 16 * warmup + 1)  # (16W,): the formula's steps
+    rates = np.array([noam_lr(int(step), d_model, warmup) for step in s])  # (16W,)
+    assert s[rates.argmax()] == warmup, "the peak is at step = warmup"
+    check_close(f"peak, d_model = {d_model}, W = {warmup}", rates.max(), (d_model * warmup) ** -0.5, rtol=1e-12)
+    check_close("linear warm-up", rates[:warmup], s[:warmup] * rates[warmup - 1] / warmup, rtol=1e-12)
+    after = np.arange(warmup, 4 * warmup + 1)  # (3W + 1,): the steps s >= W whose 4s is within the range
+    check_close("rate(4s) = rate(s) / 2 after the warm-up", rates[4 * after - 1], rates[after - 1] / 2, rtol=1e-12)
+
+    w = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.SGD([w], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, noam_lambda(d_model, warmup))
+    seen = []
+    for _ in range(2 * warmup):  # optimiser steps t = 0, 1, ...; the rate of step t is read before it
+        seen.append(optimizer.param_groups[0]["lr"])  # the rate this step uses
+        optimizer.step()  # no gradient: nothing moves, only the schedule advances
+        scheduler.step()
+    step = np.arange(1, 2 * warmup + 1, dtype=np.float64)
+    formula = d_model**-0.5 * np.minimum(step**-0.5, step * float(warmup) ** -1.5)  # (2W,) float64, on its own
+    check_close(f"LambdaLR's rates, d_model = {d_model}, W = {warmup}", np.array(seen), formula, rtol=1e-12)
+print("the formula's peak (d_model * W)**-0.5 at W = 4000:",
+      ", ".join(f"d_model = {d}: {noam_lr(4000, d, 4000):.2e}" for d in (64, 512)))
+assert abs(noam_lr(4000, 512, 4000) - 7.0e-4) < 0.05e-4 and abs(noam_lr(4000, 64, 4000) - 2.0e-3) < 0.05e-3
+check_close("with W = 4000, our last step (150) as a share of the peak",
+            noam_lr(BASE.steps, BASE.d_model, 4000) / noam_lr(4000, BASE.d_model, 4000), BASE.steps / 4000, rtol=1e-12)
+
+# %% [markdown]
+# The paper's base model peaks at $7.0 \cdot 10^{-4}$; a model of width 64 with the same warm-up
+# would peak at $(64 \cdot 4000)^{-1/2} = 2.0 \cdot 10^{-3}$, and a narrower model at a higher rate
+# still. At our budget of 150 steps the paper's warm-up is out of reach: with $W = 4000$ the last of
+# our steps would still be climbing, at $150/4000$ of the peak. We take $W = 20$, the base
+# recipe's warm-up, so that the schedules below differ only after the peak. At $d_{\text{model}}
+# = 32$ the formula then peaks at $(32 \cdot 20)^{-1/2} = 0.040$, four times the base recipe's
+# $0.01$, so there are two Noam runs: the formula as written, and its shape with the base's peak
+# (`schedule="noam"`, whose `lr` is the peak). Against the base recipe's warm-up and cosine decay,
+# at the same 150 steps, three seeds each (the base's are section 3's runs):
+
+# %%
+FORMULA_PEAK = noam_lr(BASE.warmup_steps, BASE.d_model, BASE.warmup_steps)  # (32 * 20)**-0.5
+SCHEDULES = {"warm-up + cosine (base)": BASE, "Noam, the base's peak": replace(BASE, schedule="noam"),
+             "Noam, the formula's peak": replace(BASE, schedule="noam", lr=FORMULA_PEAK)}
+schedule_runs = {name: decay_runs["matrices only"] if config is BASE else run_seeds(config, SEEDS)
+                 for name, config in SCHEDULES.items()}
+schedule_val = {name: np.array([r.val_loss for r in rs]) for name, rs in schedule_runs.items()}
+for name, v in schedule_val.items():
+    print(f"{name:26s} validation loss {v.mean():.4f} ({v.min():.4f}-{v.max():.4f}) after {BASE.steps} steps")
+formula_rates = [schedule_lr(SCHEDULES["Noam, the formula's peak"], t) for t in range(BASE.steps)]
+check_close("schedule='noam' at lr = the formula's peak is the formula",
+            np.array(formula_rates), np.array([noam_lr(t + 1, BASE.d_model, BASE.warmup_steps)
+                                               for t in range(BASE.steps)]), rtol=1e-12)
+
+fig, ax = plt.subplots(figsize=(6.5, 3))
+for name, config in SCHEDULES.items():
+    ax.plot([schedule_lr(config, t) for t in range(BASE.steps)], label=name)
+ax.set_xlabel("optimiser step")
+ax.set_ylabel("learning rate")
+ax.set_title(f"Three schedules, {BASE.warmup_steps} warm-up steps, d_model = {BASE.d_model}")
+ax.legend()
+plt.show()
+
+# %% [markdown]
+# At 150 steps the schedule makes no measurable difference: both Noam runs end within the seeds'
+# spread of the cosine's, although the Noam rate is still $\sqrt{20/150} = 37\%$ of its peak at
+# the last step, where the cosine's is close to 0, and although the formula's run peaks four times
+# higher. As with section 1's constant rate, a small model at this budget does not tell these
+# schedules apart; we claim no more than that.
+
+# %%
+base_schedule = schedule_val["warm-up + cosine (base)"]
+for name in ("Noam, the base's peak", "Noam, the formula's peak"):
+    v = schedule_val[name]
+    assert v.min() < base_schedule.max() and base_schedule.min() < v.max(), f"{name}: the ranges overlap"
+    assert abs(v.mean() - base_schedule.mean()) < max(np.ptp(v), np.ptp(base_schedule)), \
+        f"{name}: the means differ by less than the seeds' spread"
+last = BASE.steps - 1
+check_close("the Noam rate at the last step, a share of its peak",
+            schedule_lr(SCHEDULES["Noam, the base's peak"], last) / BASE.lr, math.sqrt(20 / 150), rtol=1e-12)
+assert schedule_lr(BASE, last) < 0.001 * BASE.lr and abs(FORMULA_PEAK / BASE.lr - 4) < 0.05
+
+# %% [markdown]
+# ### Exercise 4 (2 points, about 10 minutes): the Noam rate, step by step
+#
+# Write `my_noam_rate(t, d_model, warmup)`: the learning rate of the optimiser's step `t`, counted
+# from 0 as `LambdaLR` counts, which is the formula's step $s = t + 1$:
+# $d_{\text{model}}^{-1/2} \min(s^{-1/2}, s \cdot W^{-3/2})$. Return the rate itself, one float
+# (on an optimiser built with `lr=1.0`, `LambdaLR(optimizer, lambda t: my_noam_rate(t, d_model,
+# warmup))` then sets exactly these rates). Plain Python arithmetic is enough; the course's
+# `noam_lr` and `noam_lambda` are refused. The check tries the paper's base model and widths and
+# warm-ups of its own, at every step to past the peak and at steps far after it.
+
+# %% nbgrader={"grade": false, "grade_id": "noam_rate", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def my_noam_rate(t, d_model, warmup):
+    """The inverse-square-root rate of optimiser step t (counted from 0), the formula's step t + 1."""
+    ### BEGIN SOLUTION
+    s = t + 1  # the formula counts its steps from 1
+    return d_model**-0.5 * min(s**-0.5, s * warmup**-1.5)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "noam_rate_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+from course_utils.exercises.recipe import check_noam_rate
+
+check_noam_rate(my_noam_rate)  # names: steps from 0, the warm-up exponent, d_model's factor, max for min, a multiplier
+
+
+# %% nbgrader={"grade": true, "grade_id": "noam_rate_hidden_test", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# Hidden tests (the other half of this exercise's points): they run when your notebook is graded.
+### BEGIN HIDDEN TESTS
+check_noam_rate(my_noam_rate, seed=1)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### 4b. The embedding times $\sqrt{d_{\text{model}}}$
+#
+# In the same paper (section 3.4) one matrix serves as both embedding layers and as the
+# pre-softmax projection (weight tying, section 1's (e)), and where it is used as an embedding
+# its weights are multiplied by $\sqrt{d_{\text{model}}}$. Why: a tied matrix is also the output
+# layer, whose logits are dot products of a row with the final LayerNorm's output, a vector of
+# $d_{\text{model}}$ numbers of variance about 1; for logits of standard deviation about 1 at
+# initialisation the matrix's entries must have a standard deviation of about
+# $d_{\text{model}}^{-1/2}$ (torch's default for `nn.Embedding`, $\mathcal{N}(0, 1)$, gives logits
+# of standard deviation $\sqrt{d_{\text{model}}}$ or more). A token vector then has norm about
+# $\sqrt{d_{\text{model}} \cdot d_{\text{model}}^{-1}} = 1$. The sinusoidal positions of notebook 08
+# have norm exactly $\sqrt{d_{\text{model}}/2}$ at every position ($d_{\text{model}}/2$ pairs,
+# each $\sin^2 + \cos^2 = 1$): 4 at $d_{\text{model}} = 32$, 16 at 512. Added as they are, the position dominates
+# the sum; times $\sqrt{d_{\text{model}}}$, the token vector has norm $\sqrt{d_{\text{model}}}$,
+# $\sqrt 2$ times the position's.
+#
+# GPT-2 and nanoGPT drop the scaling: the positions are a learned table, and nanoGPT's `model.py`
+# draws it and the (tied) token table both from $\mathcal{N}(0, 0.02^2)$ and adds the two as they
+# are, so both have norm about $0.02 \sqrt{d_{\text{model}}}$ and neither dominates.
+#
+# Measured at initialisation, `RecipeGPT(..., positions="sinusoidal", embed_std=d_model**-0.5)`
+# with and without `scale_embedding`, and GPT-2's initialisation (`gpt2_init_`, learned positions):
+# the mean norm over the vocabulary's token vectors, and over the positions; and the tied models'
+# logits on one batch of windows, with the two embedding initialisations:
+
+# %%
+from course_utils.recipe import input_norms
+
+windows, _ = next(iter(lm_batches(data.train, 1, 8, 32, seed=0)))  # (8, 32)
+norm_rows = []
+for D in (32, 512):
+    paper_input = {}
+    for scaled in (False, True):
+        torch.manual_seed(0)  # the same draws for both
+        paper_input[scaled] = RecipeGPT(data.vocab.size, 32, D, 4, 1, tie_weights=True, positions="sinusoidal",
+                                        embed_std=D**-0.5, scale_embedding=scaled).eval()
+    tokens, positions = input_norms(paper_input[False])  # (V,), (32,)
+    scaled_tokens, _ = input_norms(paper_input[True])
+    torch.manual_seed(0)
+    default_init = RecipeGPT(data.vocab.size, 32, D, 4, 1, tie_weights=True, positions="sinusoidal").eval()
+    with torch.no_grad():
+        logit_std = {"std D^-1/2": paper_input[False](windows).std().item(), "N(0, 1)": default_init(windows).std().item()}
+    check_close(f"D = {D}, logits' std with embed_std = D^-1/2", logit_std["std D^-1/2"], 1.0, rtol=0.2)
+    assert logit_std["N(0, 1)"] > 0.9 * math.sqrt(D), "torch's default: logits of std sqrt(D) or more"
+    print(f"D = {D:3d}  the tied model's logits: std {logit_std['std D^-1/2']:.2f} with embed_std = D^-1/2, "
+          f"{logit_std['N(0, 1)']:.2f} with N(0, 1) (sqrt(D) = {math.sqrt(D):.1f})")
+    gpt2_tokens, gpt2_positions = input_norms(gpt2_init_(RecipeGPT(data.vocab.size, 32, D, 4, 1, tie_weights=True)))
+    measured = {"tokens, std D^-1/2": (tokens, 1.0), "the same, times sqrt(D)": (scaled_tokens, math.sqrt(D)),
+                "sinusoidal positions": (positions, math.sqrt(D / 2)),
+                "GPT-2 tokens": (gpt2_tokens, GPT2_STD * math.sqrt(D)),
+                "GPT-2 positions": (gpt2_positions, GPT2_STD * math.sqrt(D))}
+    for what, (norms, formula) in measured.items():
+        check_close(f"D = {D}, mean norm of {what}", norms.mean().item(), formula, rtol=0.05)
+        norm_rows.append((D, what, norms.mean().item(), formula))
+    check_close(f"D = {D}: every sinusoidal position", positions, torch.full_like(positions, math.sqrt(D / 2)),
+                rtol=1e-5)
+for D, what, got, formula in norm_rows:
+    print(f"D = {D:3d}  {what:24s} mean norm {got:7.3f}   formula {formula:7.3f}")
+
+# %% [markdown]
+# The norms match the formulas within 5%, every sinusoidal position exactly. Does it matter for
+# training? Section 1's base recipe with the paper's input instead of learned positions: a tied
+# embedding drawn with standard deviation $32^{-1/2}$, sinusoidal positions, with and without the
+# scaling, three seeds, 150 steps. At the end, the loss and the token vectors' mean norm (the
+# positions stay at 4):
+
+# %%
+PAPER_INPUT = replace(BASE, tie_weights=True, positions="sinusoidal", embed_std=BASE.d_model ** -0.5)
+embed_runs = {scaled: run_seeds(replace(PAPER_INPUT, scale_embedding=scaled), SEEDS) for scaled in (False, True)}
+embed_val = {scaled: np.array([r.val_loss for r in rs]) for scaled, rs in embed_runs.items()}
+token_norms = {scaled: np.array([input_norms(r.model)[0].mean().item() for r in rs])
+               for scaled, rs in embed_runs.items()}
+for scaled in (False, True):
+    v, n = embed_val[scaled], token_norms[scaled]
+    print(f"{'times sqrt(32)' if scaled else 'not scaled':15s} validation loss {v.mean():.3f} ({v.min():.3f}-"
+          f"{v.max():.3f})  token vectors' mean norm at the end {n.mean():.2f} ({n.min():.2f}-{n.max():.2f})")
+
+# %% [markdown]
+# Here the scaling matters: without it the validation loss ends about 0.2 nats/char higher, on
+# every seed. The unscaled token vectors barely grow in 150 steps (a mean norm near 1.1 at the
+# end): they stay at about a quarter of the positions' 4, so what the first block reads is still
+# mostly where a character is, not which one it is. With the scaling the paper's input ends within
+# a few hundredths of a nat of the base recipe (untied, learned positions). GPT-2's initialisation
+# avoids the imbalance another way: its positions start as small as its tokens (measured above).
+
+# %%
+assert embed_val[False].min() > embed_val[True].max() + 0.1, "without the scaling, worse on every seed"
+assert 0.15 < embed_val[False].mean() - embed_val[True].mean() < 0.25, "about 0.2 nats/char on average"
+assert token_norms[False].max() < 1.2, "the unscaled token vectors barely grow from their norm of 1"
+assert token_norms[False].max() < 0.3 * math.sqrt(BASE.d_model / 2), "the unscaled tokens stay far below the positions"
+assert token_norms[True].min() > math.sqrt(BASE.d_model / 2), "the scaled tokens stay above them"
+assert abs(embed_val[True].mean() - base_schedule.mean()) < 0.05, "scaled: near the base recipe"
+
+# %% [markdown]
 # ## Summary
 #
 # - **The recipe, measured at 150 steps:** AdamW and Adam-L2 are different optimisers (a
@@ -571,6 +808,12 @@ for tie in (False, True):
 #   without it the variance grows with depth. Decay on the matrices only keeps the LayerNorm
 #   gains from being pulled toward 0 ($\times 0.93$ in 150 steps), but at this budget it changes
 #   the validation loss by less than the spread between seeds.
+# - **The original transformer's two details** (Vaswani et al., 2017): the inverse-square-root
+#   schedule peaks at $(d_{\text{model}} W)^{-1/2}$ and falls as $1/\sqrt{s}$; at 150 steps it
+#   ends within the seeds' spread of warm-up with cosine decay, at the formula's peak or at the
+#   base's. Multiplying a tied embedding drawn at $d_{\text{model}}^{-1/2}$ by
+#   $\sqrt{d_{\text{model}}}$ lifts the token vectors from norm 1 to above the sinusoidal
+#   positions' $\sqrt{d_{\text{model}}/2}$; without it the model ends about 0.2 nats/char worse.
 #
 # Next: **08e · Rotary positions**, positions as rotations of queries and keys, and a length-extrapolation test.
 
