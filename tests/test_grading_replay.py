@@ -211,3 +211,94 @@ def test_a_model_of_the_learners_own_class_does_not_fingerprint():
     wrapped = torch.nn.Sequential(torch.nn.Linear(2, 2), Mine(2, 2))  # inside a trusted container too
     with pytest.raises(Uncrossable, match="Mine"):
         replay.digest((wrapped,), {})
+
+
+def _learner_groups(model, weight_decay):
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def _learner_copies(model, weight_decay):
+    return [{"params": [p.detach() for p in model.parameters()], "weight_decay": weight_decay}]
+
+
+def _recipe_model():
+    from course_utils.recipe import RecipeGPT
+
+    torch.manual_seed(0)
+    return RecipeGPT(11, 8, 16, 4, 2, tie_weights=True)
+
+
+def _record(tmp_path, fn, *args):
+    ns = {"my_f": fn}
+    replay.record_start(ns, ["my_f"])
+    answer = ns["my_f"](*args)
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    return answer, clean["my_f"]
+
+
+def test_a_models_own_parameters_returned_are_the_clean_kernels_own(tmp_path):
+    """Returning a model argument's parameters crosses as references: the clean kernel's stand-in
+    returns its own model's parameters (the very objects: an optimiser built on them trains it)."""
+    model = _recipe_model()
+    answer, stand_in = _record(tmp_path, _learner_groups, model, 0.1)
+    clean_model = _recipe_model()  # the clean kernel's test cell builds its own, equal model
+    groups = stand_in(clean_model, 0.1)
+    assert [[id(p) for p in g["params"]] for g in groups] == [[id(p) for p in g["params"]]
+                                                              for g in _learner_groups(clean_model, 0.1)]
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+    assert clean_model.head.weight is clean_model.embed.weight and sum(len(g["params"]) for g in groups) == len(
+        list(clean_model.parameters()))  # the tied matrix once, as in the learner's kernel
+
+
+def test_a_copy_of_a_parameter_stays_a_copy(tmp_path):
+    model = _recipe_model()
+    _, stand_in = _record(tmp_path, _learner_copies, model, 0.1)
+    clean_model = _recipe_model()
+    params = {id(p) for p in clean_model.parameters()}
+    (group,) = stand_in(clean_model, 0.1)
+    assert group["params"] and not any(id(p) in params for p in group["params"])
+    assert all(torch.equal(a, b) for a, b in zip(group["params"], clean_model.parameters(), strict=True))
+
+
+def test_an_argument_returned_is_the_clean_kernels_argument(tmp_path):
+    def scale_(x):
+        return x.mul_(2)
+
+    x = torch.arange(3.0)
+    _, stand_in = _record(tmp_path, scale_, x)
+    y = torch.arange(3.0)
+    assert stand_in(y) is y and y.tolist() == [0.0, 2.0, 4.0]  # the in-place change, then the object itself
+
+
+def test_a_reference_to_something_changed_in_place_falls_back(tmp_path):
+    def zero_first(model):
+        p = next(model.parameters())
+        with torch.no_grad():
+            p.zero_()  # a model's in-place change is not repeated in the clean kernel
+        return p
+
+    _, stand_in = _record(tmp_path, zero_first, _recipe_model())
+    with pytest.raises(ReplayError, match="changing it in place"):
+        stand_in(_recipe_model())
+
+
+def test_a_tied_model_and_an_untied_one_with_equal_weights_differ():
+    from course_utils.recipe import RecipeGPT
+
+    torch.manual_seed(0)
+    tied = RecipeGPT(11, 8, 16, 4, 2, tie_weights=True)
+    untied = RecipeGPT(11, 8, 16, 4, 2, tie_weights=True)
+    untied.head.weight = torch.nn.Parameter(tied.embed.weight.detach().clone())
+    untied.load_state_dict(tied.state_dict())
+    assert replay.digest((tied,), {}) != replay.digest((untied,), {})
+
+
+def test_a_forged_reference_names_only_the_calls_own_objects(tmp_path):
+    with pytest.raises(ReplayError, match="outside a call's arguments"):
+        decode({"ref": ["0"], "fingerprint": ""})
+    with pytest.raises(ReplayError, match="does not have"):
+        decode({"ref": ["0", "parameter", "__class__"], "fingerprint": ""}, replay._referable((torch.ones(1),), {}))

@@ -19,11 +19,15 @@ run code in the clean kernel), and each function's code object, which checks ins
 nothing calls. A model among a call's arguments does not cross either: where it is of the
 course's or torch's own classes, the call's fingerprint includes its classes, sizes and state
 (:func:`digest`), and the clean kernel's test cell, which builds its own model, must call
-with an equal one. An answer that is not data (a model a test cell reads from the learner's
-namespace, a class of the learner's) or a
-test cell that calls the learner's code differently than before raises :class:`ReplayError`
-in the clean kernel; the grader then falls back to the learner's kernel, decides from its
-execute reply, and says so in the gradebook row.
+with an equal one. What a call returns of its own arguments (the argument itself, or a model
+argument's parameter, buffer or submodule: the very object, not a copy) crosses as a reference
+(:func:`_referable`), so the stand-in returns the clean kernel's own object and a check that
+asks "is this one of the model's parameters?" gets the same answer in both kernels. An
+answer that is not data (a model a test cell reads from the learner's namespace, a class of
+the learner's), a returned object the learner's function changed in place, or a test cell
+that calls the learner's code differently than before raises :class:`ReplayError` in the
+clean kernel; the grader then falls back to the learner's kernel, decides from its execute
+reply, and says so in the gradebook row.
 
 This module runs inside both kernels: it imports only the standard library, and numpy and
 torch when a value needs them.
@@ -71,13 +75,17 @@ def _array(arr: Any) -> dict:
     return {"dtype": arr.dtype.str, "shape": list(arr.shape), "data": base64.b64encode(arr.tobytes(order="C")).decode()}
 
 
-def encode(value: Any, *, modules: bool = False) -> Any:
+def encode(value: Any, *, modules: bool = False, refs: dict[int, tuple[Any, list[str]]] | None = None) -> Any:
     """``value`` as JSON-ready data; raises :class:`Uncrossable` for anything else.
 
     Types must match exactly: a subclass (of float, of ``np.ndarray``) may behave otherwise
     than its decoded copy would, so it does not cross. ``modules=True`` (for :func:`digest`
     only) writes a torch module as its :func:`_module_fingerprint`, which nothing decodes.
+    ``refs`` (``{id(obj): (obj, path)}``, from :func:`_referable`): an object among them is
+    written as a reference to its path, with a fingerprint of what it holds now.
     """
+    if refs is not None and id(value) in refs and refs[id(value)][0] is value:
+        return {"ref": refs[id(value)][1], "fingerprint": _object_digest(value)}
     kind = type(value)
     if value is None or kind in (bool, str):
         return value
@@ -88,9 +96,10 @@ def encode(value: Any, *, modules: bool = False) -> Any:
     if kind is complex:
         return {"complex": [value.real.hex(), value.imag.hex()]}
     if kind in (list, tuple):
-        return {kind.__name__: [encode(v, modules=modules) for v in value]}
+        return {kind.__name__: [encode(v, modules=modules, refs=refs) for v in value]}
     if kind is dict:
-        return {"dict": [[encode(k, modules=modules), encode(v, modules=modules)] for k, v in value.items()]}
+        return {"dict": [[encode(k, modules=modules, refs=refs), encode(v, modules=modules, refs=refs)]
+                         for k, v in value.items()]}
     numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
     if numpy is not None and kind is numpy.ndarray:
         return {"ndarray": _array(value)}
@@ -122,8 +131,9 @@ def _decode_array(spec: dict) -> Any:
     return np.frombuffer(raw, dtype=dtype).reshape(spec["shape"]).copy()
 
 
-def decode(data: Any) -> Any:
-    """The value :func:`encode` wrote (never runs code from the recording)."""
+def decode(data: Any, refs: dict[tuple[str, ...], Any] | None = None) -> Any:
+    """The value :func:`encode` wrote (never runs code from the recording). ``refs``: the
+    objects a reference may name (:func:`_referable` of the clean kernel's call)."""
     if data is None or isinstance(data, (bool, str)):
         return data
     if not isinstance(data, dict) or len(data) < 1:
@@ -135,11 +145,13 @@ def decode(data: Any) -> Any:
         return float.fromhex(data["float"])
     if kind == "complex":
         return complex(float.fromhex(data["complex"][0]), float.fromhex(data["complex"][1]))
+    if kind == "ref":
+        return _resolve(data, refs)
     if kind in ("list", "tuple"):
-        items = [decode(v) for v in data[kind]]
+        items = [decode(v, refs) for v in data[kind]]
         return items if kind == "list" else tuple(items)
     if kind == "dict":
-        return {decode(k): decode(v) for k, v in data["dict"]}
+        return {decode(k, refs): decode(v, refs) for k, v in data["dict"]}
     if kind == "ndarray":
         return _decode_array(data["ndarray"])
     if kind == "npscalar":
@@ -198,7 +210,80 @@ def _module_fingerprint(module: Any) -> dict:
             raise Uncrossable(f"a {kind.__module__}.{kind.__qualname__}")
         plain = sorted((k, v) for k, v in vars(sub).items() if not k.startswith("_") and type(v) in _PLAIN)
         parts.append([name, f"{kind.__module__}.{kind.__qualname__}", encode(plain)])
-    return {"module": parts, "state": [[k, encode(t)] for k, t in module.state_dict().items()]}
+    return {"module": parts, "state": [[k, encode(t)] for k, t in module.state_dict().items()],
+            "shared": _shared(module)}
+
+
+def _members(module: Any) -> list[tuple[str, str, Any]]:
+    """``(kind, name, object)`` for each parameter, buffer and submodule of ``module``, under every
+    name it has (a tied matrix twice), in torch's order."""
+    return ([("parameter", n, p) for n, p in module.named_parameters(remove_duplicate=False)]
+            + [("buffer", n, b) for n, b in module.named_buffers(remove_duplicate=False)]
+            + [("module", n, m) for n, m in module.named_modules(remove_duplicate=False) if n])
+
+
+def _shared(module: Any) -> list[list[str]]:
+    """Which names of ``module`` are one object (a tied matrix): equal states can differ in this."""
+    first: dict[int, str] = {}
+    shared = []
+    for kind, name, obj in _members(module):
+        if id(obj) in first:
+            shared.append([kind, name, first[id(obj)]])
+        else:
+            first[id(obj)] = name
+    return shared
+
+
+# ----------------------------------------------------------------------------- a call's own objects, by reference
+
+def _referable(args: tuple, kwargs: dict) -> dict[tuple[str, ...], Any]:
+    """The objects a call's answer may return by reference, by path: each tensor, array, generator or
+    module argument (``("0",)``, ``("k:model",)``) and each parameter, buffer and submodule of a
+    module argument (``("0", "parameter", "head.weight")``), first names first.
+
+    The clean kernel's call has equal arguments (:func:`digest`, which includes which of a model's
+    names are one object), so the same path names the corresponding object there."""
+    torch = sys.modules.get("torch")
+    paths: dict[tuple[str, ...], Any] = {}
+    named = {str(i): a for i, a in enumerate(args)} | {f"k:{k}": v for k, v in kwargs.items()}
+    for where, value in named.items():
+        module = torch is not None and isinstance(value, torch.nn.Module)
+        if module or _changeable(value):
+            paths[(where,)] = value
+        for kind, name, obj in _members(value) if module else []:
+            paths.setdefault((where, kind, name), obj)
+    return paths
+
+
+def _identities(args: tuple, kwargs: dict) -> dict[int, tuple[Any, list[str]]]:
+    """:func:`_referable` by object: ``{id(obj): (obj, path)}``, an object's first path only."""
+    out: dict[int, tuple[Any, list[str]]] = {}
+    for path, obj in _referable(args, kwargs).items():
+        out.setdefault(id(obj), (obj, list(path)))
+    return out
+
+
+def _object_digest(value: Any) -> str:
+    """What a referenced object holds (values, dtype, a module's fingerprint), hashed."""
+    return hashlib.sha256(json.dumps(encode(value, modules=True), sort_keys=True).encode()).hexdigest()
+
+
+def _resolve(data: dict, refs: dict[tuple[str, ...], Any] | None) -> Any:
+    """The clean kernel's object a reference names; it must hold what the learner's did."""
+    path = data.get("ref")
+    if refs is None or not isinstance(path, list):
+        raise ReplayError("a recording refers to an object outside a call's arguments")
+    obj = refs.get(tuple(str(p) for p in path), _MISSING)
+    if obj is _MISSING:
+        raise ReplayError(f"a recording refers to {'.'.join(map(str, path))}, which the call here does not have")
+    try:
+        same = _object_digest(obj) == data.get("fingerprint")
+    except Uncrossable:
+        same = False
+    if not same:
+        raise ReplayError(f"your function returned {'.'.join(map(str, path))} of its arguments after changing it in "
+                          "place, which the clean kernel does not repeat")
+    return obj
 
 
 # ----------------------------------------------------------------------------- the code object, for inspection
@@ -269,7 +354,7 @@ class Recorder:
         finally:
             _depth[0] -= 1
         try:
-            call["return"] = encode(result)
+            call["return"] = encode(result, refs=_identities(args, kwargs))
             call["mutated"] = {where: encode(a) for where, a in _arguments(args, kwargs).items()}
         except Uncrossable as err:
             call["uncrossable"] = f"it returned {err}"
@@ -399,7 +484,7 @@ class Replayer:
             if where not in targets:
                 raise ReplayError(f"{self.name}: a malformed recording (no argument {where})")
             _write_back(targets[where], decode(value))
-        return decode(call.get("return"))
+        return decode(call.get("return"), _referable(args, kwargs))
 
 
 def _write_back(target: Any, value: Any) -> None:
