@@ -302,3 +302,57 @@ def test_a_forged_reference_names_only_the_calls_own_objects(tmp_path):
         decode({"ref": ["0"], "fingerprint": ""})
     with pytest.raises(ReplayError, match="does not have"):
         decode({"ref": ["0", "parameter", "__class__"], "fingerprint": ""}, replay._referable((torch.ones(1),), {}))
+
+
+def test_arrays_inside_a_dict_argument_changed_in_place_replay(tmp_path):
+    def double_first(grads):
+        grads["a"] *= 2
+        return dict(grads)
+
+    answer, stand_in = _record(tmp_path, double_first, {"a": np.ones(2), "b": [np.zeros(1)]})
+    grads = {"a": np.ones(2), "b": [np.zeros(1)]}
+    got = stand_in(grads)
+    assert grads["a"].tolist() == [2.0, 2.0] and got is not grads and got["a"] is grads["a"]
+
+
+def test_a_dict_argument_returned_is_the_clean_kernels_own(tmp_path):
+    def unchanged(grads):
+        return grads, 1.0
+
+    _, stand_in = _record(tmp_path, unchanged, {"a": np.ones(2)})
+    grads = {"a": np.ones(2)}
+    got, norm = stand_in(grads)
+    assert got is grads and norm == 1.0
+
+
+def _clip_in_place(grads, max_norm):
+    norm = float(np.sqrt(sum((g ** 2).sum() for g in grads.values())))
+    for g in grads.values():
+        g *= min(1.0, max_norm / (norm + 1e-6))
+    return dict(grads), norm
+
+
+def _clip_returns_its_input(grads, max_norm):
+    norm = float(np.sqrt(sum((g ** 2).sum() for g in grads.values())))
+    if norm <= max_norm:
+        return grads, norm
+    return {k: g * (max_norm / (norm + 1e-6)) for k, g in grads.items()}, norm
+
+
+@pytest.mark.parametrize("fn, reason", [(_clip_in_place, "in place"),
+                                        (_clip_returns_its_input, "the dict it was given")])
+def test_a_check_asking_about_its_own_arguments_decides_in_the_clean_kernel(tmp_path, fn, reason):
+    """02's check_clip_grad_norm asks whether the answer changed its input in place or returned it:
+    the clean kernel answers as the learner's did (it used to call on, find no recording, and
+    leave the verdict to the learner's kernel)."""
+    from course_utils.exercises.bptt import check_clip_grad_norm
+
+    ns = {"my_clip": fn}
+    replay.record_start(ns, ["my_clip"])
+    with pytest.raises(CheckFailed, match=reason):
+        check_clip_grad_norm(ns["my_clip"])
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    with pytest.raises(CheckFailed, match=reason):
+        check_clip_grad_norm(clean["my_clip"])

@@ -237,19 +237,20 @@ def _shared(module: Any) -> list[list[str]]:
 # ----------------------------------------------------------------------------- a call's own objects, by reference
 
 def _referable(args: tuple, kwargs: dict) -> dict[tuple[str, ...], Any]:
-    """The objects a call's answer may return by reference, by path: each tensor, array, generator or
-    module argument (``("0",)``, ``("k:model",)``) and each parameter, buffer and submodule of a
-    module argument (``("0", "parameter", "head.weight")``), first names first.
+    """The objects a call's answer may return by reference, by path: each argument that is a tensor,
+    array, generator, module, dict or list (``("0",)``, ``("k:model",)``), each tensor, array or generator
+    inside a dict, list or tuple argument (``('0["W_xh"]',)``, as :func:`_arguments` names them) and
+    each parameter, buffer and submodule of a module argument (``("0", "parameter", "head.weight")``),
+    first names first.
 
     The clean kernel's call has equal arguments (:func:`digest`, which includes which of a model's
     names are one object), so the same path names the corresponding object there."""
     torch = sys.modules.get("torch")
-    paths: dict[tuple[str, ...], Any] = {}
-    named = {str(i): a for i, a in enumerate(args)} | {f"k:{k}": v for k, v in kwargs.items()}
-    for where, value in named.items():
+    paths: dict[tuple[str, ...], Any] = {(where,): v for where, v in _arguments(args, kwargs).items()}
+    for where, value in _named(args, kwargs).items():
         module = torch is not None and isinstance(value, torch.nn.Module)
-        if module or _changeable(value):
-            paths[(where,)] = value
+        if module or type(value) in (dict, list):
+            paths.setdefault((where,), value)
         for kind, name, obj in _members(value) if module else []:
             paths.setdefault((where, kind, name), obj)
     return paths
@@ -318,10 +319,31 @@ def _changeable(value: Any) -> bool:
         torch is not None and isinstance(value, (torch.Tensor, torch.Generator)))
 
 
+def _named(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """A call's arguments by position ("0") or keyword name ("k:generator")."""
+    return {str(i): a for i, a in enumerate(args)} | {f"k:{k}": v for k, v in kwargs.items()}
+
+
+_NESTING = 3  # how deep _arguments looks into dicts, lists and tuples
+
+
 def _arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
-    """The changeable arguments of a call, by position ("0") or keyword name ("k:generator")."""
-    named = {str(i): a for i, a in enumerate(args)} | {f"k:{k}": v for k, v in kwargs.items()}
-    return {where: value for where, value in named.items() if _changeable(value)}
+    """The changeable arguments of a call, by position ("0") or keyword name ("k:generator"),
+    and those inside a dict, list or tuple argument (``0["W_xh"]``, ``1[2]["c"]``): a check that
+    hands over a dict of arrays sees what the learner's function did to them in place."""
+    found: dict[str, Any] = {}
+
+    def walk(where: str, value: Any, depth: int) -> None:
+        if _changeable(value):
+            found[where] = value
+        elif depth < _NESTING and type(value) in (dict, list, tuple):
+            for key, item in value.items() if type(value) is dict else enumerate(value):
+                if type(key) in (str, int):
+                    walk(f"{where}[{json.dumps(key)}]", item, depth + 1)
+
+    for where, value in _named(args, kwargs).items():
+        walk(where, value, 0)
+    return found
 
 
 class Recorder:
