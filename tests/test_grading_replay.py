@@ -356,3 +356,52 @@ def test_a_check_asking_about_its_own_arguments_decides_in_the_clean_kernel(tmp_
     replay.bind(clean, str(tmp_path / "r.json"), [])
     with pytest.raises(CheckFailed, match=reason):
         check_clip_grad_norm(clean["my_clip"])
+
+
+def _mask_right(gamma):
+    c = torch.cumsum(torch.log(gamma), -1)  # (..., T)
+    diff = c[..., :, None] - c[..., None, :]  # (..., T, T)
+    T = gamma.shape[-1]
+    return torch.exp(diff.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")))
+
+
+def _mask_nan_gradient(gamma):  # the same values; exp overflows above the diagonal, so the backward pass gives NaN
+    c = torch.cumsum(torch.log(gamma), -1)
+    T = gamma.shape[-1]
+    return torch.exp(c[..., :, None] - c[..., None, :]).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), 0.0)
+
+
+@pytest.mark.parametrize("fn, passes", [(_mask_right, True), (_mask_nan_gradient, False)])
+def test_the_gradient_of_an_answer_crosses_with_it(tmp_path, fn, passes):
+    """09b's check_decay_mask calls the answer on a gamma that requires grad and backpropagates its
+    sum: the clean kernel's stand-in gives the learner's gradient (it used to return a tensor with no
+    graph, so a NaN gradient passed)."""
+    from course_utils.exercises.linear_attention import check_decay_mask
+
+    ns = {"my_decay_mask": fn}
+    replay.record_start(ns, ["my_decay_mask"])
+    try:
+        check_decay_mask(ns["my_decay_mask"])  # the learner's kernel: the recorder leaves the graph to the check
+        passed = True
+    except CheckFailed:
+        passed = False
+    assert passed == passes
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    if passes:
+        check_decay_mask(clean["my_decay_mask"])
+    else:
+        with pytest.raises(CheckFailed, match="gradient with respect to gamma contains NaN"):
+            check_decay_mask(clean["my_decay_mask"])
+
+
+def test_only_the_gradient_of_the_answers_sum_is_known(tmp_path):
+    x = torch.arange(3.0, requires_grad=True)
+    _, stand_in = _record(tmp_path, lambda t: t * t, x)
+    y = torch.arange(3.0, requires_grad=True)
+    out = stand_in(y)
+    out.sum().backward(retain_graph=True)
+    assert y.grad.tolist() == [0.0, 2.0, 4.0]
+    with pytest.raises(ReplayError, match="sum only"):
+        (out * 2).sum().backward()

@@ -22,7 +22,10 @@ course's or torch's own classes, the call's fingerprint includes its classes, si
 with an equal one. What a call returns of its own arguments (the argument itself, or a model
 argument's parameter, buffer or submodule: the very object, not a copy) crosses as a reference
 (:func:`_referable`), so the stand-in returns the clean kernel's own object and a check that
-asks "is this one of the model's parameters?" gets the same answer in both kernels. An
+asks "is this one of the model's parameters?" gets the same answer in both kernels. A tensor
+answer with a graph back to arguments that require grad crosses with the gradient of its sum
+with respect to them (:func:`_sum_gradient`), so a check that backpropagates the answer's sum
+sees the learner's gradient (NaN included). An
 answer that is not data (a model a test cell reads from the learner's namespace, a class of
 the learner's), a returned object the learner's function changed in place, or a test cell
 that calls the learner's code differently than before raises :class:`ReplayError` in the
@@ -378,6 +381,7 @@ class Recorder:
         try:
             call["return"] = encode(result, refs=_identities(args, kwargs))
             call["mutated"] = {where: encode(a) for where, a in _arguments(args, kwargs).items()}
+            call.update(_sum_gradient(result, args, kwargs))
         except Uncrossable as err:
             call["uncrossable"] = f"it returned {err}"
         return result
@@ -506,7 +510,59 @@ class Replayer:
             if where not in targets:
                 raise ReplayError(f"{self.name}: a malformed recording (no argument {where})")
             _write_back(targets[where], decode(value))
-        return decode(call.get("return"), _referable(args, kwargs))
+        result = decode(call.get("return"), _referable(args, kwargs))
+        return _with_sum_gradient(self.name, result, call, targets) if "sum_gradient" in call else result
+
+
+# ----------------------------------------------------------------------------- gradients, for a tensor answer
+
+def _sum_gradient(result: Any, args: tuple, kwargs: dict) -> dict:
+    """For a tensor answer with an autograd graph back to tensor arguments that require grad: the
+    gradient of its sum with respect to each (``{"sum_gradient": {where: tensor or None}}``), or the
+    error the backward pass raised (learner's kernel). Empty for any other answer."""
+    torch = sys.modules.get("torch")
+    if torch is None or type(result) is not torch.Tensor or result.grad_fn is None:
+        return {}
+    inputs = {where: t for where, t in _arguments(args, kwargs).items()
+              if isinstance(t, torch.Tensor) and t.requires_grad}
+    if not inputs:
+        return {}
+    try:
+        grads = torch.autograd.grad(result.sum(), list(inputs.values()), retain_graph=True, allow_unused=True)
+    except Exception as err:  # noqa: BLE001 - the clean kernel's backward raises it again
+        return {"sum_gradient": {}, "gradient_error": [type(err).__name__, str(err)[:2000]]}
+    return {"sum_gradient": {where: None if g is None else encode(g) for where, g in zip(inputs, grads, strict=True)}}
+
+
+def _with_sum_gradient(name: str, result: Any, call: dict, targets: dict[str, Any]) -> Any:
+    """``result`` joined to the clean kernel's arguments by the recorded gradient of its sum: a check
+    that calls ``answer.sum().backward()`` gets the gradients the learner's kernel got (any other
+    backward pass raises :class:`ReplayError`)."""
+    import torch
+
+    spec, error = call["sum_gradient"], call.get("gradient_error")
+    if not isinstance(spec, dict) or not isinstance(result, torch.Tensor) or any(w not in targets for w in spec):
+        raise ReplayError(f"{name}: a malformed recording (a gradient)")
+    inputs = [targets[w] for w in spec] if error is None else [
+        t for t in targets.values() if isinstance(t, torch.Tensor) and t.requires_grad]
+    grads = [None if g is None else decode(g) for g in spec.values()]
+
+    class SumGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, value: Any, *_: Any) -> Any:
+            return value.clone()
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            if error is not None:
+                ename, message = error
+                raise _BUILTIN_ERRORS.get(ename, RuntimeError)(message if ename in _BUILTIN_ERRORS
+                                                               else f"{ename}: {message}")
+            if not torch.equal(grad, torch.ones_like(grad)):
+                raise ReplayError(f"{name}: the clean kernel knows the gradient of your answer's sum only")
+            return (None, *grads)
+
+    return SumGradient.apply(result.detach(), *inputs)
 
 
 def _write_back(target: Any, value: Any) -> None:
