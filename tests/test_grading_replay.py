@@ -405,3 +405,34 @@ def test_only_the_gradient_of_the_answers_sum_is_known(tmp_path):
     assert y.grad.tolist() == [0.0, 2.0, 4.0]
     with pytest.raises(ReplayError, match="sum only"):
         (out * 2).sum().backward()
+
+
+def _merge_in_place(ids, pair, new_id):
+    i = 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            ids[i : i + 2] = [new_id]
+        i += 1
+    return list(ids)
+
+
+def _merge_in_place_returned(ids, pair, new_id):
+    _merge_in_place(ids, pair, new_id)
+    return ids
+
+
+@pytest.mark.parametrize("fn", [_merge_in_place, _merge_in_place_returned])
+def test_a_list_argument_changed_in_place_replays(tmp_path, fn):
+    """05e's check_merge_pair asks whether the answer changed the list it was given: the clean
+    kernel sees the change (it used to pass an in-place merge that returned the right list)."""
+    from course_utils.exercises.tokens import check_merge_pair
+
+    ns = {"my_merge_pair": fn}
+    replay.record_start(ns, ["my_merge_pair"])
+    with pytest.raises(CheckFailed, match="changed the list it was given"):
+        check_merge_pair(ns["my_merge_pair"])
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    with pytest.raises(CheckFailed, match="changed the list it was given"):
+        check_merge_pair(clean["my_merge_pair"])

@@ -5,8 +5,9 @@ Grading a test cell takes two kernels, both sandboxed:
 1. **The learner's kernel** runs the notebook as today. Around each test cell the grader
    wraps the names the cell reads (:func:`record_start`): the learner's functions become
    recorders that pass every call through and write down its arguments (as a digest), what
-   it returned or raised, and what it did to array arguments in place; other values are
-   written down as they are. :func:`record_finish` saves all this as JSON.
+   it returned or raised, and what it did in place to its array, tensor, generator, list and
+   dict arguments (those inside lists and dicts included); other values are written down as
+   they are. :func:`record_finish` saves all this as JSON.
 2. **A clean kernel** never sees the learner's code: it runs the source notebook's imports,
    then, for each test cell, :func:`bind` (stand-ins for the learner's names, built from the
    JSON) and the source's test cell, hidden and instructor's tests included. A stand-in
@@ -332,8 +333,9 @@ _NESTING = 3  # how deep _arguments looks into dicts, lists and tuples
 
 def _arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
     """The changeable arguments of a call, by position ("0") or keyword name ("k:generator"),
-    and those inside a dict, list or tuple argument (``0["W_xh"]``, ``1[2]["c"]``): a check that
-    hands over a dict of arrays sees what the learner's function did to them in place."""
+    and those inside a dict, list or tuple argument (``0["W_xh"]``, ``1[2]["c"]``), then the dicts
+    and lists themselves (after what they hold): a check that hands over a list or a dict of arrays
+    sees what the learner's function did to it in place."""
     found: dict[str, Any] = {}
 
     def walk(where: str, value: Any, depth: int) -> None:
@@ -343,6 +345,8 @@ def _arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
             for key, item in value.items() if type(value) is dict else enumerate(value):
                 if type(key) in (str, int):
                     walk(f"{where}[{json.dumps(key)}]", item, depth + 1)
+            if type(value) is not tuple:
+                found[where] = value
 
     for where, value in _named(args, kwargs).items():
         walk(where, value, 0)
@@ -380,7 +384,7 @@ class Recorder:
             _depth[0] -= 1
         try:
             call["return"] = encode(result, refs=_identities(args, kwargs))
-            call["mutated"] = {where: encode(a) for where, a in _arguments(args, kwargs).items()}
+            call["mutated"] = _after(args, kwargs)
             call.update(_sum_gradient(result, args, kwargs))
         except Uncrossable as err:
             call["uncrossable"] = f"it returned {err}"
@@ -509,7 +513,7 @@ class Replayer:
         for where, value in call.get("mutated", {}).items():
             if where not in targets:
                 raise ReplayError(f"{self.name}: a malformed recording (no argument {where})")
-            _write_back(targets[where], decode(value))
+            _write_back(targets[where], value)
         result = decode(call.get("return"), _referable(args, kwargs))
         return _with_sum_gradient(self.name, result, call, targets) if "sum_gradient" in call else result
 
@@ -565,8 +569,38 @@ def _with_sum_gradient(name: str, result: Any, call: dict, targets: dict[str, An
     return SumGradient.apply(result.detach(), *inputs)
 
 
-def _write_back(target: Any, value: Any) -> None:
-    """Apply what the learner's function did to an array argument in place (where it changed)."""
+def _after(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """What the changeable arguments hold after a call (a dict or list that is not data is left out:
+    it is not written back)."""
+    out = {}
+    for where, value in _arguments(args, kwargs).items():
+        try:
+            out[where] = encode(value)
+        except Uncrossable:
+            if _changeable(value):
+                raise
+    return out
+
+
+def _write_back(target: Any, data: Any) -> None:
+    """Apply what the learner's function did to an argument in place (where it changed): an array,
+    a tensor or a generator, or the items of a dict or list (those inside written back first)."""
+    if type(target) in (dict, list):
+        try:
+            same = encode(target) == data
+        except Uncrossable:
+            same = False
+        if not same:
+            value = decode(data)
+            if type(value) is not type(target):
+                raise ReplayError("a malformed recording (an argument changed in place)")
+            if type(target) is list:
+                target[:] = value
+            else:
+                target.clear()
+                target.update(value)
+        return
+    value = decode(data)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(target, torch.Generator):
         target.set_state(value.get_state())
