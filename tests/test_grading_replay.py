@@ -211,3 +211,228 @@ def test_a_model_of_the_learners_own_class_does_not_fingerprint():
     wrapped = torch.nn.Sequential(torch.nn.Linear(2, 2), Mine(2, 2))  # inside a trusted container too
     with pytest.raises(Uncrossable, match="Mine"):
         replay.digest((wrapped,), {})
+
+
+def _learner_groups(model, weight_decay):
+    params = list(model.parameters())
+    return [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+
+
+def _learner_copies(model, weight_decay):
+    return [{"params": [p.detach() for p in model.parameters()], "weight_decay": weight_decay}]
+
+
+def _recipe_model():
+    from course_utils.recipe import RecipeGPT
+
+    torch.manual_seed(0)
+    return RecipeGPT(11, 8, 16, 4, 2, tie_weights=True)
+
+
+def _record(tmp_path, fn, *args):
+    ns = {"my_f": fn}
+    replay.record_start(ns, ["my_f"])
+    answer = ns["my_f"](*args)
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    return answer, clean["my_f"]
+
+
+def test_a_models_own_parameters_returned_are_the_clean_kernels_own(tmp_path):
+    """Returning a model argument's parameters crosses as references: the clean kernel's stand-in
+    returns its own model's parameters (the very objects: an optimiser built on them trains it)."""
+    model = _recipe_model()
+    answer, stand_in = _record(tmp_path, _learner_groups, model, 0.1)
+    clean_model = _recipe_model()  # the clean kernel's test cell builds its own, equal model
+    groups = stand_in(clean_model, 0.1)
+    assert [[id(p) for p in g["params"]] for g in groups] == [[id(p) for p in g["params"]]
+                                                              for g in _learner_groups(clean_model, 0.1)]
+    assert [g["weight_decay"] for g in groups] == [0.1, 0.0]
+    assert clean_model.head.weight is clean_model.embed.weight and sum(len(g["params"]) for g in groups) == len(
+        list(clean_model.parameters()))  # the tied matrix once, as in the learner's kernel
+
+
+def test_a_copy_of_a_parameter_stays_a_copy(tmp_path):
+    model = _recipe_model()
+    _, stand_in = _record(tmp_path, _learner_copies, model, 0.1)
+    clean_model = _recipe_model()
+    params = {id(p) for p in clean_model.parameters()}
+    (group,) = stand_in(clean_model, 0.1)
+    assert group["params"] and not any(id(p) in params for p in group["params"])
+    assert all(torch.equal(a, b) for a, b in zip(group["params"], clean_model.parameters(), strict=True))
+
+
+def test_an_argument_returned_is_the_clean_kernels_argument(tmp_path):
+    def scale_(x):
+        return x.mul_(2)
+
+    x = torch.arange(3.0)
+    _, stand_in = _record(tmp_path, scale_, x)
+    y = torch.arange(3.0)
+    assert stand_in(y) is y and y.tolist() == [0.0, 2.0, 4.0]  # the in-place change, then the object itself
+
+
+def test_a_reference_to_something_changed_in_place_falls_back(tmp_path):
+    def zero_first(model):
+        p = next(model.parameters())
+        with torch.no_grad():
+            p.zero_()  # a model's in-place change is not repeated in the clean kernel
+        return p
+
+    _, stand_in = _record(tmp_path, zero_first, _recipe_model())
+    with pytest.raises(ReplayError, match="changing it in place"):
+        stand_in(_recipe_model())
+
+
+def test_a_tied_model_and_an_untied_one_with_equal_weights_differ():
+    from course_utils.recipe import RecipeGPT
+
+    torch.manual_seed(0)
+    tied = RecipeGPT(11, 8, 16, 4, 2, tie_weights=True)
+    untied = RecipeGPT(11, 8, 16, 4, 2, tie_weights=True)
+    untied.head.weight = torch.nn.Parameter(tied.embed.weight.detach().clone())
+    untied.load_state_dict(tied.state_dict())
+    assert replay.digest((tied,), {}) != replay.digest((untied,), {})
+
+
+def test_a_forged_reference_names_only_the_calls_own_objects(tmp_path):
+    with pytest.raises(ReplayError, match="outside a call's arguments"):
+        decode({"ref": ["0"], "fingerprint": ""})
+    with pytest.raises(ReplayError, match="does not have"):
+        decode({"ref": ["0", "parameter", "__class__"], "fingerprint": ""}, replay._referable((torch.ones(1),), {}))
+
+
+def test_arrays_inside_a_dict_argument_changed_in_place_replay(tmp_path):
+    def double_first(grads):
+        grads["a"] *= 2
+        return dict(grads)
+
+    answer, stand_in = _record(tmp_path, double_first, {"a": np.ones(2), "b": [np.zeros(1)]})
+    grads = {"a": np.ones(2), "b": [np.zeros(1)]}
+    got = stand_in(grads)
+    assert grads["a"].tolist() == [2.0, 2.0] and got is not grads and got["a"] is grads["a"]
+
+
+def test_a_dict_argument_returned_is_the_clean_kernels_own(tmp_path):
+    def unchanged(grads):
+        return grads, 1.0
+
+    _, stand_in = _record(tmp_path, unchanged, {"a": np.ones(2)})
+    grads = {"a": np.ones(2)}
+    got, norm = stand_in(grads)
+    assert got is grads and norm == 1.0
+
+
+def _clip_in_place(grads, max_norm):
+    norm = float(np.sqrt(sum((g ** 2).sum() for g in grads.values())))
+    for g in grads.values():
+        g *= min(1.0, max_norm / (norm + 1e-6))
+    return dict(grads), norm
+
+
+def _clip_returns_its_input(grads, max_norm):
+    norm = float(np.sqrt(sum((g ** 2).sum() for g in grads.values())))
+    if norm <= max_norm:
+        return grads, norm
+    return {k: g * (max_norm / (norm + 1e-6)) for k, g in grads.items()}, norm
+
+
+@pytest.mark.parametrize("fn, reason", [(_clip_in_place, "in place"),
+                                        (_clip_returns_its_input, "the dict it was given")])
+def test_a_check_asking_about_its_own_arguments_decides_in_the_clean_kernel(tmp_path, fn, reason):
+    """02's check_clip_grad_norm asks whether the answer changed its input in place or returned it:
+    the clean kernel answers as the learner's did (it used to call on, find no recording, and
+    leave the verdict to the learner's kernel)."""
+    from course_utils.exercises.bptt import check_clip_grad_norm
+
+    ns = {"my_clip": fn}
+    replay.record_start(ns, ["my_clip"])
+    with pytest.raises(CheckFailed, match=reason):
+        check_clip_grad_norm(ns["my_clip"])
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    with pytest.raises(CheckFailed, match=reason):
+        check_clip_grad_norm(clean["my_clip"])
+
+
+def _mask_right(gamma):
+    c = torch.cumsum(torch.log(gamma), -1)  # (..., T)
+    diff = c[..., :, None] - c[..., None, :]  # (..., T, T)
+    T = gamma.shape[-1]
+    return torch.exp(diff.masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf")))
+
+
+def _mask_nan_gradient(gamma):  # the same values; exp overflows above the diagonal, so the backward pass gives NaN
+    c = torch.cumsum(torch.log(gamma), -1)
+    T = gamma.shape[-1]
+    return torch.exp(c[..., :, None] - c[..., None, :]).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), 0.0)
+
+
+@pytest.mark.parametrize("fn, passes", [(_mask_right, True), (_mask_nan_gradient, False)])
+def test_the_gradient_of_an_answer_crosses_with_it(tmp_path, fn, passes):
+    """09b's check_decay_mask calls the answer on a gamma that requires grad and backpropagates its
+    sum: the clean kernel's stand-in gives the learner's gradient (it used to return a tensor with no
+    graph, so a NaN gradient passed)."""
+    from course_utils.exercises.linear_attention import check_decay_mask
+
+    ns = {"my_decay_mask": fn}
+    replay.record_start(ns, ["my_decay_mask"])
+    try:
+        check_decay_mask(ns["my_decay_mask"])  # the learner's kernel: the recorder leaves the graph to the check
+        passed = True
+    except CheckFailed:
+        passed = False
+    assert passed == passes
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    if passes:
+        check_decay_mask(clean["my_decay_mask"])
+    else:
+        with pytest.raises(CheckFailed, match="gradient with respect to gamma contains NaN"):
+            check_decay_mask(clean["my_decay_mask"])
+
+
+def test_only_the_gradient_of_the_answers_sum_is_known(tmp_path):
+    x = torch.arange(3.0, requires_grad=True)
+    _, stand_in = _record(tmp_path, lambda t: t * t, x)
+    y = torch.arange(3.0, requires_grad=True)
+    out = stand_in(y)
+    out.sum().backward(retain_graph=True)
+    assert y.grad.tolist() == [0.0, 2.0, 4.0]
+    with pytest.raises(ReplayError, match="sum only"):
+        (out * 2).sum().backward()
+
+
+def _merge_in_place(ids, pair, new_id):
+    i = 0
+    while i < len(ids) - 1:
+        if (ids[i], ids[i + 1]) == tuple(pair):
+            ids[i : i + 2] = [new_id]
+        i += 1
+    return list(ids)
+
+
+def _merge_in_place_returned(ids, pair, new_id):
+    _merge_in_place(ids, pair, new_id)
+    return ids
+
+
+@pytest.mark.parametrize("fn", [_merge_in_place, _merge_in_place_returned])
+def test_a_list_argument_changed_in_place_replays(tmp_path, fn):
+    """05e's check_merge_pair asks whether the answer changed the list it was given: the clean
+    kernel sees the change (it used to pass an in-place merge that returned the right list)."""
+    from course_utils.exercises.tokens import check_merge_pair
+
+    ns = {"my_merge_pair": fn}
+    replay.record_start(ns, ["my_merge_pair"])
+    with pytest.raises(CheckFailed, match="changed the list it was given"):
+        check_merge_pair(ns["my_merge_pair"])
+    replay.record_finish(ns, str(tmp_path / "r.json"))
+    clean = {}
+    replay.bind(clean, str(tmp_path / "r.json"), [])
+    with pytest.raises(CheckFailed, match="changed the list it was given"):
+        check_merge_pair(clean["my_merge_pair"])

@@ -5,8 +5,9 @@ Grading a test cell takes two kernels, both sandboxed:
 1. **The learner's kernel** runs the notebook as today. Around each test cell the grader
    wraps the names the cell reads (:func:`record_start`): the learner's functions become
    recorders that pass every call through and write down its arguments (as a digest), what
-   it returned or raised, and what it did to array arguments in place; other values are
-   written down as they are. :func:`record_finish` saves all this as JSON.
+   it returned or raised, and what it did in place to its array, tensor, generator, list and
+   dict arguments (those inside lists and dicts included); other values are written down as
+   they are. :func:`record_finish` saves all this as JSON.
 2. **A clean kernel** never sees the learner's code: it runs the source notebook's imports,
    then, for each test cell, :func:`bind` (stand-ins for the learner's names, built from the
    JSON) and the source's test cell, hidden and instructor's tests included. A stand-in
@@ -19,11 +20,18 @@ run code in the clean kernel), and each function's code object, which checks ins
 nothing calls. A model among a call's arguments does not cross either: where it is of the
 course's or torch's own classes, the call's fingerprint includes its classes, sizes and state
 (:func:`digest`), and the clean kernel's test cell, which builds its own model, must call
-with an equal one. An answer that is not data (a model a test cell reads from the learner's
-namespace, a class of the learner's) or a
-test cell that calls the learner's code differently than before raises :class:`ReplayError`
-in the clean kernel; the grader then falls back to the learner's kernel, decides from its
-execute reply, and says so in the gradebook row.
+with an equal one. What a call returns of its own arguments (the argument itself, or a model
+argument's parameter, buffer or submodule: the very object, not a copy) crosses as a reference
+(:func:`_referable`), so the stand-in returns the clean kernel's own object and a check that
+asks "is this one of the model's parameters?" gets the same answer in both kernels. A tensor
+answer with a graph back to arguments that require grad crosses with the gradient of its sum
+with respect to them (:func:`_sum_gradient`), so a check that backpropagates the answer's sum
+sees the learner's gradient (NaN included). An
+answer that is not data (a model a test cell reads from the learner's namespace, a class of
+the learner's), a returned object the learner's function changed in place, or a test cell
+that calls the learner's code differently than before raises :class:`ReplayError` in the
+clean kernel; the grader then falls back to the learner's kernel, decides from its execute
+reply, and says so in the gradebook row.
 
 This module runs inside both kernels: it imports only the standard library, and numpy and
 torch when a value needs them.
@@ -71,13 +79,17 @@ def _array(arr: Any) -> dict:
     return {"dtype": arr.dtype.str, "shape": list(arr.shape), "data": base64.b64encode(arr.tobytes(order="C")).decode()}
 
 
-def encode(value: Any, *, modules: bool = False) -> Any:
+def encode(value: Any, *, modules: bool = False, refs: dict[int, tuple[Any, list[str]]] | None = None) -> Any:
     """``value`` as JSON-ready data; raises :class:`Uncrossable` for anything else.
 
     Types must match exactly: a subclass (of float, of ``np.ndarray``) may behave otherwise
     than its decoded copy would, so it does not cross. ``modules=True`` (for :func:`digest`
     only) writes a torch module as its :func:`_module_fingerprint`, which nothing decodes.
+    ``refs`` (``{id(obj): (obj, path)}``, from :func:`_referable`): an object among them is
+    written as a reference to its path, with a fingerprint of what it holds now.
     """
+    if refs is not None and id(value) in refs and refs[id(value)][0] is value:
+        return {"ref": refs[id(value)][1], "fingerprint": _object_digest(value)}
     kind = type(value)
     if value is None or kind in (bool, str):
         return value
@@ -88,9 +100,10 @@ def encode(value: Any, *, modules: bool = False) -> Any:
     if kind is complex:
         return {"complex": [value.real.hex(), value.imag.hex()]}
     if kind in (list, tuple):
-        return {kind.__name__: [encode(v, modules=modules) for v in value]}
+        return {kind.__name__: [encode(v, modules=modules, refs=refs) for v in value]}
     if kind is dict:
-        return {"dict": [[encode(k, modules=modules), encode(v, modules=modules)] for k, v in value.items()]}
+        return {"dict": [[encode(k, modules=modules, refs=refs), encode(v, modules=modules, refs=refs)]
+                         for k, v in value.items()]}
     numpy, torch = sys.modules.get("numpy"), sys.modules.get("torch")
     if numpy is not None and kind is numpy.ndarray:
         return {"ndarray": _array(value)}
@@ -122,8 +135,9 @@ def _decode_array(spec: dict) -> Any:
     return np.frombuffer(raw, dtype=dtype).reshape(spec["shape"]).copy()
 
 
-def decode(data: Any) -> Any:
-    """The value :func:`encode` wrote (never runs code from the recording)."""
+def decode(data: Any, refs: dict[tuple[str, ...], Any] | None = None) -> Any:
+    """The value :func:`encode` wrote (never runs code from the recording). ``refs``: the
+    objects a reference may name (:func:`_referable` of the clean kernel's call)."""
     if data is None or isinstance(data, (bool, str)):
         return data
     if not isinstance(data, dict) or len(data) < 1:
@@ -135,11 +149,13 @@ def decode(data: Any) -> Any:
         return float.fromhex(data["float"])
     if kind == "complex":
         return complex(float.fromhex(data["complex"][0]), float.fromhex(data["complex"][1]))
+    if kind == "ref":
+        return _resolve(data, refs)
     if kind in ("list", "tuple"):
-        items = [decode(v) for v in data[kind]]
+        items = [decode(v, refs) for v in data[kind]]
         return items if kind == "list" else tuple(items)
     if kind == "dict":
-        return {decode(k): decode(v) for k, v in data["dict"]}
+        return {decode(k, refs): decode(v, refs) for k, v in data["dict"]}
     if kind == "ndarray":
         return _decode_array(data["ndarray"])
     if kind == "npscalar":
@@ -198,7 +214,81 @@ def _module_fingerprint(module: Any) -> dict:
             raise Uncrossable(f"a {kind.__module__}.{kind.__qualname__}")
         plain = sorted((k, v) for k, v in vars(sub).items() if not k.startswith("_") and type(v) in _PLAIN)
         parts.append([name, f"{kind.__module__}.{kind.__qualname__}", encode(plain)])
-    return {"module": parts, "state": [[k, encode(t)] for k, t in module.state_dict().items()]}
+    return {"module": parts, "state": [[k, encode(t)] for k, t in module.state_dict().items()],
+            "shared": _shared(module)}
+
+
+def _members(module: Any) -> list[tuple[str, str, Any]]:
+    """``(kind, name, object)`` for each parameter, buffer and submodule of ``module``, under every
+    name it has (a tied matrix twice), in torch's order."""
+    return ([("parameter", n, p) for n, p in module.named_parameters(remove_duplicate=False)]
+            + [("buffer", n, b) for n, b in module.named_buffers(remove_duplicate=False)]
+            + [("module", n, m) for n, m in module.named_modules(remove_duplicate=False) if n])
+
+
+def _shared(module: Any) -> list[list[str]]:
+    """Which names of ``module`` are one object (a tied matrix): equal states can differ in this."""
+    first: dict[int, str] = {}
+    shared = []
+    for kind, name, obj in _members(module):
+        if id(obj) in first:
+            shared.append([kind, name, first[id(obj)]])
+        else:
+            first[id(obj)] = name
+    return shared
+
+
+# ----------------------------------------------------------------------------- a call's own objects, by reference
+
+def _referable(args: tuple, kwargs: dict) -> dict[tuple[str, ...], Any]:
+    """The objects a call's answer may return by reference, by path: each argument that is a tensor,
+    array, generator, module, dict or list (``("0",)``, ``("k:model",)``), each tensor, array or generator
+    inside a dict, list or tuple argument (``('0["W_xh"]',)``, as :func:`_arguments` names them) and
+    each parameter, buffer and submodule of a module argument (``("0", "parameter", "head.weight")``),
+    first names first.
+
+    The clean kernel's call has equal arguments (:func:`digest`, which includes which of a model's
+    names are one object), so the same path names the corresponding object there."""
+    torch = sys.modules.get("torch")
+    paths: dict[tuple[str, ...], Any] = {(where,): v for where, v in _arguments(args, kwargs).items()}
+    for where, value in _named(args, kwargs).items():
+        module = torch is not None and isinstance(value, torch.nn.Module)
+        if module or type(value) in (dict, list):
+            paths.setdefault((where,), value)
+        for kind, name, obj in _members(value) if module else []:
+            paths.setdefault((where, kind, name), obj)
+    return paths
+
+
+def _identities(args: tuple, kwargs: dict) -> dict[int, tuple[Any, list[str]]]:
+    """:func:`_referable` by object: ``{id(obj): (obj, path)}``, an object's first path only."""
+    out: dict[int, tuple[Any, list[str]]] = {}
+    for path, obj in _referable(args, kwargs).items():
+        out.setdefault(id(obj), (obj, list(path)))
+    return out
+
+
+def _object_digest(value: Any) -> str:
+    """What a referenced object holds (values, dtype, a module's fingerprint), hashed."""
+    return hashlib.sha256(json.dumps(encode(value, modules=True), sort_keys=True).encode()).hexdigest()
+
+
+def _resolve(data: dict, refs: dict[tuple[str, ...], Any] | None) -> Any:
+    """The clean kernel's object a reference names; it must hold what the learner's did."""
+    path = data.get("ref")
+    if refs is None or not isinstance(path, list):
+        raise ReplayError("a recording refers to an object outside a call's arguments")
+    obj = refs.get(tuple(str(p) for p in path), _MISSING)
+    if obj is _MISSING:
+        raise ReplayError(f"a recording refers to {'.'.join(map(str, path))}, which the call here does not have")
+    try:
+        same = _object_digest(obj) == data.get("fingerprint")
+    except Uncrossable:
+        same = False
+    if not same:
+        raise ReplayError(f"your function returned {'.'.join(map(str, path))} of its arguments after changing it in "
+                          "place, which the clean kernel does not repeat")
+    return obj
 
 
 # ----------------------------------------------------------------------------- the code object, for inspection
@@ -233,10 +323,34 @@ def _changeable(value: Any) -> bool:
         torch is not None and isinstance(value, (torch.Tensor, torch.Generator)))
 
 
+def _named(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """A call's arguments by position ("0") or keyword name ("k:generator")."""
+    return {str(i): a for i, a in enumerate(args)} | {f"k:{k}": v for k, v in kwargs.items()}
+
+
+_NESTING = 3  # how deep _arguments looks into dicts, lists and tuples
+
+
 def _arguments(args: tuple, kwargs: dict) -> dict[str, Any]:
-    """The changeable arguments of a call, by position ("0") or keyword name ("k:generator")."""
-    named = {str(i): a for i, a in enumerate(args)} | {f"k:{k}": v for k, v in kwargs.items()}
-    return {where: value for where, value in named.items() if _changeable(value)}
+    """The changeable arguments of a call, by position ("0") or keyword name ("k:generator"),
+    and those inside a dict, list or tuple argument (``0["W_xh"]``, ``1[2]["c"]``), then the dicts
+    and lists themselves (after what they hold): a check that hands over a list or a dict of arrays
+    sees what the learner's function did to it in place."""
+    found: dict[str, Any] = {}
+
+    def walk(where: str, value: Any, depth: int) -> None:
+        if _changeable(value):
+            found[where] = value
+        elif depth < _NESTING and type(value) in (dict, list, tuple):
+            for key, item in value.items() if type(value) is dict else enumerate(value):
+                if type(key) in (str, int):
+                    walk(f"{where}[{json.dumps(key)}]", item, depth + 1)
+            if type(value) is not tuple:
+                found[where] = value
+
+    for where, value in _named(args, kwargs).items():
+        walk(where, value, 0)
+    return found
 
 
 class Recorder:
@@ -269,8 +383,9 @@ class Recorder:
         finally:
             _depth[0] -= 1
         try:
-            call["return"] = encode(result)
-            call["mutated"] = {where: encode(a) for where, a in _arguments(args, kwargs).items()}
+            call["return"] = encode(result, refs=_identities(args, kwargs))
+            call["mutated"] = _after(args, kwargs)
+            call.update(_sum_gradient(result, args, kwargs))
         except Uncrossable as err:
             call["uncrossable"] = f"it returned {err}"
         return result
@@ -398,12 +513,94 @@ class Replayer:
         for where, value in call.get("mutated", {}).items():
             if where not in targets:
                 raise ReplayError(f"{self.name}: a malformed recording (no argument {where})")
-            _write_back(targets[where], decode(value))
-        return decode(call.get("return"))
+            _write_back(targets[where], value)
+        result = decode(call.get("return"), _referable(args, kwargs))
+        return _with_sum_gradient(self.name, result, call, targets) if "sum_gradient" in call else result
 
 
-def _write_back(target: Any, value: Any) -> None:
-    """Apply what the learner's function did to an array argument in place (where it changed)."""
+# ----------------------------------------------------------------------------- gradients, for a tensor answer
+
+def _sum_gradient(result: Any, args: tuple, kwargs: dict) -> dict:
+    """For a tensor answer with an autograd graph back to tensor arguments that require grad: the
+    gradient of its sum with respect to each (``{"sum_gradient": {where: tensor or None}}``), or the
+    error the backward pass raised (learner's kernel). Empty for any other answer."""
+    torch = sys.modules.get("torch")
+    if torch is None or type(result) is not torch.Tensor or result.grad_fn is None:
+        return {}
+    inputs = {where: t for where, t in _arguments(args, kwargs).items()
+              if isinstance(t, torch.Tensor) and t.requires_grad}
+    if not inputs:
+        return {}
+    try:
+        grads = torch.autograd.grad(result.sum(), list(inputs.values()), retain_graph=True, allow_unused=True)
+    except Exception as err:  # noqa: BLE001 - the clean kernel's backward raises it again
+        return {"sum_gradient": {}, "gradient_error": [type(err).__name__, str(err)[:2000]]}
+    return {"sum_gradient": {where: None if g is None else encode(g) for where, g in zip(inputs, grads, strict=True)}}
+
+
+def _with_sum_gradient(name: str, result: Any, call: dict, targets: dict[str, Any]) -> Any:
+    """``result`` joined to the clean kernel's arguments by the recorded gradient of its sum: a check
+    that calls ``answer.sum().backward()`` gets the gradients the learner's kernel got (any other
+    backward pass raises :class:`ReplayError`)."""
+    import torch
+
+    spec, error = call["sum_gradient"], call.get("gradient_error")
+    if not isinstance(spec, dict) or not isinstance(result, torch.Tensor) or any(w not in targets for w in spec):
+        raise ReplayError(f"{name}: a malformed recording (a gradient)")
+    inputs = [targets[w] for w in spec] if error is None else [
+        t for t in targets.values() if isinstance(t, torch.Tensor) and t.requires_grad]
+    grads = [None if g is None else decode(g) for g in spec.values()]
+
+    class SumGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx: Any, value: Any, *_: Any) -> Any:
+            return value.clone()
+
+        @staticmethod
+        def backward(ctx: Any, grad: Any) -> Any:
+            if error is not None:
+                ename, message = error
+                raise _BUILTIN_ERRORS.get(ename, RuntimeError)(message if ename in _BUILTIN_ERRORS
+                                                               else f"{ename}: {message}")
+            if not torch.equal(grad, torch.ones_like(grad)):
+                raise ReplayError(f"{name}: the clean kernel knows the gradient of your answer's sum only")
+            return (None, *grads)
+
+    return SumGradient.apply(result.detach(), *inputs)
+
+
+def _after(args: tuple, kwargs: dict) -> dict[str, Any]:
+    """What the changeable arguments hold after a call (a dict or list that is not data is left out:
+    it is not written back)."""
+    out = {}
+    for where, value in _arguments(args, kwargs).items():
+        try:
+            out[where] = encode(value)
+        except Uncrossable:
+            if _changeable(value):
+                raise
+    return out
+
+
+def _write_back(target: Any, data: Any) -> None:
+    """Apply what the learner's function did to an argument in place (where it changed): an array,
+    a tensor or a generator, or the items of a dict or list (those inside written back first)."""
+    if type(target) in (dict, list):
+        try:
+            same = encode(target) == data
+        except Uncrossable:
+            same = False
+        if not same:
+            value = decode(data)
+            if type(value) is not type(target):
+                raise ReplayError("a malformed recording (an argument changed in place)")
+            if type(target) is list:
+                target[:] = value
+            else:
+                target.clear()
+                target.update(value)
+        return
+    value = decode(data)
     torch = sys.modules.get("torch")
     if torch is not None and isinstance(target, torch.Generator):
         target.set_state(value.get_state())
