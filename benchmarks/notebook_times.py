@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     merged = merge(rows, args.results)
     args.results.parent.mkdir(parents=True, exist_ok=True)
     with open(args.results, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=FIELDS, restval="")
+        writer = csv.DictWriter(f, fieldnames=FIELDS, restval="", lineterminator="\n")  # the file as git keeps it
         writer.writeheader()
         writer.writerows(merged)
     args.results.with_suffix(".md").write_text(to_markdown(merged))
