@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_tokens import in_place
 
 from course_tools.grading import replay
 from course_tools.grading.replay import ReplayError, Uncrossable, decode, encode
@@ -408,20 +409,11 @@ def test_only_the_gradient_of_the_answers_sum_is_known(tmp_path):
 
 
 def _merge_in_place(ids, pair, new_id):
-    i = 0
-    while i < len(ids) - 1:
-        if (ids[i], ids[i + 1]) == tuple(pair):
-            ids[i : i + 2] = [new_id]
-        i += 1
-    return list(ids)
+    """05e's in-place mistake (tests/test_tokens.py), returning a new list of the merged ids."""
+    return list(in_place(ids, pair, new_id))
 
 
-def _merge_in_place_returned(ids, pair, new_id):
-    _merge_in_place(ids, pair, new_id)
-    return ids
-
-
-@pytest.mark.parametrize("fn", [_merge_in_place, _merge_in_place_returned])
+@pytest.mark.parametrize("fn", [_merge_in_place, in_place])  # in_place returns the list it was given
 def test_a_list_argument_changed_in_place_replays(tmp_path, fn):
     """05e's check_merge_pair asks whether the answer changed the list it was given: the clean
     kernel sees the change (it used to pass an in-place merge that returned the right list)."""
