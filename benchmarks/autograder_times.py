@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
-from course_tools.grading.autograder import build, grade_one, lay_out, run_setup
+from course_tools.grading.autograder import build, grade_one, lay_out, reuse_environment, run_setup
 from course_tools.grading.executor import Limits
 
 REPO = Path(__file__).resolve().parent.parent
@@ -65,12 +65,14 @@ def main() -> None:
     args = parser.parse_args()
     measured, setup_s, load = [], None, [os.getloadavg()[0]]
     with tempfile.TemporaryDirectory(prefix="autograder-bench-") as tmp:
-        venv = args.venv.resolve() if args.venv else Path(tmp) / "venv"
+        venv = Path(tmp) / "venv"
         for i, stem in enumerate(args.notebooks):
             notebook = REPO / "notebooks" / f"{stem}.ipynb"
             root = Path(tmp) / stem
             build([notebook], Path(tmp) / f"{stem}.zip", Limits(threads=1))  # as the table's times
             lay_out(Path(tmp) / f"{stem}.zip", root)
+            if args.venv:  # root/venv as setup.sh makes it, its packages from --venv (not its editable course:
+                venv = reuse_environment(root, args.venv.resolve())  # the sandbox hides the repository)
             if i == 0 and not args.venv:
                 start = time.perf_counter()
                 done = run_setup(root, venv, env={"TORCH_INDEX_URL": ""})
@@ -80,8 +82,9 @@ def main() -> None:
             walls = []
             for _ in range(args.repeat):
                 result, seconds = grade_one(root, notebook, venv)
-                if result["score"] != sum(t["max_score"] for t in result["tests"]):
-                    print(f"{stem}: not full marks: {result['output']}", flush=True)
+                if result["score"] != sum(t["max_score"] for t in result["tests"]):  # a failed run times nothing
+                    sys.exit(f"{stem}: the solved notebook did not score full marks, no table written:\n"
+                             f"{result['output']}")
                 walls.append(seconds)
                 print(f"{stem}: run_autograder {seconds:.1f} s", flush=True)
             alone = notebook_alone(notebook)
@@ -124,7 +127,7 @@ def write(out: Path, measured: list, setup_s: float | None, venv: Path | None, l
     scaled = overhead / slowdown
     longest_name = max(times, key=times.get)
     lines += [
-        "## Projection: 300 students x 17 notebooks", "",
+        f"## Projection: {STUDENTS} students x {len(times)} notebooks", "",
         "Per submission of notebook k: W_k = t_k + O, with t_k its one-thread wall time "
         f"(benchmarks/results/notebook_times.csv, {len(times)} notebooks, sum {sum(times.values()):.0f} s) and O the "
         "grader's overhead per "
@@ -134,7 +137,7 @@ def write(out: Path, measured: list, setup_s: float | None, venv: Path | None, l
         "",
         "    T(N) = max(S * sum_k (t_k + O) / N,  max_k (t_k + O))",
         "",
-        "| O (s) | one student's 17 notebooks (s) | container-hours for the class | N = "
+        f"| O (s) | one student's {len(times)} notebooks (s) | container-hours for the class | N = "
         + " | N = ".join(str(n) for n in CONTAINERS) + " |",
         "| ---: | ---: | ---: |" + " ---: |" * len(CONTAINERS),
     ]
