@@ -338,7 +338,7 @@ def schedule_lr(config: RecipeConfig, step: int) -> float:
         return config.lr * min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else config.lr
     if config.schedule == "noam":
         peak = noam_lr(config.warmup_steps, config.d_model, config.warmup_steps)
-        return config.lr * noam_lambda(config.d_model, config.warmup_steps)(step) / peak
+        return config.lr * noam_lr(step + 1, config.d_model, config.warmup_steps) / peak
     raise ValueError(f"schedule must be 'cosine', 'constant' or 'noam', got {config.schedule!r}")
 
 
